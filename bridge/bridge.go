@@ -1,0 +1,272 @@
+package bridge
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Config configures a Bridge. Zero values mean the documented defaults.
+type Config struct {
+	// Upstream runs the chat session of each connection. Required.
+	Upstream Upstream
+	// Origins says which cross-origin pages may open a WebSocket.
+	Origins Origins
+	// MaxFrameBytes bounds a client message; a bigger one closes the
+	// connection with 1009. Default 64 KiB.
+	MaxFrameBytes int
+	// PingInterval is how often the server pings; a connection silent
+	// (no frame, no pong) for two intervals is closed. Default 30s.
+	PingInterval time.Duration
+	// WriteTimeout bounds one write to a browser. Default 10s.
+	WriteTimeout time.Duration
+	// AuthTimeout bounds the wait for an auth frame on the authenticated
+	// endpoint when the token came neither in the URL nor as a subprotocol.
+	// Default 10s.
+	AuthTimeout time.Duration
+	// CloseTimeout bounds the closing handshake. Default 2s.
+	CloseTimeout time.Duration
+	// Logger receives the bridge's logs; tokens never reach it. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock of the bridge's own error frames. Default time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = 64 << 10
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 30 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.AuthTimeout <= 0 {
+		c.AuthTimeout = 10 * time.Second
+	}
+	if c.CloseTimeout <= 0 {
+		c.CloseTimeout = 2 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Subprotocol is the WebSocket subprotocol of Tertulia's JSON frames. A
+// browser that sends its token as a "bearer.<jwt>" subprotocol must offer
+// this one too: the server echoes it, never the token.
+const Subprotocol = "tertulia.v1"
+
+// bearerProtocol prefixes a token sent as a subprotocol.
+const bearerProtocol = "bearer."
+
+// Bridge serves the WebSocket endpoints. Its methods are safe for
+// concurrent use.
+type Bridge struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex // protects conns and shutdown
+	conns    map[*Conn]struct{}
+	shutdown bool
+	wg       sync.WaitGroup // one per running handler
+}
+
+// New returns a bridge; mount its Handlers.
+func New(cfg Config) (*Bridge, error) {
+	if cfg.Upstream == nil {
+		return nil, errors.New("bridge: Config.Upstream is required")
+	}
+	cfg = cfg.withDefaults()
+	return &Bridge{cfg: cfg, log: cfg.Logger, conns: make(map[*Conn]struct{})}, nil
+}
+
+func (b *Bridge) now() time.Time { return b.cfg.Now().UTC() }
+
+// Handlers are the bridge's endpoints by http.ServeMux pattern:
+// /api/v1/ws admits guests (where the upstream allows them) and anyone
+// presenting a token; /api/v1/ws/authenticated requires a token, from the
+// token query parameter, a bearer.<jwt> subprotocol or a first frame
+// {"type":"auth","token":"..."}.
+func (b *Bridge) Handlers() map[string]http.Handler {
+	return map[string]http.Handler{
+		"GET /api/v1/ws":               http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.serve(w, r, false) }),
+		"GET /api/v1/ws/authenticated": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.serve(w, r, true) }),
+	}
+}
+
+// serve runs one WebSocket connection from upgrade to close.
+func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, requireToken bool) {
+	if !b.cfg.Origins.Allow(r) {
+		// Before the upgrade: a page from another site must not ride on the
+		// browser's cookies or network position (cross-site WebSocket hijacking).
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	token := tokenOf(r)
+	up := ws.HTTPUpgrader{
+		Protocol: func(p string) bool { return p == Subprotocol },
+		Timeout:  b.cfg.WriteTimeout,
+	}
+	nc, rw, _, err := up.Upgrade(r, w)
+	if err != nil {
+		// The upgrader has answered the request with an HTTP error.
+		if nc != nil {
+			nc.Close()
+		}
+		b.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	br := rw.Reader
+	if br.Buffered() == 0 {
+		// Nothing read ahead: a small reader of our own instead of the
+		// hijacked 4 KiB one, for the whole life of an idle connection.
+		br = bufio.NewReaderSize(nc, readBufferSize)
+	}
+	c := newConn(b, nc, br)
+	if !b.track(c) {
+		c.Close(ws.StatusGoingAway, "server shutting down")
+		c.release()
+		return
+	}
+	// The connection outlives this handler: returning lets net/http free
+	// the request and its response buffers, and the connection's goroutine
+	// starts with a small stack rather than deep in net/http's.
+	remote := r.RemoteAddr
+	go b.run(c, token, requireToken, remote)
+}
+
+// readBufferSize is the read buffer of a connection; bigger frames are read
+// through it in pieces.
+const readBufferSize = 1 << 10
+
+// run runs one upgraded connection until it closes.
+func (b *Bridge) run(c *Conn, token string, requireToken bool, remote string) {
+	defer b.untrack(c)
+	if token == "" && requireToken {
+		token = b.authFrame(c)
+	}
+	if c.CloseCode() == 0 {
+		err := b.cfg.Upstream.Run(context.Background(), token, c)
+		c.Close(closeFor(err))
+	}
+	c.release()
+	b.log.Debug("websocket closed", "remote", remote, "code", int(c.CloseCode()))
+}
+
+// authFrame waits for the auth frame that carries the token, and closes
+// the connection with 1008 if there is none.
+func (b *Bridge) authFrame(c *Conn) string {
+	data, err := c.readMessage(b.cfg.AuthTimeout)
+	if err != nil {
+		c.Close(ws.StatusPolicyViolation, "authentication required") // unless the read failure closed it
+		return ""
+	}
+	m, err := DecodeFrame(data)
+	if err != nil || m.Frame != nil || m.Token == "" {
+		c.Close(ws.StatusPolicyViolation, `authentication required: send {"type":"auth","token":"..."} first`)
+		return ""
+	}
+	return m.Token
+}
+
+// tokenOf returns the token of the request's URL or subprotocols, if any.
+func tokenOf(r *http.Request) string {
+	if t := r.URL.Query().Get("token"); t != "" {
+		return t
+	}
+	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(h, ",") {
+			if t, ok := strings.CutPrefix(strings.TrimSpace(p), bearerProtocol); ok && t != "" {
+				return t
+			}
+		}
+	}
+	return ""
+}
+
+// closeFor maps how a session ended onto a WebSocket close code and reason.
+func closeFor(err error) (ws.StatusCode, string) {
+	if err == nil || errors.Is(err, errPeerClosed) || errors.Is(err, ErrClosed) {
+		return ws.StatusNormalClosure, ""
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return ws.StatusInternalServerError, "internal error"
+	}
+	switch st.Code() {
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return ws.StatusPolicyViolation, st.Message()
+	case codes.ResourceExhausted:
+		// The hub's slow-consumer disconnect: the client read too slowly.
+		return ws.StatusPolicyViolation, st.Message()
+	case codes.Unavailable, codes.Canceled:
+		return ws.StatusGoingAway, "server shutting down"
+	default:
+		return ws.StatusInternalServerError, st.Message()
+	}
+}
+
+// track registers c for Shutdown; false if the bridge is shutting down.
+func (b *Bridge) track(c *Conn) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.shutdown {
+		return false
+	}
+	b.conns[c] = struct{}{}
+	b.wg.Add(1)
+	return true
+}
+
+func (b *Bridge) untrack(c *Conn) {
+	b.mu.Lock()
+	delete(b.conns, c)
+	b.mu.Unlock()
+	b.wg.Done()
+}
+
+// Shutdown closes every connection with 1001 "server shutting down",
+// refuses new ones, and waits for their handlers to end or for ctx.
+// Hijacked connections are not the HTTP server's to close: this is.
+func (b *Bridge) Shutdown(ctx context.Context) error {
+	b.mu.Lock()
+	b.shutdown = true
+	conns := make([]*Conn, 0, len(b.conns))
+	for c := range b.conns {
+		conns = append(conns, c)
+	}
+	b.mu.Unlock()
+	for _, c := range conns {
+		c.Close(ws.StatusGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() { b.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Conns is the number of open WebSocket connections.
+func (b *Bridge) Conns() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.conns)
+}

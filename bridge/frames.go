@@ -1,0 +1,177 @@
+package bridge
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+)
+
+// This file is the one mapping between the JSON frames of DESIGN.md and
+// chat.v1 frames. Every path to a browser uses it; testdata holds its golden
+// files.
+
+// timeLayout is RFC 3339 in UTC with milliseconds, which every browser's
+// Date parses.
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// serverJSON is a server frame as JSON. Fields a frame type does not carry
+// are left empty and omitted; delivered is a pointer because 0 is an answer.
+type serverJSON struct {
+	Type         string `json:"type"`
+	Timestamp    string `json:"timestamp"`
+	ID           string `json:"id,omitempty"`
+	Message      string `json:"message,omitempty"`
+	Sender       string `json:"sender,omitempty"`
+	UserID       string `json:"user_id,omitempty"`
+	Username     string `json:"username,omitempty"`
+	ConnectionID string `json:"connection_id,omitempty"`
+	Room         string `json:"room,omitempty"`
+	TargetUser   string `json:"target_user,omitempty"`
+	Delivered    *int32 `json:"delivered,omitempty"`
+	Code         string `json:"code,omitempty"`
+}
+
+// EncodeFrame returns f as one JSON text frame. It is safe for concurrent
+// use; the hub calls it once per event for all browser sessions.
+func EncodeFrame(f *chatv1.ServerFrame) ([]byte, error) {
+	j := serverJSON{ID: f.GetId(), Timestamp: f.GetTimestamp().AsTime().UTC().Format(timeLayout)}
+	switch e := f.GetEvent().(type) {
+	case *chatv1.ServerFrame_System:
+		j.Type = "system"
+		j.Message, j.ConnectionID, j.UserID = e.System.GetMessage(), e.System.GetConnectionId(), e.System.GetUserId()
+	case *chatv1.ServerFrame_UserJoined:
+		j.Type = "user_joined"
+		j.Message, j.UserID, j.Username = e.UserJoined.GetMessage(), e.UserJoined.GetUserId(), e.UserJoined.GetUsername()
+	case *chatv1.ServerFrame_UserLeft:
+		j.Type = "user_left"
+		j.Message, j.UserID, j.Username = e.UserLeft.GetMessage(), e.UserLeft.GetUserId(), e.UserLeft.GetUsername()
+	case *chatv1.ServerFrame_Message:
+		j.Type = "message"
+		m := e.Message
+		j.Sender, j.UserID, j.Message, j.Room = m.GetSender(), m.GetUserId(), m.GetMessage(), m.GetRoom()
+	case *chatv1.ServerFrame_RoomJoined:
+		j.Type = "room_joined"
+		r := e.RoomJoined
+		j.Message, j.Room, j.UserID, j.Username = r.GetMessage(), r.GetRoom(), r.GetUserId(), r.GetUsername()
+	case *chatv1.ServerFrame_RoomLeft:
+		j.Type = "room_left"
+		r := e.RoomLeft
+		j.Message, j.Room, j.UserID, j.Username = r.GetMessage(), r.GetRoom(), r.GetUserId(), r.GetUsername()
+	case *chatv1.ServerFrame_PrivateMessage:
+		j.Type = "private_message"
+		p := e.PrivateMessage
+		j.Sender, j.UserID, j.Message = p.GetSender(), p.GetUserId(), p.GetMessage()
+	case *chatv1.ServerFrame_PrivateSent:
+		j.Type = "private_sent"
+		d := e.PrivateSent.GetDelivered()
+		j.Message, j.TargetUser, j.Delivered = e.PrivateSent.GetMessage(), e.PrivateSent.GetTargetUser(), &d
+	case *chatv1.ServerFrame_AdminBroadcast:
+		j.Type = "admin_broadcast"
+		j.Message, j.Room = e.AdminBroadcast.GetMessage(), e.AdminBroadcast.GetRoom()
+	case *chatv1.ServerFrame_Error:
+		j.Type = "error"
+		j.Message, j.Code = e.Error.GetMessage(), e.Error.GetCode()
+	default:
+		return nil, fmt.Errorf("encode server frame: unknown event %T", f.GetEvent())
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	// Pages render text with textContent, so "<" needs no escaping here, and
+	// frames stay readable in a browser's devtools.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&j); err != nil {
+		return nil, fmt.Errorf("encode %s frame: %w", j.Type, err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// ErrorFrame is the error frame the bridge itself answers a bad client frame
+// with; id echoes the frame's id when it could be read.
+func ErrorFrame(now time.Time, id, code, message string) *chatv1.ServerFrame {
+	return &chatv1.ServerFrame{
+		Timestamp: timestamppb.New(now),
+		Id:        id,
+		Event:     &chatv1.ServerFrame_Error{Error: &chatv1.Error{Code: code, Message: message}},
+	}
+}
+
+// The codes of the error frames the bridge sends for frames it cannot read.
+const (
+	CodeInvalidJSON          = "invalid_json"
+	CodeInvalidFrame         = "invalid_frame"
+	CodeUnknownType          = "unknown_type"
+	CodeAlreadyAuthenticated = "already_authenticated"
+)
+
+// FrameError is a client frame the bridge could not map. The connection
+// goes on: the client is told with an error frame.
+type FrameError struct {
+	ID      string // the frame's id, if it could be read
+	Code    string
+	Message string
+}
+
+func (e *FrameError) Error() string { return e.Code + ": " + e.Message }
+
+// clientJSON is a client frame as JSON. Type is a pointer so that a frame
+// without one can be told from one with an empty type (both are messages).
+type clientJSON struct {
+	Type       *string `json:"type"`
+	ID         string  `json:"id"`
+	Message    string  `json:"message"`
+	Room       string  `json:"room"`
+	TargetUser string  `json:"target_user"`
+	Token      string  `json:"token"`
+}
+
+// ClientMessage is one decoded client frame: either a chat frame, or an
+// auth frame carrying a token.
+type ClientMessage struct {
+	Frame *chatv1.ClientFrame // nil for an auth frame
+	Token string              // set only by an auth frame
+}
+
+// DecodeFrame maps one JSON client frame. A frame without a type is a
+// message, as in the seed. Its error, if any, is a *FrameError. Fields a
+// frame type does not use are ignored; checks on values (empty message,
+// room names) are the hub's.
+func DecodeFrame(data []byte) (ClientMessage, error) {
+	var j clientJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			msg := "frame must be a JSON object"
+			if typeErr.Field != "" {
+				msg = fmt.Sprintf("field %q must be a %s, not a JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
+			}
+			return ClientMessage{}, &FrameError{ID: j.ID, Code: CodeInvalidFrame, Message: msg}
+		}
+		return ClientMessage{}, &FrameError{Code: CodeInvalidJSON, Message: "frame is not valid JSON"}
+	}
+	f := &chatv1.ClientFrame{Id: j.ID}
+	typ := "message"
+	if j.Type != nil && *j.Type != "" {
+		typ = *j.Type
+	}
+	switch typ {
+	case "message":
+		f.Kind = &chatv1.ClientFrame_Message{Message: &chatv1.SendMessage{Message: j.Message, Room: j.Room}}
+	case "join_room":
+		f.Kind = &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: j.Room}}
+	case "leave_room":
+		f.Kind = &chatv1.ClientFrame_LeaveRoom{LeaveRoom: &chatv1.LeaveRoom{Room: j.Room}}
+	case "private_message":
+		f.Kind = &chatv1.ClientFrame_PrivateMessage{PrivateMessage: &chatv1.SendPrivateMessage{TargetUser: j.TargetUser, Message: j.Message}}
+	case "auth":
+		return ClientMessage{Token: j.Token}, nil
+	default:
+		return ClientMessage{}, &FrameError{ID: j.ID, Code: CodeUnknownType, Message: fmt.Sprintf("unknown frame type %.64q", typ)}
+	}
+	return ClientMessage{Frame: f}, nil
+}

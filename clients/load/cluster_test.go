@@ -1,0 +1,61 @@
+package load_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/tertulia/tertulia/clients/load"
+	"github.com/tertulia/tertulia/server/broker/redis"
+	"github.com/tertulia/tertulia/server/broker/redis/redistest"
+	"github.com/tertulia/tertulia/server/node"
+	"github.com/tertulia/tertulia/server/node/nodetest"
+)
+
+// With the publisher on one node and the subscribers on another, every
+// message crosses Redis and still reaches every subscriber.
+func TestFanoutAcrossTwoNodes(t *testing.T) {
+	rs := redistest.Start(t)
+	startNode := func() *nodetest.Server {
+		cfg, err := redis.ParseURL(rs.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Prefix = "loadtest"
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		b, err := redis.New(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return nodetest.Start(t, node.Config{Broker: b})
+	}
+	subs, pubs := startNode(), startNode()
+	for _, transport := range load.Transports {
+		t.Run(transport, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			pubBefore, subBefore := pubs.Node.Hub().Metrics().Published.Load(), subs.Node.Hub().Metrics().Published.Load()
+			res, err := load.Run(ctx, load.Config{
+				Scenario: "fanout", Transport: transport, Conns: 20, Rate: 200, Duration: 500 * time.Millisecond,
+				HTTPAddr: subs.HTTPAddr, GRPCAddr: subs.GRPCAddr,
+				PubHTTPAddr: pubs.HTTPAddr, PubGRPCAddr: pubs.GRPCAddr,
+				JWTSecret: nodetest.Secret, ServerPID: os.Getpid(),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Published == 0 || res.Delivered != res.Expected || res.Lost != 0 {
+				t.Errorf("published %d, delivered %d of %d (%d lost), want all delivered", res.Published, res.Delivered, res.Expected, res.Lost)
+			}
+			// The messages entered the cluster on the publisher's node, not the subscribers'.
+			onPub := pubs.Node.Hub().Metrics().Published.Load() - pubBefore
+			onSub := subs.Node.Hub().Metrics().Published.Load() - subBefore
+			if onPub < res.Published || onSub >= res.Published {
+				t.Errorf("events published: %d on the publisher's node, %d on the subscribers'; want the %d messages on the publisher's", onPub, onSub, res.Published)
+			}
+		})
+	}
+}

@@ -1,0 +1,211 @@
+package load
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"time"
+)
+
+// Config describes one run. Zero values mean the documented defaults.
+type Config struct {
+	// Scenario is fanout, rooms, idle or churn.
+	Scenario string
+	// Transport is ws (JSON over the WebSocket bridge) or grpc.
+	Transport string
+	// HTTPAddr is the server's HTTP host:port (WebSocket). Default 127.0.0.1:8000.
+	HTTPAddr string
+	// GRPCAddr is the server's gRPC host:port. Default 127.0.0.1:9090.
+	GRPCAddr string
+	// PubHTTPAddr and PubGRPCAddr put fanout's publisher on another node of
+	// a cluster (subscribers stay on HTTPAddr/GRPCAddr), to measure delivery
+	// across nodes. Default: the same node.
+	PubHTTPAddr string
+	PubGRPCAddr string
+	// AllowRemote lets the tool target a non-loopback address.
+	AllowRemote bool
+
+	// JWTSecret, when set, signs a token per user as `tertulia token` does.
+	// Otherwise Token is used for every connection; with neither, the
+	// connections are anonymous guests.
+	JWTSecret []byte
+	Token     string
+	// Users is how many distinct users the connections belong to
+	// (connection i is user "u<i mod Users>"). Default: one per connection.
+	// Every user's first connection is announced to everyone (user_joined),
+	// so fewer users mean a lighter set-up.
+	Users int
+
+	// Conns is the number of subscribers (fanout, churn) or of connections
+	// (rooms, idle). Default 1000.
+	Conns int
+	// Rooms is the number of rooms (rooms, idle). Defaults: rooms Conns/10,
+	// idle Conns/10.
+	Rooms int
+	// Room is the fanout and churn room. Default "bench"; "-" means the
+	// lobby (every connection, no join).
+	Room string
+	// Rate is messages per second: in total for fanout and churn, per
+	// member for rooms. Default 1000 (fanout, churn), 1 (rooms).
+	Rate float64
+	// Duration is how long messages are published (fanout, rooms, churn) or
+	// connections held (idle). Default 10s.
+	Duration time.Duration
+	// Drain bounds the wait for the last deliveries once publishing stops.
+	// Default 5s.
+	Drain time.Duration
+	// ChurnRate is how many connections churn opens (and closes) per second.
+	// Default 100.
+	ChurnRate float64
+
+	// Dialers is how many connections are set up at once. Default 64.
+	Dialers int
+	// SetupTimeout bounds setting up all the connections. Default 2m.
+	SetupTimeout time.Duration
+	// StreamsPerConn is how many gRPC streams share one HTTP/2 connection.
+	// Default 1.
+	StreamsPerConn int
+
+	// ServerPID, when set, is the server process whose CPU and RSS are read
+	// from /proc.
+	ServerPID int
+	// ProfileURL, when set with ProfileOut, is the server's pprof CPU
+	// profile endpoint (http://HOST:PORT/debug/pprof/profile): the tool
+	// records the server's profile over the measured phase into ProfileOut.
+	ProfileURL string
+	ProfileOut string
+	// Progress receives one line per phase. Default: discard.
+	Progress io.Writer
+}
+
+// The scenarios and transports Run knows.
+var (
+	Scenarios  = []string{"fanout", "rooms", "idle", "churn"}
+	Transports = []string{"ws", "grpc"}
+)
+
+// maxConns bounds Conns: a few more than the 20,000 open files a process may
+// have here would fail anyway, and a typo should not open a million sockets.
+const maxConns = 100_000
+
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:8000"
+	}
+	if c.GRPCAddr == "" {
+		c.GRPCAddr = "127.0.0.1:9090"
+	}
+	if c.PubHTTPAddr == "" {
+		c.PubHTTPAddr = c.HTTPAddr
+	}
+	if c.PubGRPCAddr == "" {
+		c.PubGRPCAddr = c.GRPCAddr
+	}
+	def(&c.Conns, 1000)
+	def(&c.Users, c.Conns)
+	def(&c.Rooms, max(1, c.Conns/10))
+	if c.Room == "" {
+		c.Room = "bench"
+	}
+	if c.Rate <= 0 {
+		c.Rate = 1000
+		if c.Scenario == "rooms" {
+			c.Rate = 1
+		}
+	}
+	if c.Duration <= 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Drain <= 0 {
+		c.Drain = 5 * time.Second
+	}
+	if c.ChurnRate <= 0 {
+		c.ChurnRate = 100
+	}
+	def(&c.Dialers, 64)
+	if c.SetupTimeout <= 0 {
+		c.SetupTimeout = 2 * time.Minute
+	}
+	def(&c.StreamsPerConn, 1)
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if !contains(Scenarios, c.Scenario) {
+		errs = append(errs, fmt.Errorf("unknown scenario %q: want one of %v", c.Scenario, Scenarios))
+	}
+	if !contains(Transports, c.Transport) {
+		errs = append(errs, fmt.Errorf("unknown transport %q: want one of %v", c.Transport, Transports))
+	}
+	if c.Conns > maxConns {
+		errs = append(errs, fmt.Errorf("%d connections is over the limit of %d", c.Conns, maxConns))
+	}
+	if c.Rooms > c.Conns && (c.Scenario == "rooms" || c.Scenario == "idle") {
+		errs = append(errs, fmt.Errorf("%d rooms for %d connections: want at most one room per connection", c.Rooms, c.Conns))
+	}
+	if c.Rate > 1e7 {
+		errs = append(errs, fmt.Errorf("rate %g/s is over the limit of 1e7", c.Rate))
+	}
+	if c.Duration > time.Hour {
+		errs = append(errs, fmt.Errorf("duration %v is over the limit of 1h", c.Duration))
+	}
+	addrs := []string{c.HTTPAddr, c.PubHTTPAddr}
+	if c.Transport == "grpc" {
+		addrs = []string{c.GRPCAddr, c.PubGRPCAddr}
+	}
+	for _, addr := range addrs {
+		if err := checkLoopback(addr, c.AllowRemote); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkLoopback refuses a target that is not on this machine's loopback
+// interface, unless allowed: a load test aimed at the wrong host is an attack.
+func checkLoopback(addr string, allowRemote bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("target %q: %w", addr, err)
+	}
+	if allowRemote || host == "localhost" || host == "" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("target %q is not a loopback address: pass --allow-remote to load a remote server", addr)
+}
+
+// checkLoopbackURL is checkLoopback for an http:// URL.
+func checkLoopbackURL(raw string, allowRemote bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("profile url %q: %w", raw, err)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "80")
+	}
+	return checkLoopback(host, allowRemote)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

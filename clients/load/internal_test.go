@@ -1,0 +1,60 @@
+package load
+
+import (
+	"testing"
+	"time"
+)
+
+func TestPayloadCarriesSendTime(t *testing.T) {
+	now := time.Date(2026, 11, 26, 8, 0, 0, 123456789, time.UTC)
+	p := stampPayload(make([]byte, 0, PayloadSize), now, 42)
+	if len(p) != PayloadSize {
+		t.Fatalf("got %d payload bytes, want %d", len(p), PayloadSize)
+	}
+	got, ok := payloadTime(string(p))
+	if !ok || got != now.UnixNano() {
+		t.Errorf("got %d %v, want %d true", got, ok, now.UnixNano())
+	}
+	for _, other := range []string{"", "hello", "12345 not a time", "17641440001234567890123 x"} {
+		if _, ok := payloadTime(other); ok {
+			t.Errorf("payloadTime(%q) ok, want not a time", other)
+		}
+	}
+}
+
+func TestHistogramQuantiles(t *testing.T) {
+	var h Histogram
+	for i := 1; i <= 1000; i++ {
+		h.Record(time.Duration(i) * time.Millisecond)
+	}
+	for _, tc := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Millisecond}, {0.99, 990 * time.Millisecond}, {1, 1000 * time.Millisecond}} {
+		got := h.Quantile(tc.q)
+		if d := got - tc.want; d < -tc.want/50 || d > tc.want/50 {
+			t.Errorf("quantile %v: got %v, want %v within 2%%", tc.q, got, tc.want)
+		}
+	}
+	if h.Max() != time.Second || h.Count() != 1000 {
+		t.Errorf("got max %v count %d, want 1s 1000", h.Max(), h.Count())
+	}
+	h.Reset()
+	if h.Count() != 0 || h.Quantile(.5) != 0 {
+		t.Errorf("got count %d after Reset, want 0", h.Count())
+	}
+}
+
+func TestJSONString(t *testing.T) {
+	for _, tc := range []struct{ in, key, want string }{
+		{`{"type":"message","message":"1 2"}`, `"type"`, "message"},
+		{`{"type":"message","message":"1 2"}`, `"message"`, "1 2"},
+		{`{"type" : "room_joined", "id": "j7"}`, `"id"`, "j7"},
+		{`{"message":"x"}`, `"id"`, ""},
+		{`{"id":3}`, `"id"`, ""},
+	} {
+		if got := string(jsonString([]byte(tc.in), []byte(tc.key))); got != tc.want {
+			t.Errorf("jsonString(%s, %s): got %q, want %q", tc.in, tc.key, got, tc.want)
+		}
+	}
+}

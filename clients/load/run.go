@@ -1,0 +1,335 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tertulia/tertulia/server/auth"
+)
+
+// Result is what one run measured. Durations are in milliseconds so that the
+// JSON line reads without conversion.
+type Result struct {
+	Scenario  string  `json:"scenario"`
+	Transport string  `json:"transport"`
+	Conns     int     `json:"conns"`
+	Rooms     int     `json:"rooms,omitempty"`
+	Rate      float64 `json:"rate,omitempty"`
+	Seconds   float64 `json:"seconds"`
+
+	Published    int64   `json:"published,omitempty"`
+	Expected     int64   `json:"expected,omitempty"`
+	Delivered    int64   `json:"delivered,omitempty"`
+	DeliveredSec float64 `json:"delivered_per_s,omitempty"`
+	Lost         int64   `json:"lost"`
+	P50          float64 `json:"p50_ms,omitempty"`
+	P90          float64 `json:"p90_ms,omitempty"`
+	P99          float64 `json:"p99_ms,omitempty"`
+	Max          float64 `json:"max_ms,omitempty"`
+	Dropped      int     `json:"dropped"`
+	ChurnCycles  int64   `json:"churn_cycles,omitempty"`
+	ChurnFailed  int64   `json:"churn_failed,omitempty"`
+
+	// ServerWrites is the server's write system calls while measuring;
+	// FramesPerWrite is Delivered over it (the publisher's own copies and
+	// other frames included, so slightly understated).
+	ServerWrites   int64   `json:"server_writes,omitempty"`
+	FramesPerWrite float64 `json:"frames_per_write,omitempty"`
+
+	ConnectSec     float64 `json:"connect_per_s,omitempty"`
+	ServerCPU      float64 `json:"server_cpu_pct,omitempty"`
+	ToolCPU        float64 `json:"tool_cpu_pct"`
+	ServerRSSMiB   float64 `json:"server_rss_mib,omitempty"`
+	ServerRSSConn  float64 `json:"server_rss_per_conn_kib,omitempty"`
+	ToolRSSConnKiB float64 `json:"tool_rss_per_conn_kib,omitempty"`
+
+	// FirstDrop is why the first dropped connection ended, if one did.
+	FirstDrop string `json:"first_drop,omitempty"`
+
+	// Hist holds the latencies, for the SVG.
+	Hist *Histogram `json:"-"`
+}
+
+// Run carries out one scenario against a running server and reports what it
+// measured. It stops early, with what it has, if ctx is cancelled; every
+// connection it opened is closed before it returns.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	// Each connection is one file here, plus a few for the process itself.
+	if err := raiseFileLimit(cfg.Conns + 64); err != nil {
+		return nil, err
+	}
+	r := &runner{cfg: cfg, hist: new(Histogram)}
+	if err := r.setupDialer(); err != nil {
+		return nil, err
+	}
+	defer r.closeAll()
+	res := &Result{Scenario: cfg.Scenario, Transport: cfg.Transport, Conns: cfg.Conns, Hist: r.hist}
+	var err error
+	switch cfg.Scenario {
+	case "fanout":
+		err = r.fanout(ctx, res, false)
+	case "churn":
+		err = r.fanout(ctx, res, true)
+	case "rooms":
+		err = r.rooms(ctx, res)
+	case "idle":
+		err = r.idle(ctx, res)
+	}
+	res.Dropped, res.FirstDrop = r.dropped()
+	return res, err
+}
+
+// runner holds one run's connections.
+type runner struct {
+	cfg  Config
+	hist *Histogram
+	d    dialer
+	pubd dialer // the publisher's node: d unless the publisher is elsewhere
+
+	mu      sync.Mutex // protects clients
+	clients []*client
+}
+
+// client is one open connection and what the tool knows of it.
+type client struct {
+	c conn
+	m *member
+}
+
+func (r *runner) setupDialer() error {
+	tokens := func(string) (string, error) { return r.cfg.Token, nil }
+	if len(r.cfg.JWTSecret) > 0 {
+		a, err := auth.New(auth.Config{Secret: r.cfg.JWTSecret, TTL: 24 * time.Hour})
+		if err != nil {
+			return fmt.Errorf("token signer: %w", err)
+		}
+		var mu sync.Mutex
+		cache := make(map[string]string)
+		tokens = func(user string) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if t, ok := cache[user]; ok {
+				return t, nil
+			}
+			t, err := a.Issue(user, false)
+			if err != nil {
+				return "", fmt.Errorf("sign token for %s: %w", user, err)
+			}
+			cache[user] = t
+			return t, nil
+		}
+	}
+	switch r.cfg.Transport {
+	case "ws":
+		r.d = &wsDialer{httpAddr: r.cfg.HTTPAddr, tokens: tokens}
+		r.pubd = &wsDialer{httpAddr: r.cfg.PubHTTPAddr, tokens: tokens}
+	case "grpc":
+		r.d = &grpcDialer{addr: r.cfg.GRPCAddr, perConn: r.cfg.StreamsPerConn, tokens: tokens}
+		r.pubd = &grpcDialer{addr: r.cfg.PubGRPCAddr, perConn: r.cfg.StreamsPerConn, tokens: tokens}
+	}
+	return nil
+}
+
+// user names connection i's user; "" (a guest) without any credentials.
+func (r *runner) user(i int) string {
+	if len(r.cfg.JWTSecret) == 0 && r.cfg.Token == "" {
+		return ""
+	}
+	return "u" + strconv.Itoa(i%r.cfg.Users)
+}
+
+// open dials one connection, joins room (unless it is "" or the lobby "-")
+// and waits for the join to be acknowledged.
+func (r *runner) open(ctx context.Context, user, room, joinID string, hist *Histogram) (*client, error) {
+	return r.openOn(ctx, r.d, user, room, joinID, hist)
+}
+
+// openOn is open through dialer d.
+func (r *runner) openOn(ctx context.Context, d dialer, user, room, joinID string, hist *Histogram) (*client, error) {
+	m := newMember(hist, joinID)
+	c, err := d.dial(ctx, user, m)
+	if err != nil {
+		return nil, err
+	}
+	cl := &client{c: c, m: m}
+	if room != "" && room != "-" {
+		if err := c.join(room, joinID); err != nil {
+			c.close()
+			return nil, fmt.Errorf("join %s: %w", room, err)
+		}
+		if err := m.waitJoined(ctx); err != nil {
+			c.close()
+			return nil, fmt.Errorf("join %s: no room_joined: %w", room, err)
+		}
+	}
+	return cl, nil
+}
+
+// openMany opens n connections, Dialers at a time; connection i joins
+// roomOf(i). It returns how long that took. The connections are kept in
+// r.clients, in order, from index first on.
+func (r *runner) openMany(ctx context.Context, n int, roomOf func(i int) string) (time.Duration, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, r.cfg.SetupTimeout,
+		fmt.Errorf("set-up of %d connections took over %v", n, r.cfg.SetupTimeout))
+	defer cancel()
+	first := len(r.clients)
+	r.clients = append(r.clients, make([]*client, n)...)
+	start := time.Now()
+	var next atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	var wg sync.WaitGroup
+	for range min(r.cfg.Dialers, n) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				cl, err := r.open(ctx, r.user(i), roomOf(i), "j"+strconv.Itoa(i), r.hist)
+				if err != nil {
+					errOnce.Do(func() { firstErr = fmt.Errorf("connection %d of %d: %w", i+1, n, err); cancel() })
+					return
+				}
+				r.mu.Lock()
+				r.clients[first+i] = cl
+				r.mu.Unlock()
+				if done := i + 1; done%1000 == 0 {
+					fmt.Fprintf(r.cfg.Progress, "  %d/%d connected\n", done, n)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = context.Cause(ctx)
+	}
+	return took, firstErr
+}
+
+// closeAll closes every connection, Dialers at a time.
+func (r *runner) closeAll() {
+	r.mu.Lock()
+	cls := r.clients
+	r.clients = nil
+	r.mu.Unlock()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(r.cfg.Dialers, len(cls)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(cls) {
+					return
+				}
+				if cls[i] != nil {
+					cls[i].c.close()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, d := range []dialer{r.d, r.pubd} {
+		if g, ok := d.(*grpcDialer); ok {
+			g.closeAll()
+		}
+	}
+}
+
+// dropped counts the connections the server ended.
+func (r *runner) dropped() (int, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n, first := 0, ""
+	for _, cl := range r.clients {
+		if cl != nil && cl.m.dropped.Load() {
+			n++
+			if p := cl.m.errMsg.Load(); first == "" && p != nil {
+				first = *p
+			}
+		}
+	}
+	return n, first
+}
+
+// received sums the messages received by clients[from:to].
+func (r *runner) received(from, to int) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var n int64
+	for _, cl := range r.clients[from:to] {
+		if cl != nil {
+			n += cl.m.messages.Load()
+		}
+	}
+	return n
+}
+
+// drain waits, at most Drain, until clients[from:to] have received want
+// messages in all, and returns how many they have.
+func (r *runner) drain(ctx context.Context, from, to int, want int64) int64 {
+	deadline := time.Now().Add(r.cfg.Drain)
+	for {
+		got := r.received(from, to)
+		if got >= want || time.Now().After(deadline) || ctx.Err() != nil {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// pace calls send for message k = 0, 1, ... at rate per second, spread
+// evenly, until total messages have been sent or d has passed (a little
+// slack for a late start) or ctx ends. It returns how many were sent and
+// the first error of send, after which it stops.
+func pace(ctx context.Context, rate float64, d time.Duration, send func(k int64) error) (int64, time.Duration, error) {
+	total := int64(rate * d.Seconds())
+	start := time.Now()
+	hard := start.Add(d + d/10 + time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	var k int64
+	for k < total {
+		due := min(total, int64(time.Since(start).Seconds()*rate)+1)
+		for ; k < due; k++ {
+			if err := send(k); err != nil {
+				return k, time.Since(start), err
+			}
+		}
+		if time.Now().After(hard) {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return k, time.Since(start), nil
+		}
+	}
+	return k, time.Since(start), nil
+}
+
+// finish fills in the latency, loss and load figures of res.
+func (r *runner) finish(res *Result, expected, delivered int64, took time.Duration, srv, tool procStats) {
+	res.ServerCPU, res.ToolCPU = srv.busy(), tool.busy()
+	if res.ServerWrites = srv.writeCalls(); res.ServerWrites > 0 {
+		res.FramesPerWrite = float64(delivered) / float64(res.ServerWrites)
+	}
+	res.Expected, res.Delivered = expected, delivered
+	res.Lost = max(0, expected-delivered)
+	res.Seconds = took.Seconds()
+	if took > 0 {
+		res.DeliveredSec = float64(delivered) / took.Seconds()
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	res.P50, res.P90, res.P99 = ms(r.hist.Quantile(.5)), ms(r.hist.Quantile(.9)), ms(r.hist.Quantile(.99))
+	res.Max = ms(r.hist.Max())
+}

@@ -1,0 +1,172 @@
+package web_test
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	web "github.com/tertulia/tertulia/clients/web"
+	"github.com/tertulia/tertulia/server/auth"
+	"github.com/tertulia/tertulia/server/node"
+	"github.com/tertulia/tertulia/server/node/nodetest"
+)
+
+var updateScreenshot = flag.Bool("update-screenshot", false, "copy the rooms screenshot to docs/screenshot.png (the README's)")
+
+// chromiumPath is Debian's chromium, which `make deps` and .ci/run install.
+const chromiumPath = "/usr/bin/chromium"
+
+// server is a node serving the pages on a fixed HTTP address, so that it
+// can be restarted where the pages expect it.
+type server struct {
+	addr string
+	stop context.CancelFunc
+	done chan error
+}
+
+// serve starts a dev node with the HTTP port on addr ("127.0.0.1:0" for any).
+// Every node uses nodetest.Secret, so tokens survive a restart.
+func serve(t *testing.T, addr string) *server {
+	t.Helper()
+	n, err := node.New(node.Config{
+		Dev:             true,
+		JWT:             auth.Config{Secret: nodetest.Secret},
+		Static:          web.FS(),
+		ShutdownTimeout: 3 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("node.New: %v", err)
+	}
+	gl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl, err := net.Listen("tcp", addr)
+	if err != nil {
+		gl.Close()
+		t.Fatalf("listen %s: %v", addr, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{addr: hl.Addr().String(), stop: cancel, done: make(chan error, 1)}
+	go func() { s.done <- n.Serve(ctx, gl, hl) }()
+	return s
+}
+
+// shutdown stops the node and waits for it.
+func (s *server) shutdown(t *testing.T) {
+	t.Helper()
+	if s.done == nil {
+		return
+	}
+	s.stop()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("node.Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("node did not stop within 10s")
+	}
+	s.done = nil
+}
+
+// need fails the test with how to install what is missing.
+func need(t *testing.T) string {
+	t.Helper()
+	nodeBin, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node (Node.js) not found: the browser tests need it; run `make deps` (Debian: apt-get install nodejs npm)")
+	}
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("%s not found: the browser tests need Debian's chromium; run `make deps` (or .ci/run)", chromiumPath)
+	}
+	if _, err := os.Stat(filepath.Join("node_modules", "playwright-core")); err != nil {
+		// `make test` runs `make web-deps` first; `go test` alone installs here.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund").CombinedOutput()
+		if err != nil {
+			t.Fatalf("playwright-core is not installed and `npm ci` failed (run `make web-deps`): %v\n%s", err, out)
+		}
+	}
+	return nodeBin
+}
+
+// TestPagesInChromium runs browser_test.mjs against a real node: two users
+// chat in a room and privately, see each other online, HTML stays text, and
+// the pages reconnect by themselves after the server restarts.
+func TestPagesInChromium(t *testing.T) {
+	nodeBin := need(t)
+	srv := serve(t, "127.0.0.1:0")
+	defer func() { srv.shutdown(t) }()
+
+	shots := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nodeBin, "browser_test.mjs")
+	cmd.Env = append(os.Environ(),
+		"BASE_URL=http://"+srv.addr,
+		"SHOTS="+shots,
+		"PROFILE="+t.TempDir(),
+		"CHROMIUM="+chromiumPath,
+	)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start browser script: %v", err)
+	}
+	var ok bool
+	var failure string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		t.Log(line)
+		switch {
+		case line == "RESTART":
+			addr := srv.addr
+			srv.shutdown(t)
+			srv = serve(t, addr)
+			io.WriteString(stdin, "RESTARTED\n")
+		case line == "OK":
+			ok = true
+		case strings.HasPrefix(line, "FAIL"):
+			failure = line
+		}
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil || !ok {
+		t.Fatalf("browser script: %v %s; want OK (see the steps above)", err, failure)
+	}
+	for _, name := range []string{"rooms-alice.png", "rooms-bob.png", "rooms-alice-after-restart.png", "guest.png"} {
+		if fi, err := os.Stat(filepath.Join(shots, name)); err != nil || fi.Size() == 0 {
+			t.Errorf("screenshot %s missing: %v", name, err)
+		}
+	}
+	if *updateScreenshot {
+		b, err := os.ReadFile(filepath.Join(shots, "rooms-bob.png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll("../../docs", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile("../../docs/screenshot.png", b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,184 @@
+// Drives Tertulia's pages in real headless Chromium. Run by browser_test.go,
+// which starts the server and restarts it when this script prints RESTART
+// (it answers RESTARTED on stdin). Prints OK when every check passed; any
+// failure exits non-zero with the reason.
+//
+// Environment: BASE_URL (http://127.0.0.1:PORT), SHOTS (directory for
+// screenshots), PROFILE (a fresh Chromium user-data-dir), CHROMIUM (path).
+import { chromium } from 'playwright-core';
+import { createInterface } from 'node:readline';
+import path from 'node:path';
+
+const BASE = process.env.BASE_URL;
+const SHOTS = process.env.SHOTS;
+const WAIT = 10_000; // every wait for the page is bounded by this
+const XSS = '<img src=x onerror="window.pwned=1">';
+
+const stdin = createInterface({ input: process.stdin });
+const lines = stdin[Symbol.asyncIterator]();
+
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+}
+
+function step(what) {
+  console.log(`step: ${what}`);
+}
+
+/** A page logged in as user on rooms.html. */
+async function login(context, user) {
+  const page = await context.newPage();
+  page.on('pageerror', (err) => console.log(`${user}: page error: ${err.message}`));
+  await page.goto(`${BASE}/static/rooms.html`);
+  await page.fill('#usernameInput', user);
+  await page.click('#loginButton');
+  await connected(page, user);
+  return page;
+}
+
+async function connected(page, who) {
+  await page.waitForSelector('#status[data-state="connected"]', { timeout: WAIT }).catch((err) => {
+    throw new Error(`${who}: not connected: ${err.message}`);
+  });
+}
+
+/** Waits for a line of the given frame type whose text is exactly text. */
+async function seeLine(page, who, type, text, extra = '') {
+  await page
+    .waitForFunction(
+      ([type, text, extra]) =>
+        [...document.querySelectorAll(`#messages .line[data-type="${type}"]${extra}`)].some(
+          (el) => el.querySelector('.text')?.textContent === text,
+        ),
+      [type, text, extra],
+      { timeout: WAIT },
+    )
+    .catch(() => {
+      throw new Error(`${who} did not see ${type} "${text}"`);
+    });
+}
+
+async function seeUser(page, who, user) {
+  await page.waitForSelector(`#users li[data-user="${user}"]`, { timeout: WAIT }).catch(() => {
+    throw new Error(`${who} does not see ${user} online`);
+  });
+}
+
+async function join(page, room) {
+  await page.fill('#roomInput', room);
+  await page.click('#joinRoomButton');
+  await page.waitForFunction((room) => document.getElementById('currentRoom').textContent === room, room, {
+    timeout: WAIT,
+  });
+}
+
+async function say(page, text) {
+  await page.fill('#messageInput', text);
+  await page.press('#messageInput', 'Enter');
+}
+
+async function main() {
+  const context = await chromium.launchPersistentContext(process.env.PROFILE, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    viewport: { width: 1000, height: 820 },
+  });
+  try {
+    step('alice and bob log in through the test-token flow');
+    const alice = await login(context, 'alice');
+    const bob = await login(context, 'bob');
+
+    step('each sees the other online');
+    await seeUser(alice, 'alice', 'bob');
+    await seeUser(bob, 'bob', 'alice');
+
+    step('both join room lounge and talk there');
+    await join(alice, 'lounge');
+    await join(bob, 'lounge');
+    await say(alice, 'hello bob, this is the lounge');
+    await seeLine(bob, 'bob', 'message', 'hello bob, this is the lounge', '[data-room="lounge"]');
+    await say(bob, 'hi alice!');
+    await seeLine(alice, 'alice', 'message', 'hi alice!', '[data-room="lounge"]');
+
+    step('private messages');
+    await bob.fill('#privateUserInput', 'alice');
+    await bob.fill('#privateMessageInput', 'just between us');
+    await bob.click('#sendPrivateButton');
+    await seeLine(alice, 'alice', 'private_message', 'just between us');
+    const sent = await bob.waitForSelector('#messages .line[data-type="private_sent"]', { timeout: WAIT });
+    check((await sent.textContent()).includes('alice'), 'bob is told his private message reached alice');
+    await alice.fill('#privateUserInput', 'bob');
+    await alice.fill('#privateMessageInput', 'agreed, bob');
+    await alice.press('#privateMessageInput', 'Enter');
+    await seeLine(bob, 'bob', 'private_message', 'agreed, bob');
+
+    step('a message that is HTML shows as text');
+    await say(alice, XSS);
+    await seeLine(bob, 'bob', 'message', XSS);
+    await seeLine(alice, 'alice', 'message', XSS);
+    for (const [who, page] of [['alice', alice], ['bob', bob]]) {
+      check((await page.evaluate(() => window.pwned)) === undefined, `window.pwned stays undefined for ${who}`);
+      check((await page.$$('#messages img')).length === 0, `no <img> element in ${who}'s messages`);
+    }
+
+    await alice.screenshot({ path: path.join(SHOTS, 'rooms-alice.png') });
+    await bob.screenshot({ path: path.join(SHOTS, 'rooms-bob.png') });
+
+    step('the server restarts; the pages reconnect by themselves');
+    const joinsBefore = await bob.$$eval('#messages .line[data-type="room_joined"]', (els) => els.length);
+    console.log('RESTART');
+    const answer = await lines.next();
+    check(answer.value === 'RESTARTED', `server restarted (got ${JSON.stringify(answer.value)})`);
+    for (const [who, page] of [['alice', alice], ['bob', bob]]) {
+      // The page may not even have noticed yet; it must end up connected.
+      await page.waitForSelector('#status[data-state="reconnecting"], #status[data-state="connected"]', { timeout: WAIT });
+      await connected(page, who);
+    }
+    await seeUser(alice, 'alice', 'bob');
+    // The pages join their room again on their own.
+    await bob.waitForFunction(
+      (n) => document.querySelectorAll('#messages .line[data-type="room_joined"]').length > n,
+      joinsBefore,
+      { timeout: WAIT },
+    );
+    check((await bob.textContent('#currentRoom')) === 'lounge', 'bob is back in lounge');
+    for (let i = 0; ; i++) {
+      // Bob's rejoin may land just after alice speaks: retry a few times.
+      await say(alice, `back after the restart ${i}`);
+      try {
+        await seeLine(bob, 'bob', 'message', `back after the restart ${i}`, '[data-room="lounge"]');
+        break;
+      } catch (err) {
+        if (i === 4) throw err;
+      }
+    }
+    await alice.screenshot({ path: path.join(SHOTS, 'rooms-alice-after-restart.png') });
+
+    step('the guest page (the seed simple chat), under both names');
+    for (const name of ['index.html', 'websocket_test.html']) {
+      const guest = await context.newPage();
+      await guest.goto(`${BASE}/static/${name}`);
+      await connected(guest, name);
+      await seeLine(guest, name, 'system', 'Connected to the chat');
+      await say(guest, `hola from ${name}`);
+      await seeLine(guest, name, 'message', `hola from ${name}`);
+      await seeLine(alice, 'alice', 'message', `hola from ${name}`);
+      check(
+        (await guest.getAttribute('#roomsLink', 'href')) === 'rooms.html',
+        `${name} links to the rooms page`,
+      );
+      if (name === 'index.html') await guest.screenshot({ path: path.join(SHOTS, 'guest.png') });
+      await guest.close();
+    }
+    console.log('OK');
+  } finally {
+    await context.close();
+    stdin.close();
+  }
+}
+
+main().catch((err) => {
+  console.log(`FAIL: ${err.message}`);
+  process.exit(1);
+});

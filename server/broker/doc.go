@@ -1,0 +1,4 @@
+// Package broker holds the implementations of hub.Broker: memory, the
+// embedded default (a cluster of one node), and redis, which joins several
+// nodes. brokertest is the conformance suite both pass.
+package broker

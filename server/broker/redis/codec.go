@@ -1,0 +1,59 @@
+package redis
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/tertulia/tertulia/server/hub"
+)
+
+// wireEvent is a hub.Event between nodes. The Event is flat and small, so
+// JSON with one-letter names is compact enough, and readable in redis-cli
+// MONITOR; each node decodes it once, then the hub encodes it once per wire
+// format for its sessions.
+type wireEvent struct {
+	Kind         hub.Kind `json:"k"`
+	Time         int64    `json:"t"` // Unix nanoseconds
+	ID           string   `json:"i,omitempty"`
+	Message      string   `json:"m,omitempty"`
+	Room         string   `json:"r,omitempty"`
+	Sender       string   `json:"s,omitempty"`
+	UserID       string   `json:"u,omitempty"`
+	ConnectionID string   `json:"c,omitempty"`
+	TargetUser   string   `json:"g,omitempty"`
+	Delivered    int      `json:"d,omitempty"`
+	Code         string   `json:"e,omitempty"`
+	// Origin and Seq name the node that published the event and its
+	// number there, so that the publisher knows its own copy when it
+	// comes back.
+	Origin string `json:"o,omitempty"`
+	Seq    uint64 `json:"n,omitempty"`
+}
+
+func encodeEvent(ev *hub.Event, origin string, seq uint64) ([]byte, error) {
+	b, err := json.Marshal(wireEvent{Origin: origin, Seq: seq,
+		Kind: ev.Kind, Time: ev.Time.UnixNano(), ID: ev.ID, Message: ev.Message, Room: ev.Room,
+		Sender: ev.Sender, UserID: ev.UserID, ConnectionID: ev.ConnectionID,
+		TargetUser: ev.TargetUser, Delivered: ev.Delivered, Code: ev.Code,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode %s event: %w", ev.Kind, err)
+	}
+	return b, nil
+}
+
+func decodeEvent(payload string) (*hub.Event, *wireEvent, error) {
+	var w wireEvent
+	if err := json.Unmarshal([]byte(payload), &w); err != nil {
+		return nil, nil, fmt.Errorf("decode event: %w", err)
+	}
+	if w.Kind.String() == "unknown" {
+		return nil, nil, fmt.Errorf("decode event: unknown kind %d", w.Kind)
+	}
+	return &hub.Event{
+		Kind: w.Kind, Time: time.Unix(0, w.Time).UTC(), ID: w.ID, Message: w.Message, Room: w.Room,
+		Sender: w.Sender, UserID: w.UserID, ConnectionID: w.ConnectionID,
+		TargetUser: w.TargetUser, Delivered: w.Delivered, Code: w.Code,
+	}, &w, nil
+}

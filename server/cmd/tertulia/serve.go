@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tertulia/tertulia/server/auth"
+	"github.com/tertulia/tertulia/server/node"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	httpAddr := fs.String("http-addr", ":8000", "HTTP address: REST, WebSocket, gRPC-Web, pages, metrics")
+	grpcAddr := fs.String("grpc-addr", ":9090", "gRPC address")
+	dev := fs.Bool("dev", false, "development mode: random secret if none, test-token endpoint, guests, localhost origins")
+	secret := fs.String("jwt-secret", "", "HS256 secret (required unless --dev)")
+	issuer := fs.String("jwt-issuer", "", "required iss claim, if set")
+	audience := fs.String("jwt-audience", "", "required aud claim, if set")
+	anon := fs.Bool("allow-anonymous", false, "admit sessions without a token as guests")
+	origins := fs.String("allowed-origins", "", "comma-separated origins allowed to open WebSockets and call gRPC-Web")
+	brokerName := fs.String("broker", "memory", "broker: memory or redis")
+	redisURL := fs.String("redis-url", "redis://127.0.0.1:6379/0", "Redis URL, with --broker redis")
+	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "bound on a graceful shutdown")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+
+	cfg := node.Config{
+		Dev:             *dev,
+		JWT:             auth.Config{Secret: []byte(*secret), Issuer: *issuer, Audience: *audience},
+		AllowAnonymous:  *anon,
+		AllowedOrigins:  splitList(*origins),
+		ShutdownTimeout: *shutdown,
+		Logger:          log,
+		Static:          staticFS(),
+	}
+	if *secret == "" {
+		if !*dev {
+			return errors.New("--jwt-secret (or TERTULIA_JWT_SECRET) is required without --dev")
+		}
+		cfg.JWT.Secret = auth.RandomSecret()
+		log.Warn("dev mode: generated a random JWT secret; tokens will not survive a restart")
+	}
+	b, closeBroker, err := openBroker(ctx, *brokerName, *redisURL, log)
+	if err != nil {
+		return err
+	}
+	defer closeBroker()
+	cfg.Broker = b
+
+	n, err := node.New(cfg)
+	if err != nil {
+		return err
+	}
+	grpcLis, err := net.Listen("tcp", *grpcAddr)
+	if err != nil {
+		return fmt.Errorf("listen grpc: %w", err)
+	}
+	httpLis, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		grpcLis.Close()
+		return fmt.Errorf("listen http: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	printWelcome(stdout, httpLis.Addr(), grpcLis.Addr(), *dev)
+	log.Info("serving", "http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(), "broker", *brokerName, "dev", *dev)
+	if err := startPprof(ctx, *pprofAddr, log); err != nil {
+		return err
+	}
+	return n.Serve(ctx, grpcLis, httpLis)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// printWelcome tells a person where to point a browser, grpcurl and curl.
+func printWelcome(w io.Writer, httpAddr, grpcAddr net.Addr, dev bool) {
+	h, g := local(httpAddr), local(grpcAddr)
+	fmt.Fprintf(w, "Tertulia is running.\n")
+	fmt.Fprintf(w, "  browser: http://%s/\n", h)
+	fmt.Fprintf(w, "  grpcurl: grpcurl -plaintext %s list\n", g)
+	fmt.Fprintf(w, "           grpcurl -plaintext %s chat.v1.ChatService/GetStats\n", g)
+	fmt.Fprintf(w, "  curl:    curl http://%s/api/v1/websocket/stats\n", h)
+	if dev {
+		fmt.Fprintf(w, "           curl -X POST 'http://%s/api/v1/websocket/test-token?username=alice'\n", h)
+	}
+}
+
+// local turns a listen address into one a client on this machine can dial.
+func local(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,58 @@
+package grpcapi
+
+import (
+	"context"
+	"net/url"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/auth"
+)
+
+// AuthService implements chat.v1.AuthService. Serve it in dev mode only.
+type AuthService struct {
+	chatv1.UnimplementedAuthServiceServer
+	auth *auth.Authenticator
+	// wsBase is where websocket_url answers point when the call did not
+	// come through the HTTP gateway, such as "ws://localhost:8000".
+	wsBase string
+}
+
+// NewAuthService returns the token service. websocket_url answers point at
+// the host the REST call was made to, or at wsBase for direct gRPC calls.
+func NewAuthService(a *auth.Authenticator, wsBase string) *AuthService {
+	return &AuthService{auth: a, wsBase: strings.TrimRight(wsBase, "/")}
+}
+
+// websocketBase is the ws:// origin the caller reached us on.
+func (s *AuthService) websocketBase(ctx context.Context) string {
+	host := metadata.ValueFromIncomingContext(ctx, "x-forwarded-host")
+	if len(host) == 0 || host[0] == "" {
+		return s.wsBase
+	}
+	return "ws://" + host[0]
+}
+
+// maxUsername bounds the usernames the dev token endpoint accepts.
+const maxUsername = 64
+
+// IssueToken implements chat.v1.AuthService.
+func (s *AuthService) IssueToken(ctx context.Context, req *chatv1.IssueTokenRequest) (*chatv1.IssueTokenResponse, error) {
+	name := strings.TrimSpace(req.GetUsername())
+	if name == "" || len(name) > maxUsername {
+		return nil, status.Errorf(codes.InvalidArgument, "username must be 1 to %d characters", maxUsername)
+	}
+	tok, err := s.auth.Issue(name, req.GetAdmin())
+	if err != nil {
+		return nil, status.Error(codes.Internal, "could not sign token")
+	}
+	return &chatv1.IssueTokenResponse{
+		AccessToken:  tok,
+		TokenType:    "bearer",
+		WebsocketUrl: s.websocketBase(ctx) + "/api/v1/ws/authenticated?token=" + url.QueryEscape(tok),
+	}, nil
+}

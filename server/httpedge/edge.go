@@ -1,0 +1,141 @@
+// Package httpedge is Tertulia's HTTP port: REST through grpc-gateway, the
+// health and metrics endpoints, and the mount points for the WebSocket
+// bridge, gRPC-Web and the web pages.
+package httpedge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/hub"
+)
+
+// Config says what the edge serves.
+type Config struct {
+	// Conn reaches the node's gRPC server; REST calls go through it so that
+	// they pass the same interceptors as any gRPC client.
+	Conn *grpc.ClientConn
+	// Dev serves the test-token endpoint.
+	Dev bool
+	// Hub feeds /metrics.
+	Hub *hub.Hub
+	// Static holds the web pages, served at /static/. Optional.
+	Static fs.FS
+	// Index is where "/" redirects. Default /static/index.html.
+	Index string
+	// Extra handlers mounted as they are (the WebSocket bridge, gRPC-Web).
+	Handlers map[string]http.Handler
+}
+
+// Handler returns the HTTP handler of the edge.
+func Handler(ctx context.Context, cfg Config) (http.Handler, error) {
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			// The seed's snake_case field names, and zero counts shown as 0.
+			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+		}),
+	)
+	if err := chatv1.RegisterChatServiceHandlerClient(ctx, gw, chatv1.NewChatServiceClient(cfg.Conn)); err != nil {
+		return nil, fmt.Errorf("register chat gateway: %w", err)
+	}
+	if cfg.Dev {
+		if err := chatv1.RegisterAuthServiceHandlerClient(ctx, gw, chatv1.NewAuthServiceClient(cfg.Conn)); err != nil {
+			return nil, fmt.Errorf("register auth gateway: %w", err)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/", queryAsBody(gw))
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "healthy", "service": "tertulia"})
+	})
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(chatv1.OpenAPI)
+	})
+	if cfg.Hub != nil {
+		mux.Handle("GET /metrics", metrics(cfg.Hub))
+	}
+	if cfg.Static != nil {
+		mux.Handle("/static/", http.StripPrefix("/static/", http.FileServerFS(cfg.Static)))
+		index := cfg.Index
+		if index == "" {
+			index = "/static/index.html"
+		}
+		mux.Handle("GET /{$}", http.RedirectHandler(index, http.StatusFound))
+	}
+	for pattern, h := range cfg.Handlers {
+		mux.Handle(pattern, h)
+	}
+	return mux, nil
+}
+
+// maxBody bounds REST request bodies.
+const maxBody = 64 << 10
+
+// queryAsBody lets POST routes take their fields as query parameters, as the
+// seed's FastAPI routes did (`POST /broadcast?message=hi`): with no body, the
+// query becomes the JSON body the gateway decodes. It also bounds bodies.
+func queryAsBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		}
+		if r.Method == http.MethodPost && r.ContentLength <= 0 && r.URL.RawQuery != "" {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"code": 8, "message": "request body too large"})
+				return
+			}
+			if len(bytes.TrimSpace(body)) == 0 {
+				fields := make(map[string]string)
+				for k, v := range r.URL.Query() {
+					fields[k] = v[0]
+				}
+				body, _ = json.Marshal(fields)
+				r.Header.Set("Content-Type", "application/json")
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.ContentLength = int64(len(body))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// metrics serves the hub's counters in the Prometheus text format.
+func metrics(h *hub.Hub) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		m := h.Metrics()
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		var b strings.Builder
+		for _, c := range []struct {
+			name, kind, help string
+			v                int64
+		}{
+			{"tertulia_sessions", "gauge", "Sessions attached to this node.", m.Sessions.Load()},
+			{"tertulia_slow_disconnects_total", "counter", "Sessions closed because they could not keep up.", m.SlowDisconnects.Load()},
+			{"tertulia_deliveries_total", "counter", "Frames queued to sessions.", m.Deliveries.Load()},
+			{"tertulia_published_total", "counter", "Events published by this node.", m.Published.Load()},
+		} {
+			fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", c.name, c.help, c.name, c.kind, c.name, c.v)
+		}
+		io.WriteString(w, b.String())
+	})
+}

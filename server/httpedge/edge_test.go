@@ -1,0 +1,85 @@
+package httpedge_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tertulia/tertulia/server/node"
+	"github.com/tertulia/tertulia/server/node/nodetest"
+)
+
+func TestMain(m *testing.M) { nodetest.VerifyTestMain(m) }
+
+func get(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func TestEdgeEndpoints(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{})
+	for _, tc := range []struct {
+		path, contains string
+		status         int
+	}{
+		{"/health", `"status":"healthy"`, 200},
+		{"/metrics", "tertulia_slow_disconnects_total 0", 200},
+		{"/openapi.json", `"/api/v1/websocket/stats"`, 200},
+		{"/api/v1/websocket/nope", `"message"`, 404},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			resp, body := get(t, srv.URL(tc.path))
+			if resp.StatusCode != tc.status || !strings.Contains(body, tc.contains) {
+				t.Errorf("GET %s = %d %q, want %d containing %q", tc.path, resp.StatusCode, body, tc.status, tc.contains)
+			}
+		})
+	}
+}
+
+func TestTestTokenOnlyInDevMode(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dev  bool
+		want int
+	}{{"dev", true, 200}, {"production", false, 404}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := nodetest.Start(t, node.Config{Dev: tc.dev})
+			resp, err := http.Post(srv.URL("/api/v1/websocket/test-token?username=alice"), "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body map[string]any
+			json.NewDecoder(resp.Body).Decode(&body)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("test-token: status %d %v, want %d", resp.StatusCode, body, tc.want)
+			}
+			if tc.dev {
+				tok, _ := body["access_token"].(string)
+				if _, err := srv.Auth.Verify(tok); err != nil || body["token_type"] != "bearer" ||
+					!strings.HasPrefix(body["websocket_url"].(string), "ws://"+srv.HTTPAddr+"/api/v1/ws/authenticated?token=") {
+					t.Errorf("test-token answer %v: token valid: %v; want a bearer token and a websocket_url on this host", body, err)
+				}
+			}
+		})
+	}
+	t.Run("bad username", func(t *testing.T) {
+		srv := nodetest.Start(t, node.Config{Dev: true})
+		resp, err := http.Post(srv.URL("/api/v1/websocket/test-token"), "application/json", strings.NewReader(`{"username":""}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("empty username: status %d, want 400", resp.StatusCode)
+		}
+	})
+}

@@ -1,0 +1,11 @@
+// Package hub is the heart of Tertulia: sessions, rooms, presence and the
+// routing of events between them. It knows no transport: a gRPC stream or a
+// WebSocket reaches it through the small Transport interface, and other nodes
+// reach it through a Broker. It imports no gRPC, HTTP, WebSocket or Redis code.
+//
+// The hub never waits on a client. Each session has a bounded outbound queue
+// drained by at most one writer goroutine, started only while frames are
+// queued; a session whose queue overflows is disconnected as slow and counted.
+// An event is encoded once per wire format and the bytes shared by every
+// recipient that speaks it.
+package hub

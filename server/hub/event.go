@@ -1,0 +1,67 @@
+package hub
+
+import "time"
+
+// Kind says what an Event is. The names follow DESIGN.md's frame types.
+type Kind uint8
+
+// The kinds of event a session can receive.
+const (
+	KindSystem Kind = iota + 1
+	KindUserJoined
+	KindUserLeft
+	KindMessage
+	KindRoomJoined
+	KindRoomLeft
+	KindPrivateMessage
+	KindPrivateSent
+	KindAdminBroadcast
+	KindError
+)
+
+var kindNames = [...]string{
+	KindSystem:         "system",
+	KindUserJoined:     "user_joined",
+	KindUserLeft:       "user_left",
+	KindMessage:        "message",
+	KindRoomJoined:     "room_joined",
+	KindRoomLeft:       "room_left",
+	KindPrivateMessage: "private_message",
+	KindPrivateSent:    "private_sent",
+	KindAdminBroadcast: "admin_broadcast",
+	KindError:          "error",
+}
+
+// String returns the frame type name of k, as in DESIGN.md.
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// Event is one thing a session is told. Which fields are set depends on Kind;
+// the mapping to each wire format lives with that format's adapter.
+// An Event is immutable once published: it is shared by every recipient.
+type Event struct {
+	Kind Kind
+	Time time.Time
+	// ID echoes the client frame this event answers, if any.
+	ID           string
+	Message      string
+	Room         string
+	Sender       string // display name of the user the event is from
+	UserID       string // id of the user the event is from or about
+	ConnectionID string // system (welcome) only
+	TargetUser   string // private_sent only
+	Delivered    int    // private_sent only
+	Code         string // error only
+}
+
+// Encoder turns an event into the bytes of one wire format. Encoders are
+// compared by identity to share bytes between recipients, so each format must
+// use one Encoder value for all its sessions. Encode must be safe for
+// concurrent use and must not keep ev.
+type Encoder interface {
+	Encode(ev *Event) ([]byte, error)
+}

@@ -1,0 +1,180 @@
+package hub
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+)
+
+// group is this node's sessions subscribed to one topic.
+type group struct {
+	// subMu serialises changes of membership that may (un)subscribe the
+	// node from the broker, so that a subscribe and an unsubscribe of the
+	// same topic never cross. Fan-out does not take it.
+	subMu      sync.Mutex
+	subscribed bool
+	dead       bool // removed from its shard; look it up again
+
+	mu sync.Mutex // protects members and list; held while fanning out, for one order per topic
+	// list holds the members for the fan-out, which walks a slice several
+	// times faster than a map; members maps each to its index in list, so
+	// that a member leaves in constant time.
+	list    []*Session
+	members map[*Session]int
+}
+
+// add makes s a member. The caller holds g.mu.
+func (g *group) add(s *Session) {
+	if _, ok := g.members[s]; ok {
+		return
+	}
+	g.members[s] = len(g.list)
+	g.list = append(g.list, s)
+}
+
+// remove ends the membership of s, moving the last member into its place.
+// The caller holds g.mu.
+func (g *group) remove(s *Session) {
+	i, ok := g.members[s]
+	if !ok {
+		return
+	}
+	last := len(g.list) - 1
+	if i != last {
+		g.list[i] = g.list[last]
+		g.members[g.list[i]] = i
+	}
+	g.list[last] = nil
+	g.list = g.list[:last]
+	delete(g.members, s)
+}
+
+type groupShard struct {
+	mu     sync.RWMutex // protects groups
+	groups map[string]*group
+}
+
+func (h *Hub) shard(topic string) *groupShard {
+	return &h.shards[maphash.String(h.seed, topic)%uint64(len(h.shards))]
+}
+
+func (h *Hub) lookup(topic string) *group {
+	sh := h.shard(topic)
+	sh.mu.RLock()
+	g := sh.groups[topic]
+	sh.mu.RUnlock()
+	return g
+}
+
+func (h *Hub) lookupOrCreate(topic string) *group {
+	if g := h.lookup(topic); g != nil {
+		return g
+	}
+	sh := h.shard(topic)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	g := sh.groups[topic]
+	if g == nil {
+		g = &group{members: make(map[*Session]int)}
+		sh.groups[topic] = g
+	}
+	return g
+}
+
+// attach adds s to topic's local group, subscribing the node first if s is
+// its first local member.
+func (h *Hub) attach(ctx context.Context, topic string, s *Session) error {
+	for {
+		g := h.lookupOrCreate(topic)
+		g.subMu.Lock()
+		if g.dead {
+			g.subMu.Unlock()
+			continue
+		}
+		if !g.subscribed {
+			if err := h.broker.Subscribe(ctx, topic); err != nil {
+				g.subMu.Unlock()
+				return err
+			}
+			g.subscribed = true
+		}
+		g.mu.Lock()
+		g.add(s)
+		g.mu.Unlock()
+		g.subMu.Unlock()
+		return nil
+	}
+}
+
+// detachTopic removes s from topic's local group, unsubscribing the node when
+// no local member is left.
+func (h *Hub) detachTopic(ctx context.Context, topic string, s *Session) {
+	g := h.lookup(topic)
+	if g == nil {
+		return
+	}
+	g.subMu.Lock()
+	defer g.subMu.Unlock()
+	g.mu.Lock()
+	g.remove(s)
+	empty := len(g.list) == 0
+	g.mu.Unlock()
+	if !empty || g.dead {
+		return
+	}
+	if g.subscribed {
+		if err := h.broker.Unsubscribe(ctx, topic); err != nil {
+			h.log.Warn("unsubscribe", "topic", topic, "err", err)
+		}
+		g.subscribed = false
+	}
+	sh := h.shard(topic)
+	sh.mu.Lock()
+	if sh.groups[topic] == g {
+		delete(sh.groups, topic)
+	}
+	sh.mu.Unlock()
+	g.dead = true
+}
+
+// encoded caches one event's bytes for one wire format during a fan-out.
+type encoded struct {
+	enc Encoder
+	b   []byte
+}
+
+// deliver is the broker's handler: it queues ev to every local session
+// subscribed to topic, encoding it once per wire format.
+func (h *Hub) deliver(topic string, ev *Event) {
+	g := h.lookup(topic)
+	if g == nil {
+		return
+	}
+	var cache [4]encoded // a node speaks few formats: no allocation per fan-out
+	n := 0
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, s := range g.list {
+		var b []byte
+		for i := 0; i < n; i++ {
+			if cache[i].enc == s.enc {
+				b = cache[i].b
+				break
+			}
+		}
+		if b == nil {
+			var err error
+			b, err = s.enc.Encode(ev)
+			if err != nil {
+				h.log.Error("encode event", "kind", ev.Kind.String(), "err", err)
+				continue
+			}
+			if n < len(cache) {
+				cache[n] = encoded{s.enc, b}
+				n++
+			}
+		}
+		s.enqueue(b)
+	}
+	h.metrics.Deliveries.Add(int64(len(g.list)))
+}

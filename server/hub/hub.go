@@ -1,0 +1,206 @@
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// Config tunes a Hub. The zero value means the documented defaults.
+type Config struct {
+	// QueueFrames and QueueBytes bound a session's outbound queue; a session
+	// that passes either is disconnected as slow. Defaults: 4096 frames, 4 MiB.
+	QueueFrames int
+	QueueBytes  int
+	// MaxMessageBytes bounds a chat message. Default 4096.
+	MaxMessageBytes int
+	// MaxRooms bounds the rooms one connection may join. Default 100.
+	MaxRooms int
+	// Logger receives the hub's logs. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.QueueFrames <= 0 {
+		c.QueueFrames = 4096
+	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = 4 << 20
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = 4096
+	}
+	if c.MaxRooms <= 0 {
+		c.MaxRooms = 100
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Metrics are the hub's counters, safe to read at any time.
+type Metrics struct {
+	SlowDisconnects atomic.Int64 // sessions closed because their queue overflowed
+	Sessions        atomic.Int64 // sessions attached to this node now
+	Deliveries      atomic.Int64 // frames queued to sessions
+	Published       atomic.Int64 // events published by this node
+}
+
+// Hub routes events between the sessions of this node and, through its
+// Broker, the other nodes of the cluster.
+type Hub struct {
+	cfg     Config
+	log     *slog.Logger
+	broker  Broker
+	metrics Metrics
+
+	seed   maphash.Seed
+	shards [64]groupShard // local subscribers by topic, sharded to keep fan-outs apart
+
+	closing atomic.Bool
+}
+
+// New returns a hub that uses broker to reach the rest of the cluster.
+func New(cfg Config, broker Broker) *Hub {
+	cfg = cfg.withDefaults()
+	h := &Hub{cfg: cfg, log: cfg.Logger, broker: broker, seed: maphash.MakeSeed()}
+	for i := range h.shards {
+		h.shards[i].groups = make(map[string]*group)
+	}
+	broker.SetHandler(h.deliver)
+	return h
+}
+
+// Metrics returns the hub's live counters.
+func (h *Hub) Metrics() *Metrics { return &h.metrics }
+
+func (h *Hub) now() time.Time { return h.cfg.Now().UTC() }
+
+// ErrShuttingDown is returned by Connect once Shutdown has begun.
+var ErrShuttingDown = errors.New("server shutting down")
+
+// Connect attaches a new session speaking for who over t. The session is
+// welcomed, and the cluster told if this is the user's first connection.
+// The caller must call Session.Close when the connection ends.
+func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session, error) {
+	if h.closing.Load() {
+		return nil, ErrShuttingDown
+	}
+	s := &Session{hub: h, id: newID(), who: who, t: t, enc: t.Encoder(), rooms: make(map[string]struct{}), held: true}
+	if err := h.attach(ctx, topicLobby, s); err != nil {
+		return nil, fmt.Errorf("attach lobby: %w", err)
+	}
+	if err := h.attach(ctx, topicUser(who.UserID), s); err != nil {
+		h.detachTopic(ctx, topicLobby, s)
+		return nil, fmt.Errorf("attach user: %w", err)
+	}
+	first, err := h.broker.AddConn(ctx, s.conn())
+	if err != nil {
+		h.detachTopic(ctx, topicUser(who.UserID), s)
+		h.detachTopic(ctx, topicLobby, s)
+		return nil, fmt.Errorf("add presence: %w", err)
+	}
+	h.metrics.Sessions.Add(1)
+	welcome := "Connected to the chat"
+	if !who.Guest {
+		welcome = "Welcome " + who.Name
+	}
+	b, err := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: welcome, ConnectionID: s.id, UserID: who.UserID})
+	if err != nil {
+		h.log.Error("encode welcome", "err", err)
+	}
+	s.welcome(b)
+	if first {
+		h.publish(ctx, topicLobby, &Event{Kind: KindUserJoined, Time: h.now(),
+			Message: who.Name + " joined the chat", UserID: who.UserID, Sender: who.Name})
+	}
+	return s, nil
+}
+
+// detach undoes Connect and every join of s.
+func (h *Hub) detach(ctx context.Context, s *Session, rooms []string) {
+	for _, room := range rooms {
+		h.leave(ctx, s, room, "")
+	}
+	h.detachTopic(ctx, topicUser(s.who.UserID), s)
+	h.detachTopic(ctx, topicLobby, s)
+	h.metrics.Sessions.Add(-1)
+	last, err := h.broker.RemoveConn(ctx, s.conn())
+	if err != nil {
+		h.log.Warn("remove presence", "conn", s.id, "err", err)
+		return
+	}
+	// Told even while this node shuts down: other nodes' sessions must hear
+	// that its users left.
+	if last {
+		h.publish(ctx, topicLobby, &Event{Kind: KindUserLeft, Time: h.now(),
+			Message: s.who.Name + " left the chat", UserID: s.who.UserID, Sender: s.who.Name})
+	}
+}
+
+// publish sends ev to topic through the broker, logging a failure: the
+// callers have no one better to tell.
+func (h *Hub) publish(ctx context.Context, topic string, ev *Event) error {
+	h.metrics.Published.Add(1)
+	if err := h.broker.Publish(ctx, topic, ev); err != nil {
+		h.log.Warn("publish", "topic", topic, "kind", ev.Kind.String(), "err", err)
+		return err
+	}
+	return nil
+}
+
+// Shutdown disconnects every session, telling each that the server is going
+// away, and refuses new ones. Disconnects are spread out a little so that
+// clients do not all reconnect at once; ctx bounds the whole.
+func (h *Hub) Shutdown(ctx context.Context) {
+	h.closing.Store(true)
+	sessions := h.localSessions()
+	for i, s := range sessions {
+		s.disconnect(disconnectShutdown)
+		if i%256 == 255 {
+			select {
+			case <-ctx.Done():
+				for _, s := range sessions[i+1:] {
+					s.disconnect(disconnectShutdown)
+				}
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+}
+
+func (h *Hub) localSessions() []*Session {
+	g := h.lookup(topicLobby)
+	if g == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]*Session, 0, len(g.members))
+	for s := range g.members {
+		out = append(out, s)
+	}
+	return out
+}
+
+func newID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// NewGuestID returns a fresh id for an anonymous user.
+func NewGuestID() string { return "guest-" + newID()[:8] }

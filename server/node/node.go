@@ -1,0 +1,243 @@
+// Package node assembles one Tertulia server: the hub and its broker, the
+// gRPC server and the HTTP edge. The caller owns the listeners, so tests run
+// a node on :0 ports.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/improbable-eng/grpc-web/go/grpcweb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/tertulia/tertulia/bridge"
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/auth"
+	"github.com/tertulia/tertulia/server/broker/memory"
+	"github.com/tertulia/tertulia/server/grpcapi"
+	"github.com/tertulia/tertulia/server/httpedge"
+	"github.com/tertulia/tertulia/server/hub"
+)
+
+// Config is everything a node needs. Zero values mean the documented defaults.
+type Config struct {
+	// Dev turns on the test-token endpoint and anonymous guests.
+	Dev bool
+	// JWT configures token checks; JWT.Secret is required.
+	JWT auth.Config
+	// AllowAnonymous admits sessions without a token as guests (always on in Dev).
+	AllowAnonymous bool
+	// AllowedOrigins may open WebSockets and call gRPC-Web from a browser.
+	AllowedOrigins []string
+	// Broker joins the node to a cluster. Default: the embedded memory broker.
+	Broker hub.Broker
+	// Hub tunes sessions and limits.
+	Hub hub.Config
+	// Static holds the web pages served at /static/.
+	Static fs.FS
+	// ShutdownTimeout bounds a graceful shutdown. Default 10s.
+	ShutdownTimeout time.Duration
+	// Logger receives the node's logs. Default: discard.
+	Logger *slog.Logger
+	// Bridge tunes the WebSocket bridge (frame limit, pings, timeouts); its
+	// Upstream, Origins and Logger are the node's.
+	Bridge bridge.Config
+}
+
+// Node is one Tertulia server.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	auth   *auth.Authenticator
+	gate   auth.Gate
+	hub    *hub.Hub
+	chat   *grpcapi.ChatService
+	health *health.Server
+	grpc   *grpc.Server
+	bridge *bridge.Bridge // set by handlers
+}
+
+// New validates cfg and builds a node; Serve runs it.
+func New(cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if cfg.Broker == nil {
+		cfg.Broker = memory.New()
+	}
+	a, err := auth.New(cfg.JWT)
+	if err != nil {
+		return nil, err
+	}
+	hcfg := cfg.Hub
+	if hcfg.Logger == nil {
+		hcfg.Logger = cfg.Logger
+	}
+	n := &Node{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		auth:   a,
+		gate:   auth.Gate{Auth: a, AllowAnonymous: cfg.AllowAnonymous || cfg.Dev},
+		hub:    hub.New(hcfg, cfg.Broker),
+		health: health.NewServer(),
+	}
+	n.chat = grpcapi.NewChatService(n.hub, cfg.Logger)
+	n.grpc = grpc.NewServer(
+		grpcapi.ServerCodec(),
+		grpc.ChainUnaryInterceptor(grpcapi.UnaryAuth(a)),
+		grpc.ChainStreamInterceptor(grpcapi.StreamAuth(n.gate)),
+		grpc.MaxRecvMsgSize(64<<10),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	chatv1.RegisterChatServiceServer(n.grpc, n.chat)
+	if cfg.Dev {
+		chatv1.RegisterAuthServiceServer(n.grpc, grpcapi.NewAuthService(a, "ws://localhost:8000"))
+	}
+	healthpb.RegisterHealthServer(n.grpc, n.health)
+	reflection.Register(n.grpc)
+	return n, nil
+}
+
+// Hub is the node's hub.
+func (n *Node) Hub() *hub.Hub { return n.hub }
+
+// Serve runs the node on the given listeners until ctx is cancelled, then
+// shuts down gracefully within Config.ShutdownTimeout: sessions are told,
+// gRPC stops gracefully (or not, when time runs out), HTTP drains.
+func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
+	conn, err := grpc.NewClient("passthrough:///"+grpcLis.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("dial own grpc: %w", err)
+	}
+	defer conn.Close()
+	edgeCtx, cancelEdge := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelEdge()
+	extra, err := n.handlers()
+	if err != nil {
+		return err
+	}
+	handler, err := httpedge.Handler(edgeCtx, httpedge.Config{
+		Conn:     conn,
+		Dev:      n.cfg.Dev,
+		Hub:      n.hub,
+		Static:   n.cfg.Static,
+		Handlers: extra,
+	})
+	if err != nil {
+		return err
+	}
+	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+
+	errc := make(chan error, 2)
+	go func() { errc <- n.grpc.Serve(grpcLis) }()
+	go func() { errc <- httpSrv.Serve(httpLis) }()
+	n.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	n.health.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	n.shutdown(httpSrv)
+	for range 2 - boolToInt(serveErr != nil) {
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) && serveErr == nil {
+			serveErr = err
+		}
+	}
+	return serveErr
+}
+
+func boolToInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (n *Node) shutdown(httpSrv *http.Server) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+	defer cancel()
+	n.health.Shutdown()
+	// Half the budget goes to telling sessions, spread out, the rest to
+	// draining the servers.
+	tell, cancelTell := context.WithTimeout(ctx, n.cfg.ShutdownTimeout/2)
+	n.hub.Shutdown(tell)
+	cancelTell()
+	if n.bridge != nil { // WebSockets are hijacked: the HTTP server cannot close them
+		n.bridge.Shutdown(ctx)
+	}
+
+	stopped := make(chan struct{})
+	go func() { n.grpc.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		n.log.Warn("graceful stop timed out; stopping")
+		n.grpc.Stop()
+		<-stopped
+	}
+	if err := httpSrv.Shutdown(ctx); err != nil {
+		httpSrv.Close()
+	}
+	n.log.Info("shut down", "took", time.Since(start).Round(time.Millisecond))
+}
+
+// handlers are the HTTP handlers mounted beside the gateway: the WebSocket
+// bridge, attached to the chat service in-process, and gRPC-Web.
+func (n *Node) handlers() (map[string]http.Handler, error) {
+	origins := bridge.Origins{Allowed: n.cfg.AllowedOrigins, Dev: n.cfg.Dev}
+	bcfg := n.cfg.Bridge
+	bcfg.Upstream = bridge.InProcess{Chat: n.chat, Gate: n.gate}
+	bcfg.Origins = origins
+	bcfg.Logger = n.log
+	b, err := bridge.New(bcfg)
+	if err != nil {
+		return nil, err
+	}
+	n.bridge = b
+	h := b.Handlers()
+	web := grpcWeb(n.grpc, origins)
+	for _, path := range grpcweb.ListGRPCResources(n.grpc) {
+		h[path] = web
+	}
+	return h, nil
+}
+
+// grpcWeb serves gRPC-Web (and its WebSocket transport, which carries the
+// Connect stream) on the HTTP port. CORS answers only allowed origins;
+// same-origin pages need none.
+func grpcWeb(srv *grpc.Server, origins bridge.Origins) http.Handler {
+	web := grpcweb.WrapServer(srv,
+		grpcweb.WithOriginFunc(origins.AllowOrigin),
+		grpcweb.WithWebsockets(true),
+		grpcweb.WithWebsocketOriginFunc(origins.Allow),
+		grpcweb.WithWebsocketsMessageReadLimit(64<<10),
+		grpcweb.WithWebsocketPingInterval(30*time.Second),
+	)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if web.IsGrpcWebRequest(r) || web.IsAcceptableGrpcCorsRequest(r) || web.IsGrpcWebSocketRequest(r) {
+			web.ServeHTTP(w, r)
+			return
+		}
+		// Plain HTTP/1.1 cannot carry gRPC: it goes to the gRPC port.
+		http.Error(w, "gRPC-Web only here (content-type application/grpc-web); gRPC is on the gRPC port", http.StatusUnsupportedMediaType)
+	})
+}
