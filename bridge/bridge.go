@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"log/slog"
@@ -133,9 +132,9 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, requireToken bool
 	}
 	br := rw.Reader
 	if br.Buffered() == 0 {
-		// Nothing read ahead: a small reader of our own instead of the
-		// hijacked 4 KiB one, for the whole life of an idle connection.
-		br = bufio.NewReaderSize(nc, readBufferSize)
+		// Nothing read ahead: the connection takes a small pooled reader
+		// whenever it reads, and holds none while idle.
+		br = nil
 	}
 	c := newConn(b, nc, br)
 	if !b.track(c) {
@@ -149,10 +148,6 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, requireToken bool
 	remote := r.RemoteAddr
 	go b.run(c, token, requireToken, remote)
 }
-
-// readBufferSize is the read buffer of a connection; bigger frames are read
-// through it in pieces.
-const readBufferSize = 1 << 10
 
 // run runs one upgraded connection until it closes.
 func (b *Bridge) run(c *Conn, token string, requireToken bool, remote string) {

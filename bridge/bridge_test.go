@@ -1,6 +1,7 @@
 package bridge_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -365,17 +366,35 @@ func TestPingsKeepIdleConnectionsAlive(t *testing.T) {
 		tg := start(t, m, node.Config{}, bridge.Config{PingInterval: interval})
 		alive := login(t, tg, "alice") // reads, so answers pings
 		deaf := login(t, tg, "bob")    // reads nothing: no pongs
-		// Six intervals of reading (so answering pings) and sending nothing.
-		for end := time.Now().Add(6 * interval); time.Now().Before(end); {
-			if _, err := alive.readWithin(interval); err != nil && !isTimeoutErr(err) {
-				t.Fatalf("idle but answering connection: %v, want it open", err)
+		// alice reads (so answers pings) and sends nothing for six
+		// intervals. One reader reads with no deadline of its own: a read
+		// cut short by a deadline could stop in the middle of a frame.
+		messages := make(chan string, 16)
+		go func() {
+			defer close(messages)
+			for {
+				f, err := alive.read()
+				if err != nil {
+					return
+				}
+				if f.str("type") == "message" {
+					messages <- f.str("message")
+				}
 			}
-		}
+		}()
+		time.Sleep(6 * interval)
 		if code, _ := deaf.closed(); code != ws.StatusPolicyViolation {
 			t.Errorf("silent connection closed with %d, want 1008", code)
 		}
 		alive.sendJSON(map[string]string{"message": "still alive"})
-		alive.await("own message", isMessage("still alive"))
+		select {
+		case m, ok := <-messages:
+			if !ok || m != "still alive" {
+				t.Errorf("idle but answering connection: got %q (open: %v), want its own message", m, ok)
+			}
+		case <-time.After(waitTimeout):
+			t.Error("idle but answering connection: no message back")
+		}
 	})
 }
 
@@ -437,6 +456,47 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 		}
 		if m == inProcess && tg.node.Node.Hub().Metrics().SlowDisconnects.Load() != 1 {
 			t.Errorf("slow disconnects = %d, want 1", tg.node.Node.Hub().Metrics().SlowDisconnects.Load())
+		}
+	})
+}
+
+// However the browser's bytes arrive, each message is carried out once and
+// in order: several frames in one segment, a frame split over several
+// segments with pauses, and a message in fragments with a ping between them.
+func TestFramesHoweverTheyArrive(t *testing.T) {
+	runModes(t, func(t *testing.T, m mode) {
+		tg := start(t, m, node.Config{}, bridge.Config{})
+		u := login(t, tg, "alice")
+		frameOf := func(op ws.OpCode, fin bool, text string) []byte {
+			var b bytes.Buffer
+			f := ws.MaskFrameInPlace(ws.NewFrame(op, fin, []byte(text)))
+			if err := ws.WriteFrame(&b, f); err != nil {
+				t.Fatal(err)
+			}
+			return b.Bytes()
+		}
+		msg := func(text string) []byte { return frameOf(ws.OpText, true, `{"message":"`+text+`"}`) }
+		write := func(b []byte) {
+			t.Helper()
+			if _, err := u.conn.Write(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		write(append(append(msg("one"), msg("two")...), msg("three")...))
+		split := msg("four")
+		for _, part := range [][]byte{split[:1], split[1:5], split[5:]} {
+			write(part)
+			time.Sleep(20 * time.Millisecond)
+		}
+		write(frameOf(ws.OpText, false, `{"message":`))
+		write(frameOf(ws.OpPing, true, "still here"))
+		write(frameOf(ws.OpContinuation, true, `"five"}`))
+
+		for _, want := range []string{"one", "two", "three", "four", "five"} {
+			if f := u.await("message "+want, isType("message")); f.str("message") != want {
+				t.Fatalf("got message %q, want %q", f.str("message"), want)
+			}
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -23,7 +24,9 @@ import (
 type Conn struct {
 	b    *Bridge
 	nc   net.Conn
-	br   *bufio.Reader // the hijacked connection's reader: it may hold bytes already
+	br   *bufio.Reader   // the hijacked connection's reader: it may hold bytes already
+	raw  syscall.RawConn // nc's socket, for waitReadable; nil where there is none
+	peek [1]byte
 	rd   wsutil.Reader
 	ping *time.Timer
 
@@ -56,13 +59,15 @@ var (
 )
 
 func newConn(b *Bridge, nc net.Conn, br *bufio.Reader) *Conn {
-	c := &Conn{b: b, nc: nc, br: br, welcomed: make(chan struct{})}
+	c := &Conn{b: b, nc: nc, br: br, raw: rawConnOf(nc), welcomed: make(chan struct{})}
 	c.rd = wsutil.Reader{
-		Source:         br,
 		State:          ws.StateServerSide,
 		CheckUTF8:      true,
 		MaxMessageSize: int64(b.cfg.MaxFrameBytes),
 		OnIntermediate: c.control,
+	}
+	if br != nil {
+		c.rd.Source = br
 	}
 	c.ping = time.AfterFunc(b.cfg.PingInterval, c.sendPing)
 	return c
@@ -206,7 +211,11 @@ func (c *Conn) release() {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.CloseTimeout))
-	io.Copy(io.Discard, io.LimitReader(c.br, drainLimit))
+	var rest io.Reader = c.nc
+	if c.br != nil {
+		rest = c.br
+	}
+	io.Copy(io.Discard, io.LimitReader(rest, drainLimit))
 	c.nc.Close()
 }
 
@@ -220,34 +229,74 @@ const drainLimit = 1 << 20
 // frame over the size limit).
 func (c *Conn) Recv() (*chatv1.ClientFrame, error) {
 	for {
-		m, err := c.next(c.b.cfg.PingInterval * 2)
+		data, err := c.readMessage(c.idleTimeout())
 		if err != nil {
 			return nil, err
 		}
-		if m.Frame == nil {
-			c.refuse(&FrameError{Code: CodeAlreadyAuthenticated, Message: "this connection is already authenticated"})
-			continue
+		if f := c.clientFrame(data); f != nil {
+			return f, nil
 		}
-		return m.Frame, nil
 	}
 }
 
-// next reads the next decodable client frame, waiting at most idle for it.
-// Frames that cannot be decoded are answered and skipped.
-func (c *Conn) next(idle time.Duration) (ClientMessage, error) {
+// Serve hands the browser's chat frames to handle, in order, until the
+// connection is over, and returns why, as Recv does.
+//
+// Between bursts of frames the calling goroutine only waits for the socket
+// to become readable, a few calls deep; the frames are read, decoded and
+// handled on a goroutine that exists only while they arrive. Handling a
+// frame grows a goroutine's stack to 8 KiB, which a parked goroutine keeps:
+// this way an idle connection holds one goroutine with a small stack, and
+// no read buffer.
+func (c *Conn) Serve(handle func(*chatv1.ClientFrame)) error {
+	burst := func() error { return c.burst(handle) }
 	for {
-		data, err := c.readMessage(idle)
-		if err != nil {
-			return ClientMessage{}, err
+		if err := c.awaitBytes(); err != nil {
+			return err
 		}
-		m, err := DecodeFrame(data)
-		var fe *FrameError
-		if errors.As(err, &fe) {
-			c.refuse(fe)
-			continue
+		done := make(chan error, 1)
+		go func() { done <- burst() }()
+		if err := <-done; err != nil {
+			return err
 		}
-		return m, err
 	}
+}
+
+// burst reads and handles the frames that have arrived: at least one, and
+// then as many as are already buffered.
+func (c *Conn) burst(handle func(*chatv1.ClientFrame)) error {
+	for {
+		data, more, err := c.readFrame(c.idleTimeout())
+		if err != nil {
+			return err
+		}
+		if data != nil {
+			if f := c.clientFrame(data); f != nil {
+				handle(f)
+			}
+		}
+		if !more {
+			return nil
+		}
+	}
+}
+
+func (c *Conn) idleTimeout() time.Duration { return 2 * c.b.cfg.PingInterval }
+
+// clientFrame decodes a chat frame, or answers one that cannot be carried
+// out and returns nil.
+func (c *Conn) clientFrame(data []byte) *chatv1.ClientFrame {
+	m, err := DecodeFrame(data)
+	var fe *FrameError
+	switch {
+	case errors.As(err, &fe):
+		c.refuse(fe)
+		return nil
+	case m.Frame == nil:
+		c.refuse(&FrameError{Code: CodeAlreadyAuthenticated, Message: "this connection is already authenticated"})
+		return nil
+	}
+	return m.Frame
 }
 
 // refuse answers a frame the bridge could not map. The connection goes on.
@@ -261,37 +310,93 @@ func (c *Conn) refuse(fe *FrameError) {
 	c.writeFrame(ErrorFrame(c.b.now(), fe.ID, fe.Code, fe.Message))
 }
 
-// readMessage returns the payload of the next data message.
+// readMessage returns the payload of the next data message, waiting at
+// most idle for each frame.
 func (c *Conn) readMessage(idle time.Duration) ([]byte, error) {
-	c.readMu.Lock()
-	defer c.readMu.Unlock()
 	for {
-		if c.closing.Load() {
-			return nil, ErrClosed
+		data, _, err := c.readFrame(idle)
+		if err != nil || data != nil {
+			return data, err
 		}
-		c.nc.SetReadDeadline(time.Now().Add(idle))
-		if c.closing.Load() { // Close may have set a shorter deadline meanwhile
-			c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.CloseTimeout))
-		}
-		h, err := c.rd.NextFrame()
-		if err != nil {
-			return nil, c.readFailed(err)
-		}
-		if h.OpCode.IsControl() {
-			if err := c.control(h, &c.rd); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		// The limit on the whole message is the reader's; this only sizes
-		// the buffer, never beyond what the limit allows.
-		data, err := io.ReadAll(&c.rd)
-		if err != nil {
-			return nil, c.readFailed(err)
-		}
-		return data, nil
 	}
 }
+
+// awaitBytes waits until the browser has sent something, the connection
+// has been silent for too long (it is then closed) or it is closing.
+func (c *Conn) awaitBytes() error {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if err := c.armRead(c.idleTimeout()); err != nil {
+		return err
+	}
+	if c.raw == nil || c.br != nil && c.br.Buffered() > 0 {
+		return nil
+	}
+	if err := waitReadable(c.raw, &c.peek); err != nil {
+		return c.readFailed(err)
+	}
+	return nil
+}
+
+// armRead sets the read deadline idle from now, or the closing handshake's
+// if the connection is closing; ErrClosed if it is.
+func (c *Conn) armRead(idle time.Duration) error {
+	if c.closing.Load() {
+		return ErrClosed
+	}
+	c.nc.SetReadDeadline(time.Now().Add(idle))
+	if c.closing.Load() { // Close may have set a shorter deadline meanwhile
+		c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.CloseTimeout))
+	}
+	return nil
+}
+
+// readFrame reads one frame, waiting at most idle for it, and returns the
+// payload of a data message (nil for a control frame, which it handles) and
+// whether more bytes are buffered. A data message is read whole, with the
+// frames that continue it. The read buffer is let go whenever it is empty.
+func (c *Conn) readFrame(idle time.Duration) (data []byte, more bool, err error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if err := c.armRead(idle); err != nil {
+		return nil, false, err
+	}
+	if c.br == nil {
+		c.br = readers.Get().(*bufio.Reader)
+		c.br.Reset(c.nc)
+		c.rd.Source = c.br
+	}
+	defer func() {
+		if more = c.br.Buffered() > 0; !more && err == nil {
+			if c.br.Size() == readBufferSize { // not the hijacked one
+				c.br.Reset(nil)
+				readers.Put(c.br)
+			}
+			c.br, c.rd.Source = nil, nil
+		}
+	}()
+	h, err := c.rd.NextFrame()
+	if err != nil {
+		return nil, false, c.readFailed(err)
+	}
+	if h.OpCode.IsControl() {
+		return nil, false, c.control(h, &c.rd)
+	}
+	// The limit on the whole message is the reader's; this only sizes the
+	// buffer, never beyond what the limit allows.
+	data, err = io.ReadAll(&c.rd)
+	if err != nil {
+		return nil, false, c.readFailed(err)
+	}
+	return data, false, nil
+}
+
+// readers are the read buffers of connections that are reading a frame.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
+// readBufferSize is the read buffer of a connection; bigger frames are read
+// through it in pieces.
+const readBufferSize = 1 << 10
 
 // readFailed closes the connection with the code the failure calls for and
 // returns the error Recv reports.

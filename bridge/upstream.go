@@ -24,7 +24,7 @@ import (
 type Upstream interface {
 	// Run runs a session for a browser presenting token ("" for a guest,
 	// where guests are allowed) until either side ends it. It reads client
-	// frames with c.Recv and sends server frames with c.WriteFrames, and
+	// frames with c.Recv or c.Serve and sends server frames with c.WriteFrames, and
 	// returns how the session ended: nil or a read error of c when the
 	// browser ended it, a gRPC status when the server did (Unauthenticated
 	// for a token refused before any chat traffic).
@@ -47,7 +47,11 @@ func (u InProcess) Run(ctx context.Context, token string, c *Conn) error {
 	if err != nil {
 		return status.Error(codes.Unauthenticated, err.Error())
 	}
-	return u.Chat.Connect(&stream{ctx: auth.NewContext(ctx, who), c: c})
+	in, err := u.Chat.Open(&stream{ctx: auth.NewContext(ctx, who), c: c})
+	if err != nil {
+		return err
+	}
+	return in.End(c.Serve(in.Handle))
 }
 
 // stream is a browser connection seen as the server side of a Connect

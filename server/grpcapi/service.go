@@ -52,10 +52,46 @@ const detachTimeout = 5 * time.Second
 // The caller's identity must be in the stream's context (see the
 // interceptors, or auth.NewContext for in-process streams).
 func (s *ChatService) Connect(stream chatv1.ChatService_ConnectServer) error {
+	in, err := s.Open(stream)
+	if err != nil {
+		return err
+	}
+	if _, ok := stream.(AbortableStream); ok {
+		// The hub ending the session aborts the stream's Recv: no second
+		// goroutine is needed to notice it.
+		return in.End(in.receive(stream))
+	}
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- in.receive(stream) }()
+	select {
+	case <-in.t.done:
+		in.detach()
+		return in.t.status()
+	case err := <-recvErr:
+		return in.End(err)
+	}
+}
+
+// InlineSession is a Connect session whose client frames the caller reads
+// and hands over itself, for in-process streams (see Open).
+type InlineSession struct {
+	ctx  context.Context
+	sess *hub.Session
+	t    *streamTransport
+}
+
+// Open starts a session for stream as Connect does, but leaves reading the
+// client's frames to the caller, who hands each to Handle and calls End
+// once the client's side is over. Frames are handled in the order of the
+// Handle calls, which must not overlap. An in-process stream that can tell
+// when a frame is ready can so wait for it without holding a goroutine
+// deep in Connect. The stream should implement AbortableStream, to learn
+// when the hub ends the session.
+func (s *ChatService) Open(stream chatv1.ChatService_ConnectServer) (*InlineSession, error) {
 	ctx := stream.Context()
 	who, ok := auth.FromContext(ctx)
 	if !ok {
-		return status.Error(codes.Unauthenticated, "authentication required")
+		return nil, status.Error(codes.Unauthenticated, "authentication required")
 	}
 	t := &streamTransport{stream: stream, enc: protoEncoder, done: make(chan struct{})}
 	if es, ok := stream.(EncodedStream); ok {
@@ -63,68 +99,60 @@ func (s *ChatService) Connect(stream chatv1.ChatService_ConnectServer) error {
 	}
 	sess, err := s.hub.Connect(ctx, who, t)
 	if errors.Is(err, hub.ErrShuttingDown) {
-		return status.Error(codes.Unavailable, err.Error())
+		return nil, status.Error(codes.Unavailable, err.Error())
 	} else if err != nil {
 		s.log.Warn("connect", "user", who.UserID, "err", err)
-		return status.Error(codes.Unavailable, "could not start session")
+		return nil, status.Error(codes.Unavailable, "could not start session")
 	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), detachTimeout)
-		defer cancel()
-		sess.Close(ctx)
-	}()
-
-	if _, ok := stream.(AbortableStream); ok {
-		return s.serveInline(ctx, stream, sess, t)
-	}
-	recvErr := make(chan error, 1)
-	go func() { recvErr <- s.receive(ctx, stream, sess) }()
-	select {
-	case <-t.done:
-		return t.status()
-	case err := <-recvErr:
-		return s.ended(ctx, err, sess, t)
-	}
+	return &InlineSession{ctx: ctx, sess: sess, t: t}, nil
 }
 
-// serveInline reads the client's frames in this goroutine: the hub ending
-// the session aborts the stream's Recv.
-func (s *ChatService) serveInline(ctx context.Context, stream chatv1.ChatService_ConnectServer, sess *hub.Session, t *streamTransport) error {
-	err := s.receive(ctx, stream, sess)
-	select {
-	case <-t.done:
-		if t.reason.Code != hub.DisconnectDone {
-			return t.status()
-		}
-	default:
-	}
-	return s.ended(ctx, err, sess, t)
+// Handle carries out one client frame.
+func (in *InlineSession) Handle(f *chatv1.ClientFrame) {
+	in.sess.Handle(in.ctx, CommandFromFrame(f))
 }
 
 // receive hands the client's frames to the session until Recv fails.
-func (s *ChatService) receive(ctx context.Context, stream chatv1.ChatService_ConnectServer, sess *hub.Session) error {
+func (in *InlineSession) receive(stream chatv1.ChatService_ConnectServer) error {
 	for {
 		f, err := stream.Recv()
 		if err != nil {
 			return err
 		}
-		sess.Handle(ctx, CommandFromFrame(f))
+		in.Handle(f)
 	}
 }
 
-// ended is what Connect returns once the client's side ended with err.
-func (s *ChatService) ended(ctx context.Context, err error, sess *hub.Session, t *streamTransport) error {
-	if !errors.Is(err, io.EOF) {
-		return err
+// End ends the session once the client's side ended with recvErr (io.EOF
+// for a half-close, whose queued answers are flushed first) and returns
+// what Connect returns: the hub's reason if the hub ended the session.
+func (in *InlineSession) End(recvErr error) error {
+	defer in.detach()
+	select {
+	case <-in.t.done:
+		if in.t.reason.Code != hub.DisconnectDone {
+			return in.t.status()
+		}
+	default:
+	}
+	if !errors.Is(recvErr, io.EOF) {
+		return recvErr
 	}
 	// The client half-closed: flush what was queued for it, then end.
-	sess.Finish()
+	in.sess.Finish()
 	select {
-	case <-t.done:
-	case <-ctx.Done():
+	case <-in.t.done:
+	case <-in.ctx.Done():
 	case <-time.After(detachTimeout):
 	}
 	return nil
+}
+
+// detach takes the session out of the hub: its rooms, the user's presence.
+func (in *InlineSession) detach() {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(in.ctx), detachTimeout)
+	defer cancel()
+	in.sess.Close(ctx)
 }
 
 // Broadcast implements chat.v1.ChatService. The caller must be an admin.
