@@ -79,6 +79,8 @@ type Bridge struct {
 	cfg Config
 	log *slog.Logger
 
+	workers *workers // run the connections' bursts of frames
+
 	mu       sync.Mutex // protects conns and shutdown
 	conns    map[*Conn]struct{}
 	shutdown bool
@@ -91,7 +93,7 @@ func New(cfg Config) (*Bridge, error) {
 		return nil, errors.New("bridge: Config.Upstream is required")
 	}
 	cfg = cfg.withDefaults()
-	return &Bridge{cfg: cfg, log: cfg.Logger, conns: make(map[*Conn]struct{})}, nil
+	return &Bridge{cfg: cfg, log: cfg.Logger, conns: make(map[*Conn]struct{}), workers: newWorkers(maxIdleWorkers)}, nil
 }
 
 func (b *Bridge) now() time.Time { return b.cfg.Now().UTC() }
@@ -153,7 +155,7 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, requireToken bool
 func (b *Bridge) run(c *Conn, token string, requireToken bool, remote string) {
 	defer b.untrack(c)
 	if token == "" && requireToken {
-		token = b.authFrame(c)
+		b.workers.do(func() error { token = b.authFrame(c); return nil })
 	}
 	if c.CloseCode() == 0 {
 		err := b.cfg.Upstream.Run(context.Background(), token, c)
@@ -251,6 +253,7 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { b.wg.Wait(); close(done) }()
+	defer b.workers.stop()
 	select {
 	case <-done:
 		return nil
@@ -258,6 +261,9 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// maxIdleWorkers bounds the workers kept waiting for bursts of frames.
+const maxIdleWorkers = 256
 
 // Conns is the number of open WebSocket connections.
 func (b *Bridge) Conns() int {

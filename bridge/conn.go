@@ -244,7 +244,7 @@ func (c *Conn) Recv() (*chatv1.ClientFrame, error) {
 //
 // Between bursts of frames the calling goroutine only waits for the socket
 // to become readable, a few calls deep; the frames are read, decoded and
-// handled on a goroutine that exists only while they arrive. Handling a
+// handled by one of the bridge's workers (see workers). Handling a
 // frame grows a goroutine's stack to 8 KiB, which a parked goroutine keeps:
 // this way an idle connection holds one goroutine with a small stack, and
 // no read buffer.
@@ -254,9 +254,7 @@ func (c *Conn) Serve(handle func(*chatv1.ClientFrame)) error {
 		if err := c.awaitBytes(); err != nil {
 			return err
 		}
-		done := make(chan error, 1)
-		go func() { done <- burst() }()
-		if err := <-done; err != nil {
+		if err := c.b.workers.do(burst); err != nil {
 			return err
 		}
 	}

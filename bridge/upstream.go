@@ -43,15 +43,23 @@ var _ Upstream = InProcess{}
 
 // Run implements Upstream.
 func (u InProcess) Run(ctx context.Context, token string, c *Conn) error {
-	who, err := u.Gate.Session(token)
-	if err != nil {
-		return status.Error(codes.Unauthenticated, err.Error())
-	}
-	in, err := u.Chat.Open(&stream{ctx: auth.NewContext(ctx, who), c: c})
+	// Verifying the token, attaching and ending the session run on the
+	// bridge's workers, as the frames do: this goroutine, which lasts as
+	// long as the connection, keeps a small stack (see Conn.Serve).
+	var in *grpcapi.InlineSession
+	err := c.b.workers.do(func() error {
+		who, err := u.Gate.Session(token)
+		if err != nil {
+			return status.Error(codes.Unauthenticated, err.Error())
+		}
+		in, err = u.Chat.Open(&stream{ctx: auth.NewContext(ctx, who), c: c})
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	return in.End(c.Serve(in.Handle))
+	served := c.Serve(in.Handle)
+	return c.b.workers.do(func() error { return in.End(served) })
 }
 
 // stream is a browser connection seen as the server side of a Connect
