@@ -44,6 +44,7 @@ func BenchmarkEncodeProto(b *testing.B) {
 // subs gRPC streams on loopback and waits until every stream has read every
 // message. Allocations are counted on both sides (one process).
 func BenchmarkFanoutGRPC(b *testing.B) {
+	const window = 1024
 	for _, subs := range []int{10, 200} {
 		b.Run("subs="+strconv.Itoa(subs), func(b *testing.B) {
 			srv := nodetest.Start(b, node.Config{})
@@ -84,7 +85,13 @@ func BenchmarkFanoutGRPC(b *testing.B) {
 			runtime.ReadMemStats(&ms0)
 			b.ResetTimer()
 			start := time.Now()
-			for range b.N {
+			for i := range b.N {
+				// At most window messages in flight per stream: an unpaced
+				// publisher would otherwise fill the sessions' queues, and
+				// the hub rightly disconnects them as slow consumers.
+				for int64(i-window)*int64(subs) > got.Load() {
+					time.Sleep(50 * time.Microsecond)
+				}
 				if err := pub.Send("", message.Message); err != nil {
 					b.Fatal(err)
 				}
