@@ -1,9 +1,11 @@
 package bridge
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -138,16 +140,21 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, requireToken bool
 		// whenever it reads, and holds none while idle.
 		br = nil
 	}
+	// The connection outlives this handler: returning lets net/http free
+	// the request and its response buffers, and the connection's goroutine
+	// starts with a small stack rather than deep in net/http's.
+	b.start(nc, br, token, requireToken, r.RemoteAddr)
+}
+
+// start runs an upgraded connection on a goroutine of its own; br holds
+// what was read ahead of it, if anything.
+func (b *Bridge) start(nc net.Conn, br *bufio.Reader, token string, requireToken bool, remote string) {
 	c := newConn(b, nc, br)
 	if !b.track(c) {
 		c.Close(ws.StatusGoingAway, "server shutting down")
 		c.release()
 		return
 	}
-	// The connection outlives this handler: returning lets net/http free
-	// the request and its response buffers, and the connection's goroutine
-	// starts with a small stack rather than deep in net/http's.
-	remote := r.RemoteAddr
 	go b.run(c, token, requireToken, remote)
 }
 

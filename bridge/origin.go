@@ -20,8 +20,10 @@ type Origins struct {
 }
 
 // Allow reports whether r may open a WebSocket.
-func (o Origins) Allow(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
+func (o Origins) Allow(r *http.Request) bool { return o.allow(r.Header.Get("Origin"), r.Host) }
+
+// allow reports whether a page from origin may open a WebSocket to host.
+func (o Origins) allow(origin, host string) bool {
 	if origin == "" {
 		return true
 	}
@@ -29,7 +31,7 @@ func (o Origins) Allow(r *http.Request) bool {
 	if err != nil || u.Host == "" {
 		return false
 	}
-	if strings.EqualFold(u.Host, r.Host) {
+	if strings.EqualFold(u.Host, host) {
 		return true
 	}
 	return o.AllowOrigin(origin)

@@ -142,7 +142,10 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	// WebSocket upgrades are served straight off the listener; everything
+	// else, and an upgrade on a connection already speaking HTTP, by httpSrv.
+	httpLis = n.bridge.Listener(httpLis, readHeaderTimeout)
 
 	errc := make(chan error, 2)
 	go func() { errc <- n.grpc.Serve(grpcLis) }()
@@ -163,6 +166,9 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	}
 	return serveErr
 }
+
+// readHeaderTimeout bounds the wait for an HTTP request's head.
+const readHeaderTimeout = 10 * time.Second
 
 func boolToInt(b bool) int {
 	if b {

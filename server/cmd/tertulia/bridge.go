@@ -86,7 +86,8 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	log.Info("bridging", "http", lis.Addr().String(), "upstream", *upstream)
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(lis) }()
+	// Upgrades are served straight off the listener (see bridge.Listener).
+	go func() { errc <- srv.Serve(b.Listener(lis, srv.ReadHeaderTimeout)) }()
 	select {
 	case <-ctx.Done():
 	case err := <-errc:

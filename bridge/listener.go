@@ -1,0 +1,268 @@
+package bridge
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// Listener returns a listener for the HTTP server that serves the
+// bridge's WebSocket endpoints itself. It reads the start of each
+// connection's request line: a GET of /api/v1/ws or
+// /api/v1/ws/authenticated is upgraded right there by gobwas/ws's
+// zero-copy upgrader, with no net/http request, response or hijacked
+// buffers; every other connection goes on to the HTTP server with its
+// bytes intact. The endpoints behave exactly as Handlers serve them.
+//
+// Setting up a connection through net/http cost a third of the server's
+// time when thousands connect at once (request parsing, 8 KiB of buffers
+// left behind by each hijack, and the garbage collection that followed).
+//
+// headerTimeout bounds the wait for a request's head, as
+// http.Server.ReadHeaderTimeout does. Closing the returned listener closes
+// l and the connections whose request it is still reading.
+func (b *Bridge) Listener(l net.Listener, headerTimeout time.Duration) net.Listener {
+	s := &splitListener{Listener: l, b: b, timeout: headerTimeout,
+		http: make(chan net.Conn), done: make(chan struct{}), reading: make(map[net.Conn]struct{})}
+	go s.acceptLoop()
+	return s
+}
+
+// splitListener routes accepted connections between the bridge and the
+// HTTP server that calls its Accept.
+type splitListener struct {
+	net.Listener
+	b       *Bridge
+	timeout time.Duration
+
+	http chan net.Conn // connections for the HTTP server
+	done chan struct{} // closed by Close
+
+	mu      sync.Mutex // protects reading, err and closed
+	reading map[net.Conn]struct{}
+	err     error // why the accept loop ended
+	closed  bool
+	once    sync.Once
+}
+
+// acceptLoop accepts connections until the listener fails for good, and
+// routes each on a goroutine of its own, so that a slow client holds up
+// nobody. Temporary failures (out of file descriptors) are retried after a
+// pause, as net/http does.
+func (s *splitListener) acceptLoop() {
+	var pause time.Duration
+	for {
+		c, err := s.Listener.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+				select {
+				case <-time.After(pause):
+					continue
+				case <-s.done:
+				}
+			}
+			s.mu.Lock()
+			s.err = err
+			s.mu.Unlock()
+			s.Close()
+			return
+		}
+		pause = 0
+		if !s.track(c) {
+			c.Close()
+			return
+		}
+		go s.route(c)
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// Accept returns the next connection for the HTTP server.
+func (s *splitListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.http:
+		return c, nil
+	case <-s.done:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.err != nil && !errors.Is(s.err, net.ErrClosed) {
+			return nil, s.err
+		}
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops accepting, and closes the connections still being routed.
+func (s *splitListener) Close() error {
+	var err error
+	s.once.Do(func() {
+		close(s.done)
+		err = s.Listener.Close()
+		s.mu.Lock()
+		s.closed = true
+		for c := range s.reading {
+			c.Close()
+		}
+		s.mu.Unlock()
+	})
+	return err
+}
+
+func (s *splitListener) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.reading[c] = struct{}{}
+	return true
+}
+
+func (s *splitListener) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.reading, c)
+	s.mu.Unlock()
+}
+
+// wsRequestLine is how a request for the bridge's endpoints starts; the
+// byte after it must end the path or go on to "/authenticated".
+const wsRequestLine = "GET /api/v1/ws"
+
+// route reads the start of c's request line and hands c to the bridge or
+// to the HTTP server.
+func (s *splitListener) route(c net.Conn) {
+	defer s.untrack(c)
+	c.SetReadDeadline(time.Now().Add(s.timeout))
+	var head [len(wsRequestLine) + 1]byte
+	n, err := readPrefix(c, head[:])
+	if err != nil && n == 0 {
+		c.Close() // nothing to serve: gone, or silent until the timeout
+		return
+	}
+	if isWSRequest(head[:n]) {
+		s.b.upgrade(&prefixConn{Conn: c, prefix: head[:n]})
+		return
+	}
+	c.SetReadDeadline(time.Time{}) // the HTTP server sets its own
+	pc := &prefixConn{Conn: c, prefix: append([]byte(nil), head[:n]...)}
+	select {
+	case s.http <- pc:
+	case <-s.done:
+		c.Close()
+	}
+}
+
+// readPrefix reads until p is full, the bytes read can no longer start a
+// WebSocket request, or reading fails.
+func readPrefix(c net.Conn, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := c.Read(p[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		if k := min(n, len(wsRequestLine)); string(p[:k]) != wsRequestLine[:k] {
+			return n, nil
+		}
+	}
+	return n, nil
+}
+
+func isWSRequest(head []byte) bool {
+	return len(head) == len(wsRequestLine)+1 && string(head[:len(wsRequestLine)]) == wsRequestLine &&
+		bytes.IndexByte([]byte(" ?/"), head[len(wsRequestLine)]) >= 0
+}
+
+// prefixConn is a connection whose first bytes were read already.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// upgrade performs the handshake of a request for the bridge's endpoints
+// on c, with the checks of serve: the path, the origin, the token's
+// carriers and the subprotocol. A refused request gets an HTTP error.
+func (b *Bridge) upgrade(c *prefixConn) {
+	var (
+		requireToken bool
+		token        string
+		host, origin string
+	)
+	u := ws.Upgrader{
+		ReadBufferSize: 2 << 10, // the request's head; the browser sends nothing more before the answer
+		OnRequest: func(uri []byte) error {
+			ru, err := url.ParseRequestURI(string(uri))
+			if err != nil {
+				return ws.RejectConnectionError(ws.RejectionStatus(http.StatusBadRequest), ws.RejectionReason("bad request URI"))
+			}
+			switch ru.Path {
+			case "/api/v1/ws":
+			case "/api/v1/ws/authenticated":
+				requireToken = true
+			default:
+				return ws.RejectConnectionError(ws.RejectionStatus(http.StatusNotFound), ws.RejectionReason("not found"))
+			}
+			token = ru.Query().Get("token")
+			return nil
+		},
+		OnHost: func(h []byte) error { host = string(h); return nil },
+		OnHeader: func(key, value []byte) error {
+			if strings.EqualFold(string(key), "Origin") {
+				origin = string(value)
+			}
+			return nil
+		},
+		ProtocolCustom: func(offered []byte) (string, bool) {
+			ok := false
+			for p := range strings.SplitSeq(string(offered), ",") {
+				p = strings.TrimSpace(p)
+				if t, isBearer := strings.CutPrefix(p, bearerProtocol); isBearer && t != "" && token == "" {
+					token = t
+				}
+				ok = ok || p == Subprotocol
+			}
+			if ok {
+				return Subprotocol, true
+			}
+			return "", false
+		},
+		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+			if !b.cfg.Origins.allow(origin, host) {
+				return nil, ws.RejectConnectionError(ws.RejectionStatus(http.StatusForbidden), ws.RejectionReason("origin not allowed"))
+			}
+			return nil, nil
+		},
+	}
+	c.SetWriteDeadline(time.Now().Add(b.cfg.WriteTimeout))
+	if _, err := u.Upgrade(c); err != nil {
+		// The upgrader has answered with an HTTP error where it could.
+		b.log.Debug("websocket upgrade refused", "remote", c.RemoteAddr().String(), "err", err)
+		c.Close()
+		return
+	}
+	// The connection sets its own deadlines before it reads or writes.
+	b.start(c.Conn, nil, token, requireToken, c.RemoteAddr().String())
+}
