@@ -41,6 +41,11 @@ type Result struct {
 	FramesPerWrite float64 `json:"frames_per_write,omitempty"`
 
 	ConnectSec     float64 `json:"connect_per_s,omitempty"`
+	// SetupServerCPU and SetupToolCPU are how busy each side was while the
+	// idle scenario set its connections up (100% = one core): which of the
+	// two bounds the connection rate.
+	SetupServerCPU float64 `json:"setup_server_cpu_pct,omitempty"`
+	SetupToolCPU   float64 `json:"setup_tool_cpu_pct,omitempty"`
 	ServerCPU      float64 `json:"server_cpu_pct,omitempty"`
 	ToolCPU        float64 `json:"tool_cpu_pct"`
 	ServerRSSMiB   float64 `json:"server_rss_mib,omitempty"`

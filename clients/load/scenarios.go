@@ -191,11 +191,13 @@ func (r *runner) idle(ctx context.Context, res *Result) error {
 	}
 	tool0, _ = rss(os.Getpid())
 	fmt.Fprintf(cfg.Progress, "idle: %d connections in %d rooms over %s\n", cfg.Conns, cfg.Rooms, r.d.name())
+	setupSrv, setupTool := startStats(cfg.ServerPID), startStats(os.Getpid())
 	took, err := r.openMany(ctx, cfg.Conns, func(i int) string { return "r" + strconv.Itoa(i%cfg.Rooms) })
 	if err != nil {
 		return err
 	}
 	res.ConnectSec = float64(cfg.Conns) / took.Seconds()
+	res.SetupServerCPU, res.SetupToolCPU = setupSrv.busy(), setupTool.busy()
 	sleep(ctx, settle)
 
 	srv, tool := startStats(cfg.ServerPID), startStats(os.Getpid())
