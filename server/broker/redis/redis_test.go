@@ -27,26 +27,37 @@ const (
 	waitTimeout   = 5 * time.Second
 )
 
+// timings are a cluster's heartbeat and presence TTL.
+type timings struct{ heartbeat, ttl time.Duration }
+
+var (
+	// fast lets a test see a node's presence expire.
+	fast = timings{testHeartbeat, testTTL}
+	// steady is for tests of everything else: a heartbeat late by less
+	// than a second, on a busy machine under -race, expires nobody.
+	steady = timings{250 * time.Millisecond, 2 * time.Second}
+)
+
 var prefixes atomic.Int64
 
 // newCluster starts n brokers on srv, under a prefix of their own.
-func newCluster(t *testing.T, srv *redistest.Server, n int) []*Broker {
+func newCluster(t *testing.T, srv *redistest.Server, n int, tm timings) []*Broker {
 	t.Helper()
 	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
 	bs := make([]*Broker, n)
 	for i := range bs {
-		bs[i] = newBroker(t, srv, prefix)
+		bs[i] = newBroker(t, srv, prefix, tm)
 	}
 	return bs
 }
 
-func newBroker(t *testing.T, srv *redistest.Server, prefix string) *Broker {
+func newBroker(t *testing.T, srv *redistest.Server, prefix string, tm timings) *Broker {
 	t.Helper()
 	cfg, err := ParseURL(srv.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Prefix, cfg.Heartbeat, cfg.PresenceTTL = prefix, testHeartbeat, testTTL
+	cfg.Prefix, cfg.Heartbeat, cfg.PresenceTTL = prefix, tm.heartbeat, tm.ttl
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	b, err := New(ctx, cfg)
@@ -61,7 +72,7 @@ func TestConformance(t *testing.T) {
 	srv := redistest.Start(t)
 	brokertest.Run(t, func(t *testing.T) []hub.Broker {
 		var out []hub.Broker
-		for _, b := range newCluster(t, srv, 3) {
+		for _, b := range newCluster(t, srv, 3, steady) {
 			out = append(out, b)
 		}
 		return out
@@ -116,7 +127,7 @@ func crash(b *Broker) {
 // and b, subscribed to the lobby, recording what it receives in seen.
 func lobbyWatched(t *testing.T, srv *redistest.Server) (a, b *Broker, seen *events) {
 	t.Helper()
-	bs := newCluster(t, srv, 2)
+	bs := newCluster(t, srv, 2, fast)
 	a, b, seen = bs[0], bs[1], &events{}
 	a.SetHandler(func(string, *hub.Event) {})
 	b.SetHandler(seen.handle)
@@ -162,7 +173,7 @@ func TestCrashedNodeExpires(t *testing.T) {
 
 func TestRedisOutage(t *testing.T) {
 	srv := redistest.Start(t)
-	bs := newCluster(t, srv, 2)
+	bs := newCluster(t, srv, 2, steady)
 	a, b := bs[0], bs[1]
 	var onA, onB events
 	a.SetHandler(onA.handle)
