@@ -43,10 +43,10 @@ type process struct {
 }
 
 // run starts bin serving on loopback :0 ports in the test cluster's Redis,
-// with the test presence timings; extra flags are appended.
+// with the cluster's presence timings; extra flags are appended.
 func (c *cluster) run(t *testing.T, bin string, extra ...string) *process {
 	t.Helper()
-	url := fmt.Sprintf("%s?prefix=%s&heartbeat=%s&presence_ttl=%s", c.redis.URL(), c.prefix, testHeartbeat, testTTL)
+	url := fmt.Sprintf("%s?prefix=%s&heartbeat=%s&presence_ttl=%s", c.redis.URL(), c.prefix, c.heartbeat, c.ttl)
 	args := append([]string{"serve", "--broker", "redis", "--redis-url", url, "--jwt-secret", string(nodetest.Secret),
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, extra...)
 	p := &process{cmd: exec.Command(bin, args...), logs: &logLines{}, done: make(chan struct{})}
@@ -137,7 +137,7 @@ func users(t *testing.T, u *user) []string {
 // presence within testTTL + testHeartbeat, and the others are told.
 func TestKilledNodeExpires(t *testing.T) {
 	bin := buildTertulia(t)
-	cl := startCluster(t, 1)
+	cl := startClusterTimed(t, 1, testHeartbeat, testTTL)
 	bob := connect(t, cl.nodes[0], "bob", false)
 	p := cl.run(t, bin)
 	alice := connectAddr(t, p.grpcAddr(t, 10*time.Second), tokenFor(t, "alice"), "alice")

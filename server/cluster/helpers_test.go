@@ -18,27 +18,41 @@ import (
 // waitTimeout bounds every wait for a frame or a state.
 const waitTimeout = 5 * time.Second
 
-// Presence timings of test clusters: a crashed node's users are gone within
-// testTTL + testHeartbeat.
+// Presence timings of clusters whose test watches a node expire: a crashed
+// node's users are gone within testTTL + testHeartbeat.
 const (
 	testHeartbeat = 100 * time.Millisecond
 	testTTL       = 400 * time.Millisecond
+)
+
+// Presence timings of every other cluster: a heartbeat late by less than a
+// second, on a busy machine under -race, expires nobody.
+const (
+	steadyHeartbeat = 250 * time.Millisecond
+	steadyTTL       = 2 * time.Second
 )
 
 var clusters atomic.Int64
 
 // cluster is nodes sharing one redis-server under a prefix of their own.
 type cluster struct {
-	redis   *redistest.Server
-	prefix  string
-	nodes   []*nodetest.Server
-	brokers []*redis.Broker
+	redis          *redistest.Server
+	prefix         string
+	heartbeat, ttl time.Duration
+	nodes          []*nodetest.Server
+	brokers        []*redis.Broker
 }
 
 // startCluster starts a redis-server and n nodes on it.
 func startCluster(t testing.TB, n int) *cluster {
 	t.Helper()
-	c := &cluster{redis: redistest.Start(t), prefix: fmt.Sprintf("c%d", clusters.Add(1))}
+	return startClusterTimed(t, n, steadyHeartbeat, steadyTTL)
+}
+
+// startClusterTimed is startCluster with the given presence timings.
+func startClusterTimed(t testing.TB, n int, heartbeat, ttl time.Duration) *cluster {
+	t.Helper()
+	c := &cluster{redis: redistest.Start(t), prefix: fmt.Sprintf("c%d", clusters.Add(1)), heartbeat: heartbeat, ttl: ttl}
 	for range n {
 		c.addNode(t)
 	}
@@ -63,7 +77,7 @@ func (c *cluster) broker(t testing.TB) *redis.Broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Prefix, cfg.Heartbeat, cfg.PresenceTTL = c.prefix, testHeartbeat, testTTL
+	cfg.Prefix, cfg.Heartbeat, cfg.PresenceTTL = c.prefix, c.heartbeat, c.ttl
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	b, err := redis.New(ctx, cfg)
