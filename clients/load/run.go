@@ -40,7 +40,7 @@ type Result struct {
 	ServerWrites   int64   `json:"server_writes,omitempty"`
 	FramesPerWrite float64 `json:"frames_per_write,omitempty"`
 
-	ConnectSec     float64 `json:"connect_per_s,omitempty"`
+	ConnectSec float64 `json:"connect_per_s,omitempty"`
 	// SetupServerCPU and SetupToolCPU are how busy each side was while the
 	// idle scenario set its connections up (100% = one core): which of the
 	// two bounds the connection rate.
