@@ -72,6 +72,12 @@ func (c Config) withDefaults() Config {
 // this one too: the server echoes it, never the token.
 const Subprotocol = "tertulia.v1"
 
+// The WebSocket endpoints: anyone the upstream admits, and token holders.
+const (
+	wsPath     = "/api/v1/ws"
+	wsAuthPath = wsPath + "/authenticated"
+)
+
 // bearerProtocol prefixes a token sent as a subprotocol.
 const bearerProtocol = "bearer."
 
@@ -107,8 +113,8 @@ func (b *Bridge) now() time.Time { return b.cfg.Now().UTC() }
 // {"type":"auth","token":"..."}.
 func (b *Bridge) Handlers() map[string]http.Handler {
 	return map[string]http.Handler{
-		"GET /api/v1/ws":               http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.serve(w, r, false) }),
-		"GET /api/v1/ws/authenticated": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.serve(w, r, true) }),
+		"GET " + wsPath:     http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.serve(w, r, false) }),
+		"GET " + wsAuthPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.serve(w, r, true) }),
 	}
 }
 
@@ -194,13 +200,24 @@ func tokenOf(r *http.Request) string {
 		return t
 	}
 	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
-		for p := range strings.SplitSeq(h, ",") {
-			if t, ok := strings.CutPrefix(strings.TrimSpace(p), bearerProtocol); ok && t != "" {
-				return t
-			}
+		if t, _ := offered(h); t != "" {
+			return t
 		}
 	}
 	return ""
+}
+
+// offered reads a Sec-WebSocket-Protocol header: the token of a
+// bearer.<jwt> subprotocol, if any, and whether Subprotocol is offered.
+func offered(header string) (token string, ours bool) {
+	for p := range strings.SplitSeq(header, ",") {
+		p = strings.TrimSpace(p)
+		if t, ok := strings.CutPrefix(p, bearerProtocol); ok && t != "" && token == "" {
+			token = t
+		}
+		ours = ours || p == Subprotocol
+	}
+	return token, ours
 }
 
 // closeFor maps how a session ended onto a WebSocket close code and reason.

@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"errors"
 	"net"
 	"net/http"
@@ -139,7 +138,7 @@ func (s *splitListener) untrack(c net.Conn) {
 
 // wsRequestLine is how a request for the bridge's endpoints starts; the
 // byte after it must end the path or go on to "/authenticated".
-const wsRequestLine = "GET /api/v1/ws"
+const wsRequestLine = "GET " + wsPath
 
 // route reads the start of c's request line and hands c to the bridge or
 // to the HTTP server.
@@ -184,7 +183,7 @@ func readPrefix(c net.Conn, p []byte) (int, error) {
 
 func isWSRequest(head []byte) bool {
 	return len(head) == len(wsRequestLine)+1 && string(head[:len(wsRequestLine)]) == wsRequestLine &&
-		bytes.IndexByte([]byte(" ?/"), head[len(wsRequestLine)]) >= 0
+		strings.IndexByte(" ?/", head[len(wsRequestLine)]) >= 0
 }
 
 // prefixConn is a connection whose first bytes were read already.
@@ -219,8 +218,8 @@ func (b *Bridge) upgrade(c *prefixConn) {
 				return ws.RejectConnectionError(ws.RejectionStatus(http.StatusBadRequest), ws.RejectionReason("bad request URI"))
 			}
 			switch ru.Path {
-			case "/api/v1/ws":
-			case "/api/v1/ws/authenticated":
+			case wsPath:
+			case wsAuthPath:
 				requireToken = true
 			default:
 				return ws.RejectConnectionError(ws.RejectionStatus(http.StatusNotFound), ws.RejectionReason("not found"))
@@ -235,16 +234,12 @@ func (b *Bridge) upgrade(c *prefixConn) {
 			}
 			return nil
 		},
-		ProtocolCustom: func(offered []byte) (string, bool) {
-			ok := false
-			for p := range strings.SplitSeq(string(offered), ",") {
-				p = strings.TrimSpace(p)
-				if t, isBearer := strings.CutPrefix(p, bearerProtocol); isBearer && t != "" && token == "" {
-					token = t
-				}
-				ok = ok || p == Subprotocol
+		ProtocolCustom: func(header []byte) (string, bool) {
+			t, ours := offered(string(header))
+			if token == "" { // the query's token comes first, as in tokenOf
+				token = t
 			}
-			if ok {
+			if ours {
 				return Subprotocol, true
 			}
 			return "", false

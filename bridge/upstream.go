@@ -24,9 +24,9 @@ import (
 type Upstream interface {
 	// Run runs a session for a browser presenting token ("" for a guest,
 	// where guests are allowed) until either side ends it. It reads client
-	// frames with c.Recv or c.Serve and sends server frames with c.WriteFrames, and
-	// returns how the session ended: nil or a read error of c when the
-	// browser ended it, a gRPC status when the server did (Unauthenticated
+	// frames with c.Recv or c.Serve and sends server frames with
+	// c.WriteFrames, and returns how the session ended: nil or a read error
+	// of c when the browser ended it, a gRPC status when the server did (Unauthenticated
 	// for a token refused before any chat traffic).
 	Run(ctx context.Context, token string, c *Conn) error
 }
