@@ -93,6 +93,36 @@ async function main() {
     await seeUser(alice, 'alice', 'bob');
     await seeUser(bob, 'bob', 'alice');
 
+    step('someone who comes online while the list loads stays in it');
+    // Alice reconnects; the answer to her page's fetch of the online list is
+    // taken at once but handed over only after carol has come online, so it
+    // is older than the user_joined the page has already shown.
+    let listTaken, release;
+    const taken = new Promise((r) => (listTaken = r));
+    const held = new Promise((r) => (release = r));
+    await alice.route('**/api/v1/websocket/users', async (route) => {
+      const response = await route.fetch();
+      listTaken();
+      await held;
+      await route.fulfill({ response });
+    });
+    await alice.click('#disconnectButton');
+    await alice.waitForSelector('#status[data-state="disconnected"]', { timeout: WAIT });
+    await alice.click('#connectButton');
+    await connected(alice, 'alice');
+    await taken;
+    const carol = await login(context, 'carol');
+    await seeUser(alice, 'alice', 'carol');
+    const answered = alice.waitForResponse('**/api/v1/websocket/users', { timeout: WAIT });
+    release();
+    await answered;
+    const gone = await alice
+      .waitForFunction(() => !document.querySelector('#users li[data-user="carol"]'), null, { timeout: 1000 })
+      .then(() => true, () => false);
+    check(!gone, 'carol stays in alice\'s online list after the older list arrives');
+    await alice.unroute('**/api/v1/websocket/users');
+    await carol.close();
+
     step('both join room lounge and talk there');
     await join(alice, 'lounge');
     await join(bob, 'lounge');
