@@ -60,8 +60,7 @@ func (s *splitListener) acceptLoop() {
 	for {
 		c, err := s.Listener.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+			if isTimeout(err) || isTemporary(err) {
 				pause = min(max(2*pause, 5*time.Millisecond), time.Second)
 				select {
 				case <-time.After(pause):

@@ -56,11 +56,6 @@ func (s *ChatService) Connect(stream chatv1.ChatService_ConnectServer) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := stream.(AbortableStream); ok {
-		// The hub ending the session aborts the stream's Recv: no second
-		// goroutine is needed to notice it.
-		return in.End(in.receive(stream))
-	}
 	recvErr := make(chan error, 1)
 	go func() { recvErr <- in.receive(stream) }()
 	select {

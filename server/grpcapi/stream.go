@@ -30,11 +30,10 @@ type EncodedStream interface {
 	WriteFrames(frames [][]byte) error
 }
 
-// AbortableStream is implemented by in-process streams whose Recv can be
-// made to return at once. Connect then reads the client's frames in the
-// caller's goroutine instead of starting one per session: an idle browser
-// session costs one goroutine, not two. Abort is called once, when the hub
-// ends the session; err is the status Connect will return.
+// AbortableStream is implemented by in-process streams that read their
+// client's frames themselves (see ChatService.Open) and so must be told when
+// the hub ends the session. Abort is called once, then; err is the status
+// InlineSession.End will return.
 type AbortableStream interface {
 	Abort(err error)
 }

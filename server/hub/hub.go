@@ -113,11 +113,11 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 		return nil, fmt.Errorf("add presence: %w", err)
 	}
 	h.metrics.Sessions.Add(1)
-	welcome := "Connected to the chat"
+	greeting := "Connected to the chat"
 	if !who.Guest {
-		welcome = "Welcome " + who.Name
+		greeting = "Welcome " + who.Name
 	}
-	b, err := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: welcome, ConnectionID: s.id, UserID: who.UserID})
+	b, err := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: greeting, ConnectionID: s.id, UserID: who.UserID})
 	if err != nil {
 		h.log.Error("encode welcome", "err", err)
 	}
