@@ -2,17 +2,23 @@ package bridge_test
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws/wsutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tertulia/tertulia/bridge"
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/server/node"
+	"github.com/tertulia/tertulia/server/node/nodetest"
 )
 
 // upgradeRequest is a WebSocket handshake for path, as a browser sends it.
@@ -131,5 +137,70 @@ func TestSilentConnectionClosedOnStop(t *testing.T) {
 	tg.node.Stop(t)
 	if _, err := c.br.ReadByte(); err == nil || isTimeoutErr(err) {
 		t.Fatalf("read after stop: %v, want the connection closed", err)
+	}
+}
+
+// An upgrade on a fresh connection is served off the listener and never
+// reaches the HTTP server; an upgrade on a connection that has carried a
+// plain request does, through the bridge's handlers; both work.
+func TestUpgradesSkipTheHTTPServer(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{})
+	cc, err := grpc.NewClient(srv.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bridge.New(bridge.Config{Upstream: bridge.Remote{Client: chatv1.NewChatServiceClient(cc)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	for p, h := range b.Handlers() {
+		mux.Handle(p, h)
+	}
+	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "pong") })
+	var served atomic.Int64
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		mux.ServeHTTP(w, r)
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- hs.Serve(b.Listener(l, waitTimeout)) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		b.Shutdown(ctx)
+		hs.Shutdown(ctx)
+		<-done
+		cc.Close()
+	})
+	tg := &target{node: srv, host: l.Addr().String()}
+	token := srv.Token(t, "alice", false)
+
+	c := dialTCP(t, tg)
+	c.write(upgradeRequest(tg.host, "/api/v1/ws/authenticated?token="+token))
+	if res := c.response(); res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %s, want 101", res.Status)
+	}
+	c.welcome()
+	if n := served.Load(); n != 0 {
+		t.Errorf("the HTTP server served %d requests for an upgrade on a fresh connection, want 0", n)
+	}
+
+	k := dialTCP(t, tg)
+	k.write("GET /ping HTTP/1.1\r\nHost: " + tg.host + "\r\n\r\n")
+	res := k.response()
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	k.write(upgradeRequest(tg.host, "/api/v1/ws/authenticated?token="+srv.Token(t, "bob", false)))
+	if res := k.response(); res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade after a plain request: %s, want 101", res.Status)
+	}
+	k.welcome()
+	if n := served.Load(); n != 2 {
+		t.Errorf("the HTTP server served %d requests on a kept-alive connection, want 2 (the plain one and the upgrade)", n)
 	}
 }
