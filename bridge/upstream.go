@@ -52,13 +52,14 @@ func (u InProcess) Run(ctx context.Context, token string, c *Conn) error {
 		if err != nil {
 			return status.Error(codes.Unauthenticated, err.Error())
 		}
+		who.AcceptLanguage = c.acceptLanguage
 		in, err = u.Chat.Open(&stream{ctx: auth.NewContext(ctx, who), c: c})
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	served := c.Serve(in.Handle)
+	served := c.Serve(in.Handle, func(fe *FrameError) { in.Refuse(fe.ID, fe.Refusal()) })
 	return c.b.workers.do(func() error { return in.End(served) })
 }
 
@@ -124,6 +125,9 @@ func (u Remote) Run(ctx context.Context, token string, c *Conn) error {
 	defer cancel()
 	if token != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
+	if c.acceptLanguage != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "accept-language", c.acceptLanguage)
 	}
 	st, err := u.Client.Connect(ctx)
 	if err != nil {

@@ -88,6 +88,9 @@ func (s *ChatService) Open(stream chatv1.ChatService_ConnectServer) (*InlineSess
 	if !ok {
 		return nil, status.Error(codes.Unauthenticated, "authentication required")
 	}
+	if who.AcceptLanguage == "" {
+		who.AcceptLanguage = acceptLanguage(ctx)
+	}
 	t := &streamTransport{stream: stream, enc: protoEncoder, done: make(chan struct{})}
 	if es, ok := stream.(EncodedStream); ok {
 		t.encoded, t.enc = es, s.encoderFor(es.WireFormat())
@@ -105,6 +108,12 @@ func (s *ChatService) Open(stream chatv1.ChatService_ConnectServer) (*InlineSess
 // Handle carries out one client frame.
 func (in *InlineSession) Handle(f *chatv1.ClientFrame) {
 	in.sess.Handle(in.ctx, CommandFromFrame(f))
+}
+
+// Refuse answers a client frame the caller could not map, in turn with
+// the answers to the frames handed to Handle before it.
+func (in *InlineSession) Refuse(id string, err *hub.Error) {
+	in.sess.Refuse(id, err)
 }
 
 // receive hands the client's frames to the session until Recv fails.
