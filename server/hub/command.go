@@ -3,7 +3,7 @@ package hub
 import (
 	"context"
 	"fmt"
-		"sort"
+	"sort"
 	"strings"
 	"unicode/utf8"
 )

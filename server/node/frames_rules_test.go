@@ -194,7 +194,9 @@ func TestAnnouncementsInEachMembersLanguage(t *testing.T) {
 	}
 	nodetest.Join(t, "eva", es, "otra", "eva")
 	en.must(en.s.Join("otra"))
-	j2 := en.await("ed's own join", func(f *chatv1.ServerFrame) bool { return f.GetRoomJoined().GetUserId() == "ed" && f.GetRoomJoined().Room == "otra" })
+	j2 := en.await("ed's own join", func(f *chatv1.ServerFrame) bool {
+		return f.GetRoomJoined().GetUserId() == "ed" && f.GetRoomJoined().Room == "otra"
+	})
 	if got, want := j2.GetRoomJoined().Message, "ed joined room otra"; got != want {
 		t.Errorf("ed sees %q, want %q", got, want)
 	}
