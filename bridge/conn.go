@@ -231,13 +231,16 @@ const drainLimit = 1 << 20
 // frames are handled. It returns an error once the connection is over, after
 // closing it with the fitting code when the browser broke a rule (1009 for a
 // frame over the size limit).
-func (c *Conn) Recv() (*chatv1.ClientFrame, error) {
+func (c *Conn) Recv() (*chatv1.ClientFrame, error) { return c.recv(c.refuse) }
+
+// recv is Recv handing the frames it cannot map to refuse.
+func (c *Conn) recv(refuse func(*FrameError)) (*chatv1.ClientFrame, error) {
 	for {
 		data, err := c.readMessage(c.idleTimeout())
 		if err != nil {
 			return nil, err
 		}
-		if f := c.clientFrame(data, c.refuse); f != nil {
+		if f := c.clientFrame(data, refuse); f != nil {
 			return f, nil
 		}
 	}

@@ -196,7 +196,7 @@ func (s *Session) send(ev *Event) {
 
 // sendError tells the session that the frame with id could not be carried out.
 func (s *Session) sendError(id string, err *Error) {
-	s.send(&Event{Kind: KindError, Time: s.hub.now(), ID: id, Message: err.messageIn(s.hub.cfg.Texts, s.lang), Code: err.Code})
+	s.send(&Event{Kind: KindError, Time: s.hub.now(), ID: id, Message: err.MessageIn(s.hub.cfg.Texts, s.lang), Code: err.Code})
 }
 
 // Close detaches the session from the hub: it leaves its rooms, and the user's

@@ -56,8 +56,8 @@ func (h *Hub) language(who Identity) i18n.Lang {
 // Transports use it for the frames they cannot map (see Session.Refuse).
 func Errorf(code, format string, args ...any) *Error { return errorf(code, format, args...) }
 
-// messageIn is the text of err in language l.
-func (e *Error) messageIn(t *i18n.Catalog, l i18n.Lang) string {
+// MessageIn is the text of e in language l of t.
+func (e *Error) MessageIn(t *i18n.Catalog, l i18n.Lang) string {
 	if e.format == "" {
 		return e.Message
 	}

@@ -124,3 +124,15 @@ func (c *Catalog) Sprintf(l Lang, key string, args ...any) string {
 	}
 	return c.printers[l].Sprintf(key, args...)
 }
+
+// Which returns the language in which the text whose English format is key
+// (with args) reads as text: a bridge that relays another node's answers
+// learns a session's language from one of them.
+func (c *Catalog) Which(text, key string, args ...any) (Lang, bool) {
+	for i := range c.printers {
+		if c.printers[i].Sprintf(key, args...) == text {
+			return Lang(i), true
+		}
+	}
+	return 0, false
+}
