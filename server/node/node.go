@@ -138,6 +138,8 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 		Hub:      n.hub,
 		Static:   n.cfg.Static,
 		Handlers: extra,
+		// REST grants CORS to the origins WebSocket and gRPC-Web allow.
+		AllowOrigin: bridge.Origins{Allowed: n.cfg.AllowedOrigins, Dev: n.cfg.Dev}.AllowOrigin,
 	})
 	if err != nil {
 		return err
