@@ -231,3 +231,23 @@ func localeToken(t *testing.T, user, locale string) string {
 	}
 	return tok
 }
+
+// --locale sets the language of sessions that name none the server has.
+func TestDefaultLocale(t *testing.T) {
+	if _, err := node.New(node.Config{JWT: auth.Config{Secret: nodetest.Secret}, Locale: "xx"}); err == nil {
+		t.Errorf("node.New with locale xx: no error, want one")
+	}
+	srv := nodetest.Start(t, node.Config{Locale: "es"})
+	if got := connect(t, srv, "ana").welcome.Message; got != "Bienvenido ana" {
+		t.Errorf("welcome = %q, want Bienvenido ana", got)
+	}
+	c := dial(t, srv, localeToken(t, "ed", "en"))
+	s, err := c.Connect(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if got := (&user{t: t, name: "ed", c: c, s: s}).next().GetSystem().GetMessage(); got != "Welcome ed" {
+		t.Errorf("welcome with locale claim en = %q, want Welcome ed", got)
+	}
+}
