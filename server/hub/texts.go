@@ -41,6 +41,10 @@ func (h *Hub) localize(ev *Event, l i18n.Lang) *Event {
 	return &c
 }
 
+// Texts are the hub's texts, for the answers a transport writes itself
+// (such as a REST call's).
+func (h *Hub) Texts() *i18n.Catalog { return h.cfg.Texts }
+
 // text formats the text whose English format is key in the session's language.
 func (s *Session) text(key string, args ...any) string {
 	return s.hub.cfg.Texts.Sprintf(s.lang, key, args...)

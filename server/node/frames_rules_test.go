@@ -1,6 +1,8 @@
 package node_test
 
 import (
+	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -250,4 +252,25 @@ func TestDefaultLocale(t *testing.T) {
 	if got := (&user{t: t, name: "ed", c: c, s: s}).next().GetSystem().GetMessage(); got != "Welcome ed" {
 		t.Errorf("welcome with locale claim en = %q, want Welcome ed", got)
 	}
+}
+
+// REST answers in the caller's language too, and takes Unicode room names.
+func TestRESTBroadcastInSpanish(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{})
+	bob := connect(t, srv, "bob")
+	bob.join("café con leche")
+	req, _ := http.NewRequest(http.MethodPost, srv.URL("/api/v1/websocket/broadcast?message=hola&room=caf%C3%A9%20con%20leche"), nil)
+	req.Header.Set("Authorization", "Bearer "+srv.Token(t, "root", true))
+	req.Header.Set("Accept-Language", "es")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode != http.StatusOK || body["message"] != "Mensaje enviado a la sala café con leche" {
+		t.Errorf("broadcast = %d %v, want 200 with the seed's Spanish", resp.StatusCode, body)
+	}
+	bob.await("the broadcast", func(f *chatv1.ServerFrame) bool { return f.GetAdminBroadcast().GetMessage() == "hola" })
 }
