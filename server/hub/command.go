@@ -34,7 +34,7 @@ type Command struct {
 type Error struct {
 	Code    string
 	Message string // in English
-	// format and args write Message in a session's language (see messageIn).
+	// format and args write Message in a session's language (see MessageIn).
 	format string
 	args   []any
 }
