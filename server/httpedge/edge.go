@@ -36,6 +36,9 @@ type Config struct {
 	Index string
 	// Extra handlers mounted as they are (the WebSocket bridge, gRPC-Web).
 	Handlers map[string]http.Handler
+	// AllowOrigin reports whether a page of another origin may call REST
+	// (see withCORS). Nil: none may.
+	AllowOrigin func(origin string) bool
 }
 
 // Handler returns the HTTP handler of the edge.
@@ -56,7 +59,7 @@ func Handler(ctx context.Context, cfg Config) (http.Handler, error) {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/", queryAsBody(gw))
+	mux.Handle("/api/", withCORS(cfg.AllowOrigin, queryAsBody(gw)))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "healthy", "service": "tertulia"})
 	})

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/tertulia/tertulia/server/i18n"
 )
 
 // Config tunes a Hub. The zero value means the documented defaults.
@@ -26,6 +28,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Texts are the server's texts and the default language of sessions.
+	// Default: i18n.English().
+	Texts *i18n.Catalog
 }
 
 func (c Config) withDefaults() Config {
@@ -46,6 +51,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Texts == nil {
+		c.Texts = i18n.English()
 	}
 	return c
 }
@@ -98,7 +106,7 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 	if h.closing.Load() {
 		return nil, ErrShuttingDown
 	}
-	s := &Session{hub: h, id: newID(), who: who, t: t, enc: t.Encoder(), rooms: make(map[string]struct{}), held: true}
+	s := &Session{hub: h, id: newID(), who: who, t: t, enc: t.Encoder(), lang: h.language(who), rooms: make(map[string]struct{}), held: true}
 	if err := h.attach(ctx, topicLobby, s); err != nil {
 		return nil, fmt.Errorf("attach lobby: %w", err)
 	}
@@ -113,9 +121,9 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 		return nil, fmt.Errorf("add presence: %w", err)
 	}
 	h.metrics.Sessions.Add(1)
-	greeting := "Connected to the chat"
+	greeting := s.text("Connected to the chat")
 	if !who.Guest {
-		greeting = "Welcome " + who.Name
+		greeting = s.text("Welcome %s", who.Name)
 	}
 	b, err := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: greeting, ConnectionID: s.id, UserID: who.UserID})
 	if err != nil {
@@ -123,8 +131,7 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 	}
 	s.welcome(b)
 	if first {
-		h.publish(ctx, topicLobby, &Event{Kind: KindUserJoined, Time: h.now(),
-			Message: who.Name + " joined the chat", UserID: who.UserID, Sender: who.Name})
+		h.publish(ctx, topicLobby, &Event{Kind: KindUserJoined, Time: h.now(), UserID: who.UserID, Sender: who.Name})
 	}
 	return s, nil
 }
@@ -145,8 +152,7 @@ func (h *Hub) detach(ctx context.Context, s *Session, rooms []string) {
 	// Told even while this node shuts down: other nodes' sessions must hear
 	// that its users left.
 	if last {
-		h.publish(ctx, topicLobby, &Event{Kind: KindUserLeft, Time: h.now(),
-			Message: s.who.Name + " left the chat", UserID: s.who.UserID, Sender: s.who.Name})
+		h.publish(ctx, topicLobby, &Event{Kind: KindUserLeft, Time: h.now(), UserID: s.who.UserID, Sender: s.who.Name})
 	}
 }
 

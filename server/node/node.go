@@ -28,6 +28,7 @@ import (
 	"github.com/tertulia/tertulia/server/grpcapi"
 	"github.com/tertulia/tertulia/server/httpedge"
 	"github.com/tertulia/tertulia/server/hub"
+	"github.com/tertulia/tertulia/server/i18n"
 )
 
 // Config is everything a node needs. Zero values mean the documented defaults.
@@ -40,6 +41,9 @@ type Config struct {
 	AllowAnonymous bool
 	// AllowedOrigins may open WebSockets and call gRPC-Web from a browser.
 	AllowedOrigins []string
+	// Locale is the language of server texts for sessions whose token and
+	// Accept-Language name none the server has. Default "en".
+	Locale string
 	// Broker joins the node to a cluster. Default: the embedded memory broker.
 	Broker hub.Broker
 	// Hub tunes sessions and limits.
@@ -86,6 +90,9 @@ func New(cfg Config) (*Node, error) {
 	hcfg := cfg.Hub
 	if hcfg.Logger == nil {
 		hcfg.Logger = cfg.Logger
+	}
+	if hcfg.Texts, err = i18n.New(cfg.Locale); err != nil {
+		return nil, err
 	}
 	n := &Node{
 		cfg:    cfg,
@@ -138,6 +145,8 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 		Hub:      n.hub,
 		Static:   n.cfg.Static,
 		Handlers: extra,
+		// REST grants CORS to the origins WebSocket and gRPC-Web allow.
+		AllowOrigin: bridge.Origins{Allowed: n.cfg.AllowedOrigins, Dev: n.cfg.Dev}.AllowOrigin,
 	})
 	if err != nil {
 		return err

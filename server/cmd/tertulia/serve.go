@@ -28,6 +28,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	audience := fs.String("jwt-audience", "", "required aud claim, if set")
 	anon := fs.Bool("allow-anonymous", false, "admit sessions without a token as guests")
 	origins := fs.String("allowed-origins", "", "comma-separated origins allowed to open WebSockets and call gRPC-Web")
+	locale := fs.String("locale", "en", "language of server texts for connections whose token and Accept-Language name none we have (en, es)")
 	brokerName := fs.String("broker", "memory", "broker: memory or redis")
 	redisURL := fs.String("redis-url", "redis://127.0.0.1:6379/0", "Redis URL, with --broker redis")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "bound on a graceful shutdown")
@@ -46,6 +47,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		JWT:             auth.Config{Secret: []byte(*secret), Issuer: *issuer, Audience: *audience},
 		AllowAnonymous:  *anon,
 		AllowedOrigins:  splitList(*origins),
+		Locale:          *locale,
 		ShutdownTimeout: *shutdown,
 		Logger:          log,
 		Static:          staticFS(),
