@@ -72,6 +72,7 @@ func (h *Hub) validateMessage(msg string) *Error {
 // Handle carries out one client command. A command that cannot be carried out
 // is answered with an error event on this session, and changes nothing.
 func (s *Session) Handle(ctx context.Context, cmd Command) {
+	s.hub.metrics.commands[min(int(cmd.Kind), cmdKinds-1)].Add(1)
 	var err *Error
 	switch cmd.Kind {
 	case CmdMessage:
