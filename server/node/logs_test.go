@@ -141,4 +141,3 @@ func TestLogsHoldNoTokenNorMessageBody(t *testing.T) {
 		}
 	}
 }
-
