@@ -158,7 +158,7 @@ func (h *Hub) detach(ctx context.Context, s *Session, rooms []string, reason Dis
 	h.metrics.Sessions.Add(-1)
 	last, err := h.broker.RemoveConn(ctx, s.conn())
 	if err != nil {
-		h.log.Warn("remove presence", "conn", s.id, "err", err)
+		h.log.WarnContext(ctx, "remove presence", "conn", s.id, "err", err)
 		return
 	}
 	// Told even while this node shuts down: other nodes' sessions must hear
@@ -179,7 +179,7 @@ func (h *Hub) publish(ctx context.Context, topic string, ev *Event) error {
 		h.cfg.ObservePublish(time.Since(start), err)
 	}
 	if err != nil {
-		h.log.Warn("publish", "topic", topic, "kind", ev.Kind.String(), "err", err)
+		h.log.WarnContext(ctx, "publish", "topic", topic, "kind", ev.Kind.String(), "err", err)
 		return err
 	}
 	return nil
