@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tertulia/tertulia/server/logs"
 	"github.com/tertulia/tertulia/server/node"
@@ -109,6 +110,13 @@ func TestLogsHoldNoTokenNorMessageBody(t *testing.T) {
 	}
 	dave.Await("the broadcast", func(f map[string]any) bool { return f["type"] == "admin_broadcast" })
 	alice.Conn.Close()
+	aliceConn := alice.Welcome["connection_id"].(string)
+	closed := `"msg":"session closed","conn":"` + aliceConn + `","user":"alice","reason":"client"`
+	for deadline := time.Now().Add(waitTimeout); !strings.Contains(out.String(), closed); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no record %s in the logs:\n%s", closed, out.String())
+		}
+	}
 
 	got := out.String()
 	for _, s := range secrets {
