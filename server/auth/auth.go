@@ -89,7 +89,7 @@ func New(cfg Config) (*Authenticator, error) {
 	cfg = cfg.withDefaults()
 	a := &Authenticator{cfg: cfg}
 	for _, s := range [][]byte{cfg.Secret, cfg.PreviousSecret} {
-		if s == nil {
+		if len(s) == 0 {
 			continue
 		}
 		if len(s) < MinSecretBytes {
@@ -97,7 +97,7 @@ func New(cfg Config) (*Authenticator, error) {
 		}
 		a.static = append(a.static, pinnedKey{alg: jwt.SigningMethodHS256.Alg(), key: s})
 	}
-	if cfg.PreviousSecret != nil && cfg.Secret == nil {
+	if len(cfg.PreviousSecret) > 0 && len(cfg.Secret) == 0 {
 		return nil, errors.New("jwt previous secret without a secret")
 	}
 	for _, k := range cfg.PublicKeys {
@@ -234,7 +234,7 @@ func (a *Authenticator) Issue(user string, admin bool) (string, error) {
 	if user == "" {
 		return "", errors.New("user is required")
 	}
-	if a.cfg.Secret == nil {
+	if len(a.cfg.Secret) == 0 {
 		return "", errors.New("no jwt secret to sign with")
 	}
 	now := time.Now()
