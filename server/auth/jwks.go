@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -26,12 +27,30 @@ type jwks struct {
 	timeout time.Duration
 	ctx     context.Context // ends the refresh goroutine
 	cancel  context.CancelFunc
-	client  *http.Client
+	idle    *http.Transport
+}
+
+// maxJWKSBytes bounds a key set's size: a provider that sends more is
+// refused rather than read to the end.
+const maxJWKSBytes = 1 << 20
+
+// limitedBody cuts every response body at maxJWKSBytes.
+type limitedBody struct{ next http.RoundTripper }
+
+func (l limitedBody) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := l.next.RoundTrip(r)
+	if err == nil {
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.LimitReader(resp.Body, maxJWKSBytes), resp.Body}
+	}
+	return resp, err
 }
 
 func newJWKS(url string, cfg Config, log *slog.Logger) (*jwks, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	client := &http.Client{Timeout: cfg.JWKSTimeout, Transport: transport}
+	client := &http.Client{Timeout: cfg.JWKSTimeout, Transport: limitedBody{transport}}
 	ctx, cancel := context.WithCancel(context.Background())
 	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{url}, keyfunc.Override{
 		Client:            client,
@@ -50,7 +69,7 @@ func newJWKS(url string, cfg Config, log *slog.Logger) (*jwks, error) {
 		cancel()
 		return nil, fmt.Errorf("jwks %s: %w", url, err)
 	}
-	return &jwks{storage: kf.Storage(), timeout: cfg.JWKSTimeout, ctx: ctx, cancel: cancel, client: client}, nil
+	return &jwks{storage: kf.Storage(), timeout: cfg.JWKSTimeout, ctx: ctx, cancel: cancel, idle: transport}, nil
 }
 
 // keys returns the keys that may verify a token signed with alg: the key
@@ -96,5 +115,5 @@ func (j *jwks) keys(kid, alg string) ([]jwt.VerificationKey, error) {
 // close ends the refresh goroutine and drops idle connections.
 func (j *jwks) close() {
 	j.cancel()
-	j.client.CloseIdleConnections()
+	j.idle.CloseIdleConnections()
 }

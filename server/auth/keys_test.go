@@ -193,6 +193,7 @@ type idp struct {
 	srv     *httptest.Server
 	fetches atomic.Int64
 	down    atomic.Bool // answer 503
+	pad     atomic.Bool // add 2 MiB of padding to the set
 	mu      sync.Mutex  // protects keys
 	keys    []jwkset.JWKMarshal
 }
@@ -207,8 +208,14 @@ func newIDP(t *testing.T) *idp {
 			return
 		}
 		p.mu.Lock()
-		set := jwkset.JWKSMarshal{Keys: p.keys}
+		set := struct {
+			jwkset.JWKSMarshal
+			Pad string `json:"pad,omitempty"`
+		}{JWKSMarshal: jwkset.JWKSMarshal{Keys: p.keys}}
 		p.mu.Unlock()
+		if p.pad.Load() {
+			set.Pad = strings.Repeat("x", 2<<20)
+		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(set)
 	}))
@@ -328,5 +335,16 @@ func TestJWKSDownAtStartIsFetchedLater(t *testing.T) {
 	// ...and its keys are fetched when a token needs them.
 	if who, err := a.Verify(signers[2].token(t, "k")); err != nil || who.UserID != "alice" {
 		t.Errorf("EdDSA via JWKS after the provider came back: %+v, %v; want alice", who, err)
+	}
+}
+
+func TestJWKSTooLargeIsRefused(t *testing.T) {
+	signers := newSigners(t)
+	p := newIDP(t)
+	p.publish(t, []string{"k"}, signers[0])
+	p.pad.Store(true)
+	a := newJWKSAuth(t, p.srv.URL, time.Hour)
+	if _, err := a.Verify(signers[0].token(t, "k")); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Errorf("key from a set over 1 MiB: %v, want ErrInvalidToken (the set refused)", err)
 	}
 }

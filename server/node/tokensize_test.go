@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -32,19 +34,23 @@ func wsClose(t *testing.T, d ws.Dialer, u string) (ws.StatusCode, string) {
 	}
 	defer conn.Close()
 	conn.SetReadDeadline(time.Now().Add(waitTimeout))
-	var r io.Reader = conn
+	rw := struct {
+		io.Reader
+		io.Writer
+	}{conn, conn}
 	if br != nil { // what came with the handshake's answer
-		r = io.MultiReader(br, conn)
+		rw.Reader = io.MultiReader(br, conn)
 	}
 	for {
-		f, err := ws.ReadFrame(r)
+		data, err := wsutil.ReadServerText(rw)
+		var closed wsutil.ClosedError
+		if errors.As(err, &closed) {
+			return closed.Code, closed.Reason
+		}
 		if err != nil {
 			t.Fatalf("read: %v, want a close frame", err)
 		}
-		if f.Header.OpCode == ws.OpClose {
-			return ws.ParseCloseFrameData(ws.UnmaskFrame(f).Payload)
-		}
-		t.Errorf("got a %d-byte frame, want a close", len(f.Payload))
+		t.Errorf("got a %d-byte frame, want a close", len(data))
 	}
 }
 
