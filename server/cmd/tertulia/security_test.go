@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -66,5 +68,29 @@ func TestServeOverTLSWithPublicKeys(t *testing.T) {
 	}
 	if got := ca.Serial(t, p.httpAddr); got != 7 {
 		t.Errorf("HTTP port serves serial %d, want 7", got)
+	}
+}
+
+func TestPublicKeyFlagRepeatsAndSplits(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  string
+		args []string
+		want []string
+	}{
+		{"repeated", "", []string{"--jwt-public-key", "a.pem", "--jwt-public-key", "b.pem,c.pem"}, []string{"a.pem", "b.pem", "c.pem"}},
+		{"environment", "a.pem, b.pem", nil, []string{"a.pem", "b.pem"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("TERTULIA_JWT_PUBLIC_KEY", tc.env)
+			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+			sec := addSecurityFlags(fs)
+			if err := parse(fs, tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(sec.publicKeys, tc.want) {
+				t.Errorf("public keys = %q, want %q", sec.publicKeys, tc.want)
+			}
+		})
 	}
 }
