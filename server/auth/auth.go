@@ -195,7 +195,7 @@ func (a *Authenticator) Verify(token string) (hub.Identity, error) {
 	if name == "" {
 		name = c.Subject
 	}
-	return hub.Identity{UserID: c.Subject, Name: name, Admin: slices.Contains(c.Roles, RoleAdmin)}, nil
+	return hub.Identity{UserID: c.Subject, Name: name, Admin: slices.Contains(c.Roles, RoleAdmin), Locale: c.Locale}, nil
 }
 
 // keyFor is the jwt.Keyfunc: the keys pinned to the token's algorithm

@@ -11,6 +11,9 @@ import (
 type Claims struct {
 	Username string   `json:"username,omitempty"`
 	Roles    []string `json:"roles,omitempty"`
+	// Locale is the user's language (BCP 47, e.g. "es"): the server's
+	// texts to the user's sessions are in it where the server has it.
+	Locale string `json:"locale,omitempty"`
 	jwt.RegisteredClaims
 }
 
