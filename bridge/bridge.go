@@ -158,7 +158,7 @@ func (b *Bridge) start(nc net.Conn, br *bufio.Reader, token string, requireToken
 	c := newConn(b, nc, br)
 	c.acceptLanguage = acceptLanguage
 	if !b.track(c) {
-		c.Close(ws.StatusGoingAway, "server shutting down")
+		c.Close(StatusServiceRestart, ReasonServiceRestart)
 		c.release()
 		return
 	}
@@ -221,6 +221,14 @@ func offered(header string) (token string, ours bool) {
 	return token, ours
 }
 
+// StatusServiceRestart is the close code of a server going away for a
+// moment (RFC 6455's registry: 1012 "Service Restart"): the client should
+// reconnect after a random wait. gobwas/ws has no name for it.
+const StatusServiceRestart ws.StatusCode = 1012
+
+// ReasonServiceRestart is the reason that goes with StatusServiceRestart.
+const ReasonServiceRestart = "service restart"
+
 // closeFor maps how a session ended onto a WebSocket close code and reason.
 func closeFor(err error) (ws.StatusCode, string) {
 	if err == nil || errors.Is(err, errPeerClosed) || errors.Is(err, ErrClosed) {
@@ -236,8 +244,12 @@ func closeFor(err error) (ws.StatusCode, string) {
 	case codes.ResourceExhausted:
 		// The hub's slow-consumer disconnect: the client read too slowly.
 		return ws.StatusPolicyViolation, st.Message()
-	case codes.Unavailable, codes.Canceled:
-		return ws.StatusGoingAway, "server shutting down"
+	case codes.Unavailable:
+		// The node is restarting (or cannot reach its cluster): the browser
+		// should come back after a random wait, to whichever node answers.
+		return StatusServiceRestart, st.Message()
+	case codes.Canceled:
+		return StatusServiceRestart, ReasonServiceRestart
 	default:
 		return ws.StatusInternalServerError, st.Message()
 	}
@@ -262,8 +274,10 @@ func (b *Bridge) untrack(c *Conn) {
 	b.wg.Done()
 }
 
-// Shutdown closes every connection with 1001 "server shutting down",
-// refuses new ones, and waits for their handlers to end or for ctx.
+// Shutdown closes every connection with 1012 "service restart", refuses
+// new ones, and waits for their handlers to end or for ctx. A node tells
+// its sessions first, spread over time (hub.Shutdown); what is left here
+// are connections that had no session yet.
 // Hijacked connections are not the HTTP server's to close: this is.
 func (b *Bridge) Shutdown(ctx context.Context) error {
 	b.mu.Lock()
@@ -274,7 +288,7 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 	for _, c := range conns {
-		c.Close(ws.StatusGoingAway, "server shutting down")
+		c.Close(StatusServiceRestart, ReasonServiceRestart)
 	}
 	done := make(chan struct{})
 	go func() { b.wg.Wait(); close(done) }()

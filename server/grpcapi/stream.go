@@ -98,7 +98,7 @@ func (t *streamTransport) status() error {
 		return status.Error(codes.ResourceExhausted, t.reason.Reason)
 	case hub.DisconnectDone:
 		return nil
-	case hub.DisconnectShutdown:
+	case hub.DisconnectShutdown, hub.DisconnectRestart:
 		return status.Error(codes.Unavailable, t.reason.Reason)
 	default:
 		return status.Error(codes.Aborted, t.reason.Reason)

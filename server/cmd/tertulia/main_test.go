@@ -84,7 +84,7 @@ func startServe(t *testing.T, bin string, env []string, args ...string) *servePr
 func TestSIGTERMShutsDownWithinBoundAndTellsClients(t *testing.T) {
 	bin := buildBinary(t)
 	secret := "shutdown-test-secret-0123456789"
-	p := startServe(t, bin, []string{"TERTULIA_JWT_SECRET=" + secret}, "--shutdown-timeout", "3s")
+	p := startServe(t, bin, []string{"TERTULIA_JWT_SECRET=" + secret}, "--shutdown-spread", "1s", "--shutdown-timeout", "3s")
 	a, err := auth.New(auth.Config{Secret: []byte(secret)})
 	if err != nil {
 		t.Fatal(err)
@@ -125,8 +125,8 @@ func TestSIGTERMShutsDownWithinBoundAndTellsClients(t *testing.T) {
 	for i, s := range sessions {
 		for range s.Events() {
 		}
-		if status.Code(s.Err()) != codes.Unavailable || !strings.Contains(s.Err().Error(), "shutting down") {
-			t.Errorf("client %d: session ended with %v, want Unavailable: server shutting down", i, s.Err())
+		if status.Code(s.Err()) != codes.Unavailable || !strings.Contains(s.Err().Error(), "service restart") {
+			t.Errorf("client %d: session ended with %v, want Unavailable: service restart", i, s.Err())
 		}
 	}
 }

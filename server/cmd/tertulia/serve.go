@@ -7,10 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tertulia/tertulia/server/auth"
@@ -32,7 +29,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	locale := fs.String("locale", "en", "language of server texts for connections whose token and Accept-Language name none we have (en, es)")
 	brokerName := fs.String("broker", "memory", "broker: memory or redis")
 	redisURL := fs.String("redis-url", "redis://127.0.0.1:6379/0", "Redis URL, with --broker redis")
-	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "bound on a graceful shutdown")
+	spread := fs.Duration("shutdown-spread", 10*time.Second, "on SIGTERM, end the sessions evenly over this window (WebSocket 1012, gRPC Unavailable)")
+	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "bound on a shutdown, counted from SIGTERM; must exceed --shutdown-spread (a second SIGTERM ends it at once)")
 	logOpts := addLogFlags(fs)
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default)")
 	adminAddr := fs.String("admin-addr", "", "serve /metrics and net/http/pprof on this address, and /metrics no longer on --http-addr (off by default)")
@@ -51,6 +49,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		AllowAnonymous:  *anon,
 		AllowedOrigins:  splitList(*origins),
 		Locale:          *locale,
+		ShutdownSpread:  *spread,
 		ShutdownTimeout: *shutdown,
 		Logger:          log,
 		Static:          staticFS(),
@@ -94,7 +93,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		grpcLis.Close()
 		return fmt.Errorf("listen http: %w", err)
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := onSignals(ctx, n, log)
 	defer stop()
 	printWelcome(stdout, httpLis.Addr(), grpcLis.Addr(), *dev, cfg.TLS != nil)
 	log.Info("serving", "http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(), "broker", *brokerName, "dev", *dev)

@@ -27,11 +27,16 @@ type Server struct {
 }
 
 // Start runs a node with cfg until the test ends. A config without a JWT
-// secret gets Secret.
+// secret gets Secret, and one without a shutdown spread 100ms.
 func Start(t testing.TB, cfg node.Config) *Server {
 	t.Helper()
 	if len(cfg.JWT.Secret) == 0 {
 		cfg.JWT.Secret = Secret
+	}
+	if cfg.ShutdownSpread == 0 {
+		// Tests end with clients still connected: a short spread keeps
+		// their shutdowns quick while still spreading.
+		cfg.ShutdownSpread = 100 * time.Millisecond
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 5 * time.Second
