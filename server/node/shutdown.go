@@ -102,10 +102,13 @@ func (n *Node) shutdown(httpSrv *http.Server, listeners []net.Listener) {
 	n.log.Info("lame duck: not serving, not accepting; ending sessions", "sessions", n.hub.Sessions(), "spread", n.cfg.ShutdownSpread)
 
 	n.hub.Shutdown(ctx, n.cfg.ShutdownSpread)
+	n.log.Debug("sessions told", "took", time.Since(start))
 	if n.bridge != nil { // WebSockets are hijacked: the HTTP server cannot close them
 		n.bridge.Shutdown(ctx)
 	}
+	n.log.Debug("bridge closed", "took", time.Since(start))
 	n.awaitSessions(ctx)
+	n.log.Debug("sessions gone", "took", time.Since(start))
 
 	stopped := make(chan struct{})
 	go func() { n.grpc.GracefulStop(); close(stopped) }()
@@ -120,6 +123,7 @@ func (n *Node) shutdown(httpSrv *http.Server, listeners []net.Listener) {
 		n.grpc.Stop()
 		<-stopped
 	}
+	n.log.Debug("grpc stopped", "took", time.Since(start))
 	if ctx.Err() != nil {
 		httpSrv.Close()
 	} else if err := httpSrv.Shutdown(ctx); err != nil {
