@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // Config configures a Bridge. Zero values mean the documented defaults.
@@ -157,7 +155,7 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, requireToken bool
 func (b *Bridge) start(nc net.Conn, br *bufio.Reader, token string, requireToken bool, remote string) {
 	c := newConn(b, nc, br)
 	if !b.track(c) {
-		c.Close(ws.StatusGoingAway, "server shutting down")
+		c.Close(ws.StatusGoingAway, closeShutdown)
 		c.release()
 		return
 	}
@@ -172,7 +170,10 @@ func (b *Bridge) run(c *Conn, token string, requireToken bool, remote string) {
 	}
 	if c.CloseCode() == 0 {
 		err := b.cfg.Upstream.Run(context.Background(), token, c)
-		c.Close(closeFor(err))
+		if !sessionOver(err) { // the upstream has closed c; this is a safety net
+			c.Close(ws.StatusInternalServerError, "internal error")
+		}
+		c.Close(ws.StatusNormalClosure, "")
 	}
 	c.release()
 	b.log.Debug("websocket closed", "remote", remote, "code", int(c.CloseCode()))
@@ -220,28 +221,6 @@ func offered(header string) (token string, ours bool) {
 	return token, ours
 }
 
-// closeFor maps how a session ended onto a WebSocket close code and reason.
-func closeFor(err error) (ws.StatusCode, string) {
-	if err == nil || errors.Is(err, errPeerClosed) || errors.Is(err, ErrClosed) {
-		return ws.StatusNormalClosure, ""
-	}
-	st, ok := status.FromError(err)
-	if !ok {
-		return ws.StatusInternalServerError, "internal error"
-	}
-	switch st.Code() {
-	case codes.Unauthenticated, codes.PermissionDenied:
-		return ws.StatusPolicyViolation, st.Message()
-	case codes.ResourceExhausted:
-		// The hub's slow-consumer disconnect: the client read too slowly.
-		return ws.StatusPolicyViolation, st.Message()
-	case codes.Unavailable, codes.Canceled:
-		return ws.StatusGoingAway, "server shutting down"
-	default:
-		return ws.StatusInternalServerError, st.Message()
-	}
-}
-
 // track registers c for Shutdown; false if the bridge is shutting down.
 func (b *Bridge) track(c *Conn) bool {
 	b.mu.Lock()
@@ -273,7 +252,7 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 	for _, c := range conns {
-		c.Close(ws.StatusGoingAway, "server shutting down")
+		c.Close(ws.StatusGoingAway, closeShutdown)
 	}
 	done := make(chan struct{})
 	go func() { b.wg.Wait(); close(done) }()

@@ -168,10 +168,10 @@ func (s *Session) disconnect(d Disconnect) {
 	s.t.Close(d)
 }
 
-// Finish ends the session as the client asked, once what is already queued
+// Drain ends the session as the client asked, once what is already queued
 // for it has been written: a client that half-closes still gets the answers
 // to its last frames. The transport's Close is called with DisconnectDone.
-func (s *Session) Finish() {
+func (s *Session) Drain() {
 	s.disconnect(Disconnect{Code: DisconnectDone, Reason: "client done"})
 }
 
