@@ -98,7 +98,8 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 	if h.closing.Load() {
 		return nil, ErrShuttingDown
 	}
-	s := &Session{hub: h, id: newID(), who: who, t: t, enc: t.Encoder(), rooms: make(map[string]struct{}), held: true}
+	s := &Session{hub: h, id: newID(), who: who, enc: t.Encoder(), rooms: make(map[string]struct{})}
+	s.out = outbox{t: t, maxFrames: h.cfg.QueueFrames, maxBytes: h.cfg.QueueBytes, held: true}
 	if err := h.attach(ctx, topicLobby, s); err != nil {
 		return nil, fmt.Errorf("attach lobby: %w", err)
 	}
@@ -121,7 +122,7 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 	if err != nil {
 		h.log.Error("encode welcome", "err", err)
 	}
-	s.welcome(b)
+	s.out.welcome(b)
 	if first {
 		h.publish(ctx, topicLobby, &Event{Kind: KindUserJoined, Time: h.now(),
 			Message: who.Name + " joined the chat", UserID: who.UserID, Sender: who.Name})
@@ -168,12 +169,12 @@ func (h *Hub) Shutdown(ctx context.Context) {
 	h.closing.Store(true)
 	sessions := h.localSessions()
 	for i, s := range sessions {
-		s.disconnect(disconnectShutdown)
+		s.out.drain(disconnectShutdown)
 		if i%256 == 255 {
 			select {
 			case <-ctx.Done():
 				for _, s := range sessions[i+1:] {
-					s.disconnect(disconnectShutdown)
+					s.out.drain(disconnectShutdown)
 				}
 				return
 			case <-time.After(time.Millisecond):
