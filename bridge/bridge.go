@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -65,20 +64,6 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Subprotocol is the WebSocket subprotocol of Tertulia's JSON frames. A
-// browser that sends its token as a "bearer.<jwt>" subprotocol must offer
-// this one too: the server echoes it, never the token.
-const Subprotocol = "tertulia.v1"
-
-// The WebSocket endpoints: anyone the upstream admits, and token holders.
-const (
-	wsPath     = "/api/v1/ws"
-	wsAuthPath = wsPath + "/authenticated"
-)
-
-// bearerProtocol prefixes a token sent as a subprotocol.
-const bearerProtocol = "bearer."
-
 // Bridge serves the WebSocket endpoints. Its methods are safe for
 // concurrent use.
 type Bridge struct {
@@ -111,22 +96,20 @@ func (b *Bridge) now() time.Time { return b.cfg.Now().UTC() }
 // {"type":"auth","token":"..."}.
 func (b *Bridge) Handlers() map[string]http.Handler {
 	return map[string]http.Handler{
-		"GET " + wsPath:     http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.serve(w, r, false) }),
-		"GET " + wsAuthPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.serve(w, r, true) }),
+		"GET " + wsPath:     http.HandlerFunc(b.serve),
+		"GET " + wsAuthPath: http.HandlerFunc(b.serve),
 	}
 }
 
 // serve runs one WebSocket connection from upgrade to close.
-func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, requireToken bool) {
-	if !b.cfg.Origins.Allow(r) {
-		// Before the upgrade: a page from another site must not ride on the
-		// browser's cookies or network position (cross-site WebSocket hijacking).
-		http.Error(w, "origin not allowed", http.StatusForbidden)
+func (b *Bridge) serve(w http.ResponseWriter, r *http.Request) {
+	a, rej := b.admit(requestOf(r))
+	if rej != nil {
+		http.Error(w, rej.reason, rej.status)
 		return
 	}
-	token := tokenOf(r)
 	up := ws.HTTPUpgrader{
-		Protocol: func(p string) bool { return p == Subprotocol },
+		Protocol: func(p string) bool { return a.protocol != "" && p == a.protocol },
 		Timeout:  b.cfg.WriteTimeout,
 	}
 	nc, rw, _, err := up.Upgrade(r, w)
@@ -147,25 +130,26 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, requireToken bool
 	// The connection outlives this handler: returning lets net/http free
 	// the request and its response buffers, and the connection's goroutine
 	// starts with a small stack rather than deep in net/http's.
-	b.start(nc, br, token, requireToken, r.RemoteAddr)
+	b.start(nc, br, a, r.RemoteAddr)
 }
 
 // start runs an upgraded connection on a goroutine of its own; br holds
 // what was read ahead of it, if anything.
-func (b *Bridge) start(nc net.Conn, br *bufio.Reader, token string, requireToken bool, remote string) {
+func (b *Bridge) start(nc net.Conn, br *bufio.Reader, a admission, remote string) {
 	c := newConn(b, nc, br)
 	if !b.track(c) {
 		c.Close(ws.StatusGoingAway, closeShutdown)
 		c.release()
 		return
 	}
-	go b.run(c, token, requireToken, remote)
+	go b.run(c, a, remote)
 }
 
 // run runs one upgraded connection until it closes.
-func (b *Bridge) run(c *Conn, token string, requireToken bool, remote string) {
+func (b *Bridge) run(c *Conn, a admission, remote string) {
 	defer b.untrack(c)
-	if token == "" && requireToken {
+	token := a.token
+	if token == "" && a.requireToken {
 		b.workers.do(func() error { token = b.authFrame(c); return nil })
 	}
 	if c.CloseCode() == 0 {
@@ -193,32 +177,6 @@ func (b *Bridge) authFrame(c *Conn) string {
 		return ""
 	}
 	return m.Token
-}
-
-// tokenOf returns the token of the request's URL or subprotocols, if any.
-func tokenOf(r *http.Request) string {
-	if t := r.URL.Query().Get("token"); t != "" {
-		return t
-	}
-	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
-		if t, _ := offered(h); t != "" {
-			return t
-		}
-	}
-	return ""
-}
-
-// offered reads a Sec-WebSocket-Protocol header: the token of a
-// bearer.<jwt> subprotocol, if any, and whether Subprotocol is offered.
-func offered(header string) (token string, ours bool) {
-	for p := range strings.SplitSeq(header, ",") {
-		p = strings.TrimSpace(p)
-		if t, ok := strings.CutPrefix(p, bearerProtocol); ok && t != "" && token == "" {
-			token = t
-		}
-		ours = ours || p == Subprotocol
-	}
-	return token, ours
 }
 
 // track registers c for Shutdown; false if the bridge is shutting down.
