@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/hub"
 )
 
 // This file is the one mapping between the JSON frames of DESIGN.md and
@@ -101,12 +102,13 @@ func ErrorFrame(now time.Time, id, code, message string) *chatv1.ServerFrame {
 	}
 }
 
-// The codes of the error frames the bridge sends for frames it cannot read.
+// The codes of the error frames the bridge sends for frames it cannot read,
+// from the core's catalog.
 const (
-	CodeInvalidJSON          = "invalid_json"
-	CodeInvalidFrame         = "invalid_frame"
-	CodeUnknownType          = "unknown_type"
-	CodeAlreadyAuthenticated = "already_authenticated"
+	CodeInvalidJSON          = hub.CodeInvalidJSON
+	CodeInvalidFrame         = hub.CodeInvalidFrame
+	CodeUnknownType          = hub.CodeUnknownType
+	CodeAlreadyAuthenticated = hub.CodeAlreadyAuthenticated
 )
 
 // FrameError is a client frame the bridge could not map. The connection

@@ -64,15 +64,6 @@ func (s *ChatService) Connect(stream chatv1.ChatService_ConnectServer) error {
 	}
 }
 
-// streamCodes maps each reason the core ends a session for onto the status
-// Connect returns. Reasons missing here end it with Aborted.
-var streamCodes = map[hub.DisconnectCode]codes.Code{
-	hub.DisconnectSlow:       codes.ResourceExhausted,
-	hub.DisconnectShutdown:   codes.Unavailable,
-	hub.DisconnectWriteError: codes.Aborted,
-	hub.DisconnectDone:       codes.OK,
-}
-
 // protoFormat is the wire format of gRPC streams.
 var protoFormat = WireFormat{Name: "proto", Encode: func(f *chatv1.ServerFrame) ([]byte, error) { return proto.Marshal(f) }}
 
@@ -115,13 +106,4 @@ func (t *streamSink) Disconnect(d hub.Disconnect) {
 }
 
 // status is what Connect returns once the core has ended the session.
-func (t *streamSink) status() error {
-	code, ok := streamCodes[t.reason.Code]
-	if !ok {
-		code = codes.Aborted
-	}
-	if code == codes.OK {
-		return nil
-	}
-	return status.Error(code, t.reason.Reason)
-}
+func (t *streamSink) status() error { return statusFromDisconnect(t.reason) }

@@ -2,7 +2,6 @@ package grpcapi
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 
@@ -105,16 +104,4 @@ func roomCounts(rooms map[string]int) map[string]int32 {
 		out[r] = int32(n)
 	}
 	return out
-}
-
-// statusFromError maps core errors onto gRPC statuses, here at the boundary.
-func statusFromError(err error) error {
-	var he *hub.Error
-	if errors.As(err, &he) {
-		return status.Error(codes.InvalidArgument, he.Message)
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return status.FromContextError(err).Err()
-	}
-	return status.Error(codes.Unavailable, err.Error())
 }

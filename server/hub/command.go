@@ -30,19 +30,6 @@ type Command struct {
 	TargetUser string
 }
 
-// Error is a refusal the client is told about in an error event. The session
-// goes on. Code is stable and machine-readable.
-type Error struct {
-	Code    string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Message }
-
-func errorf(code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
 // DefaultRoom is the room joined or left when a frame names none, as in the seed.
 const DefaultRoom = "general"
 
@@ -52,7 +39,7 @@ var roomPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 // letters, digits, '_', '.' or '-', starting with a letter or digit.
 func ValidateRoom(room string) *Error {
 	if !roomPattern.MatchString(room) {
-		return errorf("invalid_room", "invalid room name %q: use 1 to 64 letters, digits, '_', '.' or '-'", room)
+		return errorf(CodeInvalidRoom, "invalid room name %q: use 1 to 64 letters, digits, '_', '.' or '-'", room)
 	}
 	return nil
 }
@@ -60,11 +47,11 @@ func ValidateRoom(room string) *Error {
 func (h *Hub) validateMessage(msg string) *Error {
 	switch {
 	case strings.TrimSpace(msg) == "":
-		return errorf("empty_message", "message is empty")
+		return errorf(CodeEmptyMessage, "message is empty")
 	case len(msg) > h.cfg.MaxMessageBytes:
-		return errorf("message_too_long", "message is %d bytes, over the limit of %d", len(msg), h.cfg.MaxMessageBytes)
+		return errorf(CodeMessageTooLong, "message is %d bytes, over the limit of %d", len(msg), h.cfg.MaxMessageBytes)
 	case !utf8.ValidString(msg):
-		return errorf("invalid_message", "message is not valid UTF-8")
+		return errorf(CodeInvalidMessage, "message is not valid UTF-8")
 	}
 	return nil
 }
@@ -83,7 +70,7 @@ func (s *Session) Handle(ctx context.Context, cmd Command) {
 	case CmdPrivateMessage:
 		err = s.private(ctx, cmd)
 	default:
-		err = errorf("unknown_type", "unknown frame type")
+		err = errorf(CodeUnknownType, "unknown frame type")
 	}
 	if err != nil {
 		s.sendError(cmd.ID, err)
@@ -107,14 +94,14 @@ func (s *Session) message(ctx context.Context, cmd Command) *Error {
 			return err
 		}
 		if !s.member(cmd.Room) {
-			return errorf("not_in_room", "join room %q before sending to it", cmd.Room)
+			return errorf(CodeNotInRoom, "join room %q before sending to it", cmd.Room)
 		}
 		topic = topicRoom(cmd.Room)
 	}
 	ev := &Event{Kind: KindMessage, Time: s.hub.now(), ID: cmd.ID, Message: cmd.Message,
 		Room: cmd.Room, Sender: s.who.Name, UserID: s.who.UserID}
 	if s.hub.publish(ctx, topic, ev) != nil {
-		return errorf("unavailable", "message not sent: the broker is unavailable")
+		return errorf(CodeUnavailable, "message not sent: the broker is unavailable")
 	}
 	return nil
 }
@@ -141,21 +128,21 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 	s.mu.Unlock()
 	switch {
 	case already:
-		return errorf("already_in_room", "already in room %q", room)
+		return errorf(CodeAlreadyInRoom, "already in room %q", room)
 	case full:
-		return errorf("too_many_rooms", "a connection may join at most %d rooms", s.hub.cfg.MaxRooms)
+		return errorf(CodeTooManyRooms, "a connection may join at most %d rooms", s.hub.cfg.MaxRooms)
 	}
 	h := s.hub
 	if err := h.attach(ctx, topicRoom(room), s); err != nil {
 		s.forget(room)
 		h.log.Warn("join room", "room", room, "err", err)
-		return errorf("unavailable", "could not join room %q: the broker is unavailable", room)
+		return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
 	}
 	if err := h.broker.AddMember(ctx, room, s.conn()); err != nil {
 		h.detachTopic(ctx, topicRoom(room), s)
 		s.forget(room)
 		h.log.Warn("join room", "room", room, "err", err)
-		return errorf("unavailable", "could not join room %q: the broker is unavailable", room)
+		return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
 	}
 	h.publish(ctx, topicRoom(room), &Event{Kind: KindRoomJoined, Time: h.now(), ID: cmd.ID, Room: room,
 		Message: s.who.Name + " joined room " + room, UserID: s.who.UserID, Sender: s.who.Name})
@@ -178,7 +165,7 @@ func (s *Session) leave(ctx context.Context, cmd Command) *Error {
 	delete(s.rooms, room)
 	s.mu.Unlock()
 	if !ok {
-		return errorf("not_in_room", "not in room %q", room)
+		return errorf(CodeNotInRoom, "not in room %q", room)
 	}
 	s.hub.leave(ctx, s, room, cmd.ID)
 	return nil
@@ -197,7 +184,7 @@ func (h *Hub) leave(ctx context.Context, s *Session, room, id string) {
 
 func (s *Session) private(ctx context.Context, cmd Command) *Error {
 	if cmd.TargetUser == "" {
-		return errorf("invalid_target", "target_user is required")
+		return errorf(CodeInvalidTarget, "target_user is required")
 	}
 	if err := s.hub.validateMessage(cmd.Message); err != nil {
 		return err
@@ -206,13 +193,13 @@ func (s *Session) private(ctx context.Context, cmd Command) *Error {
 	n, err := h.broker.UserConns(ctx, cmd.TargetUser)
 	if err != nil {
 		h.log.Warn("count user connections", "user", cmd.TargetUser, "err", err)
-		return errorf("unavailable", "private message not sent: the broker is unavailable")
+		return errorf(CodeUnavailable, "private message not sent: the broker is unavailable")
 	}
 	if n > 0 {
 		ev := &Event{Kind: KindPrivateMessage, Time: h.now(), ID: cmd.ID, Message: cmd.Message,
 			Sender: s.who.Name, UserID: s.who.UserID}
 		if h.publish(ctx, topicUser(cmd.TargetUser), ev) != nil {
-			return errorf("unavailable", "private message not sent: the broker is unavailable")
+			return errorf(CodeUnavailable, "private message not sent: the broker is unavailable")
 		}
 	}
 	ack := "Private message sent to " + cmd.TargetUser
