@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/tertulia/tertulia/server/hub"
 )
 
 // Config configures a Bridge. Zero values mean the documented defaults.
@@ -20,10 +22,11 @@ type Config struct {
 	// Origins says which cross-origin pages may open a WebSocket.
 	Origins Origins
 	// MaxFrameBytes bounds a client message; a bigger one closes the
-	// connection with 1009. Default 64 KiB.
+	// connection with 1009. Default hub.MaxFrameBytes (64 KiB).
 	MaxFrameBytes int
 	// PingInterval is how often the server pings; a connection silent
-	// (no frame, no pong) for two intervals is closed. Default 30s.
+	// (no frame, no pong) for two intervals is closed. Default
+	// DefaultPingInterval.
 	PingInterval time.Duration
 	// WriteTimeout bounds one write to a browser. Default 10s.
 	WriteTimeout time.Duration
@@ -39,12 +42,16 @@ type Config struct {
 	Now func() time.Time
 }
 
+// DefaultPingInterval is how often a server pings a browser WebSocket (the
+// bridge's, gRPC-Web's) unless told otherwise.
+const DefaultPingInterval = 30 * time.Second
+
 func (c Config) withDefaults() Config {
 	if c.MaxFrameBytes <= 0 {
-		c.MaxFrameBytes = 64 << 10
+		c.MaxFrameBytes = hub.MaxFrameBytes
 	}
 	if c.PingInterval <= 0 {
-		c.PingInterval = 30 * time.Second
+		c.PingInterval = DefaultPingInterval
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second

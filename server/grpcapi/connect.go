@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -107,3 +108,13 @@ func (t *streamSink) Disconnect(d hub.Disconnect) {
 
 // status is what Connect returns once the core has ended the session.
 func (t *streamSink) status() error { return statusFromDisconnect(t.reason) }
+
+// Keepalive of gRPC connections, the same on both ends (the node's server,
+// the remote bridge's client): a ping after KeepaliveTime of silence,
+// answered within KeepaliveTimeout; a client may ping at most every
+// KeepaliveMinTime.
+const (
+	KeepaliveTime    = 30 * time.Second
+	KeepaliveTimeout = 10 * time.Second
+	KeepaliveMinTime = 10 * time.Second
+)

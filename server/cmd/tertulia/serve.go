@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/tertulia/tertulia/server/auth"
 	"github.com/tertulia/tertulia/server/node"
@@ -30,7 +29,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	origins := fs.String("allowed-origins", "", "comma-separated origins allowed to open WebSockets and call gRPC-Web")
 	brokerName := fs.String("broker", "memory", "broker: memory or redis")
 	redisURL := fs.String("redis-url", "redis://127.0.0.1:6379/0", "Redis URL, with --broker redis")
-	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "bound on a graceful shutdown")
+	shutdown := fs.Duration("shutdown-timeout", node.DefaultShutdownTimeout, "bound on a graceful shutdown")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default)")
 	if err := parse(fs, args); err != nil {
@@ -99,7 +98,7 @@ func splitList(s string) []string {
 
 // printWelcome tells a person where to point a browser, grpcurl and curl.
 func printWelcome(w io.Writer, httpAddr, grpcAddr net.Addr, dev bool) {
-	h, g := local(httpAddr), local(grpcAddr)
+	h, g := node.LocalAddr(httpAddr), node.LocalAddr(grpcAddr)
 	fmt.Fprintf(w, "Tertulia is running.\n")
 	fmt.Fprintf(w, "  browser: http://%s/\n", h)
 	fmt.Fprintf(w, "  grpcurl: grpcurl -plaintext %s list\n", g)
@@ -108,16 +107,4 @@ func printWelcome(w io.Writer, httpAddr, grpcAddr net.Addr, dev bool) {
 	if dev {
 		fmt.Fprintf(w, "           curl -X POST 'http://%s/api/v1/websocket/test-token?username=alice'\n", h)
 	}
-}
-
-// local turns a listen address into one a client on this machine can dial.
-func local(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, port)
 }
