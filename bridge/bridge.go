@@ -146,7 +146,7 @@ func (b *Bridge) start(nc net.Conn, br *bufio.Reader, a admission, remote string
 	c := newConn(b, nc, br)
 	if !b.track(c) {
 		c.Close(ws.StatusGoingAway, closeShutdown)
-		c.release()
+		c.closeSocket()
 		return
 	}
 	go b.run(c, a, remote)
@@ -166,7 +166,7 @@ func (b *Bridge) run(c *Conn, a admission, remote string) {
 		}
 		c.Close(ws.StatusNormalClosure, "")
 	}
-	c.release()
+	c.closeSocket()
 	b.log.Debug("websocket closed", "remote", remote, "code", int(c.CloseCode()))
 }
 

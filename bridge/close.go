@@ -42,10 +42,10 @@ func (c *Conn) Close(code ws.StatusCode, reason string) {
 // CloseCode is the code the connection was closed with, 0 while it is open.
 func (c *Conn) CloseCode() ws.StatusCode { return ws.StatusCode(c.code.Load()) }
 
-// release waits for a reader still running, drains what the browser still
+// closeSocket waits for a reader still running, drains what the browser still
 // sends for a moment so that closing does not reset the connection, and
 // closes the socket. The owner calls it once, after Close.
-func (c *Conn) release() {
+func (c *Conn) closeSocket() {
 	c.ping.Stop()
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
@@ -58,5 +58,5 @@ func (c *Conn) release() {
 	c.nc.Close()
 }
 
-// drainLimit bounds what release reads from a browser that keeps sending.
+// drainLimit bounds what closeSocket reads from a browser that keeps sending.
 const drainLimit = 1 << 20

@@ -17,7 +17,7 @@ import (
 // writing (write.go) and closing (close.go). Recv is called by one
 // goroutine at a time; WriteFrames, Close and the ping timer may run
 // concurrently with it and with each other. Only the handler that owns a
-// Conn calls release, once, last.
+// Conn calls closeSocket, once, last.
 type Conn struct {
 	b    *Bridge
 	nc   net.Conn
@@ -27,7 +27,7 @@ type Conn struct {
 	rd   wsutil.Reader
 	ping *time.Timer
 
-	readMu sync.Mutex // one reader at a time, and release waits for it
+	readMu sync.Mutex // one reader at a time, and closeSocket waits for it
 
 	mu     sync.Mutex // protects writes to nc and the fields below
 	closed bool       // a close frame was sent (or the connection is gone)

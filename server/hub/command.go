@@ -133,13 +133,13 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 		return errorf(CodeTooManyRooms, "a connection may join at most %d rooms", s.hub.cfg.MaxRooms)
 	}
 	h := s.hub
-	if err := h.attach(ctx, topicRoom(room), s); err != nil {
+	if err := h.subscribe(ctx, topicRoom(room), s); err != nil {
 		s.forget(room)
 		h.log.Warn("join room", "room", room, "err", err)
 		return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
 	}
-	if err := h.broker.AddMember(ctx, room, s.conn()); err != nil {
-		h.detachTopic(ctx, topicRoom(room), s)
+	if err := h.broker.AddMember(ctx, room, s.presence()); err != nil {
+		h.unsubscribe(ctx, topicRoom(room), s)
 		s.forget(room)
 		h.log.Warn("join room", "room", room, "err", err)
 		return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
@@ -176,10 +176,10 @@ func (s *Session) leave(ctx context.Context, cmd Command) *Error {
 func (h *Hub) leave(ctx context.Context, s *Session, room, id string) {
 	h.publish(ctx, topicRoom(room), &Event{Kind: KindRoomLeft, Time: h.now(), ID: id, Room: room,
 		Message: s.who.Name + " left room " + room, UserID: s.who.UserID, Sender: s.who.Name})
-	if err := h.broker.RemoveMember(ctx, room, s.conn()); err != nil {
+	if err := h.broker.RemoveMember(ctx, room, s.presence()); err != nil {
 		h.log.Warn("leave room", "room", room, "err", err)
 	}
-	h.detachTopic(ctx, topicRoom(room), s)
+	h.unsubscribe(ctx, topicRoom(room), s)
 }
 
 func (s *Session) private(ctx context.Context, cmd Command) *Error {

@@ -43,7 +43,7 @@ func (o *outbox) push(b []byte) bool {
 }
 
 // welcome puts b, the session's first frame, ahead of everything queued
-// while it was being attached, and lets the writer go. Until then a lobby
+// while it was being opened, and lets the writer go. Until then a lobby
 // event published by another connection could have reached the client
 // before its own welcome.
 func (o *outbox) welcome(b []byte) {

@@ -13,7 +13,7 @@ type Identity struct {
 	Guest  bool
 }
 
-// Session is one client connection attached to the hub. Its methods are safe
+// Session is one client connection open on the hub. Its methods are safe
 // for concurrent use; Handle is meant to be called from the connection's one
 // reader goroutine so that a client's frames are carried out in order.
 type Session struct {
@@ -34,7 +34,9 @@ func (s *Session) ID() string { return s.id }
 // Identity is the user this session speaks for.
 func (s *Session) Identity() Identity { return s.who }
 
-func (s *Session) conn() Conn { return Conn{ID: s.id, User: s.who.UserID, Name: s.who.Name} }
+func (s *Session) presence() PresenceRecord {
+	return PresenceRecord{ID: s.id, User: s.who.UserID, Name: s.who.Name}
+}
 
 // enqueue adds one frame for the client without waiting. A session whose
 // queue would pass its bounds is disconnected as slow: the hub never waits
@@ -88,5 +90,5 @@ func (s *Session) Close(ctx context.Context) {
 	s.rooms = nil
 	s.mu.Unlock()
 	s.out.stop()
-	s.hub.detach(ctx, s, rooms)
+	s.hub.closeSession(ctx, s, rooms)
 }
