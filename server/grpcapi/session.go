@@ -9,25 +9,6 @@ import (
 	"github.com/tertulia/tertulia/server/hub"
 )
 
-// The session contract: how a transport runs a chat session.
-//
-// A transport adapter (the gRPC Connect stream below, the WebSocket bridge
-// in process) admits its client, then calls ChatService.Open with the
-// client's identity and a FrameSink, and gets a Session:
-//
-//   - client -> core: the adapter decodes each client frame into a
-//     chatv1.ClientFrame and hands it to Session.Handle, from one goroutine,
-//     in the order the client sent them.
-//   - core -> client: the core encodes each event once per WireFormat and
-//     hands the bytes to the sink's WriteFrames, in order, from one
-//     goroutine at a time.
-//   - the end: when the core ends the session (slow consumer, shutdown,
-//     write error, or after Drain) it calls the sink's Disconnect once with
-//     a typed hub.Disconnect, which the adapter maps onto its own close
-//     (a WebSocket close code, a gRPC status) with a table of its own.
-//     When the client's side ends, the adapter calls Drain if the client
-//     only half-closed and still wants its answers, then Close, always.
-
 // FrameSink is a transport's side of a Session: where the core's frames go.
 type FrameSink interface {
 	// WireFormat is how frames are encoded for this sink. Sinks naming the
@@ -37,8 +18,9 @@ type FrameSink interface {
 	// can. It is called from one goroutine at a time and may block.
 	WriteFrames(frames [][]byte) error
 	// Disconnect tells the transport that the core has ended the session,
-	// and why. It is called at most once, must not block on the client,
-	// and no WriteFrames follows it.
+	// and why. It is called at most once and must not block on the client.
+	// A WriteFrames call may still be under way (Disconnect should make it
+	// give up); none starts after it.
 	Disconnect(d hub.Disconnect)
 }
 
@@ -50,9 +32,27 @@ type WireFormat struct {
 	Encode func(*chatv1.ServerFrame) ([]byte, error)
 }
 
-// Session is one chat session opened by a transport (see the contract
-// above). Handle is called from one goroutine; Drain and Close may be called
-// from any, Close last.
+// Session is one chat session, as a transport runs it. This is the
+// session contract, the same for every transport:
+//
+//   - open: the transport adapter (the gRPC Connect stream in connect.go,
+//     the WebSocket bridge in process) admits its client, then calls
+//     ChatService.Open with the client's identity and a FrameSink.
+//   - client -> core: the adapter decodes each client frame into a
+//     chatv1.ClientFrame and hands it to Handle, from one goroutine, in
+//     the order the client sent them.
+//   - core -> client: the core encodes each event once per WireFormat and
+//     hands the bytes to the sink's WriteFrames, in order, from one
+//     goroutine at a time.
+//   - the core ends it: on a slow consumer, a shutdown, a write error, or
+//     after Drain, the sink's Disconnect gets a typed hub.Disconnect, once;
+//     the adapter maps its code onto its own close (a gRPC status, a
+//     WebSocket close code) with a table of its own.
+//   - the client ends it: the adapter calls Drain if the client only
+//     half-closed and still wants its answers; then, whoever ended the
+//     session, Close, always.
+//
+// Drain and Close may be called from any goroutine, Close last.
 type Session struct {
 	ctx  context.Context
 	sess *hub.Session

@@ -1,6 +1,7 @@
 // Package node assembles one Tertulia server: the hub and its broker, the
-// gRPC server and the HTTP edge. The caller owns the listeners, so tests run
-// a node on :0 ports.
+// gRPC server, the WebSocket bridge, gRPC-Web and the HTTP edge. New builds
+// all of them, so every configuration error surfaces there; Serve only
+// serves. The caller owns the listeners, so tests run a node on :0 ports.
 package node
 
 import (
