@@ -69,3 +69,9 @@ func newConn(b *Bridge, nc net.Conn, br *bufio.Reader) *Conn {
 	c.ping = time.AfterFunc(b.cfg.PingInterval, c.sendPing)
 	return c
 }
+
+// sessionOver reports whether err only says that the connection is over,
+// by either side's doing.
+func sessionOver(err error) bool {
+	return err == nil || errors.Is(err, errPeerClosed) || errors.Is(err, ErrClosed)
+}

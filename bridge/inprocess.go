@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"context"
-	"errors"
 
 	"github.com/gobwas/ws"
 
@@ -11,7 +10,7 @@ import (
 	"github.com/tertulia/tertulia/server/hub"
 )
 
-// InProcess attaches sessions to a ChatService in this process through its
+// InProcess opens sessions on a ChatService in this process through its
 // session contract (grpcapi.Session): no network hop, and each event is
 // encoded to JSON once for every browser session, never as protobuf.
 type InProcess struct {
@@ -84,10 +83,4 @@ func closeForDisconnect(d hub.Disconnect) (ws.StatusCode, string) {
 		code = ws.StatusInternalServerError
 	}
 	return code, d.Reason
-}
-
-// sessionOver reports whether err only says that the connection is over,
-// by either side's doing.
-func sessionOver(err error) bool {
-	return err == nil || errors.Is(err, errPeerClosed) || errors.Is(err, ErrClosed)
 }
