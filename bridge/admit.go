@@ -56,7 +56,8 @@ func (r *rejection) Error() string { return r.reason }
 // origin (403: a page from another site must not ride on the browser's
 // cookies or network position, which is cross-site WebSocket hijacking);
 // the token comes from the query, else from a bearer.<jwt> subprotocol;
-// Subprotocol is echoed if offered. Whether the token is good is the
+// a client that offers subprotocols must offer Subprotocol (400), which is
+// echoed. Whether the token is good is the
 // upstream's to decide, once the connection is up.
 func (b *Bridge) admit(r upgradeRequest) (admission, *rejection) {
 	var a admission
@@ -79,6 +80,11 @@ func (b *Bridge) admit(r upgradeRequest) (admission, *rejection) {
 		if ours {
 			a.protocol = Subprotocol
 		}
+	}
+	if len(r.protocols) > 0 && a.protocol == "" {
+		// A client that asks for subprotocols must speak ours: a browser
+		// would fail a connection that echoes none of them anyway.
+		return a, &rejection{http.StatusBadRequest, "subprotocol " + Subprotocol + " required"}
 	}
 	return a, nil
 }
