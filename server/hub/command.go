@@ -57,7 +57,9 @@ func (h *Hub) validateMessage(msg string) *Error {
 }
 
 // Handle carries out one client command. A command that cannot be carried out
-// is answered with an error event on this session, and changes nothing.
+// is answered with an error event on this session, and changes nothing. A
+// join after Close is dropped: a transport's reader may still hand over a
+// frame while its session ends.
 func (s *Session) Handle(ctx context.Context, cmd Command) {
 	var err *Error
 	switch cmd.Kind {
@@ -120,13 +122,16 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 		return err
 	}
 	s.mu.Lock()
+	closed := s.closed
 	_, already := s.rooms[room]
 	full := len(s.rooms) >= s.hub.cfg.MaxRooms
-	if !already && !full {
+	if !closed && !already && !full {
 		s.rooms[room] = struct{}{} // claimed now so that a racing join cannot pass the limit
 	}
 	s.mu.Unlock()
 	switch {
+	case closed:
+		return nil // Close has taken the session out of every room; it stays out
 	case already:
 		return errorf(CodeAlreadyInRoom, "already in room %q", room)
 	case full:

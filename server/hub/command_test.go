@@ -203,3 +203,24 @@ func TestHandleUnavailable(t *testing.T) {
 	defer cancel()
 	as.Close(closeCtx)
 }
+
+// A frame that arrives after its session was closed (a transport's reader
+// may hand one over while the session ends) is dropped: it neither panics
+// nor leaves the closed session in a room.
+func TestHandleAfterClose(t *testing.T) {
+	ctx := context.Background()
+	h := hub.New(hub.Config{}, memory.New())
+	s, err := h.Open(ctx, hub.Identity{UserID: "alice", Name: "Alice"}, &recordingTransport{enc: fieldsEncoder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close(ctx)
+	s.Handle(ctx, hub.Command{Kind: hub.CmdJoinRoom, ID: "x", Room: "a"})
+	st, err := h.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Rooms) != 0 || st.TotalConnections != 0 {
+		t.Errorf("after a join on a closed session: rooms %v, connections %d; want none", st.Rooms, st.TotalConnections)
+	}
+}
