@@ -28,12 +28,16 @@ type upgradeRequest struct {
 	host      string
 	origin    string   // the Origin header, "" if none
 	protocols []string // the Sec-WebSocket-Protocol headers, as sent
+	// acceptLanguage is the Accept-Language header: not for admission, but
+	// passed on to the connection for the language of its texts.
+	acceptLanguage string
 }
 
 // requestOf is r as admission sees it.
 func requestOf(r *http.Request) upgradeRequest {
 	return upgradeRequest{path: r.URL.Path, query: r.URL.Query(), host: r.Host,
-		origin: r.Header.Get("Origin"), protocols: r.Header.Values("Sec-WebSocket-Protocol")}
+		origin: r.Header.Get("Origin"), protocols: r.Header.Values("Sec-WebSocket-Protocol"),
+		acceptLanguage: r.Header.Get("Accept-Language")}
 }
 
 // admission is an upgrade let in, and what its connection starts with.
@@ -41,6 +45,8 @@ type admission struct {
 	requireToken bool   // the authenticated endpoint: no token, no session
 	token        string // from the token query parameter, else a bearer.<jwt> subprotocol
 	protocol     string // the subprotocol to echo: Subprotocol or ""
+	// acceptLanguage is the request's Accept-Language header.
+	acceptLanguage string
 }
 
 // rejection is an upgrade refused before it happens, with its HTTP answer.
@@ -60,7 +66,7 @@ func (r *rejection) Error() string { return r.reason }
 // echoed. Whether the token is good is the
 // upstream's to decide, once the connection is up.
 func (b *Bridge) admit(r upgradeRequest) (admission, *rejection) {
-	var a admission
+	a := admission{acceptLanguage: r.acceptLanguage}
 	switch r.path {
 	case wsPath:
 	case wsAuthPath:

@@ -144,6 +144,7 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request) {
 // what was read ahead of it, if anything.
 func (b *Bridge) start(nc net.Conn, br *bufio.Reader, a admission, remote string) {
 	c := newConn(b, nc, br)
+	c.acceptLanguage = a.acceptLanguage
 	if !b.track(c) {
 		c.Close(ws.StatusGoingAway, closeShutdown)
 		c.closeSocket()

@@ -45,6 +45,10 @@ type Conn struct {
 	// always the welcome, even when its first frame is refused at once.
 	welcomed    chan struct{}
 	welcomeOnce sync.Once
+
+	// acceptLanguage is the handshake's Accept-Language header, which
+	// picks the language of the session's texts when its token names none.
+	acceptLanguage string
 }
 
 // Errors Recv returns once the connection is over.

@@ -33,6 +33,7 @@ func (u InProcess) Run(ctx context.Context, token string, c *Conn) error {
 			c.Close(ws.StatusPolicyViolation, err.Error())
 			return err
 		}
+		who.AcceptLanguage = c.acceptLanguage
 		sess, err = u.Chat.Open(ctx, who, socketSink{c})
 		if err != nil {
 			// Whether the node is shutting down or cannot reach its
@@ -45,7 +46,7 @@ func (u InProcess) Run(ctx context.Context, token string, c *Conn) error {
 	if err != nil {
 		return err
 	}
-	served := c.Serve(sess.Handle)
+	served := c.Serve(sess.Handle, func(fe *FrameError) { sess.Refuse(fe.ID, fe.Refusal()) })
 	c.b.workers.do(func() error { sess.Close(); return nil })
 	return served
 }

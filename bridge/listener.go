@@ -220,8 +220,11 @@ func (b *Bridge) upgrade(c *prefixConn) {
 		},
 		OnHost: func(h []byte) error { req.host = string(h); return nil },
 		OnHeader: func(key, value []byte) error {
-			if strings.EqualFold(string(key), "Origin") {
+			switch {
+			case strings.EqualFold(string(key), "Origin"):
 				req.origin = string(value)
+			case strings.EqualFold(string(key), "Accept-Language"):
+				req.acceptLanguage = string(value)
 			}
 			return nil
 		},

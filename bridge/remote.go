@@ -36,6 +36,9 @@ func (u Remote) run(ctx context.Context, token string, c *Conn) error {
 	if token != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 	}
+	if c.acceptLanguage != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "accept-language", c.acceptLanguage)
+	}
 	st, err := u.Client.Connect(ctx)
 	if err != nil {
 		return err
@@ -50,10 +53,12 @@ func (u Remote) run(ctx context.Context, token string, c *Conn) error {
 		return err
 	}
 	down := make(chan error, 1)
-	go func() { down <- forward(st, c) }()
+	held := newRefusals()
+	go func() { down <- forward(st, c, held) }()
+	refuse := func(fe *FrameError) { st.Send(held.hold(fe)) } // a failed Send shows on the next one
 
 	for {
-		f, err := c.Recv()
+		f, err := c.recv(refuse)
 		if err != nil {
 			st.CloseSend()
 			// The core ends the stream once it has seen the end of ours; if
@@ -80,7 +85,7 @@ func (u Remote) run(ctx context.Context, token string, c *Conn) error {
 // forward copies the core's frames to the browser until the stream ends,
 // then closes the browser connection with the fitting code so that the
 // reader stops, and returns the stream's status.
-func forward(st grpc.BidiStreamingClient[chatv1.ClientFrame, chatv1.ServerFrame], c *Conn) error {
+func forward(st grpc.BidiStreamingClient[chatv1.ClientFrame, chatv1.ServerFrame], c *Conn, held *refusals) error {
 	for {
 		f, err := st.Recv()
 		if errors.Is(err, io.EOF) {
@@ -90,6 +95,11 @@ func forward(st grpc.BidiStreamingClient[chatv1.ClientFrame, chatv1.ServerFrame]
 		if err != nil {
 			c.Close(closeForStatus(err))
 			return err
+		}
+		if r := held.swap(f, c.b.now()); r != nil {
+			f = r
+		} else if f.GetId() == held.barrier {
+			continue
 		}
 		if err := c.writeFrame(f); err != nil {
 			// The browser did not take a frame within WriteTimeout (or is

@@ -24,12 +24,15 @@ func (s *ChatService) Connect(stream chatv1.ChatService_ConnectServer) error {
 	if !ok {
 		return status.Error(codes.Unauthenticated, "authentication required")
 	}
+	if who.AcceptLanguage == "" {
+		who.AcceptLanguage = acceptLanguage(ctx)
+	}
 	sink := &streamSink{stream: stream, ended: make(chan struct{})}
 	sess, err := s.Open(ctx, who, sink)
 	if errors.Is(err, hub.ErrShuttingDown) {
 		return status.Error(codes.Unavailable, err.Error())
 	} else if err != nil {
-		s.log.Warn("connect", "user", who.UserID, "err", err)
+		s.log.WarnContext(ctx, "connect", "user", who.UserID, "err", err)
 		return status.Error(codes.Unavailable, "could not start session")
 	}
 	defer sess.Close()

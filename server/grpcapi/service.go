@@ -55,9 +55,11 @@ func (s *ChatService) Broadcast(ctx context.Context, req *chatv1.BroadcastReques
 	if err != nil {
 		return nil, statusFromError(err)
 	}
-	msg := "Message sent to everyone"
+	texts := s.hub.Texts()
+	lang := texts.Match(who.Locale, acceptLanguage(ctx))
+	msg := texts.Sprintf(lang, "Message sent to everyone")
 	if req.GetRoom() != "" {
-		msg = "Message sent to room " + req.GetRoom()
+		msg = texts.Sprintf(lang, "Message sent to room %s", req.GetRoom())
 	}
 	return &chatv1.BroadcastResponse{Message: msg, Recipients: int32(n)}, nil
 }

@@ -83,6 +83,12 @@ func (s *Session) Handle(f *chatv1.ClientFrame) {
 	s.sess.Handle(s.ctx, CommandFromFrame(f))
 }
 
+// Refuse answers a client frame the transport could not map, in turn with
+// the answers to the frames handed to Handle before it.
+func (s *Session) Refuse(id string, err *hub.Error) {
+	s.sess.Refuse(id, err)
+}
+
 // drainTimeout bounds how long Drain waits for the queued frames to be
 // written, and Close for the presence updates of a session's end.
 const drainTimeout = 5 * time.Second

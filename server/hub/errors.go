@@ -27,11 +27,14 @@ const (
 // goes on. Code is one of the catalog's.
 type Error struct {
 	Code    string
-	Message string
+	Message string // in English
+	// format and args write Message in a session's language (see MessageIn).
+	format string
+	args   []any
 }
 
 func (e *Error) Error() string { return e.Message }
 
 func errorf(code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), format: format, args: args}
 }

@@ -18,6 +18,7 @@ type outbox struct {
 	writing bool       // a writer goroutine is running
 	held    bool       // not yet welcomed: frames wait, no writer starts
 	closing *Disconnect
+	ended   DisconnectCode // why the server ended the session; 0 while it has not
 	closed  bool
 }
 
@@ -32,6 +33,7 @@ func (o *outbox) push(b []byte) bool {
 	}
 	if len(o.queue) >= o.maxFrames || o.queued+len(b) > o.maxBytes {
 		o.closed = true
+		o.ended = DisconnectSlow
 		o.queue, o.queued = nil, 0
 		o.mu.Unlock()
 		return false
@@ -116,6 +118,7 @@ func (o *outbox) write() {
 		if err != nil {
 			o.mu.Lock()
 			o.closed = true
+			o.ended = DisconnectWriteError
 			o.queue, o.queued = nil, 0
 			o.writing = false
 			o.mu.Unlock()
@@ -133,6 +136,7 @@ func (o *outbox) drain(d Disconnect) {
 		return
 	}
 	o.closing = &d
+	o.ended = d.Code
 	if o.writing {
 		o.mu.Unlock()
 		return // the writer closes the transport once it has drained the queue
@@ -142,11 +146,13 @@ func (o *outbox) drain(d Disconnect) {
 	o.t.Close(d)
 }
 
-// stop drops what is queued and takes no more frames. The transport is not
-// told: its session is being closed.
-func (o *outbox) stop() {
+// stop drops what is queued and takes no more frames, and returns why the
+// server ended the session (0 if it did not). The transport is not told:
+// its session is being closed.
+func (o *outbox) stop() DisconnectCode {
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	o.closed = true
 	o.queue, o.queued = nil, 0
-	o.mu.Unlock()
+	return o.ended
 }

@@ -3,6 +3,8 @@ package hub
 import (
 	"context"
 	"sync"
+
+	"github.com/tertulia/tertulia/server/i18n"
 )
 
 // Identity is who a session speaks for.
@@ -11,6 +13,11 @@ type Identity struct {
 	Name   string
 	Admin  bool
 	Guest  bool
+	// Locale is the token's locale claim, and AcceptLanguage the client's
+	// Accept-Language (WebSocket handshake, gRPC metadata): the session's
+	// texts are in the first language the server has (see i18n.Match).
+	Locale         string
+	AcceptLanguage string
 }
 
 // Session is one client connection open on the hub. Its methods are safe
@@ -21,7 +28,9 @@ type Session struct {
 	id  string
 	who Identity
 	enc Encoder
-	out outbox // what is on its way to the client
+	// lang is the language of the session's texts, picked at Open.
+	lang i18n.Lang
+	out  outbox // what is on its way to the client
 
 	mu     sync.Mutex // protects rooms and closed
 	rooms  map[string]struct{}
@@ -51,9 +60,9 @@ func (s *Session) enqueue(b []byte) {
 	go s.out.t.Close(disconnectSlow)
 }
 
-// send encodes ev for this session alone and queues it.
+// send encodes ev for this session alone, in its language, and queues it.
 func (s *Session) send(ev *Event) {
-	b, err := s.enc.Encode(ev)
+	b, err := s.enc.Encode(s.hub.localize(ev, s.lang))
 	if err != nil {
 		s.hub.log.Error("encode event", "kind", ev.Kind.String(), "err", err)
 		return
@@ -63,7 +72,7 @@ func (s *Session) send(ev *Event) {
 
 // sendError tells the session that the frame with id could not be carried out.
 func (s *Session) sendError(id string, err *Error) {
-	s.send(&Event{Kind: KindError, Time: s.hub.now(), ID: id, Message: err.Message, Code: err.Code})
+	s.send(&Event{Kind: KindError, Time: s.hub.now(), ID: id, Message: err.MessageIn(s.hub.cfg.Texts, s.lang), Code: err.Code})
 }
 
 // Drain ends the session as the client asked, once what is already queued
@@ -89,6 +98,6 @@ func (s *Session) Close(ctx context.Context) {
 	}
 	s.rooms = nil
 	s.mu.Unlock()
-	s.out.stop()
-	s.hub.closeSession(ctx, s, rooms)
+	reason := s.out.stop()
+	s.hub.closeSession(ctx, s, rooms, reason)
 }

@@ -29,6 +29,9 @@ import (
 	"github.com/tertulia/tertulia/server/grpcapi"
 	"github.com/tertulia/tertulia/server/httpedge"
 	"github.com/tertulia/tertulia/server/hub"
+	"github.com/tertulia/tertulia/server/i18n"
+	"github.com/tertulia/tertulia/server/logs"
+	"github.com/tertulia/tertulia/server/metrics"
 )
 
 // Config is everything a node needs. Zero values mean the documented defaults.
@@ -41,6 +44,9 @@ type Config struct {
 	AllowAnonymous bool
 	// AllowedOrigins may open WebSockets and call gRPC-Web from a browser.
 	AllowedOrigins []string
+	// Locale is the language of server texts for sessions whose token and
+	// Accept-Language name none the server has. Default "en".
+	Locale string
 	// Broker joins the node to a cluster. Default: the embedded memory broker.
 	Broker hub.Broker
 	// Hub tunes sessions and limits.
@@ -54,6 +60,13 @@ type Config struct {
 	// Bridge tunes the WebSocket bridge (frame limit, pings, timeouts); its
 	// Upstream, Origins and Logger are the node's.
 	Bridge bridge.Config
+	// Metrics is the node's metrics registry, one per node. Default: a new
+	// one. A caller passes its own to add collectors (the Redis broker's).
+	Metrics *metrics.Registry
+	// AdminListener, if set, serves /metrics and net/http/pprof
+	// (/debug/pprof/), and the HTTP port no longer serves /metrics. Serve
+	// closes it.
+	AdminListener net.Listener
 }
 
 // DefaultShutdownTimeout bounds a graceful shutdown unless told otherwise.
@@ -89,9 +102,18 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
 	hcfg := cfg.Hub
 	if hcfg.Logger == nil {
 		hcfg.Logger = cfg.Logger
+	}
+	if hcfg.Texts, err = i18n.New(cfg.Locale); err != nil {
+		return nil, err
+	}
+	if hcfg.ObservePublish == nil {
+		hcfg.ObservePublish = cfg.Metrics.ObservePublish
 	}
 	n := &Node{
 		cfg:    cfg,
@@ -102,14 +124,14 @@ func New(cfg Config) (*Node, error) {
 		health: health.NewServer(),
 	}
 	n.chat = grpcapi.NewChatService(n.hub, cfg.Logger)
-	n.grpc = grpc.NewServer(
+	n.grpc = grpc.NewServer(append(n.observers(),
 		grpcapi.ServerCodec(),
 		grpc.ChainUnaryInterceptor(grpcapi.UnaryAuth(a)),
 		grpc.ChainStreamInterceptor(grpcapi.StreamAuth(n.gate)),
 		grpc.MaxRecvMsgSize(hub.MaxFrameBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: grpcapi.KeepaliveTime, Timeout: grpcapi.KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: grpcapi.KeepaliveMinTime, PermitWithoutStream: true}),
-	)
+	)...)
 	chatv1.RegisterChatServiceServer(n.grpc, n.chat)
 	if cfg.Dev {
 		// websocket_url answers to direct gRPC calls point at the HTTP
@@ -119,6 +141,8 @@ func New(cfg Config) (*Node, error) {
 	}
 	healthpb.RegisterHealthServer(n.grpc, n.health)
 	reflection.Register(n.grpc)
+	cfg.Metrics.InitializeGRPC(n.grpc)
+	cfg.Metrics.ObserveHub(n.hub)
 	if err := n.mountHandlers(); err != nil {
 		return nil, err
 	}
@@ -146,14 +170,17 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	handler, err := httpedge.Handler(edgeCtx, httpedge.Config{
 		Conn:     conn,
 		Dev:      n.cfg.Dev,
-		Hub:      n.hub,
+		Metrics:  n.metricsOnHTTP(),
 		Static:   n.cfg.Static,
 		Handlers: n.extra,
+		// REST grants CORS to the origins WebSocket and gRPC-Web allow.
+		AllowOrigin: bridge.Origins{Allowed: n.cfg.AllowedOrigins, Dev: n.cfg.Dev}.AllowOrigin,
 	})
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: httpedge.ReadHeaderTimeout, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	defer n.serveAdmin()()
+	httpSrv := &http.Server{Handler: logs.HTTP(handler, n.log), ReadHeaderTimeout: httpedge.ReadHeaderTimeout, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 	// WebSocket upgrades are served straight off the listener; everything
 	// else, and an upgrade on a connection already speaking HTTP, by httpSrv.
 	httpLis = n.bridge.Listener(httpLis, httpedge.ReadHeaderTimeout)
@@ -217,7 +244,7 @@ func (n *Node) shutdown(httpSrv *http.Server) {
 func (n *Node) mountHandlers() error {
 	origins := bridge.Origins{Allowed: n.cfg.AllowedOrigins, Dev: n.cfg.Dev}
 	bcfg := n.cfg.Bridge
-	bcfg.Upstream = bridge.InProcess{Chat: n.chat, Gate: n.gate}
+	bcfg.Upstream = observedUpstream{bridge.InProcess{Chat: n.chat, Gate: n.gate}, n.cfg.Metrics}
 	bcfg.Origins = origins
 	bcfg.Logger = n.log
 	b, err := bridge.New(bcfg)
@@ -234,8 +261,8 @@ func (n *Node) mountHandlers() error {
 	return nil
 }
 
-// LocalAddr is a listener's address as a client reaches it: an unspecified
-// host (":8000", "[::]:8000") is this machine, localhost.
+// LocalAddr is a listener's address as a client on this machine reaches
+// it: an unspecified host (":8000", "[::]:8000") is localhost.
 func LocalAddr(a net.Addr) string {
 	host, port, err := net.SplitHostPort(a.String())
 	if err != nil {
@@ -260,7 +287,7 @@ func grpcWeb(srv *grpc.Server, origins bridge.Origins) http.Handler {
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if web.IsGrpcWebRequest(r) || web.IsAcceptableGrpcCorsRequest(r) || web.IsGrpcWebSocketRequest(r) {
-			web.ServeHTTP(w, r)
+			web.ServeHTTP(w, r.WithContext(withTransport(r.Context(), metrics.GRPCWeb)))
 			return
 		}
 		// Plain HTTP/1.1 cannot carry gRPC: it goes to the gRPC port.

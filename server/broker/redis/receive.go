@@ -70,6 +70,7 @@ func (b *Broker) receive(ctx context.Context) {
 		}
 		backoff = minBackoff
 		if !b.up.Swap(true) {
+			b.metrics.Reconnects.Add(1)
 			b.log.Warn("redis pub/sub connection back; resubscribed", "topics", b.subscribedCount(),
 				"down_for", time.Since(downSince).Round(time.Millisecond))
 		}
