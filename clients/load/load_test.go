@@ -47,18 +47,7 @@ func TestScenariosDeliverEverything(t *testing.T) {
 				cfg := tc.cfg
 				cfg.Transport = transport
 				res := run(t, srv, cfg)
-				if res.Published == 0 {
-					t.Fatalf("got 0 messages published, want some")
-				}
-				if res.Delivered != res.Expected || res.Lost != 0 {
-					t.Errorf("got %d of %d deliveries (%d lost), want all", res.Delivered, res.Expected, res.Lost)
-				}
-				if res.Dropped != 0 {
-					t.Errorf("got %d dropped connections (%s), want 0", res.Dropped, res.FirstDrop)
-				}
-				if res.P50 <= 0 || res.P99 < res.P50 || res.Max < res.P99 {
-					t.Errorf("got p50 %v p99 %v max %v ms, want 0 < p50 <= p99 <= max", res.P50, res.P99, res.Max)
-				}
+				checkAllDelivered(t, res)
 				if tc.name == "churn" && res.ChurnCycles == 0 {
 					t.Errorf("got 0 churn cycles, want some")
 				}

@@ -26,17 +26,25 @@ func sleep(ctx context.Context, d time.Duration) {
 // With churn, other connections keep opening, joining and closing meanwhile.
 func (r *runner) fanout(ctx context.Context, res *Result, churn bool) error {
 	cfg := r.cfg
+	fmt.Fprintf(cfg.Progress, "%s: %d subscribers over %s\n", cfg.Scenario, cfg.Conns, r.d.name())
+	took, err := r.openMany(ctx, cfg.Conns, func(int) string { return cfg.Room })
+	if err != nil {
+		return err
+	}
+	res.ConnectSec = float64(cfg.Conns) / took.Seconds()
+	return r.publishToAll(ctx, res, churn)
+}
+
+// publishToAll opens a publisher in Room and publishes to it at Rate for
+// Duration, with churn if asked; it measures what the first Conns
+// connections, all in Room, receive.
+func (r *runner) publishToAll(ctx context.Context, res *Result, churn bool) error {
+	cfg := r.cfg
 	res.Rate = cfg.Rate
 	room, sendRoom := cfg.Room, cfg.Room
 	if room == "-" {
 		sendRoom = ""
 	}
-	fmt.Fprintf(cfg.Progress, "%s: %d subscribers over %s\n", cfg.Scenario, cfg.Conns, r.d.name())
-	took, err := r.openMany(ctx, cfg.Conns, func(int) string { return room })
-	if err != nil {
-		return err
-	}
-	res.ConnectSec = float64(cfg.Conns) / took.Seconds()
 	pub, err := r.openOn(ctx, r.pubd, r.named("pub"), room, "jpub", nil)
 	if err != nil {
 		return fmt.Errorf("publisher: %w", err)
@@ -115,7 +123,7 @@ func (r *runner) startChurn(ctx context.Context, room string) *churner {
 			}
 			for range per {
 				i++
-				cl, err := r.open(ctx, r.named("churn"+strconv.FormatInt(i%100, 10)), room, "c"+strconv.FormatInt(i, 10), nil)
+				cl, err := r.open(ctx, r.named("churn"+strconv.FormatInt(i, 10)), room, "c"+strconv.FormatInt(i, 10), nil)
 				if err != nil {
 					ch.failed.Add(1)
 					continue

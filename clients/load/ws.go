@@ -29,14 +29,24 @@ var _ dialer = (*wsDialer)(nil)
 
 func (d *wsDialer) name() string { return "ws" }
 
+// wsURL is the bridge's WebSocket URL for user: with a token in the query,
+// or the guest endpoint for "".
+func wsURL(httpAddr, user string, tokens func(user string) (string, error)) (string, error) {
+	u := "ws://" + httpAddr + "/api/v1/ws"
+	if user == "" {
+		return u, nil
+	}
+	tok, err := tokens(user)
+	if err != nil {
+		return "", err
+	}
+	return u + "/authenticated?token=" + url.QueryEscape(tok), nil
+}
+
 func (d *wsDialer) dial(ctx context.Context, user string, m *member) (conn, error) {
-	u := "ws://" + d.httpAddr + "/api/v1/ws"
-	if user != "" {
-		tok, err := d.tokens(user)
-		if err != nil {
-			return nil, err
-		}
-		u += "/authenticated?token=" + url.QueryEscape(tok)
+	u, err := wsURL(d.httpAddr, user, d.tokens)
+	if err != nil {
+		return nil, err
 	}
 	dl := ws.Dialer{ReadBufferSize: 4 << 10, WriteBufferSize: 1 << 10, Timeout: 10 * time.Second}
 	nc, br, _, err := dl.Dial(ctx, u)
