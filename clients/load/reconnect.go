@@ -27,11 +27,9 @@ const (
 func (r *runner) reconnect(ctx context.Context, res *Result) error {
 	cfg := r.cfg
 	fmt.Fprintf(cfg.Progress, "reconnect: %d connections in %s over %s\n", cfg.Conns, cfg.Room, r.d.name())
-	took, err := r.openMany(ctx, cfg.Conns, func(int) string { return cfg.Room })
-	if err != nil {
+	if err := r.setUp(ctx, res, func(int) string { return cfg.Room }); err != nil {
 		return err
 	}
-	res.ConnectSec = float64(cfg.Conns) / took.Seconds()
 	sleep(ctx, settle)
 
 	r.mu.Lock()

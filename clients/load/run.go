@@ -249,6 +249,16 @@ func (r *runner) openMany(ctx context.Context, n int, roomOf func(i int) string)
 	return took, firstErr
 }
 
+// setUp opens the run's Conns connections, connection i joining roomOf(i),
+// and reports in res how fast that went, or how far it got if it failed.
+func (r *runner) setUp(ctx context.Context, res *Result, roomOf func(i int) string) error {
+	took, err := r.openMany(ctx, r.cfg.Conns, roomOf)
+	if took > 0 {
+		res.ConnectSec = float64(r.connected()) / took.Seconds()
+	}
+	return err
+}
+
 // closeAll closes every connection, Dialers at a time.
 func (r *runner) closeAll() {
 	r.mu.Lock()

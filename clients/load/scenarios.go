@@ -27,11 +27,9 @@ func sleep(ctx context.Context, d time.Duration) {
 func (r *runner) fanout(ctx context.Context, res *Result, churn bool) error {
 	cfg := r.cfg
 	fmt.Fprintf(cfg.Progress, "%s: %d subscribers over %s\n", cfg.Scenario, cfg.Conns, r.d.name())
-	took, err := r.openMany(ctx, cfg.Conns, func(int) string { return cfg.Room })
-	if err != nil {
+	if err := r.setUp(ctx, res, func(int) string { return cfg.Room }); err != nil {
 		return err
 	}
-	res.ConnectSec = float64(cfg.Conns) / took.Seconds()
 	return r.publishToAll(ctx, res, churn)
 }
 
@@ -157,11 +155,9 @@ func (r *runner) rooms(ctx context.Context, res *Result) error {
 		members[i%cfg.Rooms]++
 	}
 	fmt.Fprintf(cfg.Progress, "rooms: %d connections in %d rooms over %s\n", cfg.Conns, cfg.Rooms, r.d.name())
-	took, err := r.openMany(ctx, cfg.Conns, roomOf)
-	if err != nil {
+	if err := r.setUp(ctx, res, roomOf); err != nil {
 		return err
 	}
-	res.ConnectSec = float64(cfg.Conns) / took.Seconds()
 	sleep(ctx, settle)
 
 	r.hist.Reset()
@@ -200,12 +196,11 @@ func (r *runner) idle(ctx context.Context, res *Result) error {
 	tool0, _ = rss(os.Getpid())
 	fmt.Fprintf(cfg.Progress, "idle: %d connections in %d rooms over %s\n", cfg.Conns, cfg.Rooms, r.d.name())
 	setupSrv, setupTool := startStats(cfg.ServerPID), startStats(os.Getpid())
-	took, err := r.openMany(ctx, cfg.Conns, func(i int) string { return "r" + strconv.Itoa(i%cfg.Rooms) })
+	err := r.setUp(ctx, res, func(i int) string { return "r" + strconv.Itoa(i%cfg.Rooms) })
+	res.SetupServerCPU, res.SetupToolCPU = setupSrv.busy(), setupTool.busy()
 	if err != nil {
 		return err
 	}
-	res.ConnectSec = float64(cfg.Conns) / took.Seconds()
-	res.SetupServerCPU, res.SetupToolCPU = setupSrv.busy(), setupTool.busy()
 	sleep(ctx, settle)
 
 	srv, tool := startStats(cfg.ServerPID), startStats(os.Getpid())
