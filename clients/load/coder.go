@@ -2,9 +2,7 @@ package load
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
 )
 
 // coderDialer opens WebSocket connections to the bridge with
@@ -49,7 +48,7 @@ func (d *coderDialer) dial(ctx context.Context, user string, m *member) (conn, e
 	defer cancel()
 	c, _, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPClient: d.client})
 	if err != nil {
-		return nil, fmt.Errorf("websocket dial: %w", err)
+		return nil, dialError(err, u)
 	}
 	c.SetReadLimit(1 << 20) // as the own client
 	cc := &coderConn{c: c, done: make(chan struct{})}
@@ -87,19 +86,15 @@ type clientFrame struct {
 func (c *coderConn) read(m *member) {
 	defer close(c.done)
 	for {
-		// Read allocates each message afresh and json.Unmarshal copies its
-		// strings: the ordinary way, on purpose.
-		_, b, err := c.c.Read(context.Background())
-		if err != nil {
+		// The library's own JSON path, as its users would read frames:
+		// encoding/json into a struct, strings copied. It closes the
+		// connection on a frame that does not decode.
+		var f serverFrame
+		if err := wsjson.Read(context.Background(), c.c, &f); err != nil {
 			c.end(m, err)
 			return
 		}
 		now := time.Now()
-		var f serverFrame
-		if err := json.Unmarshal(b, &f); err != nil {
-			c.end(m, fmt.Errorf("server frame %.80q: %w", b, err))
-			return
-		}
 		switch f.Type {
 		case "message":
 			onMessage(m, f.Message, now)
@@ -119,13 +114,9 @@ func (c *coderConn) end(m *member, err error) {
 }
 
 func (c *coderConn) write(f clientFrame) error {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
-	return c.c.Write(ctx, websocket.MessageText, b)
+	return wsjson.Write(ctx, c.c, f)
 }
 
 func (c *coderConn) join(room, id string) error {

@@ -52,10 +52,10 @@ func (r *runner) reconnect(ctx context.Context, res *Result) error {
 		fmt.Errorf("reconnect storm of %d connections took over %v", len(old), cfg.SetupTimeout))
 	defer cancel()
 	var failed, retries atomic.Int64
-	var firstErr atomic.Pointer[error]
+	var firstErr, firstRetry atomic.Pointer[error]
 	start = time.Now()
 	all(len(old), func(i int) {
-		cl, n, err := r.rejoin(sctx, i)
+		cl, n, err := r.rejoin(sctx, i, &firstRetry)
 		retries.Add(int64(n))
 		if err != nil {
 			failed.Add(1)
@@ -71,6 +71,9 @@ func (r *runner) reconnect(ctx context.Context, res *Result) error {
 	res.ReconnectFailed, res.ReconnectRetries = failed.Load(), retries.Load()
 	fmt.Fprintf(cfg.Progress, "reconnect: %d re-joined in %.2fs, %d failed, %d retries\n",
 		int64(len(old))-res.ReconnectFailed, res.ReconnectSec, res.ReconnectFailed, res.ReconnectRetries)
+	if p := firstRetry.Load(); p != nil {
+		fmt.Fprintf(cfg.Progress, "reconnect: the first retry followed: %v\n", *p)
+	}
 	if p := firstErr.Load(); p != nil {
 		return fmt.Errorf("reconnect storm: %d of %d did not re-join: first: %w", res.ReconnectFailed, len(old), *p)
 	}
@@ -78,14 +81,16 @@ func (r *runner) reconnect(ctx context.Context, res *Result) error {
 }
 
 // rejoin reconnects connection i as its user and re-joins Room, retrying
-// with backoff; it returns the connection and how many retries it took.
-func (r *runner) rejoin(ctx context.Context, i int) (*client, int, error) {
+// with backoff; it returns the connection and how many retries it took, and
+// keeps in firstRetry the first error that was retried, if none is there.
+func (r *runner) rejoin(ctx context.Context, i int, firstRetry *atomic.Pointer[error]) (*client, int, error) {
 	wait := stormBackoff
 	for attempt := 1; ; attempt++ {
 		cl, err := r.open(ctx, r.user(i), r.cfg.Room, "r"+strconv.Itoa(i), r.hist)
 		if err == nil || attempt == stormAttempts || ctx.Err() != nil {
 			return cl, attempt - 1, err
 		}
+		firstRetry.CompareAndSwap(nil, &err)
 		sleep(ctx, wait/2+rand.N(wait)) // jitter: 0.5 to 1.5 times wait
 		wait = min(2*wait, stormMaxBackoff)
 	}

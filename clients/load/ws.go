@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,16 @@ func wsURL(httpAddr, user string, tokens func(user string) (string, error)) (str
 	return u + "/authenticated?token=" + url.QueryEscape(tok), nil
 }
 
+// dialError is err from dialing u, with u's token (in its query) taken out
+// of the text: errors reach logs and reports, tokens must not.
+func dialError(err error, u string) error {
+	msg := err.Error()
+	if _, query, ok := strings.Cut(u, "?"); ok {
+		msg = strings.ReplaceAll(msg, query, "token=REDACTED")
+	}
+	return errors.New("websocket dial: " + msg)
+}
+
 func (d *wsDialer) dial(ctx context.Context, user string, m *member) (conn, error) {
 	u, err := wsURL(d.httpAddr, user, d.tokens)
 	if err != nil {
@@ -51,7 +62,7 @@ func (d *wsDialer) dial(ctx context.Context, user string, m *member) (conn, erro
 	dl := ws.Dialer{ReadBufferSize: 4 << 10, WriteBufferSize: 1 << 10, Timeout: 10 * time.Second}
 	nc, br, _, err := dl.Dial(ctx, u)
 	if err != nil {
-		return nil, fmt.Errorf("websocket dial: %w", err)
+		return nil, dialError(err, u)
 	}
 	if br == nil {
 		br = bufio.NewReaderSize(nc, 4<<10)
