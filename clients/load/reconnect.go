@@ -32,6 +32,12 @@ func (r *runner) reconnect(ctx context.Context, res *Result) error {
 	}
 	sleep(ctx, settle)
 
+	// A connection the server already ended would not be counted once
+	// replaced: stop here instead.
+	if n, first := r.dropped(); n > 0 {
+		res.Dropped, res.FirstDrop = n, first
+		return fmt.Errorf("%d connections dropped before the storm: first: %s", n, first)
+	}
 	r.mu.Lock()
 	old := r.clients
 	r.clients = make([]*client, len(old))
