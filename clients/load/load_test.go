@@ -96,6 +96,8 @@ func TestBadConfigIsRefused(t *testing.T) {
 	}{
 		{"unknown scenario", load.Config{Scenario: "stampede", Transport: "ws"}, `unknown scenario "stampede"`},
 		{"unknown transport", load.Config{Scenario: "fanout", Transport: "carrier-pigeon"}, `unknown transport "carrier-pigeon"`},
+		{"unknown client", load.Config{Scenario: "fanout", Transport: "ws", Client: "netcat"}, `unknown client "netcat"`},
+		{"coder over grpc", load.Config{Scenario: "fanout", Transport: "grpc", Client: "coder"}, "want transport ws"},
 		{"remote target", load.Config{Scenario: "fanout", Transport: "ws", HTTPAddr: "192.0.2.1:8000"}, "not a loopback address"},
 		{"remote grpc target", load.Config{Scenario: "fanout", Transport: "grpc", GRPCAddr: "example.com:9090"}, "not a loopback address"},
 		{"too many conns", load.Config{Scenario: "idle", Transport: "ws", Conns: 1_000_000}, "over the limit"},
