@@ -16,13 +16,19 @@ import (
 
 func TestMain(m *testing.M) { nodetest.VerifyTestMain(m) }
 
+// drain bounds the wait for the last deliveries in tests: far above what
+// they need, so that a machine busy with other tests does not pass for a
+// loss; a run that receives everything stops waiting at once.
+const drain = 20 * time.Second
+
 // run runs cfg against srv and fails the test on an error.
 func run(t *testing.T, srv *nodetest.Server, cfg load.Config) *load.Result {
 	t.Helper()
 	cfg.HTTPAddr, cfg.GRPCAddr = srv.HTTPAddr, srv.GRPCAddr
+	cfg.Drain = drain
 	cfg.JWTSecret = nodetest.Secret
 	cfg.ServerPID = os.Getpid() // the node runs in this process
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	res, err := load.Run(ctx, cfg)
 	if err != nil {
