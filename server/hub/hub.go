@@ -22,6 +22,13 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxRooms bounds the rooms one connection may join. Default 100.
 	MaxRooms int
+	// PresenceLimit is the most members (connections, cluster-wide) the
+	// lobby or a room may have for joins and leaves to be announced to the
+	// other members (see presence.go). Default DefaultPresenceLimit.
+	PresenceLimit int
+	// NamespacePresenceLimits overrides PresenceLimit for the rooms of a
+	// namespace (the part of a room name before ':').
+	NamespacePresenceLimits map[string]int
 	// Logger receives the hub's logs. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -40,6 +47,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxRooms <= 0 {
 		c.MaxRooms = 100
+	}
+	if c.PresenceLimit <= 0 {
+		c.PresenceLimit = DefaultPresenceLimit
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -92,7 +102,8 @@ func (h *Hub) now() time.Time { return h.cfg.Now().UTC() }
 var ErrShuttingDown = errors.New("server shutting down")
 
 // Connect attaches a new session speaking for who over t. The session is
-// welcomed, and the cluster told if this is the user's first connection.
+// welcomed, and the cluster told if this is the user's first connection
+// and the lobby is within its presence limit.
 // The caller must call Session.Close when the connection ends.
 func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session, error) {
 	if h.closing.Load() {
@@ -106,7 +117,7 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 		h.detachTopic(ctx, topicLobby, s)
 		return nil, fmt.Errorf("attach user: %w", err)
 	}
-	first, err := h.broker.AddConn(ctx, s.conn())
+	first, conns, err := h.broker.AddConn(ctx, s.conn())
 	if err != nil {
 		h.detachTopic(ctx, topicUser(who.UserID), s)
 		h.detachTopic(ctx, topicLobby, s)
@@ -122,7 +133,7 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 		h.log.Error("encode welcome", "err", err)
 	}
 	s.welcome(b)
-	if first {
+	if first && h.announced("", conns) {
 		h.publish(ctx, topicLobby, &Event{Kind: KindUserJoined, Time: h.now(),
 			Message: who.Name + " joined the chat", UserID: who.UserID, Sender: who.Name})
 	}
@@ -137,14 +148,14 @@ func (h *Hub) detach(ctx context.Context, s *Session, rooms []string) {
 	h.detachTopic(ctx, topicUser(s.who.UserID), s)
 	h.detachTopic(ctx, topicLobby, s)
 	h.metrics.Sessions.Add(-1)
-	last, err := h.broker.RemoveConn(ctx, s.conn())
+	last, conns, err := h.broker.RemoveConn(ctx, s.conn())
 	if err != nil {
 		h.log.Warn("remove presence", "conn", s.id, "err", err)
 		return
 	}
 	// Told even while this node shuts down: other nodes' sessions must hear
 	// that its users left.
-	if last {
+	if last && h.announced("", conns) {
 		h.publish(ctx, topicLobby, &Event{Kind: KindUserLeft, Time: h.now(),
 			Message: s.who.Name + " left the chat", UserID: s.who.UserID, Sender: s.who.Name})
 	}

@@ -50,6 +50,11 @@ type Config struct {
 	// A crashed node's connections leave presence within PresenceTTL +
 	// Heartbeat (of a surviving node). Default 3s; at least 2 × Heartbeat.
 	PresenceTTL time.Duration
+	// LobbyPresenceLimit bounds the announcements the broker makes itself,
+	// of the users of crashed nodes: they are made only while the cluster
+	// has at most this many connections, as the hub does with its own
+	// (hub.Config.PresenceLimit). Default hub.DefaultPresenceLimit.
+	LobbyPresenceLimit int
 	// SyncTimeout bounds the wait for Redis to confirm a subscription when
 	// the caller's ctx has no deadline. Default 5s.
 	SyncTimeout time.Duration
@@ -77,6 +82,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PresenceTTL < 2*c.Heartbeat {
 		return c, fmt.Errorf("redis broker: presence TTL %v must be at least twice the heartbeat %v", c.PresenceTTL, c.Heartbeat)
+	}
+	if c.LobbyPresenceLimit <= 0 {
+		c.LobbyPresenceLimit = hub.DefaultPresenceLimit
 	}
 	if c.SyncTimeout <= 0 {
 		c.SyncTimeout = 5 * time.Second

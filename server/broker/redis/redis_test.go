@@ -147,11 +147,11 @@ func TestCrashedNodeExpires(t *testing.T) {
 		b *Broker
 		c hub.Conn
 	}{{a, alice}, {a, bobOnA}, {b, bobOnB}} {
-		if _, err := step.b.AddConn(ctx, step.c); err != nil {
+		if _, _, err := step.b.AddConn(ctx, step.c); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := a.AddMember(ctx, "lounge", alice); err != nil {
+	if _, err := a.AddMember(ctx, "lounge", alice); err != nil {
 		t.Fatal(err)
 	}
 
@@ -189,10 +189,10 @@ func TestRedisOutage(t *testing.T) {
 		b *Broker
 		c hub.Conn
 	}{{a, alice}, {b, bob}} {
-		if _, err := step.b.AddConn(ctx, step.c); err != nil {
+		if _, _, err := step.b.AddConn(ctx, step.c); err != nil {
 			t.Fatal(err)
 		}
-		if err := step.b.AddMember(ctx, "lounge", step.c); err != nil {
+		if _, err := step.b.AddMember(ctx, "lounge", step.c); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -294,10 +294,10 @@ func TestExpiredNodeComesBack(t *testing.T) {
 	a, b, seen := lobbyWatched(t, srv)
 	ctx := context.Background()
 	alice := hub.Conn{ID: "a1", User: "alice", Name: "Alice"}
-	if _, err := a.AddConn(ctx, alice); err != nil {
+	if _, _, err := a.AddConn(ctx, alice); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.AddMember(ctx, "lounge", alice); err != nil {
+	if _, err := a.AddMember(ctx, "lounge", alice); err != nil {
 		t.Fatal(err)
 	}
 
