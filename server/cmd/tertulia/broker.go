@@ -24,7 +24,8 @@ const (
 )
 
 // openBroker returns the broker named by --broker and a function that closes it.
-func openBroker(ctx context.Context, name, redisURL string, log *slog.Logger) (hub.Broker, func(), error) {
+// presenceLimit bounds the lobby announcements the Redis broker makes itself.
+func openBroker(ctx context.Context, name, redisURL string, presenceLimit int, log *slog.Logger) (hub.Broker, func(), error) {
 	switch name {
 	case "memory":
 		return memory.New(), func() {}, nil
@@ -34,6 +35,7 @@ func openBroker(ctx context.Context, name, redisURL string, log *slog.Logger) (h
 			return nil, nil, fmt.Errorf("--redis-url: %w", err)
 		}
 		cfg.Logger = log
+		cfg.LobbyPresenceLimit = presenceLimit
 		// go-redis logs each failed dial on its own; the broker already says
 		// when Redis goes and comes back, so those lines go to debug. (The
 		// library's logger is process-wide, which main may decide.)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tertulia/tertulia/server/auth"
+	"github.com/tertulia/tertulia/server/hub"
 	"github.com/tertulia/tertulia/server/node"
 )
 
@@ -33,8 +34,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "bound on a graceful shutdown")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default)")
+	presenceLimit := fs.Int("presence-limit", hub.DefaultPresenceLimit, "announce joins and leaves only while the lobby or a room has at most this many connections")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *presenceLimit <= 0 {
+		return fmt.Errorf("--presence-limit %d: want a positive number of connections", *presenceLimit)
 	}
 	log, err := newLogger(stderr, *logLevel)
 	if err != nil {
@@ -49,6 +54,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ShutdownTimeout: *shutdown,
 		Logger:          log,
 		Static:          staticFS(),
+		Hub:             hub.Config{PresenceLimit: *presenceLimit},
 	}
 	if *secret == "" {
 		if !*dev {
@@ -57,7 +63,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.JWT.Secret = auth.RandomSecret()
 		log.Warn("dev mode: generated a random JWT secret; tokens will not survive a restart")
 	}
-	b, closeBroker, err := openBroker(ctx, *brokerName, *redisURL, log)
+	b, closeBroker, err := openBroker(ctx, *brokerName, *redisURL, *presenceLimit, log)
 	if err != nil {
 		return err
 	}
