@@ -303,14 +303,7 @@ func TestExpiredNodeComesBack(t *testing.T) {
 
 	// Node a's deadline set in the past, as if it had missed its heartbeats,
 	// and b's heartbeat right away, before a's next one renews it.
-	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
-	defer rdb.Close()
-	if err := rdb.ZAdd(ctx, a.prefix+"nodes", goredis.Z{Score: 1, Member: a.NodeID()}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.heartbeat(ctx); err != nil {
-		t.Fatal(err)
-	}
+	expireNode(t, srv, a, b)
 	eventually(t, waitTimeout, "user_left alice", func() bool { return seen.has("lobby user_left alice") })
 	eventually(t, waitTimeout, "user_joined alice", func() bool { return seen.has("lobby user_joined alice") })
 	eventually(t, waitTimeout, "alice back in presence", func() bool {
