@@ -69,3 +69,45 @@ func TestPresenceLimitIsClusterWide(t *testing.T) {
 		}
 	}
 }
+
+// Joins racing on two nodes are counted once each, cluster-wide: exactly
+// the joins that found the room within the limit are announced.
+func TestConcurrentJoinsAnnounceUpToTheLimit(t *testing.T) {
+	const limit, joiners = 4, 10
+	c := startCluster(t, 0)
+	cfg := node.Config{Hub: hub.Config{PresenceLimit: limit}}
+	on := []*nodetest.Server{c.addNodeWith(t, cfg), c.addNodeWith(t, cfg)}
+	watcher := connect(t, on[0], "watcher", false)
+	watcher.join("lounge")
+	us := make([]*user, joiners)
+	for i := range us {
+		us[i] = connect(t, on[i%2], fmt.Sprintf("j%d", i), false)
+	}
+	done := make(chan error, joiners)
+	for _, u := range us {
+		go func() { done <- u.s.Join("lounge") }()
+	}
+	for range joiners {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every joiner has its own room_joined, whether announced or not.
+	for _, u := range us {
+		u.await("own room_joined", func(f *chatv1.ServerFrame) bool {
+			return f.GetRoomJoined() != nil && f.GetRoomJoined().UserId == u.id
+		})
+	}
+	us[0].must(us[0].s.Send("lounge", "marker"))
+	announced := 0
+	watcher.await("marker", func(f *chatv1.ServerFrame) bool {
+		if f.GetRoomJoined() != nil {
+			announced++
+		}
+		return isMessage("marker")(f)
+	})
+	// The watcher is the first member: joins 2 to limit are announced.
+	if announced != limit-1 {
+		t.Errorf("watcher saw %d room_joined of %d racing joiners, want %d (limit %d)", announced, joiners, limit-1, limit)
+	}
+}
