@@ -3,6 +3,8 @@ package redis
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,4 +91,71 @@ func expireNode(t *testing.T, srv *redistest.Server, a, b *Broker) {
 	if _, err := b.heartbeat(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// commandCalls is how many commands Redis has run, those of scripts included.
+func commandCalls(t *testing.T, rdb *goredis.Client) int {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, line := range strings.Split(info, "\n") {
+		_, rest, ok := strings.Cut(line, ":calls=")
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+		if err != nil {
+			t.Fatalf("commandstats line %q: %v", line, err)
+		}
+		total += n
+	}
+	return total
+}
+
+// A connection joining and leaving a room of 1,000 costs Redis the same
+// commands as in an empty room: nothing walks the members.
+func TestJoinCostDoesNotGrowWithTheRoom(t *testing.T) {
+	srv := redistest.Start(t)
+	// Heartbeats an hour apart: only the cycles below run commands.
+	b := limitedBroker(t, srv, fmt.Sprintf("t%d", prefixes.Add(1)), 0)
+	b.SetHandler(func(string, *hub.Event) {})
+	ctx := context.Background()
+	for i := range 1000 {
+		c := hub.Conn{ID: fmt.Sprint("m", i), User: fmt.Sprint("member-", i), Name: "m"}
+		if _, _, err := b.AddConn(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.AddMember(ctx, "big", c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	cycle := func(room string) int {
+		t.Helper()
+		c := hub.Conn{ID: "x-" + room, User: "newcomer-" + room, Name: "n"}
+		before := commandCalls(t, rdb)
+		if _, _, err := b.AddConn(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.AddMember(ctx, room, c); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.RemoveMember(ctx, room, c); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := b.RemoveConn(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		return commandCalls(t, rdb) - before
+	}
+	empty, big := cycle("empty"), cycle("big")
+	// The empty room's last member also deletes its count: one more there.
+	if big > empty+2 {
+		t.Errorf("join and leave: %d Redis commands in a room of 1000, %d in an empty one; want no more", big, empty)
+	}
+	t.Logf("commands per connect, join, leave, disconnect: %d (empty room), %d (1000 members)", empty, big)
 }
