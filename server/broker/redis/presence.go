@@ -229,6 +229,10 @@ func (b *Broker) heartbeat(ctx context.Context) (status int64, err error) {
 	return status, nil
 }
 
+// reregisterBatch is how many connections go in one pipeline when a node
+// registers its presence again.
+const reregisterBatch = 512
+
 // reregister records again every connection and membership of this node.
 // After an expiry (announce set) the cluster was told its users left, so
 // those that are back are announced as joined; after Redis lost its data
@@ -249,18 +253,47 @@ func (b *Broker) reregister(ctx context.Context, announce bool) error {
 	if len(conns) == 0 {
 		return nil
 	}
-	for _, lc := range conns {
-		c := lc.c
-		first, n, err := b.addConn(ctx, c)
-		if err != nil {
-			return fmt.Errorf("register connection %s again: %w", c.ID, err)
+	// Pipelined, a batch per round trip: a node of 10,000 connections is
+	// registered again in milliseconds, not in 10,000 round trips during
+	// which every change of presence on the node waits.
+	for _, sc := range []*goredis.Script{addConnScript, addMemberScript} {
+		if err := sc.Load(ctx, b.rdb).Err(); err != nil {
+			return fmt.Errorf("register again: load script: %w", err)
 		}
-		for room := range lc.rooms {
-			if err := addMemberScript.Run(ctx, b.rdb, nil, b.prefix, room, c.ID, c.User).Err(); err != nil {
-				return fmt.Errorf("register %s in room %q again: %w", c.ID, room, err)
+	}
+	var firsts []hub.Conn // users whose first connection this is again
+	var total int64       // connections in the cluster after the last batch
+	for start := 0; start < len(conns); start += reregisterBatch {
+		part := conns[start:min(start+reregisterBatch, len(conns))]
+		added := make([]*goredis.Cmd, len(part))
+		_, err := b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, lc := range part {
+				c := lc.c
+				added[i] = addConnScript.EvalSha(ctx, p, nil, b.prefix, b.cfg.NodeID, c.ID, c.User, c.Name)
+				for room := range lc.rooms {
+					addMemberScript.EvalSha(ctx, p, nil, b.prefix, room, c.ID, c.User)
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("register %d connections again: %w", len(part), err)
 		}
-		if first && announce && n <= b.cfg.LobbyPresenceLimit {
+		for i, cmd := range added {
+			res, err := cmd.Int64Slice()
+			if err != nil || len(res) != 2 {
+				return fmt.Errorf("register connection %s again: reply %v, %v", part[i].c.ID, res, err)
+			}
+			if res[0] == 1 {
+				firsts = append(firsts, part[i].c)
+			}
+			total = res[1]
+		}
+	}
+	// Announced back as the reaper announced them gone: only while the
+	// lobby is within its presence limit.
+	if announce && total <= int64(b.cfg.LobbyPresenceLimit) {
+		for _, c := range firsts {
 			b.announce(ctx, &hub.Event{Kind: hub.KindUserJoined, Time: time.Now().UTC(),
 				Message: c.Name + " joined the chat", UserID: c.User, Sender: c.Name})
 		}

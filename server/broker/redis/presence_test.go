@@ -159,3 +159,53 @@ func TestJoinCostDoesNotGrowWithTheRoom(t *testing.T) {
 	}
 	t.Logf("commands per connect, join, leave, disconnect: %d (empty room), %d (1000 members)", empty, big)
 }
+
+// A node whose presence expired registers every connection and membership
+// again, in pipelined batches; past the lobby's presence limit they come
+// back without an announcement, as they left without one.
+func TestExpiredNodeRegistersManyConnectionsAgain(t *testing.T) {
+	const conns, limit = reregisterBatch + 100, 3
+	srv := redistest.Start(t)
+	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+	a, b := limitedBroker(t, srv, prefix, limit), limitedBroker(t, srv, prefix, limit)
+	seen := &events{}
+	a.SetHandler(func(string, *hub.Event) {})
+	b.SetHandler(seen.handle)
+	ctx := context.Background()
+	if err := b.Subscribe(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range conns {
+		c := hub.Conn{ID: fmt.Sprint("c", i), User: fmt.Sprintf("u%03d", i), Name: "n"}
+		if _, _, err := a.AddConn(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.AddMember(ctx, "lounge", c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expireNode(t, srv, a, b)
+	if s, err := b.Snapshot(ctx); err != nil || s.Connections != 0 {
+		t.Fatalf("after expiry: %+v, %v; want nobody", s, err)
+	}
+	if status, err := a.heartbeat(ctx); err != nil || status != 1 {
+		t.Fatalf("heartbeat of the expired node = %d, %v; want 1 (reaped), no error", status, err)
+	}
+	s, err := b.Snapshot(ctx)
+	if err != nil || s.Connections != conns || len(s.Users) != conns || s.Rooms["lounge"] != conns {
+		t.Fatalf("registered again: %d connections, %d users, rooms %v, %v; want %d in lounge",
+			s.Connections, len(s.Users), s.Rooms, err, conns)
+	}
+	if ms, total, err := b.Members(ctx, "lounge", "u599", 10); err != nil || total != conns || len(ms) != 10 || ms[0].UserID != "u600" {
+		t.Errorf("members after u599: %v of %d, %v; want u600 onwards of %d", ms, total, err, conns)
+	}
+	joined := 0
+	for i := range conns {
+		if seen.has(fmt.Sprintf("lobby user_joined u%03d", i)) {
+			joined++
+		}
+	}
+	if joined != 0 {
+		t.Errorf("%d users announced back, want none: %d connections are over the presence limit", joined, conns)
+	}
+}
