@@ -140,6 +140,10 @@ func TestMembersArePaginated(t *testing.T) {
 	if m := page.Members[2]; m != (nodetest.RESTMember{UserID: "carol", Username: "carol", Connections: 2}) {
 		t.Errorf("carol = %+v, want her name and 2 connections", m)
 	}
+	code, page, _ = nodetest.GetMembers(t, "http://"+srv.HTTPAddr, "lounge", url.Values{"limit": {"100000"}})
+	if code != http.StatusOK || len(page.Members) != 5 {
+		t.Errorf("limit over the maximum = %d %+v, want 200 and a page of at most %d", code, page, hub.MaxMembersLimit)
+	}
 	code, page, _ = nodetest.GetMembers(t, "http://"+srv.HTTPAddr, "nowhere", nil)
 	if code != http.StatusOK || len(page.Members) != 0 || page.TotalMembers != 0 {
 		t.Errorf("empty room = %d %+v, want 200 and no members", code, page)
