@@ -63,8 +63,9 @@ type MembersPage struct {
 // stable: a user who stays in the room is on exactly one page of a walk
 // through them, whoever joins or leaves meanwhile.
 func (h *Hub) Members(ctx context.Context, room string, limit int, cursor string) (MembersPage, error) {
-	if err := ValidateRoom(room); err != nil {
-		return MembersPage{}, err
+	room, rerr := RoomName(room)
+	if rerr != nil {
+		return MembersPage{}, rerr
 	}
 	switch {
 	case limit < 0:

@@ -69,9 +69,6 @@ func TestRoomAnnouncementsStopAboveThePresenceLimit(t *testing.T) {
 }
 
 func TestNamespaceHasItsOwnPresenceLimit(t *testing.T) {
-	if hub.ValidateRoom("team:eng") != nil {
-		t.Skip("room names do not take a namespace yet")
-	}
 	srv := nodetest.Start(t, node.Config{Hub: hub.Config{PresenceLimit: 1, NamespacePresenceLimits: map[string]int{"team": 2}}})
 	watcher, bob := connect(t, srv, "watcher"), connect(t, srv, "bob")
 	for _, room := range []string{"lounge", "team:eng"} {
