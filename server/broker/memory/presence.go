@@ -13,15 +13,17 @@ import (
 type presence struct {
 	pmu   sync.Mutex       // protects the fields below
 	conns map[string]*conn // by connection id
-	users map[string]*user // by user id
+	users map[string]user  // by user id
 	rooms map[string]*room // rooms with members, by name
 }
 
 // conn is a connection and the rooms it is in, so that forgetting it costs
-// its own rooms, not every room.
+// its own rooms, not every room. A slice, not a map: a connection is in a
+// few rooms (at most hub.Config.MaxRooms), and a map per connection would
+// cost a few hundred bytes of every idle connection.
 type conn struct {
 	hub.Conn
-	rooms map[string]struct{}
+	rooms []string
 }
 
 type user struct {
@@ -38,7 +40,7 @@ type room struct {
 
 func (p *presence) init() {
 	p.conns = make(map[string]*conn)
-	p.users = make(map[string]*user)
+	p.users = make(map[string]user)
 	p.rooms = make(map[string]*room)
 }
 
@@ -49,14 +51,11 @@ func (p *presence) AddConn(_ context.Context, c hub.Conn) (bool, int, error) {
 	if _, ok := p.conns[c.ID]; ok {
 		return false, len(p.conns), nil
 	}
-	p.conns[c.ID] = &conn{Conn: c, rooms: make(map[string]struct{})}
+	p.conns[c.ID] = &conn{Conn: c}
 	u := p.users[c.User]
-	if u == nil {
-		u = &user{}
-		p.users[c.User] = u
-	}
 	u.conns++
 	u.name = c.Name
+	p.users[c.User] = u
 	return u.conns == 1, len(p.conns), nil
 }
 
@@ -70,11 +69,12 @@ func (p *presence) RemoveConn(_ context.Context, c hub.Conn) (bool, int, error) 
 		return false, n, nil
 	}
 	delete(p.conns, c.ID)
-	for r := range cs.rooms {
+	for _, r := range cs.rooms {
 		p.removeMember(r, cs.Conn)
 	}
 	u := p.users[cs.User]
 	if u.conns--; u.conns > 0 {
+		p.users[cs.User] = u
 		return false, n, nil
 	}
 	delete(p.users, cs.User)
@@ -97,7 +97,7 @@ func (p *presence) AddMember(_ context.Context, name string, c hub.Conn) (int, e
 	if _, in := r.conns[c.ID]; !in {
 		r.conns[c.ID] = struct{}{}
 		r.users[cs.User]++
-		cs.rooms[name] = struct{}{}
+		cs.rooms = append(cs.rooms, name)
 	}
 	return len(r.conns), nil
 }
@@ -108,7 +108,9 @@ func (p *presence) RemoveMember(_ context.Context, name string, c hub.Conn) (int
 	defer p.pmu.Unlock()
 	n := p.rooms[name].size()
 	if cs, ok := p.conns[c.ID]; ok {
-		delete(cs.rooms, name)
+		if i := slices.Index(cs.rooms, name); i >= 0 {
+			cs.rooms = slices.Delete(cs.rooms, i, i+1)
+		}
 		p.removeMember(name, cs.Conn)
 	}
 	return n, nil
@@ -167,10 +169,7 @@ func (p *presence) Members(_ context.Context, name, after string, limit int) ([]
 func (p *presence) UserConns(_ context.Context, id string) (int, error) {
 	p.pmu.Lock()
 	defer p.pmu.Unlock()
-	if u := p.users[id]; u != nil {
-		return u.conns, nil
-	}
-	return 0, nil
+	return p.users[id].conns, nil
 }
 
 // Snapshot implements hub.Presence.
