@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -30,7 +31,7 @@ type presence struct {
 
 type localConn struct {
 	c     hub.Conn
-	rooms map[string]struct{}
+	rooms []string // a few: a map per connection would cost more
 }
 
 func (p *presence) init(b *Broker) {
@@ -49,7 +50,7 @@ func (b *Broker) AddConn(ctx context.Context, c hub.Conn) (bool, int, error) {
 	}
 	b.presence.mu.Lock()
 	if b.presence.conns[c.ID] == nil {
-		b.presence.conns[c.ID] = &localConn{c: c, rooms: make(map[string]struct{})}
+		b.presence.conns[c.ID] = &localConn{c: c}
 	}
 	b.presence.mu.Unlock()
 	return first, conns, nil
@@ -95,7 +96,9 @@ func (b *Broker) AddMember(ctx context.Context, room string, c hub.Conn) (int, e
 	}
 	b.presence.mu.Lock()
 	if lc := b.presence.conns[c.ID]; lc != nil {
-		lc.rooms[room] = struct{}{}
+		if !slices.Contains(lc.rooms, room) {
+			lc.rooms = append(lc.rooms, room)
+		}
 	}
 	b.presence.mu.Unlock()
 	return n, nil
@@ -111,7 +114,9 @@ func (b *Broker) RemoveMember(ctx context.Context, room string, c hub.Conn) (int
 	}
 	b.presence.mu.Lock()
 	if lc := b.presence.conns[c.ID]; lc != nil {
-		delete(lc.rooms, room)
+		if i := slices.Index(lc.rooms, room); i >= 0 {
+			lc.rooms = slices.Delete(lc.rooms, i, i+1)
+		}
 	}
 	b.presence.mu.Unlock()
 	return n, nil
@@ -243,11 +248,7 @@ func (b *Broker) reregister(ctx context.Context, announce bool) error {
 	b.presence.mu.Lock()
 	conns := make([]localConn, 0, len(b.presence.conns))
 	for _, lc := range b.presence.conns {
-		rooms := make(map[string]struct{}, len(lc.rooms))
-		for r := range lc.rooms {
-			rooms[r] = struct{}{}
-		}
-		conns = append(conns, localConn{c: lc.c, rooms: rooms})
+		conns = append(conns, localConn{c: lc.c, rooms: slices.Clone(lc.rooms)})
 	}
 	b.presence.mu.Unlock()
 	if len(conns) == 0 {
@@ -270,7 +271,7 @@ func (b *Broker) reregister(ctx context.Context, announce bool) error {
 			for i, lc := range part {
 				c := lc.c
 				added[i] = addConnScript.EvalSha(ctx, p, nil, b.prefix, b.cfg.NodeID, c.ID, c.User, c.Name)
-				for room := range lc.rooms {
+				for _, room := range lc.rooms {
 					addMemberScript.EvalSha(ctx, p, nil, b.prefix, room, c.ID, c.User)
 				}
 			}
