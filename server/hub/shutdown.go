@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Shutdown refuses new sessions (Connect returns ErrShuttingDown) and ends
+// Shutdown refuses new sessions (Open returns ErrShuttingDown) and ends
 // every session of this node with DisconnectRestart, spread evenly over
 // spread: with n sessions, one every spread/n, the first at once, so that
 // their clients do not all reconnect elsewhere in the same instant (a
@@ -28,7 +28,7 @@ func (h *Hub) Shutdown(ctx context.Context, spread time.Duration) {
 			case <-ctx.Done():
 			}
 		}
-		s.disconnect(disconnectRestart)
+		s.out.drain(disconnectRestart)
 	}
 }
 

@@ -40,7 +40,7 @@ func connectMany(t *testing.T, h *hub.Hub, n int) []*closeRecorder {
 	for i := range out {
 		out[i] = newCloseRecorder()
 		user := fmt.Sprintf("u%d", i)
-		s, err := h.Connect(context.Background(), hub.Identity{UserID: user, Name: user}, out[i])
+		s, err := h.Open(context.Background(), hub.Identity{UserID: user, Name: user}, out[i])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,9 +91,9 @@ func TestShutdownSpreadsRestarts(t *testing.T) {
 		t.Errorf("Shutdown returned after %v, want at least %v (the last session's turn)", returned, lastDue)
 	}
 
-	_, err := h.Connect(context.Background(), hub.Identity{UserID: "late", Name: "late"}, newCloseRecorder())
+	_, err := h.Open(context.Background(), hub.Identity{UserID: "late", Name: "late"}, newCloseRecorder())
 	if !errors.Is(err, hub.ErrShuttingDown) {
-		t.Errorf("Connect during shutdown: %v, want ErrShuttingDown", err)
+		t.Errorf("Open during shutdown: %v, want ErrShuttingDown", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 // Package node assembles one Tertulia server: the hub and its broker, the
-// gRPC server and the HTTP edge. The caller owns the listeners, so tests run
-// a node on :0 ports.
+// gRPC server, the WebSocket bridge, gRPC-Web and the HTTP edge. New builds
+// all of them, so every configuration error surfaces there; Serve only
+// serves. The caller owns the listeners, so tests run a node on :0 ports.
 package node
 
 import (
@@ -53,11 +54,12 @@ type Config struct {
 	// Static holds the web pages served at /static/.
 	Static fs.FS
 	// ShutdownSpread is the window over which a shutdown ends the node's
-	// sessions, evenly, so that their clients do not all reconnect at once.
-	// Default 10s.
+	// sessions, evenly, so that their clients do not all reconnect at once
+	// (see shutdown.go). Default DefaultShutdownSpread.
 	ShutdownSpread time.Duration
 	// ShutdownTimeout bounds a shutdown; once it has passed, what is left
-	// ends at once. It must exceed ShutdownSpread. Default 30s.
+	// ends at once. It must exceed ShutdownSpread. Default
+	// DefaultShutdownTimeout, or twice the spread if that is longer.
 	ShutdownTimeout time.Duration
 	// Logger receives the node's logs. Default: discard.
 	Logger *slog.Logger
@@ -76,6 +78,14 @@ type Config struct {
 	AdminListener net.Listener
 }
 
+// The shutdown defaults: a spread long enough that thousands of clients
+// reconnect elsewhere a few hundred per second, and a bound that leaves
+// time for the servers to drain after it.
+const (
+	DefaultShutdownSpread  = 10 * time.Second
+	DefaultShutdownTimeout = 30 * time.Second
+)
+
 // Node is one Tertulia server.
 type Node struct {
 	cfg    Config
@@ -86,7 +96,9 @@ type Node struct {
 	chat   *grpcapi.ChatService
 	health *health.Server
 	grpc   *grpc.Server
-	bridge *bridge.Bridge // set by handlers
+	tokens *grpcapi.AuthService // in Dev only
+	bridge *bridge.Bridge
+	extra  map[string]http.Handler // mounted beside the gateway: the bridge, gRPC-Web
 	stop   stopState
 }
 
@@ -133,18 +145,24 @@ func New(cfg Config) (*Node, error) {
 		grpcapi.ServerCodec(),
 		grpc.ChainUnaryInterceptor(grpcapi.UnaryAuth(a)),
 		grpc.ChainStreamInterceptor(grpcapi.StreamAuth(n.gate)),
-		grpc.MaxRecvMsgSize(64<<10),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.MaxRecvMsgSize(hub.MaxFrameBytes),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: grpcapi.KeepaliveTime, Timeout: grpcapi.KeepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: grpcapi.KeepaliveMinTime, PermitWithoutStream: true}),
 	)...)
 	chatv1.RegisterChatServiceServer(n.grpc, n.chat)
 	if cfg.Dev {
-		chatv1.RegisterAuthServiceServer(n.grpc, grpcapi.NewAuthService(a, "ws://localhost:8000"))
+		// websocket_url answers to direct gRPC calls point at the HTTP
+		// listener, known in Serve.
+		n.tokens = grpcapi.NewAuthService(a, "")
+		chatv1.RegisterAuthServiceServer(n.grpc, n.tokens)
 	}
 	healthpb.RegisterHealthServer(n.grpc, n.health)
 	reflection.Register(n.grpc)
 	cfg.Metrics.InitializeGRPC(n.grpc)
 	cfg.Metrics.ObserveHub(n.hub)
+	if err := n.mountHandlers(); err != nil {
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -168,16 +186,19 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	defer conn.Close()
 	edgeCtx, cancelEdge := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelEdge()
-	extra, err := n.handlers()
-	if err != nil {
-		return err
+	if n.tokens != nil {
+		scheme := "ws://"
+		if n.cfg.TLS != nil {
+			scheme = "wss://"
+		}
+		n.tokens.SetWebSocketBase(scheme + LocalAddr(httpLis.Addr()))
 	}
 	handler, err := httpedge.Handler(edgeCtx, httpedge.Config{
 		Conn:     conn,
 		Dev:      n.cfg.Dev,
 		Metrics:  n.metricsOnHTTP(),
 		Static:   n.cfg.Static,
-		Handlers: extra,
+		Handlers: n.extra,
 		// REST grants CORS to the origins WebSocket and gRPC-Web allow.
 		AllowOrigin: bridge.Origins{Allowed: n.cfg.AllowedOrigins, Dev: n.cfg.Dev}.AllowOrigin,
 		Stopping:    n.stop.stopping.Load,
@@ -186,10 +207,10 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 		return err
 	}
 	defer n.serveAdmin()()
-	httpSrv := &http.Server{Handler: logs.HTTP(handler, n.log), ReadHeaderTimeout: readHeaderTimeout, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	httpSrv := &http.Server{Handler: logs.HTTP(handler, n.log), ReadHeaderTimeout: httpedge.ReadHeaderTimeout, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 	// WebSocket upgrades are served straight off the listener; everything
 	// else, and an upgrade on a connection already speaking HTTP, by httpSrv.
-	httpLis = n.bridge.Listener(httpLis, readHeaderTimeout)
+	httpLis = n.bridge.Listener(httpLis, httpedge.ReadHeaderTimeout)
 
 	errc := make(chan error, 2)
 	go func() { errc <- n.grpc.Serve(grpcLis) }()
@@ -217,9 +238,6 @@ func stoppedServing(err error) bool {
 	return errors.Is(err, http.ErrServerClosed) || errors.Is(err, grpc.ErrServerStopped) || errors.Is(err, net.ErrClosed)
 }
 
-// readHeaderTimeout bounds the wait for an HTTP request's head.
-const readHeaderTimeout = 10 * time.Second
-
 func boolToInt(b bool) int {
 	if b {
 		return 1
@@ -227,9 +245,9 @@ func boolToInt(b bool) int {
 	return 0
 }
 
-// handlers are the HTTP handlers mounted beside the gateway: the WebSocket
-// bridge, attached to the chat service in-process, and gRPC-Web.
-func (n *Node) handlers() (map[string]http.Handler, error) {
+// mountHandlers builds the HTTP handlers mounted beside the gateway: the
+// WebSocket bridge, attached to the chat service in-process, and gRPC-Web.
+func (n *Node) mountHandlers() error {
 	origins := bridge.Origins{Allowed: n.cfg.AllowedOrigins, Dev: n.cfg.Dev}
 	bcfg := n.cfg.Bridge
 	bcfg.Upstream = observedUpstream{bridge.InProcess{Chat: n.chat, Gate: n.gate}, n.cfg.Metrics}
@@ -237,7 +255,7 @@ func (n *Node) handlers() (map[string]http.Handler, error) {
 	bcfg.Logger = n.log
 	b, err := bridge.New(bcfg)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("bridge: %w", err)
 	}
 	n.bridge = b
 	h := b.Handlers()
@@ -245,7 +263,21 @@ func (n *Node) handlers() (map[string]http.Handler, error) {
 	for _, path := range grpcweb.ListGRPCResources(n.grpc) {
 		h[path] = web
 	}
-	return h, nil
+	n.extra = h
+	return nil
+}
+
+// LocalAddr is a listener's address as a client on this machine reaches
+// it: an unspecified host (":8000", "[::]:8000") is localhost.
+func LocalAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // grpcWeb serves gRPC-Web (and its WebSocket transport, which carries the
@@ -256,8 +288,8 @@ func grpcWeb(srv *grpc.Server, origins bridge.Origins) http.Handler {
 		grpcweb.WithOriginFunc(origins.AllowOrigin),
 		grpcweb.WithWebsockets(true),
 		grpcweb.WithWebsocketOriginFunc(origins.Allow),
-		grpcweb.WithWebsocketsMessageReadLimit(64<<10),
-		grpcweb.WithWebsocketPingInterval(30*time.Second),
+		grpcweb.WithWebsocketsMessageReadLimit(hub.MaxFrameBytes),
+		grpcweb.WithWebsocketPingInterval(bridge.DefaultPingInterval),
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if web.IsGrpcWebRequest(r) || web.IsAcceptableGrpcCorsRequest(r) || web.IsGrpcWebSocketRequest(r) {

@@ -30,17 +30,10 @@ import (
 // sessions not yet told are told at once and the servers stop without
 // waiting for their clients.
 
-// Shutdown defaults: a spread long enough that thousands of clients
-// reconnect elsewhere a few hundred per second, and a bound that leaves
-// time for the servers to drain after it.
-const (
-	defaultShutdownSpread  = 10 * time.Second
-	defaultShutdownTimeout = 30 * time.Second
-	// stopGrace is how long the gRPC server may take, once the sessions
-	// are over, to finish the calls in flight before it is stopped: a
-	// health Watch never ends by itself.
-	stopGrace = time.Second
-)
+// stopGrace is how long the gRPC server may take, once the sessions are
+// over, to finish the calls in flight before it is stopped: a health Watch
+// never ends by itself.
+const stopGrace = time.Second
 
 // shutdownDefaults fills in and checks the shutdown settings.
 func (c *Config) shutdownDefaults() error {
@@ -48,10 +41,10 @@ func (c *Config) shutdownDefaults() error {
 		return errors.New("shutdown spread and timeout must not be negative")
 	}
 	if c.ShutdownSpread == 0 {
-		c.ShutdownSpread = defaultShutdownSpread
+		c.ShutdownSpread = DefaultShutdownSpread
 	}
 	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = max(defaultShutdownTimeout, 2*c.ShutdownSpread)
+		c.ShutdownTimeout = max(DefaultShutdownTimeout, 2*c.ShutdownSpread)
 	}
 	if c.ShutdownTimeout <= c.ShutdownSpread {
 		return fmt.Errorf("shutdown timeout %v must exceed the shutdown spread %v", c.ShutdownTimeout, c.ShutdownSpread)
@@ -103,9 +96,7 @@ func (n *Node) shutdown(httpSrv *http.Server, listeners []net.Listener) {
 
 	n.hub.Shutdown(ctx, n.cfg.ShutdownSpread)
 	n.log.Debug("sessions told", "took", time.Since(start))
-	if n.bridge != nil { // WebSockets are hijacked: the HTTP server cannot close them
-		n.bridge.Shutdown(ctx)
-	}
+	n.bridge.Shutdown(ctx) // WebSockets are hijacked: the HTTP server cannot close them
 	n.log.Debug("bridge closed", "took", time.Since(start))
 	n.awaitSessions(ctx)
 	n.log.Debug("sessions gone", "took", time.Since(start))

@@ -94,7 +94,7 @@ type brokerLog struct {
 	late     int                   // calls after that
 }
 
-func (b *brokerLog) RemoveConn(ctx context.Context, c hub.Conn) (bool, error) {
+func (b *brokerLog) RemoveConn(ctx context.Context, c hub.PresenceRecord) (bool, int, error) {
 	b.mu.Lock()
 	h := b.health
 	if b.returned {
