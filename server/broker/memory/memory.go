@@ -22,6 +22,8 @@ type Broker struct {
 	conns map[string]*conn               // by connection id
 	users map[string]int                 // user id -> connections
 	rooms map[string]map[string]struct{} // room -> connection ids
+
+	history
 }
 
 // conn is a connection and the rooms it is in, so that forgetting it costs
@@ -41,10 +43,11 @@ var _ hub.Broker = (*Broker)(nil)
 // New returns an empty broker.
 func New() *Broker {
 	return &Broker{
-		subs:  make(map[string]*topicState),
-		conns: make(map[string]*conn),
-		users: make(map[string]int),
-		rooms: make(map[string]map[string]struct{}),
+		subs:    make(map[string]*topicState),
+		conns:   make(map[string]*conn),
+		users:   make(map[string]int),
+		rooms:   make(map[string]map[string]struct{}),
+		history: newHistory(),
 	}
 }
 
