@@ -18,6 +18,7 @@ const (
 	CmdJoinRoom
 	CmdLeaveRoom
 	CmdPrivateMessage
+	CmdRecoverPrivate
 )
 
 // Command is one client frame, in the hub's terms.
@@ -28,6 +29,10 @@ type Command struct {
 	Room       string
 	Message    string
 	TargetUser string
+	// Since asks a join, or a recover_private, to replay what was logged
+	// after it; History asks a join for the latest that many messages.
+	Since   *Position
+	History int
 }
 
 // Error is a refusal the client is told about in an error event. The session
@@ -82,6 +87,8 @@ func (s *Session) Handle(ctx context.Context, cmd Command) {
 		err = s.leave(ctx, cmd)
 	case CmdPrivateMessage:
 		err = s.private(ctx, cmd)
+	case CmdRecoverPrivate:
+		err = s.recoverPrivate(ctx, cmd)
 	default:
 		err = errorf("unknown_type", "unknown frame type")
 	}
@@ -113,10 +120,7 @@ func (s *Session) message(ctx context.Context, cmd Command) *Error {
 	}
 	ev := &Event{Kind: KindMessage, Time: s.hub.now(), ID: cmd.ID, Message: cmd.Message,
 		Room: cmd.Room, Sender: s.who.Name, UserID: s.who.UserID}
-	if s.hub.publish(ctx, topic, ev) != nil {
-		return errorf("unavailable", "message not sent: the broker is unavailable")
-	}
-	return nil
+	return s.post(ctx, topic, ev, cmd.ID)
 }
 
 // roomOf is the room a join or leave names: DefaultRoom when it names none.
@@ -146,19 +150,21 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 		return errorf("too_many_rooms", "a connection may join at most %d rooms", s.hub.cfg.MaxRooms)
 	}
 	h := s.hub
+	s.holdBack(topicRoom(room)) // until joined has sent the log's position
 	if err := h.attach(ctx, topicRoom(room), s); err != nil {
+		s.release(topicRoom(room), nil, nil)
 		s.forget(room)
 		h.log.Warn("join room", "room", room, "err", err)
 		return errorf("unavailable", "could not join room %q: the broker is unavailable", room)
 	}
 	if err := h.broker.AddMember(ctx, room, s.conn()); err != nil {
 		h.detachTopic(ctx, topicRoom(room), s)
+		s.release(topicRoom(room), nil, nil)
 		s.forget(room)
 		h.log.Warn("join room", "room", room, "err", err)
 		return errorf("unavailable", "could not join room %q: the broker is unavailable", room)
 	}
-	h.publish(ctx, topicRoom(room), &Event{Kind: KindRoomJoined, Time: h.now(), ID: cmd.ID, Room: room,
-		Message: s.who.Name + " joined room " + room, UserID: s.who.UserID, Sender: s.who.Name})
+	s.joined(ctx, room, cmd)
 	return nil
 }
 
@@ -208,12 +214,11 @@ func (s *Session) private(ctx context.Context, cmd Command) *Error {
 		h.log.Warn("count user connections", "user", cmd.TargetUser, "err", err)
 		return errorf("unavailable", "private message not sent: the broker is unavailable")
 	}
-	if n > 0 {
-		ev := &Event{Kind: KindPrivateMessage, Time: h.now(), ID: cmd.ID, Message: cmd.Message,
-			Sender: s.who.Name, UserID: s.who.UserID}
-		if h.publish(ctx, topicUser(cmd.TargetUser), ev) != nil {
-			return errorf("unavailable", "private message not sent: the broker is unavailable")
-		}
+	// Logged even when the target is away: its inbox keeps it for recovery.
+	ev := &Event{Kind: KindPrivateMessage, Time: h.now(), ID: cmd.ID, Message: cmd.Message,
+		Sender: s.who.Name, UserID: s.who.UserID}
+	if dup, err := s.sendPrivate(ctx, cmd.TargetUser, ev, cmd.ID); err != nil || dup {
+		return err
 	}
 	ack := "Private message sent to " + cmd.TargetUser
 	if n == 0 {

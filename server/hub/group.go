@@ -174,6 +174,9 @@ func (h *Hub) deliver(topic string, ev *Event) {
 				n++
 			}
 		}
+		if s.heldBack(topic, ev, b) {
+			continue
+		}
 		s.enqueue(b)
 	}
 	h.metrics.Deliveries.Add(int64(len(g.list)))

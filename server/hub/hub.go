@@ -22,6 +22,16 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxRooms bounds the rooms one connection may join. Default 100.
 	MaxRooms int
+	// History bounds the log of the rooms of a namespace (the part of a
+	// room name before ':', "" for none). Default: DefaultHistorySize and
+	// DefaultHistoryTTL for every namespace; zero fields of its answer
+	// mean those too.
+	History func(namespace string) LogLimits
+	// Inbox bounds each user's private inbox. Zero fields mean the defaults.
+	Inbox LogLimits
+	// DedupWindow is how long a frame id is remembered, cluster-wide, so
+	// that a resend is not delivered twice. Default DefaultDedupWindow.
+	DedupWindow time.Duration
 	// Logger receives the hub's logs. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -47,7 +57,7 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return c
+	return c.historyDefaults()
 }
 
 // Metrics are the hub's counters, safe to read at any time.
@@ -102,10 +112,13 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 	if err := h.attach(ctx, topicLobby, s); err != nil {
 		return nil, fmt.Errorf("attach lobby: %w", err)
 	}
+	s.holdBack(topicUser(who.UserID)) // until inboxAtConnect
 	if err := h.attach(ctx, topicUser(who.UserID), s); err != nil {
+		s.release(topicUser(who.UserID), nil, nil)
 		h.detachTopic(ctx, topicLobby, s)
 		return nil, fmt.Errorf("attach user: %w", err)
 	}
+	inbox := s.inboxAtConnect(ctx)
 	first, err := h.broker.AddConn(ctx, s.conn())
 	if err != nil {
 		h.detachTopic(ctx, topicUser(who.UserID), s)
@@ -117,7 +130,8 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 	if !who.Guest {
 		greeting = "Welcome " + who.Name
 	}
-	b, err := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: greeting, ConnectionID: s.id, UserID: who.UserID})
+	b, err := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: greeting, ConnectionID: s.id, UserID: who.UserID,
+		Offset: inbox.Offset, Epoch: inbox.Epoch})
 	if err != nil {
 		h.log.Error("encode welcome", "err", err)
 	}

@@ -34,6 +34,11 @@ type Session struct {
 	closed   bool
 	rooms    map[string]struct{}
 	detached bool
+
+	catch catchup // live events held back while a log is read
+	// inboxLive is the lowest inbox offset this session may have been sent
+	// live; set at connect, read by the reader goroutine only.
+	inboxLive uint64
 }
 
 // ID is the connection id, unique in the cluster.

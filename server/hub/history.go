@@ -1,0 +1,236 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+)
+
+// This file is the history contract of DESIGN.md ("History,
+// acknowledgements, recovery"): room and inbox logs, acks and
+// de-duplication of resends, recovery on join and of the private inbox, and
+// the history API.
+
+// roomLimits bounds the log of room, by its namespace.
+func (h *Hub) roomLimits(room string) LogLimits {
+	if h.cfg.History == nil {
+		return LogLimits{}.WithDefaults()
+	}
+	return h.cfg.History(Namespace(room)).WithDefaults()
+}
+
+// dedupKey names a user's frame id cluster-wide.
+func dedupKey(user, id string) string { return user + "\x00" + id }
+
+// appendOptions are how a frame with id from s is recorded in a log bounded
+// by lim (lim.Size 0: not logged).
+func (s *Session) appendOptions(id string, lim LogLimits) AppendOptions {
+	opt := AppendOptions{Log: lim}
+	if id != "" {
+		opt.DedupKey, opt.DedupTTL = dedupKey(s.who.UserID, id), s.hub.cfg.DedupWindow
+	}
+	return opt
+}
+
+// post publishes a lobby or room message from s. A room message is logged;
+// a message with an id is de-duplicated and acknowledged once the broker
+// holds it. The ack of a resend repeats the first one's position.
+func (s *Session) post(ctx context.Context, topic string, ev *Event, id string) *Error {
+	h := s.hub
+	if ev.Room == "" && id == "" {
+		// Seed-compatible lobby chatter: no log, no ack; while Redis is away
+		// it still reaches this node's sessions.
+		if h.publish(ctx, topic, ev) != nil {
+			return errorf("unavailable", "message not sent: the broker is unavailable")
+		}
+		return nil
+	}
+	var lim LogLimits
+	if ev.Room != "" {
+		lim = h.roomLimits(ev.Room)
+	}
+	h.metrics.Published.Add(1)
+	r, err := h.broker.Append(ctx, topic, ev, s.appendOptions(id, lim))
+	if err != nil {
+		h.log.Warn("append", "topic", topic, "err", err)
+		return errorf("unavailable", "message not sent: the broker is unavailable")
+	}
+	if id != "" {
+		s.send(&Event{Kind: KindAck, Time: h.now(), ID: id, Room: ev.Room, Offset: r.Offset, Epoch: r.Epoch})
+	}
+	return nil
+}
+
+// sendPrivate records a private message in the target's inbox, which
+// delivers it to the target's connections, and acknowledges it to s. It
+// reports whether it was a resend that was not delivered again.
+func (s *Session) sendPrivate(ctx context.Context, target string, ev *Event, id string) (dup bool, err *Error) {
+	h := s.hub
+	h.metrics.Published.Add(1)
+	r, aerr := h.broker.Append(ctx, topicUser(target), ev, s.appendOptions(id, h.cfg.Inbox))
+	if aerr != nil {
+		h.log.Warn("append", "topic", topicUser(target), "err", aerr)
+		return false, errorf("unavailable", "private message not sent: the broker is unavailable")
+	}
+	if id != "" {
+		s.send(&Event{Kind: KindAck, Time: h.now(), ID: id, Offset: r.Offset, Epoch: r.Epoch})
+	}
+	return r.Duplicate, nil
+}
+
+// joined tells room that s joined it, and s its position in the room's log,
+// followed by the replay cmd asks for, then the live events held back since
+// s subscribed. The caller made s hold the room's topic back before
+// subscribing.
+func (s *Session) joined(ctx context.Context, room string, cmd Command) {
+	h := s.hub
+	topic := topicRoom(room)
+	text := s.who.Name + " joined room " + room
+	// The other members' copy; ConnectionID marks it as s's own, which s
+	// drops from what it held back: s gets its own copy below.
+	h.publish(ctx, topic, &Event{Kind: KindRoomJoined, Time: h.now(), Room: room,
+		Message: text, UserID: s.who.UserID, Sender: s.who.Name, ConnectionID: s.id})
+
+	lim := h.roomLimits(room)
+	q := LogQuery{Limits: lim}
+	switch {
+	case cmd.Since != nil:
+		q.After, q.Limit = cmd.Since.Offset, lim.Size
+	case cmd.History > 0:
+		q.Tail, q.Limit = true, min(cmd.History, lim.Size)
+	}
+	page, err := h.broker.ReadLog(ctx, topic, q)
+	if err != nil {
+		// The join stands; the client learns nothing of the log, and a
+		// recovery fails: it reloads through the history API.
+		h.log.Warn("read log", "topic", topic, "err", err)
+		page = LogPage{}
+	}
+	own := &Event{Kind: KindRoomJoined, Time: h.now(), ID: cmd.ID, Room: room, Message: text,
+		UserID: s.who.UserID, Sender: s.who.Name, Offset: page.Offset, Epoch: page.Epoch}
+	replay := page.Events
+	if cmd.Since != nil {
+		own.Recovered = NotRecovered
+		if err == nil && recovered(*cmd.Since, page, page.Offset) {
+			own.Recovered = Recovered
+		} else {
+			replay = nil
+		}
+	}
+	s.release(topic, append([]*Event{own}, replay...), func(ev *Event) bool {
+		switch ev.Kind {
+		case KindRoomJoined:
+			return ev.ConnectionID == s.id
+		case KindMessage:
+			// Up to the position read, the replay has it or the client
+			// did not ask for it.
+			return ev.Epoch == page.Epoch && ev.Offset <= page.Offset
+		}
+		return false
+	})
+}
+
+// recovered reports whether page, read after since, holds every message
+// after since up to offset upTo, in since's epoch. A client that has seen
+// nothing (offset 0, no epoch) is in every epoch.
+func recovered(since Position, page LogPage, upTo uint64) bool {
+	if since.Epoch != page.Epoch && (since.Epoch != "" || since.Offset != 0) {
+		return false
+	}
+	if since.Offset > page.Offset {
+		return false
+	}
+	next := since.Offset + 1
+	for _, ev := range page.Events {
+		if ev.Offset > upTo {
+			break
+		}
+		if ev.Offset != next {
+			return false
+		}
+		next++
+	}
+	return next > upTo
+}
+
+// inboxAtConnect reads the position of s's inbox once s subscribes to its
+// user's topic (held back by the caller), and releases what was held back.
+// The private messages delivered live to s then all have offsets from
+// s.inboxLive on, so a recovery replays those before it.
+func (s *Session) inboxAtConnect(ctx context.Context) Position {
+	h := s.hub
+	topic := topicUser(s.who.UserID)
+	page, err := h.broker.ReadLog(ctx, topic, LogQuery{Limits: h.cfg.Inbox})
+	if err != nil {
+		h.log.Warn("read inbox", "user", s.who.UserID, "err", err)
+	}
+	live := s.release(topic, nil, nil)
+	s.inboxLive = page.Offset + 1
+	for _, ev := range live {
+		if ev.Kind == KindPrivateMessage && ev.Epoch == page.Epoch && ev.Offset < s.inboxLive {
+			s.inboxLive = ev.Offset
+			break
+		}
+	}
+	return page.Position
+}
+
+// recoverPrivate replays the private messages after since that s was not
+// sent live, then tells s whether that is all it missed.
+func (s *Session) recoverPrivate(ctx context.Context, cmd Command) *Error {
+	if cmd.Since == nil {
+		return errorf("invalid_frame", "recover_private needs since")
+	}
+	h := s.hub
+	lim := h.cfg.Inbox.WithDefaults()
+	page, err := h.broker.ReadLog(ctx, topicUser(s.who.UserID), LogQuery{After: cmd.Since.Offset, Limit: lim.Size, Limits: lim})
+	if err != nil {
+		h.log.Warn("read inbox", "user", s.who.UserID, "err", err)
+		return errorf("unavailable", "could not read the inbox: the broker is unavailable")
+	}
+	upTo := min(page.Offset, s.inboxLive-1)
+	done := &Event{Kind: KindPrivateRecovered, Time: h.now(), ID: cmd.ID, Offset: page.Offset, Epoch: page.Epoch, Recovered: NotRecovered}
+	if recovered(*cmd.Since, page, upTo) {
+		done.Recovered = Recovered
+		for _, ev := range page.Events {
+			if ev.Offset <= upTo {
+				s.send(ev)
+			}
+		}
+	}
+	s.send(done)
+	return nil
+}
+
+// History is a room's log, as GET /api/v1/websocket/rooms/{room}/history and
+// ChatService.GetHistory return it: the latest limit messages, or those
+// after since. limit 0, or over the room's history size, means that size.
+func (h *Hub) History(ctx context.Context, room string, since *uint64, limit int) (LogPage, error) {
+	if err := ValidateRoom(room); err != nil {
+		return LogPage{}, err
+	}
+	if limit < 0 {
+		return LogPage{}, errorf("invalid_limit", "limit must not be negative")
+	}
+	lim := h.roomLimits(room)
+	if limit == 0 || limit > lim.Size {
+		limit = lim.Size
+	}
+	q := LogQuery{Tail: true, Limit: limit, Limits: lim}
+	if since != nil {
+		q.Tail, q.After = false, *since
+	}
+	page, err := h.broker.ReadLog(ctx, topicRoom(room), q)
+	if err != nil {
+		return LogPage{}, fmt.Errorf("history of %s: %w", room, err)
+	}
+	return page, nil
+}
+
+// historyDefaults fills the history fields of c.
+func (c Config) historyDefaults() Config {
+	if c.DedupWindow <= 0 {
+		c.DedupWindow = DefaultDedupWindow
+	}
+	c.Inbox = c.Inbox.WithDefaults()
+	return c
+}
