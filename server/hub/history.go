@@ -11,11 +11,16 @@ import (
 // the history API.
 
 // roomLimits bounds the log of room, by its namespace.
+// A negative Size (history off) is kept as it is.
 func (h *Hub) roomLimits(room string) LogLimits {
 	if h.cfg.History == nil {
 		return LogLimits{}.WithDefaults()
 	}
-	return h.cfg.History(Namespace(room)).WithDefaults()
+	lim := h.cfg.History(Namespace(room))
+	if lim.Size < 0 {
+		return lim
+	}
+	return lim.WithDefaults()
 }
 
 // dedupKey names a user's frame id cluster-wide.
@@ -36,17 +41,19 @@ func (s *Session) appendOptions(id string, lim LogLimits) AppendOptions {
 // holds it. The ack of a resend repeats the first one's position.
 func (s *Session) post(ctx context.Context, topic string, ev *Event, id string) *Error {
 	h := s.hub
-	if ev.Room == "" && id == "" {
-		// Seed-compatible lobby chatter: no log, no ack; while Redis is away
-		// it still reaches this node's sessions.
+	var lim LogLimits // lobby: no log
+	if ev.Room != "" {
+		if lim = h.roomLimits(ev.Room); lim.Size < 0 {
+			lim = LogLimits{} // history off
+		}
+	}
+	if lim.Size == 0 && id == "" {
+		// Seed-compatible chatter without a log: no ack; while Redis is
+		// away it still reaches this node's sessions.
 		if h.publish(ctx, topic, ev) != nil {
 			return errorf("unavailable", "message not sent: the broker is unavailable")
 		}
 		return nil
-	}
-	var lim LogLimits
-	if ev.Room != "" {
-		lim = h.roomLimits(ev.Room)
 	}
 	h.metrics.Published.Add(1)
 	r, err := h.broker.Append(ctx, topic, ev, s.appendOptions(id, lim))
@@ -93,6 +100,7 @@ func (s *Session) joined(ctx context.Context, room string, cmd Command) {
 	lim := h.roomLimits(room)
 	q := LogQuery{Limits: lim}
 	switch {
+	case lim.Size < 0: // history off: the position only
 	case cmd.Since != nil:
 		q.After, q.Limit = cmd.Since.Offset, lim.Size
 	case cmd.History > 0:
@@ -107,10 +115,10 @@ func (s *Session) joined(ctx context.Context, room string, cmd Command) {
 	}
 	own := &Event{Kind: KindRoomJoined, Time: h.now(), ID: cmd.ID, Room: room, Message: text,
 		UserID: s.who.UserID, Sender: s.who.Name, Offset: page.Offset, Epoch: page.Epoch}
-	replay := page.Events
+	replay := withoutIDs(page.Events)
 	if cmd.Since != nil {
 		own.Recovered = NotRecovered
-		if err == nil && recovered(*cmd.Since, page, page.Offset) {
+		if err == nil && lim.Size >= 0 && recovered(*cmd.Since, page, page.Offset) {
 			own.Recovered = Recovered
 		} else {
 			replay = nil
@@ -127,6 +135,18 @@ func (s *Session) joined(ctx context.Context, room string, cmd Command) {
 		}
 		return false
 	})
+}
+
+// withoutIDs returns copies of logged events without their senders' frame
+// ids: a replay answers none of the recipient's frames.
+func withoutIDs(evs []*Event) []*Event {
+	out := make([]*Event, len(evs))
+	for i, ev := range evs {
+		c := *ev
+		c.ID = ""
+		out[i] = &c
+	}
+	return out
 }
 
 // recovered reports whether page, read after since, holds every message
@@ -191,7 +211,7 @@ func (s *Session) recoverPrivate(ctx context.Context, cmd Command) *Error {
 	done := &Event{Kind: KindPrivateRecovered, Time: h.now(), ID: cmd.ID, Offset: page.Offset, Epoch: page.Epoch, Recovered: NotRecovered}
 	if recovered(*cmd.Since, page, upTo) {
 		done.Recovered = Recovered
-		for _, ev := range page.Events {
+		for _, ev := range withoutIDs(page.Events) {
 			if ev.Offset <= upTo {
 				s.send(ev)
 			}
@@ -212,6 +232,9 @@ func (h *Hub) History(ctx context.Context, room string, since *uint64, limit int
 		return LogPage{}, errorf("invalid_limit", "limit must not be negative")
 	}
 	lim := h.roomLimits(room)
+	if lim.Size < 0 {
+		return LogPage{}, nil
+	}
 	if limit == 0 || limit > lim.Size {
 		limit = lim.Size
 	}

@@ -35,7 +35,9 @@ type Log interface {
 
 // LogLimits bound one log. The zero value of a field means its default.
 type LogLimits struct {
-	// Size is how many of the latest messages are kept. Default 100.
+	// Size is how many of the latest messages are kept. Default 100; a
+	// negative Size turns a namespace's room history off (Config.History):
+	// its messages get no offset and a join replays nothing.
 	Size int
 	// TTL is how long a message is kept. Default 24h.
 	TTL time.Duration

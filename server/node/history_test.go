@@ -183,3 +183,28 @@ func TestGetHistory(t *testing.T) {
 		t.Errorf("history of an invalid room: status %d, want 400", resp.StatusCode)
 	}
 }
+
+// With history off, room messages carry no offset, are still acknowledged,
+// and a join replays nothing.
+func TestHistoryOff(t *testing.T) {
+	off := func(string) hub.LogLimits { return hub.LogLimits{Size: -1} }
+	srv := nodetest.Start(t, node.Config{Hub: hub.Config{History: off}})
+	tok := tokens(t, srv)
+	alice := nodetest.Open(t, srv.GRPCAddr, tok("alice"), "alice")
+	alice.JoinFrom("quiet", nil, 0)
+	alice.Send(nodetest.RoomMessage("q1", "quiet", "not kept"))
+	if m := alice.Await("message", func(f *chatv1.ServerFrame) bool { return f.GetMessage() != nil }).GetMessage(); m.Offset != 0 {
+		t.Errorf("message with history off: offset %d, want none", m.Offset)
+	}
+	if a := alice.Await("ack", nodetest.IsAck("q1")).GetAck(); a.Offset != 0 || a.Room != "quiet" {
+		t.Errorf("ack with history off: %v, want room quiet and no offset", a)
+	}
+	bob := nodetest.Open(t, srv.GRPCAddr, tok("bob"), "bob")
+	if j := bob.JoinFrom("quiet", nil, 10); j.Offset != 0 {
+		t.Errorf("room_joined with history off: offset %d, want 0", j.Offset)
+	}
+	alice.Send(nodetest.RoomMessage("", "quiet", "live"))
+	if m := bob.Await("message", func(f *chatv1.ServerFrame) bool { return f.GetMessage() != nil }).GetMessage(); m.Message != "live" {
+		t.Errorf("first message after joining with history 10: %q, want the live one", m.Message)
+	}
+}
