@@ -98,3 +98,41 @@ func TestHistorySurvivesRestartOfEveryNode(t *testing.T) {
 		}
 	}
 }
+
+// The WebSocket bridge speaks the same history frames, in JSON: a browser
+// cut from one node acknowledges, recovers its room and its inbox on
+// another.
+func TestWebSocketRecoveryOnAnotherNode(t *testing.T) {
+	c := startCluster(t, 2)
+	bob := wsLogin(t, c.nodes[0], "bob")
+	alice := wsLogin(t, c.nodes[1], "alice")
+	for _, u := range []*wsUser{alice, bob} {
+		u.send(map[string]any{"type": "join_room", "room": "web", "id": "j"})
+		u.await("own room_joined", wsIs("room_joined", map[string]string{"id": "j"}))
+	}
+	bob.send(map[string]any{"type": "message", "room": "web", "message": "one", "id": "w1"})
+	ack := bob.await("ack", wsIs("ack", map[string]string{"id": "w1", "room": "web"}))
+	seen := alice.await("one", wsIs("message", map[string]string{"message": "one"}))
+	if seen["offset"] != ack["offset"] || seen["epoch"] != ack["epoch"] || seen["offset"] == nil {
+		t.Fatalf("message %v and its ack %v: want the same offset and epoch", seen, ack)
+	}
+	alice.conn.Close()
+	bob.send(map[string]any{"type": "message", "room": "web", "message": "two", "id": "w2"})
+	bob.await("ack", wsIs("ack", map[string]string{"id": "w2"}))
+	bob.send(map[string]any{"type": "private_message", "target_user": "alice", "message": "psst", "id": "w3"})
+	bob.await("ack", wsIs("ack", map[string]string{"id": "w3"}))
+
+	alice = wsLogin(t, c.nodes[0], "alice")
+	alice.send(map[string]any{"type": "join_room", "room": "web", "id": "j2",
+		"since": map[string]any{"offset": seen["offset"], "epoch": seen["epoch"]}})
+	j := alice.await("own room_joined", wsIs("room_joined", map[string]string{"id": "j2"}))
+	if j["recovered"] != true {
+		t.Errorf("room_joined %v, want recovered true", j)
+	}
+	alice.await("two", wsIs("message", map[string]string{"message": "two"}))
+	alice.send(map[string]any{"type": "recover_private", "since": map[string]any{"offset": 0, "epoch": ""}})
+	alice.await("psst", wsIs("private_message", map[string]string{"message": "psst"}))
+	if r := alice.await("private_recovered", wsIs("private_recovered", nil)); r["recovered"] != true || r["offset"] != float64(1) {
+		t.Errorf("private_recovered %v, want recovered at offset 1", r)
+	}
+}
