@@ -78,7 +78,8 @@ func TestReadmeCommandsWork(t *testing.T) {
 		"ChatService/GetStats":  "{",
 		"/health":               `"status":"healthy"`,
 		"websocket/stats":       `"total_connections":`,
-		"websocket/rooms":       `"total_rooms":`,
+		"websocket/rooms$":      `"total_rooms":`, // $: the line ends there
+		"/history?":             `"message":"hola"`,
 		"websocket/users":       `"connected_users":`,
 		"test-token?username":   `"access_token":`,
 		"ChatService/Connect":   `"message": "hola"`,
@@ -87,7 +88,11 @@ func TestReadmeCommandsWork(t *testing.T) {
 	}
 	for i, l := range lines {
 		for key, w := range want {
-			if strings.Contains(l, key) && !strings.Contains(steps[i], w) {
+			found := strings.Contains(l, key)
+			if k, ok := strings.CutSuffix(key, "$"); ok {
+				found = strings.HasSuffix(l, k)
+			}
+			if found && !strings.Contains(steps[i], w) {
 				t.Errorf("README line\n  %s\nprinted\n  %s\nwant it to contain %s", l, steps[i], w)
 			}
 		}
