@@ -136,6 +136,9 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 	if err != nil {
 		return err
 	}
+	if cmd.History < 0 {
+		return errorf("invalid_history", "history must not be negative")
+	}
 	s.mu.Lock()
 	_, already := s.rooms[room]
 	full := len(s.rooms) >= s.hub.cfg.MaxRooms

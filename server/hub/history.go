@@ -23,15 +23,15 @@ func (h *Hub) roomLimits(room string) LogLimits {
 	return lim.WithDefaults()
 }
 
-// dedupKey names a user's frame id cluster-wide.
-func dedupKey(user, id string) string { return user + "\x00" + id }
-
-// appendOptions are how a frame with id from s is recorded in a log bounded
-// by lim (lim.Size 0: not logged).
-func (s *Session) appendOptions(id string, lim LogLimits) AppendOptions {
+// appendOptions are how a frame with id from s to topic is recorded in a
+// log bounded by lim (lim.Size 0: not logged). The dedup key names the
+// user's frame cluster-wide; it includes topic so that an id reused for
+// another destination is not taken for a resend.
+func (s *Session) appendOptions(topic, id string, lim LogLimits) AppendOptions {
 	opt := AppendOptions{Log: lim}
 	if id != "" {
-		opt.DedupKey, opt.DedupTTL = dedupKey(s.who.UserID, id), s.hub.cfg.DedupWindow
+		opt.DedupKey = s.who.UserID + "\x00" + topic + "\x00" + id
+		opt.DedupTTL = s.hub.cfg.DedupWindow
 	}
 	return opt
 }
@@ -56,7 +56,7 @@ func (s *Session) post(ctx context.Context, topic string, ev *Event, id string) 
 		return nil
 	}
 	h.metrics.Published.Add(1)
-	r, err := h.broker.Append(ctx, topic, ev, s.appendOptions(id, lim))
+	r, err := h.broker.Append(ctx, topic, ev, s.appendOptions(topic, id, lim))
 	if err != nil {
 		h.log.Warn("append", "topic", topic, "err", err)
 		return errorf("unavailable", "message not sent: the broker is unavailable")
@@ -73,7 +73,7 @@ func (s *Session) post(ctx context.Context, topic string, ev *Event, id string) 
 func (s *Session) sendPrivate(ctx context.Context, target string, ev *Event, id string) (dup bool, err *Error) {
 	h := s.hub
 	h.metrics.Published.Add(1)
-	r, aerr := h.broker.Append(ctx, topicUser(target), ev, s.appendOptions(id, h.cfg.Inbox))
+	r, aerr := h.broker.Append(ctx, topicUser(target), ev, s.appendOptions(topicUser(target), id, h.cfg.Inbox))
 	if aerr != nil {
 		h.log.Warn("append", "topic", topicUser(target), "err", aerr)
 		return false, errorf("unavailable", "private message not sent: the broker is unavailable")

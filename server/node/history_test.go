@@ -208,3 +208,17 @@ func TestHistoryOff(t *testing.T) {
 		t.Errorf("first message after joining with history 10: %q, want the live one", m.Message)
 	}
 }
+
+// A negative history is refused with a clear error, and the room is not joined.
+func TestJoinWithNegativeHistory(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{})
+	alice := nodetest.Open(t, srv.GRPCAddr, tokens(t, srv)("alice"), "alice")
+	alice.Send(&chatv1.ClientFrame{Id: "j", Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: "r", History: -1}}})
+	if f := alice.Await("answer", func(f *chatv1.ServerFrame) bool { return f.Id == "j" }); f.GetError().GetCode() != "invalid_history" {
+		t.Errorf("join with history -1: %v, want error invalid_history", f)
+	}
+	alice.Send(nodetest.RoomMessage("m", "r", "hi"))
+	if f := alice.Await("answer", func(f *chatv1.ServerFrame) bool { return f.Id == "m" }); f.GetError().GetCode() != "not_in_room" {
+		t.Errorf("message after the refused join: %v, want error not_in_room", f)
+	}
+}
