@@ -56,7 +56,7 @@ type Event struct {
 	Room         string
 	Sender       string // display name of the user the event is from
 	UserID       string // id of the user the event is from or about
-	ConnectionID string // system (welcome) only
+	ConnectionID string // system (welcome); room_joined: the joiner's, never encoded
 	TargetUser   string // private_sent only
 	Delivered    int    // private_sent only
 	Code         string // error only
