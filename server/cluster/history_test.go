@@ -136,3 +136,9 @@ func TestWebSocketRecoveryOnAnotherNode(t *testing.T) {
 		t.Errorf("private_recovered %v, want recovered at offset 1", r)
 	}
 }
+
+// Joins on one node while a publisher on another posts: no gap, no duplicate.
+func TestJoinWhilePublishingOnAnotherNode(t *testing.T) {
+	c := startCluster(t, 2)
+	nodetest.JoinWhilePublishing(t, c.tokens(t), c.nodes[0].GRPCAddr, c.nodes[1].GRPCAddr)
+}

@@ -9,68 +9,119 @@ import (
 // reads that topic's log, so that a replay and the live stream join with no
 // gap and no duplicate: subscribe first (live events are held), read the log,
 // then send the replay followed by the held events the replay did not cover.
+//
+// With Redis, a message logged before the read may still be on its way to
+// this node when the hold ends: after the release, the topic's messages up
+// to the position read (its floor) are dropped until one above it comes;
+// messages come in offset order, so none after that is below it.
 type catchup struct {
-	n atomic.Int32 // topics held; read by every delivery, so kept apart from mu
+	n atomic.Int32 // topics held or floored; read by every delivery, so kept apart from mu
 
 	mu     sync.Mutex // protects topics
-	topics map[string][]held
+	topics map[string]*hold
 }
 
-// held is one live event kept back, already encoded for the session.
-type held struct {
+// hold is one topic being caught up.
+type hold struct {
+	holding bool
+	held    []heldEvent
+	floor   Position // after the release: drop messages up to it
+}
+
+// heldEvent is one live event kept back, already encoded for the session.
+type heldEvent struct {
 	ev *Event
 	b  []byte
+}
+
+// logged reports whether ev is a message numbered in a log.
+func logged(ev *Event) bool {
+	return (ev.Kind == KindMessage || ev.Kind == KindPrivateMessage) && ev.Epoch != ""
 }
 
 // holdBack starts holding topic's live events for s.
 func (s *Session) holdBack(topic string) {
 	s.catch.mu.Lock()
+	defer s.catch.mu.Unlock()
 	if s.catch.topics == nil {
-		s.catch.topics = make(map[string][]held)
+		s.catch.topics = make(map[string]*hold)
 	}
 	if _, ok := s.catch.topics[topic]; !ok {
-		s.catch.topics[topic] = []held{}
 		s.catch.n.Add(1)
 	}
-	s.catch.mu.Unlock()
+	s.catch.topics[topic] = &hold{holding: true}
 }
 
-// heldBack keeps ev (encoded as b) if s holds topic back, and reports whether
-// it did. The hub's fan-out calls it for every delivery; it costs one atomic
-// load while nothing is held.
+// heldBack keeps ev (encoded as b) if s holds topic back, or drops it if it
+// is below topic's floor, and reports whether it did either. The hub's
+// fan-out calls it for every delivery; it costs one atomic load while
+// nothing is caught up.
 func (s *Session) heldBack(topic string, ev *Event, b []byte) bool {
 	if s.catch.n.Load() == 0 {
 		return false
 	}
 	s.catch.mu.Lock()
 	defer s.catch.mu.Unlock()
-	evs, ok := s.catch.topics[topic]
-	if ok {
-		s.catch.topics[topic] = append(evs, held{ev, b})
+	h := s.catch.topics[topic]
+	switch {
+	case h == nil:
+		return false
+	case h.holding:
+		h.held = append(h.held, heldEvent{ev, b})
+		return true
+	case !logged(ev):
+		return false
+	case ev.Epoch == h.floor.Epoch && ev.Offset <= h.floor.Offset:
+		return true
 	}
-	return ok
+	s.forgetLocked(topic) // above the floor: from now on, everything goes
+	return false
+}
+
+func (s *Session) forgetLocked(topic string) {
+	if _, ok := s.catch.topics[topic]; ok {
+		delete(s.catch.topics, topic)
+		s.catch.n.Add(-1)
+	}
+}
+
+// forgetHold ends any catching up of topic.
+func (s *Session) forgetHold(topic string) {
+	s.catch.mu.Lock()
+	s.forgetLocked(topic)
+	s.catch.mu.Unlock()
 }
 
 // release stops holding topic back: it queues first, then the held events
-// that skip does not drop, in the order they came, and returns those. Live
-// events of topic that come meanwhile wait for it, and follow.
-func (s *Session) release(topic string, first []*Event, skip func(*Event) bool) []*Event {
+// that neither skip drops nor are at or below floor (the position of the log
+// read), in the order they came. Messages at or below floor that come later
+// are dropped too. Live events of topic that come meanwhile wait for it.
+func (s *Session) release(topic string, first []*Event, floor Position, skip func(*Event) bool) {
 	s.catch.mu.Lock()
 	defer s.catch.mu.Unlock()
-	evs, ok := s.catch.topics[topic]
-	if ok {
-		delete(s.catch.topics, topic)
-		s.catch.n.Add(-1)
+	h := s.catch.topics[topic]
+	if h == nil {
+		return
 	}
 	for _, ev := range first {
 		s.send(ev)
 	}
-	var kept []*Event
-	for _, h := range evs {
-		if skip == nil || !skip(h.ev) {
-			s.enqueue(h.b)
-			kept = append(kept, h.ev)
+	h.holding, h.floor = false, floor
+	above := floor.Epoch == "" // no floor: nothing to drop
+	for _, e := range h.held {
+		if skip != nil && skip(e.ev) {
+			continue
 		}
+		if logged(e.ev) && !above {
+			if e.ev.Epoch == floor.Epoch && e.ev.Offset <= floor.Offset {
+				continue
+			}
+			above = true
+		}
+		s.enqueue(e.b)
 	}
-	return kept
+	h.held = nil
+	if above {
+		s.forgetLocked(topic)
+	}
 }

@@ -155,14 +155,14 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 	h := s.hub
 	s.holdBack(topicRoom(room)) // until joined has sent the log's position
 	if err := h.attach(ctx, topicRoom(room), s); err != nil {
-		s.release(topicRoom(room), nil, nil)
+		s.forgetHold(topicRoom(room))
 		s.forget(room)
 		h.log.Warn("join room", "room", room, "err", err)
 		return errorf("unavailable", "could not join room %q: the broker is unavailable", room)
 	}
 	if err := h.broker.AddMember(ctx, room, s.conn()); err != nil {
 		h.detachTopic(ctx, topicRoom(room), s)
-		s.release(topicRoom(room), nil, nil)
+		s.forgetHold(topicRoom(room))
 		s.forget(room)
 		h.log.Warn("join room", "room", room, "err", err)
 		return errorf("unavailable", "could not join room %q: the broker is unavailable", room)
@@ -189,6 +189,7 @@ func (s *Session) leave(ctx context.Context, cmd Command) *Error {
 	if !ok {
 		return errorf("not_in_room", "not in room %q", room)
 	}
+	s.forgetHold(topicRoom(room))
 	s.hub.leave(ctx, s, room, cmd.ID)
 	return nil
 }

@@ -124,16 +124,10 @@ func (s *Session) joined(ctx context.Context, room string, cmd Command) {
 			replay = nil
 		}
 	}
-	s.release(topic, append([]*Event{own}, replay...), func(ev *Event) bool {
-		switch ev.Kind {
-		case KindRoomJoined:
-			return ev.ConnectionID == s.id
-		case KindMessage:
-			// Up to the position read, the replay has it or the client
-			// did not ask for it.
-			return ev.Epoch == page.Epoch && ev.Offset <= page.Offset
-		}
-		return false
+	// Up to the position read, the replay has each message, or the client
+	// did not ask for it.
+	s.release(topic, append([]*Event{own}, replay...), page.Position, func(ev *Event) bool {
+		return ev.Kind == KindRoomJoined && ev.ConnectionID == s.id
 	})
 }
 
@@ -173,9 +167,9 @@ func recovered(since Position, page LogPage, upTo uint64) bool {
 }
 
 // inboxAtConnect reads the position of s's inbox once s subscribes to its
-// user's topic (held back by the caller), and releases what was held back.
-// The private messages delivered live to s then all have offsets from
-// s.inboxLive on, so a recovery replays those before it.
+// user's topic (held back by the caller), and releases what was held back
+// but the messages up to that position: the private messages sent to s live
+// are exactly those after it, and a recovery replays those up to it.
 func (s *Session) inboxAtConnect(ctx context.Context) Position {
 	h := s.hub
 	topic := topicUser(s.who.UserID)
@@ -183,14 +177,8 @@ func (s *Session) inboxAtConnect(ctx context.Context) Position {
 	if err != nil {
 		h.log.Warn("read inbox", "user", s.who.UserID, "err", err)
 	}
-	live := s.release(topic, nil, nil)
-	s.inboxLive = page.Offset + 1
-	for _, ev := range live {
-		if ev.Kind == KindPrivateMessage && ev.Epoch == page.Epoch && ev.Offset < s.inboxLive {
-			s.inboxLive = ev.Offset
-			break
-		}
-	}
+	s.release(topic, nil, page.Position, nil)
+	s.inboxAt = page.Position
 	return page.Position
 }
 
@@ -207,7 +195,10 @@ func (s *Session) recoverPrivate(ctx context.Context, cmd Command) *Error {
 		h.log.Warn("read inbox", "user", s.who.UserID, "err", err)
 		return errorf("unavailable", "could not read the inbox: the broker is unavailable")
 	}
-	upTo := min(page.Offset, s.inboxLive-1)
+	upTo := page.Offset
+	if page.Epoch == s.inboxAt.Epoch {
+		upTo = min(upTo, s.inboxAt.Offset) // the later ones were sent live
+	}
 	done := &Event{Kind: KindPrivateRecovered, Time: h.now(), ID: cmd.ID, Offset: page.Offset, Epoch: page.Epoch, Recovered: NotRecovered}
 	if recovered(*cmd.Since, page, upTo) {
 		done.Recovered = Recovered

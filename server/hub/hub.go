@@ -114,7 +114,7 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 	}
 	s.holdBack(topicUser(who.UserID)) // until inboxAtConnect
 	if err := h.attach(ctx, topicUser(who.UserID), s); err != nil {
-		s.release(topicUser(who.UserID), nil, nil)
+		s.forgetHold(topicUser(who.UserID))
 		h.detachTopic(ctx, topicLobby, s)
 		return nil, fmt.Errorf("attach user: %w", err)
 	}

@@ -36,9 +36,9 @@ type Session struct {
 	detached bool
 
 	catch catchup // live events held back while a log is read
-	// inboxLive is the lowest inbox offset this session may have been sent
-	// live; set at connect, read by the reader goroutine only.
-	inboxLive uint64
+	// inboxAt is the inbox position at connect: the private messages after
+	// it are sent live. Set at connect, read by the reader goroutine only.
+	inboxAt Position
 }
 
 // ID is the connection id, unique in the cluster.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 	"testing"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
@@ -37,34 +36,7 @@ func TestResendIsDeliveredOnce(t *testing.T) {
 // follow its room_joined with no gap and no duplicate.
 func TestJoinWhilePublishing(t *testing.T) {
 	srv := nodetest.Start(t, node.Config{})
-	tok := tokens(t, srv)
-	const room, total = "busy", 300
-	pub := nodetest.Open(t, srv.GRPCAddr, tok("pub"), "pub")
-	pub.JoinFrom(room, nil, 0)
-	pub.Drain()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Go(func() {
-		for i := range total {
-			if pub.S.SendFrame(nodetest.RoomMessage("", room, fmt.Sprintf("m%03d", i))) != nil {
-				return
-			}
-		}
-	})
-	for i := range 8 {
-		history := int32(i % 3 * 4) // 0, 4 or 8 messages of history
-		u := nodetest.Open(t, srv.GRPCAddr, tok(fmt.Sprintf("u%d", i)), fmt.Sprintf("u%d", i))
-		j := u.JoinFrom(room, nil, history)
-		want := j.Offset + 1 - min(uint64(history), j.Offset)
-		for want <= total {
-			m := u.Await("message", func(f *chatv1.ServerFrame) bool { return f.GetMessage() != nil }).GetMessage()
-			if m.Offset != want || m.Message != fmt.Sprintf("m%03d", want-1) {
-				t.Fatalf("%s joined at %d with history %d: got offset %d %q, want %d", u.Name, j.Offset, history, m.Offset, m.Message, want)
-			}
-			want++
-		}
-		u.Cut()
-	}
+	nodetest.JoinWhilePublishing(t, tokens(t, srv), srv.GRPCAddr, srv.GRPCAddr)
 }
 
 // A gap longer than the history, or a log from another epoch, is not

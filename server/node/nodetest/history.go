@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -263,5 +264,40 @@ func Resend(t *testing.T, token func(user string) string, firstAddr, resendAddr,
 	slices.Sort(seen)
 	if want := []string{"hello once", "marker", "psst once"}; !slices.Equal(seen, want) {
 		t.Errorf("bob saw %q, want %q: each once", seen, want)
+	}
+}
+
+// JoinWhilePublishing: users join a room on the node at joinAddr, with no
+// history, or the last 4 or 8 messages, while a publisher on the node at
+// pubAddr posts as fast as it can. Each joiner's messages follow its
+// room_joined with consecutive offsets, no gap and no duplicate.
+func JoinWhilePublishing(t *testing.T, token func(user string) string, pubAddr, joinAddr string) {
+	const room, total = "busy", 300
+	pub := Open(t, pubAddr, token("pub"), "pub")
+	pub.JoinFrom(room, nil, 0)
+	pub.Drain()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		for i := range total {
+			if pub.S.SendFrame(RoomMessage("", room, fmt.Sprintf("m%03d", i))) != nil {
+				return
+			}
+		}
+	})
+	for i := range 8 {
+		history := int32(i % 3 * 4)
+		name := fmt.Sprintf("u%d", i)
+		u := Open(t, joinAddr, token(name), name)
+		j := u.JoinFrom(room, nil, history)
+		want := j.Offset + 1 - min(uint64(history), j.Offset)
+		for want <= total {
+			m := u.Await("message", func(f *chatv1.ServerFrame) bool { return f.GetMessage() != nil }).GetMessage()
+			if m.Offset != want || m.Message != fmt.Sprintf("m%03d", want-1) {
+				t.Fatalf("%s joined at %d with history %d: got offset %d %q, want %d", u.Name, j.Offset, history, m.Offset, m.Message, want)
+			}
+			want++
+		}
+		u.Cut()
 	}
 }
