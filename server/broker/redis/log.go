@@ -127,6 +127,7 @@ func (b *Broker) Append(ctx context.Context, topic string, ev *hub.Event, opt hu
 	} else if b.live(topic) {
 		// Redis took it, but this node's pub/sub connection is down: its
 		// own sessions would not see it come back.
+		b.gaps.note(topic, ev)
 		b.dispatch(topic, ev)
 	}
 	return r, nil

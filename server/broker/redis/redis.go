@@ -132,10 +132,11 @@ func ParseURL(raw string) (Config, error) {
 
 // Metrics are a broker's counters, safe to read at any time.
 type Metrics struct {
-	Published atomic.Int64 // events published through Redis
-	Received  atomic.Int64 // events received from Redis, for any topic
-	LocalOnly atomic.Int64 // events delivered to this node only, Redis being unreachable
-	Reaped    atomic.Int64 // connections of crashed nodes this node removed from presence
+	Published  atomic.Int64 // events published through Redis
+	Received   atomic.Int64 // events received from Redis, for any topic
+	LocalOnly  atomic.Int64 // events delivered to this node only, Redis being unreachable
+	Reaped     atomic.Int64 // connections of crashed nodes this node removed from presence
+	GapsFilled atomic.Int64 // logged events missed by pub/sub and read back from their log
 }
 
 // Broker is the Redis hub.Broker of one node. All methods are safe for
@@ -168,6 +169,7 @@ type Broker struct {
 	up atomic.Bool // the pub/sub connection is live
 
 	presence // this node's share of presence
+	gaps     gaps
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -441,6 +443,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string) error {
 		return fmt.Errorf("subscribe %s: %w", topic, err)
 	}
 	st.refs = 1
+	b.gaps.forget(topic)
 	st.live.Store(true)
 	return nil
 }
@@ -567,6 +570,7 @@ func (b *Broker) received(m *goredis.Message) {
 		b.log.Error("dropping event", "topic", topic, "err", err)
 		return
 	}
+	b.fillGap(topic, ev)
 	b.dispatchIfLive(topic, ev)
 	if w.Seq != 0 && w.Origin == b.cfg.NodeID {
 		b.echoed(w.Seq)
