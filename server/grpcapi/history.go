@@ -16,11 +16,11 @@ func (s *ChatService) GetHistory(ctx context.Context, req *chatv1.GetHistoryRequ
 		v := req.GetSince()
 		since = &v
 	}
-	page, err := s.hub.History(ctx, req.GetRoom(), since, int(req.GetLimit()))
+	room, page, err := s.hub.History(ctx, req.GetRoom(), since, int(req.GetLimit()))
 	if err != nil {
 		return nil, statusFromError(err)
 	}
-	out := &chatv1.GetHistoryResponse{Room: req.GetRoom(), Epoch: page.Epoch, Offset: page.Offset,
+	out := &chatv1.GetHistoryResponse{Room: room, Epoch: page.Epoch, Offset: page.Offset,
 		Messages: make([]*chatv1.HistoryMessage, 0, len(page.Events))}
 	for _, ev := range page.Events {
 		out.Messages = append(out.Messages, &chatv1.HistoryMessage{Offset: ev.Offset, Sender: ev.Sender,

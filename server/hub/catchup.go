@@ -28,7 +28,8 @@ type hold struct {
 	floor   Position // after the release: drop messages up to it
 }
 
-// heldEvent is one live event kept back, already encoded for the session.
+// heldEvent is one live event kept back, encoded for the session (b), or
+// to be encoded for it alone (b nil: its own copy, with its frame id).
 type heldEvent struct {
 	ev *Event
 	b  []byte
@@ -118,7 +119,11 @@ func (s *Session) release(topic string, first []*Event, floor Position, skip fun
 			}
 			above = true
 		}
-		s.enqueue(e.b)
+		if e.b == nil {
+			s.send(e.ev)
+		} else {
+			s.enqueue(e.b)
+		}
 	}
 	h.held = nil
 	if above {

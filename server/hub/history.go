@@ -91,11 +91,10 @@ func (s *Session) sendPrivate(ctx context.Context, target string, ev *Event, id 
 func (s *Session) joined(ctx context.Context, room string, cmd Command) {
 	h := s.hub
 	topic := topicRoom(room)
-	text := s.who.Name + " joined room " + room
-	// The other members' copy; ConnectionID marks it as s's own, which s
-	// drops from what it held back: s gets its own copy below.
-	h.publish(ctx, topic, &Event{Kind: KindRoomJoined, Time: h.now(), Room: room,
-		Message: text, UserID: s.who.UserID, Sender: s.who.Name, ConnectionID: s.id})
+	// The other members' copy, without the frame's id; ReplyTo marks it as
+	// s's, which s drops from what it held back: s gets its own copy below.
+	h.publish(ctx, topic, &Event{Kind: KindRoomJoined, Time: h.now(), ReplyTo: s.id, Room: room,
+		UserID: s.who.UserID, Sender: s.who.Name})
 
 	lim := h.roomLimits(room)
 	q := LogQuery{Limits: lim}
@@ -113,7 +112,7 @@ func (s *Session) joined(ctx context.Context, room string, cmd Command) {
 		h.log.Warn("read log", "topic", topic, "err", err)
 		page = LogPage{}
 	}
-	own := &Event{Kind: KindRoomJoined, Time: h.now(), ID: cmd.ID, Room: room, Message: text,
+	own := &Event{Kind: KindRoomJoined, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Room: room,
 		UserID: s.who.UserID, Sender: s.who.Name, Offset: page.Offset, Epoch: page.Epoch}
 	replay := withoutIDs(page.Events)
 	if cmd.Since != nil {
@@ -127,7 +126,7 @@ func (s *Session) joined(ctx context.Context, room string, cmd Command) {
 	// Up to the position read, the replay has each message, or the client
 	// did not ask for it.
 	s.release(topic, append([]*Event{own}, replay...), page.Position, func(ev *Event) bool {
-		return ev.Kind == KindRoomJoined && ev.ConnectionID == s.id
+		return ev.Kind == KindRoomJoined && ev.ReplyTo == s.id
 	})
 }
 
@@ -215,16 +214,18 @@ func (s *Session) recoverPrivate(ctx context.Context, cmd Command) *Error {
 // History is a room's log, as GET /api/v1/websocket/rooms/{room}/history and
 // ChatService.GetHistory return it: the latest limit messages, or those
 // after since. limit 0, or over the room's history size, means that size.
-func (h *Hub) History(ctx context.Context, room string, since *uint64, limit int) (LogPage, error) {
-	if err := ValidateRoom(room); err != nil {
-		return LogPage{}, err
+// It returns the room's name as the server spells it (see RoomName).
+func (h *Hub) History(ctx context.Context, room string, since *uint64, limit int) (string, LogPage, error) {
+	room, err := RoomName(room)
+	if err != nil {
+		return "", LogPage{}, err
 	}
 	if limit < 0 {
-		return LogPage{}, errorf("invalid_limit", "limit must not be negative")
+		return "", LogPage{}, errorf("invalid_limit", "limit must not be negative")
 	}
 	lim := h.roomLimits(room)
 	if lim.Size < 0 {
-		return LogPage{}, nil
+		return room, LogPage{}, nil
 	}
 	if limit == 0 || limit > lim.Size {
 		limit = lim.Size
@@ -233,11 +234,11 @@ func (h *Hub) History(ctx context.Context, room string, since *uint64, limit int
 	if since != nil {
 		q.Tail, q.After = false, *since
 	}
-	page, err := h.broker.ReadLog(ctx, topicRoom(room), q)
-	if err != nil {
-		return LogPage{}, fmt.Errorf("history of %s: %w", room, err)
+	page, rerr := h.broker.ReadLog(ctx, topicRoom(room), q)
+	if rerr != nil {
+		return "", LogPage{}, fmt.Errorf("history of %s: %w", room, rerr)
 	}
-	return page, nil
+	return room, page, nil
 }
 
 // historyDefaults fills the history fields of c.

@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"strings"
 	"time"
 )
 
@@ -110,14 +109,4 @@ type LogPage struct {
 func (l LogLimits) Keep(offset, latest uint64, sent, now time.Time) bool {
 	l = l.WithDefaults()
 	return offset+uint64(l.Size) > latest && now.Sub(sent) < l.TTL
-}
-
-// Namespace is the part of a room name before its first ':', or "" for the
-// default namespace.
-func Namespace(room string) string {
-	ns, _, ok := strings.Cut(room, ":")
-	if !ok {
-		return ""
-	}
-	return ns
 }

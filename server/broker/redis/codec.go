@@ -24,6 +24,7 @@ type wireEvent struct {
 	TargetUser   string   `json:"g,omitempty"`
 	Delivered    int      `json:"d,omitempty"`
 	Code         string   `json:"e,omitempty"`
+	ReplyTo      string   `json:"y,omitempty"`
 	// Offset and Epoch come first in a logged event: the append script
 	// writes them in front of the rest (see log.go).
 	Offset    uint64       `json:"f,omitempty"`
@@ -40,7 +41,7 @@ func encodeEvent(ev *hub.Event, origin string, seq uint64) ([]byte, error) {
 	b, err := json.Marshal(wireEvent{Origin: origin, Seq: seq,
 		Kind: ev.Kind, Time: ev.Time.UnixNano(), ID: ev.ID, Message: ev.Message, Room: ev.Room,
 		Sender: ev.Sender, UserID: ev.UserID, ConnectionID: ev.ConnectionID,
-		TargetUser: ev.TargetUser, Delivered: ev.Delivered, Code: ev.Code,
+		TargetUser: ev.TargetUser, Delivered: ev.Delivered, Code: ev.Code, ReplyTo: ev.ReplyTo,
 		Offset: ev.Offset, Epoch: ev.Epoch, Recovered: ev.Recovered,
 	})
 	if err != nil {
@@ -60,7 +61,7 @@ func decodeEvent(payload string) (*hub.Event, *wireEvent, error) {
 	return &hub.Event{
 		Kind: w.Kind, Time: time.Unix(0, w.Time).UTC(), ID: w.ID, Message: w.Message, Room: w.Room,
 		Sender: w.Sender, UserID: w.UserID, ConnectionID: w.ConnectionID,
-		TargetUser: w.TargetUser, Delivered: w.Delivered, Code: w.Code,
+		TargetUser: w.TargetUser, Delivered: w.Delivered, Code: w.Code, ReplyTo: w.ReplyTo,
 		Offset: w.Offset, Epoch: w.Epoch, Recovered: w.Recovered,
 	}, &w, nil
 }

@@ -132,10 +132,13 @@ func ParseURL(raw string) (Config, error) {
 
 // Metrics are a broker's counters, safe to read at any time.
 type Metrics struct {
-	Published  atomic.Int64 // events published through Redis
-	Received   atomic.Int64 // events received from Redis, for any topic
-	LocalOnly  atomic.Int64 // events delivered to this node only, Redis being unreachable
-	Reaped     atomic.Int64 // connections of crashed nodes this node removed from presence
+	Published atomic.Int64 // events published through Redis
+	Received  atomic.Int64 // events received from Redis, for any topic
+	LocalOnly atomic.Int64 // events delivered to this node only, Redis being unreachable
+	Reaped    atomic.Int64 // connections of crashed nodes this node removed from presence
+	// Reconnects counts the times the pub/sub connection came back after
+	// being lost.
+	Reconnects atomic.Int64
 	GapsFilled atomic.Int64 // logged events missed by pub/sub and read back from their log
 }
 
@@ -545,6 +548,7 @@ func (b *Broker) receive(ctx context.Context) {
 		}
 		backoff = minBackoff
 		if !b.up.Swap(true) {
+			b.metrics.Reconnects.Add(1)
 			b.log.Warn("redis pub/sub connection back; resubscribed", "topics", b.subscribedCount(),
 				"down_for", time.Since(downSince).Round(time.Millisecond))
 		}
