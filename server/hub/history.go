@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // This file is the history contract of DESIGN.md ("History,
@@ -36,6 +37,22 @@ func (s *Session) appendOptions(topic, id string, lim LogLimits) AppendOptions {
 	return opt
 }
 
+// append hands ev from s to the broker's log of topic, bounded by lim, as
+// publish does for unlogged events: counted, timed, a failure logged.
+func (s *Session) append(ctx context.Context, topic string, ev *Event, id string, lim LogLimits) (Receipt, error) {
+	h := s.hub
+	h.metrics.Published.Add(1)
+	start := time.Now()
+	r, err := h.broker.Append(ctx, topic, ev, s.appendOptions(topic, id, lim))
+	if h.cfg.ObservePublish != nil {
+		h.cfg.ObservePublish(time.Since(start), err)
+	}
+	if err != nil {
+		h.log.WarnContext(ctx, "append", "conn", s.id, "topic", topic, "kind", ev.Kind.String(), "err", err)
+	}
+	return r, err
+}
+
 // post publishes a lobby or room message from s. A room message is logged;
 // a message with an id is de-duplicated and acknowledged once the broker
 // holds it. The ack of a resend repeats the first one's position.
@@ -55,10 +72,8 @@ func (s *Session) post(ctx context.Context, topic string, ev *Event, id string) 
 		}
 		return nil
 	}
-	h.metrics.Published.Add(1)
-	r, err := h.broker.Append(ctx, topic, ev, s.appendOptions(topic, id, lim))
+	r, err := s.append(ctx, topic, ev, id, lim)
 	if err != nil {
-		h.log.Warn("append", "topic", topic, "err", err)
 		return errorf("unavailable", "message not sent: the broker is unavailable")
 	}
 	if id != "" {
@@ -72,10 +87,8 @@ func (s *Session) post(ctx context.Context, topic string, ev *Event, id string) 
 // reports whether it was a resend that was not delivered again.
 func (s *Session) sendPrivate(ctx context.Context, target string, ev *Event, id string) (dup bool, err *Error) {
 	h := s.hub
-	h.metrics.Published.Add(1)
-	r, aerr := h.broker.Append(ctx, topicUser(target), ev, s.appendOptions(topicUser(target), id, h.cfg.Inbox))
+	r, aerr := s.append(ctx, topicUser(target), ev, id, h.cfg.Inbox)
 	if aerr != nil {
-		h.log.Warn("append", "topic", topicUser(target), "err", aerr)
 		return false, errorf("unavailable", "private message not sent: the broker is unavailable")
 	}
 	if id != "" {
@@ -109,7 +122,7 @@ func (s *Session) joined(ctx context.Context, room string, cmd Command) {
 	if err != nil {
 		// The join stands; the client learns nothing of the log, and a
 		// recovery fails: it reloads through the history API.
-		h.log.Warn("read log", "topic", topic, "err", err)
+		h.log.WarnContext(ctx, "read log", "conn", s.id, "topic", topic, "err", err)
 		page = LogPage{}
 	}
 	own := &Event{Kind: KindRoomJoined, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Room: room,
@@ -174,7 +187,7 @@ func (s *Session) inboxAtConnect(ctx context.Context) Position {
 	topic := topicUser(s.who.UserID)
 	page, err := h.broker.ReadLog(ctx, topic, LogQuery{Limits: h.cfg.Inbox})
 	if err != nil {
-		h.log.Warn("read inbox", "user", s.who.UserID, "err", err)
+		h.log.WarnContext(ctx, "read inbox", "conn", s.id, "user", s.who.UserID, "err", err)
 	}
 	s.release(topic, nil, page.Position, nil)
 	s.inboxAt = page.Position
@@ -191,7 +204,7 @@ func (s *Session) recoverPrivate(ctx context.Context, cmd Command) *Error {
 	lim := h.cfg.Inbox.WithDefaults()
 	page, err := h.broker.ReadLog(ctx, topicUser(s.who.UserID), LogQuery{After: cmd.Since.Offset, Limit: lim.Size, Limits: lim})
 	if err != nil {
-		h.log.Warn("read inbox", "user", s.who.UserID, "err", err)
+		h.log.WarnContext(ctx, "read inbox", "conn", s.id, "user", s.who.UserID, "err", err)
 		return errorf("unavailable", "could not read the inbox: the broker is unavailable")
 	}
 	upTo := page.Offset
