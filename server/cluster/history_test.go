@@ -142,3 +142,29 @@ func TestJoinWhilePublishingOnAnotherNode(t *testing.T) {
 	c := startCluster(t, 2)
 	nodetest.JoinWhilePublishing(t, c.tokens(t), c.nodes[0].GRPCAddr, c.nodes[1].GRPCAddr)
 }
+
+// A user whose inbox was empty at connect got every private message since
+// live: a recovery from nothing repeats none of them.
+func TestRecoverPrivateRepeatsNothingSentLive(t *testing.T) {
+	c := startCluster(t, 2)
+	alice := nodetest.Open(t, c.nodes[0].GRPCAddr, c.tokens(t)("alice"), "alice")
+	if in := alice.Welcome.GetInbox(); in.GetOffset() != 0 || in.GetEpoch() != "" {
+		t.Fatalf("welcome inbox %v, want an empty one", in)
+	}
+	bob := nodetest.Open(t, c.nodes[1].GRPCAddr, c.tokens(t)("bob"), "bob")
+	for _, id := range []string{"p1", "p2"} {
+		bob.Send(nodetest.PrivateMessage(id, "alice", id))
+		bob.Await("ack", nodetest.IsAck(id))
+		alice.Await(id, func(f *chatv1.ServerFrame) bool { return f.GetPrivateMessage().GetMessage() == id })
+	}
+	alice.Send(&chatv1.ClientFrame{Kind: &chatv1.ClientFrame_RecoverPrivate{RecoverPrivate: &chatv1.RecoverPrivate{Since: &chatv1.Position{}}}})
+	f := alice.Await("private_recovered", func(f *chatv1.ServerFrame) bool {
+		if m := f.GetPrivateMessage(); m != nil {
+			t.Errorf("replayed %q, which came live", m.Message)
+		}
+		return f.GetPrivateRecovered() != nil
+	})
+	if r := f.GetPrivateRecovered(); !r.Recovered || r.Offset != 2 {
+		t.Errorf("private_recovered %v, want recovered at offset 2", r)
+	}
+}

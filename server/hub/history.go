@@ -190,7 +190,7 @@ func (s *Session) inboxAtConnect(ctx context.Context) Position {
 		h.log.WarnContext(ctx, "read inbox", "conn", s.id, "user", s.who.UserID, "err", err)
 	}
 	s.release(topic, nil, page.Position, nil)
-	s.inboxAt = page.Position
+	s.inboxAt, s.inboxRead = page.Position, err == nil
 	return page.Position
 }
 
@@ -208,8 +208,10 @@ func (s *Session) recoverPrivate(ctx context.Context, cmd Command) *Error {
 		return errorf("unavailable", "could not read the inbox: the broker is unavailable")
 	}
 	upTo := page.Offset
-	if page.Epoch == s.inboxAt.Epoch {
-		upTo = min(upTo, s.inboxAt.Offset) // the later ones were sent live
+	// The later ones were sent live. An inbox that had no epoch at connect
+	// (never written, or expired) got every message since live.
+	if s.inboxRead && (page.Epoch == s.inboxAt.Epoch || s.inboxAt.Epoch == "") {
+		upTo = min(upTo, s.inboxAt.Offset)
 	}
 	done := &Event{Kind: KindPrivateRecovered, Time: h.now(), ID: cmd.ID, Offset: page.Offset, Epoch: page.Epoch, Recovered: NotRecovered}
 	if recovered(*cmd.Since, page, upTo) {

@@ -48,7 +48,8 @@ type Session struct {
 	catch catchup // live events held back while a log is read
 	// inboxAt is the inbox position at connect: the private messages after
 	// it are sent live. Set at connect, read by the reader goroutine only.
-	inboxAt Position
+	inboxAt   Position
+	inboxRead bool // inboxAt was read; if not, a recovery may repeat live messages
 }
 
 // ID is the connection id, unique in the cluster.
