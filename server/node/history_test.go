@@ -194,3 +194,29 @@ func TestJoinWithNegativeHistory(t *testing.T) {
 		t.Errorf("message after the refused join: %v, want error not_in_room", f)
 	}
 }
+
+// History bounds follow the room's namespace, the part of its name before ':'.
+func TestHistoryPerNamespace(t *testing.T) {
+	perNS := func(ns string) hub.LogLimits {
+		if ns == "team" {
+			return hub.LogLimits{Size: 2}
+		}
+		return hub.LogLimits{}
+	}
+	srv := nodetest.Start(t, node.Config{Hub: hub.Config{History: perNS}})
+	alice := nodetest.Open(t, srv.GRPCAddr, tokens(t, srv)("alice"), "alice")
+	for _, room := range []string{"team:eng", "lounge"} {
+		alice.JoinFrom(room, nil, 0)
+		for i := range 3 {
+			id := fmt.Sprintf("%s-%d", room, i)
+			alice.Send(nodetest.RoomMessage(id, room, id))
+			alice.Await("ack", nodetest.IsAck(id))
+		}
+	}
+	for room, want := range map[string]int{"team:eng": 2, "lounge": 3} {
+		body := getJSON(t, srv.URL("/api/v1/websocket/rooms/"+room+"/history"))
+		if msgs, _ := body["messages"].([]any); len(msgs) != want || body["room"] != room {
+			t.Errorf("history of %s: %v, want %d messages", room, body, want)
+		}
+	}
+}
