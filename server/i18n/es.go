@@ -47,6 +47,13 @@ var spanish = map[string]string{
 	"target_user is required":                             "falta target_user, el destinatario",
 	"private message not sent: the broker is unavailable": "mensaje privado no enviado: el servicio de mensajería no está disponible",
 
+	// History (see server/hub/history.go).
+	"history must not be negative":                        "history no puede ser negativo",
+	"recover_private needs since":                         "recover_private necesita since",
+	"recover_private needs since: {offset, epoch}":        "recover_private necesita since: {offset, epoch}",
+	"could not read the inbox: the broker is unavailable": "no se pudo leer el buzón: el servicio de mensajería no está disponible",
+	"limit must not be negative":                          "limit no puede ser negativo",
+
 	// Room names (see server/hub/names.go).
 	"room name is empty":                                             "el nombre de la sala está vacío",
 	"room name %q is longer than %d characters":                      "el nombre de sala %q tiene más de %d caracteres",

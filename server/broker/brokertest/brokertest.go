@@ -41,6 +41,11 @@ func Run(t *testing.T, newCluster Cluster) {
 		{"FirstAndLastAreDecidedOnce", testFirstLast},
 		{"MembersPageByUserID", testMembersPages},
 		{"MembersFollowJoinsAndEnds", testMembersFollow},
+		{"LogNumbersWithoutGaps", testLogGapFree},
+		{"LogIsBounded", testLogBounded},
+		{"LogIsShared", testLogShared},
+		{"AppendDedups", testAppendDedup},
+		{"UnloggedAppend", testUnlogged},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -181,7 +186,8 @@ func testRoundTrip(t *testing.T, nodes []*node) {
 	must(t, recv.Subscribe(c, "user:bob"))
 	want := hub.Event{Kind: hub.KindPrivateSent, Time: time.Date(2026, 1, 2, 3, 4, 5, 6789, time.UTC),
 		ID: "id-1", Message: "¡hola, 世界! \"quoted\" <b>", Room: "lounge", Sender: "Alice", UserID: "alice",
-		ConnectionID: "c1", TargetUser: "bob", Delivered: 3, Code: "some_code"}
+		ConnectionID: "c1", TargetUser: "bob", Delivered: 3, Code: "some_code",
+		Offset: 7, Epoch: "e1", Recovered: hub.NotRecovered}
 	ev := want
 	must(t, at(nodes, 0).Publish(c, "user:bob", &ev))
 	got := *recv.rec.wait("user:bob", 1)[0]
@@ -374,11 +380,17 @@ func testFirstLast(t *testing.T, nodes []*node) {
 		}
 		wg.Wait()
 	}
-	run(func(n *node, cn hub.PresenceRecord) (bool, error) { first, _, err := n.AddConn(c, cn); return first, err }, &firsts)
+	run(func(n *node, cn hub.PresenceRecord) (bool, error) {
+		first, _, err := n.AddConn(c, cn)
+		return first, err
+	}, &firsts)
 	if n, err := at(nodes, 1).UserConns(c, "carol"); err != nil || n != conns {
 		t.Errorf("UserConns(carol) = %d, %v; want %d", n, err, conns)
 	}
-	run(func(n *node, cn hub.PresenceRecord) (bool, error) { last, _, err := n.RemoveConn(c, cn); return last, err }, &lasts)
+	run(func(n *node, cn hub.PresenceRecord) (bool, error) {
+		last, _, err := n.RemoveConn(c, cn)
+		return last, err
+	}, &lasts)
 	if firsts.Load() != 1 || lasts.Load() != 1 {
 		t.Errorf("got %d firsts and %d lasts over %d connections, want 1 and 1", firsts.Load(), lasts.Load(), conns)
 	}

@@ -263,7 +263,7 @@ func (b *Broker) reregister(ctx context.Context, announce bool) error {
 		}
 	}
 	var firsts []hub.PresenceRecord // users whose first connection this is again
-	var total int64       // connections in the cluster after the last batch
+	var total int64                 // connections in the cluster after the last batch
 	for start := 0; start < len(conns); start += reregisterBatch {
 		part := conns[start:min(start+reregisterBatch, len(conns))]
 		added := make([]*goredis.Cmd, len(part))
