@@ -19,16 +19,18 @@ import (
 // says Unavailable, the network drops, the node dies), it waits a random,
 // growing time (see Backoff) and connects to the next of its addresses,
 // round the list, until one answers; then it joins again the rooms it had
-// joined. It gives up only when the server refuses the client itself
-// (Unauthenticated, PermissionDenied), or when its context ends or Close is
-// called.
+// joined, asking for what it missed there (join_room's since, from the
+// last offset seen in each room), asks for the private messages it missed
+// (recover_private), and sends again, with the same ids, the messages no
+// ack has answered (the server delivers an id once). It gives up only when
+// the server refuses the client itself (Unauthenticated,
+// PermissionDenied), or when its context ends or Close is called.
 //
 // Events delivers the frames of every connection in order; each connection
 // starts with its own welcome (a system frame with a new connection id),
-// followed by the room_joined frames of the rooms joined again. What was
-// published while the client was away is not replayed: that needs the
-// history of the rooms (join_room's since), and the session is the place
-// where it will be asked for (see joinFrame).
+// followed by the room_joined frames of the rooms joined again (recovered
+// true when every missed message follows, false when some are beyond the
+// history: reload those with GetHistory) and the missed messages.
 //
 // Its methods are safe for concurrent use.
 type Reconnecting struct {
@@ -43,6 +45,7 @@ type Reconnecting struct {
 	sess       *Session   // the current connection's session; nil between connections
 	addr       string     // the current connection's address
 	rooms      []string   // rooms joined, in order, to join again on each connection
+	recovery   recovery   // positions and unacknowledged frames
 	reconnects int        // connections opened after the first
 	err        error      // why the loop gave up
 }
@@ -71,6 +74,7 @@ func Reconnect(ctx context.Context, addrs []string, opts ...Option) (*Reconnecti
 	r := &Reconnecting{
 		addrs: slices.Clone(addrs), opts: opts, wait: o.backoff,
 		events: make(chan *chatv1.ServerFrame, eventBuffer), cancel: cancel, done: make(chan struct{}),
+		recovery: newRecovery(),
 	}
 	go r.run(ctx)
 	return r, nil
@@ -120,7 +124,7 @@ func (r *Reconnecting) Join(room string) error {
 	if r.sess == nil {
 		return nil
 	}
-	return r.sess.SendFrame(r.joinFrame(room))
+	return r.sess.SendFrame(r.recovery.joinFrame(room))
 }
 
 // Leave leaves room, and stops joining it on new connections.
@@ -128,40 +132,61 @@ func (r *Reconnecting) Leave(room string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rooms = slices.DeleteFunc(r.rooms, func(x string) bool { return x == room })
+	r.recovery.forget(room)
 	if r.sess == nil {
 		return nil
 	}
 	return r.sess.Leave(room)
 }
 
-// SendFrame sends f on the current connection, or returns ErrReconnecting.
+// SendFrame sends f on the current connection. A message or private
+// message with an id is kept until its ack (or an error answering it) and
+// sent again, with the same id, on each new connection; between
+// connections it waits for the next one. Any other frame is refused with
+// ErrReconnecting between connections.
 func (r *Reconnecting) SendFrame(f *chatv1.ClientFrame) error {
-	// History: a frame with an id would be kept until its ack, and sent
-	// again, with the same id, on the next connection.
 	r.mu.Lock()
-	s := r.sess
-	r.mu.Unlock()
-	if s == nil {
+	defer r.mu.Unlock()
+	kept, err := r.recovery.track(f)
+	if err != nil {
+		return err
+	}
+	if r.sess == nil {
+		if kept {
+			return nil
+		}
 		return ErrReconnecting
 	}
-	return s.SendFrame(f)
+	// A failed send ends the connection; a kept frame goes on the next.
+	if err := r.sess.SendFrame(f); err != nil && !kept {
+		return err
+	}
+	return nil
 }
 
-// Send posts message to room, or to everyone connected if room is empty.
+// Send posts message to room, or to everyone connected if room is empty,
+// under an id of its own: it arrives once, whatever connections come and
+// go, and its ack (with that id) comes on Events.
 func (r *Reconnecting) Send(room, message string) error {
-	return r.SendFrame(&chatv1.ClientFrame{Kind: &chatv1.ClientFrame_Message{Message: &chatv1.SendMessage{Room: room, Message: message}}})
+	return r.SendFrame(&chatv1.ClientFrame{Id: r.newID("m"), Kind: &chatv1.ClientFrame_Message{Message: &chatv1.SendMessage{Room: room, Message: message}}})
 }
 
-// Private sends message to every connection of user.
+// Private sends message to every connection of user, as Send does.
 func (r *Reconnecting) Private(user, message string) error {
-	return r.SendFrame(&chatv1.ClientFrame{Kind: &chatv1.ClientFrame_PrivateMessage{PrivateMessage: &chatv1.SendPrivateMessage{TargetUser: user, Message: message}}})
+	return r.SendFrame(&chatv1.ClientFrame{Id: r.newID("p"), Kind: &chatv1.ClientFrame_PrivateMessage{PrivateMessage: &chatv1.SendPrivateMessage{TargetUser: user, Message: message}}})
 }
 
-// joinFrame is the frame that joins room on a connection. This is where a
-// connection asks for what it missed, once rooms have a history: the last
-// offset and epoch seen in room, as join_room's since.
-func (r *Reconnecting) joinFrame(room string) *chatv1.ClientFrame {
-	return &chatv1.ClientFrame{Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: room}}}
+// Pending is how many messages sent with an id await their ack.
+func (r *Reconnecting) Pending() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.recovery.pending)
+}
+
+func (r *Reconnecting) newID(kind string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.recovery.newID(kind)
 }
 
 // run connects, serves the connection until it ends, waits and connects
@@ -180,8 +205,8 @@ func (r *Reconnecting) run(ctx context.Context) {
 				r.reconnects++
 				r.mu.Unlock()
 			}
+			err = r.serve(ctx, addr, s, connected)
 			connected = true
-			err = r.serve(ctx, addr, s)
 			c.Close()
 		} else if c != nil {
 			c.Close()
@@ -248,13 +273,21 @@ func closeAndDrain(s *Session) {
 	}
 }
 
-// serve makes s the current session, joins the rooms again and forwards
-// its frames until it ends; it returns why it ended.
-func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error {
+// serve makes s the current session, takes up where the last one left off
+// (rooms, missed messages, unacknowledged frames) and forwards its frames
+// until it ends; it returns why it ended. A send that fails ends the
+// session: its end is seen below.
+func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session, again bool) error {
 	r.mu.Lock()
 	r.sess, r.addr = s, addr
 	for _, room := range r.rooms {
-		s.SendFrame(r.joinFrame(room)) // a failure ends the session: seen below
+		s.SendFrame(r.recovery.joinFrame(room))
+	}
+	if f := r.recovery.recoverFrame(); again && f != nil {
+		s.SendFrame(f)
+	}
+	for _, f := range r.recovery.pending {
+		s.SendFrame(f)
 	}
 	r.mu.Unlock()
 	defer func() {
@@ -271,8 +304,12 @@ func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error
 	return s.Err()
 }
 
-// emit hands f to the reader of Events, unless ctx ends first.
+// emit notes what f tells of positions and acks, and hands it to the
+// reader of Events, unless ctx ends first.
 func (r *Reconnecting) emit(ctx context.Context, f *chatv1.ServerFrame) bool {
+	r.mu.Lock()
+	r.recovery.observe(f)
+	r.mu.Unlock()
 	select {
 	case r.events <- f:
 		return true

@@ -1,0 +1,185 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	client "github.com/tertulia/tertulia/clients/go"
+	"github.com/tertulia/tertulia/server/node"
+	"github.com/tertulia/tertulia/server/node/nodetest"
+)
+
+// restart stops node i (a lame-duck shutdown: its clients are told, spread
+// over its window, to go elsewhere) and starts a new node in its place, on
+// the same addresses, with a broker of its own.
+func (c *cluster) restart(t *testing.T, i int) {
+	t.Helper()
+	old := c.nodes[i]
+	old.Stop(t)
+	cfg := old.Config
+	cfg.Broker = c.broker(t)
+	c.nodes[i] = nodetest.StartOn(t, cfg, old.GRPCAddr, old.HTTPAddr)
+}
+
+// member is one Reconnecting client of the rolling-restart test, and what
+// it has read.
+type member struct {
+	name, room string
+	r          *client.Reconnecting
+
+	mu   sync.Mutex     // protects seen
+	seen map[string]int // "sender:k" -> times read
+	last map[string]int // sender -> the last k read from it
+	bad  []string       // what came twice or out of order
+}
+
+// read collects the member's room messages until its events end.
+func (m *member) read() {
+	for f := range m.r.Events() {
+		msg := f.GetMessage()
+		if msg.GetRoom() != m.room {
+			continue
+		}
+		sender, ks, ok := strings.Cut(msg.GetMessage(), ":")
+		k, err := strconv.Atoi(ks)
+		if !ok || err != nil {
+			continue
+		}
+		m.mu.Lock()
+		m.seen[msg.GetMessage()]++
+		if n := m.seen[msg.GetMessage()]; n > 1 {
+			m.bad = append(m.bad, fmt.Sprintf("%s read %d times", msg.GetMessage(), n))
+		}
+		if last, ok := m.last[sender]; ok && k <= last {
+			m.bad = append(m.bad, fmt.Sprintf("%s after %s:%d", msg.GetMessage(), sender, last))
+		}
+		m.last[sender] = k
+		m.mu.Unlock()
+	}
+}
+
+// missing lists the messages of sent (sender -> count) that m has not read.
+func (m *member) missing(sent map[string]int) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for sender, n := range sent {
+		for k := range n {
+			if m.seen[fmt.Sprintf("%s:%d", sender, k)] == 0 {
+				out = append(out, fmt.Sprintf("%s:%d", sender, k))
+			}
+		}
+	}
+	return out
+}
+
+// The rolling restart of DESIGN.md's Operations: three nodes on a real
+// Redis, clients spread over them chatting in two rooms, every node
+// restarted one after the other while they chat. Every message sent during
+// the restarts reaches every member of its room exactly once, in order:
+// the clients reconnect to another node with jitter, join again with since,
+// and send again what was not acknowledged, under the same id.
+func TestRollingRestartLosesNothing(t *testing.T) {
+	c := startClusterTimed(t, 0, steadyHeartbeat, steadyTTL)
+	for range 3 {
+		c.addNodeWith(t, node.Config{AllowAnonymous: true, ShutdownSpread: 300 * time.Millisecond})
+	}
+	addrs := []string{c.nodes[0].GRPCAddr, c.nodes[1].GRPCAddr, c.nodes[2].GRPCAddr}
+	rooms := []string{"tapas", "cañas"}
+	const perRoom = 3
+	var members []*member
+	for i := range 2 * perRoom {
+		name := fmt.Sprintf("m%d", i)
+		// Each starts on a node of its own, and tries the others in turn.
+		order := append(append([]string{}, addrs[i%3:]...), addrs[:i%3]...)
+		r, err := client.Reconnect(context.Background(), order, client.WithToken(c.nodes[0].Token(t, name, false)),
+			client.WithBackoff(client.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &member{name: name, room: rooms[i%2], r: r, seen: make(map[string]int), last: make(map[string]int)}
+		members = append(members, m)
+		t.Cleanup(func() { r.Close() })
+		if err := r.Join(m.room); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var readers sync.WaitGroup
+	for _, m := range members {
+		readers.Go(m.read)
+	}
+	// Everyone is in before anyone speaks: each joiner's room_joined is
+	// read by the others too.
+	eventually(t, 2*waitTimeout, "every member in its room", func() bool {
+		stats, err := c.nodes[0].Node.Hub().Stats(context.Background())
+		return err == nil && stats.Rooms[rooms[0]] == perRoom && stats.Rooms[rooms[1]] == perRoom
+	})
+
+	stop := make(chan struct{})
+	sent := make([]int, len(members))
+	var senders sync.WaitGroup
+	for i, m := range members {
+		senders.Go(func() {
+			tick := time.NewTicker(25 * time.Millisecond)
+			defer tick.Stop()
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				if err := m.r.Send(m.room, fmt.Sprintf("%s:%d", m.name, k)); err != nil {
+					t.Errorf("%s: send %d: %v", m.name, k, err)
+					return
+				}
+				sent[i] = k + 1
+			}
+		})
+	}
+	for i := range c.nodes {
+		time.Sleep(200 * time.Millisecond) // chat on the restarted cluster a little
+		c.restart(t, i)
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	senders.Wait()
+
+	want := make(map[string]map[string]int) // room -> sender -> messages sent
+	for i, m := range members {
+		if want[m.room] == nil {
+			want[m.room] = make(map[string]int)
+		}
+		want[m.room][m.name] = sent[i]
+	}
+	for _, m := range members {
+		eventually(t, 4*waitTimeout, m.name+" reads every message of "+m.room, func() bool {
+			return len(m.missing(want[m.room])) == 0
+		})
+	}
+	reconnects := 0
+	for _, m := range members {
+		reconnects += m.r.Reconnects()
+		if p := m.r.Pending(); p != 0 {
+			t.Errorf("%s: %d messages never acknowledged", m.name, p)
+		}
+		m.r.Close()
+	}
+	readers.Wait()
+	for _, m := range members {
+		if miss := m.missing(want[m.room]); len(miss) > 0 {
+			t.Errorf("%s never read %d messages of %s: %v", m.name, len(miss), m.room, miss)
+		}
+		if len(m.bad) > 0 {
+			t.Errorf("%s read %d messages more than once or out of order: %v", m.name, len(m.bad), m.bad)
+		}
+	}
+	if reconnects < len(members) {
+		t.Errorf("%d reconnects in all over three restarts, want every member to have moved at least once", reconnects)
+	}
+	t.Logf("%d messages per member sent, %d reconnects", sent, reconnects)
+}
