@@ -30,7 +30,9 @@ import (
 // starts with its own welcome (a system frame with a new connection id),
 // followed by the room_joined frames of the rooms joined again (recovered
 // true when every missed message follows, false when some are beyond the
-// history: reload those with GetHistory) and the missed messages.
+// history: reload those with GetHistory) and the missed messages. Missed
+// private messages may come after live ones that arrived meanwhile: order
+// them by offset.
 //
 // Its methods are safe for concurrent use.
 type Reconnecting struct {

@@ -116,7 +116,8 @@ func (rc *recovery) observe(f *chatv1.ServerFrame) {
 			rc.inbox = ev.System.GetInbox() // the first connection's: nothing missed before it
 		}
 	case *chatv1.ServerFrame_PrivateRecovered:
-		rc.inbox = &chatv1.Position{Offset: ev.PrivateRecovered.GetOffset(), Epoch: ev.PrivateRecovered.GetEpoch()}
+		// Live messages may have come before it, past its position.
+		rc.inbox = advance(rc.inbox, ev.PrivateRecovered.GetOffset(), ev.PrivateRecovered.GetEpoch())
 	case *chatv1.ServerFrame_Ack:
 		rc.settle(f.GetId())
 	case *chatv1.ServerFrame_Error:

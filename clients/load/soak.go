@@ -23,6 +23,10 @@ import (
 // leave, close, as one user after another of Users distinct users, for
 // Duration; the server's memory and goroutines are read before, every
 // Every, and after, and must come back near their baseline (Thresholds).
+// The baseline is read after a warm-up churn of the same kind: what a
+// server keeps once it has served (its pools, the bridge's idle workers,
+// the heap the runtime has not handed back) is not a leak; what grows
+// from one churn to the next is.
 // Zero values mean the documented defaults.
 type SoakConfig struct {
 	// HTTPAddr and GRPCAddr are the server's. Defaults 127.0.0.1:8000 and
@@ -46,6 +50,9 @@ type SoakConfig struct {
 	MessageEvery time.Duration
 	// Duration is how long the churn lasts. Default 3m; at most 1h.
 	Duration time.Duration
+	// Warmup is how long the churn before the baseline lasts. Default
+	// 20s; negative: none, the baseline is the server as it is.
+	Warmup time.Duration
 	// Every is the time between samples during the churn. Default 10s.
 	Every time.Duration
 	// Settle is the wait between the last close and the final sample, for
@@ -90,6 +97,9 @@ func (c SoakConfig) withDefaults() SoakConfig {
 	defd(&c.Hold, 5*time.Second)
 	defd(&c.MessageEvery, 2*time.Second)
 	defd(&c.Duration, 3*time.Minute)
+	if c.Warmup == 0 {
+		c.Warmup = 20 * time.Second
+	}
 	defd(&c.Every, 10*time.Second)
 	defd(&c.Settle, 10*time.Second)
 	if c.MetricsURL == "" {
@@ -162,6 +172,13 @@ func Soak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
 	}
 	s := &sampler{metricsURL: cfg.MetricsURL, gcURL: cfg.GCURL, pid: cfg.ServerPID, start: time.Now(), http: &http.Client{Timeout: 30 * time.Second}}
 	res := &SoakResult{}
+	if cfg.Warmup > 0 {
+		fmt.Fprintf(cfg.Progress, "warm-up: %d live connections for %v\n", cfg.Live, cfg.Warmup)
+		warm, stop := context.WithTimeout(ctx, cfg.Warmup)
+		(&soakChurn{cfg: cfg, tokens: tokens}).run(warm)
+		stop()
+		sleep(ctx, cfg.Settle)
+	}
 	if err := s.collectGarbage(ctx); err != nil {
 		return nil, err
 	}

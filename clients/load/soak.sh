@@ -3,8 +3,9 @@
 # per-IP/per-user caps off, /metrics and pprof on an admin address), then
 # runs `tertulia soak` against it: thousands of connections over WebSocket
 # and gRPC churning (connect, join, chat, leave, close) while messages flow,
-# with the server's RSS, heap and goroutines read before, every
-# SOAK_EVERY during, and after, and checked to come back near the baseline.
+# with the server's RSS, heap and goroutines read before (after a warm-up
+# churn), every SOAK_EVERY during, and after, and checked to come back near
+# the baseline.
 # Bounded (SOAK_DURATION, default 3m); not run in CI.
 #
 #   SOAK_DURATION=60s SOAK_LIVE=1000 SOAK_USERS=3000 clients/load/soak.sh [extra tertulia soak flags]

@@ -23,7 +23,7 @@ func TestSoakChurnsAndSamples(t *testing.T) {
 	res, err := load.Soak(ctx, load.SoakConfig{
 		HTTPAddr: srv.HTTPAddr, GRPCAddr: srv.GRPCAddr, JWTSecret: nodetest.Secret,
 		Users: 40, Live: 10, Rooms: 3, Hold: 200 * time.Millisecond, MessageEvery: 50 * time.Millisecond,
-		Duration: 1500 * time.Millisecond, Every: 500 * time.Millisecond, Settle: 100 * time.Millisecond,
+		Warmup: 300 * time.Millisecond, Duration: 1500 * time.Millisecond, Every: 500 * time.Millisecond, Settle: 100 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -183,3 +183,77 @@ func TestRollingRestartLosesNothing(t *testing.T) {
 	}
 	t.Logf("%d messages per member sent, %d reconnects", sent, reconnects)
 }
+
+// Private messages sent to a user while its node restarts reach it once
+// each: the missed ones through recover_private on its next node.
+func TestPrivateMessagesAcrossARestart(t *testing.T) {
+	c := startClusterTimed(t, 0, steadyHeartbeat, steadyTTL)
+	for range 3 {
+		c.addNodeWith(t, node.Config{AllowAnonymous: true, ShutdownSpread: 100 * time.Millisecond})
+	}
+	alice, err := client.Reconnect(context.Background(), []string{c.nodes[0].GRPCAddr, c.nodes[1].GRPCAddr},
+		client.WithToken(c.nodes[0].Token(t, "alice", false)),
+		client.WithBackoff(client.Backoff{Min: 100 * time.Millisecond, Max: 400 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	seen := make(map[string]int)
+	var mu sync.Mutex
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		for f := range alice.Events() {
+			if p := f.GetPrivateMessage(); p != nil {
+				mu.Lock()
+				seen[p.GetMessage()]++
+				mu.Unlock()
+			}
+		}
+	}()
+	eventually(t, waitTimeout, "alice connected", func() bool { return alice.Addr() != "" })
+
+	bob := connect(t, c.nodes[2], "bob", false)
+	stop := make(chan struct{})
+	sent := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for k := 0; ; k++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if err := bob.s.Private("alice", fmt.Sprintf("p%d", k)); err != nil {
+				t.Errorf("bob: private %d: %v", k, err)
+				return
+			}
+			sent = k + 1
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	c.restart(t, 0)
+	eventually(t, waitTimeout, "alice back", func() bool { return alice.Reconnects() == 1 && alice.Addr() != "" })
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	<-done
+	eventually(t, 2*waitTimeout, "alice reads every private message", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for k := range sent {
+			if seen[fmt.Sprintf("p%d", k)] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	alice.Close()
+	<-read
+	for text, n := range seen {
+		if n != 1 {
+			t.Errorf("alice read %s %d times, want once", text, n)
+		}
+	}
+	t.Logf("%d private messages across the restart", sent)
+}

@@ -31,6 +31,7 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&cfg.Hold, "hold", 0, "average time a connection stays in its room before it leaves and closes (default 5s)")
 	fs.DurationVar(&cfg.MessageEvery, "message-every", 0, "each connection chats this often while in its room (default 2s)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "how long the churn lasts (default 3m, at most 1h)")
+	fs.DurationVar(&cfg.Warmup, "warmup", 0, "churn before the baseline is read (default 20s; negative: none)")
 	fs.DurationVar(&cfg.Every, "every", 0, "time between samples of the server (default 10s)")
 	fs.DurationVar(&cfg.Settle, "settle", 0, "wait after the last close before the final sample (default 10s)")
 	fs.StringVar(&cfg.MetricsURL, "metrics-url", "", "the server's /metrics (default http://HTTP-ADDR/metrics)")
