@@ -36,6 +36,11 @@ type Config struct {
 	AuthTimeout time.Duration
 	// CloseTimeout bounds the closing handshake. Default 2s.
 	CloseTimeout time.Duration
+	// MaxHandshakeBytes and MaxHandshakeHeaders bound the request line and
+	// headers of an upgrade served by Listener; a bigger one is answered
+	// with 431. Defaults 8 KiB and 64 header fields.
+	MaxHandshakeBytes   int
+	MaxHandshakeHeaders int
 	// Logger receives the bridge's logs; tokens never reach it. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock of the bridge's own error frames. Default time.Now.
@@ -57,6 +62,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CloseTimeout <= 0 {
 		c.CloseTimeout = 2 * time.Second
+	}
+	if c.MaxHandshakeBytes <= 0 {
+		c.MaxHandshakeBytes = 8 << 10
+	}
+	if c.MaxHandshakeHeaders <= 0 {
+		c.MaxHandshakeHeaders = 64
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -171,7 +182,7 @@ func (b *Bridge) run(c *Conn, token string, requireToken bool, remote string) {
 		b.workers.do(func() error { token = b.authFrame(c); return nil })
 	}
 	if c.CloseCode() == 0 {
-		err := b.cfg.Upstream.Run(context.Background(), token, c)
+		err := b.cfg.Upstream.Run(peerContext(c), token, c)
 		c.Close(closeFor(err))
 	}
 	c.release()

@@ -63,7 +63,7 @@ func startClusterTimed(t testing.TB, n int, heartbeat, ttl time.Duration) *clust
 func (c *cluster) addNode(t testing.TB) *nodetest.Server {
 	t.Helper()
 	b := c.broker(t)
-	srv := nodetest.Start(t, node.Config{Broker: b, AllowAnonymous: true})
+	srv := nodetest.Start(t, node.Config{Broker: b, AllowAnonymous: true, Limits: nodetest.Unlimited()})
 	c.nodes = append(c.nodes, srv)
 	c.brokers = append(c.brokers, b)
 	return srv

@@ -92,8 +92,10 @@ func (s *ChatService) Open(stream chatv1.ChatService_ConnectServer) (*InlineSess
 	if es, ok := stream.(EncodedStream); ok {
 		t.encoded, t.enc = es, s.encoderFor(es.WireFormat())
 	}
-	sess, err := s.hub.Connect(ctx, who, t)
-	if errors.Is(err, hub.ErrShuttingDown) {
+	sess, err := s.hub.Connect(withPeerIP(ctx), who, t)
+	if st, ok := refusal(err); ok {
+		return nil, st
+	} else if errors.Is(err, hub.ErrShuttingDown) {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	} else if err != nil {
 		s.log.Warn("connect", "user", who.UserID, "err", err)

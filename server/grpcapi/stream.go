@@ -94,7 +94,7 @@ func (t *streamTransport) Close(d hub.Disconnect) {
 // status is what Connect returns once the hub has closed the session.
 func (t *streamTransport) status() error {
 	switch t.reason.Code {
-	case hub.DisconnectSlow:
+	case hub.DisconnectSlow, hub.DisconnectFlood:
 		return status.Error(codes.ResourceExhausted, t.reason.Reason)
 	case hub.DisconnectDone:
 		return nil

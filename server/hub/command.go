@@ -72,6 +72,10 @@ func (h *Hub) validateMessage(msg string) *Error {
 // Handle carries out one client command. A command that cannot be carried out
 // is answered with an error event on this session, and changes nothing.
 func (s *Session) Handle(ctx context.Context, cmd Command) {
+	if err := s.limit(&cmd); err != nil {
+		s.sendError(cmd.ID, err)
+		return
+	}
 	var err *Error
 	switch cmd.Kind {
 	case CmdMessage:

@@ -22,6 +22,8 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxRooms bounds the rooms one connection may join. Default 100.
 	MaxRooms int
+	// Limits bound rates and connection counts (see Limits).
+	Limits Limits
 	// Logger receives the hub's logs. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -41,6 +43,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxRooms <= 0 {
 		c.MaxRooms = 100
 	}
+	c.Limits = c.Limits.withDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -56,6 +59,7 @@ type Metrics struct {
 	Sessions        atomic.Int64 // sessions attached to this node now
 	Deliveries      atomic.Int64 // frames queued to sessions
 	Published       atomic.Int64 // events published by this node
+	Limits          LimitMetrics // breaches of Config.Limits
 }
 
 // Hub routes events between the sessions of this node and, through its
@@ -65,6 +69,8 @@ type Hub struct {
 	log     *slog.Logger
 	broker  Broker
 	metrics Metrics
+
+	admission *admission // sessions by user and IP
 
 	seed   maphash.Seed
 	shards [64]groupShard // local subscribers by topic, sharded to keep fan-outs apart
@@ -76,6 +82,7 @@ type Hub struct {
 func New(cfg Config, broker Broker) *Hub {
 	cfg = cfg.withDefaults()
 	h := &Hub{cfg: cfg, log: cfg.Logger, broker: broker, seed: maphash.MakeSeed()}
+	h.admission = newAdmission(cfg.Limits, &h.metrics.Limits)
 	for i := range h.shards {
 		h.shards[i].groups = make(map[string]*group)
 	}
@@ -93,23 +100,32 @@ var ErrShuttingDown = errors.New("server shutting down")
 
 // Connect attaches a new session speaking for who over t. The session is
 // welcomed, and the cluster told if this is the user's first connection.
+// A session over a connection limit is refused with an *Error of code
+// CodeTooManyConns (see WithPeerIP for the per-IP count).
 // The caller must call Session.Close when the connection ends.
 func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session, error) {
 	if h.closing.Load() {
 		return nil, ErrShuttingDown
 	}
-	s := &Session{hub: h, id: newID(), who: who, t: t, enc: t.Encoder(), rooms: make(map[string]struct{}), held: true}
+	lim, err := h.admit(ctx, who)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{hub: h, id: newID(), who: who, t: t, enc: t.Encoder(), rooms: make(map[string]struct{}), held: true, lim: lim}
 	if err := h.attach(ctx, topicLobby, s); err != nil {
+		h.unadmit(s)
 		return nil, fmt.Errorf("attach lobby: %w", err)
 	}
 	if err := h.attach(ctx, topicUser(who.UserID), s); err != nil {
 		h.detachTopic(ctx, topicLobby, s)
+		h.unadmit(s)
 		return nil, fmt.Errorf("attach user: %w", err)
 	}
 	first, err := h.broker.AddConn(ctx, s.conn())
 	if err != nil {
 		h.detachTopic(ctx, topicUser(who.UserID), s)
 		h.detachTopic(ctx, topicLobby, s)
+		h.unadmit(s)
 		return nil, fmt.Errorf("add presence: %w", err)
 	}
 	h.metrics.Sessions.Add(1)
@@ -137,6 +153,7 @@ func (h *Hub) detach(ctx context.Context, s *Session, rooms []string) {
 	h.detachTopic(ctx, topicUser(s.who.UserID), s)
 	h.detachTopic(ctx, topicLobby, s)
 	h.metrics.Sessions.Add(-1)
+	h.unadmit(s)
 	last, err := h.broker.RemoveConn(ctx, s.conn())
 	if err != nil {
 		h.log.Warn("remove presence", "conn", s.id, "err", err)

@@ -22,6 +22,7 @@ type Session struct {
 	who Identity
 	t   Transport
 	enc Encoder
+	lim *sessionLimits // rate buckets and admission; set by Connect
 
 	mu       sync.Mutex // protects the fields below
 	writeFn  func()     // s.write, made once: `go s.write()` would allocate a closure per start

@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/tertulia/tertulia/bridge"
@@ -42,8 +41,10 @@ type Config struct {
 	AllowedOrigins []string
 	// Broker joins the node to a cluster. Default: the embedded memory broker.
 	Broker hub.Broker
-	// Hub tunes sessions and limits.
+	// Hub tunes sessions; its Limits are replaced by the node's.
 	Hub hub.Config
+	// Limits bound rates, connection counts and transports (see Limits).
+	Limits Limits
 	// Static holds the web pages served at /static/.
 	Static fs.FS
 	// ShutdownTimeout bounds a graceful shutdown. Default 10s.
@@ -83,7 +84,9 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	hcfg := cfg.Hub
+	hcfg.Limits = cfg.Limits.Limits
 	if hcfg.Logger == nil {
 		hcfg.Logger = cfg.Logger
 	}
@@ -96,14 +99,12 @@ func New(cfg Config) (*Node, error) {
 		health: health.NewServer(),
 	}
 	n.chat = grpcapi.NewChatService(n.hub, cfg.Logger)
-	n.grpc = grpc.NewServer(
+	n.grpc = grpc.NewServer(append([]grpc.ServerOption{
 		grpcapi.ServerCodec(),
 		grpc.ChainUnaryInterceptor(grpcapi.UnaryAuth(a)),
 		grpc.ChainStreamInterceptor(grpcapi.StreamAuth(n.gate)),
-		grpc.MaxRecvMsgSize(64<<10),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+		grpc.MaxRecvMsgSize(64 << 10),
+	}, cfg.Limits.grpcOptions()...)...)
 	chatv1.RegisterChatServiceServer(n.grpc, n.chat)
 	if cfg.Dev {
 		chatv1.RegisterAuthServiceServer(n.grpc, grpcapi.NewAuthService(a, "ws://localhost:8000"))
@@ -143,6 +144,7 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 		return err
 	}
 	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	n.cfg.Limits.limitHTTP(httpSrv)
 	// WebSocket upgrades are served straight off the listener; everything
 	// else, and an upgrade on a connection already speaking HTTP, by httpSrv.
 	httpLis = n.bridge.Listener(httpLis, readHeaderTimeout)

@@ -33,6 +33,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "bound on a graceful shutdown")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default)")
+	limits := limitFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -49,6 +50,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ShutdownTimeout: *shutdown,
 		Logger:          log,
 		Static:          staticFS(),
+		Limits:          limits(),
 	}
 	if *secret == "" {
 		if !*dev {
