@@ -177,6 +177,8 @@ type sessionLimits struct {
 	msgs  *rate.Limiter // nil: off
 	joins *rate.Limiter // nil: off
 
+	flooded atomic.Bool // closed as a flood, or about to be
+
 	mu         sync.Mutex // protects the flood state
 	floodStart time.Time  // first breach of the current run of breaches
 	lastBreach time.Time
@@ -241,7 +243,7 @@ func (s *Session) limit(cmd *Command) *Error {
 	l.lastBreach = now
 	flood := lim.FloodTimeout > 0 && now.Sub(l.floodStart) >= lim.FloodTimeout
 	l.mu.Unlock()
-	if flood {
+	if flood && !l.flooded.Swap(true) {
 		h.metrics.Limits.FloodDisconnects.Add(1)
 		h.log.Warn("disconnecting flood", "conn", s.id, "user", s.who.UserID)
 		s.disconnect(disconnectFlood)
