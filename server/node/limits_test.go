@@ -1,0 +1,72 @@
+package node_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tertulia/tertulia/server/hub"
+	"github.com/tertulia/tertulia/server/node"
+	"github.com/tertulia/tertulia/server/node/nodetest"
+)
+
+// An idle keep-alive HTTP connection is closed after the idle timeout.
+func TestIdleKeepAliveIsClosed(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Limits: node.Limits{HTTPIdleTimeout: 200 * time.Millisecond}})
+	nc, err := net.Dial("tcp", srv.HTTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(waitTimeout))
+	if _, err := io.WriteString(nc, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.Close {
+		t.Fatalf("GET /health: %d, close %v; want 200 on a kept-alive connection", res.StatusCode, res.Close)
+	}
+	// Nothing more is sent: the server must close the connection.
+	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("idle connection: read %d bytes, %v; want EOF once the idle timeout passed", n, err)
+	}
+}
+
+// Over the per-user count, the next Connect stream is refused with
+// ResourceExhausted and a reason.
+func TestConnsPerUserOverGRPC(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Limits: node.Limits{Limits: hub.Limits{ConnsPerUser: 2}}})
+	connect(t, srv, "alice")
+	connect(t, srv, "alice")
+	c := dial(t, srv, srv.Token(t, "alice", false))
+	s, err := c.Connect(context.Background())
+	if err == nil {
+		defer s.Close()
+		select {
+		case _, ok := <-s.Events():
+			if ok {
+				t.Fatalf("third session got a frame, want it refused")
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("third session neither refused nor welcomed")
+		}
+		err = s.Err()
+	}
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(status.Convert(err).Message(), "a user may open at most 2") {
+		t.Errorf("third session: %v, want ResourceExhausted naming the limit", err)
+	}
+}
