@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -99,6 +100,8 @@ type Bridge struct {
 	log *slog.Logger
 
 	workers *workers // run the connections' bursts of frames
+
+	refusedHeads atomic.Int64 // upgrades refused for a head over its bounds
 
 	mu       sync.Mutex // protects conns and shutdown
 	conns    map[*Conn]struct{}

@@ -77,6 +77,7 @@ func (b *Bridge) handshake(c net.Conn, prefix []byte) {
 	if err != nil {
 		b.log.Debug("websocket handshake refused", "remote", c.RemoteAddr().String(), "err", err)
 		if errors.Is(err, errHeadTooLarge) || errors.Is(err, errTooManyHeaders) {
+			b.refusedHeads.Add(1)
 			b.refuseHead(c, fmt.Sprintf("%v: at most %d bytes and %d header fields", err,
 				b.cfg.MaxHandshakeBytes, b.cfg.MaxHandshakeHeaders))
 		}
@@ -109,3 +110,7 @@ func (b *Bridge) refuseHead(c net.Conn, message string) {
 
 // lingerBytes bounds what refuseHead discards while it lingers.
 const lingerBytes = 8 << 10
+
+// HandshakesRefused counts the upgrades refused with 431 for a head over
+// the bounds since the bridge started.
+func (b *Bridge) HandshakesRefused() int64 { return b.refusedHeads.Load() }

@@ -54,14 +54,14 @@ func (c *countingConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWr
 
 // listenCounting serves a bridge in front of a node through Listener, on a
 // listener that counts what the server reads, and returns its address.
-func listenCounting(t *testing.T) (addr string, l *countingListener) {
+func listenCounting(t *testing.T) (addr string, l *countingListener, b *bridge.Bridge) {
 	t.Helper()
 	srv := nodetest.Start(t, node.Config{})
 	cc, err := grpc.NewClient(srv.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := bridge.New(bridge.Config{Upstream: bridge.Remote{Client: chatv1.NewChatServiceClient(cc)}})
+	b, err = bridge.New(bridge.Config{Upstream: bridge.Remote{Client: chatv1.NewChatServiceClient(cc)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,13 +81,13 @@ func listenCounting(t *testing.T) (addr string, l *countingListener) {
 		<-done
 		cc.Close()
 	})
-	return tl.Addr().String(), l
+	return tl.Addr().String(), l, b
 }
 
 // One header line of 256 MiB, streamed, is refused once the head passes its
 // 8 KiB bound: the server reads a few KiB of it, not the whole line.
 func TestHugeHeaderLineIsRefusedEarly(t *testing.T) {
-	addr, l := listenCounting(t)
+	addr, l, b := listenCounting(t)
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -114,13 +114,16 @@ func TestHugeHeaderLineIsRefusedEarly(t *testing.T) {
 	if got := l.read.Load(); got > 20<<10 {
 		t.Errorf("server read %d bytes of the head, want at most 20 KiB (8 KiB bound, 8 KiB linger)", got)
 	}
+	if n := b.HandshakesRefused(); n != 1 {
+		t.Errorf("handshakes refused counted %d, want 1", n)
+	}
 	t.Logf("client wrote %d KiB before the server closed; the server read %d bytes", sent>>10, l.read.Load())
 }
 
 // A head over its bounds, by size or by count of header fields, gets 431
 // with a JSON reason.
 func TestOversizedHeadGets431(t *testing.T) {
-	addr, _ := listenCounting(t)
+	addr, _, _ := listenCounting(t)
 	for name, head := range map[string]string{
 		"65 headers": "GET /api/v1/ws HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-A: b\r\n", 64) + "\r\n",
 		"9 KiB line": "GET /api/v1/ws HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 9<<10) + "\r\n\r\n",

@@ -70,3 +70,36 @@ func TestConnsPerUserOverGRPC(t *testing.T) {
 		t.Errorf("third session: %v, want ResourceExhausted naming the limit", err)
 	}
 }
+
+// A gRPC client that floods gets rate_limited frames, then its stream ends
+// with ResourceExhausted "flood".
+func TestFloodOverGRPC(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Limits: node.Limits{Limits: hub.Limits{FloodTimeout: 500 * time.Millisecond}}})
+	alice := connect(t, srv, "alice")
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			if alice.s.Send("", "flood") != nil {
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-sent }()
+	limited := 0
+	for f := range alice.s.Events() {
+		if f.GetError().GetCode() == hub.CodeRateLimited {
+			limited++
+		}
+	}
+	err := alice.s.Err()
+	if limited == 0 || status.Code(err) != codes.ResourceExhausted || !strings.HasPrefix(status.Convert(err).Message(), hub.CodeFlood) {
+		t.Errorf("%d rate_limited, then %v; want rate_limited, then ResourceExhausted %q", limited, err, hub.CodeFlood+"...")
+	}
+}
