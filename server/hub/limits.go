@@ -15,26 +15,27 @@ import (
 const Off = -1
 
 // Limits bound what one client can make a node do (DESIGN.md, "Limits").
+// The yaml tags are the names of DESIGN.md, under the config file's limits:.
 // The zero value of each field means the documented default; Off (or any
 // negative value) turns the limit off.
 type Limits struct {
 	// MessagesPerSecond and MessagesBurst: the token bucket of one
 	// connection's message and private_message frames (and any frame that is
 	// not a join or a leave). Defaults 20/s, burst 40.
-	MessagesPerSecond float64
-	MessagesBurst     int
+	MessagesPerSecond float64 `yaml:"messages_per_second"`
+	MessagesBurst     int     `yaml:"messages_burst"`
 	// UserMessagesPerSecond: the bucket shared by all of one user's
 	// connections on this node, with a burst of twice the rate. Default 50/s.
-	UserMessagesPerSecond float64
+	UserMessagesPerSecond float64 `yaml:"user_messages_per_second"`
 	// JoinsPerSecond: one connection's join_room frames, with a burst of
 	// twice the rate. Default 10/s.
-	JoinsPerSecond float64
+	JoinsPerSecond float64 `yaml:"joins_per_second"`
 	// ConnsPerUser, ConnsPerIP and ConnsPerNode bound the sessions on this
 	// node of one user, from one IP address, and in all. Defaults 100,
 	// 1,000 and 100,000.
-	ConnsPerUser int
-	ConnsPerIP   int
-	ConnsPerNode int
+	ConnsPerUser int `yaml:"conns_per_user"`
+	ConnsPerIP   int `yaml:"conns_per_ip"`
+	ConnsPerNode int `yaml:"conns_per_node"`
 	// MaxIDBytes bounds a frame's id. Default 64.
 	MaxIDBytes int
 	// FloodTimeout: a connection that keeps breaching its rates this long

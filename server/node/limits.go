@@ -15,16 +15,16 @@ import (
 // core's rates and connection counts, and its transports' bounds. The zero
 // value of each field means its default; hub.Off turns it off.
 type Limits struct {
-	hub.Limits
+	hub.Limits `yaml:",inline"`
 	// GRPCStreamsPerConn bounds the concurrent streams of one gRPC
 	// connection (HTTP/2 MAX_CONCURRENT_STREAMS). grpc-go also runs at most
 	// that many handlers per connection, which bounds what an HTTP/2 rapid
 	// reset (HEADERS then RST_STREAM, over and over) can make it do.
 	// Default 100.
-	GRPCStreamsPerConn int
+	GRPCStreamsPerConn int `yaml:"grpc_streams_per_conn"`
 	// HTTPIdleTimeout closes a keep-alive HTTP connection idle this long,
 	// and a gRPC connection with no stream for as long. Default 120s.
-	HTTPIdleTimeout time.Duration
+	HTTPIdleTimeout time.Duration `yaml:"http_idle_timeout"`
 }
 
 func (l Limits) withDefaults() Limits {
