@@ -103,3 +103,42 @@ func TestFloodOverGRPC(t *testing.T) {
 		t.Errorf("%d rate_limited, then %v; want rate_limited, then ResourceExhausted %q", limited, err, hub.CodeFlood+"...")
 	}
 }
+
+// A gRPC connection carries at most GRPCStreamsPerConn streams at once: a
+// further one waits (the client's library queues it) until one ends.
+func TestGRPCStreamsPerConn(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Limits: node.Limits{GRPCStreamsPerConn: 2}})
+	c := dial(t, srv, srv.Token(t, "alice", false))
+	var open []func() error
+	for range 2 {
+		s, err := c.Connect(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := <-s.Events(); f.GetSystem() == nil {
+			t.Fatalf("first frame %v, want the welcome", f)
+		}
+		open = append(open, s.Close)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if s, err := c.Connect(ctx); err == nil {
+		if f, ok := <-s.Events(); ok {
+			t.Fatalf("third stream on the connection got %v, want it held back", f)
+		}
+	}
+	open[0]()
+	s, err := c.Connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	select {
+	case f := <-s.Events():
+		if f.GetSystem() == nil {
+			t.Fatalf("after one ended: first frame %v, want the welcome", f)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatalf("after one stream ended, a new one was not welcomed within %v", waitTimeout)
+	}
+}
