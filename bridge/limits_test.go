@@ -54,7 +54,7 @@ func (c *countingConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWr
 
 // listenCounting serves a bridge in front of a node through Listener, on a
 // listener that counts what the server reads, and returns its address.
-func listenCounting(t *testing.T) (addr string, l *countingListener, b *bridge.Bridge) {
+func listenCounting(t *testing.T, headTimeout time.Duration) (addr string, l *countingListener, b *bridge.Bridge) {
 	t.Helper()
 	srv := nodetest.Start(t, node.Config{})
 	cc, err := grpc.NewClient(srv.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -72,7 +72,7 @@ func listenCounting(t *testing.T) (addr string, l *countingListener, b *bridge.B
 	l = &countingListener{Listener: tl}
 	hs := &http.Server{Handler: http.NotFoundHandler()}
 	done := make(chan struct{})
-	go func() { hs.Serve(b.Listener(l, 10*time.Second)); close(done) }()
+	go func() { hs.Serve(b.Listener(l, headTimeout)); close(done) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -87,7 +87,7 @@ func listenCounting(t *testing.T) (addr string, l *countingListener, b *bridge.B
 // One header line of 256 MiB, streamed, is refused once the head passes its
 // 8 KiB bound: the server reads a few KiB of it, not the whole line.
 func TestHugeHeaderLineIsRefusedEarly(t *testing.T) {
-	addr, l, b := listenCounting(t)
+	addr, l, b := listenCounting(t, 10*time.Second)
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func TestHugeHeaderLineIsRefusedEarly(t *testing.T) {
 // A head over its bounds, by size or by count of header fields, gets 431
 // with a JSON reason.
 func TestOversizedHeadGets431(t *testing.T) {
-	addr, _, _ := listenCounting(t)
+	addr, _, _ := listenCounting(t, 10*time.Second)
 	for name, head := range map[string]string{
 		"65 headers": "GET /api/v1/ws HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-A: b\r\n", 64) + "\r\n",
 		"9 KiB line": "GET /api/v1/ws HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 9<<10) + "\r\n\r\n",
@@ -302,4 +302,19 @@ func TestLongIDIsRefused(t *testing.T) {
 			t.Errorf("bob got %q first, want only the small message", got.str("message"))
 		}
 	})
+}
+
+// A head that stops coming is cut off at the handshake deadline.
+func TestSlowHeadIsCutOff(t *testing.T) {
+	addr, _, _ := listenCounting(t, 300*time.Millisecond)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(waitTimeout))
+	io.WriteString(nc, "GET /api/v1/ws HTTP/1.1\r\nHost: x\r\n")
+	if n, err := nc.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("read %d bytes, %v; want the connection closed at the handshake deadline", n, err)
+	}
 }
