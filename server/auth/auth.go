@@ -50,6 +50,9 @@ var ErrInvalidToken = errors.New("invalid token")
 type Claims struct {
 	Username string   `json:"username,omitempty"`
 	Roles    []string `json:"roles,omitempty"`
+	// Locale is the user's language (BCP 47, e.g. "es"): the server's
+	// texts to the user's sessions are in it where the server has it.
+	Locale string `json:"locale,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -99,7 +102,7 @@ func (a *Authenticator) Verify(token string) (hub.Identity, error) {
 	if name == "" {
 		name = c.Subject
 	}
-	return hub.Identity{UserID: c.Subject, Name: name, Admin: slices.Contains(c.Roles, RoleAdmin)}, nil
+	return hub.Identity{UserID: c.Subject, Name: name, Admin: slices.Contains(c.Roles, RoleAdmin), Locale: c.Locale}, nil
 }
 
 // Issue mints a token for user, with the admin role if admin is set.

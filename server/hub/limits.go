@@ -72,9 +72,9 @@ const (
 	CodeTooManyConns = "too_many_connections" // a session over a connection count, refused
 )
 
-// LimitMetrics count the breaches of Limits; safe to read at any time.
+// LimitMetrics count the breaches of Limits, but for rate limits, which
+// Metrics.RateLimited counts; safe to read at any time.
 type LimitMetrics struct {
-	RateLimited      atomic.Int64 // frames refused with rate_limited
 	FloodDisconnects atomic.Int64 // connections closed as floods
 	IDTooLong        atomic.Int64 // frames refused for their id
 	RefusedUser      atomic.Int64 // sessions refused: ConnsPerUser
@@ -82,8 +82,9 @@ type LimitMetrics struct {
 	RefusedNode      atomic.Int64 // sessions refused: ConnsPerNode
 }
 
-// DisconnectFlood: the client kept sending over its rate limits.
-const DisconnectFlood DisconnectCode = 100
+// DisconnectFlood: the client kept sending over its rate limits. (Its
+// value leaves room for the codes of transport.go, under disconnectKinds.)
+const DisconnectFlood DisconnectCode = 16
 
 var disconnectFlood = Disconnect{Code: DisconnectFlood, Reason: CodeFlood + ": kept sending over the rate limit after rate_limited"}
 
@@ -236,7 +237,7 @@ func (s *Session) limit(cmd *Command) *Error {
 	if err == nil {
 		return nil
 	}
-	h.metrics.Limits.RateLimited.Add(1)
+	h.metrics.RateLimited.Add(1)
 	l.mu.Lock()
 	if now.Sub(l.lastBreach) > breachGap {
 		l.floodStart = now

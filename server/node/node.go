@@ -27,6 +27,9 @@ import (
 	"github.com/tertulia/tertulia/server/grpcapi"
 	"github.com/tertulia/tertulia/server/httpedge"
 	"github.com/tertulia/tertulia/server/hub"
+	"github.com/tertulia/tertulia/server/i18n"
+	"github.com/tertulia/tertulia/server/logs"
+	"github.com/tertulia/tertulia/server/metrics"
 )
 
 // Config is everything a node needs. Zero values mean the documented defaults.
@@ -39,6 +42,9 @@ type Config struct {
 	AllowAnonymous bool
 	// AllowedOrigins may open WebSockets and call gRPC-Web from a browser.
 	AllowedOrigins []string
+	// Locale is the language of server texts for sessions whose token and
+	// Accept-Language name none the server has. Default "en".
+	Locale string
 	// Broker joins the node to a cluster. Default: the embedded memory broker.
 	Broker hub.Broker
 	// Hub tunes sessions; its Limits are replaced by the node's.
@@ -54,6 +60,13 @@ type Config struct {
 	// Bridge tunes the WebSocket bridge (frame limit, pings, timeouts); its
 	// Upstream, Origins and Logger are the node's.
 	Bridge bridge.Config
+	// Metrics is the node's metrics registry, one per node. Default: a new
+	// one. A caller passes its own to add collectors (the Redis broker's).
+	Metrics *metrics.Registry
+	// AdminListener, if set, serves /metrics and net/http/pprof
+	// (/debug/pprof/), and the HTTP port no longer serves /metrics. Serve
+	// closes it.
+	AdminListener net.Listener
 }
 
 // Node is one Tertulia server.
@@ -85,10 +98,19 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
 	hcfg := cfg.Hub
 	hcfg.Limits = cfg.Limits.Limits
 	if hcfg.Logger == nil {
 		hcfg.Logger = cfg.Logger
+	}
+	if hcfg.Texts, err = i18n.New(cfg.Locale); err != nil {
+		return nil, err
+	}
+	if hcfg.ObservePublish == nil {
+		hcfg.ObservePublish = cfg.Metrics.ObservePublish
 	}
 	n := &Node{
 		cfg:    cfg,
@@ -99,18 +121,20 @@ func New(cfg Config) (*Node, error) {
 		health: health.NewServer(),
 	}
 	n.chat = grpcapi.NewChatService(n.hub, cfg.Logger)
-	n.grpc = grpc.NewServer(append([]grpc.ServerOption{
+	n.grpc = grpc.NewServer(append(append(n.observers(),
 		grpcapi.ServerCodec(),
 		grpc.ChainUnaryInterceptor(grpcapi.UnaryAuth(a)),
 		grpc.ChainStreamInterceptor(grpcapi.StreamAuth(n.gate)),
-		grpc.MaxRecvMsgSize(64 << 10),
-	}, cfg.Limits.grpcOptions()...)...)
+		grpc.MaxRecvMsgSize(64<<10),
+	), cfg.Limits.grpcOptions()...)...)
 	chatv1.RegisterChatServiceServer(n.grpc, n.chat)
 	if cfg.Dev {
 		chatv1.RegisterAuthServiceServer(n.grpc, grpcapi.NewAuthService(a, "ws://localhost:8000"))
 	}
 	healthpb.RegisterHealthServer(n.grpc, n.health)
 	reflection.Register(n.grpc)
+	cfg.Metrics.InitializeGRPC(n.grpc)
+	cfg.Metrics.ObserveHub(n.hub)
 	return n, nil
 }
 
@@ -136,14 +160,17 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	handler, err := httpedge.Handler(edgeCtx, httpedge.Config{
 		Conn:     conn,
 		Dev:      n.cfg.Dev,
-		Hub:      n.hub,
+		Metrics:  n.metricsOnHTTP(),
 		Static:   n.cfg.Static,
 		Handlers: extra,
+		// REST grants CORS to the origins WebSocket and gRPC-Web allow.
+		AllowOrigin: bridge.Origins{Allowed: n.cfg.AllowedOrigins, Dev: n.cfg.Dev}.AllowOrigin,
 	})
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	defer n.serveAdmin()()
+	httpSrv := &http.Server{Handler: logs.HTTP(handler, n.log), ReadHeaderTimeout: readHeaderTimeout, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 	n.cfg.Limits.limitHTTP(httpSrv)
 	// WebSocket upgrades are served straight off the listener; everything
 	// else, and an upgrade on a connection already speaking HTTP, by httpSrv.
@@ -213,7 +240,7 @@ func (n *Node) shutdown(httpSrv *http.Server) {
 func (n *Node) handlers() (map[string]http.Handler, error) {
 	origins := bridge.Origins{Allowed: n.cfg.AllowedOrigins, Dev: n.cfg.Dev}
 	bcfg := n.cfg.Bridge
-	bcfg.Upstream = bridge.InProcess{Chat: n.chat, Gate: n.gate}
+	bcfg.Upstream = observedUpstream{bridge.InProcess{Chat: n.chat, Gate: n.gate}, n.cfg.Metrics}
 	bcfg.Origins = origins
 	bcfg.Logger = n.log
 	b, err := bridge.New(bcfg)
@@ -242,7 +269,7 @@ func grpcWeb(srv *grpc.Server, origins bridge.Origins) http.Handler {
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if web.IsGrpcWebRequest(r) || web.IsAcceptableGrpcCorsRequest(r) || web.IsGrpcWebSocketRequest(r) {
-			web.ServeHTTP(w, r)
+			web.ServeHTTP(w, r.WithContext(withTransport(r.Context(), metrics.GRPCWeb)))
 			return
 		}
 		// Plain HTTP/1.1 cannot carry gRPC: it goes to the gRPC port.
