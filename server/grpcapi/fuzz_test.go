@@ -43,7 +43,7 @@ func FuzzCommandFromFrame(f *testing.F) {
 	ctx := context.Background()
 	off := hub.Limits{MessagesPerSecond: hub.Off, UserMessagesPerSecond: hub.Off, JoinsPerSecond: hub.Off}
 	h := hub.New(hub.Config{Limits: off, MaxRooms: 1 << 20}, memory.New())
-	s, err := h.Connect(ctx, hub.Identity{UserID: "fuzz", Name: "fuzz"}, discard{})
+	s, err := h.Open(ctx, hub.Identity{UserID: "fuzz", Name: "fuzz"}, discard{})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -248,7 +248,7 @@ func (s *Session) limit(cmd *Command) *Error {
 	if flood && !l.flooded.Swap(true) {
 		h.metrics.Limits.FloodDisconnects.Add(1)
 		h.log.Warn("disconnecting flood", "conn", s.id, "user", s.who.UserID)
-		s.disconnect(disconnectFlood)
+		s.out.drain(disconnectFlood)
 	}
 	return err
 }
@@ -269,3 +269,9 @@ func (h *Hub) unadmit(s *Session) {
 		h.admission.release(s.who.UserID, s.lim.ip)
 	}
 }
+
+// MaxFrameBytes bounds one client frame on every transport: a WebSocket
+// message (a bigger one closes the connection with 1009), a gRPC message,
+// a gRPC-Web WebSocket message, a REST request body. It is the default;
+// transports that let it be configured start from it.
+const MaxFrameBytes = 64 << 10

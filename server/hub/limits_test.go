@@ -97,12 +97,12 @@ func TestFloodIsRateLimitedThenClosed(t *testing.T) {
 	clk := &clock{now: time.Unix(1_700_000_000, 0)}
 	h := hub.New(hub.Config{Now: clk.Now, Limits: hub.Limits{MessagesPerSecond: 20, MessagesBurst: 40, UserMessagesPerSecond: hub.Off}}, memory.New())
 	flooder, other := &closingTransport{}, &closingTransport{}
-	fs, err := h.Connect(ctx, hub.Identity{UserID: "flood", Name: "flood"}, flooder)
+	fs, err := h.Open(ctx, hub.Identity{UserID: "flood", Name: "flood"}, flooder)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer fs.Close(ctx)
-	os, err := h.Connect(ctx, hub.Identity{UserID: "other", Name: "other"}, other)
+	os, err := h.Open(ctx, hub.Identity{UserID: "other", Name: "other"}, other)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestBackingOffIsNotAFlood(t *testing.T) {
 	clk := &clock{now: time.Unix(1_700_000_000, 0)}
 	h := hub.New(hub.Config{Now: clk.Now, Limits: hub.Limits{MessagesPerSecond: 20, MessagesBurst: 40}}, memory.New())
 	tr := &closingTransport{}
-	s, err := h.Connect(ctx, hub.Identity{UserID: "u", Name: "u"}, tr)
+	s, err := h.Open(ctx, hub.Identity{UserID: "u", Name: "u"}, tr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,12 +171,12 @@ func TestJoinAndUserRates(t *testing.T) {
 	clk := &clock{now: time.Unix(1_700_000_000, 0)}
 	h := hub.New(hub.Config{Now: clk.Now, MaxRooms: 1000, Limits: hub.Limits{JoinsPerSecond: 10, MessagesPerSecond: 100, MessagesBurst: 100, UserMessagesPerSecond: 5}}, memory.New())
 	a, b := &closingTransport{}, &closingTransport{}
-	sa, err := h.Connect(ctx, hub.Identity{UserID: "u", Name: "u"}, a)
+	sa, err := h.Open(ctx, hub.Identity{UserID: "u", Name: "u"}, a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sa.Close(ctx)
-	sb, err := h.Connect(ctx, hub.Identity{UserID: "u", Name: "u"}, b)
+	sb, err := h.Open(ctx, hub.Identity{UserID: "u", Name: "u"}, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,9 +202,9 @@ func TestLongIDIsRefused(t *testing.T) {
 	ctx := context.Background()
 	h := hub.New(hub.Config{}, memory.New())
 	tr, other := &closingTransport{}, &closingTransport{}
-	s, _ := h.Connect(ctx, hub.Identity{UserID: "u", Name: "u"}, tr)
+	s, _ := h.Open(ctx, hub.Identity{UserID: "u", Name: "u"}, tr)
 	defer s.Close(ctx)
-	o, _ := h.Connect(ctx, hub.Identity{UserID: "o", Name: "o"}, other)
+	o, _ := h.Open(ctx, hub.Identity{UserID: "o", Name: "o"}, other)
 	defer o.Close(ctx)
 	s.Handle(ctx, hub.Command{Kind: hub.CmdMessage, Message: "x", ID: strings.Repeat("i", 60_000)})
 	s.Handle(ctx, hub.Command{Kind: hub.CmdMessage, Message: "x", ID: strings.Repeat("i", 64)})
@@ -218,7 +218,7 @@ func TestConnectionCounts(t *testing.T) {
 	ctx := context.Background()
 	h := hub.New(hub.Config{Limits: hub.Limits{ConnsPerUser: 2, ConnsPerIP: 3, ConnsPerNode: 4}}, memory.New())
 	connect := func(user, ip string) (*hub.Session, error) {
-		return h.Connect(hub.WithPeerIP(ctx, ip), hub.Identity{UserID: user, Name: user}, &closingTransport{})
+		return h.Open(hub.WithPeerIP(ctx, ip), hub.Identity{UserID: user, Name: user}, &closingTransport{})
 	}
 	refused := func(what string, err error, want string) {
 		t.Helper()

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/tertulia/tertulia/server/grpcapi"
 	"github.com/tertulia/tertulia/server/hub"
 )
 
@@ -49,7 +50,7 @@ func (l Limits) grpcOptions() []grpc.ServerOption {
 	if l.GRPCStreamsPerConn > 0 {
 		streams = uint32(l.GRPCStreamsPerConn)
 	}
-	params := keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}
+	params := keepalive.ServerParameters{Time: grpcapi.KeepaliveTime, Timeout: grpcapi.KeepaliveTimeout}
 	if l.HTTPIdleTimeout > 0 {
 		params.MaxConnectionIdle = l.HTTPIdleTimeout
 	}
@@ -60,7 +61,7 @@ func (l Limits) grpcOptions() []grpc.ServerOption {
 		grpc.MaxConcurrentStreams(streams),
 		grpc.KeepaliveParams(params),
 		// Pings more often than this (a ping flood) close the connection.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: grpcapi.KeepaliveMinTime, PermitWithoutStream: true}),
 	}
 }
 
