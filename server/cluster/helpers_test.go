@@ -62,8 +62,17 @@ func startClusterTimed(t testing.TB, n int, heartbeat, ttl time.Duration) *clust
 // addNode starts one more node in the cluster.
 func (c *cluster) addNode(t testing.TB) *nodetest.Server {
 	t.Helper()
+	return c.addNodeWith(t, node.Config{AllowAnonymous: true})
+}
+
+// addNodeWith starts one more node in the cluster, configured by cfg but
+// for its broker.
+func (c *cluster) addNodeWith(t testing.TB, cfg node.Config) *nodetest.Server {
+	t.Helper()
 	b := c.broker(t)
-	srv := nodetest.Start(t, node.Config{Broker: b, AllowAnonymous: true, Limits: nodetest.Unlimited()})
+	cfg.Broker = b
+	cfg.Limits = nodetest.Unlimited()
+	srv := nodetest.Start(t, cfg)
 	c.nodes = append(c.nodes, srv)
 	c.brokers = append(c.brokers, b)
 	return srv
@@ -111,20 +120,8 @@ func connect(t testing.TB, srv *nodetest.Server, name string, admin bool) *user 
 // connectAddr opens a session with token on the node at grpcAddr.
 func connectAddr(t testing.TB, grpcAddr, token, name string) *user {
 	t.Helper()
-	c, err := client.Dial(grpcAddr, client.WithToken(token))
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	s, err := c.Connect(context.Background())
-	if err != nil {
-		t.Fatalf("connect %s: %v", name, err)
-	}
-	t.Cleanup(func() { s.Close() })
-	u := &user{t: t, name: name, c: c, s: s}
-	w := u.await("welcome", func(f *chatv1.ServerFrame) bool { return f.GetSystem() != nil })
-	u.id = w.GetSystem().UserId
-	return u
+	p := nodetest.Open(t, grpcAddr, token, name)
+	return &user{t: t, name: name, id: p.Welcome.UserId, c: p.C, s: p.S}
 }
 
 // await skips frames until one satisfies match, and returns it.

@@ -17,6 +17,7 @@ const (
 	CmdJoinRoom
 	CmdLeaveRoom
 	CmdPrivateMessage
+	CmdRecoverPrivate
 )
 
 // Command is one client frame, in the hub's terms.
@@ -27,6 +28,10 @@ type Command struct {
 	Room       string
 	Message    string
 	TargetUser string
+	// Since asks a join, or a recover_private, to replay what was logged
+	// after it; History asks a join for the latest that many messages.
+	Since   *Position
+	History int
 }
 
 // DefaultRoom is the room joined or left when a frame names none, as in the seed.
@@ -64,6 +69,8 @@ func (s *Session) Handle(ctx context.Context, cmd Command) {
 		err = s.leave(ctx, cmd)
 	case CmdPrivateMessage:
 		err = s.private(ctx, cmd)
+	case CmdRecoverPrivate:
+		err = s.recoverPrivate(ctx, cmd)
 	default:
 		err = errorf(CodeUnknownType, "unknown frame type")
 	}
@@ -96,10 +103,7 @@ func (s *Session) message(ctx context.Context, cmd Command) *Error {
 	}
 	ev := &Event{Kind: KindMessage, Time: s.hub.now(), ID: cmd.ID, ReplyTo: s.id, Message: cmd.Message,
 		Room: cmd.Room, Sender: s.who.Name, UserID: s.who.UserID}
-	if s.hub.publish(ctx, topic, ev) != nil {
-		return errorf(CodeUnavailable, "message not sent: the broker is unavailable")
-	}
-	return nil
+	return s.post(ctx, topic, ev, cmd.ID)
 }
 
 // roomOf is the room a join or leave names: DefaultRoom when it names none.
@@ -114,6 +118,9 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 	room, err := roomOf(cmd)
 	if err != nil {
 		return err
+	}
+	if cmd.History < 0 {
+		return errorf(CodeInvalidHistory, "history must not be negative")
 	}
 	s.mu.Lock()
 	closed := s.closed
@@ -132,19 +139,22 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 		return errorf(CodeTooManyRooms, "a connection may join at most %d rooms", s.hub.cfg.MaxRooms)
 	}
 	h := s.hub
+	s.holdBack(topicRoom(room)) // until joined has sent the log's position
 	if err := h.subscribe(ctx, topicRoom(room), s); err != nil {
+		s.forgetHold(topicRoom(room))
 		s.forget(room)
 		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", err)
 		return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
 	}
-	if err := h.broker.AddMember(ctx, room, s.presence()); err != nil {
+	members, berr := h.broker.AddMember(ctx, room, s.presence())
+	if berr != nil {
 		h.unsubscribe(ctx, topicRoom(room), s)
+		s.forgetHold(topicRoom(room))
 		s.forget(room)
-		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", err)
+		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", berr)
 		return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
 	}
-	h.publish(ctx, topicRoom(room), &Event{Kind: KindRoomJoined, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Room: room,
-		UserID: s.who.UserID, Sender: s.who.Name})
+	s.joined(ctx, room, cmd, h.announced(room, members))
 	return nil
 }
 
@@ -166,17 +176,28 @@ func (s *Session) leave(ctx context.Context, cmd Command) *Error {
 	if !ok {
 		return errorf(CodeNotInRoom, "not in room %q", room)
 	}
+	s.forgetHold(topicRoom(room))
 	s.hub.leave(ctx, s, room, cmd.ID)
 	return nil
 }
 
-// leave tells the room that s left, then takes s out of it: s sees its own
-// room_left, as its joining members saw room_joined.
+// leave takes s out of room and tells the room, if within its presence
+// limit, before s stops listening to it: s sees its own room_left, as the
+// members saw room_joined. Above the limit only s is told.
 func (h *Hub) leave(ctx context.Context, s *Session, room, id string) {
-	h.publish(ctx, topicRoom(room), &Event{Kind: KindRoomLeft, Time: h.now(), ID: id, ReplyTo: s.id, Room: room,
-		UserID: s.who.UserID, Sender: s.who.Name})
-	if err := h.broker.RemoveMember(ctx, room, s.presence()); err != nil {
+	members, err := h.broker.RemoveMember(ctx, room, s.presence())
+	if err != nil {
+		// Told as before the limits: the members this node can reach must
+		// hear it, and the count is unknown.
 		h.log.WarnContext(ctx, "leave room", "conn", s.id, "room", room, "err", err)
+		members = 0
+	}
+	ev := &Event{Kind: KindRoomLeft, Time: h.now(), ID: id, ReplyTo: s.id, Room: room,
+		UserID: s.who.UserID, Sender: s.who.Name}
+	if h.announced(room, members) {
+		h.publish(ctx, topicRoom(room), ev)
+	} else {
+		s.send(ev)
 	}
 	h.unsubscribe(ctx, topicRoom(room), s)
 }
@@ -194,12 +215,11 @@ func (s *Session) private(ctx context.Context, cmd Command) *Error {
 		h.log.WarnContext(ctx, "count user connections", "conn", s.id, "user", cmd.TargetUser, "err", err)
 		return errorf(CodeUnavailable, "private message not sent: the broker is unavailable")
 	}
-	if n > 0 {
-		ev := &Event{Kind: KindPrivateMessage, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Message: cmd.Message,
-			Sender: s.who.Name, UserID: s.who.UserID}
-		if h.publish(ctx, topicUser(cmd.TargetUser), ev) != nil {
-			return errorf(CodeUnavailable, "private message not sent: the broker is unavailable")
-		}
+	// Logged even when the target is away: its inbox keeps it for recovery.
+	ev := &Event{Kind: KindPrivateMessage, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Message: cmd.Message,
+		Sender: s.who.Name, UserID: s.who.UserID}
+	if dup, err := s.sendPrivate(ctx, cmd.TargetUser, ev, cmd.ID); err != nil || dup {
+		return err
 	}
 	ack := s.text("Private message sent to %s", cmd.TargetUser)
 	if n == 0 {

@@ -26,6 +26,23 @@ type Config struct {
 	MaxRooms int
 	// Limits bound rates and connection counts (see Limits).
 	Limits Limits
+	// PresenceLimit is the most members (connections, cluster-wide) the
+	// lobby or a room may have for joins and leaves to be announced to the
+	// other members (see presence.go). Default DefaultPresenceLimit.
+	PresenceLimit int
+	// NamespacePresenceLimits overrides PresenceLimit for the rooms of a
+	// namespace (the part of a room name before ':').
+	NamespacePresenceLimits map[string]int
+	// History bounds the log of the rooms of a namespace (the part of a
+	// room name before ':', "" for none). Default: DefaultHistorySize and
+	// DefaultHistoryTTL for every namespace; zero fields of its answer
+	// mean those too.
+	History func(namespace string) LogLimits
+	// Inbox bounds each user's private inbox. Zero fields mean the defaults.
+	Inbox LogLimits
+	// DedupWindow is how long a frame id is remembered, cluster-wide, so
+	// that a resend is not delivered twice. Default DefaultDedupWindow.
+	DedupWindow time.Duration
 	// Logger receives the hub's logs. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -53,6 +70,9 @@ func (c Config) withDefaults() Config {
 		c.MaxRooms = 100
 	}
 	c.Limits = c.Limits.withDefaults()
+	if c.PresenceLimit <= 0 {
+		c.PresenceLimit = DefaultPresenceLimit
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -62,7 +82,7 @@ func (c Config) withDefaults() Config {
 	if c.Texts == nil {
 		c.Texts = i18n.English()
 	}
-	return c
+	return c.historyDefaults()
 }
 
 // Metrics are the hub's counters, safe to read at any time.
@@ -123,7 +143,8 @@ func (h *Hub) now() time.Time { return h.cfg.Now().UTC() }
 var ErrShuttingDown = errors.New("server shutting down")
 
 // Open opens a new session speaking for who over t. The session is
-// welcomed, and the cluster told if this is the user's first connection.
+// welcomed, and the cluster told if this is the user's first connection
+// and the lobby is within its presence limit.
 // The caller must call Session.Close when the connection ends.
 func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, error) {
 	if h.closing.Load() {
@@ -139,12 +160,15 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 		h.unadmit(s)
 		return nil, fmt.Errorf("subscribe lobby: %w", err)
 	}
+	s.holdBack(topicUser(who.UserID)) // until inboxAtConnect
 	if err := h.subscribe(ctx, topicUser(who.UserID), s); err != nil {
+		s.forgetHold(topicUser(who.UserID))
 		h.unsubscribe(ctx, topicLobby, s)
 		h.unadmit(s)
 		return nil, fmt.Errorf("subscribe user: %w", err)
 	}
-	first, err := h.broker.AddConn(ctx, s.presence())
+	inbox := s.inboxAtConnect(ctx)
+	first, conns, err := h.broker.AddConn(ctx, s.presence())
 	if err != nil {
 		h.unsubscribe(ctx, topicUser(who.UserID), s)
 		h.unsubscribe(ctx, topicLobby, s)
@@ -157,12 +181,13 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 	if !who.Guest {
 		greeting = s.text("Welcome %s", who.Name)
 	}
-	b, err := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: greeting, ConnectionID: s.id, UserID: who.UserID})
+	b, err := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: greeting, ConnectionID: s.id, UserID: who.UserID,
+		Offset: inbox.Offset, Epoch: inbox.Epoch})
 	if err != nil {
 		h.log.Error("encode welcome", "err", err)
 	}
 	s.out.welcome(b)
-	if first {
+	if first && h.announced("", conns) {
 		h.publish(ctx, topicLobby, &Event{Kind: KindUserJoined, Time: h.now(), UserID: who.UserID, Sender: who.Name})
 	}
 	return s, nil
@@ -180,14 +205,14 @@ func (h *Hub) closeSession(ctx context.Context, s *Session, rooms []string, reas
 	h.unsubscribe(ctx, topicLobby, s)
 	h.metrics.Sessions.Add(-1)
 	h.unadmit(s)
-	last, err := h.broker.RemoveConn(ctx, s.presence())
+	last, conns, err := h.broker.RemoveConn(ctx, s.presence())
 	if err != nil {
 		h.log.WarnContext(ctx, "remove presence", "conn", s.id, "err", err)
 		return
 	}
 	// Told even while this node shuts down: other nodes' sessions must hear
 	// that its users left.
-	if last {
+	if last && h.announced("", conns) {
 		h.publish(ctx, topicLobby, &Event{Kind: KindUserLeft, Time: h.now(), UserID: s.who.UserID, Sender: s.who.Name})
 	}
 }

@@ -47,6 +47,13 @@ var spanish = map[string]string{
 	"target_user is required":                             "falta target_user, el destinatario",
 	"private message not sent: the broker is unavailable": "mensaje privado no enviado: el servicio de mensajería no está disponible",
 
+	// History (see server/hub/history.go).
+	"history must not be negative":                        "history no puede ser negativo",
+	"recover_private needs since":                         "recover_private necesita since",
+	"recover_private needs since: {offset, epoch}":        "recover_private necesita since: {offset, epoch}",
+	"could not read the inbox: the broker is unavailable": "no se pudo leer el buzón: el servicio de mensajería no está disponible",
+	"limit must not be negative":                          "limit no puede ser negativo",
+
 	// Limits (see server/hub/limits.go).
 	"id is %d bytes, over the limit of %d":                    "el id ocupa %d bytes y el límite es %d",
 	"too many joins: at most %g per second":                   "demasiadas entradas en salas: como máximo %g por segundo",
@@ -59,4 +66,8 @@ var spanish = map[string]string{
 	"room name %q starts or ends with a space":                       "el nombre de sala %q empieza o termina con un espacio",
 	"room name %q has an empty part around ':'":                      "el nombre de sala %q tiene una parte vacía junto a ':'",
 	"room name %q may hold only letters, digits, spaces and _ . - :": "el nombre de sala %q solo puede tener letras, números, espacios y _ . - :",
+
+	// Pages of members (see server/hub/presence.go).
+	"limit %d is negative": "el límite %d es negativo",
+	"invalid cursor %q: pass the next_cursor of the previous page": "cursor %q inválido: usa el next_cursor de la página anterior",
 }

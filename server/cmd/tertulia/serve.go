@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/tertulia/tertulia/server/auth"
+	"github.com/tertulia/tertulia/server/hub"
 	"github.com/tertulia/tertulia/server/metrics"
 	"github.com/tertulia/tertulia/server/node"
 )
@@ -35,10 +36,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logOpts := addLogFlags(fs)
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default)")
 	adminAddr := fs.String("admin-addr", "", "serve /metrics and net/http/pprof on this address, and /metrics no longer on --http-addr (off by default)")
+	presenceLimit := fs.Int("presence-limit", hub.DefaultPresenceLimit, "announce joins and leaves only while the lobby or a room has at most this many connections")
 	sec := addSecurityFlags(fs)
+	hist := historyFlags(fs)
 	limits := limitFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *presenceLimit <= 0 {
+		return fmt.Errorf("--presence-limit %d: want a positive number of connections", *presenceLimit)
 	}
 	log, err := logOpts.logger(stderr)
 	if err != nil {
@@ -55,8 +61,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Logger:          log,
 		Static:          staticFS(),
 		Metrics:         metrics.New(),
+		Hub:             hist.config(),
 		Limits:          limits(),
 	}
+	cfg.Hub.PresenceLimit = *presenceLimit
 	if err := sec.apply(&cfg, log); err != nil {
 		return err
 	}
@@ -69,7 +77,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			log.Warn("dev mode: generated a random JWT secret; tokens will not survive a restart")
 		}
 	}
-	b, closeBroker, err := openBroker(ctx, *brokerName, *redisURL, log, cfg.Metrics)
+	b, closeBroker, err := openBroker(ctx, *brokerName, *redisURL, *presenceLimit, log, cfg.Metrics)
 	if err != nil {
 		return err
 	}
