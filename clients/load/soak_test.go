@@ -17,7 +17,7 @@ import (
 // (make soak is the real one; the node shares this process, so memory and
 // goroutines are the test's too and are not judged here.)
 func TestSoakChurnsAndSamples(t *testing.T) {
-	srv := nodetest.Start(t, node.Config{})
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()}) // as make soak runs it
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res, err := load.Soak(ctx, load.SoakConfig{

@@ -87,7 +87,7 @@ func (m *member) missing(sent map[string]int) []string {
 func TestRollingRestartLosesNothing(t *testing.T) {
 	c := startClusterTimed(t, 0, steadyHeartbeat, steadyTTL)
 	for range 3 {
-		c.addNodeWith(t, node.Config{AllowAnonymous: true, ShutdownSpread: 300 * time.Millisecond})
+		c.addNodeWith(t, node.Config{AllowAnonymous: true, ShutdownSpread: 300 * time.Millisecond, Limits: nodetest.Unlimited()})
 	}
 	addrs := []string{c.nodes[0].GRPCAddr, c.nodes[1].GRPCAddr, c.nodes[2].GRPCAddr}
 	rooms := []string{"tapas", "cañas"}
@@ -189,7 +189,7 @@ func TestRollingRestartLosesNothing(t *testing.T) {
 func TestPrivateMessagesAcrossARestart(t *testing.T) {
 	c := startClusterTimed(t, 0, steadyHeartbeat, steadyTTL)
 	for range 3 {
-		c.addNodeWith(t, node.Config{AllowAnonymous: true, ShutdownSpread: 100 * time.Millisecond})
+		c.addNodeWith(t, node.Config{AllowAnonymous: true, ShutdownSpread: 100 * time.Millisecond, Limits: nodetest.Unlimited()})
 	}
 	alice, err := client.Reconnect(context.Background(), []string{c.nodes[0].GRPCAddr, c.nodes[1].GRPCAddr},
 		client.WithToken(c.nodes[0].Token(t, "alice", false)),

@@ -49,6 +49,8 @@ func (c DisconnectCode) String() string {
 		return "done"
 	case DisconnectRestart:
 		return "restart"
+	case DisconnectFlood:
+		return "flood"
 	}
 	return "code_" + strconv.Itoa(int(c))
 }

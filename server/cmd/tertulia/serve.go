@@ -37,6 +37,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	presenceLimit := fs.Int("presence-limit", hub.DefaultPresenceLimit, "announce joins and leaves only while the lobby or a room has at most this many connections")
 	sec := addSecurityFlags(fs)
 	hist := historyFlags(fs)
+	limits := limitFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -60,6 +61,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Static:          staticFS(),
 		Metrics:         metrics.New(),
 		Hub:             hist.config(),
+		Limits:          limits(),
 	}
 	cfg.Hub.PresenceLimit = *presenceLimit
 	if err := sec.apply(&cfg, log); err != nil {
