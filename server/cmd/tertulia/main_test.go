@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	client "github.com/tertulia/tertulia/clients/go"
 	"github.com/tertulia/tertulia/server/auth"
 )
 
@@ -85,28 +84,7 @@ func TestSIGTERMShutsDownWithinBoundAndTellsClients(t *testing.T) {
 	bin := buildBinary(t)
 	secret := "shutdown-test-secret-0123456789"
 	p := startServe(t, bin, []string{"TERTULIA_JWT_SECRET=" + secret}, "--shutdown-spread", "1s", "--shutdown-timeout", "3s")
-	a, err := auth.New(auth.Config{Secret: []byte(secret)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sessions []*client.Session
-	for _, name := range []string{"alice", "bob"} {
-		tok, _ := a.Issue(name, false)
-		c, err := client.Dial(p.grpcAddr, client.WithToken(tok))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		s, err := c.Connect(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		if f := <-s.Events(); f.GetSystem() == nil {
-			t.Fatalf("%s: first frame %v, want welcome", name, f)
-		}
-		sessions = append(sessions, s)
-	}
+	sessions := openSessions(t, p.grpcAddr, secret, "alice", "bob")
 
 	start := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
