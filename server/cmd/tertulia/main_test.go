@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -87,18 +86,7 @@ func TestSIGTERMShutsDownWithinBoundAndTellsClients(t *testing.T) {
 	sessions := openSessions(t, p.grpcAddr, secret, "alice", "bob")
 
 	start := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.exited:
-		p.exited <- err // for the cleanup
-		if err != nil {
-			t.Errorf("server exited with %v, want 0", err)
-		}
-	case <-time.After(3*time.Second + 2*time.Second):
-		t.Fatalf("server still running %v after SIGTERM, want it gone within the 3s bound", time.Since(start))
-	}
+	p.terminate(t, 3*time.Second+2*time.Second)
 	t.Logf("server exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
 	for i, s := range sessions {
 		for range s.Events() {

@@ -43,6 +43,25 @@ func openSessions(t *testing.T, addr, secret string, names ...string) []*client.
 	return sessions
 }
 
+// terminate sends p a SIGTERM and waits, at most within, for it to exit
+// with status 0.
+func (p *serveProcess) terminate(t *testing.T, within time.Duration) {
+	t.Helper()
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		p.exited <- err // for the cleanup
+		if err != nil {
+			t.Errorf("server exited with %v, want 0", err)
+		}
+	case <-time.After(within):
+		t.Fatalf("server still running %v after SIGTERM, want it gone within %v", time.Since(start), within)
+	}
+}
+
 // A second SIGTERM ends a long lame duck at once: the sessions not yet
 // told are told (Unavailable, service restart) and the process exits.
 func TestSecondSIGTERMForcesTheEnd(t *testing.T) {
@@ -69,19 +88,7 @@ func TestSecondSIGTERMForcesTheEnd(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no session ended within 10s of SIGTERM")
 	}
-	start := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.exited:
-		p.exited <- err // for the cleanup
-		if err != nil {
-			t.Errorf("server exited with %v, want 0", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("server still running %v after the second SIGTERM", time.Since(start))
-	}
+	p.terminate(t, 10*time.Second)
 	for range len(sessions) - 1 {
 		<-ended
 	}
