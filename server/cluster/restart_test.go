@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tertulia/tertulia/bridge"
 	client "github.com/tertulia/tertulia/clients/go"
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
@@ -41,26 +42,30 @@ type member struct {
 // read collects the member's room messages until its events end.
 func (m *member) read() {
 	for f := range m.r.Events() {
-		msg := f.GetMessage()
-		if msg.GetRoom() != m.room {
-			continue
+		if msg := f.GetMessage(); msg.GetRoom() == m.room {
+			m.record(msg.GetMessage())
 		}
-		sender, ks, ok := strings.Cut(msg.GetMessage(), ":")
-		k, err := strconv.Atoi(ks)
-		if !ok || err != nil {
-			continue
-		}
-		m.mu.Lock()
-		m.seen[msg.GetMessage()]++
-		if n := m.seen[msg.GetMessage()]; n > 1 {
-			m.bad = append(m.bad, fmt.Sprintf("%s read %d times", msg.GetMessage(), n))
-		}
-		if last, ok := m.last[sender]; ok && k <= last {
-			m.bad = append(m.bad, fmt.Sprintf("%s after %s:%d", msg.GetMessage(), sender, last))
-		}
-		m.last[sender] = k
-		m.mu.Unlock()
 	}
+}
+
+// record notes one room message, "sender:k", and whether it came twice or
+// out of the sender's order.
+func (m *member) record(text string) {
+	sender, ks, ok := strings.Cut(text, ":")
+	k, err := strconv.Atoi(ks)
+	if !ok || err != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seen[text]++
+	if n := m.seen[text]; n > 1 {
+		m.bad = append(m.bad, fmt.Sprintf("%s read %d times", text, n))
+	}
+	if last, ok := m.last[sender]; ok && k <= last {
+		m.bad = append(m.bad, fmt.Sprintf("%s after %s:%d", text, sender, last))
+	}
+	m.last[sender] = k
 }
 
 // missing lists the messages of sent (sender -> count) that m has not read.
@@ -79,11 +84,12 @@ func (m *member) missing(sent map[string]int) []string {
 }
 
 // The rolling restart of DESIGN.md's Operations: three nodes on a real
-// Redis, clients spread over them chatting in two rooms, every node
-// restarted one after the other while they chat. Every message sent during
-// the restarts reaches every member of its room exactly once, in order:
-// the clients reconnect to another node with jitter, join again with since,
-// and send again what was not acknowledged, under the same id.
+// Redis, clients of both transports spread over them chatting in two
+// rooms, every node restarted one after the other while they chat. Every
+// message sent during the restarts reaches every member of its room
+// exactly once, in order: the clients reconnect to another node with
+// jitter, join again with since, and (gRPC) send again what was not
+// acknowledged, under the same id; the browsers hear 1012.
 func TestRollingRestartLosesNothing(t *testing.T) {
 	c := startClusterTimed(t, 0, steadyHeartbeat, steadyTTL)
 	for range 3 {
@@ -91,7 +97,8 @@ func TestRollingRestartLosesNothing(t *testing.T) {
 	}
 	addrs := []string{c.nodes[0].GRPCAddr, c.nodes[1].GRPCAddr, c.nodes[2].GRPCAddr}
 	rooms := []string{"tapas", "cañas"}
-	const perRoom = 3
+	const perRoom = 3   // gRPC members, who chat
+	const wsPerRoom = 2 // WebSocket members, who read
 	var members []*member
 	for i := range 2 * perRoom {
 		name := fmt.Sprintf("m%d", i)
@@ -113,11 +120,23 @@ func TestRollingRestartLosesNothing(t *testing.T) {
 	for _, m := range members {
 		readers.Go(m.read)
 	}
+	var browsers []*wsMember
+	for i := range 2 * wsPerRoom {
+		name := fmt.Sprintf("w%d", i)
+		var order []string
+		for k := range c.nodes {
+			order = append(order, c.nodes[(i+k)%3].HTTPAddr)
+		}
+		m := &member{name: name, room: rooms[i%2], seen: make(map[string]int), last: make(map[string]int)}
+		w := startWSMember(m, order, c.nodes[0].Token(t, name, false))
+		browsers = append(browsers, w)
+		t.Cleanup(w.close)
+	}
 	// Everyone is in before anyone speaks: each joiner's room_joined is
 	// read by the others too.
 	eventually(t, 2*waitTimeout, "every member in its room", func() bool {
 		stats, err := c.nodes[0].Node.Hub().Stats(context.Background())
-		return err == nil && stats.Rooms[rooms[0]] == perRoom && stats.Rooms[rooms[1]] == perRoom
+		return err == nil && stats.Rooms[rooms[0]] == perRoom+wsPerRoom && stats.Rooms[rooms[1]] == perRoom+wsPerRoom
 	})
 
 	stop := make(chan struct{})
@@ -156,10 +175,26 @@ func TestRollingRestartLosesNothing(t *testing.T) {
 		}
 		want[m.room][m.name] = sent[i]
 	}
-	for _, m := range members {
+	readersOf := append([]*member{}, members...)
+	for _, w := range browsers {
+		readersOf = append(readersOf, w.member)
+	}
+	for _, m := range readersOf {
 		eventually(t, 4*waitTimeout, m.name+" reads every message of "+m.room, func() bool {
 			return len(m.missing(want[m.room])) == 0
 		})
+	}
+	for _, w := range browsers {
+		w.close()
+		codes := w.closeCodes()
+		if len(codes) == 0 {
+			t.Errorf("%s: no close frame over three restarts, want 1012", w.name)
+		}
+		for _, code := range codes {
+			if code != bridge.StatusServiceRestart {
+				t.Errorf("%s: closed with %d, want 1012", w.name, code)
+			}
+		}
 	}
 	reconnects := 0
 	for _, m := range members {
@@ -170,7 +205,7 @@ func TestRollingRestartLosesNothing(t *testing.T) {
 		m.r.Close()
 	}
 	readers.Wait()
-	for _, m := range members {
+	for _, m := range readersOf {
 		if miss := m.missing(want[m.room]); len(miss) > 0 {
 			t.Errorf("%s never read %d messages of %s: %v", m.name, len(miss), m.room, miss)
 		}
