@@ -69,9 +69,6 @@ func (n *Node) Force() {
 	n.stop.forceOnce.Do(func() { close(n.stop.force) })
 }
 
-// Stopping reports whether the node has begun to shut down.
-func (n *Node) Stopping() bool { return n.stop.stopping.Load() }
-
 // shutdown runs the lame-duck shutdown described above. listeners are the
 // ones Serve was given.
 func (n *Node) shutdown(httpSrv *http.Server, listeners []net.Listener) {
