@@ -8,7 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
@@ -72,6 +74,11 @@ func Reconnect(ctx context.Context, addrs []string, opts ...Option) (*Reconnecti
 	for _, opt := range opts {
 		opt(&o)
 	}
+	// A connection that goes silent (a peer gone without a word) is noticed
+	// within a minute, as a node's own keepalive does; the node allows a
+	// ping every 10s.
+	opts = append([]Option{WithDialOptions(grpc.WithKeepaliveParams(keepalive.ClientParameters{
+		Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}))}, opts...)
 	ctx, cancel := context.WithCancel(ctx)
 	r := &Reconnecting{
 		addrs: slices.Clone(addrs), opts: opts, wait: o.backoff,
