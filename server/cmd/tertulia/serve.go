@@ -80,6 +80,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// Closed last: Serve returns once every session has left the broker.
 	defer closeBroker()
 	cfg.Broker = b
 	if *adminAddr != "" {
