@@ -50,6 +50,9 @@ var ErrInvalidToken = errors.New("invalid token")
 type Claims struct {
 	Username string   `json:"username,omitempty"`
 	Roles    []string `json:"roles,omitempty"`
+	// Rooms lists the rooms, or patterns such as "team:*", of private
+	// namespaces the user may join (hub.MatchRoom).
+	Rooms []string `json:"rooms,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -99,11 +102,12 @@ func (a *Authenticator) Verify(token string) (hub.Identity, error) {
 	if name == "" {
 		name = c.Subject
 	}
-	return hub.Identity{UserID: c.Subject, Name: name, Admin: slices.Contains(c.Roles, RoleAdmin)}, nil
+	return hub.Identity{UserID: c.Subject, Name: name, Admin: slices.Contains(c.Roles, RoleAdmin), Rooms: c.Rooms}, nil
 }
 
-// Issue mints a token for user, with the admin role if admin is set.
-func (a *Authenticator) Issue(user string, admin bool) (string, error) {
+// Issue mints a token for user, with the admin role if admin is set and
+// rooms as its rooms claim.
+func (a *Authenticator) Issue(user string, admin bool, rooms ...string) (string, error) {
 	if user == "" {
 		return "", errors.New("user is required")
 	}
@@ -123,5 +127,6 @@ func (a *Authenticator) Issue(user string, admin bool) (string, error) {
 	if admin {
 		c.Roles = []string{RoleAdmin}
 	}
+	c.Rooms = rooms
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(a.cfg.Secret)
 }

@@ -159,6 +159,9 @@ func (s *ChatService) Broadcast(ctx context.Context, req *chatv1.BroadcastReques
 	if !who.Admin {
 		return nil, status.Error(codes.PermissionDenied, "admin role required")
 	}
+	if err := s.MayRead(ctx, req.GetRoom()); req.GetRoom() != "" && err != nil {
+		return nil, err
+	}
 	n, err := s.hub.Broadcast(ctx, req.GetMessage(), req.GetRoom())
 	if err != nil {
 		return nil, statusFromError(err)
@@ -218,6 +221,9 @@ func roomCounts(rooms map[string]int) map[string]int32 {
 func statusFromError(err error) error {
 	var he *hub.Error
 	if errors.As(err, &he) {
+		if he.Code == hub.CodeForbidden {
+			return status.Error(codes.PermissionDenied, he.Message)
+		}
 		return status.Error(codes.InvalidArgument, he.Message)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -46,12 +46,13 @@ func errorf(code, format string, args ...any) *Error {
 // DefaultRoom is the room joined or left when a frame names none, as in the seed.
 const DefaultRoom = "general"
 
-var roomPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+var roomPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$`)
 
 // ValidateRoom reports whether room is an acceptable room name: 1 to 64
-// letters, digits, '_', '.' or '-', starting with a letter or digit.
+// letters, digits, '_', '.' or '-', starting with a letter or digit, and
+// ':' between a namespace and the rest ("team:eng").
 func ValidateRoom(room string) *Error {
-	if !roomPattern.MatchString(room) {
+	if len(room) > 64 || !roomPattern.MatchString(room) {
 		return errorf("invalid_room", "invalid room name %q: use 1 to 64 letters, digits, '_', '.' or '-'", room)
 	}
 	return nil
@@ -109,6 +110,9 @@ func (s *Session) message(ctx context.Context, cmd Command) *Error {
 		if !s.member(cmd.Room) {
 			return errorf("not_in_room", "join room %q before sending to it", cmd.Room)
 		}
+		if err := s.hub.cfg.Namespaces.MayPublish(s.who, cmd.Room); err != nil {
+			return err
+		}
 		topic = topicRoom(cmd.Room)
 	}
 	ev := &Event{Kind: KindMessage, Time: s.hub.now(), ID: cmd.ID, Message: cmd.Message,
@@ -130,6 +134,9 @@ func roomOf(cmd Command) (string, *Error) {
 func (s *Session) join(ctx context.Context, cmd Command) *Error {
 	room, err := roomOf(cmd)
 	if err != nil {
+		return err
+	}
+	if err := s.hub.cfg.Namespaces.MayJoin(s.who, room); err != nil {
 		return err
 	}
 	s.mu.Lock()

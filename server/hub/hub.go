@@ -22,6 +22,9 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxRooms bounds the rooms one connection may join. Default 100.
 	MaxRooms int
+	// Namespaces holds each namespace's policy (access.go). Default: every
+	// room public, open to guests, every member publishing.
+	Namespaces *Namespaces
 	// Logger receives the hub's logs. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.

@@ -11,6 +11,9 @@ type Identity struct {
 	Name   string
 	Admin  bool
 	Guest  bool
+	// Rooms is the token's rooms claim: room names and patterns that open
+	// private namespaces (see Namespaces.MayJoin).
+	Rooms []string
 }
 
 // Session is one client connection attached to the hub. Its methods are safe

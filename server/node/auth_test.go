@@ -54,7 +54,8 @@ func TestBadTokensAreRefusedAndChangeNothing(t *testing.T) {
 		{"wrong issuer", sign(t, jwt.SigningMethodHS256, nodetest.Secret, with("iss", "evil"))},
 		{"garbage", "not-a-jwt"},
 	}
-	before, err := dial(t, srv, "").Stats(ctx)
+	observer := dial(t, srv, srv.Token(t, "observer", false))
+	before, err := observer.Stats(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestBadTokensAreRefusedAndChangeNothing(t *testing.T) {
 		}
 	})
 
-	after, err := dial(t, srv, "").Stats(ctx)
+	after, err := observer.Stats(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

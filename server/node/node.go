@@ -98,8 +98,8 @@ func New(cfg Config) (*Node, error) {
 	n.chat = grpcapi.NewChatService(n.hub, cfg.Logger)
 	n.grpc = grpc.NewServer(
 		grpcapi.ServerCodec(),
-		grpc.ChainUnaryInterceptor(grpcapi.UnaryAuth(a)),
-		grpc.ChainStreamInterceptor(grpcapi.StreamAuth(n.gate)),
+		grpc.ChainUnaryInterceptor(grpcapi.UnaryAuth(a), grpcapi.UnaryReads(!cfg.Dev)),
+		grpc.ChainStreamInterceptor(grpcapi.StreamAuth(n.gate), grpcapi.StreamReads(a, !cfg.Dev)),
 		grpc.MaxRecvMsgSize(64<<10),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),

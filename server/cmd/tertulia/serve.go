@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tertulia/tertulia/server/auth"
+	"github.com/tertulia/tertulia/server/hub"
 	"github.com/tertulia/tertulia/server/node"
 )
 
@@ -33,7 +34,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "bound on a graceful shutdown")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default)")
+	configFile := configFlag(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	namespaces, err := configFile()
+	if err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, *logLevel)
@@ -49,6 +55,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ShutdownTimeout: *shutdown,
 		Logger:          log,
 		Static:          staticFS(),
+		Hub:             hub.Config{Namespaces: namespaces},
 	}
 	if *secret == "" {
 		if !*dev {

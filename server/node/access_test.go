@@ -1,0 +1,147 @@
+package node_test
+
+import (
+	"testing"
+
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/hub"
+	"github.com/tertulia/tertulia/server/node"
+	"github.com/tertulia/tertulia/server/node/nodetest"
+)
+
+// accessNode runs a node with guests allowed and three namespaces besides
+// the default one: team (private), news (only admins publish) and staff
+// (no guests).
+func accessNode(t *testing.T) *nodetest.Server {
+	t.Helper()
+	ns, err := hub.NewNamespaces(map[string]hub.NamespacePolicy{
+		"team":  {Private: true, Guests: true},
+		"news":  {Publish: hub.PublishAdmins, Guests: true},
+		"staff": {Guests: false},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nodetest.Start(t, node.Config{AllowAnonymous: true, Hub: hub.Config{Namespaces: ns}})
+}
+
+// token mints a real HS256 token for user with the given rooms claim.
+func token(t *testing.T, srv *nodetest.Server, user string, admin bool, rooms ...string) string {
+	t.Helper()
+	tok, err := srv.Auth.Issue(user, admin, rooms...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// refused sends f and waits for its error, which must have code forbidden.
+func (u *user) refused(f *chatv1.ClientFrame) {
+	u.t.Helper()
+	f.Id = "refused-1"
+	u.must(u.s.SendFrame(f))
+	e := u.await("error", func(f *chatv1.ServerFrame) bool { return f.GetError() != nil })
+	if e.GetError().Code != hub.CodeForbidden || e.Id != f.Id || e.GetError().Message == "" {
+		u.t.Errorf("%s: error = %v (id %q), want code forbidden with a message, id %s", u.name, e.GetError(), e.Id, f.Id)
+	}
+}
+
+func joinFrame(room string) *chatv1.ClientFrame {
+	return &chatv1.ClientFrame{Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: room}}}
+}
+
+func sendFrame(room, text string) *chatv1.ClientFrame {
+	return &chatv1.ClientFrame{Kind: &chatv1.ClientFrame_Message{Message: &chatv1.SendMessage{Room: room, Message: text}}}
+}
+
+func TestPrivateNamespaceOverGRPC(t *testing.T) {
+	srv := accessNode(t)
+	carol := connectToken(t, srv, "carol", token(t, srv, "carol", false, "other:room"))
+	alice := connectToken(t, srv, "alice", token(t, srv, "alice", false, "team:eng"))
+	bob := connectToken(t, srv, "bob", token(t, srv, "bob", false, "team:*"))
+	root := connectToken(t, srv, "root", token(t, srv, "root", true))
+	guest := connectToken(t, srv, "guest", "")
+
+	carol.refused(joinFrame("team:eng"))
+	guest.refused(joinFrame("team:eng"))
+	alice.refused(joinFrame("team:ops")) // her claim names team:eng only
+	alice.join("team:eng")
+	bob.join("team:eng") // by the pattern
+	root.join("team:eng")
+	carol.join("general") // the default namespace is public
+
+	bob.must(bob.s.Send("team:eng", "for the team"))
+	alice.await("bob's message", isMessage("for the team"))
+	rooms, err := root.c.Rooms(t.Context())
+	if err != nil || rooms["team:eng"] != 3 {
+		t.Errorf("rooms = %v, %v; want team:eng with the 3 members admitted", rooms, err)
+	}
+}
+
+func TestPublishAdminsOverGRPC(t *testing.T) {
+	srv := accessNode(t)
+	alice := connect(t, srv, "alice")
+	root := connectToken(t, srv, "root", token(t, srv, "root", true))
+	alice.join("news:daily") // anyone may join and read
+	root.join("news:daily")
+
+	alice.refused(sendFrame("news:daily", "me too"))
+	root.must(root.s.Send("news:daily", "headline"))
+	alice.await("the admin's message", func(f *chatv1.ServerFrame) bool {
+		if m := f.GetMessage(); m != nil && m.Message == "me too" {
+			t.Errorf("alice's refused message was delivered")
+		}
+		return isMessage("headline")(f)
+	})
+	alice.join("chat") // members publish in the default namespace
+	alice.must(alice.s.Send("chat", "hello"))
+	alice.await("own message", isMessage("hello"))
+}
+
+func TestGuestsRefusedWhereConfiguredOverGRPC(t *testing.T) {
+	srv := accessNode(t)
+	guest := connectToken(t, srv, "guest", "")
+	alice := connect(t, srv, "alice")
+	guest.refused(joinFrame("staff:room"))
+	alice.join("staff:room")
+	guest.join("lobby-room") // guests are welcome by default
+}
+
+func TestAccessOverWebSocket(t *testing.T) {
+	srv := accessNode(t)
+	carol := wsDial(t, srv, "/api/v1/ws/authenticated?token="+token(t, srv, "carol", false))
+	alice := wsDial(t, srv, "/api/v1/ws/authenticated?token="+token(t, srv, "alice", false, "team:eng"))
+	bob := wsDial(t, srv, "/api/v1/ws/authenticated?token="+token(t, srv, "bob", false, "team:*"))
+	guest := wsDial(t, srv, "/api/v1/ws")
+
+	for _, c := range []struct {
+		name  string
+		u     *wsClient
+		frame map[string]any
+	}{
+		{"private without the claim", carol, map[string]any{"type": "join_room", "room": "team:eng", "id": "j1"}},
+		{"guest where guests may not go", guest, map[string]any{"type": "join_room", "room": "staff:x", "id": "j2"}},
+		{"guest in a private namespace", guest, map[string]any{"type": "join_room", "room": "team:eng", "id": "j3"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.u.send(c.frame)
+			e := c.u.await("error", func(f map[string]any) bool { return f["type"] == "error" })
+			if e["code"] != hub.CodeForbidden || e["id"] != c.frame["id"] || e["message"] == "" {
+				t.Errorf("error frame = %v, want code forbidden, id %v and a message", e, c.frame["id"])
+			}
+		})
+	}
+	for _, u := range []*wsClient{alice, bob} {
+		u.send(map[string]any{"type": "join_room", "room": "team:eng"})
+		u.await("room_joined", func(f map[string]any) bool {
+			return f["type"] == "room_joined" && f["room"] == "team:eng" && f["user_id"] == u.welcome["user_id"]
+		})
+	}
+	alice.send(map[string]any{"type": "join_room", "room": "news:daily"})
+	alice.await("room_joined news", func(f map[string]any) bool { return f["type"] == "room_joined" && f["room"] == "news:daily" })
+	alice.send(map[string]any{"room": "news:daily", "message": "me too", "id": "m1"})
+	e := alice.await("error", func(f map[string]any) bool { return f["type"] == "error" })
+	if e["code"] != hub.CodeForbidden || e["id"] != "m1" {
+		t.Errorf("member's message to news: error frame %v, want code forbidden, id m1", e)
+	}
+}
