@@ -114,7 +114,7 @@ func (f *File) Apply(fs *flag.FlagSet) error {
 			continue
 		}
 		if err := fs.Set(s.flag, s.value); err != nil {
-			return fmt.Errorf("%s:%d: %s: %w", f.name, s.line, s.flag, err)
+			return fmt.Errorf("%s:%d: %s: invalid value %q: %w", f.name, s.line, s.flag, s.value, err)
 		}
 	}
 	return nil
