@@ -17,7 +17,7 @@ func TestMatchRoom(t *testing.T) {
 		{"team:*", "general", false},
 		{"*", "general", true},
 		{"team:e?g", "team:eng", true},
-		{"team:[", "team:[", true}, // equal: no pattern needed
+		{"team:[", "team:[", true},  // equal: no pattern needed
 		{"team:[", "team:x", false}, // malformed: matches nothing
 		{"", "general", false},
 	} {
