@@ -149,13 +149,14 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, requireToken bool
 	// The connection outlives this handler: returning lets net/http free
 	// the request and its response buffers, and the connection's goroutine
 	// starts with a small stack rather than deep in net/http's.
-	b.start(nc, br, token, requireToken, r.RemoteAddr)
+	b.start(nc, br, token, requireToken, r.RemoteAddr, r.Header.Get("Accept-Language"))
 }
 
 // start runs an upgraded connection on a goroutine of its own; br holds
 // what was read ahead of it, if anything.
-func (b *Bridge) start(nc net.Conn, br *bufio.Reader, token string, requireToken bool, remote string) {
+func (b *Bridge) start(nc net.Conn, br *bufio.Reader, token string, requireToken bool, remote, acceptLanguage string) {
 	c := newConn(b, nc, br)
+	c.acceptLanguage = acceptLanguage
 	if !b.track(c) {
 		c.Close(ws.StatusGoingAway, "server shutting down")
 		c.release()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -455,7 +456,9 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 			}
 		}
 		if m == inProcess && tg.node.Node.Hub().Metrics().SlowDisconnects.Load() != 1 {
-			t.Errorf("slow disconnects = %d, want 1", tg.node.Node.Hub().Metrics().SlowDisconnects.Load())
+			var reasons []string
+			tg.node.Node.Hub().Metrics().Disconnects(func(r string, n int64) { reasons = append(reasons, fmt.Sprintf("%s=%d", r, n)) })
+			t.Errorf("slow disconnects = %d, want 1 (sessions ended by reason: %v)", tg.node.Node.Hub().Metrics().SlowDisconnects.Load(), reasons)
 		}
 	})
 }

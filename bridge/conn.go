@@ -48,6 +48,10 @@ type Conn struct {
 	// always the welcome, even when its first frame is refused at once.
 	welcomed    chan struct{}
 	welcomeOnce sync.Once
+
+	// acceptLanguage is the handshake's Accept-Language header, which
+	// picks the language of the session's texts when its token names none.
+	acceptLanguage string
 }
 
 // Errors Recv returns once the connection is over.
@@ -227,20 +231,25 @@ const drainLimit = 1 << 20
 // frames are handled. It returns an error once the connection is over, after
 // closing it with the fitting code when the browser broke a rule (1009 for a
 // frame over the size limit).
-func (c *Conn) Recv() (*chatv1.ClientFrame, error) {
+func (c *Conn) Recv() (*chatv1.ClientFrame, error) { return c.recv(c.refuse) }
+
+// recv is Recv handing the frames it cannot map to refuse.
+func (c *Conn) recv(refuse func(*FrameError)) (*chatv1.ClientFrame, error) {
 	for {
 		data, err := c.readMessage(c.idleTimeout())
 		if err != nil {
 			return nil, err
 		}
-		if f := c.clientFrame(data); f != nil {
+		if f := c.clientFrame(data, refuse); f != nil {
 			return f, nil
 		}
 	}
 }
 
-// Serve hands the browser's chat frames to handle, in order, until the
-// connection is over, and returns why, as Recv does.
+// Serve hands the browser's chat frames to handle, and the frames it
+// cannot map to refuse, in order, until the connection is over, and returns
+// why, as Recv does. Refusals go through the caller so that they queue
+// behind the answers to the frames before them.
 //
 // Between bursts of frames the calling goroutine only waits for the socket
 // to become readable, a few calls deep; the frames are read, decoded and
@@ -248,8 +257,8 @@ func (c *Conn) Recv() (*chatv1.ClientFrame, error) {
 // frame grows a goroutine's stack to 8 KiB, which a parked goroutine keeps:
 // this way an idle connection holds one goroutine with a small stack, and
 // no read buffer.
-func (c *Conn) Serve(handle func(*chatv1.ClientFrame)) error {
-	burst := func() error { return c.burst(handle) }
+func (c *Conn) Serve(handle func(*chatv1.ClientFrame), refuse func(*FrameError)) error {
+	burst := func() error { return c.burst(handle, refuse) }
 	for {
 		if err := c.awaitBytes(); err != nil {
 			return err
@@ -262,14 +271,14 @@ func (c *Conn) Serve(handle func(*chatv1.ClientFrame)) error {
 
 // burst reads and handles the frames that have arrived: at least one, and
 // then as many as are already buffered.
-func (c *Conn) burst(handle func(*chatv1.ClientFrame)) error {
+func (c *Conn) burst(handle func(*chatv1.ClientFrame), refuse func(*FrameError)) error {
 	for {
 		data, more, err := c.readFrame(c.idleTimeout())
 		if err != nil {
 			return err
 		}
 		if data != nil {
-			if f := c.clientFrame(data); f != nil {
+			if f := c.clientFrame(data, refuse); f != nil {
 				handle(f)
 			}
 		}
@@ -281,23 +290,24 @@ func (c *Conn) burst(handle func(*chatv1.ClientFrame)) error {
 
 func (c *Conn) idleTimeout() time.Duration { return 2 * c.b.cfg.PingInterval }
 
-// clientFrame decodes a chat frame, or answers one that cannot be carried
-// out and returns nil.
-func (c *Conn) clientFrame(data []byte) *chatv1.ClientFrame {
+// clientFrame decodes a chat frame, or hands one that cannot be carried
+// out to refuse and returns nil.
+func (c *Conn) clientFrame(data []byte, refuse func(*FrameError)) *chatv1.ClientFrame {
 	m, err := DecodeFrame(data)
 	var fe *FrameError
 	switch {
 	case errors.As(err, &fe):
-		c.refuse(fe)
+		refuse(fe)
 		return nil
 	case m.Frame == nil:
-		c.refuse(&FrameError{Code: CodeAlreadyAuthenticated, Message: "this connection is already authenticated"})
+		refuse(frameError("", CodeAlreadyAuthenticated, "this connection is already authenticated"))
 		return nil
 	}
 	return m.Frame
 }
 
-// refuse answers a frame the bridge could not map. The connection goes on.
+// refuse answers a frame the bridge could not map, writing the error
+// straight to the browser. The connection goes on.
 // Before the session's welcome is out there is nothing to answer to yet.
 func (c *Conn) refuse(fe *FrameError) {
 	select {

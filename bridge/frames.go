@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/hub"
 )
 
 // This file is the one mapping between the JSON frames of DESIGN.md and
@@ -114,10 +115,26 @@ const (
 type FrameError struct {
 	ID      string // the frame's id, if it could be read
 	Code    string
-	Message string
+	Message string // in English
+	// refusal is the same error for the hub, which writes it in the
+	// session's language.
+	refusal *hub.Error
 }
 
 func (e *FrameError) Error() string { return e.Code + ": " + e.Message }
+
+func frameError(id, code, format string, args ...any) *FrameError {
+	r := hub.Errorf(code, format, args...)
+	return &FrameError{ID: id, Code: code, Message: r.Message, refusal: r}
+}
+
+// Refusal is e as the hub refuses a frame (see hub.Session.Refuse).
+func (e *FrameError) Refusal() *hub.Error {
+	if e.refusal == nil {
+		return hub.Errorf(e.Code, "%s", e.Message)
+	}
+	return e.refusal
+}
 
 // clientJSON is a client frame as JSON. Type is a pointer so that a frame
 // without one can be told from one with an empty type (both are messages).
@@ -146,13 +163,12 @@ func DecodeFrame(data []byte) (ClientMessage, error) {
 	if err := json.Unmarshal(data, &j); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			msg := "frame must be a JSON object"
 			if typeErr.Field != "" {
-				msg = fmt.Sprintf("field %q must be a %s, not a JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
+				return ClientMessage{}, frameError(j.ID, CodeInvalidFrame, "field %q must be a %s, not a JSON %s", typeErr.Field, typeErr.Type.String(), typeErr.Value)
 			}
-			return ClientMessage{}, &FrameError{ID: j.ID, Code: CodeInvalidFrame, Message: msg}
+			return ClientMessage{}, frameError(j.ID, CodeInvalidFrame, "frame must be a JSON object")
 		}
-		return ClientMessage{}, &FrameError{Code: CodeInvalidJSON, Message: "frame is not valid JSON"}
+		return ClientMessage{}, frameError("", CodeInvalidJSON, "frame is not valid JSON")
 	}
 	f := &chatv1.ClientFrame{Id: j.ID}
 	typ := "message"
@@ -171,7 +187,7 @@ func DecodeFrame(data []byte) (ClientMessage, error) {
 	case "auth":
 		return ClientMessage{Token: j.Token}, nil
 	default:
-		return ClientMessage{}, &FrameError{ID: j.ID, Code: CodeUnknownType, Message: fmt.Sprintf("unknown frame type %.64q", typ)}
+		return ClientMessage{}, frameError(j.ID, CodeUnknownType, "unknown frame type %.64q", typ)
 	}
 	return ClientMessage{Frame: f}, nil
 }

@@ -205,9 +205,10 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 // carriers and the subprotocol. A refused request gets an HTTP error.
 func (b *Bridge) upgrade(c *prefixConn) {
 	var (
-		requireToken bool
-		token        string
-		host, origin string
+		requireToken   bool
+		token          string
+		host, origin   string
+		acceptLanguage string
 	)
 	u := ws.Upgrader{
 		ReadBufferSize: 2 << 10, // the request's head; the browser sends nothing more before the answer
@@ -228,8 +229,11 @@ func (b *Bridge) upgrade(c *prefixConn) {
 		},
 		OnHost: func(h []byte) error { host = string(h); return nil },
 		OnHeader: func(key, value []byte) error {
-			if strings.EqualFold(string(key), "Origin") {
+			switch {
+			case strings.EqualFold(string(key), "Origin"):
 				origin = string(value)
+			case strings.EqualFold(string(key), "Accept-Language"):
+				acceptLanguage = string(value)
 			}
 			return nil
 		},
@@ -258,5 +262,5 @@ func (b *Bridge) upgrade(c *prefixConn) {
 		return
 	}
 	// The connection sets its own deadlines before it reads or writes.
-	b.start(c.Conn, nil, token, requireToken, c.RemoteAddr().String())
+	b.start(c.Conn, nil, token, requireToken, c.RemoteAddr().String(), acceptLanguage)
 }

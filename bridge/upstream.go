@@ -52,13 +52,14 @@ func (u InProcess) Run(ctx context.Context, token string, c *Conn) error {
 		if err != nil {
 			return status.Error(codes.Unauthenticated, err.Error())
 		}
+		who.AcceptLanguage = c.acceptLanguage
 		in, err = u.Chat.Open(&stream{ctx: auth.NewContext(ctx, who), c: c})
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	served := c.Serve(in.Handle)
+	served := c.Serve(in.Handle, func(fe *FrameError) { in.Refuse(fe.ID, fe.Refusal()) })
 	return c.b.workers.do(func() error { return in.End(served) })
 }
 
@@ -125,6 +126,9 @@ func (u Remote) Run(ctx context.Context, token string, c *Conn) error {
 	if token != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 	}
+	if c.acceptLanguage != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "accept-language", c.acceptLanguage)
+	}
 	st, err := u.Client.Connect(ctx)
 	if err != nil {
 		return err
@@ -139,10 +143,12 @@ func (u Remote) Run(ctx context.Context, token string, c *Conn) error {
 		return err
 	}
 	down := make(chan error, 1)
-	go func() { down <- forward(st, c) }()
+	held := newRefusals()
+	go func() { down <- forward(st, c, held) }()
+	refuse := func(fe *FrameError) { st.Send(held.hold(fe)) } // a failed Send shows on the next one
 
 	for {
-		f, err := c.Recv()
+		f, err := c.recv(refuse)
 		if err != nil {
 			st.CloseSend()
 			// The core ends the stream once it has seen the end of ours; if
@@ -169,7 +175,7 @@ func (u Remote) Run(ctx context.Context, token string, c *Conn) error {
 // forward copies the core's frames to the browser until the stream ends,
 // then closes the browser connection with the fitting code so that the
 // reader stops, and returns the stream's status.
-func forward(st grpc.BidiStreamingClient[chatv1.ClientFrame, chatv1.ServerFrame], c *Conn) error {
+func forward(st grpc.BidiStreamingClient[chatv1.ClientFrame, chatv1.ServerFrame], c *Conn, held *refusals) error {
 	for {
 		f, err := st.Recv()
 		if errors.Is(err, io.EOF) {
@@ -179,6 +185,11 @@ func forward(st grpc.BidiStreamingClient[chatv1.ClientFrame, chatv1.ServerFrame]
 		if err != nil {
 			c.Close(closeFor(err))
 			return err
+		}
+		if r := held.swap(f, c.b.now()); r != nil {
+			f = r
+		} else if f.GetId() == held.barrier {
+			continue
 		}
 		if err := c.writeFrame(f); err != nil {
 			// The browser did not take a frame within WriteTimeout (or is

@@ -53,6 +53,9 @@ type Claims struct {
 	// Rooms lists the rooms, or patterns such as "team:*", of private
 	// namespaces the user may join (hub.MatchRoom).
 	Rooms []string `json:"rooms,omitempty"`
+	// Locale is the user's language (BCP 47, e.g. "es"): the server's
+	// texts to the user's sessions are in it where the server has it.
+	Locale string `json:"locale,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -102,7 +105,7 @@ func (a *Authenticator) Verify(token string) (hub.Identity, error) {
 	if name == "" {
 		name = c.Subject
 	}
-	return hub.Identity{UserID: c.Subject, Name: name, Admin: slices.Contains(c.Roles, RoleAdmin), Rooms: c.Rooms}, nil
+	return hub.Identity{UserID: c.Subject, Name: name, Admin: slices.Contains(c.Roles, RoleAdmin), Rooms: c.Rooms, Locale: c.Locale}, nil
 }
 
 // Issue mints a token for user, with the admin role if admin is set and

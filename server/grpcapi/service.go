@@ -88,6 +88,9 @@ func (s *ChatService) Open(stream chatv1.ChatService_ConnectServer) (*InlineSess
 	if !ok {
 		return nil, status.Error(codes.Unauthenticated, "authentication required")
 	}
+	if who.AcceptLanguage == "" {
+		who.AcceptLanguage = acceptLanguage(ctx)
+	}
 	t := &streamTransport{stream: stream, enc: protoEncoder, done: make(chan struct{})}
 	if es, ok := stream.(EncodedStream); ok {
 		t.encoded, t.enc = es, s.encoderFor(es.WireFormat())
@@ -96,7 +99,7 @@ func (s *ChatService) Open(stream chatv1.ChatService_ConnectServer) (*InlineSess
 	if errors.Is(err, hub.ErrShuttingDown) {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	} else if err != nil {
-		s.log.Warn("connect", "user", who.UserID, "err", err)
+		s.log.WarnContext(ctx, "connect", "user", who.UserID, "err", err)
 		return nil, status.Error(codes.Unavailable, "could not start session")
 	}
 	return &InlineSession{ctx: ctx, sess: sess, t: t}, nil
@@ -105,6 +108,12 @@ func (s *ChatService) Open(stream chatv1.ChatService_ConnectServer) (*InlineSess
 // Handle carries out one client frame.
 func (in *InlineSession) Handle(f *chatv1.ClientFrame) {
 	in.sess.Handle(in.ctx, CommandFromFrame(f))
+}
+
+// Refuse answers a client frame the caller could not map, in turn with
+// the answers to the frames handed to Handle before it.
+func (in *InlineSession) Refuse(id string, err *hub.Error) {
+	in.sess.Refuse(id, err)
 }
 
 // receive hands the client's frames to the session until Recv fails.
@@ -166,9 +175,11 @@ func (s *ChatService) Broadcast(ctx context.Context, req *chatv1.BroadcastReques
 	if err != nil {
 		return nil, statusFromError(err)
 	}
-	msg := "Message sent to everyone"
+	texts := s.hub.Texts()
+	lang := texts.Match(who.Locale, acceptLanguage(ctx))
+	msg := texts.Sprintf(lang, "Message sent to everyone")
 	if req.GetRoom() != "" {
-		msg = "Message sent to room " + req.GetRoom()
+		msg = texts.Sprintf(lang, "Message sent to room %s", req.GetRoom())
 	}
 	return &chatv1.BroadcastResponse{Message: msg, Recipients: int32(n)}, nil
 }

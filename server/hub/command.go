@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -34,29 +33,20 @@ type Command struct {
 // goes on. Code is stable and machine-readable.
 type Error struct {
 	Code    string
-	Message string
+	Message string // in English
+	// format and args write Message in a session's language (see MessageIn).
+	format string
+	args   []any
 }
 
 func (e *Error) Error() string { return e.Message }
 
 func errorf(code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), format: format, args: args}
 }
 
 // DefaultRoom is the room joined or left when a frame names none, as in the seed.
 const DefaultRoom = "general"
-
-var roomPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$`)
-
-// ValidateRoom reports whether room is an acceptable room name: 1 to 64
-// letters, digits, '_', '.' or '-', starting with a letter or digit, and
-// ':' between a namespace and the rest ("team:eng").
-func ValidateRoom(room string) *Error {
-	if len(room) > 64 || !roomPattern.MatchString(room) {
-		return errorf("invalid_room", "invalid room name %q: use 1 to 64 letters, digits, '_', '.' or '-'", room)
-	}
-	return nil
-}
 
 func (h *Hub) validateMessage(msg string) *Error {
 	switch {
@@ -73,6 +63,7 @@ func (h *Hub) validateMessage(msg string) *Error {
 // Handle carries out one client command. A command that cannot be carried out
 // is answered with an error event on this session, and changes nothing.
 func (s *Session) Handle(ctx context.Context, cmd Command) {
+	s.hub.metrics.commands[min(int(cmd.Kind), cmdKinds-1)].Add(1)
 	var err *Error
 	switch cmd.Kind {
 	case CmdMessage:
@@ -104,7 +95,8 @@ func (s *Session) message(ctx context.Context, cmd Command) *Error {
 	}
 	topic := topicLobby
 	if cmd.Room != "" {
-		if err := ValidateRoom(cmd.Room); err != nil {
+		var err *Error
+		if cmd.Room, err = RoomName(cmd.Room); err != nil {
 			return err
 		}
 		if !s.member(cmd.Room) {
@@ -115,7 +107,7 @@ func (s *Session) message(ctx context.Context, cmd Command) *Error {
 		}
 		topic = topicRoom(cmd.Room)
 	}
-	ev := &Event{Kind: KindMessage, Time: s.hub.now(), ID: cmd.ID, Message: cmd.Message,
+	ev := &Event{Kind: KindMessage, Time: s.hub.now(), ID: cmd.ID, ReplyTo: s.id, Message: cmd.Message,
 		Room: cmd.Room, Sender: s.who.Name, UserID: s.who.UserID}
 	if s.hub.publish(ctx, topic, ev) != nil {
 		return errorf("unavailable", "message not sent: the broker is unavailable")
@@ -128,7 +120,7 @@ func roomOf(cmd Command) (string, *Error) {
 	if cmd.Room == "" {
 		return DefaultRoom, nil
 	}
-	return cmd.Room, ValidateRoom(cmd.Room)
+	return RoomName(cmd.Room)
 }
 
 func (s *Session) join(ctx context.Context, cmd Command) *Error {
@@ -155,17 +147,17 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 	h := s.hub
 	if err := h.attach(ctx, topicRoom(room), s); err != nil {
 		s.forget(room)
-		h.log.Warn("join room", "room", room, "err", err)
+		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", err)
 		return errorf("unavailable", "could not join room %q: the broker is unavailable", room)
 	}
 	if err := h.broker.AddMember(ctx, room, s.conn()); err != nil {
 		h.detachTopic(ctx, topicRoom(room), s)
 		s.forget(room)
-		h.log.Warn("join room", "room", room, "err", err)
+		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", err)
 		return errorf("unavailable", "could not join room %q: the broker is unavailable", room)
 	}
-	h.publish(ctx, topicRoom(room), &Event{Kind: KindRoomJoined, Time: h.now(), ID: cmd.ID, Room: room,
-		Message: s.who.Name + " joined room " + room, UserID: s.who.UserID, Sender: s.who.Name})
+	h.publish(ctx, topicRoom(room), &Event{Kind: KindRoomJoined, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Room: room,
+		UserID: s.who.UserID, Sender: s.who.Name})
 	return nil
 }
 
@@ -194,10 +186,10 @@ func (s *Session) leave(ctx context.Context, cmd Command) *Error {
 // leave tells the room that s left, then takes s out of it: s sees its own
 // room_left, as its joining members saw room_joined.
 func (h *Hub) leave(ctx context.Context, s *Session, room, id string) {
-	h.publish(ctx, topicRoom(room), &Event{Kind: KindRoomLeft, Time: h.now(), ID: id, Room: room,
-		Message: s.who.Name + " left room " + room, UserID: s.who.UserID, Sender: s.who.Name})
+	h.publish(ctx, topicRoom(room), &Event{Kind: KindRoomLeft, Time: h.now(), ID: id, ReplyTo: s.id, Room: room,
+		UserID: s.who.UserID, Sender: s.who.Name})
 	if err := h.broker.RemoveMember(ctx, room, s.conn()); err != nil {
-		h.log.Warn("leave room", "room", room, "err", err)
+		h.log.WarnContext(ctx, "leave room", "conn", s.id, "room", room, "err", err)
 	}
 	h.detachTopic(ctx, topicRoom(room), s)
 }
@@ -212,19 +204,19 @@ func (s *Session) private(ctx context.Context, cmd Command) *Error {
 	h := s.hub
 	n, err := h.broker.UserConns(ctx, cmd.TargetUser)
 	if err != nil {
-		h.log.Warn("count user connections", "user", cmd.TargetUser, "err", err)
+		h.log.WarnContext(ctx, "count user connections", "conn", s.id, "user", cmd.TargetUser, "err", err)
 		return errorf("unavailable", "private message not sent: the broker is unavailable")
 	}
 	if n > 0 {
-		ev := &Event{Kind: KindPrivateMessage, Time: h.now(), ID: cmd.ID, Message: cmd.Message,
+		ev := &Event{Kind: KindPrivateMessage, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Message: cmd.Message,
 			Sender: s.who.Name, UserID: s.who.UserID}
 		if h.publish(ctx, topicUser(cmd.TargetUser), ev) != nil {
 			return errorf("unavailable", "private message not sent: the broker is unavailable")
 		}
 	}
-	ack := "Private message sent to " + cmd.TargetUser
+	ack := s.text("Private message sent to %s", cmd.TargetUser)
 	if n == 0 {
-		ack = "User " + cmd.TargetUser + " is not connected"
+		ack = s.text("User %s is not connected", cmd.TargetUser)
 	}
 	s.send(&Event{Kind: KindPrivateSent, Time: h.now(), ID: cmd.ID, Message: ack, TargetUser: cmd.TargetUser, Delivered: n})
 	return nil
@@ -237,7 +229,8 @@ func (h *Hub) Broadcast(ctx context.Context, message, room string) (int, error) 
 		return 0, err
 	}
 	if room != "" {
-		if err := ValidateRoom(room); err != nil {
+		var err *Error
+		if room, err = RoomName(room); err != nil {
 			return 0, err
 		}
 	}

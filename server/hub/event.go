@@ -46,8 +46,12 @@ func (k Kind) String() string {
 type Event struct {
 	Kind Kind
 	Time time.Time
-	// ID echoes the client frame this event answers, if any.
-	ID           string
+	// ID echoes the client frame this event answers, if any. Only the copy
+	// for the session ReplyTo names carries it (see deliver): other
+	// recipients never see another client's ids.
+	ID string
+	// ReplyTo is the id of the connection whose frame this event answers.
+	ReplyTo      string
 	Message      string
 	Room         string
 	Sender       string // display name of the user the event is from

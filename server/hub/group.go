@@ -4,6 +4,8 @@ import (
 	"context"
 	"hash/maphash"
 	"sync"
+
+	"github.com/tertulia/tertulia/server/i18n"
 )
 
 // group is this node's sessions subscribed to one topic.
@@ -137,40 +139,60 @@ func (h *Hub) detachTopic(ctx context.Context, topic string, s *Session) {
 	g.dead = true
 }
 
-// encoded caches one event's bytes for one wire format during a fan-out.
+// encoded caches one event's bytes for one wire format and language during
+// a fan-out.
 type encoded struct {
-	enc Encoder
-	b   []byte
+	enc  Encoder
+	lang i18n.Lang
+	b    []byte
 }
 
 // deliver is the broker's handler: it queues ev to every local session
-// subscribed to topic, encoding it once per wire format.
+// subscribed to topic, encoding it once per wire format (and, for an
+// announcement, per language). A client's id goes only to the session that
+// sent it: that one copy is encoded on its own, and every other recipient
+// shares the bytes of the event without it.
 func (h *Hub) deliver(topic string, ev *Event) {
 	g := h.lookup(topic)
 	if g == nil {
 		return
 	}
-	var cache [4]encoded // a node speaks few formats: no allocation per fan-out
+	shared := ev
+	if ev.ID != "" {
+		c := *ev
+		c.ID = ""
+		shared = &c
+	}
+	perLang := announced(ev.Kind)
+	var cache [4]encoded // a node speaks few formats and languages: no allocation per fan-out
 	n := 0
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, s := range g.list {
+		if shared != ev && s.id == ev.ReplyTo {
+			s.send(ev)
+			continue
+		}
+		var lang i18n.Lang
+		if perLang {
+			lang = s.lang
+		}
 		var b []byte
 		for i := 0; i < n; i++ {
-			if cache[i].enc == s.enc {
+			if cache[i].enc == s.enc && cache[i].lang == lang {
 				b = cache[i].b
 				break
 			}
 		}
 		if b == nil {
 			var err error
-			b, err = s.enc.Encode(ev)
+			b, err = s.enc.Encode(h.localize(shared, lang))
 			if err != nil {
 				h.log.Error("encode event", "kind", ev.Kind.String(), "err", err)
 				continue
 			}
 			if n < len(cache) {
-				cache[n] = encoded{s.enc, b}
+				cache[n] = encoded{s.enc, lang, b}
 				n++
 			}
 		}

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/tertulia/tertulia/server/i18n"
 )
 
 // Config tunes a Hub. The zero value means the documented defaults.
@@ -29,6 +31,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Texts are the server's texts and the default language of sessions.
+	// Default: i18n.English().
+	Texts *i18n.Catalog
+	// ObservePublish, if set, is told how long each Publish to the broker
+	// took and how it ended, for metrics. It must be fast and safe for
+	// concurrent use.
+	ObservePublish func(took time.Duration, err error)
 }
 
 func (c Config) withDefaults() Config {
@@ -50,6 +59,9 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Texts == nil {
+		c.Texts = i18n.English()
+	}
 	return c
 }
 
@@ -59,6 +71,17 @@ type Metrics struct {
 	Sessions        atomic.Int64 // sessions attached to this node now
 	Deliveries      atomic.Int64 // frames queued to sessions
 	Published       atomic.Int64 // events published by this node
+
+	commands    [cmdKinds]atomic.Int64        // client frames by CommandKind (see CommandsIn)
+	disconnects [disconnectKinds]atomic.Int64 // ended sessions by DisconnectCode (see Disconnects)
+
+	// RateLimited counts client frames refused by a rate limit. The code
+	// that enforces the limits increments it; /metrics shows it.
+	RateLimited atomic.Int64
+	// HistoryMessages and HistoryBytes are the size of the history this
+	// node keeps (gauges). The history store sets them; /metrics shows them.
+	HistoryMessages atomic.Int64
+	HistoryBytes    atomic.Int64
 }
 
 // Hub routes events between the sessions of this node and, through its
@@ -101,7 +124,7 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 	if h.closing.Load() {
 		return nil, ErrShuttingDown
 	}
-	s := &Session{hub: h, id: newID(), who: who, t: t, enc: t.Encoder(), rooms: make(map[string]struct{}), held: true}
+	s := &Session{hub: h, id: newID(), who: who, t: t, enc: t.Encoder(), lang: h.language(who), rooms: make(map[string]struct{}), held: true}
 	if err := h.attach(ctx, topicLobby, s); err != nil {
 		return nil, fmt.Errorf("attach lobby: %w", err)
 	}
@@ -116,9 +139,10 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 		return nil, fmt.Errorf("add presence: %w", err)
 	}
 	h.metrics.Sessions.Add(1)
-	greeting := "Connected to the chat"
+	h.log.InfoContext(ctx, "session opened", "conn", s.id, "user", who.UserID, "guest", who.Guest)
+	greeting := s.text("Connected to the chat")
 	if !who.Guest {
-		greeting = "Welcome " + who.Name
+		greeting = s.text("Welcome %s", who.Name)
 	}
 	b, err := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: greeting, ConnectionID: s.id, UserID: who.UserID})
 	if err != nil {
@@ -126,14 +150,16 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 	}
 	s.welcome(b)
 	if first {
-		h.publish(ctx, topicLobby, &Event{Kind: KindUserJoined, Time: h.now(),
-			Message: who.Name + " joined the chat", UserID: who.UserID, Sender: who.Name})
+		h.publish(ctx, topicLobby, &Event{Kind: KindUserJoined, Time: h.now(), UserID: who.UserID, Sender: who.Name})
 	}
 	return s, nil
 }
 
-// detach undoes Connect and every join of s.
-func (h *Hub) detach(ctx context.Context, s *Session, rooms []string) {
+// detach undoes Connect and every join of s, which ended for reason (0:
+// the client ended it).
+func (h *Hub) detach(ctx context.Context, s *Session, rooms []string, reason DisconnectCode) {
+	h.metrics.disconnects[min(int(reason), disconnectKinds-1)].Add(1)
+	h.log.InfoContext(ctx, "session closed", "conn", s.id, "user", s.who.UserID, "reason", reason.String())
 	for _, room := range rooms {
 		h.leave(ctx, s, room, "")
 	}
@@ -142,14 +168,13 @@ func (h *Hub) detach(ctx context.Context, s *Session, rooms []string) {
 	h.metrics.Sessions.Add(-1)
 	last, err := h.broker.RemoveConn(ctx, s.conn())
 	if err != nil {
-		h.log.Warn("remove presence", "conn", s.id, "err", err)
+		h.log.WarnContext(ctx, "remove presence", "conn", s.id, "err", err)
 		return
 	}
 	// Told even while this node shuts down: other nodes' sessions must hear
 	// that its users left.
 	if last {
-		h.publish(ctx, topicLobby, &Event{Kind: KindUserLeft, Time: h.now(),
-			Message: s.who.Name + " left the chat", UserID: s.who.UserID, Sender: s.who.Name})
+		h.publish(ctx, topicLobby, &Event{Kind: KindUserLeft, Time: h.now(), UserID: s.who.UserID, Sender: s.who.Name})
 	}
 }
 
@@ -157,8 +182,13 @@ func (h *Hub) detach(ctx context.Context, s *Session, rooms []string) {
 // callers have no one better to tell.
 func (h *Hub) publish(ctx context.Context, topic string, ev *Event) error {
 	h.metrics.Published.Add(1)
-	if err := h.broker.Publish(ctx, topic, ev); err != nil {
-		h.log.Warn("publish", "topic", topic, "kind", ev.Kind.String(), "err", err)
+	start := time.Now()
+	err := h.broker.Publish(ctx, topic, ev)
+	if h.cfg.ObservePublish != nil {
+		h.cfg.ObservePublish(time.Since(start), err)
+	}
+	if err != nil {
+		h.log.WarnContext(ctx, "publish", "topic", topic, "kind", ev.Kind.String(), "err", err)
 		return err
 	}
 	return nil

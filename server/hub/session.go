@@ -3,6 +3,8 @@ package hub
 import (
 	"context"
 	"sync"
+
+	"github.com/tertulia/tertulia/server/i18n"
 )
 
 // Identity is who a session speaks for.
@@ -14,6 +16,11 @@ type Identity struct {
 	// Rooms is the token's rooms claim: room names and patterns that open
 	// private namespaces (see Namespaces.MayJoin).
 	Rooms []string
+	// Locale is the token's locale claim, and AcceptLanguage the client's
+	// Accept-Language (WebSocket handshake, gRPC metadata): the session's
+	// texts are in the first language the server has (see i18n.Match).
+	Locale         string
+	AcceptLanguage string
 }
 
 // Session is one client connection attached to the hub. Its methods are safe
@@ -25,6 +32,8 @@ type Session struct {
 	who Identity
 	t   Transport
 	enc Encoder
+	// lang is the language of the session's texts, picked at Connect.
+	lang i18n.Lang
 
 	mu       sync.Mutex // protects the fields below
 	writeFn  func()     // s.write, made once: `go s.write()` would allocate a closure per start
@@ -34,6 +43,7 @@ type Session struct {
 	writing  bool       // a writer goroutine is running
 	held     bool       // not yet welcomed: frames wait, no writer starts
 	closing  *Disconnect
+	ended    DisconnectCode // why the server ended the session; 0 while it has not
 	closed   bool
 	rooms    map[string]struct{}
 	detached bool
@@ -58,6 +68,7 @@ func (s *Session) enqueue(b []byte) {
 	cfg := &s.hub.cfg
 	if len(s.queue) >= cfg.QueueFrames || s.queued+len(b) > cfg.QueueBytes {
 		s.closed = true
+		s.ended = DisconnectSlow
 		s.queue, s.queued = nil, 0
 		s.mu.Unlock()
 		s.hub.metrics.SlowDisconnects.Add(1)
@@ -145,6 +156,7 @@ func (s *Session) write() {
 		if err != nil {
 			s.mu.Lock()
 			s.closed = true
+			s.ended = DisconnectWriteError
 			s.queue, s.queued = nil, 0
 			s.writing = false
 			s.mu.Unlock()
@@ -162,6 +174,7 @@ func (s *Session) disconnect(d Disconnect) {
 		return
 	}
 	s.closing = &d
+	s.ended = d.Code
 	if s.writing {
 		s.mu.Unlock()
 		return // the writer closes the transport once it has drained the queue
@@ -178,9 +191,9 @@ func (s *Session) Finish() {
 	s.disconnect(Disconnect{Code: DisconnectDone, Reason: "client done"})
 }
 
-// send encodes ev for this session alone and queues it.
+// send encodes ev for this session alone, in its language, and queues it.
 func (s *Session) send(ev *Event) {
-	b, err := s.enc.Encode(ev)
+	b, err := s.enc.Encode(s.hub.localize(ev, s.lang))
 	if err != nil {
 		s.hub.log.Error("encode event", "kind", ev.Kind.String(), "err", err)
 		return
@@ -190,7 +203,7 @@ func (s *Session) send(ev *Event) {
 
 // sendError tells the session that the frame with id could not be carried out.
 func (s *Session) sendError(id string, err *Error) {
-	s.send(&Event{Kind: KindError, Time: s.hub.now(), ID: id, Message: err.Message, Code: err.Code})
+	s.send(&Event{Kind: KindError, Time: s.hub.now(), ID: id, Message: err.MessageIn(s.hub.cfg.Texts, s.lang), Code: err.Code})
 }
 
 // Close detaches the session from the hub: it leaves its rooms, and the user's
@@ -203,6 +216,7 @@ func (s *Session) Close(ctx context.Context) {
 		return
 	}
 	s.detached = true
+	reason := s.ended
 	s.closed = true
 	s.queue, s.queued = nil, 0
 	rooms := make([]string, 0, len(s.rooms))
@@ -211,5 +225,5 @@ func (s *Session) Close(ctx context.Context) {
 	}
 	s.rooms = nil
 	s.mu.Unlock()
-	s.hub.detach(ctx, s, rooms)
+	s.hub.detach(ctx, s, rooms, reason)
 }

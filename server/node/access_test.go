@@ -70,6 +70,13 @@ func TestPrivateNamespaceOverGRPC(t *testing.T) {
 	root.join("team:eng")
 	carol.join("general") // the default namespace is public
 
+	eva := spanishSession(t, srv, "eva") // refusals are in the session's language
+	eva.Join("team:eng")
+	e := nodetest.Await(t, "eva", eva, "error", func(f *chatv1.ServerFrame) bool { return f.GetError() != nil })
+	if want := `la sala "team:eng" es privada: tu token no te da acceso`; e.GetError().Code != hub.CodeForbidden || e.GetError().Message != want {
+		t.Errorf("eva's refusal = %v, want code forbidden, %q", e.GetError(), want)
+	}
+
 	bob.must(bob.s.Send("team:eng", "for the team"))
 	alice.await("bob's message", isMessage("for the team"))
 	rooms, err := root.c.Rooms(t.Context())
@@ -109,14 +116,14 @@ func TestGuestsRefusedWhereConfiguredOverGRPC(t *testing.T) {
 
 func TestAccessOverWebSocket(t *testing.T) {
 	srv := accessNode(t)
-	carol := wsDial(t, srv, "/api/v1/ws/authenticated?token="+token(t, srv, "carol", false))
-	alice := wsDial(t, srv, "/api/v1/ws/authenticated?token="+token(t, srv, "alice", false, "team:eng"))
-	bob := wsDial(t, srv, "/api/v1/ws/authenticated?token="+token(t, srv, "bob", false, "team:*"))
-	guest := wsDial(t, srv, "/api/v1/ws")
+	carol := srv.DialWS(t, "/api/v1/ws/authenticated?token="+token(t, srv, "carol", false))
+	alice := srv.DialWS(t, "/api/v1/ws/authenticated?token="+token(t, srv, "alice", false, "team:eng"))
+	bob := srv.DialWS(t, "/api/v1/ws/authenticated?token="+token(t, srv, "bob", false, "team:*"))
+	guest := srv.DialWS(t, "/api/v1/ws")
 
 	for _, c := range []struct {
 		name  string
-		u     *wsClient
+		u     *nodetest.WSClient
 		frame map[string]any
 	}{
 		{"private without the claim", carol, map[string]any{"type": "join_room", "room": "team:eng", "id": "j1"}},
@@ -124,23 +131,23 @@ func TestAccessOverWebSocket(t *testing.T) {
 		{"guest in a private namespace", guest, map[string]any{"type": "join_room", "room": "team:eng", "id": "j3"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			c.u.send(c.frame)
-			e := c.u.await("error", func(f map[string]any) bool { return f["type"] == "error" })
+			c.u.Send(c.frame)
+			e := c.u.Await("error", func(f map[string]any) bool { return f["type"] == "error" })
 			if e["code"] != hub.CodeForbidden || e["id"] != c.frame["id"] || e["message"] == "" {
 				t.Errorf("error frame = %v, want code forbidden, id %v and a message", e, c.frame["id"])
 			}
 		})
 	}
-	for _, u := range []*wsClient{alice, bob} {
-		u.send(map[string]any{"type": "join_room", "room": "team:eng"})
-		u.await("room_joined", func(f map[string]any) bool {
-			return f["type"] == "room_joined" && f["room"] == "team:eng" && f["user_id"] == u.welcome["user_id"]
+	for _, u := range []*nodetest.WSClient{alice, bob} {
+		u.Send(map[string]any{"type": "join_room", "room": "team:eng"})
+		u.Await("room_joined", func(f map[string]any) bool {
+			return f["type"] == "room_joined" && f["room"] == "team:eng" && f["user_id"] == u.Welcome["user_id"]
 		})
 	}
-	alice.send(map[string]any{"type": "join_room", "room": "news:daily"})
-	alice.await("room_joined news", func(f map[string]any) bool { return f["type"] == "room_joined" && f["room"] == "news:daily" })
-	alice.send(map[string]any{"room": "news:daily", "message": "me too", "id": "m1"})
-	e := alice.await("error", func(f map[string]any) bool { return f["type"] == "error" })
+	alice.Send(map[string]any{"type": "join_room", "room": "news:daily"})
+	alice.Await("room_joined news", func(f map[string]any) bool { return f["type"] == "room_joined" && f["room"] == "news:daily" })
+	alice.Send(map[string]any{"room": "news:daily", "message": "me too", "id": "m1"})
+	e := alice.Await("error", func(f map[string]any) bool { return f["type"] == "error" })
 	if e["code"] != hub.CodeForbidden || e["id"] != "m1" {
 		t.Errorf("member's message to news: error frame %v, want code forbidden, id m1", e)
 	}

@@ -73,7 +73,7 @@ func TestAdminBroadcast(t *testing.T) {
 			{"admin, query as in the seed", srv.Token(t, "root", true), "?message=hello%20rest&room=ops", http.StatusOK},
 			{"non-admin", srv.Token(t, "alice", false), "?message=x", http.StatusForbidden},
 			{"no token", "", "?message=x", http.StatusUnauthorized},
-			{"bad room", srv.Token(t, "root", true), "?message=x&room=no%20spaces", http.StatusBadRequest},
+			{"bad room", srv.Token(t, "root", true), "?message=x&room=tab%09room", http.StatusBadRequest},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				req, _ := http.NewRequest(http.MethodPost, srv.URL("/api/v1/websocket/broadcast"+tc.query), nil)

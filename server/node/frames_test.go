@@ -23,7 +23,7 @@ func TestBadFramesGetErrorsAndSessionGoesOn(t *testing.T) {
 		frame *chatv1.ClientFrame
 		code  string
 	}{
-		{"room name with spaces", &chatv1.ClientFrame{Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: "no spaces please"}}}, "invalid_room"},
+		{"room name with a control character", &chatv1.ClientFrame{Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: "bell\x07room"}}}, "invalid_room"},
 		{"room name too long", &chatv1.ClientFrame{Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: strings.Repeat("r", 65)}}}, "invalid_room"},
 		{"empty message", msg("", "   "), "empty_message"},
 		{"oversized message", msg("", strings.Repeat("x", 4097)), "message_too_long"},

@@ -28,6 +28,9 @@ import (
 	"github.com/tertulia/tertulia/server/grpcapi"
 	"github.com/tertulia/tertulia/server/httpedge"
 	"github.com/tertulia/tertulia/server/hub"
+	"github.com/tertulia/tertulia/server/i18n"
+	"github.com/tertulia/tertulia/server/logs"
+	"github.com/tertulia/tertulia/server/metrics"
 )
 
 // Config is everything a node needs. Zero values mean the documented defaults.
@@ -40,6 +43,9 @@ type Config struct {
 	AllowAnonymous bool
 	// AllowedOrigins may open WebSockets and call gRPC-Web from a browser.
 	AllowedOrigins []string
+	// Locale is the language of server texts for sessions whose token and
+	// Accept-Language name none the server has. Default "en".
+	Locale string
 	// Broker joins the node to a cluster. Default: the embedded memory broker.
 	Broker hub.Broker
 	// Hub tunes sessions and limits.
@@ -53,6 +59,13 @@ type Config struct {
 	// Bridge tunes the WebSocket bridge (frame limit, pings, timeouts); its
 	// Upstream, Origins and Logger are the node's.
 	Bridge bridge.Config
+	// Metrics is the node's metrics registry, one per node. Default: a new
+	// one. A caller passes its own to add collectors (the Redis broker's).
+	Metrics *metrics.Registry
+	// AdminListener, if set, serves /metrics and net/http/pprof
+	// (/debug/pprof/), and the HTTP port no longer serves /metrics. Serve
+	// closes it.
+	AdminListener net.Listener
 }
 
 // Node is one Tertulia server.
@@ -83,9 +96,18 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
 	hcfg := cfg.Hub
 	if hcfg.Logger == nil {
 		hcfg.Logger = cfg.Logger
+	}
+	if hcfg.Texts, err = i18n.New(cfg.Locale); err != nil {
+		return nil, err
+	}
+	if hcfg.ObservePublish == nil {
+		hcfg.ObservePublish = cfg.Metrics.ObservePublish
 	}
 	n := &Node{
 		cfg:    cfg,
@@ -96,20 +118,22 @@ func New(cfg Config) (*Node, error) {
 		health: health.NewServer(),
 	}
 	n.chat = grpcapi.NewChatService(n.hub, cfg.Logger)
-	n.grpc = grpc.NewServer(
+	n.grpc = grpc.NewServer(append(n.observers(),
 		grpcapi.ServerCodec(),
 		grpc.ChainUnaryInterceptor(grpcapi.UnaryAuth(a), grpcapi.UnaryReads(!cfg.Dev)),
 		grpc.ChainStreamInterceptor(grpcapi.StreamAuth(n.gate), grpcapi.StreamReads(a, !cfg.Dev)),
 		grpc.MaxRecvMsgSize(64<<10),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	)...)
 	chatv1.RegisterChatServiceServer(n.grpc, n.chat)
 	if cfg.Dev {
 		chatv1.RegisterAuthServiceServer(n.grpc, grpcapi.NewAuthService(a, "ws://localhost:8000"))
 	}
 	healthpb.RegisterHealthServer(n.grpc, n.health)
 	reflection.Register(n.grpc)
+	cfg.Metrics.InitializeGRPC(n.grpc)
+	cfg.Metrics.ObserveHub(n.hub)
 	return n, nil
 }
 
@@ -135,14 +159,17 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	handler, err := httpedge.Handler(edgeCtx, httpedge.Config{
 		Conn:     conn,
 		Dev:      n.cfg.Dev,
-		Hub:      n.hub,
+		Metrics:  n.metricsOnHTTP(),
 		Static:   n.cfg.Static,
 		Handlers: extra,
+		// REST grants CORS to the origins WebSocket and gRPC-Web allow.
+		AllowOrigin: bridge.Origins{Allowed: n.cfg.AllowedOrigins, Dev: n.cfg.Dev}.AllowOrigin,
 	})
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	defer n.serveAdmin()()
+	httpSrv := &http.Server{Handler: logs.HTTP(handler, n.log), ReadHeaderTimeout: readHeaderTimeout, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 	// WebSocket upgrades are served straight off the listener; everything
 	// else, and an upgrade on a connection already speaking HTTP, by httpSrv.
 	httpLis = n.bridge.Listener(httpLis, readHeaderTimeout)
@@ -211,7 +238,7 @@ func (n *Node) shutdown(httpSrv *http.Server) {
 func (n *Node) handlers() (map[string]http.Handler, error) {
 	origins := bridge.Origins{Allowed: n.cfg.AllowedOrigins, Dev: n.cfg.Dev}
 	bcfg := n.cfg.Bridge
-	bcfg.Upstream = bridge.InProcess{Chat: n.chat, Gate: n.gate}
+	bcfg.Upstream = observedUpstream{bridge.InProcess{Chat: n.chat, Gate: n.gate}, n.cfg.Metrics}
 	bcfg.Origins = origins
 	bcfg.Logger = n.log
 	b, err := bridge.New(bcfg)
@@ -240,7 +267,7 @@ func grpcWeb(srv *grpc.Server, origins bridge.Origins) http.Handler {
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if web.IsGrpcWebRequest(r) || web.IsAcceptableGrpcCorsRequest(r) || web.IsGrpcWebSocketRequest(r) {
-			web.ServeHTTP(w, r)
+			web.ServeHTTP(w, r.WithContext(withTransport(r.Context(), metrics.GRPCWeb)))
 			return
 		}
 		// Plain HTTP/1.1 cannot carry gRPC: it goes to the gRPC port.

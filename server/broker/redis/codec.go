@@ -24,6 +24,7 @@ type wireEvent struct {
 	TargetUser   string   `json:"g,omitempty"`
 	Delivered    int      `json:"d,omitempty"`
 	Code         string   `json:"e,omitempty"`
+	ReplyTo      string   `json:"y,omitempty"`
 	// Origin and Seq name the node that published the event and its
 	// number there, so that the publisher knows its own copy when it
 	// comes back.
@@ -35,7 +36,7 @@ func encodeEvent(ev *hub.Event, origin string, seq uint64) ([]byte, error) {
 	b, err := json.Marshal(wireEvent{Origin: origin, Seq: seq,
 		Kind: ev.Kind, Time: ev.Time.UnixNano(), ID: ev.ID, Message: ev.Message, Room: ev.Room,
 		Sender: ev.Sender, UserID: ev.UserID, ConnectionID: ev.ConnectionID,
-		TargetUser: ev.TargetUser, Delivered: ev.Delivered, Code: ev.Code,
+		TargetUser: ev.TargetUser, Delivered: ev.Delivered, Code: ev.Code, ReplyTo: ev.ReplyTo,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encode %s event: %w", ev.Kind, err)
@@ -54,6 +55,6 @@ func decodeEvent(payload string) (*hub.Event, *wireEvent, error) {
 	return &hub.Event{
 		Kind: w.Kind, Time: time.Unix(0, w.Time).UTC(), ID: w.ID, Message: w.Message, Room: w.Room,
 		Sender: w.Sender, UserID: w.UserID, ConnectionID: w.ConnectionID,
-		TargetUser: w.TargetUser, Delivered: w.Delivered, Code: w.Code,
+		TargetUser: w.TargetUser, Delivered: w.Delivered, Code: w.Code, ReplyTo: w.ReplyTo,
 	}, &w, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tertulia/tertulia/server/auth"
 	"github.com/tertulia/tertulia/server/hub"
+	"github.com/tertulia/tertulia/server/metrics"
 	"github.com/tertulia/tertulia/server/node"
 )
 
@@ -29,11 +30,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	audience := fs.String("jwt-audience", "", "required aud claim, if set")
 	anon := fs.Bool("allow-anonymous", false, "admit sessions without a token as guests")
 	origins := fs.String("allowed-origins", "", "comma-separated origins allowed to open WebSockets and call gRPC-Web")
+	locale := fs.String("locale", "en", "language of server texts for connections whose token and Accept-Language name none we have (en, es)")
 	brokerName := fs.String("broker", "memory", "broker: memory or redis")
 	redisURL := fs.String("redis-url", "redis://127.0.0.1:6379/0", "Redis URL, with --broker redis")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "bound on a graceful shutdown")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logOpts := addLogFlags(fs)
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default)")
+	adminAddr := fs.String("admin-addr", "", "serve /metrics and net/http/pprof on this address, and /metrics no longer on --http-addr (off by default)")
 	configFile := configFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -42,7 +45,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, *logLevel)
+	log, err := logOpts.logger(stderr)
 	if err != nil {
 		return err
 	}
@@ -52,10 +55,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		JWT:             auth.Config{Secret: []byte(*secret), Issuer: *issuer, Audience: *audience},
 		AllowAnonymous:  *anon,
 		AllowedOrigins:  splitList(*origins),
+		Locale:          *locale,
 		ShutdownTimeout: *shutdown,
 		Logger:          log,
 		Static:          staticFS(),
 		Hub:             hub.Config{Namespaces: namespaces},
+		Metrics:         metrics.New(),
 	}
 	if *secret == "" {
 		if !*dev {
@@ -64,12 +69,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.JWT.Secret = auth.RandomSecret()
 		log.Warn("dev mode: generated a random JWT secret; tokens will not survive a restart")
 	}
-	b, closeBroker, err := openBroker(ctx, *brokerName, *redisURL, log)
+	b, closeBroker, err := openBroker(ctx, *brokerName, *redisURL, log, cfg.Metrics)
 	if err != nil {
 		return err
 	}
 	defer closeBroker()
 	cfg.Broker = b
+	if *adminAddr != "" {
+		if cfg.AdminListener, err = net.Listen("tcp", *adminAddr); err != nil {
+			return fmt.Errorf("listen admin: %w", err)
+		}
+		defer cfg.AdminListener.Close()
+	}
 
 	n, err := node.New(cfg)
 	if err != nil {

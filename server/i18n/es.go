@@ -1,0 +1,61 @@
+package i18n
+
+import "golang.org/x/text/language"
+
+// translation is one language's texts, keyed by their English format.
+type translation struct {
+	tag   language.Tag
+	texts map[string]string
+}
+
+// translations are the languages other than English. The Spanish follows
+// the seed's own wording ("Conectado al chat", "Bienvenido {username}",
+// "{username} se unió a la sala {room}"), which its users know.
+var translations = []translation{{language.Spanish, spanish}}
+
+var spanish = map[string]string{
+	// Welcomes and announcements.
+	"Connected to the chat": "Conectado al chat",
+	"Welcome %s":            "Bienvenido %s",
+	"%s joined the chat":    "%s se unió al chat",
+	"%s left the chat":      "%s se desconectó",
+	"%s joined room %s":     "%s se unió a la sala %s",
+	"%s left room %s":       "%s salió de la sala %s",
+
+	// Answers to the sender.
+	"Private message sent to %s": "Mensaje privado enviado a %s",
+	"User %s is not connected":   "Usuario %s no está conectado",
+	"Message sent to everyone":   "Mensaje enviado a todos",
+	"Message sent to room %s":    "Mensaje enviado a la sala %s",
+
+	// Refused frames (the codes beside them are not translated).
+	"message is empty":                                    "el mensaje está vacío",
+	"message is %d bytes, over the limit of %d":           "el mensaje ocupa %d bytes y el límite es %d",
+	"message is not valid UTF-8":                          "el mensaje no es UTF-8 válido",
+	"unknown frame type":                                  "tipo de mensaje desconocido",
+	"unknown frame type %.64q":                            "tipo de mensaje desconocido: %.64q",
+	"frame is not valid JSON":                             "Formato de mensaje inválido: no es JSON válido",
+	"frame must be a JSON object":                         "Formato de mensaje inválido: debe ser un objeto JSON",
+	"field %q must be a %s, not a JSON %s":                "el campo %q debe ser de tipo %s, no %s de JSON",
+	"this connection is already authenticated":            "esta conexión ya está autenticada",
+	"join room %q before sending to it":                   "únete a la sala %q antes de escribir en ella",
+	"message not sent: the broker is unavailable":         "mensaje no enviado: el servicio de mensajería no está disponible",
+	"already in room %q":                                  "ya estás en la sala %q",
+	"a connection may join at most %d rooms":              "una conexión puede unirse como máximo a %d salas",
+	"could not join room %q: the broker is unavailable":   "no se pudo entrar en la sala %q: el servicio de mensajería no está disponible",
+	"not in room %q":                                      "no estás en la sala %q",
+	"target_user is required":                             "falta target_user, el destinatario",
+	"private message not sent: the broker is unavailable": "mensaje privado no enviado: el servicio de mensajería no está disponible",
+
+	// Refusals by a namespace's policy (code forbidden; server/hub/access.go).
+	"guests may not join room %q: log in first":        "los invitados no pueden entrar en la sala %q: inicia sesión primero",
+	"room %q is private: your token does not grant it": "la sala %q es privada: tu token no te da acceso",
+	"only admins may send to room %q":                  "solo los administradores pueden escribir en la sala %q",
+
+	// Room names (see server/hub/names.go).
+	"room name is empty":                                             "el nombre de la sala está vacío",
+	"room name %q is longer than %d characters":                      "el nombre de sala %q tiene más de %d caracteres",
+	"room name %q starts or ends with a space":                       "el nombre de sala %q empieza o termina con un espacio",
+	"room name %q has an empty part around ':'":                      "el nombre de sala %q tiene una parte vacía junto a ':'",
+	"room name %q may hold only letters, digits, spaces and _ . - :": "el nombre de sala %q solo puede tener letras, números, espacios y _ . - :",
+}
