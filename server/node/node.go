@@ -15,7 +15,6 @@ import (
 
 	"github.com/improbable-eng/grpc-web/go/grpcweb"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -31,6 +30,7 @@ import (
 	"github.com/tertulia/tertulia/server/i18n"
 	"github.com/tertulia/tertulia/server/logs"
 	"github.com/tertulia/tertulia/server/metrics"
+	"github.com/tertulia/tertulia/server/tlsconfig"
 )
 
 // Config is everything a node needs. Zero values mean the documented defaults.
@@ -56,6 +56,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Logger receives the node's logs. Default: discard.
 	Logger *slog.Logger
+	// TLS, when set, serves both ports over TLS with its certificate,
+	// reloaded when its files change. Nil: plaintext.
+	TLS *tlsconfig.Reloader
 	// Bridge tunes the WebSocket bridge (frame limit, pings, timeouts); its
 	// Upstream, Origins and Logger are the node's.
 	Bridge bridge.Config
@@ -119,6 +122,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.chat = grpcapi.NewChatService(n.hub, cfg.Logger)
 	n.grpc = grpc.NewServer(append(n.observers(),
+		serverCreds(cfg.TLS),
 		grpcapi.ServerCodec(),
 		grpc.ChainUnaryInterceptor(grpcapi.UnaryAuth(a), grpcapi.UnaryReads(!cfg.Dev)),
 		grpc.ChainStreamInterceptor(grpcapi.StreamAuth(n.gate), grpcapi.StreamReads(a, !cfg.Dev)),
@@ -142,10 +146,13 @@ func (n *Node) Hub() *hub.Hub { return n.hub }
 
 // Serve runs the node on the given listeners until ctx is cancelled, then
 // shuts down gracefully within Config.ShutdownTimeout: sessions are told,
-// gRPC stops gracefully (or not, when time runs out), HTTP drains.
+// gRPC stops gracefully (or not, when time runs out), HTTP drains. The
+// node's authenticator is closed when Serve returns.
 func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
+	defer n.auth.Close()
+	httpLis = tlsListener(httpLis, n.cfg.TLS)
 	conn, err := grpc.NewClient("passthrough:///"+grpcLis.Addr().String(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+		grpc.WithTransportCredentials(selfCreds(n.cfg.TLS)))
 	if err != nil {
 		return fmt.Errorf("dial own grpc: %w", err)
 	}
