@@ -97,3 +97,24 @@ namespaces:
 		t.Error("a token signed with the file's secret was accepted; want the environment's secret to win")
 	}
 }
+
+// The README's example file is one tertulia serve accepts: it gets as far
+// as listening (on an address that cannot be), past every configuration
+// check.
+func TestReadmeConfigExampleIsAccepted(t *testing.T) {
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "```yaml\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no ```yaml example")
+	}
+	path := writeConfig(t, block)
+	t.Setenv("TERTULIA_JWT_SECRET", "readme-config-secret-0123456789")
+	err = run(context.Background(), []string{"serve", "--config", path, "--grpc-addr", "256.0.0.1:1", "--http-addr", "127.0.0.1:0"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "listen grpc") {
+		t.Errorf("serve with the README's example: %v, want only the listen error", err)
+	}
+}
