@@ -13,12 +13,8 @@ import (
 // the default namespace, named "". Each namespace has a NamespacePolicy;
 // Namespaces holds them all and is the one lookup every part of the hub
 // (joins, publishing, history, presence) and every transport (REST reads of
-// a room) asks.
-
-// CodeForbidden is the code of a refusal by a namespace's policy: a join of
-// a private room without the claim, a guest where guests may not go, a
-// member publishing where only admins may (gRPC PermissionDenied, REST 403).
-const CodeForbidden = "forbidden"
+// a room) asks. A refusal has code CodeForbidden (gRPC PermissionDenied,
+// REST 403).
 
 // Publish says who may send messages to the rooms of a namespace.
 type Publish string

@@ -43,21 +43,21 @@ type Broker interface {
 type Presence interface {
 	// AddConn records a connection of a user and reports whether it is that
 	// user's first connection in the cluster.
-	AddConn(ctx context.Context, c Conn) (first bool, err error)
+	AddConn(ctx context.Context, c PresenceRecord) (first bool, err error)
 	// RemoveConn forgets a connection and reports whether it was that user's
 	// last connection in the cluster.
-	RemoveConn(ctx context.Context, c Conn) (last bool, err error)
+	RemoveConn(ctx context.Context, c PresenceRecord) (last bool, err error)
 	// AddMember and RemoveMember record a connection's room membership.
-	AddMember(ctx context.Context, room string, c Conn) error
-	RemoveMember(ctx context.Context, room string, c Conn) error
+	AddMember(ctx context.Context, room string, c PresenceRecord) error
+	RemoveMember(ctx context.Context, room string, c PresenceRecord) error
 	// UserConns counts a user's connections in the cluster.
 	UserConns(ctx context.Context, user string) (int, error)
 	// Snapshot reports cluster-wide counts.
 	Snapshot(ctx context.Context) (Snapshot, error)
 }
 
-// Conn identifies one connection to Presence.
-type Conn struct {
+// PresenceRecord is one connection as Presence records it.
+type PresenceRecord struct {
 	ID   string // unique in the cluster
 	User string // user id
 	Name string // display name

@@ -68,7 +68,7 @@ func (c Config) withDefaults() Config {
 // Metrics are the hub's counters, safe to read at any time.
 type Metrics struct {
 	SlowDisconnects atomic.Int64 // sessions closed because their queue overflowed
-	Sessions        atomic.Int64 // sessions attached to this node now
+	Sessions        atomic.Int64 // sessions open on this node now
 	Deliveries      atomic.Int64 // frames queued to sessions
 	Published       atomic.Int64 // events published by this node
 
@@ -114,28 +114,29 @@ func (h *Hub) Metrics() *Metrics { return &h.metrics }
 
 func (h *Hub) now() time.Time { return h.cfg.Now().UTC() }
 
-// ErrShuttingDown is returned by Connect once Shutdown has begun.
+// ErrShuttingDown is returned by Open once Shutdown has begun.
 var ErrShuttingDown = errors.New("server shutting down")
 
-// Connect attaches a new session speaking for who over t. The session is
+// Open opens a new session speaking for who over t. The session is
 // welcomed, and the cluster told if this is the user's first connection.
 // The caller must call Session.Close when the connection ends.
-func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session, error) {
+func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, error) {
 	if h.closing.Load() {
 		return nil, ErrShuttingDown
 	}
-	s := &Session{hub: h, id: newID(), who: who, t: t, enc: t.Encoder(), lang: h.language(who), rooms: make(map[string]struct{}), held: true}
-	if err := h.attach(ctx, topicLobby, s); err != nil {
-		return nil, fmt.Errorf("attach lobby: %w", err)
+	s := &Session{hub: h, id: newID(), who: who, enc: t.Encoder(), lang: h.language(who), rooms: make(map[string]struct{})}
+	s.out = outbox{t: t, maxFrames: h.cfg.QueueFrames, maxBytes: h.cfg.QueueBytes, held: true}
+	if err := h.subscribe(ctx, topicLobby, s); err != nil {
+		return nil, fmt.Errorf("subscribe lobby: %w", err)
 	}
-	if err := h.attach(ctx, topicUser(who.UserID), s); err != nil {
-		h.detachTopic(ctx, topicLobby, s)
-		return nil, fmt.Errorf("attach user: %w", err)
+	if err := h.subscribe(ctx, topicUser(who.UserID), s); err != nil {
+		h.unsubscribe(ctx, topicLobby, s)
+		return nil, fmt.Errorf("subscribe user: %w", err)
 	}
-	first, err := h.broker.AddConn(ctx, s.conn())
+	first, err := h.broker.AddConn(ctx, s.presence())
 	if err != nil {
-		h.detachTopic(ctx, topicUser(who.UserID), s)
-		h.detachTopic(ctx, topicLobby, s)
+		h.unsubscribe(ctx, topicUser(who.UserID), s)
+		h.unsubscribe(ctx, topicLobby, s)
 		return nil, fmt.Errorf("add presence: %w", err)
 	}
 	h.metrics.Sessions.Add(1)
@@ -148,25 +149,25 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 	if err != nil {
 		h.log.Error("encode welcome", "err", err)
 	}
-	s.welcome(b)
+	s.out.welcome(b)
 	if first {
 		h.publish(ctx, topicLobby, &Event{Kind: KindUserJoined, Time: h.now(), UserID: who.UserID, Sender: who.Name})
 	}
 	return s, nil
 }
 
-// detach undoes Connect and every join of s, which ended for reason (0:
+// closeSession undoes Open and every join of s, which ended for reason (0:
 // the client ended it).
-func (h *Hub) detach(ctx context.Context, s *Session, rooms []string, reason DisconnectCode) {
+func (h *Hub) closeSession(ctx context.Context, s *Session, rooms []string, reason DisconnectCode) {
 	h.metrics.disconnects[min(int(reason), disconnectKinds-1)].Add(1)
 	h.log.InfoContext(ctx, "session closed", "conn", s.id, "user", s.who.UserID, "reason", reason.String())
 	for _, room := range rooms {
 		h.leave(ctx, s, room, "")
 	}
-	h.detachTopic(ctx, topicUser(s.who.UserID), s)
-	h.detachTopic(ctx, topicLobby, s)
+	h.unsubscribe(ctx, topicUser(s.who.UserID), s)
+	h.unsubscribe(ctx, topicLobby, s)
 	h.metrics.Sessions.Add(-1)
-	last, err := h.broker.RemoveConn(ctx, s.conn())
+	last, err := h.broker.RemoveConn(ctx, s.presence())
 	if err != nil {
 		h.log.WarnContext(ctx, "remove presence", "conn", s.id, "err", err)
 		return
@@ -194,19 +195,19 @@ func (h *Hub) publish(ctx context.Context, topic string, ev *Event) error {
 	return nil
 }
 
-// Shutdown disconnects every session, telling each that the server is going
+// Shutdown drains every session, telling each that the server is going
 // away, and refuses new ones. Disconnects are spread out a little so that
 // clients do not all reconnect at once; ctx bounds the whole.
 func (h *Hub) Shutdown(ctx context.Context) {
 	h.closing.Store(true)
 	sessions := h.localSessions()
 	for i, s := range sessions {
-		s.disconnect(disconnectShutdown)
+		s.out.drain(disconnectShutdown)
 		if i%256 == 255 {
 			select {
 			case <-ctx.Done():
 				for _, s := range sessions[i+1:] {
-					s.disconnect(disconnectShutdown)
+					s.out.drain(disconnectShutdown)
 				}
 				return
 			case <-time.After(time.Millisecond):

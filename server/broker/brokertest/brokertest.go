@@ -288,7 +288,9 @@ func testOrder(t *testing.T, nodes []*node) {
 	}
 }
 
-func conn(id, user string) hub.Conn { return hub.Conn{ID: id, User: user, Name: "Name of " + user} }
+func conn(id, user string) hub.PresenceRecord {
+	return hub.PresenceRecord{ID: id, User: user, Name: "Name of " + user}
+}
 
 func testPresence(t *testing.T, nodes []*node) {
 	c := ctx(t)
@@ -355,7 +357,7 @@ func testFirstLast(t *testing.T, nodes []*node) {
 	c := ctx(t)
 	const conns = 24
 	var firsts, lasts atomic.Int32
-	run := func(op func(n *node, cn hub.Conn) (bool, error), count *atomic.Int32) {
+	run := func(op func(n *node, cn hub.PresenceRecord) (bool, error), count *atomic.Int32) {
 		var wg sync.WaitGroup
 		for i := range conns {
 			wg.Go(func() {
@@ -370,11 +372,11 @@ func testFirstLast(t *testing.T, nodes []*node) {
 		}
 		wg.Wait()
 	}
-	run(func(n *node, cn hub.Conn) (bool, error) { return n.AddConn(c, cn) }, &firsts)
+	run(func(n *node, cn hub.PresenceRecord) (bool, error) { return n.AddConn(c, cn) }, &firsts)
 	if n, err := at(nodes, 1).UserConns(c, "carol"); err != nil || n != conns {
 		t.Errorf("UserConns(carol) = %d, %v; want %d", n, err, conns)
 	}
-	run(func(n *node, cn hub.Conn) (bool, error) { return n.RemoveConn(c, cn) }, &lasts)
+	run(func(n *node, cn hub.PresenceRecord) (bool, error) { return n.RemoveConn(c, cn) }, &lasts)
 	if firsts.Load() != 1 || lasts.Load() != 1 {
 		t.Errorf("got %d firsts and %d lasts over %d connections, want 1 and 1", firsts.Load(), lasts.Load(), conns)
 	}

@@ -27,7 +27,7 @@ type Broker struct {
 // conn is a connection and the rooms it is in, so that forgetting it costs
 // its own rooms, not every room.
 type conn struct {
-	hub.Conn
+	hub.PresenceRecord
 	rooms map[string]struct{}
 }
 
@@ -96,19 +96,19 @@ func (b *Broker) Unsubscribe(_ context.Context, topic string) error {
 }
 
 // AddConn implements hub.Presence.
-func (b *Broker) AddConn(_ context.Context, c hub.Conn) (bool, error) {
+func (b *Broker) AddConn(_ context.Context, c hub.PresenceRecord) (bool, error) {
 	b.pmu.Lock()
 	defer b.pmu.Unlock()
 	if _, ok := b.conns[c.ID]; ok {
 		return false, nil
 	}
-	b.conns[c.ID] = &conn{Conn: c, rooms: make(map[string]struct{})}
+	b.conns[c.ID] = &conn{PresenceRecord: c, rooms: make(map[string]struct{})}
 	b.users[c.User]++
 	return b.users[c.User] == 1, nil
 }
 
 // RemoveConn implements hub.Presence.
-func (b *Broker) RemoveConn(_ context.Context, c hub.Conn) (bool, error) {
+func (b *Broker) RemoveConn(_ context.Context, c hub.PresenceRecord) (bool, error) {
 	b.pmu.Lock()
 	defer b.pmu.Unlock()
 	cs, ok := b.conns[c.ID]
@@ -127,7 +127,7 @@ func (b *Broker) RemoveConn(_ context.Context, c hub.Conn) (bool, error) {
 }
 
 // AddMember implements hub.Presence.
-func (b *Broker) AddMember(_ context.Context, room string, c hub.Conn) error {
+func (b *Broker) AddMember(_ context.Context, room string, c hub.PresenceRecord) error {
 	b.pmu.Lock()
 	defer b.pmu.Unlock()
 	cs, ok := b.conns[c.ID]
@@ -145,7 +145,7 @@ func (b *Broker) AddMember(_ context.Context, room string, c hub.Conn) error {
 }
 
 // RemoveMember implements hub.Presence.
-func (b *Broker) RemoveMember(_ context.Context, room string, c hub.Conn) error {
+func (b *Broker) RemoveMember(_ context.Context, room string, c hub.PresenceRecord) error {
 	b.pmu.Lock()
 	defer b.pmu.Unlock()
 	if cs, ok := b.conns[c.ID]; ok {

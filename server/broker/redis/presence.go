@@ -129,7 +129,7 @@ type presence struct {
 }
 
 type localConn struct {
-	c     hub.Conn
+	c     hub.PresenceRecord
 	rooms map[string]struct{}
 }
 
@@ -140,7 +140,7 @@ func (p *presence) init(b *Broker) {
 
 // AddConn implements hub.Presence. A connection already recorded is not
 // counted again.
-func (b *Broker) AddConn(ctx context.Context, c hub.Conn) (bool, error) {
+func (b *Broker) AddConn(ctx context.Context, c hub.PresenceRecord) (bool, error) {
 	b.regMu.RLock()
 	defer b.regMu.RUnlock()
 	first, err := addConnScript.Run(ctx, b.rdb, nil, b.prefix, b.cfg.NodeID, c.ID, c.User, c.Name).Int()
@@ -157,7 +157,7 @@ func (b *Broker) AddConn(ctx context.Context, c hub.Conn) (bool, error) {
 
 // RemoveConn implements hub.Presence. It also ends the connection's room
 // memberships.
-func (b *Broker) RemoveConn(ctx context.Context, c hub.Conn) (bool, error) {
+func (b *Broker) RemoveConn(ctx context.Context, c hub.PresenceRecord) (bool, error) {
 	b.regMu.RLock()
 	defer b.regMu.RUnlock()
 	last, err := removeConnScript.Run(ctx, b.rdb, nil, b.prefix, c.ID).Int()
@@ -172,7 +172,7 @@ func (b *Broker) RemoveConn(ctx context.Context, c hub.Conn) (bool, error) {
 
 // AddMember implements hub.Presence. A connection that AddConn did not
 // record joins nothing.
-func (b *Broker) AddMember(ctx context.Context, room string, c hub.Conn) error {
+func (b *Broker) AddMember(ctx context.Context, room string, c hub.PresenceRecord) error {
 	b.regMu.RLock()
 	defer b.regMu.RUnlock()
 	if err := addMemberScript.Run(ctx, b.rdb, nil, b.prefix, room, c.ID).Err(); err != nil {
@@ -187,7 +187,7 @@ func (b *Broker) AddMember(ctx context.Context, room string, c hub.Conn) error {
 }
 
 // RemoveMember implements hub.Presence.
-func (b *Broker) RemoveMember(ctx context.Context, room string, c hub.Conn) error {
+func (b *Broker) RemoveMember(ctx context.Context, room string, c hub.PresenceRecord) error {
 	b.regMu.RLock()
 	defer b.regMu.RUnlock()
 	if err := removeMemberScript.Run(ctx, b.rdb, nil, b.prefix, room, c.ID).Err(); err != nil {

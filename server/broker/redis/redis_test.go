@@ -141,11 +141,11 @@ func TestCrashedNodeExpires(t *testing.T) {
 	srv := redistest.Start(t)
 	a, b, seen := lobbyWatched(t, srv)
 	ctx := context.Background()
-	alice := hub.Conn{ID: "a1", User: "alice", Name: "Alice"}
-	bobOnA, bobOnB := hub.Conn{ID: "b1", User: "bob", Name: "Bob"}, hub.Conn{ID: "b2", User: "bob", Name: "Bob"}
+	alice := hub.PresenceRecord{ID: "a1", User: "alice", Name: "Alice"}
+	bobOnA, bobOnB := hub.PresenceRecord{ID: "b1", User: "bob", Name: "Bob"}, hub.PresenceRecord{ID: "b2", User: "bob", Name: "Bob"}
 	for _, step := range []struct {
 		b *Broker
-		c hub.Conn
+		c hub.PresenceRecord
 	}{{a, alice}, {a, bobOnA}, {b, bobOnB}} {
 		if _, err := step.b.AddConn(ctx, step.c); err != nil {
 			t.Fatal(err)
@@ -184,10 +184,10 @@ func TestRedisOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	alice, bob := hub.Conn{ID: "a1", User: "alice", Name: "Alice"}, hub.Conn{ID: "b1", User: "bob", Name: "Bob"}
+	alice, bob := hub.PresenceRecord{ID: "a1", User: "alice", Name: "Alice"}, hub.PresenceRecord{ID: "b1", User: "bob", Name: "Bob"}
 	for _, step := range []struct {
 		b *Broker
-		c hub.Conn
+		c hub.PresenceRecord
 	}{{a, alice}, {b, bob}} {
 		if _, err := step.b.AddConn(ctx, step.c); err != nil {
 			t.Fatal(err)
@@ -298,7 +298,7 @@ func TestExpiredNodeComesBack(t *testing.T) {
 	srv := redistest.Start(t)
 	a, b, seen := lobbyWatched(t, srv)
 	ctx := context.Background()
-	alice := hub.Conn{ID: "a1", User: "alice", Name: "Alice"}
+	alice := hub.PresenceRecord{ID: "a1", User: "alice", Name: "Alice"}
 	if _, err := a.AddConn(ctx, alice); err != nil {
 		t.Fatal(err)
 	}

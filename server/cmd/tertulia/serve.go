@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/tertulia/tertulia/server/auth"
 	"github.com/tertulia/tertulia/server/hub"
@@ -33,7 +32,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	locale := fs.String("locale", "en", "language of server texts for connections whose token and Accept-Language name none we have (en, es)")
 	brokerName := fs.String("broker", "memory", "broker: memory or redis")
 	redisURL := fs.String("redis-url", "redis://127.0.0.1:6379/0", "Redis URL, with --broker redis")
-	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "bound on a graceful shutdown")
+	shutdown := fs.Duration("shutdown-timeout", node.DefaultShutdownTimeout, "bound on a graceful shutdown")
 	logOpts := addLogFlags(fs)
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default)")
 	adminAddr := fs.String("admin-addr", "", "serve /metrics and net/http/pprof on this address, and /metrics no longer on --http-addr (off by default)")
@@ -123,7 +122,7 @@ func splitList(s string) []string {
 
 // printWelcome tells a person where to point a browser, grpcurl and curl.
 func printWelcome(w io.Writer, httpAddr, grpcAddr net.Addr, dev, tls bool) {
-	h, g := local(httpAddr), local(grpcAddr)
+	h, g := node.LocalAddr(httpAddr), node.LocalAddr(grpcAddr)
 	scheme, plain := "http", "-plaintext "
 	if tls {
 		scheme, plain = "https", ""
@@ -136,16 +135,4 @@ func printWelcome(w io.Writer, httpAddr, grpcAddr net.Addr, dev, tls bool) {
 	if dev {
 		fmt.Fprintf(w, "           curl -X POST '%s://%s/api/v1/websocket/test-token?username=alice'\n", scheme, h)
 	}
-}
-
-// local turns a listen address into one a client on this machine can dial.
-func local(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, port)
 }
