@@ -66,14 +66,18 @@ func StreamReads(a *auth.Authenticator, required bool) grpc.StreamServerIntercep
 
 // MayRead refuses, with PermissionDenied, a unary call about room (its
 // history, its members, a broadcast to it) from a caller who may not join
-// it. A caller without a token, as dev mode lets through, is judged as a
-// guest.
+// it, and a bad room name with InvalidArgument. A caller without a token,
+// as dev mode lets through, is judged as a guest.
 func (s *ChatService) MayRead(ctx context.Context, room string) error {
 	who, ok := auth.FromContext(ctx)
 	if !ok {
 		who = hub.Identity{Guest: true}
 	}
-	if err := s.hub.Namespaces().MayJoin(who, room); err != nil {
+	name, err := hub.RoomName(room) // judged as the server spells it
+	if err == nil {
+		err = s.hub.Namespaces().MayJoin(who, name)
+	}
+	if err != nil {
 		return statusFromError(err)
 	}
 	return nil

@@ -5,6 +5,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Access to rooms is decided per namespace (DESIGN.md, "Access, sessions,
@@ -179,7 +181,8 @@ func (n *Namespaces) MayPublish(who Identity, room string) *Error {
 // grants reports whether who's rooms claim lists room or a pattern matching it.
 func (who Identity) grants(room string) bool {
 	for _, entry := range who.Rooms {
-		if MatchRoom(entry, room) {
+		// Room names are NFC (RoomName); so must the claim's be, to match.
+		if MatchRoom(norm.NFC.String(entry), room) {
 			return true
 		}
 	}

@@ -139,14 +139,20 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", err)
 		return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
 	}
-	if err := h.broker.AddMember(ctx, room, s.presence()); err != nil {
+	members, berr := h.broker.AddMember(ctx, room, s.presence())
+	if berr != nil {
 		h.unsubscribe(ctx, topicRoom(room), s)
 		s.forget(room)
-		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", err)
+		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", berr)
 		return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
 	}
-	h.publish(ctx, topicRoom(room), &Event{Kind: KindRoomJoined, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Room: room,
-		UserID: s.who.UserID, Sender: s.who.Name})
+	ev := &Event{Kind: KindRoomJoined, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Room: room,
+		UserID: s.who.UserID, Sender: s.who.Name}
+	if h.announced(room, members) {
+		h.publish(ctx, topicRoom(room), ev)
+	} else {
+		s.send(ev)
+	}
 	return nil
 }
 
@@ -172,13 +178,23 @@ func (s *Session) leave(ctx context.Context, cmd Command) *Error {
 	return nil
 }
 
-// leave tells the room that s left, then takes s out of it: s sees its own
-// room_left, as its joining members saw room_joined.
+// leave takes s out of room and tells the room, if within its presence
+// limit, before s stops listening to it: s sees its own room_left, as the
+// members saw room_joined. Above the limit only s is told.
 func (h *Hub) leave(ctx context.Context, s *Session, room, id string) {
-	h.publish(ctx, topicRoom(room), &Event{Kind: KindRoomLeft, Time: h.now(), ID: id, ReplyTo: s.id, Room: room,
-		UserID: s.who.UserID, Sender: s.who.Name})
-	if err := h.broker.RemoveMember(ctx, room, s.presence()); err != nil {
+	members, err := h.broker.RemoveMember(ctx, room, s.presence())
+	if err != nil {
+		// Told as before the limits: the members this node can reach must
+		// hear it, and the count is unknown.
 		h.log.WarnContext(ctx, "leave room", "conn", s.id, "room", room, "err", err)
+		members = 0
+	}
+	ev := &Event{Kind: KindRoomLeft, Time: h.now(), ID: id, ReplyTo: s.id, Room: room,
+		UserID: s.who.UserID, Sender: s.who.Name}
+	if h.announced(room, members) {
+		h.publish(ctx, topicRoom(room), ev)
+	} else {
+		s.send(ev)
 	}
 	h.unsubscribe(ctx, topicRoom(room), s)
 }

@@ -24,6 +24,11 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxRooms bounds the rooms one connection may join. Default 100.
 	MaxRooms int
+	// PresenceLimit is the most members (connections, cluster-wide) the
+	// lobby or a room may have for joins and leaves to be announced to the
+	// other members (see presence.go), unless the room's namespace has its
+	// own (NamespacePolicy.PresenceLimit). Default DefaultPresenceLimit.
+	PresenceLimit int
 	// Namespaces holds each namespace's policy (access.go). Default: every
 	// room public, open to guests, every member publishing.
 	Namespaces *Namespaces
@@ -52,6 +57,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxRooms <= 0 {
 		c.MaxRooms = 100
+	}
+	if c.PresenceLimit <= 0 {
+		c.PresenceLimit = DefaultPresenceLimit
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -118,7 +126,8 @@ func (h *Hub) now() time.Time { return h.cfg.Now().UTC() }
 var ErrShuttingDown = errors.New("server shutting down")
 
 // Open opens a new session speaking for who over t. The session is
-// welcomed, and the cluster told if this is the user's first connection.
+// welcomed, and the cluster told if this is the user's first connection
+// and the lobby is within its presence limit.
 // The caller must call Session.Close when the connection ends.
 func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, error) {
 	if h.closing.Load() {
@@ -133,7 +142,7 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 		h.unsubscribe(ctx, topicLobby, s)
 		return nil, fmt.Errorf("subscribe user: %w", err)
 	}
-	first, err := h.broker.AddConn(ctx, s.presence())
+	first, conns, err := h.broker.AddConn(ctx, s.presence())
 	if err != nil {
 		h.unsubscribe(ctx, topicUser(who.UserID), s)
 		h.unsubscribe(ctx, topicLobby, s)
@@ -150,7 +159,7 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 		h.log.Error("encode welcome", "err", err)
 	}
 	s.out.welcome(b)
-	if first {
+	if first && h.announced("", conns) {
 		h.publish(ctx, topicLobby, &Event{Kind: KindUserJoined, Time: h.now(), UserID: who.UserID, Sender: who.Name})
 	}
 	return s, nil
@@ -167,14 +176,14 @@ func (h *Hub) closeSession(ctx context.Context, s *Session, rooms []string, reas
 	h.unsubscribe(ctx, topicUser(s.who.UserID), s)
 	h.unsubscribe(ctx, topicLobby, s)
 	h.metrics.Sessions.Add(-1)
-	last, err := h.broker.RemoveConn(ctx, s.presence())
+	last, conns, err := h.broker.RemoveConn(ctx, s.presence())
 	if err != nil {
 		h.log.WarnContext(ctx, "remove presence", "conn", s.id, "err", err)
 		return
 	}
 	// Told even while this node shuts down: other nodes' sessions must hear
 	// that its users left.
-	if last {
+	if last && h.announced("", conns) {
 		h.publish(ctx, topicLobby, &Event{Kind: KindUserLeft, Time: h.now(), UserID: s.who.UserID, Sender: s.who.Name})
 	}
 }

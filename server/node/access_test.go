@@ -1,7 +1,12 @@
 package node_test
 
 import (
+	"net/http"
 	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/server/hub"
@@ -150,5 +155,27 @@ func TestAccessOverWebSocket(t *testing.T) {
 	e := alice.Await("error", func(f map[string]any) bool { return f["type"] == "error" })
 	if e["code"] != hub.CodeForbidden || e["id"] != "m1" {
 		t.Errorf("member's message to news: error frame %v, want code forbidden, id m1", e)
+	}
+}
+
+// What is in a room (its members; its history where served) is for those
+// who may join it: REST 403, gRPC PermissionDenied otherwise.
+func TestRoomReadsNeedTheRightToJoin(t *testing.T) {
+	srv := accessNode(t)
+	alice := connectToken(t, srv, "alice", token(t, srv, "alice", false, "team:eng"))
+	alice.join("team:eng")
+	carolTok, aliceTok := token(t, srv, "carol", false), token(t, srv, "alice", false, "team:*")
+
+	url := srv.URL("/api/v1/websocket/rooms/team:eng/members")
+	if code, body := request(t, http.MethodGet, url, carolTok); code != http.StatusForbidden || body["message"] == nil {
+		t.Errorf("members of team:eng without the claim: %d %v, want 403 with a JSON message", code, body)
+	}
+	if code, body := request(t, http.MethodGet, url, aliceTok); code != http.StatusOK || body["total_members"] != float64(1) {
+		t.Errorf("members of team:eng with the claim: %d %v, want 200 with alice", code, body)
+	}
+	_, err := dial(t, srv, carolTok).Raw().ListMembers(metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+carolTok),
+		&chatv1.ListMembersRequest{Room: "team:eng"})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Errorf("gRPC ListMembers of team:eng without the claim: %v, want PermissionDenied", err)
 	}
 }

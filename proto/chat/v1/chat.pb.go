@@ -1576,6 +1576,202 @@ func (x *ListUsersResponse) GetTotalUsers() int32 {
 	return 0
 }
 
+type ListMembersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Room  string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// limit is the most members on the page: default 100, at most 1000
+	// (larger asks get 1000).
+	Limit int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// cursor is the next_cursor of the previous page; empty for the first.
+	Cursor        string `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMembersRequest) Reset() {
+	*x = ListMembersRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMembersRequest) ProtoMessage() {}
+
+func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
+func (*ListMembersRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListMembersRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *ListMembersRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListMembersRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+type ListMembersResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Room    string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	Members []*Member              `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	// next_cursor asks for the following page; empty on the last one. A user
+	// who stays in the room is on exactly one page of a walk.
+	NextCursor string `protobuf:"bytes,3,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	// total_members counts the room's users.
+	TotalMembers  int32 `protobuf:"varint,4,opt,name=total_members,json=totalMembers,proto3" json:"total_members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMembersResponse) Reset() {
+	*x = ListMembersResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMembersResponse) ProtoMessage() {}
+
+func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
+func (*ListMembersResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ListMembersResponse) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *ListMembersResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ListMembersResponse) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+func (x *ListMembersResponse) GetTotalMembers() int32 {
+	if x != nil {
+		return x.TotalMembers
+	}
+	return 0
+}
+
+// Member is one user in a room.
+type Member struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	UserId   string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Username string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// connections counts the user's connections in the room.
+	Connections   int32 `protobuf:"varint,3,opt,name=connections,proto3" json:"connections,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Member) Reset() {
+	*x = Member{}
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Member) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Member) ProtoMessage() {}
+
+func (x *Member) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Member.ProtoReflect.Descriptor instead.
+func (*Member) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Member) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *Member) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *Member) GetConnections() int32 {
+	if x != nil {
+		return x.Connections
+	}
+	return 0
+}
+
 type IssueTokenRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
@@ -1587,7 +1783,7 @@ type IssueTokenRequest struct {
 
 func (x *IssueTokenRequest) Reset() {
 	*x = IssueTokenRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	mi := &file_chat_v1_chat_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1599,7 +1795,7 @@ func (x *IssueTokenRequest) String() string {
 func (*IssueTokenRequest) ProtoMessage() {}
 
 func (x *IssueTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	mi := &file_chat_v1_chat_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1612,7 +1808,7 @@ func (x *IssueTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueTokenRequest.ProtoReflect.Descriptor instead.
 func (*IssueTokenRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *IssueTokenRequest) GetUsername() string {
@@ -1640,7 +1836,7 @@ type IssueTokenResponse struct {
 
 func (x *IssueTokenResponse) Reset() {
 	*x = IssueTokenResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[25]
+	mi := &file_chat_v1_chat_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1652,7 +1848,7 @@ func (x *IssueTokenResponse) String() string {
 func (*IssueTokenResponse) ProtoMessage() {}
 
 func (x *IssueTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[25]
+	mi := &file_chat_v1_chat_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1665,7 +1861,7 @@ func (x *IssueTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueTokenResponse.ProtoReflect.Descriptor instead.
 func (*IssueTokenResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{25}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *IssueTokenResponse) GetAccessToken() string {
@@ -1805,7 +2001,21 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x11ListUsersResponse\x12'\n" +
 	"\x0fconnected_users\x18\x01 \x03(\tR\x0econnectedUsers\x12\x1f\n" +
 	"\vtotal_users\x18\x02 \x01(\x05R\n" +
-	"totalUsers\"E\n" +
+	"totalUsers\"V\n" +
+	"\x12ListMembersRequest\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x16\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"\x9a\x01\n" +
+	"\x13ListMembersResponse\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12)\n" +
+	"\amembers\x18\x02 \x03(\v2\x0f.chat.v1.MemberR\amembers\x12\x1f\n" +
+	"\vnext_cursor\x18\x03 \x01(\tR\n" +
+	"nextCursor\x12#\n" +
+	"\rtotal_members\x18\x04 \x01(\x05R\ftotalMembers\"_\n" +
+	"\x06Member\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12 \n" +
+	"\vconnections\x18\x03 \x01(\x05R\vconnections\"E\n" +
 	"\x11IssueTokenRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x14\n" +
 	"\x05admin\x18\x02 \x01(\bR\x05admin\"{\n" +
@@ -1813,13 +2023,14 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
 	"\n" +
 	"token_type\x18\x02 \x01(\tR\ttokenType\x12#\n" +
-	"\rwebsocket_url\x18\x03 \x01(\tR\fwebsocketUrl2\xd5\x02\n" +
+	"\rwebsocket_url\x18\x03 \x01(\tR\fwebsocketUrl2\x9f\x03\n" +
 	"\vChatService\x129\n" +
 	"\aConnect\x12\x14.chat.v1.ClientFrame\x1a\x14.chat.v1.ServerFrame(\x010\x01\x12B\n" +
 	"\tBroadcast\x12\x19.chat.v1.BroadcastRequest\x1a\x1a.chat.v1.BroadcastResponse\x12?\n" +
 	"\bGetStats\x12\x18.chat.v1.GetStatsRequest\x1a\x19.chat.v1.GetStatsResponse\x12B\n" +
 	"\tListRooms\x12\x19.chat.v1.ListRoomsRequest\x1a\x1a.chat.v1.ListRoomsResponse\x12B\n" +
-	"\tListUsers\x12\x19.chat.v1.ListUsersRequest\x1a\x1a.chat.v1.ListUsersResponse2T\n" +
+	"\tListUsers\x12\x19.chat.v1.ListUsersRequest\x1a\x1a.chat.v1.ListUsersResponse\x12H\n" +
+	"\vListMembers\x12\x1b.chat.v1.ListMembersRequest\x1a\x1c.chat.v1.ListMembersResponse2T\n" +
 	"\vAuthService\x12E\n" +
 	"\n" +
 	"IssueToken\x12\x1a.chat.v1.IssueTokenRequest\x1a\x1b.chat.v1.IssueTokenResponseB3Z1github.com/tertulia/tertulia/proto/chat/v1;chatv1b\x06proto3"
@@ -1836,7 +2047,7 @@ func file_chat_v1_chat_proto_rawDescGZIP() []byte {
 	return file_chat_v1_chat_proto_rawDescData
 }
 
-var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_chat_v1_chat_proto_goTypes = []any{
 	(*ClientFrame)(nil),           // 0: chat.v1.ClientFrame
 	(*SendMessage)(nil),           // 1: chat.v1.SendMessage
@@ -1862,18 +2073,21 @@ var file_chat_v1_chat_proto_goTypes = []any{
 	(*ListRoomsResponse)(nil),     // 21: chat.v1.ListRoomsResponse
 	(*ListUsersRequest)(nil),      // 22: chat.v1.ListUsersRequest
 	(*ListUsersResponse)(nil),     // 23: chat.v1.ListUsersResponse
-	(*IssueTokenRequest)(nil),     // 24: chat.v1.IssueTokenRequest
-	(*IssueTokenResponse)(nil),    // 25: chat.v1.IssueTokenResponse
-	nil,                           // 26: chat.v1.GetStatsResponse.RoomsEntry
-	nil,                           // 27: chat.v1.ListRoomsResponse.RoomsEntry
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(*ListMembersRequest)(nil),    // 24: chat.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),   // 25: chat.v1.ListMembersResponse
+	(*Member)(nil),                // 26: chat.v1.Member
+	(*IssueTokenRequest)(nil),     // 27: chat.v1.IssueTokenRequest
+	(*IssueTokenResponse)(nil),    // 28: chat.v1.IssueTokenResponse
+	nil,                           // 29: chat.v1.GetStatsResponse.RoomsEntry
+	nil,                           // 30: chat.v1.ListRoomsResponse.RoomsEntry
+	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
 }
 var file_chat_v1_chat_proto_depIdxs = []int32{
 	1,  // 0: chat.v1.ClientFrame.message:type_name -> chat.v1.SendMessage
 	2,  // 1: chat.v1.ClientFrame.join_room:type_name -> chat.v1.JoinRoom
 	3,  // 2: chat.v1.ClientFrame.leave_room:type_name -> chat.v1.LeaveRoom
 	4,  // 3: chat.v1.ClientFrame.private_message:type_name -> chat.v1.SendPrivateMessage
-	28, // 4: chat.v1.ServerFrame.timestamp:type_name -> google.protobuf.Timestamp
+	31, // 4: chat.v1.ServerFrame.timestamp:type_name -> google.protobuf.Timestamp
 	6,  // 5: chat.v1.ServerFrame.system:type_name -> chat.v1.System
 	7,  // 6: chat.v1.ServerFrame.user_joined:type_name -> chat.v1.UserJoined
 	8,  // 7: chat.v1.ServerFrame.user_left:type_name -> chat.v1.UserLeft
@@ -1884,25 +2098,28 @@ var file_chat_v1_chat_proto_depIdxs = []int32{
 	13, // 12: chat.v1.ServerFrame.private_sent:type_name -> chat.v1.PrivateSent
 	14, // 13: chat.v1.ServerFrame.admin_broadcast:type_name -> chat.v1.AdminBroadcast
 	15, // 14: chat.v1.ServerFrame.error:type_name -> chat.v1.Error
-	26, // 15: chat.v1.GetStatsResponse.rooms:type_name -> chat.v1.GetStatsResponse.RoomsEntry
-	27, // 16: chat.v1.ListRoomsResponse.rooms:type_name -> chat.v1.ListRoomsResponse.RoomsEntry
-	0,  // 17: chat.v1.ChatService.Connect:input_type -> chat.v1.ClientFrame
-	16, // 18: chat.v1.ChatService.Broadcast:input_type -> chat.v1.BroadcastRequest
-	18, // 19: chat.v1.ChatService.GetStats:input_type -> chat.v1.GetStatsRequest
-	20, // 20: chat.v1.ChatService.ListRooms:input_type -> chat.v1.ListRoomsRequest
-	22, // 21: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
-	24, // 22: chat.v1.AuthService.IssueToken:input_type -> chat.v1.IssueTokenRequest
-	5,  // 23: chat.v1.ChatService.Connect:output_type -> chat.v1.ServerFrame
-	17, // 24: chat.v1.ChatService.Broadcast:output_type -> chat.v1.BroadcastResponse
-	19, // 25: chat.v1.ChatService.GetStats:output_type -> chat.v1.GetStatsResponse
-	21, // 26: chat.v1.ChatService.ListRooms:output_type -> chat.v1.ListRoomsResponse
-	23, // 27: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
-	25, // 28: chat.v1.AuthService.IssueToken:output_type -> chat.v1.IssueTokenResponse
-	23, // [23:29] is the sub-list for method output_type
-	17, // [17:23] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	29, // 15: chat.v1.GetStatsResponse.rooms:type_name -> chat.v1.GetStatsResponse.RoomsEntry
+	30, // 16: chat.v1.ListRoomsResponse.rooms:type_name -> chat.v1.ListRoomsResponse.RoomsEntry
+	26, // 17: chat.v1.ListMembersResponse.members:type_name -> chat.v1.Member
+	0,  // 18: chat.v1.ChatService.Connect:input_type -> chat.v1.ClientFrame
+	16, // 19: chat.v1.ChatService.Broadcast:input_type -> chat.v1.BroadcastRequest
+	18, // 20: chat.v1.ChatService.GetStats:input_type -> chat.v1.GetStatsRequest
+	20, // 21: chat.v1.ChatService.ListRooms:input_type -> chat.v1.ListRoomsRequest
+	22, // 22: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
+	24, // 23: chat.v1.ChatService.ListMembers:input_type -> chat.v1.ListMembersRequest
+	27, // 24: chat.v1.AuthService.IssueToken:input_type -> chat.v1.IssueTokenRequest
+	5,  // 25: chat.v1.ChatService.Connect:output_type -> chat.v1.ServerFrame
+	17, // 26: chat.v1.ChatService.Broadcast:output_type -> chat.v1.BroadcastResponse
+	19, // 27: chat.v1.ChatService.GetStats:output_type -> chat.v1.GetStatsResponse
+	21, // 28: chat.v1.ChatService.ListRooms:output_type -> chat.v1.ListRoomsResponse
+	23, // 29: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
+	25, // 30: chat.v1.ChatService.ListMembers:output_type -> chat.v1.ListMembersResponse
+	28, // 31: chat.v1.AuthService.IssueToken:output_type -> chat.v1.IssueTokenResponse
+	25, // [25:32] is the sub-list for method output_type
+	18, // [18:25] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_chat_v1_chat_proto_init() }
@@ -1934,7 +2151,7 @@ func file_chat_v1_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_v1_chat_proto_rawDesc), len(file_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/tertulia/tertulia/server/hub"
 )
 
 // Config tunes a Broker. The zero value of every field but Options means
@@ -28,6 +30,11 @@ type Config struct {
 	// A crashed node's connections leave presence within PresenceTTL +
 	// Heartbeat (of a surviving node). Default 3s; at least 2 × Heartbeat.
 	PresenceTTL time.Duration
+	// LobbyPresenceLimit bounds the announcements the broker makes itself,
+	// of the users of crashed nodes: they are made only while the cluster
+	// has at most this many connections, as the hub does with its own
+	// (hub.Config.PresenceLimit). Default hub.DefaultPresenceLimit.
+	LobbyPresenceLimit int
 	// SyncTimeout bounds the wait for Redis to confirm a subscription when
 	// the caller's ctx has no deadline. Default 5s.
 	SyncTimeout time.Duration
@@ -55,6 +62,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PresenceTTL < 2*c.Heartbeat {
 		return c, fmt.Errorf("redis broker: presence TTL %v must be at least twice the heartbeat %v", c.PresenceTTL, c.Heartbeat)
+	}
+	if c.LobbyPresenceLimit <= 0 {
+		c.LobbyPresenceLimit = hub.DefaultPresenceLimit
 	}
 	if c.SyncTimeout <= 0 {
 		c.SyncTimeout = 5 * time.Second

@@ -147,11 +147,11 @@ func TestCrashedNodeExpires(t *testing.T) {
 		b *Broker
 		c hub.PresenceRecord
 	}{{a, alice}, {a, bobOnA}, {b, bobOnB}} {
-		if _, err := step.b.AddConn(ctx, step.c); err != nil {
+		if _, _, err := step.b.AddConn(ctx, step.c); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := a.AddMember(ctx, "lounge", alice); err != nil {
+	if _, err := a.AddMember(ctx, "lounge", alice); err != nil {
 		t.Fatal(err)
 	}
 
@@ -189,10 +189,10 @@ func TestRedisOutage(t *testing.T) {
 		b *Broker
 		c hub.PresenceRecord
 	}{{a, alice}, {b, bob}} {
-		if _, err := step.b.AddConn(ctx, step.c); err != nil {
+		if _, _, err := step.b.AddConn(ctx, step.c); err != nil {
 			t.Fatal(err)
 		}
-		if err := step.b.AddMember(ctx, "lounge", step.c); err != nil {
+		if _, err := step.b.AddMember(ctx, "lounge", step.c); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -299,23 +299,16 @@ func TestExpiredNodeComesBack(t *testing.T) {
 	a, b, seen := lobbyWatched(t, srv)
 	ctx := context.Background()
 	alice := hub.PresenceRecord{ID: "a1", User: "alice", Name: "Alice"}
-	if _, err := a.AddConn(ctx, alice); err != nil {
+	if _, _, err := a.AddConn(ctx, alice); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.AddMember(ctx, "lounge", alice); err != nil {
+	if _, err := a.AddMember(ctx, "lounge", alice); err != nil {
 		t.Fatal(err)
 	}
 
 	// Node a's deadline set in the past, as if it had missed its heartbeats,
 	// and b's heartbeat right away, before a's next one renews it.
-	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
-	defer rdb.Close()
-	if err := rdb.ZAdd(ctx, a.prefix+"nodes", goredis.Z{Score: 1, Member: a.NodeID()}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.heartbeat(ctx); err != nil {
-		t.Fatal(err)
-	}
+	expireNode(t, srv, a, b)
 	eventually(t, waitTimeout, "user_left alice", func() bool { return seen.has("lobby user_left alice") })
 	eventually(t, waitTimeout, "user_joined alice", func() bool { return seen.has("lobby user_joined alice") })
 	eventually(t, waitTimeout, "alice back in presence", func() bool {

@@ -36,6 +36,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logOpts := addLogFlags(fs)
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default)")
 	adminAddr := fs.String("admin-addr", "", "serve /metrics and net/http/pprof on this address, and /metrics no longer on --http-addr (off by default)")
+	presenceLimit := fs.Int("presence-limit", hub.DefaultPresenceLimit, "announce joins and leaves only while the lobby or a room has at most this many connections")
 	sec := addSecurityFlags(fs)
 	configFile := configFlag(fs)
 	if err := parse(fs, args); err != nil {
@@ -44,6 +45,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	namespaces, err := configFile()
 	if err != nil {
 		return err
+	}
+	if *presenceLimit <= 0 {
+		return fmt.Errorf("--presence-limit %d: want a positive number of connections", *presenceLimit)
 	}
 	log, err := logOpts.logger(stderr)
 	if err != nil {
@@ -59,8 +63,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ShutdownTimeout: *shutdown,
 		Logger:          log,
 		Static:          staticFS(),
-		Hub:             hub.Config{Namespaces: namespaces},
 		Metrics:         metrics.New(),
+		Hub:             hub.Config{PresenceLimit: *presenceLimit, Namespaces: namespaces},
 	}
 	if err := sec.apply(&cfg, log); err != nil {
 		return err
@@ -74,7 +78,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			log.Warn("dev mode: generated a random JWT secret; tokens will not survive a restart")
 		}
 	}
-	b, closeBroker, err := openBroker(ctx, *brokerName, *redisURL, log, cfg.Metrics)
+	b, closeBroker, err := openBroker(ctx, *brokerName, *redisURL, *presenceLimit, log, cfg.Metrics)
 	if err != nil {
 		return err
 	}
