@@ -114,19 +114,9 @@ func (p NamespacePolicy) validate() error {
 	return nil
 }
 
-// NamespaceOf returns the namespace of room: the part before the first ':',
-// or "" (the default namespace) when there is none.
-func NamespaceOf(room string) string {
-	ns, _, ok := strings.Cut(room, ":")
-	if !ok {
-		return DefaultNamespace
-	}
-	return ns
-}
-
 // Policy returns the policy of room's namespace; room "" is the lobby.
 func (n *Namespaces) Policy(room string) NamespacePolicy {
-	return n.Namespace(NamespaceOf(room))
+	return n.Namespace(Namespace(room))
 }
 
 // Namespace returns the policy of the namespace called name ("" or

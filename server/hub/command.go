@@ -17,6 +17,7 @@ const (
 	CmdJoinRoom
 	CmdLeaveRoom
 	CmdPrivateMessage
+	CmdRecoverPrivate
 )
 
 // Command is one client frame, in the hub's terms.
@@ -27,6 +28,10 @@ type Command struct {
 	Room       string
 	Message    string
 	TargetUser string
+	// Since asks a join, or a recover_private, to replay what was logged
+	// after it; History asks a join for the latest that many messages.
+	Since   *Position
+	History int
 }
 
 // DefaultRoom is the room joined or left when a frame names none, as in the seed.
@@ -60,6 +65,8 @@ func (s *Session) Handle(ctx context.Context, cmd Command) {
 		err = s.leave(ctx, cmd)
 	case CmdPrivateMessage:
 		err = s.private(ctx, cmd)
+	case CmdRecoverPrivate:
+		err = s.recoverPrivate(ctx, cmd)
 	default:
 		err = errorf(CodeUnknownType, "unknown frame type")
 	}
@@ -95,10 +102,7 @@ func (s *Session) message(ctx context.Context, cmd Command) *Error {
 	}
 	ev := &Event{Kind: KindMessage, Time: s.hub.now(), ID: cmd.ID, ReplyTo: s.id, Message: cmd.Message,
 		Room: cmd.Room, Sender: s.who.Name, UserID: s.who.UserID}
-	if s.hub.publish(ctx, topic, ev) != nil {
-		return errorf(CodeUnavailable, "message not sent: the broker is unavailable")
-	}
-	return nil
+	return s.post(ctx, topic, ev, cmd.ID)
 }
 
 // roomOf is the room a join or leave names: DefaultRoom when it names none.
@@ -113,6 +117,9 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 	room, err := roomOf(cmd)
 	if err != nil {
 		return err
+	}
+	if cmd.History < 0 {
+		return errorf(CodeInvalidHistory, "history must not be negative")
 	}
 	if err := s.hub.cfg.Namespaces.MayJoin(s.who, room); err != nil {
 		return err
@@ -134,7 +141,9 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 		return errorf(CodeTooManyRooms, "a connection may join at most %d rooms", s.hub.cfg.MaxRooms)
 	}
 	h := s.hub
+	s.holdBack(topicRoom(room)) // until joined has sent the log's position
 	if err := h.subscribe(ctx, topicRoom(room), s); err != nil {
+		s.forgetHold(topicRoom(room))
 		s.forget(room)
 		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", err)
 		return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
@@ -142,17 +151,12 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 	members, berr := h.broker.AddMember(ctx, room, s.presence())
 	if berr != nil {
 		h.unsubscribe(ctx, topicRoom(room), s)
+		s.forgetHold(topicRoom(room))
 		s.forget(room)
 		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", berr)
 		return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
 	}
-	ev := &Event{Kind: KindRoomJoined, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Room: room,
-		UserID: s.who.UserID, Sender: s.who.Name}
-	if h.announced(room, members) {
-		h.publish(ctx, topicRoom(room), ev)
-	} else {
-		s.send(ev)
-	}
+	s.joined(ctx, room, cmd, h.announced(room, members))
 	return nil
 }
 
@@ -174,6 +178,7 @@ func (s *Session) leave(ctx context.Context, cmd Command) *Error {
 	if !ok {
 		return errorf(CodeNotInRoom, "not in room %q", room)
 	}
+	s.forgetHold(topicRoom(room))
 	s.hub.leave(ctx, s, room, cmd.ID)
 	return nil
 }
@@ -212,12 +217,11 @@ func (s *Session) private(ctx context.Context, cmd Command) *Error {
 		h.log.WarnContext(ctx, "count user connections", "conn", s.id, "user", cmd.TargetUser, "err", err)
 		return errorf(CodeUnavailable, "private message not sent: the broker is unavailable")
 	}
-	if n > 0 {
-		ev := &Event{Kind: KindPrivateMessage, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Message: cmd.Message,
-			Sender: s.who.Name, UserID: s.who.UserID}
-		if h.publish(ctx, topicUser(cmd.TargetUser), ev) != nil {
-			return errorf(CodeUnavailable, "private message not sent: the broker is unavailable")
-		}
+	// Logged even when the target is away: its inbox keeps it for recovery.
+	ev := &Event{Kind: KindPrivateMessage, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Message: cmd.Message,
+		Sender: s.who.Name, UserID: s.who.UserID}
+	if dup, err := s.sendPrivate(ctx, cmd.TargetUser, ev, cmd.ID); err != nil || dup {
+		return err
 	}
 	ack := s.text("Private message sent to %s", cmd.TargetUser)
 	if n == 0 {

@@ -22,6 +22,9 @@ const (
 	CodeInvalidJSON          = "invalid_json"          // a WebSocket frame that is not JSON
 	CodeInvalidFrame         = "invalid_frame"         // a WebSocket frame with a field of the wrong type
 	CodeAlreadyAuthenticated = "already_authenticated" // an auth frame on an authenticated WebSocket
+	CodeInvalidHistory       = "invalid_history"       // a join asking for a negative history
+	CodeInvalidLimit         = "invalid_limit"         // a page size that is negative
+	CodeInvalidCursor        = "invalid_cursor"        // a members cursor that no page gave
 )
 
 // Error is a refusal the client is told about in an error event. The session

@@ -32,6 +32,17 @@ type Config struct {
 	// Namespaces holds each namespace's policy (access.go). Default: every
 	// room public, open to guests, every member publishing.
 	Namespaces *Namespaces
+	// History bounds the log of the rooms of a namespace (the part of a
+	// room name before ':', "" for none), unless Namespaces sets the
+	// namespace's own (NamespacePolicy.HistorySize, HistoryTTL). Default:
+	// DefaultHistorySize and DefaultHistoryTTL for every namespace; zero
+	// fields of its answer mean those too.
+	History func(namespace string) LogLimits
+	// Inbox bounds each user's private inbox. Zero fields mean the defaults.
+	Inbox LogLimits
+	// DedupWindow is how long a frame id is remembered, cluster-wide, so
+	// that a resend is not delivered twice. Default DefaultDedupWindow.
+	DedupWindow time.Duration
 	// Logger receives the hub's logs. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -70,7 +81,7 @@ func (c Config) withDefaults() Config {
 	if c.Texts == nil {
 		c.Texts = i18n.English()
 	}
-	return c
+	return c.historyDefaults()
 }
 
 // Metrics are the hub's counters, safe to read at any time.
@@ -138,10 +149,13 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 	if err := h.subscribe(ctx, topicLobby, s); err != nil {
 		return nil, fmt.Errorf("subscribe lobby: %w", err)
 	}
+	s.holdBack(topicUser(who.UserID)) // until inboxAtConnect
 	if err := h.subscribe(ctx, topicUser(who.UserID), s); err != nil {
+		s.forgetHold(topicUser(who.UserID))
 		h.unsubscribe(ctx, topicLobby, s)
 		return nil, fmt.Errorf("subscribe user: %w", err)
 	}
+	inbox := s.inboxAtConnect(ctx)
 	first, conns, err := h.broker.AddConn(ctx, s.presence())
 	if err != nil {
 		h.unsubscribe(ctx, topicUser(who.UserID), s)
@@ -154,7 +168,8 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 	if !who.Guest {
 		greeting = s.text("Welcome %s", who.Name)
 	}
-	b, err := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: greeting, ConnectionID: s.id, UserID: who.UserID})
+	b, err := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: greeting, ConnectionID: s.id, UserID: who.UserID,
+		Offset: inbox.Offset, Epoch: inbox.Epoch})
 	if err != nil {
 		h.log.Error("encode welcome", "err", err)
 	}

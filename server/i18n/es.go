@@ -47,6 +47,13 @@ var spanish = map[string]string{
 	"target_user is required":                             "falta target_user, el destinatario",
 	"private message not sent: the broker is unavailable": "mensaje privado no enviado: el servicio de mensajería no está disponible",
 
+	// History (see server/hub/history.go).
+	"history must not be negative":                        "history no puede ser negativo",
+	"recover_private needs since":                         "recover_private necesita since",
+	"recover_private needs since: {offset, epoch}":        "recover_private necesita since: {offset, epoch}",
+	"could not read the inbox: the broker is unavailable": "no se pudo leer el buzón: el servicio de mensajería no está disponible",
+	"limit must not be negative":                          "limit no puede ser negativo",
+
 	// Refusals by a namespace's policy (code forbidden; server/hub/access.go).
 	"guests may not join room %q: log in first":        "los invitados no pueden entrar en la sala %q: inicia sesión primero",
 	"room %q is private: your token does not grant it": "la sala %q es privada: tu token no te da acceso",

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -177,5 +178,41 @@ func TestRoomReadsNeedTheRightToJoin(t *testing.T) {
 		&chatv1.ListMembersRequest{Room: "team:eng"})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Errorf("gRPC ListMembers of team:eng without the claim: %v, want PermissionDenied", err)
+	}
+}
+
+// A namespace's history_size bounds its rooms' logs over the node's
+// setting; its history is for those who may join it.
+func TestHistoryFollowsTheNamespace(t *testing.T) {
+	ns, err := hub.NewNamespaces(map[string]hub.NamespacePolicy{
+		"short": {HistorySize: 2, Guests: true},
+		"team":  {Private: true, Guests: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := nodetest.Start(t, node.Config{Hub: hub.Config{Namespaces: ns}})
+	alice := nodetest.Open(t, srv.GRPCAddr, token(t, srv, "alice", false, "team:*"), "alice")
+	for _, room := range []string{"short:a", "long", "team:eng"} {
+		alice.JoinFrom(room, nil, 0)
+		for i := range 3 {
+			id := fmt.Sprintf("%s-%d", room, i)
+			alice.Send(nodetest.RoomMessage(id, room, id))
+			alice.Await("ack", nodetest.IsAck(id))
+		}
+	}
+	reader := token(t, srv, "reader", false)
+	for room, want := range map[string]int{"short:a": 2, "long": 3} {
+		body := getJSON(t, srv.URL("/api/v1/websocket/rooms/"+room+"/history"), reader)
+		if msgs, _ := body["messages"].([]any); len(msgs) != want {
+			t.Errorf("history of %s: %d messages, want %d", room, len(msgs), want)
+		}
+	}
+	url := srv.URL("/api/v1/websocket/rooms/team:eng/history")
+	if code, body := request(t, http.MethodGet, url, reader); code != http.StatusForbidden {
+		t.Errorf("history of team:eng without the claim: %d %v, want 403", code, body)
+	}
+	if code, body := request(t, http.MethodGet, url, token(t, srv, "bob", false, "team:eng")); code != http.StatusOK {
+		t.Errorf("history of team:eng with the claim: %d %v, want 200", code, body)
 	}
 }

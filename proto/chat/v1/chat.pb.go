@@ -33,6 +33,7 @@ type ClientFrame struct {
 	//	*ClientFrame_JoinRoom
 	//	*ClientFrame_LeaveRoom
 	//	*ClientFrame_PrivateMessage
+	//	*ClientFrame_RecoverPrivate
 	Kind          isClientFrame_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -118,6 +119,15 @@ func (x *ClientFrame) GetPrivateMessage() *SendPrivateMessage {
 	return nil
 }
 
+func (x *ClientFrame) GetRecoverPrivate() *RecoverPrivate {
+	if x != nil {
+		if x, ok := x.Kind.(*ClientFrame_RecoverPrivate); ok {
+			return x.RecoverPrivate
+		}
+	}
+	return nil
+}
+
 type isClientFrame_Kind interface {
 	isClientFrame_Kind()
 }
@@ -138,6 +148,10 @@ type ClientFrame_PrivateMessage struct {
 	PrivateMessage *SendPrivateMessage `protobuf:"bytes,5,opt,name=private_message,json=privateMessage,proto3,oneof"`
 }
 
+type ClientFrame_RecoverPrivate struct {
+	RecoverPrivate *RecoverPrivate `protobuf:"bytes,6,opt,name=recover_private,json=recoverPrivate,proto3,oneof"`
+}
+
 func (*ClientFrame_Message) isClientFrame_Kind() {}
 
 func (*ClientFrame_JoinRoom) isClientFrame_Kind() {}
@@ -145,6 +159,8 @@ func (*ClientFrame_JoinRoom) isClientFrame_Kind() {}
 func (*ClientFrame_LeaveRoom) isClientFrame_Kind() {}
 
 func (*ClientFrame_PrivateMessage) isClientFrame_Kind() {}
+
+func (*ClientFrame_RecoverPrivate) isClientFrame_Kind() {}
 
 // SendMessage posts to the lobby (everyone connected) when room is empty, or
 // to one room the sender has joined.
@@ -200,10 +216,14 @@ func (x *SendMessage) GetRoom() string {
 	return ""
 }
 
-// JoinRoom adds this connection to a room.
+// JoinRoom adds this connection to a room. With since, the messages logged
+// after that position are replayed after the joiner's RoomJoined, which says
+// whether they are all there (recovered); with history, the latest that many.
 type JoinRoom struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	Since         *Position              `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
+	History       int32                  `protobuf:"varint,3,opt,name=history,proto3" json:"history,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -245,6 +265,121 @@ func (x *JoinRoom) GetRoom() string {
 	return ""
 }
 
+func (x *JoinRoom) GetSince() *Position {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *JoinRoom) GetHistory() int32 {
+	if x != nil {
+		return x.History
+	}
+	return 0
+}
+
+// Position is a place in a log: an offset (1, 2, 3, … per room or inbox;
+// 0 before the first message) in an epoch, which changes when the log
+// starts again.
+type Position struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offset        uint64                 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Epoch         string                 `protobuf:"bytes,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Position) Reset() {
+	*x = Position{}
+	mi := &file_chat_v1_chat_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Position) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Position) ProtoMessage() {}
+
+func (x *Position) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Position.ProtoReflect.Descriptor instead.
+func (*Position) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Position) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *Position) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+// RecoverPrivate replays the private messages logged after since that this
+// connection has not been sent, then answers PrivateRecovered.
+type RecoverPrivate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Since         *Position              `protobuf:"bytes,1,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoverPrivate) Reset() {
+	*x = RecoverPrivate{}
+	mi := &file_chat_v1_chat_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoverPrivate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoverPrivate) ProtoMessage() {}
+
+func (x *RecoverPrivate) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoverPrivate.ProtoReflect.Descriptor instead.
+func (*RecoverPrivate) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RecoverPrivate) GetSince() *Position {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
 // LeaveRoom removes this connection from a room.
 type LeaveRoom struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -255,7 +390,7 @@ type LeaveRoom struct {
 
 func (x *LeaveRoom) Reset() {
 	*x = LeaveRoom{}
-	mi := &file_chat_v1_chat_proto_msgTypes[3]
+	mi := &file_chat_v1_chat_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -267,7 +402,7 @@ func (x *LeaveRoom) String() string {
 func (*LeaveRoom) ProtoMessage() {}
 
 func (x *LeaveRoom) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[3]
+	mi := &file_chat_v1_chat_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -280,7 +415,7 @@ func (x *LeaveRoom) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRoom.ProtoReflect.Descriptor instead.
 func (*LeaveRoom) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{3}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LeaveRoom) GetRoom() string {
@@ -301,7 +436,7 @@ type SendPrivateMessage struct {
 
 func (x *SendPrivateMessage) Reset() {
 	*x = SendPrivateMessage{}
-	mi := &file_chat_v1_chat_proto_msgTypes[4]
+	mi := &file_chat_v1_chat_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -313,7 +448,7 @@ func (x *SendPrivateMessage) String() string {
 func (*SendPrivateMessage) ProtoMessage() {}
 
 func (x *SendPrivateMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[4]
+	mi := &file_chat_v1_chat_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -326,7 +461,7 @@ func (x *SendPrivateMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendPrivateMessage.ProtoReflect.Descriptor instead.
 func (*SendPrivateMessage) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{4}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SendPrivateMessage) GetTargetUser() string {
@@ -361,6 +496,8 @@ type ServerFrame struct {
 	//	*ServerFrame_PrivateSent
 	//	*ServerFrame_AdminBroadcast
 	//	*ServerFrame_Error
+	//	*ServerFrame_Ack
+	//	*ServerFrame_PrivateRecovered
 	Event         isServerFrame_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -368,7 +505,7 @@ type ServerFrame struct {
 
 func (x *ServerFrame) Reset() {
 	*x = ServerFrame{}
-	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	mi := &file_chat_v1_chat_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +517,7 @@ func (x *ServerFrame) String() string {
 func (*ServerFrame) ProtoMessage() {}
 
 func (x *ServerFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	mi := &file_chat_v1_chat_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +530,7 @@ func (x *ServerFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerFrame.ProtoReflect.Descriptor instead.
 func (*ServerFrame) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{5}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ServerFrame) GetTimestamp() *timestamppb.Timestamp {
@@ -507,6 +644,24 @@ func (x *ServerFrame) GetError() *Error {
 	return nil
 }
 
+func (x *ServerFrame) GetAck() *Ack {
+	if x != nil {
+		if x, ok := x.Event.(*ServerFrame_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetPrivateRecovered() *PrivateRecovered {
+	if x != nil {
+		if x, ok := x.Event.(*ServerFrame_PrivateRecovered); ok {
+			return x.PrivateRecovered
+		}
+	}
+	return nil
+}
+
 type isServerFrame_Event interface {
 	isServerFrame_Event()
 }
@@ -551,6 +706,14 @@ type ServerFrame_Error struct {
 	Error *Error `protobuf:"bytes,12,opt,name=error,proto3,oneof"`
 }
 
+type ServerFrame_Ack struct {
+	Ack *Ack `protobuf:"bytes,13,opt,name=ack,proto3,oneof"`
+}
+
+type ServerFrame_PrivateRecovered struct {
+	PrivateRecovered *PrivateRecovered `protobuf:"bytes,14,opt,name=private_recovered,json=privateRecovered,proto3,oneof"`
+}
+
 func (*ServerFrame_System) isServerFrame_Event() {}
 
 func (*ServerFrame_UserJoined) isServerFrame_Event() {}
@@ -571,19 +734,25 @@ func (*ServerFrame_AdminBroadcast) isServerFrame_Event() {}
 
 func (*ServerFrame_Error) isServerFrame_Event() {}
 
+func (*ServerFrame_Ack) isServerFrame_Event() {}
+
+func (*ServerFrame_PrivateRecovered) isServerFrame_Event() {}
+
 // System is the welcome a session gets first.
 type System struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Message       string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
-	ConnectionId  string                 `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
-	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Message      string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	ConnectionId string                 `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	UserId       string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// inbox is the position of the user's private inbox at connect.
+	Inbox         *Position `protobuf:"bytes,4,opt,name=inbox,proto3" json:"inbox,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *System) Reset() {
 	*x = System{}
-	mi := &file_chat_v1_chat_proto_msgTypes[6]
+	mi := &file_chat_v1_chat_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +764,7 @@ func (x *System) String() string {
 func (*System) ProtoMessage() {}
 
 func (x *System) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[6]
+	mi := &file_chat_v1_chat_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +777,7 @@ func (x *System) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use System.ProtoReflect.Descriptor instead.
 func (*System) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{6}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *System) GetMessage() string {
@@ -632,6 +801,13 @@ func (x *System) GetUserId() string {
 	return ""
 }
 
+func (x *System) GetInbox() *Position {
+	if x != nil {
+		return x.Inbox
+	}
+	return nil
+}
+
 // UserJoined tells that a user opened their first connection.
 type UserJoined struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -644,7 +820,7 @@ type UserJoined struct {
 
 func (x *UserJoined) Reset() {
 	*x = UserJoined{}
-	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	mi := &file_chat_v1_chat_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +832,7 @@ func (x *UserJoined) String() string {
 func (*UserJoined) ProtoMessage() {}
 
 func (x *UserJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	mi := &file_chat_v1_chat_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +845,7 @@ func (x *UserJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserJoined.ProtoReflect.Descriptor instead.
 func (*UserJoined) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{7}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UserJoined) GetMessage() string {
@@ -705,7 +881,7 @@ type UserLeft struct {
 
 func (x *UserLeft) Reset() {
 	*x = UserLeft{}
-	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	mi := &file_chat_v1_chat_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +893,7 @@ func (x *UserLeft) String() string {
 func (*UserLeft) ProtoMessage() {}
 
 func (x *UserLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	mi := &file_chat_v1_chat_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +906,7 @@ func (x *UserLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserLeft.ProtoReflect.Descriptor instead.
 func (*UserLeft) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{8}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UserLeft) GetMessage() string {
@@ -756,18 +932,21 @@ func (x *UserLeft) GetUsername() string {
 
 // Message is a lobby message (room empty) or a room message.
 type Message struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Sender        string                 `protobuf:"bytes,1,opt,name=sender,proto3" json:"sender,omitempty"`
-	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
-	Room          string                 `protobuf:"bytes,4,opt,name=room,proto3" json:"room,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Sender  string                 `protobuf:"bytes,1,opt,name=sender,proto3" json:"sender,omitempty"`
+	UserId  string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Message string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Room    string                 `protobuf:"bytes,4,opt,name=room,proto3" json:"room,omitempty"`
+	// offset and epoch place a room message in the room's log.
+	Offset        uint64 `protobuf:"varint,5,opt,name=offset,proto3" json:"offset,omitempty"`
+	Epoch         string `protobuf:"bytes,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	mi := &file_chat_v1_chat_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +958,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	mi := &file_chat_v1_chat_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +971,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{9}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Message) GetSender() string {
@@ -823,20 +1002,39 @@ func (x *Message) GetRoom() string {
 	return ""
 }
 
-// RoomJoined tells a room's members that someone joined it.
+func (x *Message) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *Message) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+// RoomJoined tells a room's members that someone joined it. The joiner's own
+// copy carries the room log's position at the join and, when it asked with
+// since, whether every message after it follows (recovered).
 type RoomJoined struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Message       string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
 	Room          string                 `protobuf:"bytes,2,opt,name=room,proto3" json:"room,omitempty"`
 	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	Username      string                 `protobuf:"bytes,4,opt,name=username,proto3" json:"username,omitempty"`
+	Offset        uint64                 `protobuf:"varint,5,opt,name=offset,proto3" json:"offset,omitempty"`
+	Epoch         string                 `protobuf:"bytes,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Recovered     *bool                  `protobuf:"varint,7,opt,name=recovered,proto3,oneof" json:"recovered,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RoomJoined) Reset() {
 	*x = RoomJoined{}
-	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	mi := &file_chat_v1_chat_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +1046,7 @@ func (x *RoomJoined) String() string {
 func (*RoomJoined) ProtoMessage() {}
 
 func (x *RoomJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	mi := &file_chat_v1_chat_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +1059,7 @@ func (x *RoomJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomJoined.ProtoReflect.Descriptor instead.
 func (*RoomJoined) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{10}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RoomJoined) GetMessage() string {
@@ -892,6 +1090,27 @@ func (x *RoomJoined) GetUsername() string {
 	return ""
 }
 
+func (x *RoomJoined) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *RoomJoined) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *RoomJoined) GetRecovered() bool {
+	if x != nil && x.Recovered != nil {
+		return *x.Recovered
+	}
+	return false
+}
+
 // RoomLeft tells a room's members that someone left it.
 type RoomLeft struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -905,7 +1124,7 @@ type RoomLeft struct {
 
 func (x *RoomLeft) Reset() {
 	*x = RoomLeft{}
-	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +1136,7 @@ func (x *RoomLeft) String() string {
 func (*RoomLeft) ProtoMessage() {}
 
 func (x *RoomLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1149,7 @@ func (x *RoomLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomLeft.ProtoReflect.Descriptor instead.
 func (*RoomLeft) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{11}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RoomLeft) GetMessage() string {
@@ -963,17 +1182,20 @@ func (x *RoomLeft) GetUsername() string {
 
 // PrivateMessage is a message to one user.
 type PrivateMessage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Sender        string                 `protobuf:"bytes,1,opt,name=sender,proto3" json:"sender,omitempty"`
-	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Sender  string                 `protobuf:"bytes,1,opt,name=sender,proto3" json:"sender,omitempty"`
+	UserId  string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Message string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// offset and epoch place it in the recipient's inbox.
+	Offset        uint64 `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
+	Epoch         string `protobuf:"bytes,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PrivateMessage) Reset() {
 	*x = PrivateMessage{}
-	mi := &file_chat_v1_chat_proto_msgTypes[12]
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1207,7 @@ func (x *PrivateMessage) String() string {
 func (*PrivateMessage) ProtoMessage() {}
 
 func (x *PrivateMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[12]
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1220,7 @@ func (x *PrivateMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivateMessage.ProtoReflect.Descriptor instead.
 func (*PrivateMessage) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{12}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PrivateMessage) GetSender() string {
@@ -1022,6 +1244,20 @@ func (x *PrivateMessage) GetMessage() string {
 	return ""
 }
 
+func (x *PrivateMessage) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *PrivateMessage) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
 // PrivateSent tells the sender of a private message how many of the target's
 // connections it reached.
 type PrivateSent struct {
@@ -1035,7 +1271,7 @@ type PrivateSent struct {
 
 func (x *PrivateSent) Reset() {
 	*x = PrivateSent{}
-	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1283,7 @@ func (x *PrivateSent) String() string {
 func (*PrivateSent) ProtoMessage() {}
 
 func (x *PrivateSent) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1060,7 +1296,7 @@ func (x *PrivateSent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivateSent.ProtoReflect.Descriptor instead.
 func (*PrivateSent) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PrivateSent) GetMessage() string {
@@ -1095,7 +1331,7 @@ type AdminBroadcast struct {
 
 func (x *AdminBroadcast) Reset() {
 	*x = AdminBroadcast{}
-	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1343,7 @@ func (x *AdminBroadcast) String() string {
 func (*AdminBroadcast) ProtoMessage() {}
 
 func (x *AdminBroadcast) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1356,7 @@ func (x *AdminBroadcast) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminBroadcast.ProtoReflect.Descriptor instead.
 func (*AdminBroadcast) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AdminBroadcast) GetMessage() string {
@@ -1137,6 +1373,133 @@ func (x *AdminBroadcast) GetRoom() string {
 	return ""
 }
 
+// Ack answers a message or private message that had an id, once the server
+// holds it (ServerFrame.id is that id). A resend with the same id within the
+// dedup window is not delivered again and gets the same Ack. Room messages
+// carry room; offset and epoch place the message in the room's log or the
+// recipient's inbox (none for lobby messages).
+type Ack struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	Offset        uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Epoch         string                 `protobuf:"bytes,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ack) Reset() {
+	*x = Ack{}
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ack) ProtoMessage() {}
+
+func (x *Ack) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ack.ProtoReflect.Descriptor instead.
+func (*Ack) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Ack) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *Ack) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *Ack) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+// PrivateRecovered ends a RecoverPrivate replay: recovered says whether every
+// missed message was replayed; offset and epoch are the inbox's position.
+type PrivateRecovered struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Recovered     bool                   `protobuf:"varint,1,opt,name=recovered,proto3" json:"recovered,omitempty"`
+	Offset        uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Epoch         string                 `protobuf:"bytes,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrivateRecovered) Reset() {
+	*x = PrivateRecovered{}
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrivateRecovered) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrivateRecovered) ProtoMessage() {}
+
+func (x *PrivateRecovered) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrivateRecovered.ProtoReflect.Descriptor instead.
+func (*PrivateRecovered) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PrivateRecovered) GetRecovered() bool {
+	if x != nil {
+		return x.Recovered
+	}
+	return false
+}
+
+func (x *PrivateRecovered) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *PrivateRecovered) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
 // Error answers a frame that could not be carried out. The session goes on.
 type Error struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -1149,7 +1512,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1524,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1537,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Error) GetMessage() string {
@@ -1202,7 +1565,7 @@ type BroadcastRequest struct {
 
 func (x *BroadcastRequest) Reset() {
 	*x = BroadcastRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1577,7 @@ func (x *BroadcastRequest) String() string {
 func (*BroadcastRequest) ProtoMessage() {}
 
 func (x *BroadcastRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1590,7 @@ func (x *BroadcastRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastRequest.ProtoReflect.Descriptor instead.
 func (*BroadcastRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BroadcastRequest) GetMessage() string {
@@ -1254,7 +1617,7 @@ type BroadcastResponse struct {
 
 func (x *BroadcastResponse) Reset() {
 	*x = BroadcastResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1266,7 +1629,7 @@ func (x *BroadcastResponse) String() string {
 func (*BroadcastResponse) ProtoMessage() {}
 
 func (x *BroadcastResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1279,7 +1642,7 @@ func (x *BroadcastResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastResponse.ProtoReflect.Descriptor instead.
 func (*BroadcastResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *BroadcastResponse) GetMessage() string {
@@ -1304,7 +1667,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1679,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1692,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{22}
 }
 
 type GetStatsResponse struct {
@@ -1344,7 +1707,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1719,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1732,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetStatsResponse) GetTotalConnections() int32 {
@@ -1408,7 +1771,7 @@ type ListRoomsRequest struct {
 
 func (x *ListRoomsRequest) Reset() {
 	*x = ListRoomsRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1783,7 @@ func (x *ListRoomsRequest) String() string {
 func (*ListRoomsRequest) ProtoMessage() {}
 
 func (x *ListRoomsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1433,7 +1796,7 @@ func (x *ListRoomsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoomsRequest.ProtoReflect.Descriptor instead.
 func (*ListRoomsRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
 }
 
 type ListRoomsResponse struct {
@@ -1446,7 +1809,7 @@ type ListRoomsResponse struct {
 
 func (x *ListRoomsResponse) Reset() {
 	*x = ListRoomsResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	mi := &file_chat_v1_chat_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1458,7 +1821,7 @@ func (x *ListRoomsResponse) String() string {
 func (*ListRoomsResponse) ProtoMessage() {}
 
 func (x *ListRoomsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	mi := &file_chat_v1_chat_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1471,7 +1834,7 @@ func (x *ListRoomsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoomsResponse.ProtoReflect.Descriptor instead.
 func (*ListRoomsResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListRoomsResponse) GetRooms() map[string]int32 {
@@ -1496,7 +1859,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[22]
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1508,7 +1871,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[22]
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1521,7 +1884,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{22}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{26}
 }
 
 type ListUsersResponse struct {
@@ -1534,7 +1897,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[23]
+	mi := &file_chat_v1_chat_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1909,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[23]
+	mi := &file_chat_v1_chat_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1922,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{23}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListUsersResponse) GetConnectedUsers() []string {
@@ -1590,7 +1953,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	mi := &file_chat_v1_chat_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1602,7 +1965,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	mi := &file_chat_v1_chat_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1615,7 +1978,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListMembersRequest) GetRoom() string {
@@ -1654,7 +2017,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[25]
+	mi := &file_chat_v1_chat_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1666,7 +2029,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[25]
+	mi := &file_chat_v1_chat_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1679,7 +2042,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{25}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListMembersResponse) GetRoom() string {
@@ -1723,7 +2086,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_chat_v1_chat_proto_msgTypes[26]
+	mi := &file_chat_v1_chat_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1735,7 +2098,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[26]
+	mi := &file_chat_v1_chat_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1748,7 +2111,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{26}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Member) GetUserId() string {
@@ -1772,6 +2135,215 @@ func (x *Member) GetConnections() int32 {
 	return 0
 }
 
+type GetHistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Room  string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// since returns the messages after this offset; without it, the latest.
+	Since *uint64 `protobuf:"varint,2,opt,name=since,proto3,oneof" json:"since,omitempty"`
+	// limit bounds how many messages are returned; 0 or more than the room's
+	// history size means the history size.
+	Limit         int32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHistoryRequest) Reset() {
+	*x = GetHistoryRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHistoryRequest) ProtoMessage() {}
+
+func (x *GetHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHistoryRequest.ProtoReflect.Descriptor instead.
+func (*GetHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetHistoryRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *GetHistoryRequest) GetSince() uint64 {
+	if x != nil && x.Since != nil {
+		return *x.Since
+	}
+	return 0
+}
+
+func (x *GetHistoryRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type GetHistoryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Room  string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	Epoch string                 `protobuf:"bytes,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// offset is the latest in the room's log.
+	Offset        uint64            `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Messages      []*HistoryMessage `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHistoryResponse) Reset() {
+	*x = GetHistoryResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHistoryResponse) ProtoMessage() {}
+
+func (x *GetHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHistoryResponse.ProtoReflect.Descriptor instead.
+func (*GetHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetHistoryResponse) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *GetHistoryResponse) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *GetHistoryResponse) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *GetHistoryResponse) GetMessages() []*HistoryMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+// HistoryMessage is one logged room message.
+type HistoryMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offset        uint64                 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Sender        string                 `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	Timestamp     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryMessage) Reset() {
+	*x = HistoryMessage{}
+	mi := &file_chat_v1_chat_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryMessage) ProtoMessage() {}
+
+func (x *HistoryMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryMessage.ProtoReflect.Descriptor instead.
+func (*HistoryMessage) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *HistoryMessage) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *HistoryMessage) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *HistoryMessage) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *HistoryMessage) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *HistoryMessage) GetTimestamp() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Timestamp
+	}
+	return nil
+}
+
 type IssueTokenRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
@@ -1783,7 +2355,7 @@ type IssueTokenRequest struct {
 
 func (x *IssueTokenRequest) Reset() {
 	*x = IssueTokenRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[27]
+	mi := &file_chat_v1_chat_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1795,7 +2367,7 @@ func (x *IssueTokenRequest) String() string {
 func (*IssueTokenRequest) ProtoMessage() {}
 
 func (x *IssueTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[27]
+	mi := &file_chat_v1_chat_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1808,7 +2380,7 @@ func (x *IssueTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueTokenRequest.ProtoReflect.Descriptor instead.
 func (*IssueTokenRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{27}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *IssueTokenRequest) GetUsername() string {
@@ -1836,7 +2408,7 @@ type IssueTokenResponse struct {
 
 func (x *IssueTokenResponse) Reset() {
 	*x = IssueTokenResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[28]
+	mi := &file_chat_v1_chat_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +2420,7 @@ func (x *IssueTokenResponse) String() string {
 func (*IssueTokenResponse) ProtoMessage() {}
 
 func (x *IssueTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[28]
+	mi := &file_chat_v1_chat_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +2433,7 @@ func (x *IssueTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueTokenResponse.ProtoReflect.Descriptor instead.
 func (*IssueTokenResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{28}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *IssueTokenResponse) GetAccessToken() string {
@@ -1889,26 +2461,34 @@ var File_chat_v1_chat_proto protoreflect.FileDescriptor
 
 const file_chat_v1_chat_proto_rawDesc = "" +
 	"\n" +
-	"\x12chat/v1/chat.proto\x12\achat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x02\n" +
+	"\x12chat/v1/chat.proto\x12\achat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x02\n" +
 	"\vClientFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
 	"\amessage\x18\x02 \x01(\v2\x14.chat.v1.SendMessageH\x00R\amessage\x120\n" +
 	"\tjoin_room\x18\x03 \x01(\v2\x11.chat.v1.JoinRoomH\x00R\bjoinRoom\x123\n" +
 	"\n" +
 	"leave_room\x18\x04 \x01(\v2\x12.chat.v1.LeaveRoomH\x00R\tleaveRoom\x12F\n" +
-	"\x0fprivate_message\x18\x05 \x01(\v2\x1b.chat.v1.SendPrivateMessageH\x00R\x0eprivateMessageB\x06\n" +
+	"\x0fprivate_message\x18\x05 \x01(\v2\x1b.chat.v1.SendPrivateMessageH\x00R\x0eprivateMessage\x12B\n" +
+	"\x0frecover_private\x18\x06 \x01(\v2\x17.chat.v1.RecoverPrivateH\x00R\x0erecoverPrivateB\x06\n" +
 	"\x04kind\";\n" +
 	"\vSendMessage\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
-	"\x04room\x18\x02 \x01(\tR\x04room\"\x1e\n" +
+	"\x04room\x18\x02 \x01(\tR\x04room\"a\n" +
 	"\bJoinRoom\x12\x12\n" +
-	"\x04room\x18\x01 \x01(\tR\x04room\"\x1f\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12'\n" +
+	"\x05since\x18\x02 \x01(\v2\x11.chat.v1.PositionR\x05since\x12\x18\n" +
+	"\ahistory\x18\x03 \x01(\x05R\ahistory\"8\n" +
+	"\bPosition\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\tR\x05epoch\"9\n" +
+	"\x0eRecoverPrivate\x12'\n" +
+	"\x05since\x18\x01 \x01(\v2\x11.chat.v1.PositionR\x05since\"\x1f\n" +
 	"\tLeaveRoom\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\"O\n" +
 	"\x12SendPrivateMessage\x12\x1f\n" +
 	"\vtarget_user\x18\x01 \x01(\tR\n" +
 	"targetUser\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xf8\x04\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xe4\x05\n" +
 	"\vServerFrame\x128\n" +
 	"\ttimestamp\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12)\n" +
@@ -1924,12 +2504,15 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\fprivate_sent\x18\n" +
 	" \x01(\v2\x14.chat.v1.PrivateSentH\x00R\vprivateSent\x12B\n" +
 	"\x0fadmin_broadcast\x18\v \x01(\v2\x17.chat.v1.AdminBroadcastH\x00R\x0eadminBroadcast\x12&\n" +
-	"\x05error\x18\f \x01(\v2\x0e.chat.v1.ErrorH\x00R\x05errorB\a\n" +
-	"\x05event\"`\n" +
+	"\x05error\x18\f \x01(\v2\x0e.chat.v1.ErrorH\x00R\x05error\x12 \n" +
+	"\x03ack\x18\r \x01(\v2\f.chat.v1.AckH\x00R\x03ack\x12H\n" +
+	"\x11private_recovered\x18\x0e \x01(\v2\x19.chat.v1.PrivateRecoveredH\x00R\x10privateRecoveredB\a\n" +
+	"\x05event\"\x89\x01\n" +
 	"\x06System\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x17\n" +
-	"\auser_id\x18\x03 \x01(\tR\x06userId\"[\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12'\n" +
+	"\x05inbox\x18\x04 \x01(\v2\x11.chat.v1.PositionR\x05inbox\"[\n" +
 	"\n" +
 	"UserJoined\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x17\n" +
@@ -1938,27 +2521,36 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\bUserLeft\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
-	"\busername\x18\x03 \x01(\tR\busername\"h\n" +
+	"\busername\x18\x03 \x01(\tR\busername\"\x96\x01\n" +
 	"\aMessage\x12\x16\n" +
 	"\x06sender\x18\x01 \x01(\tR\x06sender\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x12\n" +
-	"\x04room\x18\x04 \x01(\tR\x04room\"o\n" +
+	"\x04room\x18\x04 \x01(\tR\x04room\x12\x16\n" +
+	"\x06offset\x18\x05 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05epoch\x18\x06 \x01(\tR\x05epoch\"\xce\x01\n" +
 	"\n" +
 	"RoomJoined\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
 	"\x04room\x18\x02 \x01(\tR\x04room\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1a\n" +
-	"\busername\x18\x04 \x01(\tR\busername\"m\n" +
+	"\busername\x18\x04 \x01(\tR\busername\x12\x16\n" +
+	"\x06offset\x18\x05 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05epoch\x18\x06 \x01(\tR\x05epoch\x12!\n" +
+	"\trecovered\x18\a \x01(\bH\x00R\trecovered\x88\x01\x01B\f\n" +
+	"\n" +
+	"_recovered\"m\n" +
 	"\bRoomLeft\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
 	"\x04room\x18\x02 \x01(\tR\x04room\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1a\n" +
-	"\busername\x18\x04 \x01(\tR\busername\"[\n" +
+	"\busername\x18\x04 \x01(\tR\busername\"\x89\x01\n" +
 	"\x0ePrivateMessage\x12\x16\n" +
 	"\x06sender\x18\x01 \x01(\tR\x06sender\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"f\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x16\n" +
+	"\x06offset\x18\x04 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05epoch\x18\x05 \x01(\tR\x05epoch\"f\n" +
 	"\vPrivateSent\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x1f\n" +
 	"\vtarget_user\x18\x02 \x01(\tR\n" +
@@ -1966,7 +2558,15 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\tdelivered\x18\x03 \x01(\x05R\tdelivered\">\n" +
 	"\x0eAdminBroadcast\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
-	"\x04room\x18\x02 \x01(\tR\x04room\"5\n" +
+	"\x04room\x18\x02 \x01(\tR\x04room\"G\n" +
+	"\x03Ack\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\tR\x05epoch\"^\n" +
+	"\x10PrivateRecovered\x12\x1c\n" +
+	"\trecovered\x18\x01 \x01(\bR\trecovered\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\tR\x05epoch\"5\n" +
 	"\x05Error\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\"@\n" +
@@ -2015,7 +2615,23 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x06Member\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12 \n" +
-	"\vconnections\x18\x03 \x01(\x05R\vconnections\"E\n" +
+	"\vconnections\x18\x03 \x01(\x05R\vconnections\"b\n" +
+	"\x11GetHistoryRequest\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x19\n" +
+	"\x05since\x18\x02 \x01(\x04H\x00R\x05since\x88\x01\x01\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limitB\b\n" +
+	"\x06_since\"\x8b\x01\n" +
+	"\x12GetHistoryResponse\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\tR\x05epoch\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\x123\n" +
+	"\bmessages\x18\x04 \x03(\v2\x17.chat.v1.HistoryMessageR\bmessages\"\xad\x01\n" +
+	"\x0eHistoryMessage\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x16\n" +
+	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x128\n" +
+	"\ttimestamp\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\"E\n" +
 	"\x11IssueTokenRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x14\n" +
 	"\x05admin\x18\x02 \x01(\bR\x05admin\"{\n" +
@@ -2023,14 +2639,16 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
 	"\n" +
 	"token_type\x18\x02 \x01(\tR\ttokenType\x12#\n" +
-	"\rwebsocket_url\x18\x03 \x01(\tR\fwebsocketUrl2\x9f\x03\n" +
+	"\rwebsocket_url\x18\x03 \x01(\tR\fwebsocketUrl2\xe6\x03\n" +
 	"\vChatService\x129\n" +
 	"\aConnect\x12\x14.chat.v1.ClientFrame\x1a\x14.chat.v1.ServerFrame(\x010\x01\x12B\n" +
 	"\tBroadcast\x12\x19.chat.v1.BroadcastRequest\x1a\x1a.chat.v1.BroadcastResponse\x12?\n" +
 	"\bGetStats\x12\x18.chat.v1.GetStatsRequest\x1a\x19.chat.v1.GetStatsResponse\x12B\n" +
 	"\tListRooms\x12\x19.chat.v1.ListRoomsRequest\x1a\x1a.chat.v1.ListRoomsResponse\x12B\n" +
 	"\tListUsers\x12\x19.chat.v1.ListUsersRequest\x1a\x1a.chat.v1.ListUsersResponse\x12H\n" +
-	"\vListMembers\x12\x1b.chat.v1.ListMembersRequest\x1a\x1c.chat.v1.ListMembersResponse2T\n" +
+	"\vListMembers\x12\x1b.chat.v1.ListMembersRequest\x1a\x1c.chat.v1.ListMembersResponse\x12E\n" +
+	"\n" +
+	"GetHistory\x12\x1a.chat.v1.GetHistoryRequest\x1a\x1b.chat.v1.GetHistoryResponse2T\n" +
 	"\vAuthService\x12E\n" +
 	"\n" +
 	"IssueToken\x12\x1a.chat.v1.IssueTokenRequest\x1a\x1b.chat.v1.IssueTokenResponseB3Z1github.com/tertulia/tertulia/proto/chat/v1;chatv1b\x06proto3"
@@ -2047,79 +2665,96 @@ func file_chat_v1_chat_proto_rawDescGZIP() []byte {
 	return file_chat_v1_chat_proto_rawDescData
 }
 
-var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_chat_v1_chat_proto_goTypes = []any{
 	(*ClientFrame)(nil),           // 0: chat.v1.ClientFrame
 	(*SendMessage)(nil),           // 1: chat.v1.SendMessage
 	(*JoinRoom)(nil),              // 2: chat.v1.JoinRoom
-	(*LeaveRoom)(nil),             // 3: chat.v1.LeaveRoom
-	(*SendPrivateMessage)(nil),    // 4: chat.v1.SendPrivateMessage
-	(*ServerFrame)(nil),           // 5: chat.v1.ServerFrame
-	(*System)(nil),                // 6: chat.v1.System
-	(*UserJoined)(nil),            // 7: chat.v1.UserJoined
-	(*UserLeft)(nil),              // 8: chat.v1.UserLeft
-	(*Message)(nil),               // 9: chat.v1.Message
-	(*RoomJoined)(nil),            // 10: chat.v1.RoomJoined
-	(*RoomLeft)(nil),              // 11: chat.v1.RoomLeft
-	(*PrivateMessage)(nil),        // 12: chat.v1.PrivateMessage
-	(*PrivateSent)(nil),           // 13: chat.v1.PrivateSent
-	(*AdminBroadcast)(nil),        // 14: chat.v1.AdminBroadcast
-	(*Error)(nil),                 // 15: chat.v1.Error
-	(*BroadcastRequest)(nil),      // 16: chat.v1.BroadcastRequest
-	(*BroadcastResponse)(nil),     // 17: chat.v1.BroadcastResponse
-	(*GetStatsRequest)(nil),       // 18: chat.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),      // 19: chat.v1.GetStatsResponse
-	(*ListRoomsRequest)(nil),      // 20: chat.v1.ListRoomsRequest
-	(*ListRoomsResponse)(nil),     // 21: chat.v1.ListRoomsResponse
-	(*ListUsersRequest)(nil),      // 22: chat.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),     // 23: chat.v1.ListUsersResponse
-	(*ListMembersRequest)(nil),    // 24: chat.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),   // 25: chat.v1.ListMembersResponse
-	(*Member)(nil),                // 26: chat.v1.Member
-	(*IssueTokenRequest)(nil),     // 27: chat.v1.IssueTokenRequest
-	(*IssueTokenResponse)(nil),    // 28: chat.v1.IssueTokenResponse
-	nil,                           // 29: chat.v1.GetStatsResponse.RoomsEntry
-	nil,                           // 30: chat.v1.ListRoomsResponse.RoomsEntry
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
+	(*Position)(nil),              // 3: chat.v1.Position
+	(*RecoverPrivate)(nil),        // 4: chat.v1.RecoverPrivate
+	(*LeaveRoom)(nil),             // 5: chat.v1.LeaveRoom
+	(*SendPrivateMessage)(nil),    // 6: chat.v1.SendPrivateMessage
+	(*ServerFrame)(nil),           // 7: chat.v1.ServerFrame
+	(*System)(nil),                // 8: chat.v1.System
+	(*UserJoined)(nil),            // 9: chat.v1.UserJoined
+	(*UserLeft)(nil),              // 10: chat.v1.UserLeft
+	(*Message)(nil),               // 11: chat.v1.Message
+	(*RoomJoined)(nil),            // 12: chat.v1.RoomJoined
+	(*RoomLeft)(nil),              // 13: chat.v1.RoomLeft
+	(*PrivateMessage)(nil),        // 14: chat.v1.PrivateMessage
+	(*PrivateSent)(nil),           // 15: chat.v1.PrivateSent
+	(*AdminBroadcast)(nil),        // 16: chat.v1.AdminBroadcast
+	(*Ack)(nil),                   // 17: chat.v1.Ack
+	(*PrivateRecovered)(nil),      // 18: chat.v1.PrivateRecovered
+	(*Error)(nil),                 // 19: chat.v1.Error
+	(*BroadcastRequest)(nil),      // 20: chat.v1.BroadcastRequest
+	(*BroadcastResponse)(nil),     // 21: chat.v1.BroadcastResponse
+	(*GetStatsRequest)(nil),       // 22: chat.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),      // 23: chat.v1.GetStatsResponse
+	(*ListRoomsRequest)(nil),      // 24: chat.v1.ListRoomsRequest
+	(*ListRoomsResponse)(nil),     // 25: chat.v1.ListRoomsResponse
+	(*ListUsersRequest)(nil),      // 26: chat.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),     // 27: chat.v1.ListUsersResponse
+	(*ListMembersRequest)(nil),    // 28: chat.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),   // 29: chat.v1.ListMembersResponse
+	(*Member)(nil),                // 30: chat.v1.Member
+	(*GetHistoryRequest)(nil),     // 31: chat.v1.GetHistoryRequest
+	(*GetHistoryResponse)(nil),    // 32: chat.v1.GetHistoryResponse
+	(*HistoryMessage)(nil),        // 33: chat.v1.HistoryMessage
+	(*IssueTokenRequest)(nil),     // 34: chat.v1.IssueTokenRequest
+	(*IssueTokenResponse)(nil),    // 35: chat.v1.IssueTokenResponse
+	nil,                           // 36: chat.v1.GetStatsResponse.RoomsEntry
+	nil,                           // 37: chat.v1.ListRoomsResponse.RoomsEntry
+	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
 }
 var file_chat_v1_chat_proto_depIdxs = []int32{
 	1,  // 0: chat.v1.ClientFrame.message:type_name -> chat.v1.SendMessage
 	2,  // 1: chat.v1.ClientFrame.join_room:type_name -> chat.v1.JoinRoom
-	3,  // 2: chat.v1.ClientFrame.leave_room:type_name -> chat.v1.LeaveRoom
-	4,  // 3: chat.v1.ClientFrame.private_message:type_name -> chat.v1.SendPrivateMessage
-	31, // 4: chat.v1.ServerFrame.timestamp:type_name -> google.protobuf.Timestamp
-	6,  // 5: chat.v1.ServerFrame.system:type_name -> chat.v1.System
-	7,  // 6: chat.v1.ServerFrame.user_joined:type_name -> chat.v1.UserJoined
-	8,  // 7: chat.v1.ServerFrame.user_left:type_name -> chat.v1.UserLeft
-	9,  // 8: chat.v1.ServerFrame.message:type_name -> chat.v1.Message
-	10, // 9: chat.v1.ServerFrame.room_joined:type_name -> chat.v1.RoomJoined
-	11, // 10: chat.v1.ServerFrame.room_left:type_name -> chat.v1.RoomLeft
-	12, // 11: chat.v1.ServerFrame.private_message:type_name -> chat.v1.PrivateMessage
-	13, // 12: chat.v1.ServerFrame.private_sent:type_name -> chat.v1.PrivateSent
-	14, // 13: chat.v1.ServerFrame.admin_broadcast:type_name -> chat.v1.AdminBroadcast
-	15, // 14: chat.v1.ServerFrame.error:type_name -> chat.v1.Error
-	29, // 15: chat.v1.GetStatsResponse.rooms:type_name -> chat.v1.GetStatsResponse.RoomsEntry
-	30, // 16: chat.v1.ListRoomsResponse.rooms:type_name -> chat.v1.ListRoomsResponse.RoomsEntry
-	26, // 17: chat.v1.ListMembersResponse.members:type_name -> chat.v1.Member
-	0,  // 18: chat.v1.ChatService.Connect:input_type -> chat.v1.ClientFrame
-	16, // 19: chat.v1.ChatService.Broadcast:input_type -> chat.v1.BroadcastRequest
-	18, // 20: chat.v1.ChatService.GetStats:input_type -> chat.v1.GetStatsRequest
-	20, // 21: chat.v1.ChatService.ListRooms:input_type -> chat.v1.ListRoomsRequest
-	22, // 22: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
-	24, // 23: chat.v1.ChatService.ListMembers:input_type -> chat.v1.ListMembersRequest
-	27, // 24: chat.v1.AuthService.IssueToken:input_type -> chat.v1.IssueTokenRequest
-	5,  // 25: chat.v1.ChatService.Connect:output_type -> chat.v1.ServerFrame
-	17, // 26: chat.v1.ChatService.Broadcast:output_type -> chat.v1.BroadcastResponse
-	19, // 27: chat.v1.ChatService.GetStats:output_type -> chat.v1.GetStatsResponse
-	21, // 28: chat.v1.ChatService.ListRooms:output_type -> chat.v1.ListRoomsResponse
-	23, // 29: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
-	25, // 30: chat.v1.ChatService.ListMembers:output_type -> chat.v1.ListMembersResponse
-	28, // 31: chat.v1.AuthService.IssueToken:output_type -> chat.v1.IssueTokenResponse
-	25, // [25:32] is the sub-list for method output_type
-	18, // [18:25] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	5,  // 2: chat.v1.ClientFrame.leave_room:type_name -> chat.v1.LeaveRoom
+	6,  // 3: chat.v1.ClientFrame.private_message:type_name -> chat.v1.SendPrivateMessage
+	4,  // 4: chat.v1.ClientFrame.recover_private:type_name -> chat.v1.RecoverPrivate
+	3,  // 5: chat.v1.JoinRoom.since:type_name -> chat.v1.Position
+	3,  // 6: chat.v1.RecoverPrivate.since:type_name -> chat.v1.Position
+	38, // 7: chat.v1.ServerFrame.timestamp:type_name -> google.protobuf.Timestamp
+	8,  // 8: chat.v1.ServerFrame.system:type_name -> chat.v1.System
+	9,  // 9: chat.v1.ServerFrame.user_joined:type_name -> chat.v1.UserJoined
+	10, // 10: chat.v1.ServerFrame.user_left:type_name -> chat.v1.UserLeft
+	11, // 11: chat.v1.ServerFrame.message:type_name -> chat.v1.Message
+	12, // 12: chat.v1.ServerFrame.room_joined:type_name -> chat.v1.RoomJoined
+	13, // 13: chat.v1.ServerFrame.room_left:type_name -> chat.v1.RoomLeft
+	14, // 14: chat.v1.ServerFrame.private_message:type_name -> chat.v1.PrivateMessage
+	15, // 15: chat.v1.ServerFrame.private_sent:type_name -> chat.v1.PrivateSent
+	16, // 16: chat.v1.ServerFrame.admin_broadcast:type_name -> chat.v1.AdminBroadcast
+	19, // 17: chat.v1.ServerFrame.error:type_name -> chat.v1.Error
+	17, // 18: chat.v1.ServerFrame.ack:type_name -> chat.v1.Ack
+	18, // 19: chat.v1.ServerFrame.private_recovered:type_name -> chat.v1.PrivateRecovered
+	3,  // 20: chat.v1.System.inbox:type_name -> chat.v1.Position
+	36, // 21: chat.v1.GetStatsResponse.rooms:type_name -> chat.v1.GetStatsResponse.RoomsEntry
+	37, // 22: chat.v1.ListRoomsResponse.rooms:type_name -> chat.v1.ListRoomsResponse.RoomsEntry
+	30, // 23: chat.v1.ListMembersResponse.members:type_name -> chat.v1.Member
+	33, // 24: chat.v1.GetHistoryResponse.messages:type_name -> chat.v1.HistoryMessage
+	38, // 25: chat.v1.HistoryMessage.timestamp:type_name -> google.protobuf.Timestamp
+	0,  // 26: chat.v1.ChatService.Connect:input_type -> chat.v1.ClientFrame
+	20, // 27: chat.v1.ChatService.Broadcast:input_type -> chat.v1.BroadcastRequest
+	22, // 28: chat.v1.ChatService.GetStats:input_type -> chat.v1.GetStatsRequest
+	24, // 29: chat.v1.ChatService.ListRooms:input_type -> chat.v1.ListRoomsRequest
+	26, // 30: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
+	28, // 31: chat.v1.ChatService.ListMembers:input_type -> chat.v1.ListMembersRequest
+	31, // 32: chat.v1.ChatService.GetHistory:input_type -> chat.v1.GetHistoryRequest
+	34, // 33: chat.v1.AuthService.IssueToken:input_type -> chat.v1.IssueTokenRequest
+	7,  // 34: chat.v1.ChatService.Connect:output_type -> chat.v1.ServerFrame
+	21, // 35: chat.v1.ChatService.Broadcast:output_type -> chat.v1.BroadcastResponse
+	23, // 36: chat.v1.ChatService.GetStats:output_type -> chat.v1.GetStatsResponse
+	25, // 37: chat.v1.ChatService.ListRooms:output_type -> chat.v1.ListRoomsResponse
+	27, // 38: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
+	29, // 39: chat.v1.ChatService.ListMembers:output_type -> chat.v1.ListMembersResponse
+	32, // 40: chat.v1.ChatService.GetHistory:output_type -> chat.v1.GetHistoryResponse
+	35, // 41: chat.v1.AuthService.IssueToken:output_type -> chat.v1.IssueTokenResponse
+	34, // [34:42] is the sub-list for method output_type
+	26, // [26:34] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_chat_v1_chat_proto_init() }
@@ -2132,8 +2767,9 @@ func file_chat_v1_chat_proto_init() {
 		(*ClientFrame_JoinRoom)(nil),
 		(*ClientFrame_LeaveRoom)(nil),
 		(*ClientFrame_PrivateMessage)(nil),
+		(*ClientFrame_RecoverPrivate)(nil),
 	}
-	file_chat_v1_chat_proto_msgTypes[5].OneofWrappers = []any{
+	file_chat_v1_chat_proto_msgTypes[7].OneofWrappers = []any{
 		(*ServerFrame_System)(nil),
 		(*ServerFrame_UserJoined)(nil),
 		(*ServerFrame_UserLeft)(nil),
@@ -2144,14 +2780,18 @@ func file_chat_v1_chat_proto_init() {
 		(*ServerFrame_PrivateSent)(nil),
 		(*ServerFrame_AdminBroadcast)(nil),
 		(*ServerFrame_Error)(nil),
+		(*ServerFrame_Ack)(nil),
+		(*ServerFrame_PrivateRecovered)(nil),
 	}
+	file_chat_v1_chat_proto_msgTypes[12].OneofWrappers = []any{}
+	file_chat_v1_chat_proto_msgTypes[31].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_v1_chat_proto_rawDesc), len(file_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

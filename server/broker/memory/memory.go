@@ -18,6 +18,8 @@ type Broker struct {
 	subs    map[string]*topicState
 
 	presence
+
+	history
 }
 
 type topicState struct {
@@ -29,7 +31,7 @@ var _ hub.Broker = (*Broker)(nil)
 
 // New returns an empty broker.
 func New() *Broker {
-	b := &Broker{subs: make(map[string]*topicState)}
+	b := &Broker{subs: make(map[string]*topicState), history: newHistory()}
 	b.presence.init()
 	return b
 }
