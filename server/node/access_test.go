@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
@@ -174,8 +173,7 @@ func TestRoomReadsNeedTheRightToJoin(t *testing.T) {
 	if code, body := request(t, http.MethodGet, url, aliceTok); code != http.StatusOK || body["total_members"] != float64(1) {
 		t.Errorf("members of team:eng with the claim: %d %v, want 200 with alice", code, body)
 	}
-	_, err := dial(t, srv, carolTok).Raw().ListMembers(metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+carolTok),
-		&chatv1.ListMembersRequest{Room: "team:eng"})
+	_, err := dial(t, srv, carolTok).Members(t.Context(), "team:eng", 0, "")
 	if status.Code(err) != codes.PermissionDenied {
 		t.Errorf("gRPC ListMembers of team:eng without the claim: %v, want PermissionDenied", err)
 	}
