@@ -17,8 +17,9 @@ import (
 // errorCodes maps the catalog's codes (hub.Code*) onto gRPC status codes.
 // A code missing here is an invalid argument.
 var errorCodes = map[string]codes.Code{
-	hub.CodeUnavailable: codes.Unavailable,
-	hub.CodeForbidden:   codes.PermissionDenied,
+	hub.CodeUnavailable:  codes.Unavailable,
+	hub.CodeTooManyConns: codes.ResourceExhausted,
+	hub.CodeForbidden:    codes.PermissionDenied,
 }
 
 // streamCodes maps each reason the core ends a session for onto the status
@@ -28,6 +29,7 @@ var streamCodes = map[hub.DisconnectCode]codes.Code{
 	hub.DisconnectShutdown:   codes.Unavailable,
 	hub.DisconnectWriteError: codes.Aborted,
 	hub.DisconnectDone:       codes.OK,
+	hub.DisconnectFlood:      codes.ResourceExhausted,
 }
 
 // statusFromError maps an error of the core onto a gRPC status.

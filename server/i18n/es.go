@@ -54,6 +54,12 @@ var spanish = map[string]string{
 	"could not read the inbox: the broker is unavailable": "no se pudo leer el buzón: el servicio de mensajería no está disponible",
 	"limit must not be negative":                          "limit no puede ser negativo",
 
+	// Limits (see server/hub/limits.go).
+	"id is %d bytes, over the limit of %d":                    "el id ocupa %d bytes y el límite es %d",
+	"too many joins: at most %g per second":                   "demasiadas entradas en salas: como máximo %g por segundo",
+	"too many messages: at most %g per second":                "demasiados mensajes: como máximo %g por segundo",
+	"too many messages from this user: at most %g per second": "demasiados mensajes de este usuario: como máximo %g por segundo",
+
 	// Refusals by a namespace's policy (code forbidden; server/hub/access.go).
 	"guests may not join room %q: log in first":        "los invitados no pueden entrar en la sala %q: inicia sesión primero",
 	"room %q is private: your token does not grant it": "la sala %q es privada: tu token no te da acceso",

@@ -7,6 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	client "github.com/tertulia/tertulia/clients/go"
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
@@ -43,6 +47,8 @@ func TestServeReadsTheConfigFileUnderFlagsAndEnvironment(t *testing.T) {
 jwt_secret: `+fileSecret+`
 grpc_addr: "256.0.0.1:1"  # unusable: the command line's --grpc-addr must win
 allow_anonymous: true
+limits:
+  conns_per_user: 1
 namespaces:
   team: {private: true}
 `)
@@ -85,6 +91,29 @@ namespaces:
 		}
 	}
 	nodetest.Join(t, "alice", alice, "team:eng", "alice")
+
+	// limits: sets the --limit-* flags: a second connection of alice's is over the file's one.
+	c2, err := client.Dial(p.grpcAddr, client.WithToken(aliceTok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	s2, err := c2.Connect(context.Background())
+	if err == nil {
+		defer s2.Close()
+		select {
+		case f, ok := <-s2.Events():
+			if ok {
+				t.Fatalf("alice's second session got %v, want it refused", f)
+			}
+		case <-time.After(nodetest.WaitTimeout):
+			t.Fatal("alice's second session neither refused nor welcomed")
+		}
+		err = s2.Err()
+	}
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("alice's second connection with limits.conns_per_user 1: %v, want ResourceExhausted", err)
+	}
 
 	fileAuth, _ := auth.New(auth.Config{Secret: []byte(fileSecret)})
 	tok, _ := fileAuth.Issue("mallory", false)
