@@ -265,6 +265,7 @@ func (n *Node) mountHandlers() error {
 		return fmt.Errorf("bridge: %w", err)
 	}
 	n.bridge = b
+	n.cfg.Metrics.ObserveHandshakes(b.HandshakesRefused)
 	h := b.Handlers()
 	web := grpcWeb(n.grpc, origins)
 	for _, path := range grpcweb.ListGRPCResources(n.grpc) {
