@@ -35,7 +35,8 @@ type options struct {
 	backoff Backoff
 }
 
-// WithToken authenticates every call with a JWT.
+// WithToken authenticates every call with a JWT, those made through Raw
+// and Conn included.
 func WithToken(token string) Option { return func(o *options) { o.token = token } }
 
 // WithDialOptions adds gRPC dial options (TLS credentials, for example).
@@ -55,7 +56,8 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, o.dial...)
+	dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, tokenInterceptors(o.token)...)
+	dial = append(dial, o.dial...)
 	conn, err := grpc.NewClient(target, dial...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", target, err)
