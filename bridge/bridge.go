@@ -14,6 +14,8 @@ import (
 	"github.com/gobwas/ws"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/tertulia/tertulia/server/grpcapi"
 )
 
 // Config configures a Bridge. Zero values mean the documented defaults.
@@ -229,6 +231,9 @@ func closeFor(err error) (ws.StatusCode, string) {
 	st, ok := status.FromError(err)
 	if !ok {
 		return ws.StatusInternalServerError, "internal error"
+	}
+	if code, ok := reasonCloses[grpcapi.Reason(err)]; ok {
+		return code, st.Message()
 	}
 	switch st.Code() {
 	case codes.Unauthenticated, codes.PermissionDenied:

@@ -36,6 +36,8 @@ type serverJSON struct {
 	TargetUser   string `json:"target_user,omitempty"`
 	Delivered    *int32 `json:"delivered,omitempty"`
 	Code         string `json:"code,omitempty"`
+	ExpiresAt    string `json:"expires_at,omitempty"`
+	Kicked       bool   `json:"kicked,omitempty"`
 }
 
 // EncodeFrame returns f as one JSON text frame. It is safe for concurrent
@@ -46,6 +48,7 @@ func EncodeFrame(f *chatv1.ServerFrame) ([]byte, error) {
 	case *chatv1.ServerFrame_System:
 		j.Type = "system"
 		j.Message, j.ConnectionID, j.UserID = e.System.GetMessage(), e.System.GetConnectionId(), e.System.GetUserId()
+		j.ExpiresAt = timeOf(e.System.GetExpiresAt())
 	case *chatv1.ServerFrame_UserJoined:
 		j.Type = "user_joined"
 		j.Message, j.UserID, j.Username = e.UserJoined.GetMessage(), e.UserJoined.GetUserId(), e.UserJoined.GetUsername()
@@ -64,6 +67,7 @@ func EncodeFrame(f *chatv1.ServerFrame) ([]byte, error) {
 		j.Type = "room_left"
 		r := e.RoomLeft
 		j.Message, j.Room, j.UserID, j.Username = r.GetMessage(), r.GetRoom(), r.GetUserId(), r.GetUsername()
+		j.Kicked = r.GetKicked()
 	case *chatv1.ServerFrame_PrivateMessage:
 		j.Type = "private_message"
 		p := e.PrivateMessage
@@ -78,6 +82,9 @@ func EncodeFrame(f *chatv1.ServerFrame) ([]byte, error) {
 	case *chatv1.ServerFrame_Error:
 		j.Type = "error"
 		j.Message, j.Code = e.Error.GetMessage(), e.Error.GetCode()
+	case *chatv1.ServerFrame_Refreshed:
+		j.Type = "refreshed"
+		j.ExpiresAt = timeOf(e.Refreshed.GetExpiresAt())
 	default:
 		return nil, fmt.Errorf("encode server frame: unknown event %T", f.GetEvent())
 	}
@@ -90,6 +97,14 @@ func EncodeFrame(f *chatv1.ServerFrame) ([]byte, error) {
 		return nil, fmt.Errorf("encode %s frame: %w", j.Type, err)
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// timeOf is ts in the frames' time layout, "" (omitted) if unset.
+func timeOf(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return ""
+	}
+	return ts.AsTime().UTC().Format(timeLayout)
 }
 
 // ErrorFrame is the error frame the bridge itself answers a bad client frame
@@ -184,6 +199,8 @@ func DecodeFrame(data []byte) (ClientMessage, error) {
 		f.Kind = &chatv1.ClientFrame_LeaveRoom{LeaveRoom: &chatv1.LeaveRoom{Room: j.Room}}
 	case "private_message":
 		f.Kind = &chatv1.ClientFrame_PrivateMessage{PrivateMessage: &chatv1.SendPrivateMessage{TargetUser: j.TargetUser, Message: j.Message}}
+	case "refresh":
+		f.Kind = &chatv1.ClientFrame_Refresh{Refresh: &chatv1.Refresh{Token: j.Token}}
 	case "auth":
 		return ClientMessage{Token: j.Token}, nil
 	default:

@@ -102,7 +102,8 @@ func (a *Authenticator) Verify(token string) (hub.Identity, error) {
 	if name == "" {
 		name = c.Subject
 	}
-	return hub.Identity{UserID: c.Subject, Name: name, Admin: slices.Contains(c.Roles, RoleAdmin), Locale: c.Locale}, nil
+	return hub.Identity{UserID: c.Subject, Name: name, Admin: slices.Contains(c.Roles, RoleAdmin), Locale: c.Locale,
+		Expires: c.ExpiresAt.Time}, nil
 }
 
 // Issue mints a token for user, with the admin role if admin is set.

@@ -1,6 +1,8 @@
 package grpcapi
 
 import (
+	"time"
+
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
@@ -14,7 +16,7 @@ func FrameFromEvent(ev *hub.Event) *chatv1.ServerFrame {
 	f := &chatv1.ServerFrame{Timestamp: timestamppb.New(ev.Time), Id: ev.ID}
 	switch ev.Kind {
 	case hub.KindSystem:
-		f.Event = &chatv1.ServerFrame_System{System: &chatv1.System{Message: ev.Message, ConnectionId: ev.ConnectionID, UserId: ev.UserID}}
+		f.Event = &chatv1.ServerFrame_System{System: &chatv1.System{Message: ev.Message, ConnectionId: ev.ConnectionID, UserId: ev.UserID, ExpiresAt: timestamp(ev.ExpiresAt)}}
 	case hub.KindUserJoined:
 		f.Event = &chatv1.ServerFrame_UserJoined{UserJoined: &chatv1.UserJoined{Message: ev.Message, UserId: ev.UserID, Username: ev.Sender}}
 	case hub.KindUserLeft:
@@ -24,7 +26,7 @@ func FrameFromEvent(ev *hub.Event) *chatv1.ServerFrame {
 	case hub.KindRoomJoined:
 		f.Event = &chatv1.ServerFrame_RoomJoined{RoomJoined: &chatv1.RoomJoined{Message: ev.Message, Room: ev.Room, UserId: ev.UserID, Username: ev.Sender}}
 	case hub.KindRoomLeft:
-		f.Event = &chatv1.ServerFrame_RoomLeft{RoomLeft: &chatv1.RoomLeft{Message: ev.Message, Room: ev.Room, UserId: ev.UserID, Username: ev.Sender}}
+		f.Event = &chatv1.ServerFrame_RoomLeft{RoomLeft: &chatv1.RoomLeft{Message: ev.Message, Room: ev.Room, UserId: ev.UserID, Username: ev.Sender, Kicked: ev.Kicked}}
 	case hub.KindPrivateMessage:
 		f.Event = &chatv1.ServerFrame_PrivateMessage{PrivateMessage: &chatv1.PrivateMessage{Sender: ev.Sender, UserId: ev.UserID, Message: ev.Message}}
 	case hub.KindPrivateSent:
@@ -33,8 +35,18 @@ func FrameFromEvent(ev *hub.Event) *chatv1.ServerFrame {
 		f.Event = &chatv1.ServerFrame_AdminBroadcast{AdminBroadcast: &chatv1.AdminBroadcast{Message: ev.Message, Room: ev.Room}}
 	case hub.KindError:
 		f.Event = &chatv1.ServerFrame_Error{Error: &chatv1.Error{Message: ev.Message, Code: ev.Code}}
+	case hub.KindRefreshed:
+		f.Event = &chatv1.ServerFrame_Refreshed{Refreshed: &chatv1.Refreshed{ExpiresAt: timestamp(ev.ExpiresAt)}}
 	}
 	return f
+}
+
+// timestamp is t as a proto timestamp, nil (absent) for the zero time.
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }
 
 // CommandFromFrame maps a client frame onto a hub command. A frame with no
@@ -50,6 +62,8 @@ func CommandFromFrame(f *chatv1.ClientFrame) hub.Command {
 		c.Kind, c.Room = hub.CmdLeaveRoom, k.LeaveRoom.GetRoom()
 	case *chatv1.ClientFrame_PrivateMessage:
 		c.Kind, c.TargetUser, c.Message = hub.CmdPrivateMessage, k.PrivateMessage.GetTargetUser(), k.PrivateMessage.GetMessage()
+	case *chatv1.ClientFrame_Refresh:
+		c.Kind, c.Token = hub.CmdRefresh, k.Refresh.GetToken()
 	}
 	return c
 }

@@ -96,7 +96,10 @@ func (s *ChatService) Open(stream chatv1.ChatService_ConnectServer) (*InlineSess
 		t.encoded, t.enc = es, s.encoderFor(es.WireFormat())
 	}
 	sess, err := s.hub.Connect(ctx, who, t)
-	if errors.Is(err, hub.ErrShuttingDown) {
+	var banned *hub.BannedError
+	if errors.As(err, &banned) {
+		return nil, reasonStatus(codes.PermissionDenied, banned.Error(), hub.CodeBanned)
+	} else if errors.Is(err, hub.ErrShuttingDown) {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	} else if err != nil {
 		s.log.Warn("connect", "user", who.UserID, "err", err)

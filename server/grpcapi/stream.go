@@ -100,6 +100,8 @@ func (t *streamTransport) status() error {
 		return nil
 	case hub.DisconnectShutdown:
 		return status.Error(codes.Unavailable, t.reason.Reason)
+	case hub.DisconnectExpired, hub.DisconnectKicked, hub.DisconnectBanned:
+		return moderationStatus(t.reason)
 	default:
 		return status.Error(codes.Aborted, t.reason.Reason)
 	}

@@ -37,6 +37,7 @@ type Broker interface {
 	Unsubscribe(ctx context.Context, topic string) error
 
 	Presence
+	Bans
 }
 
 // Presence is the cluster-wide record of connections and room membership.

@@ -17,6 +17,7 @@ const (
 	CmdJoinRoom
 	CmdLeaveRoom
 	CmdPrivateMessage
+	CmdRefresh
 )
 
 // Command is one client frame, in the hub's terms.
@@ -27,6 +28,7 @@ type Command struct {
 	Room       string
 	Message    string
 	TargetUser string
+	Token      string // refresh only
 }
 
 // Error is a refusal the client is told about in an error event. The session
@@ -63,6 +65,8 @@ func (h *Hub) validateMessage(msg string) *Error {
 // Handle carries out one client command. A command that cannot be carried out
 // is answered with an error event on this session, and changes nothing.
 func (s *Session) Handle(ctx context.Context, cmd Command) {
+	s.ops.Lock()
+	defer s.ops.Unlock()
 	var err *Error
 	switch cmd.Kind {
 	case CmdMessage:
@@ -73,6 +77,8 @@ func (s *Session) Handle(ctx context.Context, cmd Command) {
 		err = s.leave(ctx, cmd)
 	case CmdPrivateMessage:
 		err = s.private(ctx, cmd)
+	case CmdRefresh:
+		err = s.refresh(cmd)
 	default:
 		err = errorf("unknown_type", "unknown frame type")
 	}
@@ -137,6 +143,10 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 	case full:
 		return errorf("too_many_rooms", "a connection may join at most %d rooms", s.hub.cfg.MaxRooms)
 	}
+	if err := s.mayJoin(ctx, room); err != nil {
+		s.forget(room)
+		return err
+	}
 	h := s.hub
 	if err := h.attach(ctx, topicRoom(room), s); err != nil {
 		s.forget(room)
@@ -172,15 +182,16 @@ func (s *Session) leave(ctx context.Context, cmd Command) *Error {
 	if !ok {
 		return errorf("not_in_room", "not in room %q", room)
 	}
-	s.hub.leave(ctx, s, room, cmd.ID)
+	s.hub.leave(ctx, s, room, cmd.ID, false)
 	return nil
 }
 
-// leave tells the room that s left, then takes s out of it: s sees its own
-// room_left, as its joining members saw room_joined.
-func (h *Hub) leave(ctx context.Context, s *Session, room, id string) {
+// leave tells the room that s left (kicked, if an administrator took it
+// out), then takes s out of it: s sees its own room_left, as its joining
+// members saw room_joined.
+func (h *Hub) leave(ctx context.Context, s *Session, room, id string, kicked bool) {
 	h.publish(ctx, topicRoom(room), &Event{Kind: KindRoomLeft, Time: h.now(), ID: id, ReplyTo: s.id, Room: room,
-		UserID: s.who.UserID, Sender: s.who.Name})
+		UserID: s.who.UserID, Sender: s.who.Name, Kicked: kicked})
 	if err := h.broker.RemoveMember(ctx, room, s.conn()); err != nil {
 		h.log.Warn("leave room", "room", room, "err", err)
 	}

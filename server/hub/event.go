@@ -17,6 +17,12 @@ const (
 	KindPrivateSent
 	KindAdminBroadcast
 	KindError
+	// KindRefreshed answers a refresh: the session's token was replaced.
+	KindRefreshed
+	// KindDisconnect and KindKick are moderation orders between nodes,
+	// published on a user's topic; no session is sent them (see moderate).
+	KindDisconnect
+	KindKick
 )
 
 var kindNames = [...]string{
@@ -30,6 +36,9 @@ var kindNames = [...]string{
 	KindPrivateSent:    "private_sent",
 	KindAdminBroadcast: "admin_broadcast",
 	KindError:          "error",
+	KindRefreshed:      "refreshed",
+	KindDisconnect:     "disconnect",
+	KindKick:           "kick",
 }
 
 // String returns the frame type name of k, as in DESIGN.md.
@@ -59,7 +68,11 @@ type Event struct {
 	ConnectionID string // system (welcome) only
 	TargetUser   string // private_sent only
 	Delivered    int    // private_sent only
-	Code         string // error only
+	Code         string // error only; the ban or disconnect code of a moderation order
+	// ExpiresAt is when the session's token expires: system (welcome) and
+	// refreshed only; zero for a session that does not expire.
+	ExpiresAt time.Time
+	Kicked    bool // room_left only: an administrator took the user out
 }
 
 // Encoder turns an event into the bytes of one wire format. Encoders are

@@ -28,6 +28,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// TokenLeeway is how long a session outlives its token's exp (see
+	// expiry.go). Default DefaultTokenLeeway; negative means none.
+	TokenLeeway time.Duration
+	// Tokens verifies the tokens of in-session refreshes. Without it a
+	// refresh is refused.
+	Tokens TokenVerifier
 	// Texts are the server's texts and the default language of sessions.
 	// Default: i18n.English().
 	Texts *i18n.Catalog
@@ -114,6 +120,16 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 		h.detachTopic(ctx, topicLobby, s)
 		return nil, fmt.Errorf("attach user: %w", err)
 	}
+	// Checked once the user's topic is subscribed: a ban recorded after
+	// this check sends its order there (see Ban). Guests, whose ids are
+	// new on every connect, are not looked up.
+	if !who.Guest {
+		if err := h.checkBan(ctx, who.UserID, ""); err != nil {
+			h.detachTopic(ctx, topicUser(who.UserID), s)
+			h.detachTopic(ctx, topicLobby, s)
+			return nil, err
+		}
+	}
 	first, err := h.broker.AddConn(ctx, s.conn())
 	if err != nil {
 		h.detachTopic(ctx, topicUser(who.UserID), s)
@@ -125,11 +141,12 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 	if !who.Guest {
 		greeting = s.text("Welcome %s", who.Name)
 	}
-	b, err := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: greeting, ConnectionID: s.id, UserID: who.UserID})
+	b, err := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: greeting, ConnectionID: s.id, UserID: who.UserID, ExpiresAt: who.Expires})
 	if err != nil {
 		h.log.Error("encode welcome", "err", err)
 	}
 	s.welcome(b)
+	s.expireAt(who.Expires)
 	if first {
 		h.publish(ctx, topicLobby, &Event{Kind: KindUserJoined, Time: h.now(), UserID: who.UserID, Sender: who.Name})
 	}
@@ -139,7 +156,7 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 // detach undoes Connect and every join of s.
 func (h *Hub) detach(ctx context.Context, s *Session, rooms []string) {
 	for _, room := range rooms {
-		h.leave(ctx, s, room, "")
+		h.leave(ctx, s, room, "", false)
 	}
 	h.detachTopic(ctx, topicUser(s.who.UserID), s)
 	h.detachTopic(ctx, topicLobby, s)

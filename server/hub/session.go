@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/tertulia/tertulia/server/i18n"
 )
@@ -18,6 +19,9 @@ type Identity struct {
 	// texts are in the first language the server has (see i18n.Match).
 	Locale         string
 	AcceptLanguage string
+	// Expires is the token's exp: the session ends then, after the leeway,
+	// unless refreshed (see expiry.go). Zero for guests: no expiry.
+	Expires time.Time
 }
 
 // Session is one client connection attached to the hub. Its methods are safe
@@ -31,6 +35,8 @@ type Session struct {
 	enc Encoder
 	// lang is the language of the session's texts, picked at Connect.
 	lang i18n.Lang
+	life lifetime   // when the session ends for its token
+	ops  sync.Mutex // serialises the client's commands with moderation (kicks)
 
 	mu       sync.Mutex // protects the fields below
 	writeFn  func()     // s.write, made once: `go s.write()` would allocate a closure per start
@@ -217,5 +223,6 @@ func (s *Session) Close(ctx context.Context) {
 	}
 	s.rooms = nil
 	s.mu.Unlock()
+	s.stopExpiry()
 	s.hub.detach(ctx, s, rooms)
 }

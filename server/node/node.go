@@ -91,6 +91,14 @@ func New(cfg Config) (*Node, error) {
 	if hcfg.Logger == nil {
 		hcfg.Logger = cfg.Logger
 	}
+	// A session outlives its token by the leeway a token gets at connect,
+	// and refreshes are verified as connect tokens are.
+	if hcfg.TokenLeeway == 0 {
+		hcfg.TokenLeeway = a.Leeway()
+	}
+	if hcfg.Tokens == nil {
+		hcfg.Tokens = a
+	}
 	if hcfg.Texts, err = i18n.New(cfg.Locale); err != nil {
 		return nil, err
 	}
@@ -112,6 +120,7 @@ func New(cfg Config) (*Node, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	chatv1.RegisterChatServiceServer(n.grpc, n.chat)
+	chatv1.RegisterAdminServiceServer(n.grpc, grpcapi.NewAdminService(n.hub))
 	if cfg.Dev {
 		chatv1.RegisterAuthServiceServer(n.grpc, grpcapi.NewAuthService(a, "ws://localhost:8000"))
 	}

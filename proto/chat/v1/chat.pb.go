@@ -33,6 +33,7 @@ type ClientFrame struct {
 	//	*ClientFrame_JoinRoom
 	//	*ClientFrame_LeaveRoom
 	//	*ClientFrame_PrivateMessage
+	//	*ClientFrame_Refresh
 	Kind          isClientFrame_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -118,6 +119,15 @@ func (x *ClientFrame) GetPrivateMessage() *SendPrivateMessage {
 	return nil
 }
 
+func (x *ClientFrame) GetRefresh() *Refresh {
+	if x != nil {
+		if x, ok := x.Kind.(*ClientFrame_Refresh); ok {
+			return x.Refresh
+		}
+	}
+	return nil
+}
+
 type isClientFrame_Kind interface {
 	isClientFrame_Kind()
 }
@@ -138,6 +148,12 @@ type ClientFrame_PrivateMessage struct {
 	PrivateMessage *SendPrivateMessage `protobuf:"bytes,5,opt,name=private_message,json=privateMessage,proto3,oneof"`
 }
 
+type ClientFrame_Refresh struct {
+	// Field numbers from 10 up are this file's moderation and session
+	// frames, kept apart from the history and presence additions.
+	Refresh *Refresh `protobuf:"bytes,10,opt,name=refresh,proto3,oneof"`
+}
+
 func (*ClientFrame_Message) isClientFrame_Kind() {}
 
 func (*ClientFrame_JoinRoom) isClientFrame_Kind() {}
@@ -145,6 +161,8 @@ func (*ClientFrame_JoinRoom) isClientFrame_Kind() {}
 func (*ClientFrame_LeaveRoom) isClientFrame_Kind() {}
 
 func (*ClientFrame_PrivateMessage) isClientFrame_Kind() {}
+
+func (*ClientFrame_Refresh) isClientFrame_Kind() {}
 
 // SendMessage posts to the lobby (everyone connected) when room is empty, or
 // to one room the sender has joined.
@@ -343,6 +361,54 @@ func (x *SendPrivateMessage) GetMessage() string {
 	return ""
 }
 
+// Refresh hands the session a new token for the same user (same sub) before
+// the current one expires; it is verified like a connect token and answered
+// by Refreshed, or by an Error (invalid_token, forbidden) that leaves the
+// session as it was.
+type Refresh struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Refresh) Reset() {
+	*x = Refresh{}
+	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Refresh) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Refresh) ProtoMessage() {}
+
+func (x *Refresh) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Refresh.ProtoReflect.Descriptor instead.
+func (*Refresh) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Refresh) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
 // ServerFrame is one event from the server on the Connect stream.
 type ServerFrame struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -361,6 +427,7 @@ type ServerFrame struct {
 	//	*ServerFrame_PrivateSent
 	//	*ServerFrame_AdminBroadcast
 	//	*ServerFrame_Error
+	//	*ServerFrame_Refreshed
 	Event         isServerFrame_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -368,7 +435,7 @@ type ServerFrame struct {
 
 func (x *ServerFrame) Reset() {
 	*x = ServerFrame{}
-	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	mi := &file_chat_v1_chat_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +447,7 @@ func (x *ServerFrame) String() string {
 func (*ServerFrame) ProtoMessage() {}
 
 func (x *ServerFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	mi := &file_chat_v1_chat_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +460,7 @@ func (x *ServerFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerFrame.ProtoReflect.Descriptor instead.
 func (*ServerFrame) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{5}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ServerFrame) GetTimestamp() *timestamppb.Timestamp {
@@ -507,6 +574,15 @@ func (x *ServerFrame) GetError() *Error {
 	return nil
 }
 
+func (x *ServerFrame) GetRefreshed() *Refreshed {
+	if x != nil {
+		if x, ok := x.Event.(*ServerFrame_Refreshed); ok {
+			return x.Refreshed
+		}
+	}
+	return nil
+}
+
 type isServerFrame_Event interface {
 	isServerFrame_Event()
 }
@@ -551,6 +627,10 @@ type ServerFrame_Error struct {
 	Error *Error `protobuf:"bytes,12,opt,name=error,proto3,oneof"`
 }
 
+type ServerFrame_Refreshed struct {
+	Refreshed *Refreshed `protobuf:"bytes,20,opt,name=refreshed,proto3,oneof"`
+}
+
 func (*ServerFrame_System) isServerFrame_Event() {}
 
 func (*ServerFrame_UserJoined) isServerFrame_Event() {}
@@ -571,19 +651,24 @@ func (*ServerFrame_AdminBroadcast) isServerFrame_Event() {}
 
 func (*ServerFrame_Error) isServerFrame_Event() {}
 
+func (*ServerFrame_Refreshed) isServerFrame_Event() {}
+
 // System is the welcome a session gets first.
 type System struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Message       string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
-	ConnectionId  string                 `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
-	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Message      string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	ConnectionId string                 `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	UserId       string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// expires_at is when the session's token expires: the session ends then
+	// (after the server's leeway) unless refreshed. Unset for guests.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *System) Reset() {
 	*x = System{}
-	mi := &file_chat_v1_chat_proto_msgTypes[6]
+	mi := &file_chat_v1_chat_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +680,7 @@ func (x *System) String() string {
 func (*System) ProtoMessage() {}
 
 func (x *System) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[6]
+	mi := &file_chat_v1_chat_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +693,7 @@ func (x *System) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use System.ProtoReflect.Descriptor instead.
 func (*System) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{6}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *System) GetMessage() string {
@@ -632,6 +717,58 @@ func (x *System) GetUserId() string {
 	return ""
 }
 
+func (x *System) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+// Refreshed answers a Refresh: the session now ends at the new token's expiry.
+type Refreshed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Refreshed) Reset() {
+	*x = Refreshed{}
+	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Refreshed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Refreshed) ProtoMessage() {}
+
+func (x *Refreshed) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Refreshed.ProtoReflect.Descriptor instead.
+func (*Refreshed) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Refreshed) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 // UserJoined tells that a user opened their first connection.
 type UserJoined struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -644,7 +781,7 @@ type UserJoined struct {
 
 func (x *UserJoined) Reset() {
 	*x = UserJoined{}
-	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	mi := &file_chat_v1_chat_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +793,7 @@ func (x *UserJoined) String() string {
 func (*UserJoined) ProtoMessage() {}
 
 func (x *UserJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	mi := &file_chat_v1_chat_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +806,7 @@ func (x *UserJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserJoined.ProtoReflect.Descriptor instead.
 func (*UserJoined) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{7}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UserJoined) GetMessage() string {
@@ -705,7 +842,7 @@ type UserLeft struct {
 
 func (x *UserLeft) Reset() {
 	*x = UserLeft{}
-	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	mi := &file_chat_v1_chat_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +854,7 @@ func (x *UserLeft) String() string {
 func (*UserLeft) ProtoMessage() {}
 
 func (x *UserLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	mi := &file_chat_v1_chat_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +867,7 @@ func (x *UserLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserLeft.ProtoReflect.Descriptor instead.
 func (*UserLeft) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{8}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UserLeft) GetMessage() string {
@@ -767,7 +904,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	mi := &file_chat_v1_chat_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +916,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	mi := &file_chat_v1_chat_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +929,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{9}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Message) GetSender() string {
@@ -836,7 +973,7 @@ type RoomJoined struct {
 
 func (x *RoomJoined) Reset() {
 	*x = RoomJoined{}
-	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	mi := &file_chat_v1_chat_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +985,7 @@ func (x *RoomJoined) String() string {
 func (*RoomJoined) ProtoMessage() {}
 
 func (x *RoomJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	mi := &file_chat_v1_chat_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +998,7 @@ func (x *RoomJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomJoined.ProtoReflect.Descriptor instead.
 func (*RoomJoined) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{10}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RoomJoined) GetMessage() string {
@@ -894,18 +1031,20 @@ func (x *RoomJoined) GetUsername() string {
 
 // RoomLeft tells a room's members that someone left it.
 type RoomLeft struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Message       string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
-	Room          string                 `protobuf:"bytes,2,opt,name=room,proto3" json:"room,omitempty"`
-	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Username      string                 `protobuf:"bytes,4,opt,name=username,proto3" json:"username,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Message  string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	Room     string                 `protobuf:"bytes,2,opt,name=room,proto3" json:"room,omitempty"`
+	UserId   string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Username string                 `protobuf:"bytes,4,opt,name=username,proto3" json:"username,omitempty"`
+	// kicked is set when an administrator took the user out of the room.
+	Kicked        bool `protobuf:"varint,10,opt,name=kicked,proto3" json:"kicked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RoomLeft) Reset() {
 	*x = RoomLeft{}
-	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +1056,7 @@ func (x *RoomLeft) String() string {
 func (*RoomLeft) ProtoMessage() {}
 
 func (x *RoomLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1069,7 @@ func (x *RoomLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomLeft.ProtoReflect.Descriptor instead.
 func (*RoomLeft) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{11}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RoomLeft) GetMessage() string {
@@ -961,6 +1100,13 @@ func (x *RoomLeft) GetUsername() string {
 	return ""
 }
 
+func (x *RoomLeft) GetKicked() bool {
+	if x != nil {
+		return x.Kicked
+	}
+	return false
+}
+
 // PrivateMessage is a message to one user.
 type PrivateMessage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -973,7 +1119,7 @@ type PrivateMessage struct {
 
 func (x *PrivateMessage) Reset() {
 	*x = PrivateMessage{}
-	mi := &file_chat_v1_chat_proto_msgTypes[12]
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1131,7 @@ func (x *PrivateMessage) String() string {
 func (*PrivateMessage) ProtoMessage() {}
 
 func (x *PrivateMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[12]
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1144,7 @@ func (x *PrivateMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivateMessage.ProtoReflect.Descriptor instead.
 func (*PrivateMessage) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{12}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PrivateMessage) GetSender() string {
@@ -1035,7 +1181,7 @@ type PrivateSent struct {
 
 func (x *PrivateSent) Reset() {
 	*x = PrivateSent{}
-	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1193,7 @@ func (x *PrivateSent) String() string {
 func (*PrivateSent) ProtoMessage() {}
 
 func (x *PrivateSent) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1060,7 +1206,7 @@ func (x *PrivateSent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivateSent.ProtoReflect.Descriptor instead.
 func (*PrivateSent) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PrivateSent) GetMessage() string {
@@ -1095,7 +1241,7 @@ type AdminBroadcast struct {
 
 func (x *AdminBroadcast) Reset() {
 	*x = AdminBroadcast{}
-	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1253,7 @@ func (x *AdminBroadcast) String() string {
 func (*AdminBroadcast) ProtoMessage() {}
 
 func (x *AdminBroadcast) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1266,7 @@ func (x *AdminBroadcast) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminBroadcast.ProtoReflect.Descriptor instead.
 func (*AdminBroadcast) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AdminBroadcast) GetMessage() string {
@@ -1149,7 +1295,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1307,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1320,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Error) GetMessage() string {
@@ -1202,7 +1348,7 @@ type BroadcastRequest struct {
 
 func (x *BroadcastRequest) Reset() {
 	*x = BroadcastRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1360,7 @@ func (x *BroadcastRequest) String() string {
 func (*BroadcastRequest) ProtoMessage() {}
 
 func (x *BroadcastRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1373,7 @@ func (x *BroadcastRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastRequest.ProtoReflect.Descriptor instead.
 func (*BroadcastRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BroadcastRequest) GetMessage() string {
@@ -1254,7 +1400,7 @@ type BroadcastResponse struct {
 
 func (x *BroadcastResponse) Reset() {
 	*x = BroadcastResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1266,7 +1412,7 @@ func (x *BroadcastResponse) String() string {
 func (*BroadcastResponse) ProtoMessage() {}
 
 func (x *BroadcastResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1279,7 +1425,7 @@ func (x *BroadcastResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastResponse.ProtoReflect.Descriptor instead.
 func (*BroadcastResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *BroadcastResponse) GetMessage() string {
@@ -1304,7 +1450,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1462,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1475,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
 }
 
 type GetStatsResponse struct {
@@ -1344,7 +1490,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1502,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1515,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetStatsResponse) GetTotalConnections() int32 {
@@ -1408,7 +1554,7 @@ type ListRoomsRequest struct {
 
 func (x *ListRoomsRequest) Reset() {
 	*x = ListRoomsRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1566,7 @@ func (x *ListRoomsRequest) String() string {
 func (*ListRoomsRequest) ProtoMessage() {}
 
 func (x *ListRoomsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1433,7 +1579,7 @@ func (x *ListRoomsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoomsRequest.ProtoReflect.Descriptor instead.
 func (*ListRoomsRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{22}
 }
 
 type ListRoomsResponse struct {
@@ -1446,7 +1592,7 @@ type ListRoomsResponse struct {
 
 func (x *ListRoomsResponse) Reset() {
 	*x = ListRoomsResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1458,7 +1604,7 @@ func (x *ListRoomsResponse) String() string {
 func (*ListRoomsResponse) ProtoMessage() {}
 
 func (x *ListRoomsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1471,7 +1617,7 @@ func (x *ListRoomsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoomsResponse.ProtoReflect.Descriptor instead.
 func (*ListRoomsResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListRoomsResponse) GetRooms() map[string]int32 {
@@ -1496,7 +1642,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[22]
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1508,7 +1654,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[22]
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1521,7 +1667,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{22}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
 }
 
 type ListUsersResponse struct {
@@ -1534,7 +1680,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[23]
+	mi := &file_chat_v1_chat_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1692,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[23]
+	mi := &file_chat_v1_chat_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1705,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{23}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListUsersResponse) GetConnectedUsers() []string {
@@ -1587,7 +1733,7 @@ type IssueTokenRequest struct {
 
 func (x *IssueTokenRequest) Reset() {
 	*x = IssueTokenRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1599,7 +1745,7 @@ func (x *IssueTokenRequest) String() string {
 func (*IssueTokenRequest) ProtoMessage() {}
 
 func (x *IssueTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1612,7 +1758,7 @@ func (x *IssueTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueTokenRequest.ProtoReflect.Descriptor instead.
 func (*IssueTokenRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *IssueTokenRequest) GetUsername() string {
@@ -1640,7 +1786,7 @@ type IssueTokenResponse struct {
 
 func (x *IssueTokenResponse) Reset() {
 	*x = IssueTokenResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[25]
+	mi := &file_chat_v1_chat_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1652,7 +1798,7 @@ func (x *IssueTokenResponse) String() string {
 func (*IssueTokenResponse) ProtoMessage() {}
 
 func (x *IssueTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[25]
+	mi := &file_chat_v1_chat_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1665,7 +1811,7 @@ func (x *IssueTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueTokenResponse.ProtoReflect.Descriptor instead.
 func (*IssueTokenResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{25}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *IssueTokenResponse) GetAccessToken() string {
@@ -1689,18 +1835,590 @@ func (x *IssueTokenResponse) GetWebsocketUrl() string {
 	return ""
 }
 
+type DisconnectUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// reason is shown to the user (the WebSocket close reason, the gRPC status message).
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectUserRequest) Reset() {
+	*x = DisconnectUserRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectUserRequest) ProtoMessage() {}
+
+func (x *DisconnectUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectUserRequest.ProtoReflect.Descriptor instead.
+func (*DisconnectUserRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *DisconnectUserRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *DisconnectUserRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type DisconnectUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// connections is how many connections the user had in the cluster.
+	Connections   int32 `protobuf:"varint,1,opt,name=connections,proto3" json:"connections,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectUserResponse) Reset() {
+	*x = DisconnectUserResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectUserResponse) ProtoMessage() {}
+
+func (x *DisconnectUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectUserResponse.ProtoReflect.Descriptor instead.
+func (*DisconnectUserResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *DisconnectUserResponse) GetConnections() int32 {
+	if x != nil {
+		return x.Connections
+	}
+	return 0
+}
+
+type KickUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KickUserRequest) Reset() {
+	*x = KickUserRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KickUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KickUserRequest) ProtoMessage() {}
+
+func (x *KickUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KickUserRequest.ProtoReflect.Descriptor instead.
+func (*KickUserRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *KickUserRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *KickUserRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type KickUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KickUserResponse) Reset() {
+	*x = KickUserResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KickUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KickUserResponse) ProtoMessage() {}
+
+func (x *KickUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KickUserResponse.ProtoReflect.Descriptor instead.
+func (*KickUserResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *KickUserResponse) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *KickUserResponse) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type BanUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// room limits the ban to one room; empty bans from the whole server.
+	Room string `protobuf:"bytes,2,opt,name=room,proto3" json:"room,omitempty"`
+	// duration is a Go duration such as "10m" or "36h".
+	Duration      string `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BanUserRequest) Reset() {
+	*x = BanUserRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BanUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BanUserRequest) ProtoMessage() {}
+
+func (x *BanUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BanUserRequest.ProtoReflect.Descriptor instead.
+func (*BanUserRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *BanUserRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *BanUserRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *BanUserRequest) GetDuration() string {
+	if x != nil {
+		return x.Duration
+	}
+	return ""
+}
+
+func (x *BanUserRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type BanUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ban           *Ban                   `protobuf:"bytes,1,opt,name=ban,proto3" json:"ban,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BanUserResponse) Reset() {
+	*x = BanUserResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BanUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BanUserResponse) ProtoMessage() {}
+
+func (x *BanUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BanUserResponse.ProtoReflect.Descriptor instead.
+func (*BanUserResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *BanUserResponse) GetBan() *Ban {
+	if x != nil {
+		return x.Ban
+	}
+	return nil
+}
+
+// Ban keeps a user out of the server (room empty) or out of one room until expires_at.
+type Ban struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Room          string                 `protobuf:"bytes,2,opt,name=room,proto3" json:"room,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ban) Reset() {
+	*x = Ban{}
+	mi := &file_chat_v1_chat_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ban) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ban) ProtoMessage() {}
+
+func (x *Ban) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ban.ProtoReflect.Descriptor instead.
+func (*Ban) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *Ban) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Ban) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *Ban) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Ban) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type ListBansRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBansRequest) Reset() {
+	*x = ListBansRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBansRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBansRequest) ProtoMessage() {}
+
+func (x *ListBansRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBansRequest.ProtoReflect.Descriptor instead.
+func (*ListBansRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{35}
+}
+
+type ListBansResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bans          []*Ban                 `protobuf:"bytes,1,rep,name=bans,proto3" json:"bans,omitempty"`
+	TotalBans     int32                  `protobuf:"varint,2,opt,name=total_bans,json=totalBans,proto3" json:"total_bans,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBansResponse) Reset() {
+	*x = ListBansResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBansResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBansResponse) ProtoMessage() {}
+
+func (x *ListBansResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBansResponse.ProtoReflect.Descriptor instead.
+func (*ListBansResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ListBansResponse) GetBans() []*Ban {
+	if x != nil {
+		return x.Bans
+	}
+	return nil
+}
+
+func (x *ListBansResponse) GetTotalBans() int32 {
+	if x != nil {
+		return x.TotalBans
+	}
+	return 0
+}
+
+type LiftBanRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// room names the room ban to lift; empty lifts the server ban.
+	Room          string `protobuf:"bytes,2,opt,name=room,proto3" json:"room,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiftBanRequest) Reset() {
+	*x = LiftBanRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiftBanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiftBanRequest) ProtoMessage() {}
+
+func (x *LiftBanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiftBanRequest.ProtoReflect.Descriptor instead.
+func (*LiftBanRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *LiftBanRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *LiftBanRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+type LiftBanResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ban           *Ban                   `protobuf:"bytes,1,opt,name=ban,proto3" json:"ban,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiftBanResponse) Reset() {
+	*x = LiftBanResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiftBanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiftBanResponse) ProtoMessage() {}
+
+func (x *LiftBanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiftBanResponse.ProtoReflect.Descriptor instead.
+func (*LiftBanResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *LiftBanResponse) GetBan() *Ban {
+	if x != nil {
+		return x.Ban
+	}
+	return nil
+}
+
 var File_chat_v1_chat_proto protoreflect.FileDescriptor
 
 const file_chat_v1_chat_proto_rawDesc = "" +
 	"\n" +
-	"\x12chat/v1/chat.proto\x12\achat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x02\n" +
+	"\x12chat/v1/chat.proto\x12\achat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x02\n" +
 	"\vClientFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
 	"\amessage\x18\x02 \x01(\v2\x14.chat.v1.SendMessageH\x00R\amessage\x120\n" +
 	"\tjoin_room\x18\x03 \x01(\v2\x11.chat.v1.JoinRoomH\x00R\bjoinRoom\x123\n" +
 	"\n" +
 	"leave_room\x18\x04 \x01(\v2\x12.chat.v1.LeaveRoomH\x00R\tleaveRoom\x12F\n" +
-	"\x0fprivate_message\x18\x05 \x01(\v2\x1b.chat.v1.SendPrivateMessageH\x00R\x0eprivateMessageB\x06\n" +
+	"\x0fprivate_message\x18\x05 \x01(\v2\x1b.chat.v1.SendPrivateMessageH\x00R\x0eprivateMessage\x12,\n" +
+	"\arefresh\x18\n" +
+	" \x01(\v2\x10.chat.v1.RefreshH\x00R\arefreshB\x06\n" +
 	"\x04kind\";\n" +
 	"\vSendMessage\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
@@ -1712,7 +2430,9 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x12SendPrivateMessage\x12\x1f\n" +
 	"\vtarget_user\x18\x01 \x01(\tR\n" +
 	"targetUser\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xf8\x04\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x1f\n" +
+	"\aRefresh\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"\xac\x05\n" +
 	"\vServerFrame\x128\n" +
 	"\ttimestamp\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12)\n" +
@@ -1728,12 +2448,19 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\fprivate_sent\x18\n" +
 	" \x01(\v2\x14.chat.v1.PrivateSentH\x00R\vprivateSent\x12B\n" +
 	"\x0fadmin_broadcast\x18\v \x01(\v2\x17.chat.v1.AdminBroadcastH\x00R\x0eadminBroadcast\x12&\n" +
-	"\x05error\x18\f \x01(\v2\x0e.chat.v1.ErrorH\x00R\x05errorB\a\n" +
-	"\x05event\"`\n" +
+	"\x05error\x18\f \x01(\v2\x0e.chat.v1.ErrorH\x00R\x05error\x122\n" +
+	"\trefreshed\x18\x14 \x01(\v2\x12.chat.v1.RefreshedH\x00R\trefreshedB\a\n" +
+	"\x05event\"\x9b\x01\n" +
 	"\x06System\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x17\n" +
-	"\auser_id\x18\x03 \x01(\tR\x06userId\"[\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x129\n" +
+	"\n" +
+	"expires_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"F\n" +
+	"\tRefreshed\x129\n" +
+	"\n" +
+	"expires_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"[\n" +
 	"\n" +
 	"UserJoined\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x17\n" +
@@ -1753,12 +2480,14 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
 	"\x04room\x18\x02 \x01(\tR\x04room\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1a\n" +
-	"\busername\x18\x04 \x01(\tR\busername\"m\n" +
+	"\busername\x18\x04 \x01(\tR\busername\"\x85\x01\n" +
 	"\bRoomLeft\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
 	"\x04room\x18\x02 \x01(\tR\x04room\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1a\n" +
-	"\busername\x18\x04 \x01(\tR\busername\"[\n" +
+	"\busername\x18\x04 \x01(\tR\busername\x12\x16\n" +
+	"\x06kicked\x18\n" +
+	" \x01(\bR\x06kicked\"[\n" +
 	"\x0ePrivateMessage\x12\x16\n" +
 	"\x06sender\x18\x01 \x01(\tR\x06sender\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x18\n" +
@@ -1813,13 +2542,53 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
 	"\n" +
 	"token_type\x18\x02 \x01(\tR\ttokenType\x12#\n" +
-	"\rwebsocket_url\x18\x03 \x01(\tR\fwebsocketUrl2\xd5\x02\n" +
+	"\rwebsocket_url\x18\x03 \x01(\tR\fwebsocketUrl\"C\n" +
+	"\x15DisconnectUserRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\":\n" +
+	"\x16DisconnectUserResponse\x12 \n" +
+	"\vconnections\x18\x01 \x01(\x05R\vconnections\"9\n" +
+	"\x0fKickUserRequest\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\":\n" +
+	"\x10KickUserResponse\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\"l\n" +
+	"\x0eBanUserRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
+	"\x04room\x18\x02 \x01(\tR\x04room\x12\x1a\n" +
+	"\bduration\x18\x03 \x01(\tR\bduration\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"1\n" +
+	"\x0fBanUserResponse\x12\x1e\n" +
+	"\x03ban\x18\x01 \x01(\v2\f.chat.v1.BanR\x03ban\"\x80\x01\n" +
+	"\x03Ban\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
+	"\x04room\x18\x02 \x01(\tR\x04room\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x11\n" +
+	"\x0fListBansRequest\"S\n" +
+	"\x10ListBansResponse\x12 \n" +
+	"\x04bans\x18\x01 \x03(\v2\f.chat.v1.BanR\x04bans\x12\x1d\n" +
+	"\n" +
+	"total_bans\x18\x02 \x01(\x05R\ttotalBans\"8\n" +
+	"\x0eLiftBanRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
+	"\x04room\x18\x02 \x01(\tR\x04room\"1\n" +
+	"\x0fLiftBanResponse\x12\x1e\n" +
+	"\x03ban\x18\x01 \x01(\v2\f.chat.v1.BanR\x03ban2\xd5\x02\n" +
 	"\vChatService\x129\n" +
 	"\aConnect\x12\x14.chat.v1.ClientFrame\x1a\x14.chat.v1.ServerFrame(\x010\x01\x12B\n" +
 	"\tBroadcast\x12\x19.chat.v1.BroadcastRequest\x1a\x1a.chat.v1.BroadcastResponse\x12?\n" +
 	"\bGetStats\x12\x18.chat.v1.GetStatsRequest\x1a\x19.chat.v1.GetStatsResponse\x12B\n" +
 	"\tListRooms\x12\x19.chat.v1.ListRoomsRequest\x1a\x1a.chat.v1.ListRoomsResponse\x12B\n" +
-	"\tListUsers\x12\x19.chat.v1.ListUsersRequest\x1a\x1a.chat.v1.ListUsersResponse2T\n" +
+	"\tListUsers\x12\x19.chat.v1.ListUsersRequest\x1a\x1a.chat.v1.ListUsersResponse2\xdf\x02\n" +
+	"\fAdminService\x12Q\n" +
+	"\x0eDisconnectUser\x12\x1e.chat.v1.DisconnectUserRequest\x1a\x1f.chat.v1.DisconnectUserResponse\x12?\n" +
+	"\bKickUser\x12\x18.chat.v1.KickUserRequest\x1a\x19.chat.v1.KickUserResponse\x12<\n" +
+	"\aBanUser\x12\x17.chat.v1.BanUserRequest\x1a\x18.chat.v1.BanUserResponse\x12?\n" +
+	"\bListBans\x12\x18.chat.v1.ListBansRequest\x1a\x19.chat.v1.ListBansResponse\x12<\n" +
+	"\aLiftBan\x12\x17.chat.v1.LiftBanRequest\x1a\x18.chat.v1.LiftBanResponse2T\n" +
 	"\vAuthService\x12E\n" +
 	"\n" +
 	"IssueToken\x12\x1a.chat.v1.IssueTokenRequest\x1a\x1b.chat.v1.IssueTokenResponseB3Z1github.com/tertulia/tertulia/proto/chat/v1;chatv1b\x06proto3"
@@ -1836,73 +2605,104 @@ func file_chat_v1_chat_proto_rawDescGZIP() []byte {
 	return file_chat_v1_chat_proto_rawDescData
 }
 
-var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_chat_v1_chat_proto_goTypes = []any{
-	(*ClientFrame)(nil),           // 0: chat.v1.ClientFrame
-	(*SendMessage)(nil),           // 1: chat.v1.SendMessage
-	(*JoinRoom)(nil),              // 2: chat.v1.JoinRoom
-	(*LeaveRoom)(nil),             // 3: chat.v1.LeaveRoom
-	(*SendPrivateMessage)(nil),    // 4: chat.v1.SendPrivateMessage
-	(*ServerFrame)(nil),           // 5: chat.v1.ServerFrame
-	(*System)(nil),                // 6: chat.v1.System
-	(*UserJoined)(nil),            // 7: chat.v1.UserJoined
-	(*UserLeft)(nil),              // 8: chat.v1.UserLeft
-	(*Message)(nil),               // 9: chat.v1.Message
-	(*RoomJoined)(nil),            // 10: chat.v1.RoomJoined
-	(*RoomLeft)(nil),              // 11: chat.v1.RoomLeft
-	(*PrivateMessage)(nil),        // 12: chat.v1.PrivateMessage
-	(*PrivateSent)(nil),           // 13: chat.v1.PrivateSent
-	(*AdminBroadcast)(nil),        // 14: chat.v1.AdminBroadcast
-	(*Error)(nil),                 // 15: chat.v1.Error
-	(*BroadcastRequest)(nil),      // 16: chat.v1.BroadcastRequest
-	(*BroadcastResponse)(nil),     // 17: chat.v1.BroadcastResponse
-	(*GetStatsRequest)(nil),       // 18: chat.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),      // 19: chat.v1.GetStatsResponse
-	(*ListRoomsRequest)(nil),      // 20: chat.v1.ListRoomsRequest
-	(*ListRoomsResponse)(nil),     // 21: chat.v1.ListRoomsResponse
-	(*ListUsersRequest)(nil),      // 22: chat.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),     // 23: chat.v1.ListUsersResponse
-	(*IssueTokenRequest)(nil),     // 24: chat.v1.IssueTokenRequest
-	(*IssueTokenResponse)(nil),    // 25: chat.v1.IssueTokenResponse
-	nil,                           // 26: chat.v1.GetStatsResponse.RoomsEntry
-	nil,                           // 27: chat.v1.ListRoomsResponse.RoomsEntry
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(*ClientFrame)(nil),            // 0: chat.v1.ClientFrame
+	(*SendMessage)(nil),            // 1: chat.v1.SendMessage
+	(*JoinRoom)(nil),               // 2: chat.v1.JoinRoom
+	(*LeaveRoom)(nil),              // 3: chat.v1.LeaveRoom
+	(*SendPrivateMessage)(nil),     // 4: chat.v1.SendPrivateMessage
+	(*Refresh)(nil),                // 5: chat.v1.Refresh
+	(*ServerFrame)(nil),            // 6: chat.v1.ServerFrame
+	(*System)(nil),                 // 7: chat.v1.System
+	(*Refreshed)(nil),              // 8: chat.v1.Refreshed
+	(*UserJoined)(nil),             // 9: chat.v1.UserJoined
+	(*UserLeft)(nil),               // 10: chat.v1.UserLeft
+	(*Message)(nil),                // 11: chat.v1.Message
+	(*RoomJoined)(nil),             // 12: chat.v1.RoomJoined
+	(*RoomLeft)(nil),               // 13: chat.v1.RoomLeft
+	(*PrivateMessage)(nil),         // 14: chat.v1.PrivateMessage
+	(*PrivateSent)(nil),            // 15: chat.v1.PrivateSent
+	(*AdminBroadcast)(nil),         // 16: chat.v1.AdminBroadcast
+	(*Error)(nil),                  // 17: chat.v1.Error
+	(*BroadcastRequest)(nil),       // 18: chat.v1.BroadcastRequest
+	(*BroadcastResponse)(nil),      // 19: chat.v1.BroadcastResponse
+	(*GetStatsRequest)(nil),        // 20: chat.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),       // 21: chat.v1.GetStatsResponse
+	(*ListRoomsRequest)(nil),       // 22: chat.v1.ListRoomsRequest
+	(*ListRoomsResponse)(nil),      // 23: chat.v1.ListRoomsResponse
+	(*ListUsersRequest)(nil),       // 24: chat.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),      // 25: chat.v1.ListUsersResponse
+	(*IssueTokenRequest)(nil),      // 26: chat.v1.IssueTokenRequest
+	(*IssueTokenResponse)(nil),     // 27: chat.v1.IssueTokenResponse
+	(*DisconnectUserRequest)(nil),  // 28: chat.v1.DisconnectUserRequest
+	(*DisconnectUserResponse)(nil), // 29: chat.v1.DisconnectUserResponse
+	(*KickUserRequest)(nil),        // 30: chat.v1.KickUserRequest
+	(*KickUserResponse)(nil),       // 31: chat.v1.KickUserResponse
+	(*BanUserRequest)(nil),         // 32: chat.v1.BanUserRequest
+	(*BanUserResponse)(nil),        // 33: chat.v1.BanUserResponse
+	(*Ban)(nil),                    // 34: chat.v1.Ban
+	(*ListBansRequest)(nil),        // 35: chat.v1.ListBansRequest
+	(*ListBansResponse)(nil),       // 36: chat.v1.ListBansResponse
+	(*LiftBanRequest)(nil),         // 37: chat.v1.LiftBanRequest
+	(*LiftBanResponse)(nil),        // 38: chat.v1.LiftBanResponse
+	nil,                            // 39: chat.v1.GetStatsResponse.RoomsEntry
+	nil,                            // 40: chat.v1.ListRoomsResponse.RoomsEntry
+	(*timestamppb.Timestamp)(nil),  // 41: google.protobuf.Timestamp
 }
 var file_chat_v1_chat_proto_depIdxs = []int32{
 	1,  // 0: chat.v1.ClientFrame.message:type_name -> chat.v1.SendMessage
 	2,  // 1: chat.v1.ClientFrame.join_room:type_name -> chat.v1.JoinRoom
 	3,  // 2: chat.v1.ClientFrame.leave_room:type_name -> chat.v1.LeaveRoom
 	4,  // 3: chat.v1.ClientFrame.private_message:type_name -> chat.v1.SendPrivateMessage
-	28, // 4: chat.v1.ServerFrame.timestamp:type_name -> google.protobuf.Timestamp
-	6,  // 5: chat.v1.ServerFrame.system:type_name -> chat.v1.System
-	7,  // 6: chat.v1.ServerFrame.user_joined:type_name -> chat.v1.UserJoined
-	8,  // 7: chat.v1.ServerFrame.user_left:type_name -> chat.v1.UserLeft
-	9,  // 8: chat.v1.ServerFrame.message:type_name -> chat.v1.Message
-	10, // 9: chat.v1.ServerFrame.room_joined:type_name -> chat.v1.RoomJoined
-	11, // 10: chat.v1.ServerFrame.room_left:type_name -> chat.v1.RoomLeft
-	12, // 11: chat.v1.ServerFrame.private_message:type_name -> chat.v1.PrivateMessage
-	13, // 12: chat.v1.ServerFrame.private_sent:type_name -> chat.v1.PrivateSent
-	14, // 13: chat.v1.ServerFrame.admin_broadcast:type_name -> chat.v1.AdminBroadcast
-	15, // 14: chat.v1.ServerFrame.error:type_name -> chat.v1.Error
-	26, // 15: chat.v1.GetStatsResponse.rooms:type_name -> chat.v1.GetStatsResponse.RoomsEntry
-	27, // 16: chat.v1.ListRoomsResponse.rooms:type_name -> chat.v1.ListRoomsResponse.RoomsEntry
-	0,  // 17: chat.v1.ChatService.Connect:input_type -> chat.v1.ClientFrame
-	16, // 18: chat.v1.ChatService.Broadcast:input_type -> chat.v1.BroadcastRequest
-	18, // 19: chat.v1.ChatService.GetStats:input_type -> chat.v1.GetStatsRequest
-	20, // 20: chat.v1.ChatService.ListRooms:input_type -> chat.v1.ListRoomsRequest
-	22, // 21: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
-	24, // 22: chat.v1.AuthService.IssueToken:input_type -> chat.v1.IssueTokenRequest
-	5,  // 23: chat.v1.ChatService.Connect:output_type -> chat.v1.ServerFrame
-	17, // 24: chat.v1.ChatService.Broadcast:output_type -> chat.v1.BroadcastResponse
-	19, // 25: chat.v1.ChatService.GetStats:output_type -> chat.v1.GetStatsResponse
-	21, // 26: chat.v1.ChatService.ListRooms:output_type -> chat.v1.ListRoomsResponse
-	23, // 27: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
-	25, // 28: chat.v1.AuthService.IssueToken:output_type -> chat.v1.IssueTokenResponse
-	23, // [23:29] is the sub-list for method output_type
-	17, // [17:23] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	5,  // 4: chat.v1.ClientFrame.refresh:type_name -> chat.v1.Refresh
+	41, // 5: chat.v1.ServerFrame.timestamp:type_name -> google.protobuf.Timestamp
+	7,  // 6: chat.v1.ServerFrame.system:type_name -> chat.v1.System
+	9,  // 7: chat.v1.ServerFrame.user_joined:type_name -> chat.v1.UserJoined
+	10, // 8: chat.v1.ServerFrame.user_left:type_name -> chat.v1.UserLeft
+	11, // 9: chat.v1.ServerFrame.message:type_name -> chat.v1.Message
+	12, // 10: chat.v1.ServerFrame.room_joined:type_name -> chat.v1.RoomJoined
+	13, // 11: chat.v1.ServerFrame.room_left:type_name -> chat.v1.RoomLeft
+	14, // 12: chat.v1.ServerFrame.private_message:type_name -> chat.v1.PrivateMessage
+	15, // 13: chat.v1.ServerFrame.private_sent:type_name -> chat.v1.PrivateSent
+	16, // 14: chat.v1.ServerFrame.admin_broadcast:type_name -> chat.v1.AdminBroadcast
+	17, // 15: chat.v1.ServerFrame.error:type_name -> chat.v1.Error
+	8,  // 16: chat.v1.ServerFrame.refreshed:type_name -> chat.v1.Refreshed
+	41, // 17: chat.v1.System.expires_at:type_name -> google.protobuf.Timestamp
+	41, // 18: chat.v1.Refreshed.expires_at:type_name -> google.protobuf.Timestamp
+	39, // 19: chat.v1.GetStatsResponse.rooms:type_name -> chat.v1.GetStatsResponse.RoomsEntry
+	40, // 20: chat.v1.ListRoomsResponse.rooms:type_name -> chat.v1.ListRoomsResponse.RoomsEntry
+	34, // 21: chat.v1.BanUserResponse.ban:type_name -> chat.v1.Ban
+	41, // 22: chat.v1.Ban.expires_at:type_name -> google.protobuf.Timestamp
+	34, // 23: chat.v1.ListBansResponse.bans:type_name -> chat.v1.Ban
+	34, // 24: chat.v1.LiftBanResponse.ban:type_name -> chat.v1.Ban
+	0,  // 25: chat.v1.ChatService.Connect:input_type -> chat.v1.ClientFrame
+	18, // 26: chat.v1.ChatService.Broadcast:input_type -> chat.v1.BroadcastRequest
+	20, // 27: chat.v1.ChatService.GetStats:input_type -> chat.v1.GetStatsRequest
+	22, // 28: chat.v1.ChatService.ListRooms:input_type -> chat.v1.ListRoomsRequest
+	24, // 29: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
+	28, // 30: chat.v1.AdminService.DisconnectUser:input_type -> chat.v1.DisconnectUserRequest
+	30, // 31: chat.v1.AdminService.KickUser:input_type -> chat.v1.KickUserRequest
+	32, // 32: chat.v1.AdminService.BanUser:input_type -> chat.v1.BanUserRequest
+	35, // 33: chat.v1.AdminService.ListBans:input_type -> chat.v1.ListBansRequest
+	37, // 34: chat.v1.AdminService.LiftBan:input_type -> chat.v1.LiftBanRequest
+	26, // 35: chat.v1.AuthService.IssueToken:input_type -> chat.v1.IssueTokenRequest
+	6,  // 36: chat.v1.ChatService.Connect:output_type -> chat.v1.ServerFrame
+	19, // 37: chat.v1.ChatService.Broadcast:output_type -> chat.v1.BroadcastResponse
+	21, // 38: chat.v1.ChatService.GetStats:output_type -> chat.v1.GetStatsResponse
+	23, // 39: chat.v1.ChatService.ListRooms:output_type -> chat.v1.ListRoomsResponse
+	25, // 40: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
+	29, // 41: chat.v1.AdminService.DisconnectUser:output_type -> chat.v1.DisconnectUserResponse
+	31, // 42: chat.v1.AdminService.KickUser:output_type -> chat.v1.KickUserResponse
+	33, // 43: chat.v1.AdminService.BanUser:output_type -> chat.v1.BanUserResponse
+	36, // 44: chat.v1.AdminService.ListBans:output_type -> chat.v1.ListBansResponse
+	38, // 45: chat.v1.AdminService.LiftBan:output_type -> chat.v1.LiftBanResponse
+	27, // 46: chat.v1.AuthService.IssueToken:output_type -> chat.v1.IssueTokenResponse
+	36, // [36:47] is the sub-list for method output_type
+	25, // [25:36] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_chat_v1_chat_proto_init() }
@@ -1915,8 +2715,9 @@ func file_chat_v1_chat_proto_init() {
 		(*ClientFrame_JoinRoom)(nil),
 		(*ClientFrame_LeaveRoom)(nil),
 		(*ClientFrame_PrivateMessage)(nil),
+		(*ClientFrame_Refresh)(nil),
 	}
-	file_chat_v1_chat_proto_msgTypes[5].OneofWrappers = []any{
+	file_chat_v1_chat_proto_msgTypes[6].OneofWrappers = []any{
 		(*ServerFrame_System)(nil),
 		(*ServerFrame_UserJoined)(nil),
 		(*ServerFrame_UserLeft)(nil),
@@ -1927,6 +2728,7 @@ func file_chat_v1_chat_proto_init() {
 		(*ServerFrame_PrivateSent)(nil),
 		(*ServerFrame_AdminBroadcast)(nil),
 		(*ServerFrame_Error)(nil),
+		(*ServerFrame_Refreshed)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1934,9 +2736,9 @@ func file_chat_v1_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_v1_chat_proto_rawDesc), len(file_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   41,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_chat_v1_chat_proto_goTypes,
 		DependencyIndexes: file_chat_v1_chat_proto_depIdxs,

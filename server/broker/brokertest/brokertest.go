@@ -40,6 +40,7 @@ func Run(t *testing.T, newCluster Cluster) {
 		{"OneOrderPerTopic", testOrder},
 		{"PresenceCounts", testPresence},
 		{"FirstAndLastAreDecidedOnce", testFirstLast},
+		{"BansHoldOnEveryNodeAndLapse", testBans},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -180,7 +181,7 @@ func testRoundTrip(t *testing.T, nodes []*node) {
 	must(t, recv.Subscribe(c, "user:bob"))
 	want := hub.Event{Kind: hub.KindPrivateSent, Time: time.Date(2026, 1, 2, 3, 4, 5, 6789, time.UTC),
 		ID: "id-1", Message: "¡hola, 世界! \"quoted\" <b>", Room: "lounge", Sender: "Alice", UserID: "alice",
-		ConnectionID: "c1", TargetUser: "bob", Delivered: 3, Code: "some_code"}
+		ConnectionID: "c1", TargetUser: "bob", Delivered: 3, Code: "some_code", Kicked: true}
 	ev := want
 	must(t, at(nodes, 0).Publish(c, "user:bob", &ev))
 	got := *recv.rec.wait("user:bob", 1)[0]

@@ -6,6 +6,7 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/tertulia/tertulia/server/hub"
 )
@@ -22,6 +23,8 @@ type Broker struct {
 	conns map[string]*conn               // by connection id
 	users map[string]int                 // user id -> connections
 	rooms map[string]map[string]struct{} // room -> connection ids
+
+	bans bans
 }
 
 // conn is a connection and the rooms it is in, so that forgetting it costs
@@ -45,6 +48,7 @@ func New() *Broker {
 		conns: make(map[string]*conn),
 		users: make(map[string]int),
 		rooms: make(map[string]map[string]struct{}),
+		bans:  bans{all: make(map[banKey]hub.Ban), now: time.Now},
 	}
 }
 

@@ -25,6 +25,7 @@ type wireEvent struct {
 	Delivered    int      `json:"d,omitempty"`
 	Code         string   `json:"e,omitempty"`
 	ReplyTo      string   `json:"y,omitempty"`
+	Kicked       bool     `json:"x,omitempty"`
 	// Origin and Seq name the node that published the event and its
 	// number there, so that the publisher knows its own copy when it
 	// comes back.
@@ -37,6 +38,7 @@ func encodeEvent(ev *hub.Event, origin string, seq uint64) ([]byte, error) {
 		Kind: ev.Kind, Time: ev.Time.UnixNano(), ID: ev.ID, Message: ev.Message, Room: ev.Room,
 		Sender: ev.Sender, UserID: ev.UserID, ConnectionID: ev.ConnectionID,
 		TargetUser: ev.TargetUser, Delivered: ev.Delivered, Code: ev.Code, ReplyTo: ev.ReplyTo,
+		Kicked: ev.Kicked,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encode %s event: %w", ev.Kind, err)
@@ -56,5 +58,6 @@ func decodeEvent(payload string) (*hub.Event, *wireEvent, error) {
 		Kind: w.Kind, Time: time.Unix(0, w.Time).UTC(), ID: w.ID, Message: w.Message, Room: w.Room,
 		Sender: w.Sender, UserID: w.UserID, ConnectionID: w.ConnectionID,
 		TargetUser: w.TargetUser, Delivered: w.Delivered, Code: w.Code, ReplyTo: w.ReplyTo,
+		Kicked: w.Kicked,
 	}, &w, nil
 }
