@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/tertulia/tertulia/server/grpcapi"
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 )
 
 // Config configures a Bridge. Zero values mean the documented defaults.
@@ -232,7 +232,7 @@ func closeFor(err error) (ws.StatusCode, string) {
 	if !ok {
 		return ws.StatusInternalServerError, "internal error"
 	}
-	if code, ok := reasonCloses[grpcapi.Reason(err)]; ok {
+	if code, ok := reasonCloses[chatv1.ReasonOf(err)]; ok {
 		return code, st.Message()
 	}
 	switch st.Code() {

@@ -3,7 +3,7 @@ package bridge
 import (
 	"github.com/gobwas/ws"
 
-	"github.com/tertulia/tertulia/server/hub"
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 )
 
 // The close codes of sessions the server ended for their user (in the
@@ -18,10 +18,10 @@ const (
 )
 
 // reasonCloses maps the reason a session was ended or refused for (the
-// ErrorInfo reason of its status, see grpcapi.Reason) onto its close code.
+// ErrorInfo reason of its status, see chatv1.ReasonOf) onto its close code.
 // The same table serves in-process sessions and sessions over gRPC.
 var reasonCloses = map[string]ws.StatusCode{
-	hub.CodeTokenExpired: CloseTokenExpired,
-	hub.CodeDisconnected: CloseModerated,
-	hub.CodeBanned:       CloseModerated,
+	chatv1.ReasonTokenExpired: CloseTokenExpired,
+	chatv1.ReasonDisconnected: CloseModerated,
+	chatv1.ReasonBanned:       CloseModerated,
 }

@@ -98,7 +98,7 @@ func (s *ChatService) Open(stream chatv1.ChatService_ConnectServer) (*InlineSess
 	sess, err := s.hub.Connect(ctx, who, t)
 	var banned *hub.BannedError
 	if errors.As(err, &banned) {
-		return nil, reasonStatus(codes.PermissionDenied, banned.Error(), hub.CodeBanned)
+		return nil, chatv1.ReasonStatus(codes.PermissionDenied, banned.Error(), chatv1.ReasonBanned)
 	} else if errors.Is(err, hub.ErrShuttingDown) {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	} else if err != nil {
