@@ -207,8 +207,8 @@ const moderationTimeout = 5 * time.Second
 
 // moderate carries out a moderation order on this node's sessions of the
 // user whose topic it came on. It runs as the broker's handler and must
-// not block: a disconnect only starts closing, and a kick, which talks to
-// the broker, runs on a goroutine of its own.
+// not block: the order is carried out on a goroutine of its own, since
+// closing a transport may wait a moment and a kick talks to the broker.
 func (h *Hub) moderate(topic string, ev *Event) {
 	g := h.lookup(topic)
 	if g == nil {
@@ -217,25 +217,28 @@ func (h *Hub) moderate(topic string, ev *Event) {
 	g.mu.Lock()
 	sessions := append([]*Session(nil), g.list...)
 	g.mu.Unlock()
-	switch ev.Kind {
-	case KindDisconnect:
-		code := DisconnectKicked
-		if ev.Code == CodeBanned {
-			code = DisconnectBanned
-		}
-		for _, s := range sessions {
-			h.log.Info("disconnecting by order", "conn", s.id, "user", s.who.UserID, "code", ev.Code)
-			s.disconnect(Disconnect{Code: code, Reason: ev.Message})
-		}
-	case KindKick:
-		go func() {
+	if len(sessions) == 0 {
+		return
+	}
+	go func() {
+		switch ev.Kind {
+		case KindDisconnect:
+			code := DisconnectKicked
+			if ev.Code == CodeBanned {
+				code = DisconnectBanned
+			}
+			for _, s := range sessions {
+				h.log.Info("disconnecting by order", "conn", s.id, "user", s.who.UserID, "code", ev.Code)
+				s.disconnect(Disconnect{Code: code, Reason: ev.Message})
+			}
+		case KindKick:
 			ctx, cancel := context.WithTimeout(context.Background(), moderationTimeout)
 			defer cancel()
 			for _, s := range sessions {
 				s.kick(ctx, ev.Room)
 			}
-		}()
-	}
+		}
+	}()
 }
 
 // kick takes s out of room, if it is there, as a leave would, with kicked set.
