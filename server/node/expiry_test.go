@@ -92,6 +92,10 @@ func TestRefreshKeepsGRPCSession(t *testing.T) {
 		t.Errorf("guest welcome expires_at = %v, want none", guest.welcome.GetExpiresAt())
 	}
 
+	guest.must(guest.s.Refresh(mint("guest", time.Hour)))
+	if e := guest.await("refusal", func(f *chatv1.ServerFrame) bool { return f.GetError() != nil }).GetError(); e.Code != "forbidden" {
+		t.Errorf("guest refresh: error %q, want forbidden", e.Code)
+	}
 	u.must(u.s.Refresh(mint("mallory", time.Hour)))
 	e := u.await("refusal", func(f *chatv1.ServerFrame) bool { return f.GetError() != nil }).GetError()
 	if e.Code != "forbidden" {

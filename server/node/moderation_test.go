@@ -7,9 +7,14 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
+	client "github.com/tertulia/tertulia/clients/go"
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
 )
@@ -79,5 +84,56 @@ func TestModerationRefusesBadInput(t *testing.T) {
 	}
 	if bans, err := srv.Node.Hub().Bans(context.Background()); err != nil || len(bans) != 0 {
 		t.Errorf("bans = %v, %v; want none", bans, err)
+	}
+}
+
+// The gRPC admin methods on one node with the embedded broker: a kick, a
+// room ban refused at join until lifted, a server ban that ends the session
+// and refuses the next one.
+func TestModerationOverGRPC(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{})
+	ctx := withBearer(context.Background(), srv.Token(t, "root", true))
+	adm := chatv1.NewAdminServiceClient(dial(t, srv, "").Conn())
+	alice := connect(t, srv, "alice")
+	alice.join("lounge")
+
+	if _, err := adm.KickUser(ctx, &chatv1.KickUserRequest{Room: "lounge", User: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	alice.await("own room_left, kicked", func(f *chatv1.ServerFrame) bool { return f.GetRoomLeft().GetKicked() })
+
+	if _, err := adm.BanUser(ctx, &chatv1.BanUserRequest{User: "alice", Room: "lounge", Duration: "1h", Reason: "flood"}); err != nil {
+		t.Fatal(err)
+	}
+	alice.must(alice.s.Join("lounge"))
+	e := alice.await("refusal", func(f *chatv1.ServerFrame) bool { return f.GetError() != nil }).GetError()
+	if e.Code != "banned" || !strings.Contains(e.Message, "flood") {
+		t.Errorf("join while banned: %v, want code banned with the reason", e)
+	}
+	list, err := adm.ListBans(ctx, &chatv1.ListBansRequest{})
+	if err != nil || list.TotalBans != 1 || list.Bans[0].Room != "lounge" || time.Until(list.Bans[0].ExpiresAt.AsTime()) < 50*time.Minute {
+		t.Errorf("ListBans = %v, %v; want alice's lounge ban for an hour", list, err)
+	}
+	if _, err := adm.LiftBan(ctx, &chatv1.LiftBanRequest{User: "alice", Room: "lounge"}); err != nil {
+		t.Fatal(err)
+	}
+	alice.join("lounge")
+
+	if _, err := adm.BanUser(ctx, &chatv1.BanUserRequest{User: "alice", Duration: "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.ended(); status.Code(err) != codes.PermissionDenied || client.Reason(err) != client.ReasonBanned {
+		t.Errorf("banned session ended with %v, want PermissionDenied, banned", err)
+	}
+	s, err := dial(t, srv, srv.Token(t, "alice", false)).Connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for range s.Events() {
+		t.Error("banned alice got a frame, want none")
+	}
+	if err := s.Err(); status.Code(err) != codes.PermissionDenied || client.Reason(err) != client.ReasonBanned {
+		t.Errorf("banned connect: %v, want PermissionDenied, banned", err)
 	}
 }
