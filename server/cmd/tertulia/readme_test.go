@@ -73,17 +73,22 @@ func TestReadmeCommandsWork(t *testing.T) {
 		t.Fatalf("ran %d steps, want %d:\n%s", len(steps), len(lines), out)
 	}
 	want := map[string]string{ // a line's distinctive words -> what its output must show
-		"list":                  "chat.v1.ChatService",
-		"Health/Check":          `"status": "SERVING"`,
-		"ChatService/GetStats":  "{",
-		"/health":               `"status":"healthy"`,
-		"websocket/stats":       `"total_connections":`,
-		"websocket/rooms":       `"total_rooms":`,
-		"websocket/users":       `"connected_users":`,
-		"test-token?username":   `"access_token":`,
-		"ChatService/Connect":   `"message": "hola"`,
-		"broadcast?message":     `"recipients":`,
-		"ChatService/Broadcast": `"message": "Message sent to room general"`,
+		"list":                 "chat.v1.ChatService",
+		"Health/Check":         `"status": "SERVING"`,
+		"ChatService/GetStats": "{",
+		"/health":              `"status":"healthy"`,
+		"websocket/stats":      `"total_connections":`,
+		"websocket/rooms":      `"total_rooms":`,
+		"http://localhost:8000/api/v1/websocket/users": `"connected_users":`,
+		"test-token?username":                          `"access_token":`,
+		"ChatService/Connect":                          `"message": "hola"`,
+		"broadcast?message":                            `"recipients":`,
+		"ChatService/Broadcast":                        `"message": "Message sent to room general"`,
+		"bans -d":                                      `"reason":"spam"`,
+		`-s -H "Authorization: Bearer $ADMIN" localhost:8000/api/v1/websocket/bans`: `"total_bans":1`,
+		"bans/mallory":          `"user":"mallory"`,
+		"/disconnect":           `"connections":0`,
+		"AdminService/KickUser": `"user": "mallory"`,
 	}
 	for i, l := range lines {
 		for key, w := range want {
