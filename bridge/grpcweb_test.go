@@ -309,6 +309,13 @@ func TestGRPCWebWebSocketConnect(t *testing.T) {
 	}
 	sendFrame(&chatv1.ClientFrame{Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: "lounge"}}})
 	await("room_joined", func(f *chatv1.ServerFrame) bool { return f.GetRoomJoined().GetUserId() == "bob" })
+	// The node counts each connection by its transport.
+	m := nodetest.Scrape(t, srv.URL("/metrics"))
+	for transport, want := range map[string]float64{"grpc-web": 1, "websocket": 1, "grpc": 0} {
+		if got, _ := m.Value("tertulia_connections", "transport", transport); got != want {
+			t.Errorf("tertulia_connections{transport=%q} = %v, want %v", transport, got, want)
+		}
+	}
 	sendFrame(&chatv1.ClientFrame{Kind: &chatv1.ClientFrame_Message{Message: &chatv1.SendMessage{Room: "lounge", Message: "from grpc-web"}}})
 	if f := web.await("the gRPC-Web client's message", isMessage("from grpc-web")); f.str("sender") != "bob" {
 		t.Errorf("browser got %v, want it from bob", f)

@@ -1,15 +1,22 @@
 // Package auth verifies and mints the JWTs that identify Tertulia's users.
 //
-// Tokens are HS256, with the algorithm pinned (a token signed any other way,
-// "none" included, is refused), exp required, and iss/aud checked when
+// Keys: an HS256 secret (and the previous one, during a rotation), PEM
+// public keys (RSA, ECDSA, Ed25519) and a JWKS URL. Each key verifies one
+// algorithm only, its own (see algFor): an RS256 key never checks an HS256
+// token, "none" is never accepted, and the algorithms accepted are those
+// of the configured keys. Tokens are bounded in size (refused before any
+// parsing), exp is required, exp/nbf/iat must be JSON numbers, iat may not
+// be in the future beyond the leeway, and iss/aud are checked when
 // configured. sub is the user id, username the display name, and roles may
-// hold "admin".
+// hold "admin". Only HS256 tokens are minted, with the current secret.
 package auth
 
 import (
+	"crypto"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -24,10 +31,31 @@ const RoleAdmin = "admin"
 // MinSecretBytes is the shortest HMAC secret accepted.
 const MinSecretBytes = 16
 
-// Config sets how tokens are checked and minted.
+// DefaultMaxTokenBytes is the default bound on a token's size.
+const DefaultMaxTokenBytes = 8 << 10
+
+// Config sets how tokens are checked and minted. At least one of Secret,
+// PublicKeys and JWKSURL is required.
 type Config struct {
-	// Secret is the HS256 key. Required, at least MinSecretBytes long.
+	// Secret is the HS256 key, at least MinSecretBytes long; the only one
+	// that signs (Issue).
 	Secret []byte
+	// PreviousSecret is also accepted, never used to sign: set it to the
+	// old secret while tokens signed with it are still about.
+	PreviousSecret []byte
+	// PublicKeys verify tokens signed with their private halves (see
+	// ReadPublicKeyFiles): RSA, ECDSA or Ed25519.
+	PublicKeys []crypto.PublicKey
+	// JWKSURL is the address of a JSON Web Key Set, such as an identity
+	// provider's jwks_uri.
+	JWKSURL string
+	// JWKSRefreshInterval is how often the key set is fetched anew. Default 1h.
+	JWKSRefreshInterval time.Duration
+	// JWKSRefetchInterval bounds refetches for unknown kids: at most one
+	// per interval. Default 30s.
+	JWKSRefetchInterval time.Duration
+	// JWKSTimeout bounds one fetch of the key set. Default 5s.
+	JWKSTimeout time.Duration
 	// Issuer and Audience are checked when set, and written into minted tokens.
 	Issuer   string
 	Audience string
@@ -35,41 +63,70 @@ type Config struct {
 	Leeway time.Duration
 	// TTL is the lifetime of minted tokens. Default 24h.
 	TTL time.Duration
+	// MaxTokenBytes bounds a token's size; a longer one is refused before
+	// it is parsed. Default DefaultMaxTokenBytes.
+	MaxTokenBytes int
+	// Logger receives JWKS fetch failures. Default: discard.
+	Logger *slog.Logger
 }
 
 // Authenticator verifies and mints tokens. It is safe for concurrent use.
+// Close releases it.
 type Authenticator struct {
 	cfg    Config
 	parser *jwt.Parser
+	static []pinnedKey // secrets and PEM keys
+	jwks   *jwks       // nil without JWKSURL
 }
 
 // ErrInvalidToken is wrapped by every verification failure.
 var ErrInvalidToken = errors.New("invalid token")
 
-// Claims are Tertulia's JWT claims.
-type Claims struct {
-	Username string   `json:"username,omitempty"`
-	Roles    []string `json:"roles,omitempty"`
-	// Locale is the user's language (BCP 47, e.g. "es"): the server's
-	// texts to the user's sessions are in it where the server has it.
-	Locale string `json:"locale,omitempty"`
-	jwt.RegisteredClaims
-}
-
-// New returns an Authenticator for cfg.
+// New returns an Authenticator for cfg. With a JWKS URL it fetches the key
+// set before it returns (within JWKSTimeout; a failure is logged and the
+// fetch retried on the first token) and refreshes it until Close.
 func New(cfg Config) (*Authenticator, error) {
-	if len(cfg.Secret) < MinSecretBytes {
-		return nil, fmt.Errorf("jwt secret must be at least %d bytes", MinSecretBytes)
+	cfg = cfg.withDefaults()
+	a := &Authenticator{cfg: cfg}
+	for _, s := range [][]byte{cfg.Secret, cfg.PreviousSecret} {
+		if len(s) == 0 {
+			continue
+		}
+		if len(s) < MinSecretBytes {
+			return nil, fmt.Errorf("jwt secret must be at least %d bytes", MinSecretBytes)
+		}
+		a.static = append(a.static, pinnedKey{alg: jwt.SigningMethodHS256.Alg(), key: s})
 	}
-	if cfg.Leeway == 0 {
-		cfg.Leeway = 30 * time.Second
+	if len(cfg.PreviousSecret) > 0 && len(cfg.Secret) == 0 {
+		return nil, errors.New("jwt previous secret without a secret")
 	}
-	if cfg.TTL == 0 {
-		cfg.TTL = 24 * time.Hour
+	for _, k := range cfg.PublicKeys {
+		alg := algFor(k)
+		if alg == "" {
+			return nil, fmt.Errorf("jwt public key: unsupported key type %T", k)
+		}
+		a.static = append(a.static, pinnedKey{alg: alg, key: k})
 	}
+	if len(a.static) == 0 && cfg.JWKSURL == "" {
+		return nil, errors.New("no jwt key: a secret, a public key or a jwks url is required")
+	}
+	var algs []string
+	for _, k := range a.static {
+		algs = append(algs, k.alg)
+	}
+	if cfg.JWKSURL != "" {
+		j, err := newJWKS(cfg.JWKSURL, cfg, cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		a.jwks = j
+		algs = append(algs, asymmetricAlgs...)
+	}
+	slices.Sort(algs)
 	opts := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithValidMethods(slices.Compact(algs)),
 		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
 		jwt.WithLeeway(cfg.Leeway),
 	}
 	if cfg.Issuer != "" {
@@ -78,7 +135,40 @@ func New(cfg Config) (*Authenticator, error) {
 	if cfg.Audience != "" {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
-	return &Authenticator{cfg: cfg, parser: jwt.NewParser(opts...)}, nil
+	a.parser = jwt.NewParser(opts...)
+	return a, nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Leeway == 0 {
+		c.Leeway = 30 * time.Second
+	}
+	if c.TTL == 0 {
+		c.TTL = 24 * time.Hour
+	}
+	if c.MaxTokenBytes <= 0 {
+		c.MaxTokenBytes = DefaultMaxTokenBytes
+	}
+	if c.JWKSRefreshInterval <= 0 {
+		c.JWKSRefreshInterval = time.Hour
+	}
+	if c.JWKSRefetchInterval <= 0 {
+		c.JWKSRefetchInterval = 30 * time.Second
+	}
+	if c.JWKSTimeout <= 0 {
+		c.JWKSTimeout = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Close stops the JWKS refresh, if any. Verify must not be called after.
+func (a *Authenticator) Close() {
+	if a.jwks != nil {
+		a.jwks.close()
+	}
 }
 
 // RandomSecret returns a fresh secret for dev mode.
@@ -90,8 +180,11 @@ func RandomSecret() []byte {
 
 // Verify checks token and returns the identity it carries.
 func (a *Authenticator) Verify(token string) (hub.Identity, error) {
+	if len(token) > a.cfg.MaxTokenBytes {
+		return hub.Identity{}, fmt.Errorf("%w: token is %d bytes, over the limit of %d", ErrInvalidToken, len(token), a.cfg.MaxTokenBytes)
+	}
 	var c Claims
-	_, err := a.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return a.cfg.Secret, nil })
+	_, err := a.parser.ParseWithClaims(token, &c, a.keyFor)
 	if err != nil {
 		return hub.Identity{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
@@ -106,10 +199,44 @@ func (a *Authenticator) Verify(token string) (hub.Identity, error) {
 		Expires: c.ExpiresAt.Time}, nil
 }
 
-// Issue mints a token for user, with the admin role if admin is set.
+// keyFor is the jwt.Keyfunc: the keys pinned to the token's algorithm
+// (already one of the accepted ones), the JWKS key named by its kid
+// included.
+func (a *Authenticator) keyFor(t *jwt.Token) (any, error) {
+	alg := t.Method.Alg()
+	var set jwt.VerificationKeySet
+	for _, k := range a.static {
+		if k.alg == alg {
+			set.Keys = append(set.Keys, k.key)
+		}
+	}
+	kid, _ := t.Header["kid"].(string)
+	if a.jwks != nil && alg != jwt.SigningMethodHS256.Alg() {
+		keys, err := a.jwks.keys(kid, alg)
+		if err != nil {
+			return nil, err
+		}
+		set.Keys = append(set.Keys, keys...)
+	}
+	switch len(set.Keys) {
+	case 0:
+		if kid != "" {
+			return nil, fmt.Errorf("no %s key with kid %q", alg, kid)
+		}
+		return nil, fmt.Errorf("no %s key", alg)
+	case 1:
+		return set.Keys[0], nil
+	}
+	return set, nil
+}
+
+// Issue mints an HS256 token for user, with the admin role if admin is set.
 func (a *Authenticator) Issue(user string, admin bool) (string, error) {
 	if user == "" {
 		return "", errors.New("user is required")
+	}
+	if len(a.cfg.Secret) == 0 {
+		return "", errors.New("no jwt secret to sign with")
 	}
 	now := time.Now()
 	c := Claims{

@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,6 +47,11 @@ func TestVerifyRefuses(t *testing.T) {
 		{"not yet valid", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": exp(time.Hour), "nbf": exp(time.Minute)})},
 		{"alg none", sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"sub": "a", "exp": exp(time.Hour)})},
 		{"empty", ""},
+		{"exp a string", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": "9999999999"})},
+		{"nbf a string", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": exp(time.Hour), "nbf": "0"})},
+		{"iat a string", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": exp(time.Hour), "iat": "0"})},
+		{"exp null", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": nil})},
+		{"iat in the future beyond leeway", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": exp(2 * time.Hour), "iat": exp(time.Hour)})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := a.Verify(tc.token); !errors.Is(err, auth.ErrInvalidToken) {
@@ -56,6 +62,30 @@ func TestVerifyRefuses(t *testing.T) {
 	// Within the leeway an expired token still passes: clocks drift.
 	if _, err := a.Verify(sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": exp(0)})); err != nil {
 		t.Errorf("token expiring now, 1s leeway: %v, want accepted", err)
+	}
+}
+
+func TestOversizeTokenIsRefusedBeforeParsing(t *testing.T) {
+	a, _ := auth.New(auth.Config{Secret: secret, MaxTokenBytes: 1024})
+	claims := func(n int) jwt.MapClaims {
+		return jwt.MapClaims{"sub": "a", "username": strings.Repeat("x", n), "exp": time.Now().Add(time.Hour).Unix()}
+	}
+	small, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claims(500)).SignedString(secret)
+	if _, err := a.Verify(small); err != nil {
+		t.Errorf("%d-byte token, 1024 allowed: %v", len(small), err)
+	}
+	big, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claims(1000)).SignedString(secret)
+	if _, err := a.Verify(big); !errors.Is(err, auth.ErrInvalidToken) || !strings.Contains(err.Error(), "over the limit of 1024") {
+		t.Errorf("%d-byte valid token, 1024 allowed: %v, want ErrInvalidToken saying the limit", len(big), err)
+	}
+	// Garbage is refused for its size, not its content: it is never parsed.
+	if _, err := a.Verify(strings.Repeat("a", 1<<20)); err == nil || !strings.Contains(err.Error(), "over the limit") {
+		t.Errorf("1 MiB of garbage: %v, want refused for its size", err)
+	}
+	def, _ := auth.New(auth.Config{Secret: secret})
+	eight, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claims(auth.DefaultMaxTokenBytes)).SignedString(secret)
+	if _, err := def.Verify(eight); err == nil || !strings.Contains(err.Error(), "over the limit of 8192") {
+		t.Errorf("%d-byte token, default limit: %v, want refused at 8192", len(eight), err)
 	}
 }
 

@@ -102,7 +102,7 @@ func (s *ChatService) Open(stream chatv1.ChatService_ConnectServer) (*InlineSess
 	} else if errors.Is(err, hub.ErrShuttingDown) {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	} else if err != nil {
-		s.log.Warn("connect", "user", who.UserID, "err", err)
+		s.log.WarnContext(ctx, "connect", "user", who.UserID, "err", err)
 		return nil, status.Error(codes.Unavailable, "could not start session")
 	}
 	return &InlineSession{ctx: ctx, sess: sess, t: t}, nil

@@ -18,7 +18,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
-	"github.com/tertulia/tertulia/server/hub"
 )
 
 // Config says what the edge serves.
@@ -28,8 +27,8 @@ type Config struct {
 	Conn *grpc.ClientConn
 	// Dev serves the test-token endpoint.
 	Dev bool
-	// Hub feeds /metrics.
-	Hub *hub.Hub
+	// Metrics serves /metrics, if set.
+	Metrics http.Handler
 	// Static holds the web pages, served at /static/. Optional.
 	Static fs.FS
 	// Index is where "/" redirects. Default /static/index.html.
@@ -44,6 +43,7 @@ type Config struct {
 // Handler returns the HTTP handler of the edge.
 func Handler(ctx context.Context, cfg Config) (http.Handler, error) {
 	gw := runtime.NewServeMux(
+		runtime.WithIncomingHeaderMatcher(forwardHeader),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			// The seed's snake_case field names, and zero counts shown as 0.
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
@@ -70,8 +70,8 @@ func Handler(ctx context.Context, cfg Config) (http.Handler, error) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(chatv1.OpenAPI)
 	})
-	if cfg.Hub != nil {
-		mux.Handle("GET /metrics", metrics(cfg.Hub))
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
 	}
 	if cfg.Static != nil {
 		mux.Handle("/static/", http.StripPrefix("/static/", http.FileServerFS(cfg.Static)))
@@ -125,23 +125,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// metrics serves the hub's counters in the Prometheus text format.
-func metrics(h *hub.Hub) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		m := h.Metrics()
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		var b strings.Builder
-		for _, c := range []struct {
-			name, kind, help string
-			v                int64
-		}{
-			{"tertulia_sessions", "gauge", "Sessions attached to this node.", m.Sessions.Load()},
-			{"tertulia_slow_disconnects_total", "counter", "Sessions closed because they could not keep up.", m.SlowDisconnects.Load()},
-			{"tertulia_deliveries_total", "counter", "Frames queued to sessions.", m.Deliveries.Load()},
-			{"tertulia_published_total", "counter", "Events published by this node.", m.Published.Load()},
-		} {
-			fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", c.name, c.help, c.name, c.kind, c.name, c.v)
-		}
-		io.WriteString(w, b.String())
-	})
+// forwardHeader passes the request id on to gRPC as x-request-id metadata,
+// besides the headers the gateway passes by default.
+func forwardHeader(key string) (string, bool) {
+	if strings.EqualFold(key, "X-Request-Id") {
+		return "x-request-id", true
+	}
+	return runtime.DefaultHeaderMatcher(key)
 }

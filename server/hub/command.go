@@ -65,6 +65,7 @@ func (h *Hub) validateMessage(msg string) *Error {
 // Handle carries out one client command. A command that cannot be carried out
 // is answered with an error event on this session, and changes nothing.
 func (s *Session) Handle(ctx context.Context, cmd Command) {
+	s.hub.metrics.commands[min(int(cmd.Kind), cmdKinds-1)].Add(1)
 	s.ops.Lock()
 	defer s.ops.Unlock()
 	var err *Error
@@ -150,13 +151,13 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 	h := s.hub
 	if err := h.attach(ctx, topicRoom(room), s); err != nil {
 		s.forget(room)
-		h.log.Warn("join room", "room", room, "err", err)
+		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", err)
 		return errorf("unavailable", "could not join room %q: the broker is unavailable", room)
 	}
 	if err := h.broker.AddMember(ctx, room, s.conn()); err != nil {
 		h.detachTopic(ctx, topicRoom(room), s)
 		s.forget(room)
-		h.log.Warn("join room", "room", room, "err", err)
+		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", err)
 		return errorf("unavailable", "could not join room %q: the broker is unavailable", room)
 	}
 	h.publish(ctx, topicRoom(room), &Event{Kind: KindRoomJoined, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Room: room,
@@ -193,7 +194,7 @@ func (h *Hub) leave(ctx context.Context, s *Session, room, id string, kicked boo
 	h.publish(ctx, topicRoom(room), &Event{Kind: KindRoomLeft, Time: h.now(), ID: id, ReplyTo: s.id, Room: room,
 		UserID: s.who.UserID, Sender: s.who.Name, Kicked: kicked})
 	if err := h.broker.RemoveMember(ctx, room, s.conn()); err != nil {
-		h.log.Warn("leave room", "room", room, "err", err)
+		h.log.WarnContext(ctx, "leave room", "conn", s.id, "room", room, "err", err)
 	}
 	h.detachTopic(ctx, topicRoom(room), s)
 }
@@ -208,7 +209,7 @@ func (s *Session) private(ctx context.Context, cmd Command) *Error {
 	h := s.hub
 	n, err := h.broker.UserConns(ctx, cmd.TargetUser)
 	if err != nil {
-		h.log.Warn("count user connections", "user", cmd.TargetUser, "err", err)
+		h.log.WarnContext(ctx, "count user connections", "conn", s.id, "user", cmd.TargetUser, "err", err)
 		return errorf("unavailable", "private message not sent: the broker is unavailable")
 	}
 	if n > 0 {

@@ -37,6 +37,10 @@ type Config struct {
 	// Texts are the server's texts and the default language of sessions.
 	// Default: i18n.English().
 	Texts *i18n.Catalog
+	// ObservePublish, if set, is told how long each Publish to the broker
+	// took and how it ended, for metrics. It must be fast and safe for
+	// concurrent use.
+	ObservePublish func(took time.Duration, err error)
 }
 
 func (c Config) withDefaults() Config {
@@ -70,6 +74,17 @@ type Metrics struct {
 	Sessions        atomic.Int64 // sessions attached to this node now
 	Deliveries      atomic.Int64 // frames queued to sessions
 	Published       atomic.Int64 // events published by this node
+
+	commands    [cmdKinds]atomic.Int64        // client frames by CommandKind (see CommandsIn)
+	disconnects [disconnectKinds]atomic.Int64 // ended sessions by DisconnectCode (see Disconnects)
+
+	// RateLimited counts client frames refused by a rate limit. The code
+	// that enforces the limits increments it; /metrics shows it.
+	RateLimited atomic.Int64
+	// HistoryMessages and HistoryBytes are the size of the history this
+	// node keeps (gauges). The history store sets them; /metrics shows them.
+	HistoryMessages atomic.Int64
+	HistoryBytes    atomic.Int64
 }
 
 // Hub routes events between the sessions of this node and, through its
@@ -137,6 +152,7 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 		return nil, fmt.Errorf("add presence: %w", err)
 	}
 	h.metrics.Sessions.Add(1)
+	h.log.InfoContext(ctx, "session opened", "conn", s.id, "user", who.UserID, "guest", who.Guest)
 	greeting := s.text("Connected to the chat")
 	if !who.Guest {
 		greeting = s.text("Welcome %s", who.Name)
@@ -153,8 +169,11 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 	return s, nil
 }
 
-// detach undoes Connect and every join of s.
-func (h *Hub) detach(ctx context.Context, s *Session, rooms []string) {
+// detach undoes Connect and every join of s, which ended for reason (0:
+// the client ended it).
+func (h *Hub) detach(ctx context.Context, s *Session, rooms []string, reason DisconnectCode) {
+	h.metrics.disconnects[min(int(reason), disconnectKinds-1)].Add(1)
+	h.log.InfoContext(ctx, "session closed", "conn", s.id, "user", s.who.UserID, "reason", reason.String())
 	for _, room := range rooms {
 		h.leave(ctx, s, room, "", false)
 	}
@@ -163,7 +182,7 @@ func (h *Hub) detach(ctx context.Context, s *Session, rooms []string) {
 	h.metrics.Sessions.Add(-1)
 	last, err := h.broker.RemoveConn(ctx, s.conn())
 	if err != nil {
-		h.log.Warn("remove presence", "conn", s.id, "err", err)
+		h.log.WarnContext(ctx, "remove presence", "conn", s.id, "err", err)
 		return
 	}
 	// Told even while this node shuts down: other nodes' sessions must hear
@@ -177,8 +196,13 @@ func (h *Hub) detach(ctx context.Context, s *Session, rooms []string) {
 // callers have no one better to tell.
 func (h *Hub) publish(ctx context.Context, topic string, ev *Event) error {
 	h.metrics.Published.Add(1)
-	if err := h.broker.Publish(ctx, topic, ev); err != nil {
-		h.log.Warn("publish", "topic", topic, "kind", ev.Kind.String(), "err", err)
+	start := time.Now()
+	err := h.broker.Publish(ctx, topic, ev)
+	if h.cfg.ObservePublish != nil {
+		h.cfg.ObservePublish(time.Since(start), err)
+	}
+	if err != nil {
+		h.log.WarnContext(ctx, "publish", "topic", topic, "kind", ev.Kind.String(), "err", err)
 		return err
 	}
 	return nil

@@ -46,6 +46,7 @@ type Session struct {
 	writing  bool       // a writer goroutine is running
 	held     bool       // not yet welcomed: frames wait, no writer starts
 	closing  *Disconnect
+	ended    DisconnectCode // why the server ended the session; 0 while it has not
 	closed   bool
 	rooms    map[string]struct{}
 	detached bool
@@ -70,6 +71,7 @@ func (s *Session) enqueue(b []byte) {
 	cfg := &s.hub.cfg
 	if len(s.queue) >= cfg.QueueFrames || s.queued+len(b) > cfg.QueueBytes {
 		s.closed = true
+		s.ended = DisconnectSlow
 		s.queue, s.queued = nil, 0
 		s.mu.Unlock()
 		s.hub.metrics.SlowDisconnects.Add(1)
@@ -157,6 +159,7 @@ func (s *Session) write() {
 		if err != nil {
 			s.mu.Lock()
 			s.closed = true
+			s.ended = DisconnectWriteError
 			s.queue, s.queued = nil, 0
 			s.writing = false
 			s.mu.Unlock()
@@ -174,6 +177,7 @@ func (s *Session) disconnect(d Disconnect) {
 		return
 	}
 	s.closing = &d
+	s.ended = d.Code
 	if s.writing {
 		s.mu.Unlock()
 		return // the writer closes the transport once it has drained the queue
@@ -215,6 +219,7 @@ func (s *Session) Close(ctx context.Context) {
 		return
 	}
 	s.detached = true
+	reason := s.ended
 	s.closed = true
 	s.queue, s.queued = nil, 0
 	rooms := make([]string, 0, len(s.rooms))
@@ -224,5 +229,5 @@ func (s *Session) Close(ctx context.Context) {
 	s.rooms = nil
 	s.mu.Unlock()
 	s.stopExpiry()
-	s.hub.detach(ctx, s, rooms)
+	s.hub.detach(ctx, s, rooms, reason)
 }

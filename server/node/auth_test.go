@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -52,6 +53,8 @@ func TestBadTokensAreRefusedAndChangeNothing(t *testing.T) {
 		{"other algorithm", sign(t, jwt.SigningMethodHS384, nodetest.Secret, good())},
 		{"wrong audience", sign(t, jwt.SigningMethodHS256, nodetest.Secret, with("aud", "other"))},
 		{"wrong issuer", sign(t, jwt.SigningMethodHS256, nodetest.Secret, with("iss", "evil"))},
+		{"exp a string", sign(t, jwt.SigningMethodHS256, nodetest.Secret, with("exp", fmt.Sprint(time.Now().Add(time.Hour).Unix())))},
+		{"iat in the future", sign(t, jwt.SigningMethodHS256, nodetest.Secret, with("iat", time.Now().Add(time.Hour).Unix()))},
 		{"garbage", "not-a-jwt"},
 	}
 	before, err := dial(t, srv, "").Stats(ctx)

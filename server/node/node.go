@@ -15,7 +15,6 @@ import (
 
 	"github.com/improbable-eng/grpc-web/go/grpcweb"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -29,6 +28,9 @@ import (
 	"github.com/tertulia/tertulia/server/httpedge"
 	"github.com/tertulia/tertulia/server/hub"
 	"github.com/tertulia/tertulia/server/i18n"
+	"github.com/tertulia/tertulia/server/logs"
+	"github.com/tertulia/tertulia/server/metrics"
+	"github.com/tertulia/tertulia/server/tlsconfig"
 )
 
 // Config is everything a node needs. Zero values mean the documented defaults.
@@ -54,9 +56,19 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Logger receives the node's logs. Default: discard.
 	Logger *slog.Logger
+	// TLS, when set, serves both ports over TLS with its certificate,
+	// reloaded when its files change. Nil: plaintext.
+	TLS *tlsconfig.Reloader
 	// Bridge tunes the WebSocket bridge (frame limit, pings, timeouts); its
 	// Upstream, Origins and Logger are the node's.
 	Bridge bridge.Config
+	// Metrics is the node's metrics registry, one per node. Default: a new
+	// one. A caller passes its own to add collectors (the Redis broker's).
+	Metrics *metrics.Registry
+	// AdminListener, if set, serves /metrics and net/http/pprof
+	// (/debug/pprof/), and the HTTP port no longer serves /metrics. Serve
+	// closes it.
+	AdminListener net.Listener
 }
 
 // Node is one Tertulia server.
@@ -87,6 +99,9 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
 	hcfg := cfg.Hub
 	if hcfg.Logger == nil {
 		hcfg.Logger = cfg.Logger
@@ -102,6 +117,9 @@ func New(cfg Config) (*Node, error) {
 	if hcfg.Texts, err = i18n.New(cfg.Locale); err != nil {
 		return nil, err
 	}
+	if hcfg.ObservePublish == nil {
+		hcfg.ObservePublish = cfg.Metrics.ObservePublish
+	}
 	n := &Node{
 		cfg:    cfg,
 		log:    cfg.Logger,
@@ -111,14 +129,15 @@ func New(cfg Config) (*Node, error) {
 		health: health.NewServer(),
 	}
 	n.chat = grpcapi.NewChatService(n.hub, cfg.Logger)
-	n.grpc = grpc.NewServer(
+	n.grpc = grpc.NewServer(append(n.observers(),
+		serverCreds(cfg.TLS),
 		grpcapi.ServerCodec(),
 		grpc.ChainUnaryInterceptor(grpcapi.UnaryAuth(a)),
 		grpc.ChainStreamInterceptor(grpcapi.StreamAuth(n.gate)),
 		grpc.MaxRecvMsgSize(64<<10),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	)...)
 	chatv1.RegisterChatServiceServer(n.grpc, n.chat)
 	chatv1.RegisterAdminServiceServer(n.grpc, grpcapi.NewAdminService(n.hub))
 	if cfg.Dev {
@@ -126,6 +145,8 @@ func New(cfg Config) (*Node, error) {
 	}
 	healthpb.RegisterHealthServer(n.grpc, n.health)
 	reflection.Register(n.grpc)
+	cfg.Metrics.InitializeGRPC(n.grpc)
+	cfg.Metrics.ObserveHub(n.hub)
 	return n, nil
 }
 
@@ -134,10 +155,13 @@ func (n *Node) Hub() *hub.Hub { return n.hub }
 
 // Serve runs the node on the given listeners until ctx is cancelled, then
 // shuts down gracefully within Config.ShutdownTimeout: sessions are told,
-// gRPC stops gracefully (or not, when time runs out), HTTP drains.
+// gRPC stops gracefully (or not, when time runs out), HTTP drains. The
+// node's authenticator is closed when Serve returns.
 func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
+	defer n.auth.Close()
+	httpLis = tlsListener(httpLis, n.cfg.TLS)
 	conn, err := grpc.NewClient("passthrough:///"+grpcLis.Addr().String(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+		grpc.WithTransportCredentials(selfCreds(n.cfg.TLS)))
 	if err != nil {
 		return fmt.Errorf("dial own grpc: %w", err)
 	}
@@ -151,7 +175,7 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	handler, err := httpedge.Handler(edgeCtx, httpedge.Config{
 		Conn:     conn,
 		Dev:      n.cfg.Dev,
-		Hub:      n.hub,
+		Metrics:  n.metricsOnHTTP(),
 		Static:   n.cfg.Static,
 		Handlers: extra,
 		// REST grants CORS to the origins WebSocket and gRPC-Web allow.
@@ -160,7 +184,8 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	defer n.serveAdmin()()
+	httpSrv := &http.Server{Handler: logs.HTTP(handler, n.log), ReadHeaderTimeout: readHeaderTimeout, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 	// WebSocket upgrades are served straight off the listener; everything
 	// else, and an upgrade on a connection already speaking HTTP, by httpSrv.
 	httpLis = n.bridge.Listener(httpLis, readHeaderTimeout)
@@ -229,7 +254,7 @@ func (n *Node) shutdown(httpSrv *http.Server) {
 func (n *Node) handlers() (map[string]http.Handler, error) {
 	origins := bridge.Origins{Allowed: n.cfg.AllowedOrigins, Dev: n.cfg.Dev}
 	bcfg := n.cfg.Bridge
-	bcfg.Upstream = bridge.InProcess{Chat: n.chat, Gate: n.gate}
+	bcfg.Upstream = observedUpstream{bridge.InProcess{Chat: n.chat, Gate: n.gate}, n.cfg.Metrics}
 	bcfg.Origins = origins
 	bcfg.Logger = n.log
 	b, err := bridge.New(bcfg)
@@ -258,7 +283,7 @@ func grpcWeb(srv *grpc.Server, origins bridge.Origins) http.Handler {
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if web.IsGrpcWebRequest(r) || web.IsAcceptableGrpcCorsRequest(r) || web.IsGrpcWebSocketRequest(r) {
-			web.ServeHTTP(w, r)
+			web.ServeHTTP(w, r.WithContext(withTransport(r.Context(), metrics.GRPCWeb)))
 			return
 		}
 		// Plain HTTP/1.1 cannot carry gRPC: it goes to the gRPC port.

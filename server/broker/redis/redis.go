@@ -136,6 +136,9 @@ type Metrics struct {
 	Received  atomic.Int64 // events received from Redis, for any topic
 	LocalOnly atomic.Int64 // events delivered to this node only, Redis being unreachable
 	Reaped    atomic.Int64 // connections of crashed nodes this node removed from presence
+	// Reconnects counts the times the pub/sub connection came back after
+	// being lost.
+	Reconnects atomic.Int64
 }
 
 // Broker is the Redis hub.Broker of one node. All methods are safe for
@@ -542,6 +545,7 @@ func (b *Broker) receive(ctx context.Context) {
 		}
 		backoff = minBackoff
 		if !b.up.Swap(true) {
+			b.metrics.Reconnects.Add(1)
 			b.log.Warn("redis pub/sub connection back; resubscribed", "topics", b.subscribedCount(),
 				"down_for", time.Since(downSince).Round(time.Millisecond))
 		}

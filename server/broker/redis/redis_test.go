@@ -226,6 +226,11 @@ func TestRedisOutage(t *testing.T) {
 			t.Fatalf("cross-node delivery did not resume within %v", waitTimeout)
 		}
 	}
+	for name, n := range map[string]*Broker{"a": a, "b": b} {
+		if got := n.Metrics().Reconnects.Load(); got < 1 {
+			t.Errorf("%s: reconnects = %d after redis came back, want at least 1", name, got)
+		}
+	}
 	eventually(t, waitTimeout, "presence registered again", func() bool {
 		s, err := b.Snapshot(ctx)
 		return err == nil && slices.Equal(s.Users, []string{"alice", "bob"}) && s.Rooms["lounge"] == 2

@@ -36,14 +36,14 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	maxFrame := fs.Int("max-frame-bytes", 64<<10, "largest client frame; a bigger one closes the connection with 1009")
 	ping := fs.Duration("ping-interval", 30*time.Second, "server ping interval; a connection silent for two is closed")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "bound on a graceful shutdown")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logOpts := addLogFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *upstream == "" {
 		return errors.New("--upstream (or TERTULIA_UPSTREAM) is required: the gRPC address of a node, such as localhost:9090")
 	}
-	log, err := newLogger(stderr, *logLevel)
+	log, err := logOpts.logger(stderr)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/tertulia/tertulia/server/broker/memory"
 	"github.com/tertulia/tertulia/server/broker/redis"
 	"github.com/tertulia/tertulia/server/hub"
+	"github.com/tertulia/tertulia/server/metrics"
 )
 
 // Connecting to Redis at start is retried: nodes and Redis often start
@@ -23,8 +24,9 @@ const (
 	redisMaxWait   = 4 * time.Second
 )
 
-// openBroker returns the broker named by --broker and a function that closes it.
-func openBroker(ctx context.Context, name, redisURL string, log *slog.Logger) (hub.Broker, func(), error) {
+// openBroker returns the broker named by --broker and a function that
+// closes it. A Redis broker's counters join reg.
+func openBroker(ctx context.Context, name, redisURL string, log *slog.Logger, reg *metrics.Registry) (hub.Broker, func(), error) {
 	switch name {
 	case "memory":
 		return memory.New(), func() {}, nil
@@ -42,6 +44,7 @@ func openBroker(ctx context.Context, name, redisURL string, log *slog.Logger) (h
 		if err != nil {
 			return nil, nil, err
 		}
+		reg.ObserveRedis(b.Metrics())
 		return b, func() {
 			if err := b.Close(); err != nil {
 				log.Warn("close redis broker", "err", err)

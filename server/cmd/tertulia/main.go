@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+
+	"github.com/tertulia/tertulia/server/logs"
 )
 
 // command is one subcommand.
@@ -95,12 +97,18 @@ func EnvName(flagName string) string {
 	return "TERTULIA_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// newLogger returns the text logger of the commands that run servers, at
-// the level named by --log-level.
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+// logFlags are --log-level and --log-format, of the commands that run
+// servers.
+type logFlags struct{ level, format *string }
+
+func addLogFlags(fs *flag.FlagSet) logFlags {
+	return logFlags{
+		level:  fs.String("log-level", "info", "debug, info, warn or error"),
+		format: fs.String("log-format", "text", "text or json"),
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// logger returns the logger the flags ask for, writing to w.
+func (f logFlags) logger(w io.Writer) (*slog.Logger, error) {
+	return logs.New(w, *f.format, *f.level)
 }

@@ -44,7 +44,7 @@ type serveProcess struct {
 	exited   chan error
 }
 
-var welcomeAddr = regexp.MustCompile(`grpcurl -plaintext (\S+) list|browser: http://(\S+)/`)
+var welcomeAddr = regexp.MustCompile(`grpcurl (?:-plaintext )?(\S+) list|browser: https?://(\S+)/`)
 
 func startServe(t *testing.T, bin string, env []string, args ...string) *serveProcess {
 	t.Helper()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tertulia/tertulia/server/auth"
+	"github.com/tertulia/tertulia/server/metrics"
 	"github.com/tertulia/tertulia/server/node"
 )
 
@@ -32,12 +33,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	brokerName := fs.String("broker", "memory", "broker: memory or redis")
 	redisURL := fs.String("redis-url", "redis://127.0.0.1:6379/0", "Redis URL, with --broker redis")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "bound on a graceful shutdown")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logOpts := addLogFlags(fs)
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default)")
+	adminAddr := fs.String("admin-addr", "", "serve /metrics and net/http/pprof on this address, and /metrics no longer on --http-addr (off by default)")
+	sec := addSecurityFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, *logLevel)
+	log, err := logOpts.logger(stderr)
 	if err != nil {
 		return err
 	}
@@ -51,20 +54,32 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ShutdownTimeout: *shutdown,
 		Logger:          log,
 		Static:          staticFS(),
+		Metrics:         metrics.New(),
+	}
+	if err := sec.apply(&cfg, log); err != nil {
+		return err
 	}
 	if *secret == "" {
-		if !*dev {
-			return errors.New("--jwt-secret (or TERTULIA_JWT_SECRET) is required without --dev")
+		if !*dev && !sec.hasKeys() {
+			return errors.New("--jwt-secret (or TERTULIA_JWT_SECRET), --jwt-public-key or --jwt-jwks-url is required without --dev")
 		}
-		cfg.JWT.Secret = auth.RandomSecret()
-		log.Warn("dev mode: generated a random JWT secret; tokens will not survive a restart")
+		if *dev {
+			cfg.JWT.Secret = auth.RandomSecret()
+			log.Warn("dev mode: generated a random JWT secret; tokens will not survive a restart")
+		}
 	}
-	b, closeBroker, err := openBroker(ctx, *brokerName, *redisURL, log)
+	b, closeBroker, err := openBroker(ctx, *brokerName, *redisURL, log, cfg.Metrics)
 	if err != nil {
 		return err
 	}
 	defer closeBroker()
 	cfg.Broker = b
+	if *adminAddr != "" {
+		if cfg.AdminListener, err = net.Listen("tcp", *adminAddr); err != nil {
+			return fmt.Errorf("listen admin: %w", err)
+		}
+		defer cfg.AdminListener.Close()
+	}
 
 	n, err := node.New(cfg)
 	if err != nil {
@@ -81,7 +96,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	printWelcome(stdout, httpLis.Addr(), grpcLis.Addr(), *dev)
+	printWelcome(stdout, httpLis.Addr(), grpcLis.Addr(), *dev, cfg.TLS != nil)
 	log.Info("serving", "http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(), "broker", *brokerName, "dev", *dev)
 	if err := startPprof(ctx, *pprofAddr, log); err != nil {
 		return err
@@ -100,15 +115,19 @@ func splitList(s string) []string {
 }
 
 // printWelcome tells a person where to point a browser, grpcurl and curl.
-func printWelcome(w io.Writer, httpAddr, grpcAddr net.Addr, dev bool) {
+func printWelcome(w io.Writer, httpAddr, grpcAddr net.Addr, dev, tls bool) {
 	h, g := local(httpAddr), local(grpcAddr)
+	scheme, plain := "http", "-plaintext "
+	if tls {
+		scheme, plain = "https", ""
+	}
 	fmt.Fprintf(w, "Tertulia is running.\n")
-	fmt.Fprintf(w, "  browser: http://%s/\n", h)
-	fmt.Fprintf(w, "  grpcurl: grpcurl -plaintext %s list\n", g)
-	fmt.Fprintf(w, "           grpcurl -plaintext %s chat.v1.ChatService/GetStats\n", g)
-	fmt.Fprintf(w, "  curl:    curl http://%s/api/v1/websocket/stats\n", h)
+	fmt.Fprintf(w, "  browser: %s://%s/\n", scheme, h)
+	fmt.Fprintf(w, "  grpcurl: grpcurl %s%s list\n", plain, g)
+	fmt.Fprintf(w, "           grpcurl %s%s chat.v1.ChatService/GetStats\n", plain, g)
+	fmt.Fprintf(w, "  curl:    curl %s://%s/api/v1/websocket/stats\n", scheme, h)
 	if dev {
-		fmt.Fprintf(w, "           curl -X POST 'http://%s/api/v1/websocket/test-token?username=alice'\n", h)
+		fmt.Fprintf(w, "           curl -X POST '%s://%s/api/v1/websocket/test-token?username=alice'\n", scheme, h)
 	}
 }
 

@@ -44,6 +44,7 @@ func Start(t testing.TB, cfg node.Config) *Server {
 	if err != nil {
 		t.Fatalf("auth.New: %v", err)
 	}
+	t.Cleanup(a.Close)
 	gl := listen(t)
 	hl := listen(t)
 	ctx, cancel := context.WithCancel(context.Background())

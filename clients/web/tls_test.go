@@ -1,0 +1,72 @@
+package web_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	web "github.com/tertulia/tertulia/clients/web"
+	"github.com/tertulia/tertulia/server/node"
+	"github.com/tertulia/tertulia/server/node/nodetest"
+	"github.com/tertulia/tertulia/server/tlsconfig"
+	"github.com/tertulia/tertulia/server/tlsconfig/tlstest"
+)
+
+// TestPagesOverTLSInChromium serves the pages over https and runs
+// tls_test.mjs: Chromium logs in, connects over wss and chats.
+func TestPagesOverTLSInChromium(t *testing.T) {
+	nodeBin := need(t)
+	ca := tlstest.NewCA(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.Install(t, 1, certFile, keyFile)
+	r, err := tlsconfig.New(tlsconfig.Config{CertFile: certFile, KeyFile: keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := nodetest.Start(t, node.Config{Dev: true, Static: web.FS(), TLS: r, ShutdownTimeout: 3 * time.Second})
+	_, port, _ := strings.Cut(srv.HTTPAddr, ":")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nodeBin, "tls_test.mjs")
+	cmd.Env = append(os.Environ(),
+		"BASE_URL=https://localhost:"+port,
+		"SPKI="+spki(t, certFile),
+		"PROFILE="+t.TempDir(),
+		"CHROMIUM="+chromiumPath,
+	)
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil || !strings.Contains(string(out), "\nOK\n") {
+		t.Fatalf("browser script: %v; want OK (see the steps above)", err)
+	}
+}
+
+// spki is the base64 SHA-256 of the public key of the certificate in
+// certFile, as Chromium's --ignore-certificate-errors-spki-list takes it.
+func spki(t *testing.T, certFile string) string {
+	t.Helper()
+	data, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		t.Fatal("no pem certificate")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return base64.StdEncoding.EncodeToString(sum[:])
+}

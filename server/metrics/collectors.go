@@ -1,0 +1,89 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tertulia/tertulia/server/broker/redis"
+	"github.com/tertulia/tertulia/server/hub"
+)
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+func describe(ch chan<- *prometheus.Desc, descs ...*prometheus.Desc) {
+	for _, d := range descs {
+		ch <- d
+	}
+}
+
+var (
+	sessionsDesc       = desc("tertulia_sessions", "Chat sessions attached to this node.")
+	roomsDesc          = desc("tertulia_rooms", "Rooms with at least one member on this node.")
+	messagesInDesc     = desc("tertulia_messages_in_total", "Client frames handled, by kind (message, join_room, leave_room, private_message, unknown).", "kind")
+	deliveriesDesc     = desc("tertulia_deliveries_total", "Frames queued to sessions by fan-out.")
+	publishedDesc      = desc("tertulia_published_total", "Events published by this node.")
+	disconnectsDesc    = desc("tertulia_disconnects_total", "Sessions ended, by reason (client, done, slow, shutdown, write_error, ...).", "reason")
+	slowDesc           = desc("tertulia_slow_disconnects_total", "Sessions closed because they could not keep up.")
+	rateLimitedDesc    = desc("tertulia_rate_limited_frames_total", "Client frames refused by a rate limit.")
+	historyMessageDesc = desc("tertulia_history_messages", "Messages in the history this node keeps.")
+	historyBytesDesc   = desc("tertulia_history_bytes", "Bytes of the history this node keeps.")
+)
+
+// hubCollector reads a hub's counters at scrape time.
+type hubCollector struct{ h *hub.Hub }
+
+func (c hubCollector) Describe(ch chan<- *prometheus.Desc) {
+	describe(ch, sessionsDesc, roomsDesc, messagesInDesc, deliveriesDesc, publishedDesc,
+		disconnectsDesc, slowDesc, rateLimitedDesc, historyMessageDesc, historyBytesDesc)
+}
+
+func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
+	m := c.h.Metrics()
+	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(sessionsDesc, m.Sessions.Load())
+	gauge(roomsDesc, int64(c.h.Rooms()))
+	m.CommandsIn(func(kind string, n int64) { counter(messagesInDesc, n, kind) })
+	counter(deliveriesDesc, m.Deliveries.Load())
+	counter(publishedDesc, m.Published.Load())
+	m.Disconnects(func(reason string, n int64) { counter(disconnectsDesc, n, reason) })
+	counter(slowDesc, m.SlowDisconnects.Load())
+	counter(rateLimitedDesc, m.RateLimited.Load())
+	gauge(historyMessageDesc, m.HistoryMessages.Load())
+	gauge(historyBytesDesc, m.HistoryBytes.Load())
+}
+
+var (
+	redisPublishedDesc  = desc("tertulia_redis_published_total", "Events published through Redis.")
+	redisReceivedDesc   = desc("tertulia_redis_received_total", "Events received from Redis, for any topic.")
+	redisLocalOnlyDesc  = desc("tertulia_redis_local_only_total", "Events delivered to this node only, Redis being unreachable.")
+	redisReapedDesc     = desc("tertulia_redis_reaped_connections_total", "Connections of crashed nodes this node removed from presence.")
+	redisReconnectsDesc = desc("tertulia_redis_reconnects_total", "Times the Redis pub/sub connection came back after being lost.")
+)
+
+// redisCollector reads a Redis broker's counters at scrape time.
+type redisCollector struct{ m *redis.Metrics }
+
+func (c redisCollector) Describe(ch chan<- *prometheus.Desc) {
+	describe(ch, redisPublishedDesc, redisReceivedDesc, redisLocalOnlyDesc, redisReapedDesc, redisReconnectsDesc)
+}
+
+func (c redisCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, v := range []struct {
+		d *prometheus.Desc
+		n int64
+	}{
+		{redisPublishedDesc, c.m.Published.Load()},
+		{redisReceivedDesc, c.m.Received.Load()},
+		{redisLocalOnlyDesc, c.m.LocalOnly.Load()},
+		{redisReapedDesc, c.m.Reaped.Load()},
+		{redisReconnectsDesc, c.m.Reconnects.Load()},
+	} {
+		ch <- prometheus.MustNewConstMetric(v.d, prometheus.CounterValue, float64(v.n))
+	}
+}
