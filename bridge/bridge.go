@@ -7,15 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
-	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/hub"
 )
 
 // Config configures a Bridge. Zero values mean the documented defaults.
@@ -25,10 +22,11 @@ type Config struct {
 	// Origins says which cross-origin pages may open a WebSocket.
 	Origins Origins
 	// MaxFrameBytes bounds a client message; a bigger one closes the
-	// connection with 1009. Default 64 KiB.
+	// connection with 1009. Default hub.MaxFrameBytes (64 KiB).
 	MaxFrameBytes int
 	// PingInterval is how often the server pings; a connection silent
-	// (no frame, no pong) for two intervals is closed. Default 30s.
+	// (no frame, no pong) for two intervals is closed. Default
+	// DefaultPingInterval.
 	PingInterval time.Duration
 	// WriteTimeout bounds one write to a browser. Default 10s.
 	WriteTimeout time.Duration
@@ -44,12 +42,16 @@ type Config struct {
 	Now func() time.Time
 }
 
+// DefaultPingInterval is how often a server pings a browser WebSocket (the
+// bridge's, gRPC-Web's) unless told otherwise.
+const DefaultPingInterval = 30 * time.Second
+
 func (c Config) withDefaults() Config {
 	if c.MaxFrameBytes <= 0 {
-		c.MaxFrameBytes = 64 << 10
+		c.MaxFrameBytes = hub.MaxFrameBytes
 	}
 	if c.PingInterval <= 0 {
-		c.PingInterval = 30 * time.Second
+		c.PingInterval = DefaultPingInterval
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
@@ -68,20 +70,6 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
-
-// Subprotocol is the WebSocket subprotocol of Tertulia's JSON frames. A
-// browser that sends its token as a "bearer.<jwt>" subprotocol must offer
-// this one too: the server echoes it, never the token.
-const Subprotocol = "tertulia.v1"
-
-// The WebSocket endpoints: anyone the upstream admits, and token holders.
-const (
-	wsPath     = "/api/v1/ws"
-	wsAuthPath = wsPath + "/authenticated"
-)
-
-// bearerProtocol prefixes a token sent as a subprotocol.
-const bearerProtocol = "bearer."
 
 // Bridge serves the WebSocket endpoints. Its methods are safe for
 // concurrent use.
@@ -115,22 +103,20 @@ func (b *Bridge) now() time.Time { return b.cfg.Now().UTC() }
 // {"type":"auth","token":"..."}.
 func (b *Bridge) Handlers() map[string]http.Handler {
 	return map[string]http.Handler{
-		"GET " + wsPath:     http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.serve(w, r, false) }),
-		"GET " + wsAuthPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.serve(w, r, true) }),
+		"GET " + wsPath:     http.HandlerFunc(b.serve),
+		"GET " + wsAuthPath: http.HandlerFunc(b.serve),
 	}
 }
 
 // serve runs one WebSocket connection from upgrade to close.
-func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, requireToken bool) {
-	if !b.cfg.Origins.Allow(r) {
-		// Before the upgrade: a page from another site must not ride on the
-		// browser's cookies or network position (cross-site WebSocket hijacking).
-		http.Error(w, "origin not allowed", http.StatusForbidden)
+func (b *Bridge) serve(w http.ResponseWriter, r *http.Request) {
+	a, rej := b.admit(requestOf(r))
+	if rej != nil {
+		http.Error(w, rej.reason, rej.status)
 		return
 	}
-	token := tokenOf(r)
 	up := ws.HTTPUpgrader{
-		Protocol: func(p string) bool { return p == Subprotocol },
+		Protocol: func(p string) bool { return a.protocol != "" && p == a.protocol },
 		Timeout:  b.cfg.WriteTimeout,
 	}
 	nc, rw, _, err := up.Upgrade(r, w)
@@ -151,33 +137,37 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, requireToken bool
 	// The connection outlives this handler: returning lets net/http free
 	// the request and its response buffers, and the connection's goroutine
 	// starts with a small stack rather than deep in net/http's.
-	b.start(nc, br, token, requireToken, r.RemoteAddr, r.Header.Get("Accept-Language"))
+	b.start(nc, br, a, r.RemoteAddr)
 }
 
 // start runs an upgraded connection on a goroutine of its own; br holds
 // what was read ahead of it, if anything.
-func (b *Bridge) start(nc net.Conn, br *bufio.Reader, token string, requireToken bool, remote, acceptLanguage string) {
+func (b *Bridge) start(nc net.Conn, br *bufio.Reader, a admission, remote string) {
 	c := newConn(b, nc, br)
-	c.acceptLanguage = acceptLanguage
+	c.acceptLanguage = a.acceptLanguage
 	if !b.track(c) {
-		c.Close(ws.StatusGoingAway, "server shutting down")
-		c.release()
+		c.Close(ws.StatusGoingAway, closeShutdown)
+		c.closeSocket()
 		return
 	}
-	go b.run(c, token, requireToken, remote)
+	go b.run(c, a, remote)
 }
 
 // run runs one upgraded connection until it closes.
-func (b *Bridge) run(c *Conn, token string, requireToken bool, remote string) {
+func (b *Bridge) run(c *Conn, a admission, remote string) {
 	defer b.untrack(c)
-	if token == "" && requireToken {
+	token := a.token
+	if token == "" && a.requireToken {
 		b.workers.do(func() error { token = b.authFrame(c); return nil })
 	}
 	if c.CloseCode() == 0 {
 		err := b.cfg.Upstream.Run(context.Background(), token, c)
-		c.Close(closeFor(err))
+		if !sessionOver(err) { // the upstream has closed c; this is a safety net
+			c.Close(ws.StatusInternalServerError, "internal error")
+		}
+		c.Close(ws.StatusNormalClosure, "")
 	}
-	c.release()
+	c.closeSocket()
 	b.log.Debug("websocket closed", "remote", remote, "code", int(c.CloseCode()))
 }
 
@@ -195,57 +185,6 @@ func (b *Bridge) authFrame(c *Conn) string {
 		return ""
 	}
 	return m.Token
-}
-
-// tokenOf returns the token of the request's URL or subprotocols, if any.
-func tokenOf(r *http.Request) string {
-	if t := r.URL.Query().Get("token"); t != "" {
-		return t
-	}
-	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
-		if t, _ := offered(h); t != "" {
-			return t
-		}
-	}
-	return ""
-}
-
-// offered reads a Sec-WebSocket-Protocol header: the token of a
-// bearer.<jwt> subprotocol, if any, and whether Subprotocol is offered.
-func offered(header string) (token string, ours bool) {
-	for p := range strings.SplitSeq(header, ",") {
-		p = strings.TrimSpace(p)
-		if t, ok := strings.CutPrefix(p, bearerProtocol); ok && t != "" && token == "" {
-			token = t
-		}
-		ours = ours || p == Subprotocol
-	}
-	return token, ours
-}
-
-// closeFor maps how a session ended onto a WebSocket close code and reason.
-func closeFor(err error) (ws.StatusCode, string) {
-	if err == nil || errors.Is(err, errPeerClosed) || errors.Is(err, ErrClosed) {
-		return ws.StatusNormalClosure, ""
-	}
-	st, ok := status.FromError(err)
-	if !ok {
-		return ws.StatusInternalServerError, "internal error"
-	}
-	if code, ok := reasonCloses[chatv1.ReasonOf(err)]; ok {
-		return code, st.Message()
-	}
-	switch st.Code() {
-	case codes.Unauthenticated, codes.PermissionDenied:
-		return ws.StatusPolicyViolation, st.Message()
-	case codes.ResourceExhausted:
-		// The hub's slow-consumer disconnect: the client read too slowly.
-		return ws.StatusPolicyViolation, st.Message()
-	case codes.Unavailable, codes.Canceled:
-		return ws.StatusGoingAway, "server shutting down"
-	default:
-		return ws.StatusInternalServerError, st.Message()
-	}
 }
 
 // track registers c for Shutdown; false if the bridge is shutting down.
@@ -279,7 +218,7 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 	for _, c := range conns {
-		c.Close(ws.StatusGoingAway, "server shutting down")
+		c.Close(ws.StatusGoingAway, closeShutdown)
 	}
 	done := make(chan struct{})
 	go func() { b.wg.Wait(); close(done) }()

@@ -40,47 +40,48 @@ type serverJSON struct {
 	Kicked       bool   `json:"kicked,omitempty"`
 }
 
-// EncodeFrame returns f as one JSON text frame. It is safe for concurrent
+// EncodeFrame returns f as one JSON text frame; its type is the name of its
+// kind in the core's table (hub.Kind.String). It is safe for concurrent
 // use; the hub calls it once per event for all browser sessions.
 func EncodeFrame(f *chatv1.ServerFrame) ([]byte, error) {
 	j := serverJSON{ID: f.GetId(), Timestamp: f.GetTimestamp().AsTime().UTC().Format(timeLayout)}
 	switch e := f.GetEvent().(type) {
 	case *chatv1.ServerFrame_System:
-		j.Type = "system"
+		j.Type = hub.KindSystem.String()
 		j.Message, j.ConnectionID, j.UserID = e.System.GetMessage(), e.System.GetConnectionId(), e.System.GetUserId()
 		j.ExpiresAt = timeOf(e.System.GetExpiresAt())
 	case *chatv1.ServerFrame_UserJoined:
-		j.Type = "user_joined"
+		j.Type = hub.KindUserJoined.String()
 		j.Message, j.UserID, j.Username = e.UserJoined.GetMessage(), e.UserJoined.GetUserId(), e.UserJoined.GetUsername()
 	case *chatv1.ServerFrame_UserLeft:
-		j.Type = "user_left"
+		j.Type = hub.KindUserLeft.String()
 		j.Message, j.UserID, j.Username = e.UserLeft.GetMessage(), e.UserLeft.GetUserId(), e.UserLeft.GetUsername()
 	case *chatv1.ServerFrame_Message:
-		j.Type = "message"
+		j.Type = hub.KindMessage.String()
 		m := e.Message
 		j.Sender, j.UserID, j.Message, j.Room = m.GetSender(), m.GetUserId(), m.GetMessage(), m.GetRoom()
 	case *chatv1.ServerFrame_RoomJoined:
-		j.Type = "room_joined"
+		j.Type = hub.KindRoomJoined.String()
 		r := e.RoomJoined
 		j.Message, j.Room, j.UserID, j.Username = r.GetMessage(), r.GetRoom(), r.GetUserId(), r.GetUsername()
 	case *chatv1.ServerFrame_RoomLeft:
-		j.Type = "room_left"
+		j.Type = hub.KindRoomLeft.String()
 		r := e.RoomLeft
 		j.Message, j.Room, j.UserID, j.Username = r.GetMessage(), r.GetRoom(), r.GetUserId(), r.GetUsername()
 		j.Kicked = r.GetKicked()
 	case *chatv1.ServerFrame_PrivateMessage:
-		j.Type = "private_message"
+		j.Type = hub.KindPrivateMessage.String()
 		p := e.PrivateMessage
 		j.Sender, j.UserID, j.Message = p.GetSender(), p.GetUserId(), p.GetMessage()
 	case *chatv1.ServerFrame_PrivateSent:
-		j.Type = "private_sent"
+		j.Type = hub.KindPrivateSent.String()
 		d := e.PrivateSent.GetDelivered()
 		j.Message, j.TargetUser, j.Delivered = e.PrivateSent.GetMessage(), e.PrivateSent.GetTargetUser(), &d
 	case *chatv1.ServerFrame_AdminBroadcast:
-		j.Type = "admin_broadcast"
+		j.Type = hub.KindAdminBroadcast.String()
 		j.Message, j.Room = e.AdminBroadcast.GetMessage(), e.AdminBroadcast.GetRoom()
 	case *chatv1.ServerFrame_Error:
-		j.Type = "error"
+		j.Type = hub.KindError.String()
 		j.Message, j.Code = e.Error.GetMessage(), e.Error.GetCode()
 	case *chatv1.ServerFrame_Refreshed:
 		j.Type = "refreshed"
@@ -117,12 +118,13 @@ func ErrorFrame(now time.Time, id, code, message string) *chatv1.ServerFrame {
 	}
 }
 
-// The codes of the error frames the bridge sends for frames it cannot read.
+// The codes of the error frames the bridge sends for frames it cannot read,
+// from the core's catalog.
 const (
-	CodeInvalidJSON          = "invalid_json"
-	CodeInvalidFrame         = "invalid_frame"
-	CodeUnknownType          = "unknown_type"
-	CodeAlreadyAuthenticated = "already_authenticated"
+	CodeInvalidJSON          = hub.CodeInvalidJSON
+	CodeInvalidFrame         = hub.CodeInvalidFrame
+	CodeUnknownType          = hub.CodeUnknownType
+	CodeAlreadyAuthenticated = hub.CodeAlreadyAuthenticated
 )
 
 // FrameError is a client frame the bridge could not map. The connection

@@ -200,15 +200,13 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// upgrade performs the handshake of a request for the bridge's endpoints
-// on c, with the checks of serve: the path, the origin, the token's
-// carriers and the subprotocol. A refused request gets an HTTP error.
+// upgrade reads the handshake of a request for the bridge's endpoints on
+// c and performs it if admit lets it in. A refused request gets an HTTP
+// error.
 func (b *Bridge) upgrade(c *prefixConn) {
 	var (
-		requireToken   bool
-		token          string
-		host, origin   string
-		acceptLanguage string
+		req upgradeRequest
+		a   admission
 	)
 	u := ws.Upgrader{
 		ReadBufferSize: 2 << 10, // the request's head; the browser sends nothing more before the answer
@@ -217,41 +215,34 @@ func (b *Bridge) upgrade(c *prefixConn) {
 			if err != nil {
 				return ws.RejectConnectionError(ws.RejectionStatus(http.StatusBadRequest), ws.RejectionReason("bad request URI"))
 			}
-			switch ru.Path {
-			case wsPath:
-			case wsAuthPath:
-				requireToken = true
-			default:
-				return ws.RejectConnectionError(ws.RejectionStatus(http.StatusNotFound), ws.RejectionReason("not found"))
-			}
-			token = ru.Query().Get("token")
+			req.path, req.query = ru.Path, ru.Query()
 			return nil
 		},
-		OnHost: func(h []byte) error { host = string(h); return nil },
+		OnHost: func(h []byte) error { req.host = string(h); return nil },
 		OnHeader: func(key, value []byte) error {
 			switch {
 			case strings.EqualFold(string(key), "Origin"):
-				origin = string(value)
+				req.origin = string(value)
 			case strings.EqualFold(string(key), "Accept-Language"):
-				acceptLanguage = string(value)
+				req.acceptLanguage = string(value)
 			}
 			return nil
 		},
+		// Every Sec-WebSocket-Protocol header is kept for admit, which
+		// chooses the one to echo.
 		ProtocolCustom: func(header []byte) (string, bool) {
-			t, ours := offered(string(header))
-			if token == "" { // the query's token comes first, as in tokenOf
-				token = t
-			}
-			if ours {
-				return Subprotocol, true
-			}
-			return "", false
+			req.protocols = append(req.protocols, string(header))
+			return "", true
 		},
 		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
-			if !b.cfg.Origins.allow(origin, host) {
-				return nil, ws.RejectConnectionError(ws.RejectionStatus(http.StatusForbidden), ws.RejectionReason("origin not allowed"))
+			var rej *rejection
+			if a, rej = b.admit(req); rej != nil {
+				return nil, ws.RejectConnectionError(ws.RejectionStatus(rej.status), ws.RejectionReason(rej.reason))
 			}
-			return nil, nil
+			if a.protocol == "" {
+				return nil, nil
+			}
+			return ws.HandshakeHeaderHTTP(http.Header{"Sec-WebSocket-Protocol": {a.protocol}}), nil
 		},
 	}
 	c.SetWriteDeadline(time.Now().Add(b.cfg.WriteTimeout))
@@ -262,5 +253,5 @@ func (b *Bridge) upgrade(c *prefixConn) {
 		return
 	}
 	// The connection sets its own deadlines before it reads or writes.
-	b.start(c.Conn, nil, token, requireToken, c.RemoteAddr().String(), acceptLanguage)
+	b.start(c.Conn, nil, a, c.RemoteAddr().String())
 }

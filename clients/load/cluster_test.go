@@ -37,7 +37,7 @@ func TestFanoutAcrossTwoNodes(t *testing.T) {
 		t.Run(transport, func(t *testing.T) {
 			// Fresh nodes: the last run's connections may still be leaving.
 			subs, pubs := startNode(), startNode()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			pubBefore, subBefore := pubs.Node.Hub().Metrics().Published.Load(), subs.Node.Hub().Metrics().Published.Load()
 			res, err := load.Run(ctx, load.Config{
@@ -45,6 +45,7 @@ func TestFanoutAcrossTwoNodes(t *testing.T) {
 				HTTPAddr: subs.HTTPAddr, GRPCAddr: subs.GRPCAddr,
 				PubHTTPAddr: pubs.HTTPAddr, PubGRPCAddr: pubs.GRPCAddr,
 				JWTSecret: nodetest.Secret, ServerPID: os.Getpid(),
+				Drain: drain,
 			})
 			if err != nil {
 				t.Fatal(err)

@@ -11,10 +11,15 @@ import (
 
 // Config describes one run. Zero values mean the documented defaults.
 type Config struct {
-	// Scenario is fanout, rooms, idle or churn.
+	// Scenario is fanout, rooms, idle, churn or reconnect.
 	Scenario string
 	// Transport is ws (JSON over the WebSocket bridge) or grpc.
 	Transport string
+	// Client is the WebSocket client: own (default; gobwas/ws frames,
+	// server frames classified by scanning their bytes) or coder
+	// (github.com/coder/websocket, frames decoded with encoding/json, as
+	// an ordinary Go client of the bridge would). Only for ws.
+	Client string
 	// HTTPAddr is the server's HTTP host:port (WebSocket). Default 127.0.0.1:8000.
 	HTTPAddr string
 	// GRPCAddr is the server's gRPC host:port. Default 127.0.0.1:9090.
@@ -33,9 +38,10 @@ type Config struct {
 	JWTSecret []byte
 	Token     string
 	// Users is how many distinct users the connections belong to
-	// (connection i is user "u<i mod Users>"). Default: one per connection.
-	// Every user's first connection is announced to everyone (user_joined),
-	// so fewer users mean a lighter set-up.
+	// (connection i is user "u<i mod Users>"). Default: one per connection,
+	// as a deployment has. Fewer users share connections, which is lighter
+	// on a server that announces each user's first connection to everyone:
+	// set it only to compare with that.
 	Users int
 
 	// Conns is the number of subscribers (fanout, churn) or of connections
@@ -44,14 +50,15 @@ type Config struct {
 	// Rooms is the number of rooms (rooms, idle). Defaults: rooms Conns/10,
 	// idle Conns/10.
 	Rooms int
-	// Room is the fanout and churn room. Default "bench"; "-" means the
-	// lobby (every connection, no join).
+	// Room is the fanout, churn and reconnect room, which every subscriber
+	// joins. Default "bench"; "-" means the lobby (every connection, no
+	// join), for comparison only.
 	Room string
 	// Rate is messages per second: in total for fanout and churn, per
 	// member for rooms. Default 1000 (fanout, churn), 1 (rooms).
 	Rate float64
-	// Duration is how long messages are published (fanout, rooms, churn) or
-	// connections held (idle). Default 10s.
+	// Duration is how long messages are published (fanout, rooms, churn,
+	// and reconnect after its storm) or connections held (idle). Default 10s.
 	Duration time.Duration
 	// Drain bounds the wait for the last deliveries once publishing stops.
 	// Default 5s.
@@ -62,7 +69,8 @@ type Config struct {
 
 	// Dialers is how many connections are set up at once. Default 64.
 	Dialers int
-	// SetupTimeout bounds setting up all the connections. Default 2m.
+	// SetupTimeout bounds setting up all the connections, and separately
+	// the reconnect storm. Default 2m.
 	SetupTimeout time.Duration
 	// StreamsPerConn is how many gRPC streams share one HTTP/2 connection.
 	// Default 1.
@@ -80,10 +88,11 @@ type Config struct {
 	Progress io.Writer
 }
 
-// The scenarios and transports Run knows.
+// The scenarios, transports and WebSocket clients Run knows.
 var (
-	Scenarios  = []string{"fanout", "rooms", "idle", "churn"}
+	Scenarios  = []string{"fanout", "rooms", "idle", "churn", "reconnect"}
 	Transports = []string{"ws", "grpc"}
+	Clients    = []string{"own", "coder"}
 )
 
 // maxConns bounds Conns: a few more than the 20,000 open files a process may
@@ -107,6 +116,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PubGRPCAddr == "" {
 		c.PubGRPCAddr = c.GRPCAddr
+	}
+	if c.Client == "" {
+		c.Client = "own"
 	}
 	def(&c.Conns, 1000)
 	def(&c.Users, c.Conns)
@@ -147,6 +159,11 @@ func (c Config) validate() error {
 	}
 	if !contains(Transports, c.Transport) {
 		errs = append(errs, fmt.Errorf("unknown transport %q: want one of %v", c.Transport, Transports))
+	}
+	if !contains(Clients, c.Client) {
+		errs = append(errs, fmt.Errorf("unknown client %q: want one of %v", c.Client, Clients))
+	} else if c.Client != "own" && c.Transport != "ws" {
+		errs = append(errs, fmt.Errorf("client %q is a WebSocket client: want transport ws", c.Client))
 	}
 	if c.Conns > maxConns {
 		errs = append(errs, fmt.Errorf("%d connections is over the limit of %d", c.Conns, maxConns))

@@ -1,6 +1,9 @@
 package load
 
 import (
+	"context"
+	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -55,6 +58,27 @@ func TestJSONString(t *testing.T) {
 	} {
 		if got := string(jsonString([]byte(tc.in), []byte(tc.key))); got != tc.want {
 			t.Errorf("jsonString(%s, %s): got %q, want %q", tc.in, tc.key, got, tc.want)
+		}
+	}
+}
+
+// A failed dial says why without the token, which was in the URL.
+func TestDialErrorHidesToken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	const tok = "eyJhbGciOiJIUzI1NiJ9.secret-part.signature"
+	tokens := func(string) (string, error) { return tok, nil }
+	for _, d := range []dialer{&wsDialer{httpAddr: addr, tokens: tokens}, newCoderDialer(addr, tokens)} {
+		_, err := d.dial(context.Background(), "alice", newMember(nil, ""))
+		if err == nil {
+			t.Fatalf("%s: dial to a closed port succeeded", d.name())
+		}
+		if strings.Contains(err.Error(), "secret-part") || !strings.Contains(err.Error(), "websocket dial") {
+			t.Errorf("%s: got error %q, want a websocket dial error without the token", d.name(), err)
 		}
 	}
 }

@@ -16,13 +16,19 @@ import (
 
 func TestMain(m *testing.M) { nodetest.VerifyTestMain(m) }
 
+// drain bounds the wait for the last deliveries in tests: far above what
+// they need, so that a machine busy with other tests does not pass for a
+// loss; a run that receives everything stops waiting at once.
+const drain = 20 * time.Second
+
 // run runs cfg against srv and fails the test on an error.
 func run(t *testing.T, srv *nodetest.Server, cfg load.Config) *load.Result {
 	t.Helper()
 	cfg.HTTPAddr, cfg.GRPCAddr = srv.HTTPAddr, srv.GRPCAddr
+	cfg.Drain = drain
 	cfg.JWTSecret = nodetest.Secret
 	cfg.ServerPID = os.Getpid() // the node runs in this process
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	res, err := load.Run(ctx, cfg)
 	if err != nil {
@@ -47,18 +53,7 @@ func TestScenariosDeliverEverything(t *testing.T) {
 				cfg := tc.cfg
 				cfg.Transport = transport
 				res := run(t, srv, cfg)
-				if res.Published == 0 {
-					t.Fatalf("got 0 messages published, want some")
-				}
-				if res.Delivered != res.Expected || res.Lost != 0 {
-					t.Errorf("got %d of %d deliveries (%d lost), want all", res.Delivered, res.Expected, res.Lost)
-				}
-				if res.Dropped != 0 {
-					t.Errorf("got %d dropped connections (%s), want 0", res.Dropped, res.FirstDrop)
-				}
-				if res.P50 <= 0 || res.P99 < res.P50 || res.Max < res.P99 {
-					t.Errorf("got p50 %v p99 %v max %v ms, want 0 < p50 <= p99 <= max", res.P50, res.P99, res.Max)
-				}
+				checkAllDelivered(t, res)
 				if tc.name == "churn" && res.ChurnCycles == 0 {
 					t.Errorf("got 0 churn cycles, want some")
 				}
@@ -107,6 +102,8 @@ func TestBadConfigIsRefused(t *testing.T) {
 	}{
 		{"unknown scenario", load.Config{Scenario: "stampede", Transport: "ws"}, `unknown scenario "stampede"`},
 		{"unknown transport", load.Config{Scenario: "fanout", Transport: "carrier-pigeon"}, `unknown transport "carrier-pigeon"`},
+		{"unknown client", load.Config{Scenario: "fanout", Transport: "ws", Client: "netcat"}, `unknown client "netcat"`},
+		{"coder over grpc", load.Config{Scenario: "fanout", Transport: "grpc", Client: "coder"}, "want transport ws"},
 		{"remote target", load.Config{Scenario: "fanout", Transport: "ws", HTTPAddr: "192.0.2.1:8000"}, "not a loopback address"},
 		{"remote grpc target", load.Config{Scenario: "fanout", Transport: "grpc", GRPCAddr: "example.com:9090"}, "not a loopback address"},
 		{"too many conns", load.Config{Scenario: "idle", Transport: "ws", Conns: 1_000_000}, "over the limit"},

@@ -38,6 +38,19 @@ func cpuTime(pid int) (time.Duration, error) {
 	return time.Duration(u+s) * clockTick, nil
 }
 
+// processCPU is cpuTime, read for this process from getrusage, which
+// counts microseconds rather than the 10 ms ticks of /proc.
+func processCPU(pid int) (time.Duration, error) {
+	if pid != os.Getpid() {
+		return cpuTime(pid)
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("read cpu time: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
 // rss is the resident set size of a process, in bytes.
 func rss(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -104,7 +117,7 @@ type procStats struct {
 func startStats(pid int) procStats {
 	p := procStats{pid: pid, start: time.Now()}
 	if pid > 0 {
-		p.cpu0, _ = cpuTime(pid)
+		p.cpu0, _ = processCPU(pid)
 		p.writes, _ = writeCalls(pid)
 	}
 	return p
@@ -123,14 +136,19 @@ func (p procStats) writeCalls() int64 {
 	return w - p.writes
 }
 
-// busy is the share of one core the process used since startStats, in percent.
-func (p procStats) busy() float64 {
+// cpu is the CPU time the process used since startStats; 0 if unknown.
+func (p procStats) cpu() time.Duration {
 	if p.pid <= 0 {
 		return 0
 	}
-	c, err := cpuTime(p.pid)
+	c, err := processCPU(p.pid)
 	if err != nil {
 		return 0
 	}
-	return 100 * (c - p.cpu0).Seconds() / time.Since(p.start).Seconds()
+	return c - p.cpu0
+}
+
+// busy is the share of one core the process used since startStats, in percent.
+func (p procStats) busy() float64 {
+	return 100 * p.cpu().Seconds() / time.Since(p.start).Seconds()
 }

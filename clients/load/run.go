@@ -16,6 +16,7 @@ import (
 type Result struct {
 	Scenario  string  `json:"scenario"`
 	Transport string  `json:"transport"`
+	Client    string  `json:"client,omitempty"` // ws only: own or coder
 	Conns     int     `json:"conns"`
 	Rooms     int     `json:"rooms,omitempty"`
 	Rate      float64 `json:"rate,omitempty"`
@@ -40,10 +41,20 @@ type Result struct {
 	ServerWrites   int64   `json:"server_writes,omitempty"`
 	FramesPerWrite float64 `json:"frames_per_write,omitempty"`
 
+	// ToolCPUPerMsg and ServerCPUPerMsg are the CPU time each process
+	// spent over the measured phase divided by Delivered, in microseconds:
+	// what one delivered message costs the client (all of the tool's
+	// connections, the publisher included) and the server.
+	ToolCPUPerMsg   float64 `json:"tool_cpu_per_msg_us,omitempty"`
+	ServerCPUPerMsg float64 `json:"server_cpu_per_msg_us,omitempty"`
+
+	// Connected is how many connections the set-up opened and joined; below
+	// Conns only if it failed or ran out of time.
+	Connected  int     `json:"connected"`
 	ConnectSec float64 `json:"connect_per_s,omitempty"`
 	// SetupServerCPU and SetupToolCPU are how busy each side was while the
-	// idle scenario set its connections up (100% = one core): which of the
-	// two bounds the connection rate.
+	// idle scenario set its connections up, or while the reconnect storm
+	// reconnected them (100% = one core): which of the two bounds the rate.
 	SetupServerCPU float64 `json:"setup_server_cpu_pct,omitempty"`
 	SetupToolCPU   float64 `json:"setup_tool_cpu_pct,omitempty"`
 	ServerCPU      float64 `json:"server_cpu_pct,omitempty"`
@@ -51,6 +62,14 @@ type Result struct {
 	ServerRSSMiB   float64 `json:"server_rss_mib,omitempty"`
 	ServerRSSConn  float64 `json:"server_rss_per_conn_kib,omitempty"`
 	ToolRSSConnKiB float64 `json:"tool_rss_per_conn_kib,omitempty"`
+
+	// The reconnect storm: how long closing every connection at once took,
+	// then how long until every one had reconnected and re-joined, how many
+	// never did and how many retries they took.
+	StormCloseSec    float64 `json:"storm_close_s,omitempty"`
+	ReconnectSec     float64 `json:"reconnect_s,omitempty"`
+	ReconnectFailed  int64   `json:"reconnect_failed,omitempty"`
+	ReconnectRetries int64   `json:"reconnect_retries,omitempty"`
 
 	// FirstDrop is why the first dropped connection ended, if one did.
 	FirstDrop string `json:"first_drop,omitempty"`
@@ -77,6 +96,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer r.closeAll()
 	res := &Result{Scenario: cfg.Scenario, Transport: cfg.Transport, Conns: cfg.Conns, Hist: r.hist}
+	if cfg.Transport == "ws" {
+		res.Client = cfg.Client
+	}
 	var err error
 	switch cfg.Scenario {
 	case "fanout":
@@ -87,7 +109,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		err = r.rooms(ctx, res)
 	case "idle":
 		err = r.idle(ctx, res)
+	case "reconnect":
+		err = r.reconnect(ctx, res)
 	}
+	res.Connected = r.connected()
 	res.Dropped, res.FirstDrop = r.dropped()
 	return res, err
 }
@@ -132,11 +157,14 @@ func (r *runner) setupDialer() error {
 			return t, nil
 		}
 	}
-	switch r.cfg.Transport {
-	case "ws":
+	switch {
+	case r.cfg.Transport == "ws" && r.cfg.Client == "coder":
+		r.d = newCoderDialer(r.cfg.HTTPAddr, tokens)
+		r.pubd = newCoderDialer(r.cfg.PubHTTPAddr, tokens)
+	case r.cfg.Transport == "ws":
 		r.d = &wsDialer{httpAddr: r.cfg.HTTPAddr, tokens: tokens}
 		r.pubd = &wsDialer{httpAddr: r.cfg.PubHTTPAddr, tokens: tokens}
-	case "grpc":
+	case r.cfg.Transport == "grpc":
 		r.d = &grpcDialer{addr: r.cfg.GRPCAddr, perConn: r.cfg.StreamsPerConn, tokens: tokens}
 		r.pubd = &grpcDialer{addr: r.cfg.PubGRPCAddr, perConn: r.cfg.StreamsPerConn, tokens: tokens}
 	}
@@ -221,6 +249,16 @@ func (r *runner) openMany(ctx context.Context, n int, roomOf func(i int) string)
 	return took, firstErr
 }
 
+// setUp opens the run's Conns connections, connection i joining roomOf(i),
+// and reports in res how fast that went, or how far it got if it failed.
+func (r *runner) setUp(ctx context.Context, res *Result, roomOf func(i int) string) error {
+	took, err := r.openMany(ctx, r.cfg.Conns, roomOf)
+	if took > 0 {
+		res.ConnectSec = float64(r.connected()) / took.Seconds()
+	}
+	return err
+}
+
 // closeAll closes every connection, Dialers at a time.
 func (r *runner) closeAll() {
 	r.mu.Lock()
@@ -243,7 +281,13 @@ func (r *runner) closeAll() {
 		})
 	}
 	wg.Wait()
-	for _, d := range []dialer{r.d, r.pubd} {
+	closeDialers(r.d, r.pubd)
+}
+
+// closeDialers closes what the dialers keep open beside their connections
+// (gRPC's HTTP/2 connections); call it once those connections are closed.
+func closeDialers(ds ...dialer) {
+	for _, d := range ds {
 		if g, ok := d.(*grpcDialer); ok {
 			g.closeAll()
 		}
@@ -264,6 +308,20 @@ func (r *runner) dropped() (int, string) {
 		}
 	}
 	return n, first
+}
+
+// connected counts the connections of the set-up (the first Conns of
+// r.clients) that were opened and joined.
+func (r *runner) connected() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, cl := range r.clients[:min(len(r.clients), r.cfg.Conns)] {
+		if cl != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // received sums the messages received by clients[from:to].
@@ -325,6 +383,10 @@ func pace(ctx context.Context, rate float64, d time.Duration, send func(k int64)
 // finish fills in the latency, loss and load figures of res.
 func (r *runner) finish(res *Result, expected, delivered int64, took time.Duration, srv, tool procStats) {
 	res.ServerCPU, res.ToolCPU = srv.busy(), tool.busy()
+	if delivered > 0 {
+		perMsg := func(p procStats) float64 { return float64(p.cpu().Microseconds()) / float64(delivered) }
+		res.ServerCPUPerMsg, res.ToolCPUPerMsg = perMsg(srv), perMsg(tool)
+	}
 	if res.ServerWrites = srv.writeCalls(); res.ServerWrites > 0 {
 		res.FramesPerWrite = float64(delivered) / float64(res.ServerWrites)
 	}

@@ -6,9 +6,15 @@
 #
 #   clients/load/run.sh [full|short|targets]   (make bench / make bench-short / WS targets only)
 #
+# Every connection is a distinct user with its own token and every subscriber
+# joins the room, as in a deployment; the rows marked "100users" and "lobby"
+# repeat the old set-up (--users 100, --room -) for comparison. The server
+# runs with its rate limits and per-IP connection cap off.
+#
 # Outputs go to bench-out/ (override with BENCH_OUT): per run the tool's
 # output, the server's log, its CPU profile over the measured phase and the
-# latency SVG; results.tsv holds one "label TAB JSON" line per run.
+# latency SVG; results.tsv holds one "label TAB JSON" line per run and
+# targets.txt the issue's targets, each met or not.
 set -euo pipefail
 
 MODE=${1:-full}
@@ -20,6 +26,8 @@ GRPC=127.0.0.1:19090
 PPROF=127.0.0.1:16060
 SERVER_CORE=${SERVER_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
+# Bounds each set-up of 10,000 connections; the target is 1 s.
+SETUP_TIMEOUT=${SETUP_TIMEOUT:-60s}
 # A fresh secret per run of the script; the server and the tool share it, and
 # the tool signs one token per user exactly as `tertulia token` does.
 SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -40,6 +48,12 @@ trap stop_server EXIT
 
 start_server() {
 	local label=$1
+	# Rate limits and connection caps off: 10,000 connections come from
+	# one address and one publisher sends 1,000 messages/s. Given in the
+	# environment, which a server without these settings ignores.
+	TERTULIA_LIMIT_MESSAGES_PER_SECOND=0 TERTULIA_LIMIT_MESSAGES_BURST=0 \
+	TERTULIA_LIMIT_USER_MESSAGES_PER_SECOND=0 TERTULIA_LIMIT_JOINS_PER_SECOND=0 \
+	TERTULIA_LIMIT_CONNS_PER_IP=0 TERTULIA_LIMIT_CONNS_PER_USER=0 \
 	taskset -c "$SERVER_CORE" "$BIN" serve --jwt-secret "$SECRET" \
 		--http-addr "$HTTP" --grpc-addr "$GRPC" --pprof-addr "$PPROF" \
 		--log-level warn >"$OUT/$label.server.log" 2>&1 &
@@ -97,42 +111,86 @@ saturate() {
 	shift 2
 	for rate in "$@"; do
 		LAST_JSON=""
-		run "saturation-$transport-$rate" --scenario fanout --transport "$transport" --conns 1000 --users 100 --rate "$rate" --duration "$dur"
+		run "saturation-$transport-$rate" --scenario fanout --transport "$transport" --conns 1000 --rate "$rate" --duration "$dur"
 		if [[ -n $LAST_JSON ]] && ok 100; then best=$rate; else break; fi
 	done
 	echo "saturation over $transport: ${best:-none} msg/s to 1,000 subscribers" | tee -a "$OUT/saturation.txt"
 }
 
+# field LABEL NAME: the number NAME in LABEL's JSON line, empty if absent.
+field() {
+	awk -F'\t' -v l="$1" '$1 == l { print $2 }' "$OUT/results.tsv" | sed -nE "s/.*\"$2\":([0-9.eE+-]+).*/\1/p"
+}
+
+# target LABEL TEXT CONDITION: records in targets.txt whether LABEL's run met
+# CONDITION, an awk expression over the variables c (connect_per_s), k
+# (server KiB/conn), p (p99 ms), l (lost), d (dropped), s (reconnect_s), f
+# (reconnect_failed), n (connected) and w (the run's wanted connections).
+target() {
+	local label=$1 text=$2 cond=$3 verdict
+	if ! awk -F'\t' -v l="$label" '$1 == l { found = 1 } END { exit !found }' "$OUT/results.tsv"; then
+		verdict="no result"
+	else
+		verdict=$(awk -v c="$(field "$label" connect_per_s)" -v k="$(field "$label" server_rss_per_conn_kib)" \
+			-v p="$(field "$label" p99_ms)" -v l="$(field "$label" lost)" -v d="$(field "$label" dropped)" \
+			-v s="$(field "$label" reconnect_s)" -v f="$(field "$label" reconnect_failed)" \
+			-v n="$(field "$label" connected)" -v w="$(field "$label" conns)" \
+			"BEGIN { c += 0; k += 0; p += 0; l += 0; d += 0; s += 0; f += 0; n += 0; w += 0
+				printf \"%s (conn/s %.0f, KiB/conn %.1f, p99 %.1f ms, lost %d, dropped %d, reconnect %.2f s, %d of %d connected)\", ($cond) ? \"met\" : \"NOT MET\", c, k, p, l, d, s, n, w }")
+	fi
+	echo "$text: $verdict" | tee -a "$OUT/targets.txt"
+}
+
+# issue_targets: the runs of issue 10's figures, each connection a distinct
+# user joining one room of 10,000.
+issue_targets() {
+	run "join-10k-one-room-ws" --scenario idle --transport ws --conns 10000 --rooms 1 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 10s
+	run "fanout-10k-room-ws" --scenario fanout --transport ws --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 10s
+	run "fanout-1k-ws-coder" --scenario fanout --transport ws --client coder --conns 1000 --rate 1000 --duration 10s
+	run "reconnect-10k-ws" --scenario reconnect --transport ws --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 3s
+	target join-10k-one-room-ws "10,000 distinct users join one room at >= 10,000/s, <= 10 KiB/conn" "n == w && c >= 10000 && k > 0 && k <= 10"
+	target fanout-10k-room-ws "fan-out 10,000 x 10/s to that room: p99 <= 150 ms, none lost" "n == w && p > 0 && p <= 150 && l == 0 && d == 0"
+	target fanout-1k-ws-coder "1,000 x 1,000/s, coder/websocket client: p99 <= 35 ms" "n == w && p > 0 && p <= 35 && l == 0 && d == 0"
+	target reconnect-10k-ws "reconnect storm of 10,000 distinct users: all re-joined in < 5 s" "n == w && s > 0 && s < 5 && f == 0 && l == 0"
+}
+
 : > "$OUT/saturation.txt"
-printf "%-28s %s\n" run "scenario transport conns rate/s secs delivered/s p50 p90 p99 max lost dropped conn/s srv-cpu% tool-cpu% srv-KiB/conn"
+: > "$OUT/targets.txt"
+printf "%-28s %s\n" run "scenario transport conns rate/s secs delivered/s p50 p90 p99 max lost dropped conn/s srv-cpu% tool-cpu% srv-us/msg tool-us/msg srv-KiB/conn frames/write reconnect-s"
 case $MODE in
 short)
 	for t in ws grpc; do
-		run "fanout-1k-$t" --scenario fanout --transport $t --conns 1000 --users 100 --rate 1000 --duration 3s
-		run "idle-2k-$t" --scenario idle --transport $t --conns 2000 --users 100 --rooms 200 --duration 3s
+		run "fanout-1k-$t" --scenario fanout --transport $t --conns 1000 --rate 1000 --duration 3s
+		run "idle-2k-$t" --scenario idle --transport $t --conns 2000 --rooms 200 --duration 3s
 	done
+	run "fanout-1k-ws-coder" --scenario fanout --transport ws --client coder --conns 1000 --rate 1000 --duration 3s
 	run "rooms-ws" --scenario rooms --transport ws --conns 1000 --rooms 100 --rate 5 --duration 3s
-	run "churn-ws" --scenario churn --transport ws --conns 500 --users 50 --rate 500 --churn-rate 50 --duration 3s
+	run "churn-ws" --scenario churn --transport ws --conns 500 --rate 500 --churn-rate 50 --duration 3s
+	run "reconnect-1k-ws" --scenario reconnect --transport ws --conns 1000 --rate 10 --duration 1s
 	;;
 targets)
 	# The issue's WebSocket targets only, for a quick re-measure.
-	run "fanout-1k-ws" --scenario fanout --transport ws --conns 1000 --users 100 --rate 1000 --duration 10s
-	run "fanout-10k-ws" --scenario fanout --transport ws --conns 10000 --users 100 --room - --rate 10 --duration 10s
-	run "idle-10k-ws" --scenario idle --transport ws --conns 10000 --users 100 --rooms 1000 --dialers 256 --duration 30s
-	run "idle-10k-ws-own-room" --scenario idle --transport ws --conns 10000 --users 100 --rooms 10000 --dialers 256 --duration 30s
+	issue_targets
+	run "fanout-1k-ws" --scenario fanout --transport ws --conns 1000 --rate 1000 --duration 10s
 	saturate ws 10s 1000 1500 2000 2500 3000 4000
 	;;
 full)
+	issue_targets
 	for t in ws grpc; do
-		run "fanout-1k-$t" --scenario fanout --transport $t --conns 1000 --users 100 --rate 1000 --duration 10s
-		run "fanout-10k-$t" --scenario fanout --transport $t --conns 10000 --users 100 --room - --rate 10 --duration 10s
-		run "idle-10k-$t" --scenario idle --transport $t --conns 10000 --users 100 --rooms 1000 --dialers 256 --duration 30s
+		run "fanout-1k-$t" --scenario fanout --transport $t --conns 1000 --rate 1000 --duration 10s
+		# Over WebSocket, issue_targets ran it: fanout-10k-room-ws.
+		[[ $t == ws ]] || run "fanout-10k-$t" --scenario fanout --transport $t --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 10s
+		run "idle-10k-$t" --scenario idle --transport $t --conns 10000 --rooms 1000 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 30s
 		run "rooms-$t" --scenario rooms --transport $t --conns 1000 --rooms 100 --rate 10 --duration 10s
-		run "churn-$t" --scenario churn --transport $t --conns 1000 --users 100 --rate 1000 --churn-rate 100 --duration 10s
+		run "churn-$t" --scenario churn --transport $t --conns 1000 --rate 1000 --churn-rate 100 --duration 10s
 	done
+	run "reconnect-10k-grpc" --scenario reconnect --transport grpc --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 3s
 	# As Centrifugo's idle test: each connection in a channel of its own, so a
 	# join is announced to nobody else.
-	run "idle-10k-ws-own-room" --scenario idle --transport ws --conns 10000 --users 100 --rooms 10000 --dialers 256 --duration 30s
+	run "idle-10k-ws-own-room" --scenario idle --transport ws --conns 10000 --rooms 10000 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 30s
+	# The old set-up, for comparison: 100 users sharing the connections, in
+	# the lobby (no joins).
+	run "fanout-10k-ws-lobby-100users" --scenario fanout --transport ws --conns 10000 --users 100 --room - --rate 10 --dialers 256 --duration 10s
 	saturate ws 10s 250 500 750 1000 1500 2000 3000 4000
 	saturate grpc 10s 100 200 300 500 750 1000 1500
 	;;
@@ -151,6 +209,7 @@ if [[ $MODE == full && -f $md ]] && grep -q '<!-- bench:begin -->' "$md"; then
 		echo
 		"$BIN" bench --markdown "$OUT/results.tsv"
 		echo
+		sed 's/^/- /' "$OUT/targets.txt"
 		sed 's/^/- /' "$OUT/saturation.txt"
 	} >"$table"
 	awk -v f="$table" '

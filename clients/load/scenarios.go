@@ -26,17 +26,23 @@ func sleep(ctx context.Context, d time.Duration) {
 // With churn, other connections keep opening, joining and closing meanwhile.
 func (r *runner) fanout(ctx context.Context, res *Result, churn bool) error {
 	cfg := r.cfg
+	fmt.Fprintf(cfg.Progress, "%s: %d subscribers over %s\n", cfg.Scenario, cfg.Conns, r.d.name())
+	if err := r.setUp(ctx, res, func(int) string { return cfg.Room }); err != nil {
+		return err
+	}
+	return r.publishToAll(ctx, res, churn)
+}
+
+// publishToAll opens a publisher in Room and publishes to it at Rate for
+// Duration, with churn if asked; it measures what the first Conns
+// connections, all in Room, receive.
+func (r *runner) publishToAll(ctx context.Context, res *Result, churn bool) error {
+	cfg := r.cfg
 	res.Rate = cfg.Rate
 	room, sendRoom := cfg.Room, cfg.Room
 	if room == "-" {
 		sendRoom = ""
 	}
-	fmt.Fprintf(cfg.Progress, "%s: %d subscribers over %s\n", cfg.Scenario, cfg.Conns, r.d.name())
-	took, err := r.openMany(ctx, cfg.Conns, func(int) string { return room })
-	if err != nil {
-		return err
-	}
-	res.ConnectSec = float64(cfg.Conns) / took.Seconds()
 	pub, err := r.openOn(ctx, r.pubd, r.named("pub"), room, "jpub", nil)
 	if err != nil {
 		return fmt.Errorf("publisher: %w", err)
@@ -115,7 +121,7 @@ func (r *runner) startChurn(ctx context.Context, room string) *churner {
 			}
 			for range per {
 				i++
-				cl, err := r.open(ctx, r.named("churn"+strconv.FormatInt(i%100, 10)), room, "c"+strconv.FormatInt(i, 10), nil)
+				cl, err := r.open(ctx, r.named("churn"+strconv.FormatInt(i, 10)), room, "c"+strconv.FormatInt(i, 10), nil)
 				if err != nil {
 					ch.failed.Add(1)
 					continue
@@ -149,11 +155,9 @@ func (r *runner) rooms(ctx context.Context, res *Result) error {
 		members[i%cfg.Rooms]++
 	}
 	fmt.Fprintf(cfg.Progress, "rooms: %d connections in %d rooms over %s\n", cfg.Conns, cfg.Rooms, r.d.name())
-	took, err := r.openMany(ctx, cfg.Conns, roomOf)
-	if err != nil {
+	if err := r.setUp(ctx, res, roomOf); err != nil {
 		return err
 	}
-	res.ConnectSec = float64(cfg.Conns) / took.Seconds()
 	sleep(ctx, settle)
 
 	r.hist.Reset()
@@ -192,12 +196,11 @@ func (r *runner) idle(ctx context.Context, res *Result) error {
 	tool0, _ = rss(os.Getpid())
 	fmt.Fprintf(cfg.Progress, "idle: %d connections in %d rooms over %s\n", cfg.Conns, cfg.Rooms, r.d.name())
 	setupSrv, setupTool := startStats(cfg.ServerPID), startStats(os.Getpid())
-	took, err := r.openMany(ctx, cfg.Conns, func(i int) string { return "r" + strconv.Itoa(i%cfg.Rooms) })
+	err := r.setUp(ctx, res, func(i int) string { return "r" + strconv.Itoa(i%cfg.Rooms) })
+	res.SetupServerCPU, res.SetupToolCPU = setupSrv.busy(), setupTool.busy()
 	if err != nil {
 		return err
 	}
-	res.ConnectSec = float64(cfg.Conns) / took.Seconds()
-	res.SetupServerCPU, res.SetupToolCPU = setupSrv.busy(), setupTool.busy()
 	sleep(ctx, settle)
 
 	srv, tool := startStats(cfg.ServerPID), startStats(os.Getpid())

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,19 +30,39 @@ var _ dialer = (*wsDialer)(nil)
 
 func (d *wsDialer) name() string { return "ws" }
 
+// wsURL is the bridge's WebSocket URL for user: with a token in the query,
+// or the guest endpoint for "".
+func wsURL(httpAddr, user string, tokens func(user string) (string, error)) (string, error) {
+	u := "ws://" + httpAddr + "/api/v1/ws"
+	if user == "" {
+		return u, nil
+	}
+	tok, err := tokens(user)
+	if err != nil {
+		return "", err
+	}
+	return u + "/authenticated?token=" + url.QueryEscape(tok), nil
+}
+
+// dialError is err from dialing u, with u's token (in its query) taken out
+// of the text: errors reach logs and reports, tokens must not.
+func dialError(err error, u string) error {
+	msg := err.Error()
+	if _, query, ok := strings.Cut(u, "?"); ok {
+		msg = strings.ReplaceAll(msg, query, "token=REDACTED")
+	}
+	return errors.New("websocket dial: " + msg)
+}
+
 func (d *wsDialer) dial(ctx context.Context, user string, m *member) (conn, error) {
-	u := "ws://" + d.httpAddr + "/api/v1/ws"
-	if user != "" {
-		tok, err := d.tokens(user)
-		if err != nil {
-			return nil, err
-		}
-		u += "/authenticated?token=" + url.QueryEscape(tok)
+	u, err := wsURL(d.httpAddr, user, d.tokens)
+	if err != nil {
+		return nil, err
 	}
 	dl := ws.Dialer{ReadBufferSize: 4 << 10, WriteBufferSize: 1 << 10, Timeout: 10 * time.Second}
 	nc, br, _, err := dl.Dial(ctx, u)
 	if err != nil {
-		return nil, fmt.Errorf("websocket dial: %w", err)
+		return nil, dialError(err, u)
 	}
 	if br == nil {
 		br = bufio.NewReaderSize(nc, 4<<10)

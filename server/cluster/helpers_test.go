@@ -62,8 +62,16 @@ func startClusterTimed(t testing.TB, n int, heartbeat, ttl time.Duration) *clust
 // addNode starts one more node in the cluster.
 func (c *cluster) addNode(t testing.TB) *nodetest.Server {
 	t.Helper()
+	return c.addNodeWith(t, node.Config{AllowAnonymous: true})
+}
+
+// addNodeWith starts one more node in the cluster, configured by cfg but
+// for its broker.
+func (c *cluster) addNodeWith(t testing.TB, cfg node.Config) *nodetest.Server {
+	t.Helper()
 	b := c.broker(t)
-	srv := nodetest.Start(t, node.Config{Broker: b, AllowAnonymous: true})
+	cfg.Broker = b
+	srv := nodetest.Start(t, cfg)
 	c.nodes = append(c.nodes, srv)
 	c.brokers = append(c.brokers, b)
 	return srv

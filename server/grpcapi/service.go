@@ -2,11 +2,8 @@ package grpcapi
 
 import (
 	"context"
-	"errors"
-	"io"
 	"log/slog"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -43,123 +40,6 @@ func (s *ChatService) encoderFor(f WireFormat) *frameEncoder {
 		s.formats[f.Name] = e
 	}
 	return e
-}
-
-// detachTimeout bounds the presence updates made after a session ends.
-const detachTimeout = 5 * time.Second
-
-// Connect runs one chat session until the client or the server ends it.
-// The caller's identity must be in the stream's context (see the
-// interceptors, or auth.NewContext for in-process streams).
-func (s *ChatService) Connect(stream chatv1.ChatService_ConnectServer) error {
-	in, err := s.Open(stream)
-	if err != nil {
-		return err
-	}
-	recvErr := make(chan error, 1)
-	go func() { recvErr <- in.receive(stream) }()
-	select {
-	case <-in.t.done:
-		in.detach()
-		return in.t.status()
-	case err := <-recvErr:
-		return in.End(err)
-	}
-}
-
-// InlineSession is a Connect session whose client frames the caller reads
-// and hands over itself, for in-process streams (see Open).
-type InlineSession struct {
-	ctx  context.Context
-	sess *hub.Session
-	t    *streamTransport
-}
-
-// Open starts a session for stream as Connect does, but leaves reading the
-// client's frames to the caller, who hands each to Handle and calls End
-// once the client's side is over. Frames are handled in the order of the
-// Handle calls, which must not overlap. An in-process stream that can tell
-// when a frame is ready can so wait for it without holding a goroutine
-// deep in Connect. The stream should implement AbortableStream, to learn
-// when the hub ends the session.
-func (s *ChatService) Open(stream chatv1.ChatService_ConnectServer) (*InlineSession, error) {
-	ctx := stream.Context()
-	who, ok := auth.FromContext(ctx)
-	if !ok {
-		return nil, status.Error(codes.Unauthenticated, "authentication required")
-	}
-	if who.AcceptLanguage == "" {
-		who.AcceptLanguage = acceptLanguage(ctx)
-	}
-	t := &streamTransport{stream: stream, enc: protoEncoder, done: make(chan struct{})}
-	if es, ok := stream.(EncodedStream); ok {
-		t.encoded, t.enc = es, s.encoderFor(es.WireFormat())
-	}
-	sess, err := s.hub.Connect(ctx, who, t)
-	var banned *hub.BannedError
-	if errors.As(err, &banned) {
-		return nil, chatv1.ReasonStatus(codes.PermissionDenied, banned.Error(), chatv1.ReasonBanned)
-	} else if errors.Is(err, hub.ErrShuttingDown) {
-		return nil, status.Error(codes.Unavailable, err.Error())
-	} else if err != nil {
-		s.log.WarnContext(ctx, "connect", "user", who.UserID, "err", err)
-		return nil, status.Error(codes.Unavailable, "could not start session")
-	}
-	return &InlineSession{ctx: ctx, sess: sess, t: t}, nil
-}
-
-// Handle carries out one client frame.
-func (in *InlineSession) Handle(f *chatv1.ClientFrame) {
-	in.sess.Handle(in.ctx, CommandFromFrame(f))
-}
-
-// Refuse answers a client frame the caller could not map, in turn with
-// the answers to the frames handed to Handle before it.
-func (in *InlineSession) Refuse(id string, err *hub.Error) {
-	in.sess.Refuse(id, err)
-}
-
-// receive hands the client's frames to the session until Recv fails.
-func (in *InlineSession) receive(stream chatv1.ChatService_ConnectServer) error {
-	for {
-		f, err := stream.Recv()
-		if err != nil {
-			return err
-		}
-		in.Handle(f)
-	}
-}
-
-// End ends the session once the client's side ended with recvErr (io.EOF
-// for a half-close, whose queued answers are flushed first) and returns
-// what Connect returns: the hub's reason if the hub ended the session.
-func (in *InlineSession) End(recvErr error) error {
-	defer in.detach()
-	select {
-	case <-in.t.done:
-		if in.t.reason.Code != hub.DisconnectDone {
-			return in.t.status()
-		}
-	default:
-	}
-	if !errors.Is(recvErr, io.EOF) {
-		return recvErr
-	}
-	// The client half-closed: flush what was queued for it, then end.
-	in.sess.Finish()
-	select {
-	case <-in.t.done:
-	case <-in.ctx.Done():
-	case <-time.After(detachTimeout):
-	}
-	return nil
-}
-
-// detach takes the session out of the hub: its rooms, the user's presence.
-func (in *InlineSession) detach() {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(in.ctx), detachTimeout)
-	defer cancel()
-	in.sess.Close(ctx)
 }
 
 // Broadcast implements chat.v1.ChatService. The caller must be an admin.
@@ -226,16 +106,4 @@ func roomCounts(rooms map[string]int) map[string]int32 {
 		out[r] = int32(n)
 	}
 	return out
-}
-
-// statusFromError maps core errors onto gRPC statuses, here at the boundary.
-func statusFromError(err error) error {
-	var he *hub.Error
-	if errors.As(err, &he) {
-		return status.Error(codes.InvalidArgument, he.Message)
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return status.FromContextError(err).Err()
-	}
-	return status.Error(codes.Unavailable, err.Error())
 }

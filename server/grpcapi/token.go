@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"strings"
+	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -18,21 +19,33 @@ type AuthService struct {
 	chatv1.UnimplementedAuthServiceServer
 	auth *auth.Authenticator
 	// wsBase is where websocket_url answers point when the call did not
-	// come through the HTTP gateway, such as "ws://localhost:8000".
-	wsBase string
+	// come through the HTTP gateway: the node's HTTP address, such as
+	// "ws://localhost:8000".
+	wsBase atomic.Pointer[string]
 }
 
 // NewAuthService returns the token service. websocket_url answers point at
-// the host the REST call was made to, or at wsBase for direct gRPC calls.
+// the host the REST call was made to, or at wsBase for direct gRPC calls
+// (see SetWebSocketBase).
 func NewAuthService(a *auth.Authenticator, wsBase string) *AuthService {
-	return &AuthService{auth: a, wsBase: strings.TrimRight(wsBase, "/")}
+	s := &AuthService{auth: a}
+	s.SetWebSocketBase(wsBase)
+	return s
+}
+
+// SetWebSocketBase sets where websocket_url answers to direct gRPC calls
+// point, such as "ws://localhost:8000": a node learns it once it has its
+// HTTP listener. It is safe to call while the service runs.
+func (s *AuthService) SetWebSocketBase(wsBase string) {
+	wsBase = strings.TrimRight(wsBase, "/")
+	s.wsBase.Store(&wsBase)
 }
 
 // websocketBase is the ws:// origin the caller reached us on.
 func (s *AuthService) websocketBase(ctx context.Context) string {
 	host := metadata.ValueFromIncomingContext(ctx, "x-forwarded-host")
 	if len(host) == 0 || host[0] == "" {
-		return s.wsBase
+		return *s.wsBase.Load()
 	}
 	return "ws://" + host[0]
 }

@@ -12,12 +12,14 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/hub"
 )
 
 // Config says what the edge serves.
@@ -87,8 +89,10 @@ func Handler(ctx context.Context, cfg Config) (http.Handler, error) {
 	return mux, nil
 }
 
-// maxBody bounds REST request bodies.
-const maxBody = 64 << 10
+// ReadHeaderTimeout bounds the wait for an HTTP request's head on every
+// HTTP server of Tertulia's (http.Server.ReadHeaderTimeout, and the
+// WebSocket bridge's listener).
+const ReadHeaderTimeout = 10 * time.Second
 
 // queryAsBody lets POST routes take their fields as query parameters, as the
 // seed's FastAPI routes did (`POST /broadcast?message=hi`): with no body, the
@@ -96,7 +100,7 @@ const maxBody = 64 << 10
 func queryAsBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			r.Body = http.MaxBytesReader(w, r.Body, hub.MaxFrameBytes)
 		}
 		if r.Method == http.MethodPost && r.ContentLength <= 0 && r.URL.RawQuery != "" {
 			body, err := io.ReadAll(r.Body)

@@ -41,24 +41,44 @@ type Broker interface {
 }
 
 // Presence is the cluster-wide record of connections and room membership.
+// Every change reports the count it was decided against, read in the same
+// atomic step, so that the hub can bound announcements (see PresenceLimit)
+// without another round trip.
 type Presence interface {
 	// AddConn records a connection of a user and reports whether it is that
-	// user's first connection in the cluster.
-	AddConn(ctx context.Context, c Conn) (first bool, err error)
-	// RemoveConn forgets a connection and reports whether it was that user's
-	// last connection in the cluster.
-	RemoveConn(ctx context.Context, c Conn) (last bool, err error)
-	// AddMember and RemoveMember record a connection's room membership.
-	AddMember(ctx context.Context, room string, c Conn) error
-	RemoveMember(ctx context.Context, room string, c Conn) error
+	// user's first connection in the cluster, and the cluster's connections
+	// with this one.
+	AddConn(ctx context.Context, c PresenceRecord) (first bool, conns int, err error)
+	// RemoveConn forgets a connection and its room memberships, and reports
+	// whether it was that user's last connection in the cluster, and the
+	// cluster's connections before it went (it included).
+	RemoveConn(ctx context.Context, c PresenceRecord) (last bool, conns int, err error)
+	// AddMember records a connection's membership of room and reports the
+	// room's member connections with it. A connection AddConn did not record
+	// joins nothing.
+	AddMember(ctx context.Context, room string, c PresenceRecord) (members int, err error)
+	// RemoveMember ends a connection's membership of room and reports the
+	// room's member connections before it left (it included, if it was in).
+	RemoveMember(ctx context.Context, room string, c PresenceRecord) (members int, err error)
+	// Members reports at most limit of room's members in the cluster, users
+	// whose id sorts after the id after ("" for the first page), in the
+	// order of their ids, and how many users the room has.
+	Members(ctx context.Context, room, after string, limit int) (members []Member, total int, err error)
 	// UserConns counts a user's connections in the cluster.
 	UserConns(ctx context.Context, user string) (int, error)
 	// Snapshot reports cluster-wide counts.
 	Snapshot(ctx context.Context) (Snapshot, error)
 }
 
-// Conn identifies one connection to Presence.
-type Conn struct {
+// Member is one user in a room.
+type Member struct {
+	UserID      string
+	Name        string // display name of the user's latest connection
+	Connections int    // the user's connections in the room
+}
+
+// PresenceRecord is one connection as Presence records it.
+type PresenceRecord struct {
 	ID   string // unique in the cluster
 	User string // user id
 	Name string // display name

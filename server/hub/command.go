@@ -31,39 +31,25 @@ type Command struct {
 	Token      string // refresh only
 }
 
-// Error is a refusal the client is told about in an error event. The session
-// goes on. Code is stable and machine-readable.
-type Error struct {
-	Code    string
-	Message string // in English
-	// format and args write Message in a session's language (see MessageIn).
-	format string
-	args   []any
-}
-
-func (e *Error) Error() string { return e.Message }
-
-func errorf(code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...), format: format, args: args}
-}
-
 // DefaultRoom is the room joined or left when a frame names none, as in the seed.
 const DefaultRoom = "general"
 
 func (h *Hub) validateMessage(msg string) *Error {
 	switch {
 	case strings.TrimSpace(msg) == "":
-		return errorf("empty_message", "message is empty")
+		return errorf(CodeEmptyMessage, "message is empty")
 	case len(msg) > h.cfg.MaxMessageBytes:
-		return errorf("message_too_long", "message is %d bytes, over the limit of %d", len(msg), h.cfg.MaxMessageBytes)
+		return errorf(CodeMessageTooLong, "message is %d bytes, over the limit of %d", len(msg), h.cfg.MaxMessageBytes)
 	case !utf8.ValidString(msg):
-		return errorf("invalid_message", "message is not valid UTF-8")
+		return errorf(CodeInvalidMessage, "message is not valid UTF-8")
 	}
 	return nil
 }
 
 // Handle carries out one client command. A command that cannot be carried out
-// is answered with an error event on this session, and changes nothing.
+// is answered with an error event on this session, and changes nothing. A
+// join after Close is dropped: a transport's reader may still hand over a
+// frame while its session ends.
 func (s *Session) Handle(ctx context.Context, cmd Command) {
 	s.hub.metrics.commands[min(int(cmd.Kind), cmdKinds-1)].Add(1)
 	s.ops.Lock()
@@ -81,7 +67,7 @@ func (s *Session) Handle(ctx context.Context, cmd Command) {
 	case CmdRefresh:
 		err = s.refresh(cmd)
 	default:
-		err = errorf("unknown_type", "unknown frame type")
+		err = errorf(CodeUnknownType, "unknown frame type")
 	}
 	if err != nil {
 		s.sendError(cmd.ID, err)
@@ -106,14 +92,14 @@ func (s *Session) message(ctx context.Context, cmd Command) *Error {
 			return err
 		}
 		if !s.member(cmd.Room) {
-			return errorf("not_in_room", "join room %q before sending to it", cmd.Room)
+			return errorf(CodeNotInRoom, "join room %q before sending to it", cmd.Room)
 		}
 		topic = topicRoom(cmd.Room)
 	}
 	ev := &Event{Kind: KindMessage, Time: s.hub.now(), ID: cmd.ID, ReplyTo: s.id, Message: cmd.Message,
 		Room: cmd.Room, Sender: s.who.Name, UserID: s.who.UserID}
 	if s.hub.publish(ctx, topic, ev) != nil {
-		return errorf("unavailable", "message not sent: the broker is unavailable")
+		return errorf(CodeUnavailable, "message not sent: the broker is unavailable")
 	}
 	return nil
 }
@@ -132,36 +118,45 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 		return err
 	}
 	s.mu.Lock()
+	closed := s.closed
 	_, already := s.rooms[room]
 	full := len(s.rooms) >= s.hub.cfg.MaxRooms
-	if !already && !full {
+	if !closed && !already && !full {
 		s.rooms[room] = struct{}{} // claimed now so that a racing join cannot pass the limit
 	}
 	s.mu.Unlock()
 	switch {
+	case closed:
+		return nil // Close has taken the session out of every room; it stays out
 	case already:
-		return errorf("already_in_room", "already in room %q", room)
+		return errorf(CodeAlreadyInRoom, "already in room %q", room)
 	case full:
-		return errorf("too_many_rooms", "a connection may join at most %d rooms", s.hub.cfg.MaxRooms)
+		return errorf(CodeTooManyRooms, "a connection may join at most %d rooms", s.hub.cfg.MaxRooms)
 	}
 	if err := s.mayJoin(ctx, room); err != nil {
 		s.forget(room)
 		return err
 	}
 	h := s.hub
-	if err := h.attach(ctx, topicRoom(room), s); err != nil {
+	if err := h.subscribe(ctx, topicRoom(room), s); err != nil {
 		s.forget(room)
 		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", err)
-		return errorf("unavailable", "could not join room %q: the broker is unavailable", room)
+		return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
 	}
-	if err := h.broker.AddMember(ctx, room, s.conn()); err != nil {
-		h.detachTopic(ctx, topicRoom(room), s)
+	members, berr := h.broker.AddMember(ctx, room, s.presence())
+	if berr != nil {
+		h.unsubscribe(ctx, topicRoom(room), s)
 		s.forget(room)
-		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", err)
-		return errorf("unavailable", "could not join room %q: the broker is unavailable", room)
+		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", berr)
+		return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
 	}
-	h.publish(ctx, topicRoom(room), &Event{Kind: KindRoomJoined, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Room: room,
-		UserID: s.who.UserID, Sender: s.who.Name})
+	ev := &Event{Kind: KindRoomJoined, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Room: room,
+		UserID: s.who.UserID, Sender: s.who.Name}
+	if h.announced(room, members) {
+		h.publish(ctx, topicRoom(room), ev)
+	} else {
+		s.send(ev)
+	}
 	return nil
 }
 
@@ -181,27 +176,37 @@ func (s *Session) leave(ctx context.Context, cmd Command) *Error {
 	delete(s.rooms, room)
 	s.mu.Unlock()
 	if !ok {
-		return errorf("not_in_room", "not in room %q", room)
+		return errorf(CodeNotInRoom, "not in room %q", room)
 	}
 	s.hub.leave(ctx, s, room, cmd.ID, false)
 	return nil
 }
 
-// leave tells the room that s left (kicked, if an administrator took it
-// out), then takes s out of it: s sees its own room_left, as its joining
-// members saw room_joined.
+// leave takes s out of room and tells the room, if within its presence
+// limit, before s stops listening to it: s sees its own room_left, as the
+// members saw room_joined. Above the limit only s is told. kicked says an
+// administrator took s out.
 func (h *Hub) leave(ctx context.Context, s *Session, room, id string, kicked bool) {
-	h.publish(ctx, topicRoom(room), &Event{Kind: KindRoomLeft, Time: h.now(), ID: id, ReplyTo: s.id, Room: room,
-		UserID: s.who.UserID, Sender: s.who.Name, Kicked: kicked})
-	if err := h.broker.RemoveMember(ctx, room, s.conn()); err != nil {
+	members, err := h.broker.RemoveMember(ctx, room, s.presence())
+	if err != nil {
+		// Told as before the limits: the members this node can reach must
+		// hear it, and the count is unknown.
 		h.log.WarnContext(ctx, "leave room", "conn", s.id, "room", room, "err", err)
+		members = 0
 	}
-	h.detachTopic(ctx, topicRoom(room), s)
+	ev := &Event{Kind: KindRoomLeft, Time: h.now(), ID: id, ReplyTo: s.id, Room: room,
+		UserID: s.who.UserID, Sender: s.who.Name, Kicked: kicked}
+	if h.announced(room, members) {
+		h.publish(ctx, topicRoom(room), ev)
+	} else {
+		s.send(ev)
+	}
+	h.unsubscribe(ctx, topicRoom(room), s)
 }
 
 func (s *Session) private(ctx context.Context, cmd Command) *Error {
 	if cmd.TargetUser == "" {
-		return errorf("invalid_target", "target_user is required")
+		return errorf(CodeInvalidTarget, "target_user is required")
 	}
 	if err := s.hub.validateMessage(cmd.Message); err != nil {
 		return err
@@ -210,13 +215,13 @@ func (s *Session) private(ctx context.Context, cmd Command) *Error {
 	n, err := h.broker.UserConns(ctx, cmd.TargetUser)
 	if err != nil {
 		h.log.WarnContext(ctx, "count user connections", "conn", s.id, "user", cmd.TargetUser, "err", err)
-		return errorf("unavailable", "private message not sent: the broker is unavailable")
+		return errorf(CodeUnavailable, "private message not sent: the broker is unavailable")
 	}
 	if n > 0 {
 		ev := &Event{Kind: KindPrivateMessage, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Message: cmd.Message,
 			Sender: s.who.Name, UserID: s.who.UserID}
 		if h.publish(ctx, topicUser(cmd.TargetUser), ev) != nil {
-			return errorf("unavailable", "private message not sent: the broker is unavailable")
+			return errorf(CodeUnavailable, "private message not sent: the broker is unavailable")
 		}
 	}
 	ack := s.text("Private message sent to %s", cmd.TargetUser)

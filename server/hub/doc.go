@@ -3,6 +3,13 @@
 // WebSocket reaches it through the small Transport interface, and other nodes
 // reach it through a Broker. It imports no gRPC, HTTP, WebSocket or Redis code.
 //
+// Files by role: hub.go (the Hub, opening sessions, shutdown), session.go
+// (a Session's lifecycle), command.go (what a client may ask: Session.Handle),
+// outbox.go (a session's bounded queue and its writer), group.go (local
+// subscribers by topic, and the fan-out), event.go (events and the one
+// table of their kinds), errors.go (the catalog of refusal codes),
+// transport.go and broker.go (the interfaces the hub asks of others).
+//
 // The hub never waits on a client. Each session has a bounded outbound queue
 // drained by at most one writer goroutine, started only while frames are
 // queued; a session whose queue overflows is disconnected as slow and counted.

@@ -41,9 +41,13 @@ var kindNames = [...]string{
 	KindKick:           "kick",
 }
 
-// String returns the frame type name of k, as in DESIGN.md.
+// Valid reports whether k is one of the kinds above.
+func (k Kind) Valid() bool { return int(k) < len(kindNames) && kindNames[k] != "" }
+
+// String returns the frame type name of k, as in DESIGN.md: the one table
+// of these names, which every wire format that names kinds uses.
 func (k Kind) String() string {
-	if int(k) < len(kindNames) && kindNames[k] != "" {
+	if k.Valid() {
 		return kindNames[k]
 	}
 	return "unknown"

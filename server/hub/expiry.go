@@ -21,13 +21,6 @@ type TokenVerifier interface {
 	Verify(token string) (Identity, error)
 }
 
-// The error codes of refreshes and of sessions ended by their token.
-const (
-	CodeInvalidToken = "invalid_token" // a refresh with a token that does not verify
-	CodeForbidden    = "forbidden"     // a refresh for another user, or for a guest
-	CodeTokenExpired = "token_expired" // a session whose token expired (the disconnect reason)
-)
-
 // disconnectExpired ends a session whose token has expired.
 var disconnectExpired = Disconnect{Code: DisconnectExpired, Reason: "token expired"}
 
@@ -81,7 +74,7 @@ func (s *Session) expire() {
 	l.mu.Unlock()
 	if late {
 		s.hub.log.Info("session expired", "conn", s.id, "user", s.who.UserID)
-		s.disconnect(disconnectExpired)
+		s.out.drain(disconnectExpired)
 	}
 }
 

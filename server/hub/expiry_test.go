@@ -45,7 +45,7 @@ func TestSessionsEndWithTheirToken(t *testing.T) {
 	soon := time.Now().Add(100 * time.Millisecond)
 	open := func() (*hub.Session, *closingTransport) {
 		tr := newClosingTransport()
-		s, err := h.Connect(ctx, hub.Identity{UserID: "alice", Name: "alice", Expires: soon}, tr)
+		s, err := h.Open(ctx, hub.Identity{UserID: "alice", Name: "alice", Expires: soon}, tr)
 		if err != nil {
 			t.Fatal(err)
 		}

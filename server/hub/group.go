@@ -83,9 +83,9 @@ func (h *Hub) lookupOrCreate(topic string) *group {
 	return g
 }
 
-// attach adds s to topic's local group, subscribing the node first if s is
+// subscribe adds s to topic's local group, subscribing the node first if s is
 // its first local member.
-func (h *Hub) attach(ctx context.Context, topic string, s *Session) error {
+func (h *Hub) subscribe(ctx context.Context, topic string, s *Session) error {
 	for {
 		g := h.lookupOrCreate(topic)
 		g.subMu.Lock()
@@ -108,9 +108,9 @@ func (h *Hub) attach(ctx context.Context, topic string, s *Session) error {
 	}
 }
 
-// detachTopic removes s from topic's local group, unsubscribing the node when
+// unsubscribe removes s from topic's local group, unsubscribing the node when
 // no local member is left.
-func (h *Hub) detachTopic(ctx context.Context, topic string, s *Session) {
+func (h *Hub) unsubscribe(ctx context.Context, topic string, s *Session) {
 	g := h.lookup(topic)
 	if g == nil {
 		return

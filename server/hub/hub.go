@@ -24,6 +24,13 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxRooms bounds the rooms one connection may join. Default 100.
 	MaxRooms int
+	// PresenceLimit is the most members (connections, cluster-wide) the
+	// lobby or a room may have for joins and leaves to be announced to the
+	// other members (see presence.go). Default DefaultPresenceLimit.
+	PresenceLimit int
+	// NamespacePresenceLimits overrides PresenceLimit for the rooms of a
+	// namespace (the part of a room name before ':').
+	NamespacePresenceLimits map[string]int
 	// Logger receives the hub's logs. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -56,6 +63,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxRooms <= 0 {
 		c.MaxRooms = 100
 	}
+	if c.PresenceLimit <= 0 {
+		c.PresenceLimit = DefaultPresenceLimit
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -71,7 +81,7 @@ func (c Config) withDefaults() Config {
 // Metrics are the hub's counters, safe to read at any time.
 type Metrics struct {
 	SlowDisconnects atomic.Int64 // sessions closed because their queue overflowed
-	Sessions        atomic.Int64 // sessions attached to this node now
+	Sessions        atomic.Int64 // sessions open on this node now
 	Deliveries      atomic.Int64 // frames queued to sessions
 	Published       atomic.Int64 // events published by this node
 
@@ -117,38 +127,40 @@ func (h *Hub) Metrics() *Metrics { return &h.metrics }
 
 func (h *Hub) now() time.Time { return h.cfg.Now().UTC() }
 
-// ErrShuttingDown is returned by Connect once Shutdown has begun.
+// ErrShuttingDown is returned by Open once Shutdown has begun.
 var ErrShuttingDown = errors.New("server shutting down")
 
-// Connect attaches a new session speaking for who over t. The session is
-// welcomed, and the cluster told if this is the user's first connection.
+// Open opens a new session speaking for who over t. The session is
+// welcomed, and the cluster told if this is the user's first connection
+// and the lobby is within its presence limit.
 // The caller must call Session.Close when the connection ends.
-func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session, error) {
+func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, error) {
 	if h.closing.Load() {
 		return nil, ErrShuttingDown
 	}
-	s := &Session{hub: h, id: newID(), who: who, t: t, enc: t.Encoder(), lang: h.language(who), rooms: make(map[string]struct{}), held: true}
-	if err := h.attach(ctx, topicLobby, s); err != nil {
-		return nil, fmt.Errorf("attach lobby: %w", err)
+	s := &Session{hub: h, id: newID(), who: who, enc: t.Encoder(), lang: h.language(who), rooms: make(map[string]struct{})}
+	s.out = outbox{t: t, maxFrames: h.cfg.QueueFrames, maxBytes: h.cfg.QueueBytes, held: true}
+	if err := h.subscribe(ctx, topicLobby, s); err != nil {
+		return nil, fmt.Errorf("subscribe lobby: %w", err)
 	}
-	if err := h.attach(ctx, topicUser(who.UserID), s); err != nil {
-		h.detachTopic(ctx, topicLobby, s)
-		return nil, fmt.Errorf("attach user: %w", err)
+	if err := h.subscribe(ctx, topicUser(who.UserID), s); err != nil {
+		h.unsubscribe(ctx, topicLobby, s)
+		return nil, fmt.Errorf("subscribe user: %w", err)
 	}
 	// Checked once the user's topic is subscribed: a ban recorded after
 	// this check sends its order there (see Ban). Guests, whose ids are
 	// new on every connect, are not looked up.
 	if !who.Guest {
 		if err := h.checkBan(ctx, who.UserID, ""); err != nil {
-			h.detachTopic(ctx, topicUser(who.UserID), s)
-			h.detachTopic(ctx, topicLobby, s)
+			h.unsubscribe(ctx, topicUser(who.UserID), s)
+			h.unsubscribe(ctx, topicLobby, s)
 			return nil, err
 		}
 	}
-	first, err := h.broker.AddConn(ctx, s.conn())
+	first, conns, err := h.broker.AddConn(ctx, s.presence())
 	if err != nil {
-		h.detachTopic(ctx, topicUser(who.UserID), s)
-		h.detachTopic(ctx, topicLobby, s)
+		h.unsubscribe(ctx, topicUser(who.UserID), s)
+		h.unsubscribe(ctx, topicLobby, s)
 		return nil, fmt.Errorf("add presence: %w", err)
 	}
 	h.metrics.Sessions.Add(1)
@@ -161,33 +173,33 @@ func (h *Hub) Connect(ctx context.Context, who Identity, t Transport) (*Session,
 	if err != nil {
 		h.log.Error("encode welcome", "err", err)
 	}
-	s.welcome(b)
+	s.out.welcome(b)
 	s.expireAt(who.Expires)
-	if first {
+	if first && h.announced("", conns) {
 		h.publish(ctx, topicLobby, &Event{Kind: KindUserJoined, Time: h.now(), UserID: who.UserID, Sender: who.Name})
 	}
 	return s, nil
 }
 
-// detach undoes Connect and every join of s, which ended for reason (0:
+// closeSession undoes Open and every join of s, which ended for reason (0:
 // the client ended it).
-func (h *Hub) detach(ctx context.Context, s *Session, rooms []string, reason DisconnectCode) {
+func (h *Hub) closeSession(ctx context.Context, s *Session, rooms []string, reason DisconnectCode) {
 	h.metrics.disconnects[min(int(reason), disconnectKinds-1)].Add(1)
 	h.log.InfoContext(ctx, "session closed", "conn", s.id, "user", s.who.UserID, "reason", reason.String())
 	for _, room := range rooms {
 		h.leave(ctx, s, room, "", false)
 	}
-	h.detachTopic(ctx, topicUser(s.who.UserID), s)
-	h.detachTopic(ctx, topicLobby, s)
+	h.unsubscribe(ctx, topicUser(s.who.UserID), s)
+	h.unsubscribe(ctx, topicLobby, s)
 	h.metrics.Sessions.Add(-1)
-	last, err := h.broker.RemoveConn(ctx, s.conn())
+	last, conns, err := h.broker.RemoveConn(ctx, s.presence())
 	if err != nil {
 		h.log.WarnContext(ctx, "remove presence", "conn", s.id, "err", err)
 		return
 	}
 	// Told even while this node shuts down: other nodes' sessions must hear
 	// that its users left.
-	if last {
+	if last && h.announced("", conns) {
 		h.publish(ctx, topicLobby, &Event{Kind: KindUserLeft, Time: h.now(), UserID: s.who.UserID, Sender: s.who.Name})
 	}
 }
@@ -208,19 +220,19 @@ func (h *Hub) publish(ctx context.Context, topic string, ev *Event) error {
 	return nil
 }
 
-// Shutdown disconnects every session, telling each that the server is going
+// Shutdown drains every session, telling each that the server is going
 // away, and refuses new ones. Disconnects are spread out a little so that
 // clients do not all reconnect at once; ctx bounds the whole.
 func (h *Hub) Shutdown(ctx context.Context) {
 	h.closing.Store(true)
 	sessions := h.localSessions()
 	for i, s := range sessions {
-		s.disconnect(disconnectShutdown)
+		s.out.drain(disconnectShutdown)
 		if i%256 == 255 {
 			select {
 			case <-ctx.Done():
 				for _, s := range sessions[i+1:] {
-					s.disconnect(disconnectShutdown)
+					s.out.drain(disconnectShutdown)
 				}
 				return
 			case <-time.After(time.Millisecond):

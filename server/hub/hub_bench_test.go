@@ -73,7 +73,7 @@ func newRoom(b *testing.B, subs int) *room {
 	open := func(i int) *hub.Session {
 		t := &countingTransport{enc: enc, frames: &r.frames, writes: &r.writes}
 		// One user for all: the set-up then announces one user_joined, not subs.
-		s, err := r.h.Connect(ctx, hub.Identity{UserID: "u", Name: "u"}, t)
+		s, err := r.h.Open(ctx, hub.Identity{UserID: "u", Name: "u"}, t)
 		if err != nil {
 			b.Fatalf("connect %d: %v", i, err)
 		}
@@ -163,7 +163,7 @@ func BenchmarkFanoutRooms(b *testing.B) {
 	for r := range rooms {
 		for i := range perRoom {
 			t := &countingTransport{enc: textEncoder{}, frames: &frames, writes: &writes}
-			s, err := h.Connect(ctx, hub.Identity{UserID: "u", Name: "u"}, t)
+			s, err := h.Open(ctx, hub.Identity{UserID: "u", Name: "u"}, t)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -221,7 +221,7 @@ func BenchmarkIdleSession(b *testing.B) {
 		sessions := make([]*hub.Session, 0, n)
 		for i := range n {
 			t := &countingTransport{enc: textEncoder{}, frames: &frames, writes: &writes}
-			s, err := h.Connect(ctx, hub.Identity{UserID: "u", Name: "u"}, t)
+			s, err := h.Open(ctx, hub.Identity{UserID: "u", Name: "u"}, t)
 			if err != nil {
 				b.Fatal(err)
 			}

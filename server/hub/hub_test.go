@@ -58,7 +58,7 @@ func TestFanoutEncodesOncePerWireFormat(t *testing.T) {
 	var transports []*recordingTransport
 	for i := range 2 * perFormat {
 		tr := &recordingTransport{enc: formats[i%2]}
-		s, err := h.Connect(ctx, hub.Identity{UserID: "u", Name: "u"}, tr)
+		s, err := h.Open(ctx, hub.Identity{UserID: "u", Name: "u"}, tr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +109,7 @@ func TestWelcomeComesFirst(t *testing.T) {
 		transports[i] = &recordingTransport{enc: &countingEncoder{}}
 		wg.Go(func() {
 			user := fmt.Sprintf("u%d", i)
-			s, err := h.Connect(ctx, hub.Identity{UserID: user, Name: user}, transports[i])
+			s, err := h.Open(ctx, hub.Identity{UserID: user, Name: user}, transports[i])
 			if err != nil {
 				t.Error(err)
 				return

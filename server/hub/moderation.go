@@ -15,16 +15,6 @@ import (
 // nothing to nodes without that user. Bans live in the broker, so that
 // every node refuses a banned user at connect and at join.
 
-// CodeBanned refuses a banned user at connect or join, and is the reason of
-// a session ended by a server ban.
-const CodeBanned = "banned"
-
-// CodeDisconnected is the reason of a session an administrator ended.
-const CodeDisconnected = "disconnected"
-
-// CodeInvalidDuration refuses a ban that would end at once.
-const CodeInvalidDuration = "invalid_duration"
-
 // Ban keeps a user out of the server (Room "") or out of one room until Until.
 type Ban struct {
 	User   string
@@ -103,7 +93,7 @@ func (s *Session) mayJoin(ctx context.Context, room string) *Error {
 		return banned.refusal()
 	default:
 		s.hub.log.Warn("join room", "room", room, "err", err)
-		return errorf("unavailable", "could not join room %q: the broker is unavailable", room)
+		return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
 	}
 }
 
@@ -111,7 +101,7 @@ func (s *Session) mayJoin(ctx context.Context, room string) *Error {
 // reason, and returns how many connections the user had.
 func (h *Hub) DisconnectUser(ctx context.Context, user, reason string) (int, error) {
 	if user == "" {
-		return 0, errorf("invalid_target", "user is required")
+		return 0, errorf(CodeInvalidTarget, "user is required")
 	}
 	if reason == "" {
 		reason = "disconnected by an administrator"
@@ -130,7 +120,7 @@ func (h *Hub) DisconnectUser(ctx context.Context, user, reason string) (int, err
 // Kick takes every session of user in the cluster out of room.
 func (h *Hub) Kick(ctx context.Context, room, user string) error {
 	if user == "" {
-		return errorf("invalid_target", "user is required")
+		return errorf(CodeInvalidTarget, "user is required")
 	}
 	room, rerr := RoomName(room)
 	if rerr != nil {
@@ -147,7 +137,7 @@ func (h *Hub) Kick(ctx context.Context, room, user string) error {
 // sessions now, a room ban takes them out of the room.
 func (h *Hub) Ban(ctx context.Context, b Ban) (Ban, error) {
 	if b.User == "" {
-		return Ban{}, errorf("invalid_target", "user is required")
+		return Ban{}, errorf(CodeInvalidTarget, "user is required")
 	}
 	if b.Room != "" {
 		var rerr *Error
@@ -229,7 +219,7 @@ func (h *Hub) moderate(topic string, ev *Event) {
 			}
 			for _, s := range sessions {
 				h.log.Info("disconnecting by order", "conn", s.id, "user", s.who.UserID, "code", ev.Code)
-				s.disconnect(Disconnect{Code: code, Reason: ev.Message})
+				s.out.drain(Disconnect{Code: code, Reason: ev.Message})
 			}
 		case KindKick:
 			ctx, cancel := context.WithTimeout(context.Background(), moderationTimeout)

@@ -27,33 +27,33 @@ const maxRoomBytes = 16 * MaxRoomChars
 // A refusal has the code invalid_room.
 func RoomName(room string) (string, *Error) {
 	if room == "" {
-		return "", errorf("invalid_room", "room name is empty")
+		return "", errorf(CodeInvalidRoom, "room name is empty")
 	}
 	if !utf8.ValidString(room) {
-		return "", errorf("invalid_room", "room name %q may hold only letters, digits, spaces and _ . - :", room)
+		return "", errorf(CodeInvalidRoom, "room name %q may hold only letters, digits, spaces and _ . - :", room)
 	}
 	// Bound the work before normalising. NFC composes a letter and its
 	// accents into one character, so a decomposed name may be longer than
 	// 4 bytes a character, but not 16 times.
 	if len(room) > maxRoomBytes {
-		return "", errorf("invalid_room", "room name %q is longer than %d characters", truncate(room), MaxRoomChars)
+		return "", errorf(CodeInvalidRoom, "room name %q is longer than %d characters", truncate(room), MaxRoomChars)
 	}
 	name := norm.NFC.String(room)
 	if utf8.RuneCountInString(name) > MaxRoomChars {
-		return "", errorf("invalid_room", "room name %q is longer than %d characters", truncate(name), MaxRoomChars)
+		return "", errorf(CodeInvalidRoom, "room name %q is longer than %d characters", truncate(name), MaxRoomChars)
 	}
 	prev := rune(-1)
 	for _, r := range name {
 		if !roomRune(r, prev) {
-			return "", errorf("invalid_room", "room name %q may hold only letters, digits, spaces and _ . - :", truncate(name))
+			return "", errorf(CodeInvalidRoom, "room name %q may hold only letters, digits, spaces and _ . - :", truncate(name))
 		}
 		prev = r
 	}
 	if strings.HasPrefix(name, " ") || strings.HasSuffix(name, " ") {
-		return "", errorf("invalid_room", "room name %q starts or ends with a space", name)
+		return "", errorf(CodeInvalidRoom, "room name %q starts or ends with a space", name)
 	}
 	if ns, rest, ok := strings.Cut(name, ":"); ok && (ns == "" || rest == "" || strings.HasSuffix(ns, " ") || strings.HasPrefix(rest, " ")) {
-		return "", errorf("invalid_room", "room name %q has an empty part around ':'", name)
+		return "", errorf(CodeInvalidRoom, "room name %q has an empty part around ':'", name)
 	}
 	return name, nil
 }

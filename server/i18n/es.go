@@ -63,4 +63,8 @@ var spanish = map[string]string{
 	"room name %q starts or ends with a space":                       "el nombre de sala %q empieza o termina con un espacio",
 	"room name %q has an empty part around ':'":                      "el nombre de sala %q tiene una parte vacía junto a ':'",
 	"room name %q may hold only letters, digits, spaces and _ . - :": "el nombre de sala %q solo puede tener letras, números, espacios y _ . - :",
+
+	// Pages of members (see server/hub/presence.go).
+	"limit %d is negative": "el límite %d es negativo",
+	"invalid cursor %q: pass the next_cursor of the previous page": "cursor %q inválido: usa el next_cursor de la página anterior",
 }

@@ -1,6 +1,7 @@
 // Package node assembles one Tertulia server: the hub and its broker, the
-// gRPC server and the HTTP edge. The caller owns the listeners, so tests run
-// a node on :0 ports.
+// gRPC server, the WebSocket bridge, gRPC-Web and the HTTP edge. New builds
+// all of them, so every configuration error surfaces there; Serve only
+// serves. The caller owns the listeners, so tests run a node on :0 ports.
 package node
 
 import (
@@ -52,7 +53,7 @@ type Config struct {
 	Hub hub.Config
 	// Static holds the web pages served at /static/.
 	Static fs.FS
-	// ShutdownTimeout bounds a graceful shutdown. Default 10s.
+	// ShutdownTimeout bounds a graceful shutdown. Default DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 	// Logger receives the node's logs. Default: discard.
 	Logger *slog.Logger
@@ -71,6 +72,9 @@ type Config struct {
 	AdminListener net.Listener
 }
 
+// DefaultShutdownTimeout bounds a graceful shutdown unless told otherwise.
+const DefaultShutdownTimeout = 10 * time.Second
+
 // Node is one Tertulia server.
 type Node struct {
 	cfg    Config
@@ -81,7 +85,9 @@ type Node struct {
 	chat   *grpcapi.ChatService
 	health *health.Server
 	grpc   *grpc.Server
-	bridge *bridge.Bridge // set by handlers
+	tokens *grpcapi.AuthService // in Dev only
+	bridge *bridge.Bridge
+	extra  map[string]http.Handler // mounted beside the gateway: the bridge, gRPC-Web
 }
 
 // New validates cfg and builds a node; Serve runs it.
@@ -90,7 +96,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = 10 * time.Second
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if cfg.Broker == nil {
 		cfg.Broker = memory.New()
@@ -134,19 +140,25 @@ func New(cfg Config) (*Node, error) {
 		grpcapi.ServerCodec(),
 		grpc.ChainUnaryInterceptor(grpcapi.UnaryAuth(a)),
 		grpc.ChainStreamInterceptor(grpcapi.StreamAuth(n.gate)),
-		grpc.MaxRecvMsgSize(64<<10),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.MaxRecvMsgSize(hub.MaxFrameBytes),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: grpcapi.KeepaliveTime, Timeout: grpcapi.KeepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: grpcapi.KeepaliveMinTime, PermitWithoutStream: true}),
 	)...)
 	chatv1.RegisterChatServiceServer(n.grpc, n.chat)
 	chatv1.RegisterAdminServiceServer(n.grpc, grpcapi.NewAdminService(n.hub))
 	if cfg.Dev {
-		chatv1.RegisterAuthServiceServer(n.grpc, grpcapi.NewAuthService(a, "ws://localhost:8000"))
+		// websocket_url answers to direct gRPC calls point at the HTTP
+		// listener, known in Serve.
+		n.tokens = grpcapi.NewAuthService(a, "")
+		chatv1.RegisterAuthServiceServer(n.grpc, n.tokens)
 	}
 	healthpb.RegisterHealthServer(n.grpc, n.health)
 	reflection.Register(n.grpc)
 	cfg.Metrics.InitializeGRPC(n.grpc)
 	cfg.Metrics.ObserveHub(n.hub)
+	if err := n.mountHandlers(); err != nil {
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -168,16 +180,19 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	defer conn.Close()
 	edgeCtx, cancelEdge := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelEdge()
-	extra, err := n.handlers()
-	if err != nil {
-		return err
+	if n.tokens != nil {
+		scheme := "ws://"
+		if n.cfg.TLS != nil {
+			scheme = "wss://"
+		}
+		n.tokens.SetWebSocketBase(scheme + LocalAddr(httpLis.Addr()))
 	}
 	handler, err := httpedge.Handler(edgeCtx, httpedge.Config{
 		Conn:     conn,
 		Dev:      n.cfg.Dev,
 		Metrics:  n.metricsOnHTTP(),
 		Static:   n.cfg.Static,
-		Handlers: extra,
+		Handlers: n.extra,
 		// REST grants CORS to the origins WebSocket and gRPC-Web allow.
 		AllowOrigin: bridge.Origins{Allowed: n.cfg.AllowedOrigins, Dev: n.cfg.Dev}.AllowOrigin,
 	})
@@ -185,10 +200,10 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 		return err
 	}
 	defer n.serveAdmin()()
-	httpSrv := &http.Server{Handler: logs.HTTP(handler, n.log), ReadHeaderTimeout: readHeaderTimeout, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	httpSrv := &http.Server{Handler: logs.HTTP(handler, n.log), ReadHeaderTimeout: httpedge.ReadHeaderTimeout, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 	// WebSocket upgrades are served straight off the listener; everything
 	// else, and an upgrade on a connection already speaking HTTP, by httpSrv.
-	httpLis = n.bridge.Listener(httpLis, readHeaderTimeout)
+	httpLis = n.bridge.Listener(httpLis, httpedge.ReadHeaderTimeout)
 
 	errc := make(chan error, 2)
 	go func() { errc <- n.grpc.Serve(grpcLis) }()
@@ -210,9 +225,6 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	return serveErr
 }
 
-// readHeaderTimeout bounds the wait for an HTTP request's head.
-const readHeaderTimeout = 10 * time.Second
-
 func boolToInt(b bool) int {
 	if b {
 		return 1
@@ -230,9 +242,7 @@ func (n *Node) shutdown(httpSrv *http.Server) {
 	tell, cancelTell := context.WithTimeout(ctx, n.cfg.ShutdownTimeout/2)
 	n.hub.Shutdown(tell)
 	cancelTell()
-	if n.bridge != nil { // WebSockets are hijacked: the HTTP server cannot close them
-		n.bridge.Shutdown(ctx)
-	}
+	n.bridge.Shutdown(ctx) // WebSockets are hijacked: the HTTP server cannot close them
 
 	stopped := make(chan struct{})
 	go func() { n.grpc.GracefulStop(); close(stopped) }()
@@ -249,9 +259,9 @@ func (n *Node) shutdown(httpSrv *http.Server) {
 	n.log.Info("shut down", "took", time.Since(start).Round(time.Millisecond))
 }
 
-// handlers are the HTTP handlers mounted beside the gateway: the WebSocket
-// bridge, attached to the chat service in-process, and gRPC-Web.
-func (n *Node) handlers() (map[string]http.Handler, error) {
+// mountHandlers builds the HTTP handlers mounted beside the gateway: the
+// WebSocket bridge, attached to the chat service in-process, and gRPC-Web.
+func (n *Node) mountHandlers() error {
 	origins := bridge.Origins{Allowed: n.cfg.AllowedOrigins, Dev: n.cfg.Dev}
 	bcfg := n.cfg.Bridge
 	bcfg.Upstream = observedUpstream{bridge.InProcess{Chat: n.chat, Gate: n.gate}, n.cfg.Metrics}
@@ -259,7 +269,7 @@ func (n *Node) handlers() (map[string]http.Handler, error) {
 	bcfg.Logger = n.log
 	b, err := bridge.New(bcfg)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("bridge: %w", err)
 	}
 	n.bridge = b
 	h := b.Handlers()
@@ -267,7 +277,21 @@ func (n *Node) handlers() (map[string]http.Handler, error) {
 	for _, path := range grpcweb.ListGRPCResources(n.grpc) {
 		h[path] = web
 	}
-	return h, nil
+	n.extra = h
+	return nil
+}
+
+// LocalAddr is a listener's address as a client on this machine reaches
+// it: an unspecified host (":8000", "[::]:8000") is localhost.
+func LocalAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // grpcWeb serves gRPC-Web (and its WebSocket transport, which carries the
@@ -278,8 +302,8 @@ func grpcWeb(srv *grpc.Server, origins bridge.Origins) http.Handler {
 		grpcweb.WithOriginFunc(origins.AllowOrigin),
 		grpcweb.WithWebsockets(true),
 		grpcweb.WithWebsocketOriginFunc(origins.Allow),
-		grpcweb.WithWebsocketsMessageReadLimit(64<<10),
-		grpcweb.WithWebsocketPingInterval(30*time.Second),
+		grpcweb.WithWebsocketsMessageReadLimit(hub.MaxFrameBytes),
+		grpcweb.WithWebsocketPingInterval(bridge.DefaultPingInterval),
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if web.IsGrpcWebRequest(r) || web.IsAcceptableGrpcCorsRequest(r) || web.IsGrpcWebSocketRequest(r) {

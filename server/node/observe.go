@@ -11,6 +11,7 @@ import (
 
 	"github.com/tertulia/tertulia/bridge"
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/httpedge"
 	"github.com/tertulia/tertulia/server/logs"
 	"github.com/tertulia/tertulia/server/metrics"
 )
@@ -91,7 +92,7 @@ func (n *Node) serveAdmin() (stop func()) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout,
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: httpedge.ReadHeaderTimeout,
 		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 	done := make(chan struct{})
 	go func() {

@@ -1722,6 +1722,202 @@ func (x *ListUsersResponse) GetTotalUsers() int32 {
 	return 0
 }
 
+type ListMembersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Room  string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// limit is the most members on the page: default 100, at most 1000
+	// (larger asks get 1000).
+	Limit int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// cursor is the next_cursor of the previous page; empty for the first.
+	Cursor        string `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMembersRequest) Reset() {
+	*x = ListMembersRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMembersRequest) ProtoMessage() {}
+
+func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
+func (*ListMembersRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListMembersRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *ListMembersRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListMembersRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+type ListMembersResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Room    string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	Members []*Member              `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	// next_cursor asks for the following page; empty on the last one. A user
+	// who stays in the room is on exactly one page of a walk.
+	NextCursor string `protobuf:"bytes,3,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	// total_members counts the room's users.
+	TotalMembers  int32 `protobuf:"varint,4,opt,name=total_members,json=totalMembers,proto3" json:"total_members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMembersResponse) Reset() {
+	*x = ListMembersResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMembersResponse) ProtoMessage() {}
+
+func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
+func (*ListMembersResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListMembersResponse) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *ListMembersResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ListMembersResponse) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+func (x *ListMembersResponse) GetTotalMembers() int32 {
+	if x != nil {
+		return x.TotalMembers
+	}
+	return 0
+}
+
+// Member is one user in a room.
+type Member struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	UserId   string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Username string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// connections counts the user's connections in the room.
+	Connections   int32 `protobuf:"varint,3,opt,name=connections,proto3" json:"connections,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Member) Reset() {
+	*x = Member{}
+	mi := &file_chat_v1_chat_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Member) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Member) ProtoMessage() {}
+
+func (x *Member) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Member.ProtoReflect.Descriptor instead.
+func (*Member) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *Member) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *Member) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *Member) GetConnections() int32 {
+	if x != nil {
+		return x.Connections
+	}
+	return 0
+}
+
 type IssueTokenRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
@@ -1733,7 +1929,7 @@ type IssueTokenRequest struct {
 
 func (x *IssueTokenRequest) Reset() {
 	*x = IssueTokenRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[26]
+	mi := &file_chat_v1_chat_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1745,7 +1941,7 @@ func (x *IssueTokenRequest) String() string {
 func (*IssueTokenRequest) ProtoMessage() {}
 
 func (x *IssueTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[26]
+	mi := &file_chat_v1_chat_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1758,7 +1954,7 @@ func (x *IssueTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueTokenRequest.ProtoReflect.Descriptor instead.
 func (*IssueTokenRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{26}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *IssueTokenRequest) GetUsername() string {
@@ -1786,7 +1982,7 @@ type IssueTokenResponse struct {
 
 func (x *IssueTokenResponse) Reset() {
 	*x = IssueTokenResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[27]
+	mi := &file_chat_v1_chat_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1798,7 +1994,7 @@ func (x *IssueTokenResponse) String() string {
 func (*IssueTokenResponse) ProtoMessage() {}
 
 func (x *IssueTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[27]
+	mi := &file_chat_v1_chat_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1811,7 +2007,7 @@ func (x *IssueTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueTokenResponse.ProtoReflect.Descriptor instead.
 func (*IssueTokenResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{27}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *IssueTokenResponse) GetAccessToken() string {
@@ -1846,7 +2042,7 @@ type DisconnectUserRequest struct {
 
 func (x *DisconnectUserRequest) Reset() {
 	*x = DisconnectUserRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[28]
+	mi := &file_chat_v1_chat_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +2054,7 @@ func (x *DisconnectUserRequest) String() string {
 func (*DisconnectUserRequest) ProtoMessage() {}
 
 func (x *DisconnectUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[28]
+	mi := &file_chat_v1_chat_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +2067,7 @@ func (x *DisconnectUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectUserRequest.ProtoReflect.Descriptor instead.
 func (*DisconnectUserRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{28}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DisconnectUserRequest) GetUser() string {
@@ -1898,7 +2094,7 @@ type DisconnectUserResponse struct {
 
 func (x *DisconnectUserResponse) Reset() {
 	*x = DisconnectUserResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[29]
+	mi := &file_chat_v1_chat_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1910,7 +2106,7 @@ func (x *DisconnectUserResponse) String() string {
 func (*DisconnectUserResponse) ProtoMessage() {}
 
 func (x *DisconnectUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[29]
+	mi := &file_chat_v1_chat_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1923,7 +2119,7 @@ func (x *DisconnectUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectUserResponse.ProtoReflect.Descriptor instead.
 func (*DisconnectUserResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{29}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DisconnectUserResponse) GetConnections() int32 {
@@ -1943,7 +2139,7 @@ type KickUserRequest struct {
 
 func (x *KickUserRequest) Reset() {
 	*x = KickUserRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[30]
+	mi := &file_chat_v1_chat_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2151,7 @@ func (x *KickUserRequest) String() string {
 func (*KickUserRequest) ProtoMessage() {}
 
 func (x *KickUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[30]
+	mi := &file_chat_v1_chat_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2164,7 @@ func (x *KickUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickUserRequest.ProtoReflect.Descriptor instead.
 func (*KickUserRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{30}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *KickUserRequest) GetRoom() string {
@@ -1995,7 +2191,7 @@ type KickUserResponse struct {
 
 func (x *KickUserResponse) Reset() {
 	*x = KickUserResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[31]
+	mi := &file_chat_v1_chat_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2007,7 +2203,7 @@ func (x *KickUserResponse) String() string {
 func (*KickUserResponse) ProtoMessage() {}
 
 func (x *KickUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[31]
+	mi := &file_chat_v1_chat_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2020,7 +2216,7 @@ func (x *KickUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickUserResponse.ProtoReflect.Descriptor instead.
 func (*KickUserResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{31}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *KickUserResponse) GetRoom() string {
@@ -2051,7 +2247,7 @@ type BanUserRequest struct {
 
 func (x *BanUserRequest) Reset() {
 	*x = BanUserRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[32]
+	mi := &file_chat_v1_chat_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2259,7 @@ func (x *BanUserRequest) String() string {
 func (*BanUserRequest) ProtoMessage() {}
 
 func (x *BanUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[32]
+	mi := &file_chat_v1_chat_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2272,7 @@ func (x *BanUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanUserRequest.ProtoReflect.Descriptor instead.
 func (*BanUserRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{32}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *BanUserRequest) GetUser() string {
@@ -2116,7 +2312,7 @@ type BanUserResponse struct {
 
 func (x *BanUserResponse) Reset() {
 	*x = BanUserResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[33]
+	mi := &file_chat_v1_chat_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2128,7 +2324,7 @@ func (x *BanUserResponse) String() string {
 func (*BanUserResponse) ProtoMessage() {}
 
 func (x *BanUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[33]
+	mi := &file_chat_v1_chat_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2141,7 +2337,7 @@ func (x *BanUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanUserResponse.ProtoReflect.Descriptor instead.
 func (*BanUserResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{33}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *BanUserResponse) GetBan() *Ban {
@@ -2164,7 +2360,7 @@ type Ban struct {
 
 func (x *Ban) Reset() {
 	*x = Ban{}
-	mi := &file_chat_v1_chat_proto_msgTypes[34]
+	mi := &file_chat_v1_chat_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2176,7 +2372,7 @@ func (x *Ban) String() string {
 func (*Ban) ProtoMessage() {}
 
 func (x *Ban) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[34]
+	mi := &file_chat_v1_chat_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2189,7 +2385,7 @@ func (x *Ban) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ban.ProtoReflect.Descriptor instead.
 func (*Ban) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{34}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Ban) GetUser() string {
@@ -2228,7 +2424,7 @@ type ListBansRequest struct {
 
 func (x *ListBansRequest) Reset() {
 	*x = ListBansRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[35]
+	mi := &file_chat_v1_chat_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2436,7 @@ func (x *ListBansRequest) String() string {
 func (*ListBansRequest) ProtoMessage() {}
 
 func (x *ListBansRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[35]
+	mi := &file_chat_v1_chat_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2449,7 @@ func (x *ListBansRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBansRequest.ProtoReflect.Descriptor instead.
 func (*ListBansRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{35}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{38}
 }
 
 type ListBansResponse struct {
@@ -2266,7 +2462,7 @@ type ListBansResponse struct {
 
 func (x *ListBansResponse) Reset() {
 	*x = ListBansResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[36]
+	mi := &file_chat_v1_chat_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2278,7 +2474,7 @@ func (x *ListBansResponse) String() string {
 func (*ListBansResponse) ProtoMessage() {}
 
 func (x *ListBansResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[36]
+	mi := &file_chat_v1_chat_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2291,7 +2487,7 @@ func (x *ListBansResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBansResponse.ProtoReflect.Descriptor instead.
 func (*ListBansResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{36}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListBansResponse) GetBans() []*Ban {
@@ -2319,7 +2515,7 @@ type LiftBanRequest struct {
 
 func (x *LiftBanRequest) Reset() {
 	*x = LiftBanRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[37]
+	mi := &file_chat_v1_chat_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2331,7 +2527,7 @@ func (x *LiftBanRequest) String() string {
 func (*LiftBanRequest) ProtoMessage() {}
 
 func (x *LiftBanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[37]
+	mi := &file_chat_v1_chat_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2344,7 +2540,7 @@ func (x *LiftBanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LiftBanRequest.ProtoReflect.Descriptor instead.
 func (*LiftBanRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{37}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *LiftBanRequest) GetUser() string {
@@ -2370,7 +2566,7 @@ type LiftBanResponse struct {
 
 func (x *LiftBanResponse) Reset() {
 	*x = LiftBanResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[38]
+	mi := &file_chat_v1_chat_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2382,7 +2578,7 @@ func (x *LiftBanResponse) String() string {
 func (*LiftBanResponse) ProtoMessage() {}
 
 func (x *LiftBanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[38]
+	mi := &file_chat_v1_chat_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2395,7 +2591,7 @@ func (x *LiftBanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LiftBanResponse.ProtoReflect.Descriptor instead.
 func (*LiftBanResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{38}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *LiftBanResponse) GetBan() *Ban {
@@ -2534,7 +2730,21 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x11ListUsersResponse\x12'\n" +
 	"\x0fconnected_users\x18\x01 \x03(\tR\x0econnectedUsers\x12\x1f\n" +
 	"\vtotal_users\x18\x02 \x01(\x05R\n" +
-	"totalUsers\"E\n" +
+	"totalUsers\"V\n" +
+	"\x12ListMembersRequest\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x16\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"\x9a\x01\n" +
+	"\x13ListMembersResponse\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12)\n" +
+	"\amembers\x18\x02 \x03(\v2\x0f.chat.v1.MemberR\amembers\x12\x1f\n" +
+	"\vnext_cursor\x18\x03 \x01(\tR\n" +
+	"nextCursor\x12#\n" +
+	"\rtotal_members\x18\x04 \x01(\x05R\ftotalMembers\"_\n" +
+	"\x06Member\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12 \n" +
+	"\vconnections\x18\x03 \x01(\x05R\vconnections\"E\n" +
 	"\x11IssueTokenRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x14\n" +
 	"\x05admin\x18\x02 \x01(\bR\x05admin\"{\n" +
@@ -2576,13 +2786,14 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
 	"\x04room\x18\x02 \x01(\tR\x04room\"1\n" +
 	"\x0fLiftBanResponse\x12\x1e\n" +
-	"\x03ban\x18\x01 \x01(\v2\f.chat.v1.BanR\x03ban2\xd5\x02\n" +
+	"\x03ban\x18\x01 \x01(\v2\f.chat.v1.BanR\x03ban2\x9f\x03\n" +
 	"\vChatService\x129\n" +
 	"\aConnect\x12\x14.chat.v1.ClientFrame\x1a\x14.chat.v1.ServerFrame(\x010\x01\x12B\n" +
 	"\tBroadcast\x12\x19.chat.v1.BroadcastRequest\x1a\x1a.chat.v1.BroadcastResponse\x12?\n" +
 	"\bGetStats\x12\x18.chat.v1.GetStatsRequest\x1a\x19.chat.v1.GetStatsResponse\x12B\n" +
 	"\tListRooms\x12\x19.chat.v1.ListRoomsRequest\x1a\x1a.chat.v1.ListRoomsResponse\x12B\n" +
-	"\tListUsers\x12\x19.chat.v1.ListUsersRequest\x1a\x1a.chat.v1.ListUsersResponse2\xdf\x02\n" +
+	"\tListUsers\x12\x19.chat.v1.ListUsersRequest\x1a\x1a.chat.v1.ListUsersResponse\x12H\n" +
+	"\vListMembers\x12\x1b.chat.v1.ListMembersRequest\x1a\x1c.chat.v1.ListMembersResponse2\xdf\x02\n" +
 	"\fAdminService\x12Q\n" +
 	"\x0eDisconnectUser\x12\x1e.chat.v1.DisconnectUserRequest\x1a\x1f.chat.v1.DisconnectUserResponse\x12?\n" +
 	"\bKickUser\x12\x18.chat.v1.KickUserRequest\x1a\x19.chat.v1.KickUserResponse\x12<\n" +
@@ -2605,7 +2816,7 @@ func file_chat_v1_chat_proto_rawDescGZIP() []byte {
 	return file_chat_v1_chat_proto_rawDescData
 }
 
-var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_chat_v1_chat_proto_goTypes = []any{
 	(*ClientFrame)(nil),            // 0: chat.v1.ClientFrame
 	(*SendMessage)(nil),            // 1: chat.v1.SendMessage
@@ -2633,22 +2844,25 @@ var file_chat_v1_chat_proto_goTypes = []any{
 	(*ListRoomsResponse)(nil),      // 23: chat.v1.ListRoomsResponse
 	(*ListUsersRequest)(nil),       // 24: chat.v1.ListUsersRequest
 	(*ListUsersResponse)(nil),      // 25: chat.v1.ListUsersResponse
-	(*IssueTokenRequest)(nil),      // 26: chat.v1.IssueTokenRequest
-	(*IssueTokenResponse)(nil),     // 27: chat.v1.IssueTokenResponse
-	(*DisconnectUserRequest)(nil),  // 28: chat.v1.DisconnectUserRequest
-	(*DisconnectUserResponse)(nil), // 29: chat.v1.DisconnectUserResponse
-	(*KickUserRequest)(nil),        // 30: chat.v1.KickUserRequest
-	(*KickUserResponse)(nil),       // 31: chat.v1.KickUserResponse
-	(*BanUserRequest)(nil),         // 32: chat.v1.BanUserRequest
-	(*BanUserResponse)(nil),        // 33: chat.v1.BanUserResponse
-	(*Ban)(nil),                    // 34: chat.v1.Ban
-	(*ListBansRequest)(nil),        // 35: chat.v1.ListBansRequest
-	(*ListBansResponse)(nil),       // 36: chat.v1.ListBansResponse
-	(*LiftBanRequest)(nil),         // 37: chat.v1.LiftBanRequest
-	(*LiftBanResponse)(nil),        // 38: chat.v1.LiftBanResponse
-	nil,                            // 39: chat.v1.GetStatsResponse.RoomsEntry
-	nil,                            // 40: chat.v1.ListRoomsResponse.RoomsEntry
-	(*timestamppb.Timestamp)(nil),  // 41: google.protobuf.Timestamp
+	(*ListMembersRequest)(nil),     // 26: chat.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),    // 27: chat.v1.ListMembersResponse
+	(*Member)(nil),                 // 28: chat.v1.Member
+	(*IssueTokenRequest)(nil),      // 29: chat.v1.IssueTokenRequest
+	(*IssueTokenResponse)(nil),     // 30: chat.v1.IssueTokenResponse
+	(*DisconnectUserRequest)(nil),  // 31: chat.v1.DisconnectUserRequest
+	(*DisconnectUserResponse)(nil), // 32: chat.v1.DisconnectUserResponse
+	(*KickUserRequest)(nil),        // 33: chat.v1.KickUserRequest
+	(*KickUserResponse)(nil),       // 34: chat.v1.KickUserResponse
+	(*BanUserRequest)(nil),         // 35: chat.v1.BanUserRequest
+	(*BanUserResponse)(nil),        // 36: chat.v1.BanUserResponse
+	(*Ban)(nil),                    // 37: chat.v1.Ban
+	(*ListBansRequest)(nil),        // 38: chat.v1.ListBansRequest
+	(*ListBansResponse)(nil),       // 39: chat.v1.ListBansResponse
+	(*LiftBanRequest)(nil),         // 40: chat.v1.LiftBanRequest
+	(*LiftBanResponse)(nil),        // 41: chat.v1.LiftBanResponse
+	nil,                            // 42: chat.v1.GetStatsResponse.RoomsEntry
+	nil,                            // 43: chat.v1.ListRoomsResponse.RoomsEntry
+	(*timestamppb.Timestamp)(nil),  // 44: google.protobuf.Timestamp
 }
 var file_chat_v1_chat_proto_depIdxs = []int32{
 	1,  // 0: chat.v1.ClientFrame.message:type_name -> chat.v1.SendMessage
@@ -2656,7 +2870,7 @@ var file_chat_v1_chat_proto_depIdxs = []int32{
 	3,  // 2: chat.v1.ClientFrame.leave_room:type_name -> chat.v1.LeaveRoom
 	4,  // 3: chat.v1.ClientFrame.private_message:type_name -> chat.v1.SendPrivateMessage
 	5,  // 4: chat.v1.ClientFrame.refresh:type_name -> chat.v1.Refresh
-	41, // 5: chat.v1.ServerFrame.timestamp:type_name -> google.protobuf.Timestamp
+	44, // 5: chat.v1.ServerFrame.timestamp:type_name -> google.protobuf.Timestamp
 	7,  // 6: chat.v1.ServerFrame.system:type_name -> chat.v1.System
 	9,  // 7: chat.v1.ServerFrame.user_joined:type_name -> chat.v1.UserJoined
 	10, // 8: chat.v1.ServerFrame.user_left:type_name -> chat.v1.UserLeft
@@ -2668,41 +2882,44 @@ var file_chat_v1_chat_proto_depIdxs = []int32{
 	16, // 14: chat.v1.ServerFrame.admin_broadcast:type_name -> chat.v1.AdminBroadcast
 	17, // 15: chat.v1.ServerFrame.error:type_name -> chat.v1.Error
 	8,  // 16: chat.v1.ServerFrame.refreshed:type_name -> chat.v1.Refreshed
-	41, // 17: chat.v1.System.expires_at:type_name -> google.protobuf.Timestamp
-	41, // 18: chat.v1.Refreshed.expires_at:type_name -> google.protobuf.Timestamp
-	39, // 19: chat.v1.GetStatsResponse.rooms:type_name -> chat.v1.GetStatsResponse.RoomsEntry
-	40, // 20: chat.v1.ListRoomsResponse.rooms:type_name -> chat.v1.ListRoomsResponse.RoomsEntry
-	34, // 21: chat.v1.BanUserResponse.ban:type_name -> chat.v1.Ban
-	41, // 22: chat.v1.Ban.expires_at:type_name -> google.protobuf.Timestamp
-	34, // 23: chat.v1.ListBansResponse.bans:type_name -> chat.v1.Ban
-	34, // 24: chat.v1.LiftBanResponse.ban:type_name -> chat.v1.Ban
-	0,  // 25: chat.v1.ChatService.Connect:input_type -> chat.v1.ClientFrame
-	18, // 26: chat.v1.ChatService.Broadcast:input_type -> chat.v1.BroadcastRequest
-	20, // 27: chat.v1.ChatService.GetStats:input_type -> chat.v1.GetStatsRequest
-	22, // 28: chat.v1.ChatService.ListRooms:input_type -> chat.v1.ListRoomsRequest
-	24, // 29: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
-	28, // 30: chat.v1.AdminService.DisconnectUser:input_type -> chat.v1.DisconnectUserRequest
-	30, // 31: chat.v1.AdminService.KickUser:input_type -> chat.v1.KickUserRequest
-	32, // 32: chat.v1.AdminService.BanUser:input_type -> chat.v1.BanUserRequest
-	35, // 33: chat.v1.AdminService.ListBans:input_type -> chat.v1.ListBansRequest
-	37, // 34: chat.v1.AdminService.LiftBan:input_type -> chat.v1.LiftBanRequest
-	26, // 35: chat.v1.AuthService.IssueToken:input_type -> chat.v1.IssueTokenRequest
-	6,  // 36: chat.v1.ChatService.Connect:output_type -> chat.v1.ServerFrame
-	19, // 37: chat.v1.ChatService.Broadcast:output_type -> chat.v1.BroadcastResponse
-	21, // 38: chat.v1.ChatService.GetStats:output_type -> chat.v1.GetStatsResponse
-	23, // 39: chat.v1.ChatService.ListRooms:output_type -> chat.v1.ListRoomsResponse
-	25, // 40: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
-	29, // 41: chat.v1.AdminService.DisconnectUser:output_type -> chat.v1.DisconnectUserResponse
-	31, // 42: chat.v1.AdminService.KickUser:output_type -> chat.v1.KickUserResponse
-	33, // 43: chat.v1.AdminService.BanUser:output_type -> chat.v1.BanUserResponse
-	36, // 44: chat.v1.AdminService.ListBans:output_type -> chat.v1.ListBansResponse
-	38, // 45: chat.v1.AdminService.LiftBan:output_type -> chat.v1.LiftBanResponse
-	27, // 46: chat.v1.AuthService.IssueToken:output_type -> chat.v1.IssueTokenResponse
-	36, // [36:47] is the sub-list for method output_type
-	25, // [25:36] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	44, // 17: chat.v1.System.expires_at:type_name -> google.protobuf.Timestamp
+	44, // 18: chat.v1.Refreshed.expires_at:type_name -> google.protobuf.Timestamp
+	42, // 19: chat.v1.GetStatsResponse.rooms:type_name -> chat.v1.GetStatsResponse.RoomsEntry
+	43, // 20: chat.v1.ListRoomsResponse.rooms:type_name -> chat.v1.ListRoomsResponse.RoomsEntry
+	28, // 21: chat.v1.ListMembersResponse.members:type_name -> chat.v1.Member
+	37, // 22: chat.v1.BanUserResponse.ban:type_name -> chat.v1.Ban
+	44, // 23: chat.v1.Ban.expires_at:type_name -> google.protobuf.Timestamp
+	37, // 24: chat.v1.ListBansResponse.bans:type_name -> chat.v1.Ban
+	37, // 25: chat.v1.LiftBanResponse.ban:type_name -> chat.v1.Ban
+	0,  // 26: chat.v1.ChatService.Connect:input_type -> chat.v1.ClientFrame
+	18, // 27: chat.v1.ChatService.Broadcast:input_type -> chat.v1.BroadcastRequest
+	20, // 28: chat.v1.ChatService.GetStats:input_type -> chat.v1.GetStatsRequest
+	22, // 29: chat.v1.ChatService.ListRooms:input_type -> chat.v1.ListRoomsRequest
+	24, // 30: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
+	26, // 31: chat.v1.ChatService.ListMembers:input_type -> chat.v1.ListMembersRequest
+	31, // 32: chat.v1.AdminService.DisconnectUser:input_type -> chat.v1.DisconnectUserRequest
+	33, // 33: chat.v1.AdminService.KickUser:input_type -> chat.v1.KickUserRequest
+	35, // 34: chat.v1.AdminService.BanUser:input_type -> chat.v1.BanUserRequest
+	38, // 35: chat.v1.AdminService.ListBans:input_type -> chat.v1.ListBansRequest
+	40, // 36: chat.v1.AdminService.LiftBan:input_type -> chat.v1.LiftBanRequest
+	29, // 37: chat.v1.AuthService.IssueToken:input_type -> chat.v1.IssueTokenRequest
+	6,  // 38: chat.v1.ChatService.Connect:output_type -> chat.v1.ServerFrame
+	19, // 39: chat.v1.ChatService.Broadcast:output_type -> chat.v1.BroadcastResponse
+	21, // 40: chat.v1.ChatService.GetStats:output_type -> chat.v1.GetStatsResponse
+	23, // 41: chat.v1.ChatService.ListRooms:output_type -> chat.v1.ListRoomsResponse
+	25, // 42: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
+	27, // 43: chat.v1.ChatService.ListMembers:output_type -> chat.v1.ListMembersResponse
+	32, // 44: chat.v1.AdminService.DisconnectUser:output_type -> chat.v1.DisconnectUserResponse
+	34, // 45: chat.v1.AdminService.KickUser:output_type -> chat.v1.KickUserResponse
+	36, // 46: chat.v1.AdminService.BanUser:output_type -> chat.v1.BanUserResponse
+	39, // 47: chat.v1.AdminService.ListBans:output_type -> chat.v1.ListBansResponse
+	41, // 48: chat.v1.AdminService.LiftBan:output_type -> chat.v1.LiftBanResponse
+	30, // 49: chat.v1.AuthService.IssueToken:output_type -> chat.v1.IssueTokenResponse
+	38, // [38:50] is the sub-list for method output_type
+	26, // [26:38] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_chat_v1_chat_proto_init() }
@@ -2736,7 +2953,7 @@ func file_chat_v1_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_v1_chat_proto_rawDesc), len(file_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   41,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -19,11 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ChatService_Connect_FullMethodName   = "/chat.v1.ChatService/Connect"
-	ChatService_Broadcast_FullMethodName = "/chat.v1.ChatService/Broadcast"
-	ChatService_GetStats_FullMethodName  = "/chat.v1.ChatService/GetStats"
-	ChatService_ListRooms_FullMethodName = "/chat.v1.ChatService/ListRooms"
-	ChatService_ListUsers_FullMethodName = "/chat.v1.ChatService/ListUsers"
+	ChatService_Connect_FullMethodName     = "/chat.v1.ChatService/Connect"
+	ChatService_Broadcast_FullMethodName   = "/chat.v1.ChatService/Broadcast"
+	ChatService_GetStats_FullMethodName    = "/chat.v1.ChatService/GetStats"
+	ChatService_ListRooms_FullMethodName   = "/chat.v1.ChatService/ListRooms"
+	ChatService_ListUsers_FullMethodName   = "/chat.v1.ChatService/ListUsers"
+	ChatService_ListMembers_FullMethodName = "/chat.v1.ChatService/ListMembers"
 )
 
 // ChatServiceClient is the client API for ChatService service.
@@ -47,6 +48,10 @@ type ChatServiceClient interface {
 	ListRooms(ctx context.Context, in *ListRoomsRequest, opts ...grpc.CallOption) (*ListRoomsResponse, error)
 	// ListUsers reports the ids of the connected users.
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
+	// ListMembers reports one page of a room's members across the cluster,
+	// ordered by user id. Joins and leaves are announced only in rooms within
+	// their presence limit; this answers who is there in any room.
+	ListMembers(ctx context.Context, in *ListMembersRequest, opts ...grpc.CallOption) (*ListMembersResponse, error)
 }
 
 type chatServiceClient struct {
@@ -110,6 +115,16 @@ func (c *chatServiceClient) ListUsers(ctx context.Context, in *ListUsersRequest,
 	return out, nil
 }
 
+func (c *chatServiceClient) ListMembers(ctx context.Context, in *ListMembersRequest, opts ...grpc.CallOption) (*ListMembersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListMembersResponse)
+	err := c.cc.Invoke(ctx, ChatService_ListMembers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ChatServiceServer is the server API for ChatService service.
 // All implementations must embed UnimplementedChatServiceServer
 // for forward compatibility.
@@ -131,6 +146,10 @@ type ChatServiceServer interface {
 	ListRooms(context.Context, *ListRoomsRequest) (*ListRoomsResponse, error)
 	// ListUsers reports the ids of the connected users.
 	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
+	// ListMembers reports one page of a room's members across the cluster,
+	// ordered by user id. Joins and leaves are announced only in rooms within
+	// their presence limit; this answers who is there in any room.
+	ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error)
 	mustEmbedUnimplementedChatServiceServer()
 }
 
@@ -155,6 +174,9 @@ func (UnimplementedChatServiceServer) ListRooms(context.Context, *ListRoomsReque
 }
 func (UnimplementedChatServiceServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
+}
+func (UnimplementedChatServiceServer) ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListMembers not implemented")
 }
 func (UnimplementedChatServiceServer) mustEmbedUnimplementedChatServiceServer() {}
 func (UnimplementedChatServiceServer) testEmbeddedByValue()                     {}
@@ -256,6 +278,24 @@ func _ChatService_ListUsers_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ChatService_ListMembers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListMembersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChatServiceServer).ListMembers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ChatService_ListMembers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChatServiceServer).ListMembers(ctx, req.(*ListMembersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ChatService_ServiceDesc is the grpc.ServiceDesc for ChatService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -278,6 +318,10 @@ var ChatService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListUsers",
 			Handler:    _ChatService_ListUsers_Handler,
+		},
+		{
+			MethodName: "ListMembers",
+			Handler:    _ChatService_ListMembers_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -8,7 +8,6 @@ package brokertest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -40,6 +39,8 @@ func Run(t *testing.T, newCluster Cluster) {
 		{"OneOrderPerTopic", testOrder},
 		{"PresenceCounts", testPresence},
 		{"FirstAndLastAreDecidedOnce", testFirstLast},
+		{"MembersPageByUserID", testMembersPages},
+		{"MembersFollowJoinsAndEnds", testMembersFollow},
 		{"BansHoldOnEveryNodeAndLapse", testBans},
 	}
 	for _, tc := range tests {
@@ -289,43 +290,46 @@ func testOrder(t *testing.T, nodes []*node) {
 	}
 }
 
-func conn(id, user string) hub.Conn { return hub.Conn{ID: id, User: user, Name: "Name of " + user} }
+func conn(id, user string) hub.PresenceRecord {
+	return hub.PresenceRecord{ID: id, User: user, Name: "Name of " + user}
+}
 
 func testPresence(t *testing.T, nodes []*node) {
 	c := ctx(t)
 	a, b := at(nodes, 0), at(nodes, 1)
 	a1, a2, b1 := conn("a1", "alice"), conn("a2", "alice"), conn("b1", "bob")
+	member := func(n int, err error) (bool, int, error) { return false, n, err }
 	steps := []struct {
 		name  string
-		do    func() (bool, error)
+		do    func() (bool, int, error)
 		want  bool
+		count int // the count the change reports
 		conns int
 		users []string
 		rooms map[string]int
 	}{
-		{"alice's first connection", func() (bool, error) { return a.AddConn(c, a1) }, true, 1, []string{"alice"}, nil},
-		{"alice's second, elsewhere", func() (bool, error) { return b.AddConn(c, a2) }, false, 2, []string{"alice"}, nil},
-		{"the same connection again", func() (bool, error) { return a.AddConn(c, a1) }, false, 2, []string{"alice"}, nil},
-		{"bob's first", func() (bool, error) { return b.AddConn(c, b1) }, true, 3, []string{"alice", "bob"}, nil},
-		{"alice joins lounge", func() (bool, error) { return false, a.AddMember(c, "lounge", a1) }, false, 3, []string{"alice", "bob"}, map[string]int{"lounge": 1}},
-		{"and joins again", func() (bool, error) { return false, a.AddMember(c, "lounge", a1) }, false, 3, []string{"alice", "bob"}, map[string]int{"lounge": 1}},
-		{"bob joins lounge and den", func() (bool, error) {
-			return false, errors.Join(b.AddMember(c, "lounge", b1), b.AddMember(c, "den", b1))
-		}, false, 3, []string{"alice", "bob"}, map[string]int{"lounge": 2, "den": 1}},
-		{"bob leaves den", func() (bool, error) { return false, b.RemoveMember(c, "den", b1) }, false, 3, []string{"alice", "bob"}, map[string]int{"lounge": 2}},
-		{"bob leaves den again", func() (bool, error) { return false, b.RemoveMember(c, "den", b1) }, false, 3, []string{"alice", "bob"}, map[string]int{"lounge": 2}},
-		{"alice's first goes, her rooms with it", func() (bool, error) { return a.RemoveConn(c, a1) }, false, 2, []string{"alice", "bob"}, map[string]int{"lounge": 1}},
-		{"alice's last goes", func() (bool, error) { return b.RemoveConn(c, a2) }, true, 1, []string{"bob"}, map[string]int{"lounge": 1}},
-		{"an unknown connection goes", func() (bool, error) { return b.RemoveConn(c, a2) }, false, 1, []string{"bob"}, map[string]int{"lounge": 1}},
-		{"bob's last goes", func() (bool, error) { return a.RemoveConn(c, b1) }, true, 0, nil, nil},
+		{"alice's first connection", func() (bool, int, error) { return a.AddConn(c, a1) }, true, 1, 1, []string{"alice"}, nil},
+		{"alice's second, elsewhere", func() (bool, int, error) { return b.AddConn(c, a2) }, false, 2, 2, []string{"alice"}, nil},
+		{"the same connection again", func() (bool, int, error) { return a.AddConn(c, a1) }, false, 2, 2, []string{"alice"}, nil},
+		{"bob's first", func() (bool, int, error) { return b.AddConn(c, b1) }, true, 3, 3, []string{"alice", "bob"}, nil},
+		{"alice joins lounge", func() (bool, int, error) { return member(a.AddMember(c, "lounge", a1)) }, false, 1, 3, []string{"alice", "bob"}, map[string]int{"lounge": 1}},
+		{"and joins again", func() (bool, int, error) { return member(a.AddMember(c, "lounge", a1)) }, false, 1, 3, []string{"alice", "bob"}, map[string]int{"lounge": 1}},
+		{"bob joins lounge", func() (bool, int, error) { return member(b.AddMember(c, "lounge", b1)) }, false, 2, 3, []string{"alice", "bob"}, map[string]int{"lounge": 2}},
+		{"and den", func() (bool, int, error) { return member(b.AddMember(c, "den", b1)) }, false, 1, 3, []string{"alice", "bob"}, map[string]int{"lounge": 2, "den": 1}},
+		{"bob leaves den", func() (bool, int, error) { return member(b.RemoveMember(c, "den", b1)) }, false, 1, 3, []string{"alice", "bob"}, map[string]int{"lounge": 2}},
+		{"bob leaves den again", func() (bool, int, error) { return member(b.RemoveMember(c, "den", b1)) }, false, 0, 3, []string{"alice", "bob"}, map[string]int{"lounge": 2}},
+		{"alice's first goes, her rooms with it", func() (bool, int, error) { return a.RemoveConn(c, a1) }, false, 3, 2, []string{"alice", "bob"}, map[string]int{"lounge": 1}},
+		{"alice's last goes", func() (bool, int, error) { return b.RemoveConn(c, a2) }, true, 2, 1, []string{"bob"}, map[string]int{"lounge": 1}},
+		{"an unknown connection goes", func() (bool, int, error) { return b.RemoveConn(c, a2) }, false, 1, 1, []string{"bob"}, map[string]int{"lounge": 1}},
+		{"bob's last goes", func() (bool, int, error) { return a.RemoveConn(c, b1) }, true, 1, 0, nil, nil},
 	}
 	for _, s := range steps {
-		got, err := s.do()
+		got, count, err := s.do()
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		if got != s.want {
-			t.Errorf("%s: got first/last %v, want %v", s.name, got, s.want)
+		if got != s.want || count != s.count {
+			t.Errorf("%s: got first/last %v, count %d; want %v, %d", s.name, got, count, s.want, s.count)
 		}
 		for i, n := range nodes {
 			snap, err := n.Snapshot(c)
@@ -356,7 +360,7 @@ func testFirstLast(t *testing.T, nodes []*node) {
 	c := ctx(t)
 	const conns = 24
 	var firsts, lasts atomic.Int32
-	run := func(op func(n *node, cn hub.Conn) (bool, error), count *atomic.Int32) {
+	run := func(op func(n *node, cn hub.PresenceRecord) (bool, error), count *atomic.Int32) {
 		var wg sync.WaitGroup
 		for i := range conns {
 			wg.Go(func() {
@@ -371,11 +375,17 @@ func testFirstLast(t *testing.T, nodes []*node) {
 		}
 		wg.Wait()
 	}
-	run(func(n *node, cn hub.Conn) (bool, error) { return n.AddConn(c, cn) }, &firsts)
+	run(func(n *node, cn hub.PresenceRecord) (bool, error) {
+		first, _, err := n.AddConn(c, cn)
+		return first, err
+	}, &firsts)
 	if n, err := at(nodes, 1).UserConns(c, "carol"); err != nil || n != conns {
 		t.Errorf("UserConns(carol) = %d, %v; want %d", n, err, conns)
 	}
-	run(func(n *node, cn hub.Conn) (bool, error) { return n.RemoveConn(c, cn) }, &lasts)
+	run(func(n *node, cn hub.PresenceRecord) (bool, error) {
+		last, _, err := n.RemoveConn(c, cn)
+		return last, err
+	}, &lasts)
 	if firsts.Load() != 1 || lasts.Load() != 1 {
 		t.Errorf("got %d firsts and %d lasts over %d connections, want 1 and 1", firsts.Load(), lasts.Load(), conns)
 	}

@@ -51,7 +51,7 @@ func decodeEvent(payload string) (*hub.Event, *wireEvent, error) {
 	if err := json.Unmarshal([]byte(payload), &w); err != nil {
 		return nil, nil, fmt.Errorf("decode event: %w", err)
 	}
-	if w.Kind.String() == "unknown" {
+	if !w.Kind.Valid() {
 		return nil, nil, fmt.Errorf("decode event: unknown kind %d", w.Kind)
 	}
 	return &hub.Event{

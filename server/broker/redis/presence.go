@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -11,106 +12,6 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/tertulia/tertulia/server/hub"
-)
-
-// Presence in Redis, under the prefix P:
-//
-//	P:conns          hash  conn id -> JSON [node, user, name]
-//	P:users          hash  user id -> connections in the cluster
-//	P:rooms          hash  room -> member connections
-//	P:croom:<conn>   set   rooms of one connection
-//	P:node:<node>    set   conn ids of one node
-//	P:nodes          zset  node -> deadline (ms, Redis clock) of its presence
-//	P:reaped:<node>  string, set for an hour when a node's presence expired
-//
-// Every change is one Lua script, so counts stay consistent and "first" and
-// "last" connection of a user are decided once, cluster-wide. The scripts
-// read Redis's own clock (TIME), so nodes' clocks do not matter.
-const luaRemoveConn = `
-local function remove_conn(P, id)
-  local v = redis.call('HGET', P .. 'conns', id)
-  if not v then return nil end
-  local c = cjson.decode(v)
-  redis.call('HDEL', P .. 'conns', id)
-  redis.call('SREM', P .. 'node:' .. c[1], id)
-  local rk = P .. 'croom:' .. id
-  for _, room in ipairs(redis.call('SMEMBERS', rk)) do
-    if redis.call('HINCRBY', P .. 'rooms', room, -1) <= 0 then redis.call('HDEL', P .. 'rooms', room) end
-  end
-  redis.call('DEL', rk)
-  if redis.call('HINCRBY', P .. 'users', c[2], -1) <= 0 then
-    redis.call('HDEL', P .. 'users', c[2])
-    return c
-  end
-  return false
-end
-`
-
-var (
-	// ARGV: P, node, conn id, user, name. Returns 1 for the user's first connection.
-	addConnScript = goredis.NewScript(`
-local P = ARGV[1]
-if redis.call('HSETNX', P .. 'conns', ARGV[3], cjson.encode({ARGV[2], ARGV[4], ARGV[5]})) == 0 then return 0 end
-redis.call('SADD', P .. 'node:' .. ARGV[2], ARGV[3])
-if redis.call('HINCRBY', P .. 'users', ARGV[4], 1) == 1 then return 1 end
-return 0`)
-
-	// ARGV: P, conn id. Returns 1 if it was the user's last connection.
-	removeConnScript = goredis.NewScript(luaRemoveConn + `
-if remove_conn(ARGV[1], ARGV[2]) then return 1 end
-return 0`)
-
-	// ARGV: P, room, conn id. A connection unknown to presence joins nothing.
-	addMemberScript = goredis.NewScript(`
-local P = ARGV[1]
-if redis.call('HEXISTS', P .. 'conns', ARGV[3]) == 0 then return 0 end
-if redis.call('SADD', P .. 'croom:' .. ARGV[3], ARGV[2]) == 1 then
-  redis.call('HINCRBY', P .. 'rooms', ARGV[2], 1)
-end
-return 1`)
-
-	// ARGV: P, room, conn id.
-	removeMemberScript = goredis.NewScript(`
-local P = ARGV[1]
-if redis.call('SREM', P .. 'croom:' .. ARGV[3], ARGV[2]) == 1 then
-  if redis.call('HINCRBY', P .. 'rooms', ARGV[2], -1) <= 0 then redis.call('HDEL', P .. 'rooms', ARGV[2]) end
-end
-return 0`)
-
-	// ARGV: P, node, ttl ms. Renews the node's deadline and removes every
-	// node whose deadline has passed. Returns {status, removed, left...}:
-	// status 0 if the node was known, 1 if its presence had expired (it was
-	// reaped), 2 if Redis did not know it (a new node, or a Redis that lost
-	// its data); removed counts the connections of reaped nodes; left is
-	// user id, name pairs of users whose last connection went with them.
-	heartbeatScript = goredis.NewScript(luaRemoveConn + `
-local P, node = ARGV[1], ARGV[2]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local out = {0, 0}
-if redis.call('ZADD', P .. 'nodes', now + tonumber(ARGV[3]), node) == 1 then
-  out[1] = 2
-  if redis.call('DEL', P .. 'reaped:' .. node) == 1 then out[1] = 1 end
-end
-for _, dead in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', '(' .. now)) do
-  for _, id in ipairs(redis.call('SMEMBERS', P .. 'node:' .. dead)) do
-    out[2] = out[2] + 1
-    local c = remove_conn(P, id)
-    if c then table.insert(out, c[2]); table.insert(out, c[3]) end
-  end
-  redis.call('DEL', P .. 'node:' .. dead)
-  redis.call('ZREM', P .. 'nodes', dead)
-  redis.call('SET', P .. 'reaped:' .. dead, 1, 'PX', 3600000)
-end
-return out`)
-
-	// ARGV: P, node. A node leaving on purpose: its presence goes, no marker.
-	leaveScript = goredis.NewScript(luaRemoveConn + `
-local P, node = ARGV[1], ARGV[2]
-for _, id in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node)) do remove_conn(P, id) end
-redis.call('DEL', P .. 'node:' .. node)
-redis.call('ZREM', P .. 'nodes', node)
-return 0`)
 )
 
 // presence is this node's share of the cluster's presence. It keeps a copy of
@@ -129,8 +30,8 @@ type presence struct {
 }
 
 type localConn struct {
-	c     hub.Conn
-	rooms map[string]struct{}
+	c     hub.PresenceRecord
+	rooms []string // a few: a map per connection would cost more
 }
 
 func (p *presence) init(b *Broker) {
@@ -140,65 +41,102 @@ func (p *presence) init(b *Broker) {
 
 // AddConn implements hub.Presence. A connection already recorded is not
 // counted again.
-func (b *Broker) AddConn(ctx context.Context, c hub.Conn) (bool, error) {
+func (b *Broker) AddConn(ctx context.Context, c hub.PresenceRecord) (bool, int, error) {
 	b.regMu.RLock()
 	defer b.regMu.RUnlock()
-	first, err := addConnScript.Run(ctx, b.rdb, nil, b.prefix, b.cfg.NodeID, c.ID, c.User, c.Name).Int()
+	first, conns, err := b.addConn(ctx, c)
 	if err != nil {
-		return false, fmt.Errorf("add connection %s: %w", c.ID, err)
+		return false, 0, fmt.Errorf("add connection %s: %w", c.ID, err)
 	}
 	b.presence.mu.Lock()
 	if b.presence.conns[c.ID] == nil {
-		b.presence.conns[c.ID] = &localConn{c: c, rooms: make(map[string]struct{})}
+		b.presence.conns[c.ID] = &localConn{c: c}
 	}
 	b.presence.mu.Unlock()
-	return first == 1, nil
+	return first, conns, nil
+}
+
+func (b *Broker) addConn(ctx context.Context, c hub.PresenceRecord) (first bool, conns int, err error) {
+	res, err := addConnScript.Run(ctx, b.rdb, nil, b.prefix, b.cfg.NodeID, c.ID, c.User, c.Name).Int64Slice()
+	if err != nil {
+		return false, 0, err
+	}
+	if len(res) != 2 {
+		return false, 0, fmt.Errorf("unexpected reply %v", res)
+	}
+	return res[0] == 1, int(res[1]), nil
 }
 
 // RemoveConn implements hub.Presence. It also ends the connection's room
 // memberships.
-func (b *Broker) RemoveConn(ctx context.Context, c hub.Conn) (bool, error) {
+func (b *Broker) RemoveConn(ctx context.Context, c hub.PresenceRecord) (bool, int, error) {
 	b.regMu.RLock()
 	defer b.regMu.RUnlock()
-	last, err := removeConnScript.Run(ctx, b.rdb, nil, b.prefix, c.ID).Int()
+	res, err := removeConnScript.Run(ctx, b.rdb, nil, b.prefix, c.ID).Int64Slice()
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("unexpected reply %v", res)
+	}
 	if err != nil {
-		return false, fmt.Errorf("remove connection %s: %w", c.ID, err)
+		return false, 0, fmt.Errorf("remove connection %s: %w", c.ID, err)
 	}
 	b.presence.mu.Lock()
 	delete(b.presence.conns, c.ID)
 	b.presence.mu.Unlock()
-	return last == 1, nil
+	return res[0] == 1, int(res[1]), nil
 }
 
 // AddMember implements hub.Presence. A connection that AddConn did not
 // record joins nothing.
-func (b *Broker) AddMember(ctx context.Context, room string, c hub.Conn) error {
+func (b *Broker) AddMember(ctx context.Context, room string, c hub.PresenceRecord) (int, error) {
 	b.regMu.RLock()
 	defer b.regMu.RUnlock()
-	if err := addMemberScript.Run(ctx, b.rdb, nil, b.prefix, room, c.ID).Err(); err != nil {
-		return fmt.Errorf("add %s to room %q: %w", c.ID, room, err)
+	n, err := addMemberScript.Run(ctx, b.rdb, nil, b.prefix, room, c.ID, c.User).Int()
+	if err != nil {
+		return 0, fmt.Errorf("add %s to room %q: %w", c.ID, room, err)
 	}
 	b.presence.mu.Lock()
 	if lc := b.presence.conns[c.ID]; lc != nil {
-		lc.rooms[room] = struct{}{}
+		if !slices.Contains(lc.rooms, room) {
+			lc.rooms = append(lc.rooms, room)
+		}
 	}
 	b.presence.mu.Unlock()
-	return nil
+	return n, nil
 }
 
 // RemoveMember implements hub.Presence.
-func (b *Broker) RemoveMember(ctx context.Context, room string, c hub.Conn) error {
+func (b *Broker) RemoveMember(ctx context.Context, room string, c hub.PresenceRecord) (int, error) {
 	b.regMu.RLock()
 	defer b.regMu.RUnlock()
-	if err := removeMemberScript.Run(ctx, b.rdb, nil, b.prefix, room, c.ID).Err(); err != nil {
-		return fmt.Errorf("remove %s from room %q: %w", c.ID, room, err)
+	n, err := removeMemberScript.Run(ctx, b.rdb, nil, b.prefix, room, c.ID, c.User).Int()
+	if err != nil {
+		return 0, fmt.Errorf("remove %s from room %q: %w", c.ID, room, err)
 	}
 	b.presence.mu.Lock()
 	if lc := b.presence.conns[c.ID]; lc != nil {
-		delete(lc.rooms, room)
+		if i := slices.Index(lc.rooms, room); i >= 0 {
+			lc.rooms = slices.Delete(lc.rooms, i, i+1)
+		}
 	}
 	b.presence.mu.Unlock()
-	return nil
+	return n, nil
+}
+
+// Members implements hub.Presence: one script, O(log members + limit).
+func (b *Broker) Members(ctx context.Context, room, after string, limit int) ([]hub.Member, int, error) {
+	res, err := membersScript.Run(ctx, b.rdb, nil, b.prefix, room, after, limit).Slice()
+	if err != nil {
+		return nil, 0, fmt.Errorf("members of room %q: %w", room, err)
+	}
+	total, _ := res[0].(int64)
+	out := make([]hub.Member, 0, (len(res)-1)/3)
+	for i := 1; i+2 < len(res); i += 3 {
+		id, _ := res[i].(string)
+		name, _ := res[i+1].(string)
+		n, _ := res[i+2].(int64)
+		out = append(out, hub.Member{UserID: id, Name: name, Connections: int(n)})
+	}
+	return out, int(total), nil
 }
 
 // UserConns implements hub.Presence.
@@ -280,9 +218,14 @@ func (b *Broker) heartbeat(ctx context.Context) (status int64, err error) {
 	}
 	if removed, _ := res[1].(int64); removed > 0 {
 		b.metrics.Reaped.Add(removed)
-		b.log.Warn("removed the presence of crashed nodes", "connections", removed, "users_left", (len(res)-2)/2)
+		b.log.Warn("removed the presence of crashed nodes", "connections", removed, "users_left", (len(res)-3)/2)
 	}
-	for i := 2; i+1 < len(res); i += 2 {
+	// Told only while the lobby was within its presence limit, as the hub
+	// tells of its own users.
+	if conns, _ := res[2].(int64); conns > int64(b.cfg.LobbyPresenceLimit) {
+		return status, nil
+	}
+	for i := 3; i+1 < len(res); i += 2 {
 		user, _ := res[i].(string)
 		name, _ := res[i+1].(string)
 		b.announce(ctx, &hub.Event{Kind: hub.KindUserLeft, Time: time.Now().UTC(),
@@ -290,6 +233,10 @@ func (b *Broker) heartbeat(ctx context.Context) (status int64, err error) {
 	}
 	return status, nil
 }
+
+// reregisterBatch is how many connections go in one pipeline when a node
+// registers its presence again.
+const reregisterBatch = 512
 
 // reregister records again every connection and membership of this node.
 // After an expiry (announce set) the cluster was told its users left, so
@@ -301,28 +248,53 @@ func (b *Broker) reregister(ctx context.Context, announce bool) error {
 	b.presence.mu.Lock()
 	conns := make([]localConn, 0, len(b.presence.conns))
 	for _, lc := range b.presence.conns {
-		rooms := make(map[string]struct{}, len(lc.rooms))
-		for r := range lc.rooms {
-			rooms[r] = struct{}{}
-		}
-		conns = append(conns, localConn{c: lc.c, rooms: rooms})
+		conns = append(conns, localConn{c: lc.c, rooms: slices.Clone(lc.rooms)})
 	}
 	b.presence.mu.Unlock()
 	if len(conns) == 0 {
 		return nil
 	}
-	for _, lc := range conns {
-		c := lc.c
-		first, err := addConnScript.Run(ctx, b.rdb, nil, b.prefix, b.cfg.NodeID, c.ID, c.User, c.Name).Int()
-		if err != nil {
-			return fmt.Errorf("register connection %s again: %w", c.ID, err)
+	// Pipelined, a batch per round trip: a node of 10,000 connections is
+	// registered again in milliseconds, not in 10,000 round trips during
+	// which every change of presence on the node waits.
+	for _, sc := range []*goredis.Script{addConnScript, addMemberScript} {
+		if err := sc.Load(ctx, b.rdb).Err(); err != nil {
+			return fmt.Errorf("register again: load script: %w", err)
 		}
-		for room := range lc.rooms {
-			if err := addMemberScript.Run(ctx, b.rdb, nil, b.prefix, room, c.ID).Err(); err != nil {
-				return fmt.Errorf("register %s in room %q again: %w", c.ID, room, err)
+	}
+	var firsts []hub.PresenceRecord // users whose first connection this is again
+	var total int64                 // connections in the cluster after the last batch
+	for start := 0; start < len(conns); start += reregisterBatch {
+		part := conns[start:min(start+reregisterBatch, len(conns))]
+		added := make([]*goredis.Cmd, len(part))
+		_, err := b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, lc := range part {
+				c := lc.c
+				added[i] = addConnScript.EvalSha(ctx, p, nil, b.prefix, b.cfg.NodeID, c.ID, c.User, c.Name)
+				for _, room := range lc.rooms {
+					addMemberScript.EvalSha(ctx, p, nil, b.prefix, room, c.ID, c.User)
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("register %d connections again: %w", len(part), err)
 		}
-		if first == 1 && announce {
+		for i, cmd := range added {
+			res, err := cmd.Int64Slice()
+			if err != nil || len(res) != 2 {
+				return fmt.Errorf("register connection %s again: reply %v, %v", part[i].c.ID, res, err)
+			}
+			if res[0] == 1 {
+				firsts = append(firsts, part[i].c)
+			}
+			total = res[1]
+		}
+	}
+	// Announced back as the reaper announced them gone: only while the
+	// lobby is within its presence limit.
+	if announce && total <= int64(b.cfg.LobbyPresenceLimit) {
+		for _, c := range firsts {
 			b.announce(ctx, &hub.Event{Kind: hub.KindUserJoined, Time: time.Now().UTC(),
 				Message: c.Name + " joined the chat", UserID: c.User, Sender: c.Name})
 		}

@@ -141,17 +141,17 @@ func TestCrashedNodeExpires(t *testing.T) {
 	srv := redistest.Start(t)
 	a, b, seen := lobbyWatched(t, srv)
 	ctx := context.Background()
-	alice := hub.Conn{ID: "a1", User: "alice", Name: "Alice"}
-	bobOnA, bobOnB := hub.Conn{ID: "b1", User: "bob", Name: "Bob"}, hub.Conn{ID: "b2", User: "bob", Name: "Bob"}
+	alice := hub.PresenceRecord{ID: "a1", User: "alice", Name: "Alice"}
+	bobOnA, bobOnB := hub.PresenceRecord{ID: "b1", User: "bob", Name: "Bob"}, hub.PresenceRecord{ID: "b2", User: "bob", Name: "Bob"}
 	for _, step := range []struct {
 		b *Broker
-		c hub.Conn
+		c hub.PresenceRecord
 	}{{a, alice}, {a, bobOnA}, {b, bobOnB}} {
-		if _, err := step.b.AddConn(ctx, step.c); err != nil {
+		if _, _, err := step.b.AddConn(ctx, step.c); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := a.AddMember(ctx, "lounge", alice); err != nil {
+	if _, err := a.AddMember(ctx, "lounge", alice); err != nil {
 		t.Fatal(err)
 	}
 
@@ -184,15 +184,15 @@ func TestRedisOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	alice, bob := hub.Conn{ID: "a1", User: "alice", Name: "Alice"}, hub.Conn{ID: "b1", User: "bob", Name: "Bob"}
+	alice, bob := hub.PresenceRecord{ID: "a1", User: "alice", Name: "Alice"}, hub.PresenceRecord{ID: "b1", User: "bob", Name: "Bob"}
 	for _, step := range []struct {
 		b *Broker
-		c hub.Conn
+		c hub.PresenceRecord
 	}{{a, alice}, {b, bob}} {
-		if _, err := step.b.AddConn(ctx, step.c); err != nil {
+		if _, _, err := step.b.AddConn(ctx, step.c); err != nil {
 			t.Fatal(err)
 		}
-		if err := step.b.AddMember(ctx, "lounge", step.c); err != nil {
+		if _, err := step.b.AddMember(ctx, "lounge", step.c); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -298,24 +298,17 @@ func TestExpiredNodeComesBack(t *testing.T) {
 	srv := redistest.Start(t)
 	a, b, seen := lobbyWatched(t, srv)
 	ctx := context.Background()
-	alice := hub.Conn{ID: "a1", User: "alice", Name: "Alice"}
-	if _, err := a.AddConn(ctx, alice); err != nil {
+	alice := hub.PresenceRecord{ID: "a1", User: "alice", Name: "Alice"}
+	if _, _, err := a.AddConn(ctx, alice); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.AddMember(ctx, "lounge", alice); err != nil {
+	if _, err := a.AddMember(ctx, "lounge", alice); err != nil {
 		t.Fatal(err)
 	}
 
 	// Node a's deadline set in the past, as if it had missed its heartbeats,
 	// and b's heartbeat right away, before a's next one renews it.
-	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
-	defer rdb.Close()
-	if err := rdb.ZAdd(ctx, a.prefix+"nodes", goredis.Z{Score: 1, Member: a.NodeID()}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.heartbeat(ctx); err != nil {
-		t.Fatal(err)
-	}
+	expireNode(t, srv, a, b)
 	eventually(t, waitTimeout, "user_left alice", func() bool { return seen.has("lobby user_left alice") })
 	eventually(t, waitTimeout, "user_joined alice", func() bool { return seen.has("lobby user_joined alice") })
 	eventually(t, waitTimeout, "alice back in presence", func() bool {

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -21,6 +20,10 @@ import (
 
 	"github.com/tertulia/tertulia/bridge"
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/grpcapi"
+	"github.com/tertulia/tertulia/server/httpedge"
+	"github.com/tertulia/tertulia/server/hub"
+	"github.com/tertulia/tertulia/server/node"
 )
 
 // runBridge runs the WebSocket bridge as its own process: each browser
@@ -33,9 +36,9 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	httpAddr := fs.String("http-addr", ":8000", "HTTP address of the WebSocket endpoints")
 	dev := fs.Bool("dev", false, "development mode: allow localhost origins")
 	origins := fs.String("allowed-origins", "", "comma-separated origins allowed to open WebSockets")
-	maxFrame := fs.Int("max-frame-bytes", 64<<10, "largest client frame; a bigger one closes the connection with 1009")
-	ping := fs.Duration("ping-interval", 30*time.Second, "server ping interval; a connection silent for two is closed")
-	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "bound on a graceful shutdown")
+	maxFrame := fs.Int("max-frame-bytes", hub.MaxFrameBytes, "largest client frame; a bigger one closes the connection with 1009")
+	ping := fs.Duration("ping-interval", bridge.DefaultPingInterval, "server ping interval; a connection silent for two is closed")
+	shutdown := fs.Duration("shutdown-timeout", node.DefaultShutdownTimeout, "bound on a graceful shutdown")
 	logOpts := addLogFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -50,7 +53,7 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	conn, err := grpc.NewClient(*upstream,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: grpcapi.KeepaliveTime, Timeout: grpcapi.KeepaliveTimeout}),
 	)
 	if err != nil {
 		return fmt.Errorf("dial upstream %s: %w", *upstream, err)
@@ -79,10 +82,10 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("listen http: %w", err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: httpedge.ReadHeaderTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Fprintf(stdout, "Tertulia bridge is running: ws://%s/api/v1/ws -> %s\n", local(lis.Addr()), *upstream)
+	fmt.Fprintf(stdout, "Tertulia bridge is running: ws://%s/api/v1/ws -> %s\n", node.LocalAddr(lis.Addr()), *upstream)
 	log.Info("bridging", "http", lis.Addr().String(), "upstream", *upstream)
 
 	errc := make(chan error, 1)

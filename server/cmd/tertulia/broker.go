@@ -25,8 +25,9 @@ const (
 )
 
 // openBroker returns the broker named by --broker and a function that
-// closes it. A Redis broker's counters join reg.
-func openBroker(ctx context.Context, name, redisURL string, log *slog.Logger, reg *metrics.Registry) (hub.Broker, func(), error) {
+// closes it. A Redis broker's counters join reg; presenceLimit bounds the
+// lobby announcements the Redis broker makes itself.
+func openBroker(ctx context.Context, name, redisURL string, presenceLimit int, log *slog.Logger, reg *metrics.Registry) (hub.Broker, func(), error) {
 	switch name {
 	case "memory":
 		return memory.New(), func() {}, nil
@@ -36,6 +37,7 @@ func openBroker(ctx context.Context, name, redisURL string, log *slog.Logger, re
 			return nil, nil, fmt.Errorf("--redis-url: %w", err)
 		}
 		cfg.Logger = log
+		cfg.LobbyPresenceLimit = presenceLimit
 		// go-redis logs each failed dial on its own; the broker already says
 		// when Redis goes and comes back, so those lines go to debug. (The
 		// library's logger is process-wide, which main may decide.)

@@ -7,7 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"time"
+
+	"github.com/tertulia/tertulia/server/httpedge"
 )
 
 // startPprof serves net/http/pprof on addr until ctx ends, for profiling a
@@ -28,7 +29,7 @@ func startPprof(ctx context.Context, addr string, log *slog.Logger) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: httpedge.ReadHeaderTimeout}
 	go srv.Serve(lis)
 	context.AfterFunc(ctx, func() { srv.Close() })
 	log.Info("pprof", "addr", lis.Addr().String())

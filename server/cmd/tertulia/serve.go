@@ -11,9 +11,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/tertulia/tertulia/server/auth"
+	"github.com/tertulia/tertulia/server/hub"
 	"github.com/tertulia/tertulia/server/metrics"
 	"github.com/tertulia/tertulia/server/node"
 )
@@ -32,13 +32,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	locale := fs.String("locale", "en", "language of server texts for connections whose token and Accept-Language name none we have (en, es)")
 	brokerName := fs.String("broker", "memory", "broker: memory or redis")
 	redisURL := fs.String("redis-url", "redis://127.0.0.1:6379/0", "Redis URL, with --broker redis")
-	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "bound on a graceful shutdown")
+	shutdown := fs.Duration("shutdown-timeout", node.DefaultShutdownTimeout, "bound on a graceful shutdown")
 	logOpts := addLogFlags(fs)
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default)")
 	adminAddr := fs.String("admin-addr", "", "serve /metrics and net/http/pprof on this address, and /metrics no longer on --http-addr (off by default)")
+	presenceLimit := fs.Int("presence-limit", hub.DefaultPresenceLimit, "announce joins and leaves only while the lobby or a room has at most this many connections")
 	sec := addSecurityFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *presenceLimit <= 0 {
+		return fmt.Errorf("--presence-limit %d: want a positive number of connections", *presenceLimit)
 	}
 	log, err := logOpts.logger(stderr)
 	if err != nil {
@@ -55,6 +59,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Logger:          log,
 		Static:          staticFS(),
 		Metrics:         metrics.New(),
+		Hub:             hub.Config{PresenceLimit: *presenceLimit},
 	}
 	if err := sec.apply(&cfg, log); err != nil {
 		return err
@@ -68,7 +73,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			log.Warn("dev mode: generated a random JWT secret; tokens will not survive a restart")
 		}
 	}
-	b, closeBroker, err := openBroker(ctx, *brokerName, *redisURL, log, cfg.Metrics)
+	b, closeBroker, err := openBroker(ctx, *brokerName, *redisURL, *presenceLimit, log, cfg.Metrics)
 	if err != nil {
 		return err
 	}
@@ -116,7 +121,7 @@ func splitList(s string) []string {
 
 // printWelcome tells a person where to point a browser, grpcurl and curl.
 func printWelcome(w io.Writer, httpAddr, grpcAddr net.Addr, dev, tls bool) {
-	h, g := local(httpAddr), local(grpcAddr)
+	h, g := node.LocalAddr(httpAddr), node.LocalAddr(grpcAddr)
 	scheme, plain := "http", "-plaintext "
 	if tls {
 		scheme, plain = "https", ""
@@ -129,16 +134,4 @@ func printWelcome(w io.Writer, httpAddr, grpcAddr net.Addr, dev, tls bool) {
 	if dev {
 		fmt.Fprintf(w, "           curl -X POST '%s://%s/api/v1/websocket/test-token?username=alice'\n", scheme, h)
 	}
-}
-
-// local turns a listen address into one a client on this machine can dial.
-func local(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, port)
 }

@@ -1,0 +1,262 @@
+package bridge
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+)
+
+// Recv returns the next chat frame from the browser. Bad frames (invalid
+// JSON, unknown types) are answered with an error frame and skipped; control
+// frames are handled. It returns an error once the connection is over, after
+// closing it with the fitting code when the browser broke a rule (1009 for a
+// frame over the size limit).
+func (c *Conn) Recv() (*chatv1.ClientFrame, error) { return c.recv(c.refuse) }
+
+// recv is Recv handing the frames it cannot map to refuse.
+func (c *Conn) recv(refuse func(*FrameError)) (*chatv1.ClientFrame, error) {
+	for {
+		data, err := c.readMessage(c.idleTimeout())
+		if err != nil {
+			return nil, err
+		}
+		if f := c.clientFrame(data, refuse); f != nil {
+			return f, nil
+		}
+	}
+}
+
+// Serve hands the browser's chat frames to handle, and the frames it
+// cannot map to refuse, in order, until the connection is over, and returns
+// why, as Recv does. Refusals go through the caller so that they queue
+// behind the answers to the frames before them.
+//
+// Between bursts of frames the calling goroutine only waits for the socket
+// to become readable, a few calls deep; the frames are read, decoded and
+// handled by one of the bridge's workers (see workers). Handling a
+// frame grows a goroutine's stack to 8 KiB, which a parked goroutine keeps:
+// this way an idle connection holds one goroutine with a small stack, and
+// no read buffer.
+func (c *Conn) Serve(handle func(*chatv1.ClientFrame), refuse func(*FrameError)) error {
+	burst := func() error { return c.burst(handle, refuse) }
+	for {
+		if err := c.awaitBytes(); err != nil {
+			return err
+		}
+		if err := c.b.workers.do(burst); err != nil {
+			return err
+		}
+	}
+}
+
+// burst reads and handles the frames that have arrived: at least one, and
+// then as many as are already buffered.
+func (c *Conn) burst(handle func(*chatv1.ClientFrame), refuse func(*FrameError)) error {
+	for {
+		data, more, err := c.readFrame(c.idleTimeout())
+		if err != nil {
+			return err
+		}
+		if data != nil {
+			if f := c.clientFrame(data, refuse); f != nil {
+				handle(f)
+			}
+		}
+		if !more {
+			return nil
+		}
+	}
+}
+
+func (c *Conn) idleTimeout() time.Duration { return 2 * c.b.cfg.PingInterval }
+
+// clientFrame decodes a chat frame, or hands one that cannot be carried
+// out to refuse and returns nil.
+func (c *Conn) clientFrame(data []byte, refuse func(*FrameError)) *chatv1.ClientFrame {
+	m, err := DecodeFrame(data)
+	var fe *FrameError
+	switch {
+	case errors.As(err, &fe):
+		refuse(fe)
+		return nil
+	case m.Frame == nil:
+		refuse(frameError("", CodeAlreadyAuthenticated, "this connection is already authenticated"))
+		return nil
+	}
+	return m.Frame
+}
+
+// refuse answers a frame the bridge could not map, writing the error
+// straight to the browser. The connection goes on.
+// Before the session's welcome is out there is nothing to answer to yet.
+func (c *Conn) refuse(fe *FrameError) {
+	select {
+	case <-c.welcomed:
+	case <-time.After(c.b.cfg.WriteTimeout):
+		return
+	}
+	c.writeFrame(ErrorFrame(c.b.now(), fe.ID, fe.Code, fe.Message))
+}
+
+// readMessage returns the payload of the next data message, waiting at
+// most idle for each frame.
+func (c *Conn) readMessage(idle time.Duration) ([]byte, error) {
+	for {
+		data, _, err := c.readFrame(idle)
+		if err != nil || data != nil {
+			return data, err
+		}
+	}
+}
+
+// awaitBytes waits until the browser has sent something, the connection
+// has been silent for too long (it is then closed) or it is closing.
+func (c *Conn) awaitBytes() error {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if err := c.armRead(c.idleTimeout()); err != nil {
+		return err
+	}
+	if c.raw == nil || c.br != nil && c.br.Buffered() > 0 {
+		return nil
+	}
+	if err := waitReadable(c.raw, &c.peek); err != nil {
+		return c.readFailed(err)
+	}
+	return nil
+}
+
+// armRead sets the read deadline idle from now, or the closing handshake's
+// if the connection is closing; ErrClosed if it is.
+func (c *Conn) armRead(idle time.Duration) error {
+	if c.closing.Load() {
+		return ErrClosed
+	}
+	c.nc.SetReadDeadline(time.Now().Add(idle))
+	if c.closing.Load() { // Close may have set a shorter deadline meanwhile
+		c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.CloseTimeout))
+	}
+	return nil
+}
+
+// readFrame reads one frame, waiting at most idle for it, and returns the
+// payload of a data message (nil for a control frame, which it handles) and
+// whether more bytes are buffered. A data message is read whole, with the
+// frames that continue it. The read buffer is let go whenever it is empty.
+func (c *Conn) readFrame(idle time.Duration) (data []byte, more bool, err error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if err := c.armRead(idle); err != nil {
+		return nil, false, err
+	}
+	if c.br == nil {
+		c.br = readers.Get().(*bufio.Reader)
+		c.br.Reset(c.nc)
+		c.rd.Source = c.br
+	}
+	defer func() {
+		if more = c.br.Buffered() > 0; !more && err == nil {
+			if c.br.Size() == readBufferSize { // not the hijacked one
+				c.br.Reset(nil)
+				readers.Put(c.br)
+			}
+			c.br, c.rd.Source = nil, nil
+		}
+	}()
+	h, err := c.rd.NextFrame()
+	if err != nil {
+		return nil, false, c.readFailed(err)
+	}
+	if h.OpCode.IsControl() {
+		return nil, false, c.control(h, &c.rd)
+	}
+	// The limit on the whole message is the reader's; this only sizes the
+	// buffer, never beyond what the limit allows.
+	data, err = io.ReadAll(&c.rd)
+	if err != nil {
+		return nil, false, c.readFailed(err)
+	}
+	return data, false, nil
+}
+
+// readers are the read buffers of connections that are reading a frame.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
+// readBufferSize is the read buffer of a connection; bigger frames are read
+// through it in pieces.
+const readBufferSize = 1 << 10
+
+// readFailed closes the connection with the code the failure calls for and
+// returns the error Recv reports.
+func (c *Conn) readFailed(err error) error {
+	switch {
+	case errors.Is(err, wsutil.ErrMessageTooLarge), errors.Is(err, wsutil.ErrFrameTooLarge):
+		c.Close(ws.StatusMessageTooBig, fmt.Sprintf("frame larger than %d bytes", c.b.cfg.MaxFrameBytes))
+	case errors.Is(err, wsutil.ErrInvalidUTF8):
+		c.Close(ws.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), c.closing.Load():
+		// The browser went away, or we are closing and it answered.
+		c.Close(ws.StatusNormalClosure, "")
+		return errPeerClosed
+	case isTimeout(err):
+		c.Close(ws.StatusPolicyViolation, "no frame or pong within the idle timeout")
+	case isProtocolError(err):
+		c.Close(ws.StatusProtocolError, err.Error())
+	default:
+		c.Close(ws.StatusInternalServerError, "")
+	}
+	return fmt.Errorf("read websocket: %w", err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func isProtocolError(err error) bool {
+	var pe ws.ProtocolError
+	return errors.As(err, &pe)
+}
+
+// control handles a control frame, between messages or inside a fragmented
+// one. Pings are answered with pongs; pongs only prove the browser is alive
+// (the next read deadline counts from now); a close frame is answered and
+// ends the connection.
+func (c *Conn) control(h ws.Header, body io.Reader) error {
+	payload := make([]byte, h.Length) // at most 125 bytes: CheckHeader saw to it
+	if _, err := io.ReadFull(body, payload); err != nil {
+		return c.readFailed(err)
+	}
+	switch h.OpCode {
+	case ws.OpPing:
+		c.mu.Lock()
+		if !c.closed {
+			c.armWrite()
+			c.nc.Write(append(appendHeader(nil, ws.OpPong, len(payload)), payload...))
+		}
+		c.mu.Unlock()
+	case ws.OpClose:
+		code := ws.StatusNormalClosure // a close frame may carry no code
+		if len(payload) > 0 {
+			var reason string
+			code, reason = ws.ParseCloseFrameData(payload)
+			if err := ws.CheckCloseFrameData(code, reason); err != nil {
+				c.Close(ws.StatusProtocolError, err.Error())
+				return fmt.Errorf("read websocket: %w", err)
+			}
+		}
+		// Echo the code, as RFC 6455 5.5.1 asks, unless we closed first.
+		c.Close(code, "")
+		return errPeerClosed
+	}
+	return nil
+}

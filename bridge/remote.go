@@ -1,0 +1,138 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/gobwas/ws"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+)
+
+// Remote runs each session as a real Connect stream to a core node, with
+// the browser's token as "authorization: Bearer" metadata.
+type Remote struct {
+	Client chatv1.ChatServiceClient
+}
+
+var _ Upstream = Remote{}
+
+// Run implements Upstream.
+func (u Remote) Run(ctx context.Context, token string, c *Conn) error {
+	err := u.run(ctx, token, c)
+	c.Close(closeForStatus(err))
+	return err
+}
+
+func (u Remote) run(ctx context.Context, token string, c *Conn) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
+	if c.acceptLanguage != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "accept-language", c.acceptLanguage)
+	}
+	st, err := u.Client.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	// The first frame is the welcome, or the refusal of the token: nothing
+	// reaches the browser before the core has admitted it.
+	first, err := st.Recv()
+	if err != nil {
+		return err
+	}
+	if err := c.writeFrame(first); err != nil {
+		return err
+	}
+	down := make(chan error, 1)
+	held := newRefusals()
+	go func() { down <- forward(st, c, held) }()
+	refuse := func(fe *FrameError) { st.Send(held.hold(fe)) } // a failed Send shows on the next one
+
+	for {
+		f, err := c.recv(refuse)
+		if err != nil {
+			st.CloseSend()
+			// The core ends the stream once it has seen the end of ours; if
+			// the core ended first, its status is the better answer.
+			var derr error
+			select {
+			case derr = <-down:
+			case <-time.After(c.b.cfg.CloseTimeout):
+				cancel()
+				<-down
+			}
+			if derr != nil && status.Code(derr) != codes.Canceled {
+				return derr
+			}
+			return err
+		}
+		if err := st.Send(f); err != nil {
+			// The core ended the stream; Recv on it says why.
+			return <-down
+		}
+	}
+}
+
+// forward copies the core's frames to the browser until the stream ends,
+// then closes the browser connection with the fitting code so that the
+// reader stops, and returns the stream's status.
+func forward(st grpc.BidiStreamingClient[chatv1.ClientFrame, chatv1.ServerFrame], c *Conn, held *refusals) error {
+	for {
+		f, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			c.Close(ws.StatusNormalClosure, "")
+			return nil
+		}
+		if err != nil {
+			c.Close(closeForStatus(err))
+			return err
+		}
+		if r := held.swap(f, c.b.now()); r != nil {
+			f = r
+		} else if f.GetId() == held.barrier {
+			continue
+		}
+		if err := c.writeFrame(f); err != nil {
+			// The browser did not take a frame within WriteTimeout (or is
+			// gone): it is a slow consumer here as in the core.
+			c.Close(ws.StatusPolicyViolation, "slow consumer: write timed out")
+			return err
+		}
+	}
+}
+
+// closeForStatus maps how a remote session ended (nil, a read error of the
+// browser's connection, or the core's gRPC status) onto a WebSocket close
+// code and reason.
+func closeForStatus(err error) (ws.StatusCode, string) {
+	if sessionOver(err) {
+		return ws.StatusNormalClosure, ""
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return ws.StatusInternalServerError, "internal error"
+	}
+	if code, ok := reasonCloses[chatv1.ReasonOf(err)]; ok {
+		return code, st.Message()
+	}
+	switch st.Code() {
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return ws.StatusPolicyViolation, st.Message()
+	case codes.ResourceExhausted:
+		// The core's slow-consumer disconnect: the client read too slowly.
+		return ws.StatusPolicyViolation, st.Message()
+	case codes.Unavailable, codes.Canceled:
+		return ws.StatusGoingAway, closeShutdown
+	default:
+		return ws.StatusInternalServerError, st.Message()
+	}
+}

@@ -1,0 +1,106 @@
+package bridge
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+)
+
+// sendPing keeps the connection alive through proxies and lets a silent
+// peer be noticed: the browser answers with a pong, which Recv counts as
+// life. It runs on the timer, so an idle connection holds no goroutine.
+func (c *Conn) sendPing() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.armWrite()
+	_, err := c.nc.Write(pingFrame)
+	c.mu.Unlock()
+	if err == nil {
+		c.ping.Reset(c.b.cfg.PingInterval)
+	}
+}
+
+// armWrite makes sure a write deadline at least WriteTimeout/2 away is set.
+// The caller holds mu.
+func (c *Conn) armWrite() {
+	now := time.Now()
+	if c.deadline.Sub(now) < c.b.cfg.WriteTimeout/2 {
+		c.deadline = now.Add(c.b.cfg.WriteTimeout)
+		c.nc.SetWriteDeadline(c.deadline)
+	}
+}
+
+// pingFrame is an empty, unmasked ping (RFC 6455 5.5.2).
+var pingFrame = []byte{0x80 | byte(ws.OpPing), 0}
+
+// WriteFrames sends frames as text messages in one socket write. It is the
+// hub's writer (in-process) or the upstream reader (remote) that calls it.
+func (c *Conn) WriteFrames(frames [][]byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	n := 0
+	for _, f := range frames {
+		n += ws.MaxHeaderSize + len(f)
+	}
+	bp := writeBuffers.Get().(*[]byte)
+	buf := (*bp)[:0]
+	if cap(buf) < n {
+		buf = make([]byte, 0, n)
+	}
+	for _, f := range frames {
+		buf = appendHeader(buf, ws.OpText, len(f))
+		buf = append(buf, f...)
+	}
+	c.armWrite()
+	_, err := c.nc.Write(buf)
+	if cap(buf) <= maxPooledBuffer {
+		*bp = buf[:0]
+		writeBuffers.Put(bp)
+	}
+	if err != nil {
+		return fmt.Errorf("write websocket: %w", err)
+	}
+	c.welcomeOnce.Do(func() { close(c.welcomed) })
+	return nil
+}
+
+// writeBuffers hold batches while they are written. They are shared by all
+// connections, so an idle connection holds no write buffer at all and a busy
+// one does not allocate a batch each time.
+var writeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxPooledBuffer is the largest batch buffer kept for reuse.
+const maxPooledBuffer = 256 << 10
+
+// appendHeader appends an unmasked, final frame header (RFC 6455 5.2).
+func appendHeader(b []byte, op ws.OpCode, n int) []byte {
+	b = append(b, 0x80|byte(op))
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xffff:
+		return append(b, 126, byte(n>>8), byte(n))
+	default:
+		return append(b, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+}
+
+// writeFrame sends one server frame, such as an error answering a bad
+// client frame.
+func (c *Conn) writeFrame(f *chatv1.ServerFrame) error {
+	b, err := EncodeFrame(f)
+	if err != nil {
+		return err
+	}
+	return c.WriteFrames([][]byte{b})
+}

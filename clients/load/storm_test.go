@@ -1,0 +1,64 @@
+package load_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tertulia/tertulia/clients/load"
+	"github.com/tertulia/tertulia/server/node"
+	"github.com/tertulia/tertulia/server/node/nodetest"
+)
+
+// checkAllDelivered fails the test unless res published something and
+// every subscriber received every message with no connection dropped.
+func checkAllDelivered(t *testing.T, res *load.Result) {
+	t.Helper()
+	if res.Published == 0 {
+		t.Fatalf("got 0 messages published, want some")
+	}
+	if res.Delivered != res.Expected || res.Lost != 0 {
+		t.Errorf("got %d of %d deliveries (%d lost), want all", res.Delivered, res.Expected, res.Lost)
+	}
+	if res.Dropped != 0 {
+		t.Errorf("got %d dropped connections (%s), want 0", res.Dropped, res.FirstDrop)
+	}
+	if res.P50 <= 0 || res.P99 < res.P50 || res.Max < res.P99 {
+		t.Errorf("got p50 %v p99 %v max %v ms, want 0 < p50 <= p99 <= max", res.P50, res.P99, res.Max)
+	}
+}
+
+// The coder/websocket client, decoding every frame with encoding/json,
+// receives every message of a fan-out to distinct users in a room, and the
+// tool reports what each delivery cost it.
+func TestCoderClientDeliversEverything(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{})
+	res := run(t, srv, load.Config{Scenario: "fanout", Transport: "ws", Client: "coder", Conns: 20, Rate: 200, Duration: 500 * time.Millisecond})
+	checkAllDelivered(t, res)
+	if res.Client != "coder" || res.Connected != 20 {
+		t.Errorf("got client %q with %d connected, want coder with 20", res.Client, res.Connected)
+	}
+	if res.ToolCPUPerMsg <= 0 {
+		t.Errorf("got tool CPU %v µs per message, want > 0", res.ToolCPUPerMsg)
+	}
+}
+
+// After every connection of a room closes at once and all reconnect at once,
+// every user is back in the room: each receives every message published
+// after the storm.
+func TestReconnectStormRejoinsEveryone(t *testing.T) {
+	const conns = 30
+	for _, tc := range []struct{ transport, client string }{{"ws", "own"}, {"ws", "coder"}, {"grpc", ""}} {
+		t.Run(tc.transport+"/"+tc.client, func(t *testing.T) {
+			srv := nodetest.Start(t, node.Config{})
+			res := run(t, srv, load.Config{Scenario: "reconnect", Transport: tc.transport, Client: tc.client,
+				Conns: conns, Rate: 100, Duration: 300 * time.Millisecond})
+			if res.ReconnectSec <= 0 || res.StormCloseSec <= 0 {
+				t.Errorf("got storm close %vs, reconnect %vs, want both measured", res.StormCloseSec, res.ReconnectSec)
+			}
+			if res.ReconnectFailed != 0 || res.Connected != conns {
+				t.Errorf("got %d failed reconnects and %d connected, want 0 and %d", res.ReconnectFailed, res.Connected, conns)
+			}
+			checkAllDelivered(t, res)
+		})
+	}
+}

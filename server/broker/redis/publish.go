@@ -1,0 +1,113 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tertulia/tertulia/server/hub"
+)
+
+// echo is a Publish call waiting for its own event.
+type echo struct {
+	topic string
+	done  chan struct{}
+}
+
+// Publish implements hub.Broker. When this node subscribes to topic, Publish
+// returns once its own handler has been given ev, as with the memory broker:
+// a session that publishes, then leaves, has seen its own event.
+//
+// While Redis is unreachable, ev is delivered to this node's own subscribers
+// only, and Publish succeeds: the node's sessions go on talking among
+// themselves. Metrics.LocalOnly counts these.
+func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error {
+	if b.up.Load() {
+		seq, done := b.expectEcho(topic)
+		payload, err := encodeEvent(ev, b.cfg.NodeID, seq)
+		if err == nil {
+			err = b.rdb.Publish(ctx, b.channel(topic), payload).Err()
+		}
+		if err == nil {
+			b.metrics.Published.Add(1)
+			b.awaitEcho(ctx, seq, done)
+			return nil
+		}
+		b.dropEcho(seq)
+		if ctx.Err() != nil {
+			return fmt.Errorf("publish to %s: %w", topic, err)
+		}
+		b.log.Warn("publish failed; delivering on this node only", "topic", topic, "err", err)
+	}
+	b.metrics.LocalOnly.Add(1)
+	if b.live(topic) {
+		b.dispatch(topic, ev)
+	}
+	return nil
+}
+
+// expectEcho registers a Publish to topic that will wait for its event to
+// come back, if this node subscribes to topic. It returns 0 if not.
+func (b *Broker) expectEcho(topic string) (uint64, chan struct{}) {
+	if !b.live(topic) {
+		return 0, nil
+	}
+	done := make(chan struct{})
+	b.pingMu.Lock()
+	b.echoSeq++
+	seq := b.echoSeq
+	b.echoes[seq] = echo{topic: topic, done: done}
+	b.pingMu.Unlock()
+	return seq, done
+}
+
+// awaitEcho waits for the event numbered seq to have been handled here. It
+// gives up, without error, after SyncTimeout or when ctx ends: the event is
+// published; only this node's copy is late or, if the pub/sub connection
+// broke meanwhile, lost.
+func (b *Broker) awaitEcho(ctx context.Context, seq uint64, done chan struct{}) {
+	if done == nil {
+		return
+	}
+	defer b.dropEcho(seq)
+	t := time.NewTimer(b.cfg.SyncTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	case <-t.C:
+		b.log.Warn("own event did not come back from redis in time", "timeout", b.cfg.SyncTimeout)
+	}
+}
+
+func (b *Broker) dropEcho(seq uint64) {
+	if seq == 0 {
+		return
+	}
+	b.pingMu.Lock()
+	delete(b.echoes, seq)
+	b.pingMu.Unlock()
+}
+
+// echoed releases the Publish waiting for event seq of this node, if any.
+func (b *Broker) echoed(seq uint64) {
+	b.pingMu.Lock()
+	if e, ok := b.echoes[seq]; ok {
+		close(e.done)
+		delete(b.echoes, seq)
+	}
+	b.pingMu.Unlock()
+}
+
+// releaseEchoes releases the Publish calls waiting on topic (all topics if
+// topic is empty): their events will not come back.
+func (b *Broker) releaseEchoes(topic string) {
+	b.pingMu.Lock()
+	for seq, e := range b.echoes {
+		if topic == "" || e.topic == topic {
+			close(e.done)
+			delete(b.echoes, seq)
+		}
+	}
+	b.pingMu.Unlock()
+}

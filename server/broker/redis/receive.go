@@ -1,0 +1,103 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/tertulia/tertulia/server/hub"
+)
+
+// dispatch hands ev to the handler, one call at a time.
+func (b *Broker) dispatch(topic string, ev *hub.Event) {
+	h := b.handler.Load()
+	if h == nil {
+		return
+	}
+	b.dispatchMu.Lock()
+	defer b.dispatchMu.Unlock()
+	(*h)(topic, ev)
+}
+
+// dispatchIfLive hands ev to the handler if this node still subscribes to
+// topic: an UNSUBSCRIBE takes effect in Redis a little after Unsubscribe
+// returns.
+func (b *Broker) dispatchIfLive(topic string, ev *hub.Event) {
+	b.subMu.Lock()
+	st := b.topics[topic]
+	b.subMu.Unlock()
+	h := b.handler.Load()
+	if st == nil || h == nil {
+		return
+	}
+	b.dispatchMu.Lock()
+	defer b.dispatchMu.Unlock()
+	if st.live.Load() {
+		(*h)(topic, ev)
+	}
+}
+
+// receive reads the pub/sub connection until ctx ends, dispatching messages
+// in order. go-redis reconnects a broken connection and subscribes it again
+// to every channel on the next read; receive retries with backoff meanwhile.
+func (b *Broker) receive(ctx context.Context) {
+	const minBackoff, maxBackoff = 50 * time.Millisecond, time.Second
+	backoff := minBackoff
+	var downSince time.Time
+	for ctx.Err() == nil {
+		msg, err := b.ps.ReceiveTimeout(ctx, b.cfg.Heartbeat)
+		var ne net.Error
+		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			if ctx.Err() != nil || errors.Is(err, goredis.ErrClosed) {
+				return
+			}
+			if b.up.Swap(false) {
+				downSince = time.Now()
+				b.releaseEchoes("")
+				b.log.Error("redis pub/sub connection lost: serving this node's sessions only until it returns", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		backoff = minBackoff
+		if !b.up.Swap(true) {
+			b.metrics.Reconnects.Add(1)
+			b.log.Warn("redis pub/sub connection back; resubscribed", "topics", b.subscribedCount(),
+				"down_for", time.Since(downSince).Round(time.Millisecond))
+		}
+		switch m := msg.(type) {
+		case nil: // read timed out: the connection is idle; make sure it lives
+			_ = b.ps.Ping(ctx)
+		case *goredis.Message:
+			b.received(m)
+		case *goredis.Pong:
+			b.pong(m.Payload)
+		}
+	}
+}
+
+func (b *Broker) received(m *goredis.Message) {
+	b.metrics.Received.Add(1)
+	topic, ok := strings.CutPrefix(m.Channel, b.prefix)
+	if !ok {
+		return
+	}
+	ev, w, err := decodeEvent(m.Payload)
+	if err != nil {
+		b.log.Error("dropping event", "topic", topic, "err", err)
+		return
+	}
+	b.dispatchIfLive(topic, ev)
+	if w.Seq != 0 && w.Origin == b.cfg.NodeID {
+		b.echoed(w.Seq)
+	}
+}

@@ -1,0 +1,75 @@
+package grpcapi
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/hub"
+)
+
+// How the core's outcomes map onto gRPC statuses, here at the boundary: two
+// tables, one for the codes of the core's refusals, one for the reasons it
+// ends a session for.
+
+// errorCodes maps the catalog's codes (hub.Code*) onto gRPC status codes.
+// A code missing here is an invalid argument.
+var errorCodes = map[string]codes.Code{
+	hub.CodeUnavailable: codes.Unavailable,
+}
+
+// streamCodes maps each reason the core ends a session for onto the status
+// Connect returns. A reason missing here ends it with Aborted.
+var streamCodes = map[hub.DisconnectCode]codes.Code{
+	hub.DisconnectSlow:       codes.ResourceExhausted,
+	hub.DisconnectShutdown:   codes.Unavailable,
+	hub.DisconnectWriteError: codes.Aborted,
+	hub.DisconnectDone:       codes.OK,
+	hub.DisconnectExpired:    codes.Unauthenticated,
+	hub.DisconnectKicked:     codes.PermissionDenied,
+	hub.DisconnectBanned:     codes.PermissionDenied,
+}
+
+// streamReasons names why the core ended a session, as the ErrorInfo reason
+// its status carries (see chatv1.ReasonOf): clients tell an expired token
+// from an administrator's disconnect or ban by it.
+var streamReasons = map[hub.DisconnectCode]string{
+	hub.DisconnectExpired: chatv1.ReasonTokenExpired,
+	hub.DisconnectKicked:  chatv1.ReasonDisconnected,
+	hub.DisconnectBanned:  chatv1.ReasonBanned,
+}
+
+// statusFromError maps an error of the core onto a gRPC status.
+func statusFromError(err error) error {
+	var he *hub.Error
+	if errors.As(err, &he) {
+		code, ok := errorCodes[he.Code]
+		if !ok {
+			code = codes.InvalidArgument
+		}
+		return status.Error(code, he.Message)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err).Err()
+	}
+	return status.Error(codes.Unavailable, err.Error())
+}
+
+// statusFromDisconnect is the status Connect returns when the core has
+// ended its session for d: nil for a session drained as the client asked.
+func statusFromDisconnect(d hub.Disconnect) error {
+	code, ok := streamCodes[d.Code]
+	if !ok {
+		code = codes.Aborted
+	}
+	if code == codes.OK {
+		return nil
+	}
+	if reason, ok := streamReasons[d.Code]; ok {
+		return chatv1.ReasonStatus(code, d.Reason, reason)
+	}
+	return status.Error(code, d.Reason)
+}
