@@ -36,8 +36,27 @@ type serverJSON struct {
 	TargetUser   string `json:"target_user,omitempty"`
 	Delivered    *int32 `json:"delivered,omitempty"`
 	Code         string `json:"code,omitempty"`
-	ExpiresAt    string `json:"expires_at,omitempty"`
-	Kicked       bool   `json:"kicked,omitempty"`
+	// Offset and Epoch place a message in its log, or give a log's position;
+	// pointers, because offset 0 and epoch "" are answers too.
+	Offset    *uint64       `json:"offset,omitempty"`
+	Epoch     *string       `json:"epoch,omitempty"`
+	Recovered *bool         `json:"recovered,omitempty"`
+	Inbox     *positionJSON `json:"inbox,omitempty"`
+	ExpiresAt string        `json:"expires_at,omitempty"`
+	Kicked    bool          `json:"kicked,omitempty"`
+}
+
+// positionJSON is a place in a log, as frames carry it both ways.
+type positionJSON struct {
+	Offset uint64 `json:"offset"`
+	Epoch  string `json:"epoch"`
+}
+
+// setPosition puts offset and epoch on j, if there is a position to give.
+func (j *serverJSON) setPosition(offset uint64, epoch string) {
+	if offset != 0 || epoch != "" {
+		j.Offset, j.Epoch = &offset, &epoch
+	}
 }
 
 // EncodeFrame returns f as one JSON text frame; its type is the name of its
@@ -49,6 +68,7 @@ func EncodeFrame(f *chatv1.ServerFrame) ([]byte, error) {
 	case *chatv1.ServerFrame_System:
 		j.Type = hub.KindSystem.String()
 		j.Message, j.ConnectionID, j.UserID = e.System.GetMessage(), e.System.GetConnectionId(), e.System.GetUserId()
+		j.Inbox = &positionJSON{Offset: e.System.GetInbox().GetOffset(), Epoch: e.System.GetInbox().GetEpoch()}
 		j.ExpiresAt = timeOf(e.System.GetExpiresAt())
 	case *chatv1.ServerFrame_UserJoined:
 		j.Type = hub.KindUserJoined.String()
@@ -60,10 +80,13 @@ func EncodeFrame(f *chatv1.ServerFrame) ([]byte, error) {
 		j.Type = hub.KindMessage.String()
 		m := e.Message
 		j.Sender, j.UserID, j.Message, j.Room = m.GetSender(), m.GetUserId(), m.GetMessage(), m.GetRoom()
+		j.setPosition(m.GetOffset(), m.GetEpoch())
 	case *chatv1.ServerFrame_RoomJoined:
 		j.Type = hub.KindRoomJoined.String()
 		r := e.RoomJoined
 		j.Message, j.Room, j.UserID, j.Username = r.GetMessage(), r.GetRoom(), r.GetUserId(), r.GetUsername()
+		j.setPosition(r.GetOffset(), r.GetEpoch())
+		j.Recovered = r.Recovered
 	case *chatv1.ServerFrame_RoomLeft:
 		j.Type = hub.KindRoomLeft.String()
 		r := e.RoomLeft
@@ -73,6 +96,7 @@ func EncodeFrame(f *chatv1.ServerFrame) ([]byte, error) {
 		j.Type = hub.KindPrivateMessage.String()
 		p := e.PrivateMessage
 		j.Sender, j.UserID, j.Message = p.GetSender(), p.GetUserId(), p.GetMessage()
+		j.setPosition(p.GetOffset(), p.GetEpoch())
 	case *chatv1.ServerFrame_PrivateSent:
 		j.Type = hub.KindPrivateSent.String()
 		d := e.PrivateSent.GetDelivered()
@@ -83,8 +107,17 @@ func EncodeFrame(f *chatv1.ServerFrame) ([]byte, error) {
 	case *chatv1.ServerFrame_Error:
 		j.Type = hub.KindError.String()
 		j.Message, j.Code = e.Error.GetMessage(), e.Error.GetCode()
+	case *chatv1.ServerFrame_Ack:
+		j.Type = "ack"
+		j.Room = e.Ack.GetRoom()
+		j.setPosition(e.Ack.GetOffset(), e.Ack.GetEpoch())
+	case *chatv1.ServerFrame_PrivateRecovered:
+		j.Type = "private_recovered"
+		p := e.PrivateRecovered
+		offset, epoch, ok := p.GetOffset(), p.GetEpoch(), p.GetRecovered()
+		j.Offset, j.Epoch, j.Recovered = &offset, &epoch, &ok
 	case *chatv1.ServerFrame_Refreshed:
-		j.Type = "refreshed"
+		j.Type = hub.KindRefreshed.String()
 		j.ExpiresAt = timeOf(e.Refreshed.GetExpiresAt())
 	default:
 		return nil, fmt.Errorf("encode server frame: unknown event %T", f.GetEvent())
@@ -162,6 +195,17 @@ type clientJSON struct {
 	Room       string  `json:"room"`
 	TargetUser string  `json:"target_user"`
 	Token      string  `json:"token"`
+	// Since and History ask a join_room, Since a recover_private, for a
+	// replay of the log.
+	Since   *positionJSON `json:"since"`
+	History int32         `json:"history"`
+}
+
+func (p *positionJSON) proto() *chatv1.Position {
+	if p == nil {
+		return nil
+	}
+	return &chatv1.Position{Offset: p.Offset, Epoch: p.Epoch}
 }
 
 // ClientMessage is one decoded client frame: either a chat frame, or an
@@ -196,11 +240,16 @@ func DecodeFrame(data []byte) (ClientMessage, error) {
 	case "message":
 		f.Kind = &chatv1.ClientFrame_Message{Message: &chatv1.SendMessage{Message: j.Message, Room: j.Room}}
 	case "join_room":
-		f.Kind = &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: j.Room}}
+		f.Kind = &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: j.Room, Since: j.Since.proto(), History: j.History}}
 	case "leave_room":
 		f.Kind = &chatv1.ClientFrame_LeaveRoom{LeaveRoom: &chatv1.LeaveRoom{Room: j.Room}}
 	case "private_message":
 		f.Kind = &chatv1.ClientFrame_PrivateMessage{PrivateMessage: &chatv1.SendPrivateMessage{TargetUser: j.TargetUser, Message: j.Message}}
+	case "recover_private":
+		if j.Since == nil {
+			return ClientMessage{}, frameError(j.ID, CodeInvalidFrame, "recover_private needs since: {offset, epoch}")
+		}
+		f.Kind = &chatv1.ClientFrame_RecoverPrivate{RecoverPrivate: &chatv1.RecoverPrivate{Since: j.Since.proto()}}
 	case "refresh":
 		f.Kind = &chatv1.ClientFrame_Refresh{Refresh: &chatv1.Refresh{Token: j.Token}}
 	case "auth":

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tertulia/tertulia/bridge"
@@ -46,14 +47,24 @@ func TestEncodeFrameGolden(t *testing.T) {
 		name string
 		f    *chatv1.ServerFrame
 	}{
-		{"system", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_System{System: &chatv1.System{Message: "Welcome alice", ConnectionId: "c0ffee", UserId: "alice"}}}},
+		{"system", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_System{System: &chatv1.System{Message: "Welcome alice", ConnectionId: "c0ffee", UserId: "alice",
+			Inbox: &chatv1.Position{Offset: 4, Epoch: "e9"}}}}},
+		{"system_empty_inbox", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_System{System: &chatv1.System{Message: "Connected to the chat", ConnectionId: "c0ffee", UserId: "guest-1"}}}},
 		{"user_joined", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_UserJoined{UserJoined: &chatv1.UserJoined{Message: "alice joined the chat", UserId: "alice", Username: "alice"}}}},
 		{"user_left", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_UserLeft{UserLeft: &chatv1.UserLeft{Message: "alice left the chat", UserId: "alice", Username: "alice"}}}},
 		{"message_lobby", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_Message{Message: &chatv1.Message{Sender: "alice", UserId: "alice", Message: `<img src=x onerror="window.pwned=1"> & ñ`}}}},
-		{"message_room", &chatv1.ServerFrame{Id: "m1", Event: &chatv1.ServerFrame_Message{Message: &chatv1.Message{Sender: "alice", UserId: "alice", Message: "hi", Room: "lounge"}}}},
+		{"message_room", &chatv1.ServerFrame{Id: "m1", Event: &chatv1.ServerFrame_Message{Message: &chatv1.Message{Sender: "alice", UserId: "alice", Message: "hi", Room: "lounge", Offset: 12, Epoch: "e1"}}}},
 		{"room_joined", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_RoomJoined{RoomJoined: &chatv1.RoomJoined{Message: "alice joined room lounge", Room: "lounge", UserId: "alice", Username: "alice"}}}},
+		{"room_joined_own", &chatv1.ServerFrame{Id: "j1", Event: &chatv1.ServerFrame_RoomJoined{RoomJoined: &chatv1.RoomJoined{Message: "alice joined room lounge", Room: "lounge", UserId: "alice", Username: "alice", Offset: 12, Epoch: "e1"}}}},
+		{"room_joined_recovered", &chatv1.ServerFrame{Id: "j1", Event: &chatv1.ServerFrame_RoomJoined{RoomJoined: &chatv1.RoomJoined{Message: "alice joined room lounge", Room: "lounge", UserId: "alice", Username: "alice", Offset: 12, Epoch: "e1", Recovered: proto.Bool(true)}}}},
+		{"room_joined_not_recovered", &chatv1.ServerFrame{Id: "j1", Event: &chatv1.ServerFrame_RoomJoined{RoomJoined: &chatv1.RoomJoined{Message: "alice joined room lounge", Room: "lounge", UserId: "alice", Username: "alice", Offset: 140, Epoch: "e2", Recovered: proto.Bool(false)}}}},
+		{"ack_room", &chatv1.ServerFrame{Id: "m1", Event: &chatv1.ServerFrame_Ack{Ack: &chatv1.Ack{Room: "lounge", Offset: 12, Epoch: "e1"}}}},
+		{"ack_private", &chatv1.ServerFrame{Id: "p1", Event: &chatv1.ServerFrame_Ack{Ack: &chatv1.Ack{Offset: 3, Epoch: "e7"}}}},
+		{"ack_lobby", &chatv1.ServerFrame{Id: "l1", Event: &chatv1.ServerFrame_Ack{Ack: &chatv1.Ack{}}}},
+		{"private_recovered", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_PrivateRecovered{PrivateRecovered: &chatv1.PrivateRecovered{Recovered: true, Offset: 5, Epoch: "e7"}}}},
+		{"private_recovered_not", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_PrivateRecovered{PrivateRecovered: &chatv1.PrivateRecovered{Offset: 0, Epoch: ""}}}},
 		{"room_left", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_RoomLeft{RoomLeft: &chatv1.RoomLeft{Message: "alice left room lounge", Room: "lounge", UserId: "alice", Username: "alice"}}}},
-		{"private_message", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_PrivateMessage{PrivateMessage: &chatv1.PrivateMessage{Sender: "bob", UserId: "bob", Message: "psst"}}}},
+		{"private_message", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_PrivateMessage{PrivateMessage: &chatv1.PrivateMessage{Sender: "bob", UserId: "bob", Message: "psst", Offset: 3, Epoch: "e7"}}}},
 		{"private_sent", &chatv1.ServerFrame{Id: "p1", Event: &chatv1.ServerFrame_PrivateSent{PrivateSent: &chatv1.PrivateSent{Message: "Private message sent to alice", TargetUser: "alice", Delivered: 2}}}},
 		{"private_sent_nobody", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_PrivateSent{PrivateSent: &chatv1.PrivateSent{Message: "User zed is not connected", TargetUser: "zed"}}}},
 		{"admin_broadcast", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_AdminBroadcast{AdminBroadcast: &chatv1.AdminBroadcast{Message: "maintenance at noon"}}}},
@@ -91,6 +102,12 @@ func TestDecodeFrameGolden(t *testing.T) {
 		{"message", `{"type": "message", "message": "hi", "id": "m1"}`},
 		{"room_message", `{"type": "message", "message": "hi", "room": "lounge"}`},
 		{"join_room", `{"type": "join_room", "room": "lounge", "id": "j1"}`},
+		{"join_room_since", `{"type": "join_room", "room": "lounge", "since": {"offset": 12, "epoch": "e1"}}`},
+		{"join_room_since_nothing", `{"type": "join_room", "room": "lounge", "since": {"offset": 0, "epoch": ""}}`},
+		{"join_room_history", `{"type": "join_room", "room": "lounge", "history": 20}`},
+		{"recover_private", `{"type": "recover_private", "since": {"offset": 3, "epoch": "e7"}}`},
+		{"recover_private_no_since", `{"type": "recover_private", "id": "r1"}`},
+		{"wrong_type_since", `{"type": "join_room", "room": "lounge", "since": {"offset": "12"}}`},
 		{"leave_room", `{"type": "leave_room", "room": "lounge"}`},
 		{"private_message", `{"type": "private_message", "target_user": "bob", "message": "psst"}`},
 		{"auth", `{"type": "auth", "token": "eyJ.x.y"}`},

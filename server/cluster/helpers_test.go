@@ -119,20 +119,8 @@ func connect(t testing.TB, srv *nodetest.Server, name string, admin bool) *user 
 // connectAddr opens a session with token on the node at grpcAddr.
 func connectAddr(t testing.TB, grpcAddr, token, name string) *user {
 	t.Helper()
-	c, err := client.Dial(grpcAddr, client.WithToken(token))
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	s, err := c.Connect(context.Background())
-	if err != nil {
-		t.Fatalf("connect %s: %v", name, err)
-	}
-	t.Cleanup(func() { s.Close() })
-	u := &user{t: t, name: name, c: c, s: s}
-	w := u.await("welcome", func(f *chatv1.ServerFrame) bool { return f.GetSystem() != nil })
-	u.id = w.GetSystem().UserId
-	return u
+	p := nodetest.Open(t, grpcAddr, token, name)
+	return &user{t: t, name: name, id: p.Welcome.UserId, c: p.C, s: p.S}
 }
 
 // await skips frames until one satisfies match, and returns it.

@@ -37,6 +37,7 @@ type Broker interface {
 	Unsubscribe(ctx context.Context, topic string) error
 
 	Presence
+	Log
 	Bans
 }
 

@@ -17,6 +17,7 @@ const (
 	CmdJoinRoom
 	CmdLeaveRoom
 	CmdPrivateMessage
+	CmdRecoverPrivate
 	CmdRefresh
 )
 
@@ -28,7 +29,11 @@ type Command struct {
 	Room       string
 	Message    string
 	TargetUser string
-	Token      string // refresh only
+	// Since asks a join, or a recover_private, to replay what was logged
+	// after it; History asks a join for the latest that many messages.
+	Since   *Position
+	History int
+	Token   string // refresh only
 }
 
 // DefaultRoom is the room joined or left when a frame names none, as in the seed.
@@ -64,6 +69,8 @@ func (s *Session) Handle(ctx context.Context, cmd Command) {
 		err = s.leave(ctx, cmd)
 	case CmdPrivateMessage:
 		err = s.private(ctx, cmd)
+	case CmdRecoverPrivate:
+		err = s.recoverPrivate(ctx, cmd)
 	case CmdRefresh:
 		err = s.refresh(cmd)
 	default:
@@ -98,10 +105,7 @@ func (s *Session) message(ctx context.Context, cmd Command) *Error {
 	}
 	ev := &Event{Kind: KindMessage, Time: s.hub.now(), ID: cmd.ID, ReplyTo: s.id, Message: cmd.Message,
 		Room: cmd.Room, Sender: s.who.Name, UserID: s.who.UserID}
-	if s.hub.publish(ctx, topic, ev) != nil {
-		return errorf(CodeUnavailable, "message not sent: the broker is unavailable")
-	}
-	return nil
+	return s.post(ctx, topic, ev, cmd.ID)
 }
 
 // roomOf is the room a join or leave names: DefaultRoom when it names none.
@@ -116,6 +120,9 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 	room, err := roomOf(cmd)
 	if err != nil {
 		return err
+	}
+	if cmd.History < 0 {
+		return errorf(CodeInvalidHistory, "history must not be negative")
 	}
 	s.mu.Lock()
 	closed := s.closed
@@ -138,7 +145,9 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 		return err
 	}
 	h := s.hub
+	s.holdBack(topicRoom(room)) // until joined has sent the log's position
 	if err := h.subscribe(ctx, topicRoom(room), s); err != nil {
+		s.forgetHold(topicRoom(room))
 		s.forget(room)
 		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", err)
 		return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
@@ -146,17 +155,12 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 	members, berr := h.broker.AddMember(ctx, room, s.presence())
 	if berr != nil {
 		h.unsubscribe(ctx, topicRoom(room), s)
+		s.forgetHold(topicRoom(room))
 		s.forget(room)
 		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", berr)
 		return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
 	}
-	ev := &Event{Kind: KindRoomJoined, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Room: room,
-		UserID: s.who.UserID, Sender: s.who.Name}
-	if h.announced(room, members) {
-		h.publish(ctx, topicRoom(room), ev)
-	} else {
-		s.send(ev)
-	}
+	s.joined(ctx, room, cmd, h.announced(room, members))
 	return nil
 }
 
@@ -178,6 +182,7 @@ func (s *Session) leave(ctx context.Context, cmd Command) *Error {
 	if !ok {
 		return errorf(CodeNotInRoom, "not in room %q", room)
 	}
+	s.forgetHold(topicRoom(room))
 	s.hub.leave(ctx, s, room, cmd.ID, false)
 	return nil
 }
@@ -217,12 +222,11 @@ func (s *Session) private(ctx context.Context, cmd Command) *Error {
 		h.log.WarnContext(ctx, "count user connections", "conn", s.id, "user", cmd.TargetUser, "err", err)
 		return errorf(CodeUnavailable, "private message not sent: the broker is unavailable")
 	}
-	if n > 0 {
-		ev := &Event{Kind: KindPrivateMessage, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Message: cmd.Message,
-			Sender: s.who.Name, UserID: s.who.UserID}
-		if h.publish(ctx, topicUser(cmd.TargetUser), ev) != nil {
-			return errorf(CodeUnavailable, "private message not sent: the broker is unavailable")
-		}
+	// Logged even when the target is away: its inbox keeps it for recovery.
+	ev := &Event{Kind: KindPrivateMessage, Time: h.now(), ID: cmd.ID, ReplyTo: s.id, Message: cmd.Message,
+		Sender: s.who.Name, UserID: s.who.UserID}
+	if dup, err := s.sendPrivate(ctx, cmd.TargetUser, ev, cmd.ID); err != nil || dup {
+		return err
 	}
 	ack := s.text("Private message sent to %s", cmd.TargetUser)
 	if n == 0 {

@@ -18,4 +18,11 @@
 // queued; a session whose queue overflows is disconnected as slow and counted.
 // An event is encoded once per wire format and the bytes shared by every
 // recipient that speaks it.
+//
+// Room messages and private messages are logged by the broker (see Log):
+// each gets an offset in its room's or user's log, a frame with an id is
+// acknowledged once the broker holds it and de-duplicated cluster-wide, and
+// a session joining a room (or recovering its inbox) is replayed what it
+// missed, then the live stream, with no gap and no duplicate (history.go,
+// catchup.go).
 package hub

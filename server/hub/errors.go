@@ -21,6 +21,9 @@ const (
 	CodeInvalidJSON          = "invalid_json"          // a WebSocket frame that is not JSON
 	CodeInvalidFrame         = "invalid_frame"         // a WebSocket frame with a field of the wrong type
 	CodeAlreadyAuthenticated = "already_authenticated" // an auth frame on an authenticated WebSocket
+	CodeInvalidHistory       = "invalid_history"       // a join asking for a negative history
+	CodeInvalidLimit         = "invalid_limit"         // a page size that is negative
+	CodeInvalidCursor        = "invalid_cursor"        // a members cursor that no page gave
 
 	// Refreshes, moderation, and the reasons a session ends for them (see
 	// expiry.go and moderation.go).

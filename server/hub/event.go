@@ -17,6 +17,8 @@ const (
 	KindPrivateSent
 	KindAdminBroadcast
 	KindError
+	KindAck
+	KindPrivateRecovered
 	// KindRefreshed answers a refresh: the session's token was replaced.
 	KindRefreshed
 	// KindDisconnect and KindKick are moderation orders between nodes,
@@ -26,19 +28,21 @@ const (
 )
 
 var kindNames = [...]string{
-	KindSystem:         "system",
-	KindUserJoined:     "user_joined",
-	KindUserLeft:       "user_left",
-	KindMessage:        "message",
-	KindRoomJoined:     "room_joined",
-	KindRoomLeft:       "room_left",
-	KindPrivateMessage: "private_message",
-	KindPrivateSent:    "private_sent",
-	KindAdminBroadcast: "admin_broadcast",
-	KindError:          "error",
-	KindRefreshed:      "refreshed",
-	KindDisconnect:     "disconnect",
-	KindKick:           "kick",
+	KindSystem:           "system",
+	KindUserJoined:       "user_joined",
+	KindUserLeft:         "user_left",
+	KindMessage:          "message",
+	KindRoomJoined:       "room_joined",
+	KindRoomLeft:         "room_left",
+	KindPrivateMessage:   "private_message",
+	KindPrivateSent:      "private_sent",
+	KindAdminBroadcast:   "admin_broadcast",
+	KindError:            "error",
+	KindAck:              "ack",
+	KindPrivateRecovered: "private_recovered",
+	KindRefreshed:        "refreshed",
+	KindDisconnect:       "disconnect",
+	KindKick:             "kick",
 }
 
 // Valid reports whether k is one of the kinds above.
@@ -73,11 +77,28 @@ type Event struct {
 	TargetUser   string // private_sent only
 	Delivered    int    // private_sent only
 	Code         string // error only; the ban or disconnect code of a moderation order
+	// Offset and Epoch place a logged message (room message, private
+	// message) in its log, or say a position: the latest at a join
+	// (room_joined), of the inbox at connect (system), of an ack, of a
+	// private_recovered.
+	Offset    uint64
+	Epoch     string
+	Recovered Recovery // room_joined with since, private_recovered
 	// ExpiresAt is when the session's token expires: system (welcome) and
 	// refreshed only; zero for a session that does not expire.
 	ExpiresAt time.Time
 	Kicked    bool // room_left only: an administrator took the user out
 }
+
+// Recovery says whether a recovery replayed everything that was missed.
+type Recovery uint8
+
+// The answers to a recovery; RecoveryNone when none was asked for.
+const (
+	RecoveryNone Recovery = iota
+	Recovered
+	NotRecovered
+)
 
 // Encoder turns an event into the bytes of one wire format. Encoders are
 // compared by identity to share bytes between recipients, so each format must

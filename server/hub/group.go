@@ -174,7 +174,9 @@ func (h *Hub) deliver(topic string, ev *Event) {
 	defer g.mu.Unlock()
 	for _, s := range g.list {
 		if shared != ev && s.id == ev.ReplyTo {
-			s.send(ev)
+			if !s.heldBack(topic, ev, nil) {
+				s.send(ev)
+			}
 			continue
 		}
 		var lang i18n.Lang
@@ -199,6 +201,9 @@ func (h *Hub) deliver(topic string, ev *Event) {
 				cache[n] = encoded{s.enc, lang, b}
 				n++
 			}
+		}
+		if s.heldBack(topic, ev, b) {
+			continue
 		}
 		s.enqueue(b)
 	}

@@ -31,6 +31,16 @@ type Config struct {
 	// NamespacePresenceLimits overrides PresenceLimit for the rooms of a
 	// namespace (the part of a room name before ':').
 	NamespacePresenceLimits map[string]int
+	// History bounds the log of the rooms of a namespace (the part of a
+	// room name before ':', "" for none). Default: DefaultHistorySize and
+	// DefaultHistoryTTL for every namespace; zero fields of its answer
+	// mean those too.
+	History func(namespace string) LogLimits
+	// Inbox bounds each user's private inbox. Zero fields mean the defaults.
+	Inbox LogLimits
+	// DedupWindow is how long a frame id is remembered, cluster-wide, so
+	// that a resend is not delivered twice. Default DefaultDedupWindow.
+	DedupWindow time.Duration
 	// Logger receives the hub's logs. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -75,7 +85,7 @@ func (c Config) withDefaults() Config {
 	if c.Texts == nil {
 		c.Texts = i18n.English()
 	}
-	return c
+	return c.historyDefaults()
 }
 
 // Metrics are the hub's counters, safe to read at any time.
@@ -143,7 +153,9 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 	if err := h.subscribe(ctx, topicLobby, s); err != nil {
 		return nil, fmt.Errorf("subscribe lobby: %w", err)
 	}
+	s.holdBack(topicUser(who.UserID)) // until inboxAtConnect
 	if err := h.subscribe(ctx, topicUser(who.UserID), s); err != nil {
+		s.forgetHold(topicUser(who.UserID))
 		h.unsubscribe(ctx, topicLobby, s)
 		return nil, fmt.Errorf("subscribe user: %w", err)
 	}
@@ -152,11 +164,13 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 	// new on every connect, are not looked up.
 	if !who.Guest {
 		if err := h.checkBan(ctx, who.UserID, ""); err != nil {
+			s.forgetHold(topicUser(who.UserID))
 			h.unsubscribe(ctx, topicUser(who.UserID), s)
 			h.unsubscribe(ctx, topicLobby, s)
 			return nil, err
 		}
 	}
+	inbox := s.inboxAtConnect(ctx)
 	first, conns, err := h.broker.AddConn(ctx, s.presence())
 	if err != nil {
 		h.unsubscribe(ctx, topicUser(who.UserID), s)
@@ -169,7 +183,8 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 	if !who.Guest {
 		greeting = s.text("Welcome %s", who.Name)
 	}
-	b, err := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: greeting, ConnectionID: s.id, UserID: who.UserID, ExpiresAt: who.Expires})
+	b, err := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: greeting, ConnectionID: s.id, UserID: who.UserID,
+		Offset: inbox.Offset, Epoch: inbox.Epoch, ExpiresAt: who.Expires})
 	if err != nil {
 		h.log.Error("encode welcome", "err", err)
 	}

@@ -243,6 +243,7 @@ func (s *Session) kick(ctx context.Context, room string) {
 	s.mu.Unlock()
 	if ok {
 		s.hub.log.Info("kicked from room", "conn", s.id, "user", s.who.UserID, "room", room)
+		s.forgetHold(topicRoom(room))
 		s.hub.leave(ctx, s, room, "", true)
 	}
 }

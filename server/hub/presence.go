@@ -69,7 +69,7 @@ func (h *Hub) Members(ctx context.Context, room string, limit int, cursor string
 	}
 	switch {
 	case limit < 0:
-		return MembersPage{}, errorf("invalid_limit", "limit %d is negative", limit)
+		return MembersPage{}, errorf(CodeInvalidLimit, "limit %d is negative", limit)
 	case limit == 0:
 		limit = DefaultMembersLimit
 	case limit > MaxMembersLimit:
@@ -103,7 +103,7 @@ func decodeCursor(cursor string) (string, *Error) {
 	}
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
 	if err != nil || len(b) == 0 || !utf8.Valid(b) {
-		return "", errorf("invalid_cursor", "invalid cursor %q: pass the next_cursor of the previous page", cursor)
+		return "", errorf(CodeInvalidCursor, "invalid cursor %q: pass the next_cursor of the previous page", cursor)
 	}
 	return string(b), nil
 }

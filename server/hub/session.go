@@ -41,6 +41,12 @@ type Session struct {
 	mu     sync.Mutex // protects rooms and closed
 	rooms  map[string]struct{}
 	closed bool // Close has been called
+
+	catch catchup // live events held back while a log is read
+	// inboxAt is the inbox position at connect: the private messages after
+	// it are sent live. Set at connect, read by the reader goroutine only.
+	inboxAt   Position
+	inboxRead bool // inboxAt was read; if not, a recovery may repeat live messages
 }
 
 // ID is the connection id, unique in the cluster.

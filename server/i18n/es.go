@@ -47,6 +47,13 @@ var spanish = map[string]string{
 	"target_user is required":                             "falta target_user, el destinatario",
 	"private message not sent: the broker is unavailable": "mensaje privado no enviado: el servicio de mensajería no está disponible",
 
+	// History (see server/hub/history.go).
+	"history must not be negative":                        "history no puede ser negativo",
+	"recover_private needs since":                         "recover_private necesita since",
+	"recover_private needs since: {offset, epoch}":        "recover_private necesita since: {offset, epoch}",
+	"could not read the inbox: the broker is unavailable": "no se pudo leer el buzón: el servicio de mensajería no está disponible",
+	"limit must not be negative":                          "limit no puede ser negativo",
+
 	// Refreshes and moderation (see server/hub/expiry.go, moderation.go).
 	"this server takes no tokens":                    "este servidor no admite tokens",
 	"a guest session has no token to refresh":        "una sesión de invitado no tiene token que renovar",

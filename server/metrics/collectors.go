@@ -64,13 +64,14 @@ var (
 	redisLocalOnlyDesc  = desc("tertulia_redis_local_only_total", "Events delivered to this node only, Redis being unreachable.")
 	redisReapedDesc     = desc("tertulia_redis_reaped_connections_total", "Connections of crashed nodes this node removed from presence.")
 	redisReconnectsDesc = desc("tertulia_redis_reconnects_total", "Times the Redis pub/sub connection came back after being lost.")
+	redisGapsFilledDesc = desc("tertulia_redis_gaps_filled_total", "Logged messages this node missed on pub/sub and read back from their log.")
 )
 
 // redisCollector reads a Redis broker's counters at scrape time.
 type redisCollector struct{ m *redis.Metrics }
 
 func (c redisCollector) Describe(ch chan<- *prometheus.Desc) {
-	describe(ch, redisPublishedDesc, redisReceivedDesc, redisLocalOnlyDesc, redisReapedDesc, redisReconnectsDesc)
+	describe(ch, redisPublishedDesc, redisReceivedDesc, redisLocalOnlyDesc, redisReapedDesc, redisReconnectsDesc, redisGapsFilledDesc)
 }
 
 func (c redisCollector) Collect(ch chan<- prometheus.Metric) {
@@ -83,6 +84,7 @@ func (c redisCollector) Collect(ch chan<- prometheus.Metric) {
 		{redisLocalOnlyDesc, c.m.LocalOnly.Load()},
 		{redisReapedDesc, c.m.Reaped.Load()},
 		{redisReconnectsDesc, c.m.Reconnects.Load()},
+		{redisGapsFilledDesc, c.m.GapsFilled.Load()},
 	} {
 		ch <- prometheus.MustNewConstMetric(v.d, prometheus.CounterValue, float64(v.n))
 	}

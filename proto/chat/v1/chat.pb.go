@@ -33,6 +33,7 @@ type ClientFrame struct {
 	//	*ClientFrame_JoinRoom
 	//	*ClientFrame_LeaveRoom
 	//	*ClientFrame_PrivateMessage
+	//	*ClientFrame_RecoverPrivate
 	//	*ClientFrame_Refresh
 	Kind          isClientFrame_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
@@ -119,6 +120,15 @@ func (x *ClientFrame) GetPrivateMessage() *SendPrivateMessage {
 	return nil
 }
 
+func (x *ClientFrame) GetRecoverPrivate() *RecoverPrivate {
+	if x != nil {
+		if x, ok := x.Kind.(*ClientFrame_RecoverPrivate); ok {
+			return x.RecoverPrivate
+		}
+	}
+	return nil
+}
+
 func (x *ClientFrame) GetRefresh() *Refresh {
 	if x != nil {
 		if x, ok := x.Kind.(*ClientFrame_Refresh); ok {
@@ -148,6 +158,10 @@ type ClientFrame_PrivateMessage struct {
 	PrivateMessage *SendPrivateMessage `protobuf:"bytes,5,opt,name=private_message,json=privateMessage,proto3,oneof"`
 }
 
+type ClientFrame_RecoverPrivate struct {
+	RecoverPrivate *RecoverPrivate `protobuf:"bytes,6,opt,name=recover_private,json=recoverPrivate,proto3,oneof"`
+}
+
 type ClientFrame_Refresh struct {
 	// Field numbers from 10 up are this file's moderation and session
 	// frames, kept apart from the history and presence additions.
@@ -161,6 +175,8 @@ func (*ClientFrame_JoinRoom) isClientFrame_Kind() {}
 func (*ClientFrame_LeaveRoom) isClientFrame_Kind() {}
 
 func (*ClientFrame_PrivateMessage) isClientFrame_Kind() {}
+
+func (*ClientFrame_RecoverPrivate) isClientFrame_Kind() {}
 
 func (*ClientFrame_Refresh) isClientFrame_Kind() {}
 
@@ -218,10 +234,14 @@ func (x *SendMessage) GetRoom() string {
 	return ""
 }
 
-// JoinRoom adds this connection to a room.
+// JoinRoom adds this connection to a room. With since, the messages logged
+// after that position are replayed after the joiner's RoomJoined, which says
+// whether they are all there (recovered); with history, the latest that many.
 type JoinRoom struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	Since         *Position              `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
+	History       int32                  `protobuf:"varint,3,opt,name=history,proto3" json:"history,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -263,6 +283,121 @@ func (x *JoinRoom) GetRoom() string {
 	return ""
 }
 
+func (x *JoinRoom) GetSince() *Position {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *JoinRoom) GetHistory() int32 {
+	if x != nil {
+		return x.History
+	}
+	return 0
+}
+
+// Position is a place in a log: an offset (1, 2, 3, … per room or inbox;
+// 0 before the first message) in an epoch, which changes when the log
+// starts again.
+type Position struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offset        uint64                 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Epoch         string                 `protobuf:"bytes,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Position) Reset() {
+	*x = Position{}
+	mi := &file_chat_v1_chat_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Position) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Position) ProtoMessage() {}
+
+func (x *Position) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Position.ProtoReflect.Descriptor instead.
+func (*Position) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Position) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *Position) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+// RecoverPrivate replays the private messages logged after since that this
+// connection has not been sent, then answers PrivateRecovered.
+type RecoverPrivate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Since         *Position              `protobuf:"bytes,1,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoverPrivate) Reset() {
+	*x = RecoverPrivate{}
+	mi := &file_chat_v1_chat_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoverPrivate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoverPrivate) ProtoMessage() {}
+
+func (x *RecoverPrivate) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoverPrivate.ProtoReflect.Descriptor instead.
+func (*RecoverPrivate) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RecoverPrivate) GetSince() *Position {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
 // LeaveRoom removes this connection from a room.
 type LeaveRoom struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -273,7 +408,7 @@ type LeaveRoom struct {
 
 func (x *LeaveRoom) Reset() {
 	*x = LeaveRoom{}
-	mi := &file_chat_v1_chat_proto_msgTypes[3]
+	mi := &file_chat_v1_chat_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -285,7 +420,7 @@ func (x *LeaveRoom) String() string {
 func (*LeaveRoom) ProtoMessage() {}
 
 func (x *LeaveRoom) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[3]
+	mi := &file_chat_v1_chat_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -298,7 +433,7 @@ func (x *LeaveRoom) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRoom.ProtoReflect.Descriptor instead.
 func (*LeaveRoom) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{3}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LeaveRoom) GetRoom() string {
@@ -319,7 +454,7 @@ type SendPrivateMessage struct {
 
 func (x *SendPrivateMessage) Reset() {
 	*x = SendPrivateMessage{}
-	mi := &file_chat_v1_chat_proto_msgTypes[4]
+	mi := &file_chat_v1_chat_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -331,7 +466,7 @@ func (x *SendPrivateMessage) String() string {
 func (*SendPrivateMessage) ProtoMessage() {}
 
 func (x *SendPrivateMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[4]
+	mi := &file_chat_v1_chat_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -344,7 +479,7 @@ func (x *SendPrivateMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendPrivateMessage.ProtoReflect.Descriptor instead.
 func (*SendPrivateMessage) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{4}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SendPrivateMessage) GetTargetUser() string {
@@ -374,7 +509,7 @@ type Refresh struct {
 
 func (x *Refresh) Reset() {
 	*x = Refresh{}
-	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	mi := &file_chat_v1_chat_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -386,7 +521,7 @@ func (x *Refresh) String() string {
 func (*Refresh) ProtoMessage() {}
 
 func (x *Refresh) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	mi := &file_chat_v1_chat_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -399,7 +534,7 @@ func (x *Refresh) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refresh.ProtoReflect.Descriptor instead.
 func (*Refresh) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{5}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Refresh) GetToken() string {
@@ -427,6 +562,8 @@ type ServerFrame struct {
 	//	*ServerFrame_PrivateSent
 	//	*ServerFrame_AdminBroadcast
 	//	*ServerFrame_Error
+	//	*ServerFrame_Ack
+	//	*ServerFrame_PrivateRecovered
 	//	*ServerFrame_Refreshed
 	Event         isServerFrame_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
@@ -435,7 +572,7 @@ type ServerFrame struct {
 
 func (x *ServerFrame) Reset() {
 	*x = ServerFrame{}
-	mi := &file_chat_v1_chat_proto_msgTypes[6]
+	mi := &file_chat_v1_chat_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +584,7 @@ func (x *ServerFrame) String() string {
 func (*ServerFrame) ProtoMessage() {}
 
 func (x *ServerFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[6]
+	mi := &file_chat_v1_chat_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +597,7 @@ func (x *ServerFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerFrame.ProtoReflect.Descriptor instead.
 func (*ServerFrame) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{6}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ServerFrame) GetTimestamp() *timestamppb.Timestamp {
@@ -574,6 +711,24 @@ func (x *ServerFrame) GetError() *Error {
 	return nil
 }
 
+func (x *ServerFrame) GetAck() *Ack {
+	if x != nil {
+		if x, ok := x.Event.(*ServerFrame_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetPrivateRecovered() *PrivateRecovered {
+	if x != nil {
+		if x, ok := x.Event.(*ServerFrame_PrivateRecovered); ok {
+			return x.PrivateRecovered
+		}
+	}
+	return nil
+}
+
 func (x *ServerFrame) GetRefreshed() *Refreshed {
 	if x != nil {
 		if x, ok := x.Event.(*ServerFrame_Refreshed); ok {
@@ -627,6 +782,14 @@ type ServerFrame_Error struct {
 	Error *Error `protobuf:"bytes,12,opt,name=error,proto3,oneof"`
 }
 
+type ServerFrame_Ack struct {
+	Ack *Ack `protobuf:"bytes,13,opt,name=ack,proto3,oneof"`
+}
+
+type ServerFrame_PrivateRecovered struct {
+	PrivateRecovered *PrivateRecovered `protobuf:"bytes,14,opt,name=private_recovered,json=privateRecovered,proto3,oneof"`
+}
+
 type ServerFrame_Refreshed struct {
 	Refreshed *Refreshed `protobuf:"bytes,20,opt,name=refreshed,proto3,oneof"`
 }
@@ -651,6 +814,10 @@ func (*ServerFrame_AdminBroadcast) isServerFrame_Event() {}
 
 func (*ServerFrame_Error) isServerFrame_Event() {}
 
+func (*ServerFrame_Ack) isServerFrame_Event() {}
+
+func (*ServerFrame_PrivateRecovered) isServerFrame_Event() {}
+
 func (*ServerFrame_Refreshed) isServerFrame_Event() {}
 
 // System is the welcome a session gets first.
@@ -659,6 +826,8 @@ type System struct {
 	Message      string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
 	ConnectionId string                 `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
 	UserId       string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// inbox is the position of the user's private inbox at connect.
+	Inbox *Position `protobuf:"bytes,4,opt,name=inbox,proto3" json:"inbox,omitempty"`
 	// expires_at is when the session's token expires: the session ends then
 	// (after the server's leeway) unless refreshed. Unset for guests.
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
@@ -668,7 +837,7 @@ type System struct {
 
 func (x *System) Reset() {
 	*x = System{}
-	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	mi := &file_chat_v1_chat_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +849,7 @@ func (x *System) String() string {
 func (*System) ProtoMessage() {}
 
 func (x *System) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	mi := &file_chat_v1_chat_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +862,7 @@ func (x *System) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use System.ProtoReflect.Descriptor instead.
 func (*System) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{7}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *System) GetMessage() string {
@@ -717,6 +886,13 @@ func (x *System) GetUserId() string {
 	return ""
 }
 
+func (x *System) GetInbox() *Position {
+	if x != nil {
+		return x.Inbox
+	}
+	return nil
+}
+
 func (x *System) GetExpiresAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.ExpiresAt
@@ -734,7 +910,7 @@ type Refreshed struct {
 
 func (x *Refreshed) Reset() {
 	*x = Refreshed{}
-	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	mi := &file_chat_v1_chat_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -746,7 +922,7 @@ func (x *Refreshed) String() string {
 func (*Refreshed) ProtoMessage() {}
 
 func (x *Refreshed) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	mi := &file_chat_v1_chat_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -759,7 +935,7 @@ func (x *Refreshed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refreshed.ProtoReflect.Descriptor instead.
 func (*Refreshed) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{8}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Refreshed) GetExpiresAt() *timestamppb.Timestamp {
@@ -781,7 +957,7 @@ type UserJoined struct {
 
 func (x *UserJoined) Reset() {
 	*x = UserJoined{}
-	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	mi := &file_chat_v1_chat_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +969,7 @@ func (x *UserJoined) String() string {
 func (*UserJoined) ProtoMessage() {}
 
 func (x *UserJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	mi := &file_chat_v1_chat_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +982,7 @@ func (x *UserJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserJoined.ProtoReflect.Descriptor instead.
 func (*UserJoined) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{9}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UserJoined) GetMessage() string {
@@ -842,7 +1018,7 @@ type UserLeft struct {
 
 func (x *UserLeft) Reset() {
 	*x = UserLeft{}
-	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	mi := &file_chat_v1_chat_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +1030,7 @@ func (x *UserLeft) String() string {
 func (*UserLeft) ProtoMessage() {}
 
 func (x *UserLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	mi := &file_chat_v1_chat_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +1043,7 @@ func (x *UserLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserLeft.ProtoReflect.Descriptor instead.
 func (*UserLeft) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{10}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UserLeft) GetMessage() string {
@@ -893,18 +1069,21 @@ func (x *UserLeft) GetUsername() string {
 
 // Message is a lobby message (room empty) or a room message.
 type Message struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Sender        string                 `protobuf:"bytes,1,opt,name=sender,proto3" json:"sender,omitempty"`
-	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
-	Room          string                 `protobuf:"bytes,4,opt,name=room,proto3" json:"room,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Sender  string                 `protobuf:"bytes,1,opt,name=sender,proto3" json:"sender,omitempty"`
+	UserId  string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Message string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Room    string                 `protobuf:"bytes,4,opt,name=room,proto3" json:"room,omitempty"`
+	// offset and epoch place a room message in the room's log.
+	Offset        uint64 `protobuf:"varint,5,opt,name=offset,proto3" json:"offset,omitempty"`
+	Epoch         string `protobuf:"bytes,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -916,7 +1095,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -929,7 +1108,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{11}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Message) GetSender() string {
@@ -960,20 +1139,39 @@ func (x *Message) GetRoom() string {
 	return ""
 }
 
-// RoomJoined tells a room's members that someone joined it.
+func (x *Message) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *Message) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+// RoomJoined tells a room's members that someone joined it. The joiner's own
+// copy carries the room log's position at the join and, when it asked with
+// since, whether every message after it follows (recovered).
 type RoomJoined struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Message       string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
 	Room          string                 `protobuf:"bytes,2,opt,name=room,proto3" json:"room,omitempty"`
 	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	Username      string                 `protobuf:"bytes,4,opt,name=username,proto3" json:"username,omitempty"`
+	Offset        uint64                 `protobuf:"varint,5,opt,name=offset,proto3" json:"offset,omitempty"`
+	Epoch         string                 `protobuf:"bytes,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Recovered     *bool                  `protobuf:"varint,7,opt,name=recovered,proto3,oneof" json:"recovered,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RoomJoined) Reset() {
 	*x = RoomJoined{}
-	mi := &file_chat_v1_chat_proto_msgTypes[12]
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1183,7 @@ func (x *RoomJoined) String() string {
 func (*RoomJoined) ProtoMessage() {}
 
 func (x *RoomJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[12]
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1196,7 @@ func (x *RoomJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomJoined.ProtoReflect.Descriptor instead.
 func (*RoomJoined) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{12}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RoomJoined) GetMessage() string {
@@ -1029,6 +1227,27 @@ func (x *RoomJoined) GetUsername() string {
 	return ""
 }
 
+func (x *RoomJoined) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *RoomJoined) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *RoomJoined) GetRecovered() bool {
+	if x != nil && x.Recovered != nil {
+		return *x.Recovered
+	}
+	return false
+}
+
 // RoomLeft tells a room's members that someone left it.
 type RoomLeft struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -1044,7 +1263,7 @@ type RoomLeft struct {
 
 func (x *RoomLeft) Reset() {
 	*x = RoomLeft{}
-	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1275,7 @@ func (x *RoomLeft) String() string {
 func (*RoomLeft) ProtoMessage() {}
 
 func (x *RoomLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1288,7 @@ func (x *RoomLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomLeft.ProtoReflect.Descriptor instead.
 func (*RoomLeft) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RoomLeft) GetMessage() string {
@@ -1109,17 +1328,20 @@ func (x *RoomLeft) GetKicked() bool {
 
 // PrivateMessage is a message to one user.
 type PrivateMessage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Sender        string                 `protobuf:"bytes,1,opt,name=sender,proto3" json:"sender,omitempty"`
-	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Sender  string                 `protobuf:"bytes,1,opt,name=sender,proto3" json:"sender,omitempty"`
+	UserId  string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Message string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// offset and epoch place it in the recipient's inbox.
+	Offset        uint64 `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
+	Epoch         string `protobuf:"bytes,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PrivateMessage) Reset() {
 	*x = PrivateMessage{}
-	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1353,7 @@ func (x *PrivateMessage) String() string {
 func (*PrivateMessage) ProtoMessage() {}
 
 func (x *PrivateMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1366,7 @@ func (x *PrivateMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivateMessage.ProtoReflect.Descriptor instead.
 func (*PrivateMessage) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PrivateMessage) GetSender() string {
@@ -1168,6 +1390,20 @@ func (x *PrivateMessage) GetMessage() string {
 	return ""
 }
 
+func (x *PrivateMessage) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *PrivateMessage) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
 // PrivateSent tells the sender of a private message how many of the target's
 // connections it reached.
 type PrivateSent struct {
@@ -1181,7 +1417,7 @@ type PrivateSent struct {
 
 func (x *PrivateSent) Reset() {
 	*x = PrivateSent{}
-	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1429,7 @@ func (x *PrivateSent) String() string {
 func (*PrivateSent) ProtoMessage() {}
 
 func (x *PrivateSent) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1442,7 @@ func (x *PrivateSent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivateSent.ProtoReflect.Descriptor instead.
 func (*PrivateSent) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PrivateSent) GetMessage() string {
@@ -1241,7 +1477,7 @@ type AdminBroadcast struct {
 
 func (x *AdminBroadcast) Reset() {
 	*x = AdminBroadcast{}
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1489,7 @@ func (x *AdminBroadcast) String() string {
 func (*AdminBroadcast) ProtoMessage() {}
 
 func (x *AdminBroadcast) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1502,7 @@ func (x *AdminBroadcast) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminBroadcast.ProtoReflect.Descriptor instead.
 func (*AdminBroadcast) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AdminBroadcast) GetMessage() string {
@@ -1283,6 +1519,133 @@ func (x *AdminBroadcast) GetRoom() string {
 	return ""
 }
 
+// Ack answers a message or private message that had an id, once the server
+// holds it (ServerFrame.id is that id). A resend with the same id within the
+// dedup window is not delivered again and gets the same Ack. Room messages
+// carry room; offset and epoch place the message in the room's log or the
+// recipient's inbox (none for lobby messages).
+type Ack struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	Offset        uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Epoch         string                 `protobuf:"bytes,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ack) Reset() {
+	*x = Ack{}
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ack) ProtoMessage() {}
+
+func (x *Ack) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ack.ProtoReflect.Descriptor instead.
+func (*Ack) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Ack) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *Ack) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *Ack) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+// PrivateRecovered ends a RecoverPrivate replay: recovered says whether every
+// missed message was replayed; offset and epoch are the inbox's position.
+type PrivateRecovered struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Recovered     bool                   `protobuf:"varint,1,opt,name=recovered,proto3" json:"recovered,omitempty"`
+	Offset        uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Epoch         string                 `protobuf:"bytes,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrivateRecovered) Reset() {
+	*x = PrivateRecovered{}
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrivateRecovered) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrivateRecovered) ProtoMessage() {}
+
+func (x *PrivateRecovered) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrivateRecovered.ProtoReflect.Descriptor instead.
+func (*PrivateRecovered) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *PrivateRecovered) GetRecovered() bool {
+	if x != nil {
+		return x.Recovered
+	}
+	return false
+}
+
+func (x *PrivateRecovered) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *PrivateRecovered) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
 // Error answers a frame that could not be carried out. The session goes on.
 type Error struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -1295,7 +1658,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1670,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1683,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Error) GetMessage() string {
@@ -1348,7 +1711,7 @@ type BroadcastRequest struct {
 
 func (x *BroadcastRequest) Reset() {
 	*x = BroadcastRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1723,7 @@ func (x *BroadcastRequest) String() string {
 func (*BroadcastRequest) ProtoMessage() {}
 
 func (x *BroadcastRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1736,7 @@ func (x *BroadcastRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastRequest.ProtoReflect.Descriptor instead.
 func (*BroadcastRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BroadcastRequest) GetMessage() string {
@@ -1400,7 +1763,7 @@ type BroadcastResponse struct {
 
 func (x *BroadcastResponse) Reset() {
 	*x = BroadcastResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +1775,7 @@ func (x *BroadcastResponse) String() string {
 func (*BroadcastResponse) ProtoMessage() {}
 
 func (x *BroadcastResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +1788,7 @@ func (x *BroadcastResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastResponse.ProtoReflect.Descriptor instead.
 func (*BroadcastResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *BroadcastResponse) GetMessage() string {
@@ -1450,7 +1813,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +1825,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +1838,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
 }
 
 type GetStatsResponse struct {
@@ -1490,7 +1853,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	mi := &file_chat_v1_chat_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1502,7 +1865,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	mi := &file_chat_v1_chat_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1515,7 +1878,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetStatsResponse) GetTotalConnections() int32 {
@@ -1554,7 +1917,7 @@ type ListRoomsRequest struct {
 
 func (x *ListRoomsRequest) Reset() {
 	*x = ListRoomsRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[22]
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1566,7 +1929,7 @@ func (x *ListRoomsRequest) String() string {
 func (*ListRoomsRequest) ProtoMessage() {}
 
 func (x *ListRoomsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[22]
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1579,7 +1942,7 @@ func (x *ListRoomsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoomsRequest.ProtoReflect.Descriptor instead.
 func (*ListRoomsRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{22}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{26}
 }
 
 type ListRoomsResponse struct {
@@ -1592,7 +1955,7 @@ type ListRoomsResponse struct {
 
 func (x *ListRoomsResponse) Reset() {
 	*x = ListRoomsResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[23]
+	mi := &file_chat_v1_chat_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +1967,7 @@ func (x *ListRoomsResponse) String() string {
 func (*ListRoomsResponse) ProtoMessage() {}
 
 func (x *ListRoomsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[23]
+	mi := &file_chat_v1_chat_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +1980,7 @@ func (x *ListRoomsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoomsResponse.ProtoReflect.Descriptor instead.
 func (*ListRoomsResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{23}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListRoomsResponse) GetRooms() map[string]int32 {
@@ -1642,7 +2005,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	mi := &file_chat_v1_chat_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +2017,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	mi := &file_chat_v1_chat_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +2030,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{28}
 }
 
 type ListUsersResponse struct {
@@ -1680,7 +2043,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[25]
+	mi := &file_chat_v1_chat_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +2055,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[25]
+	mi := &file_chat_v1_chat_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +2068,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{25}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListUsersResponse) GetConnectedUsers() []string {
@@ -1736,7 +2099,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[26]
+	mi := &file_chat_v1_chat_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1748,7 +2111,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[26]
+	mi := &file_chat_v1_chat_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1761,7 +2124,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{26}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListMembersRequest) GetRoom() string {
@@ -1800,7 +2163,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[27]
+	mi := &file_chat_v1_chat_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1812,7 +2175,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[27]
+	mi := &file_chat_v1_chat_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1825,7 +2188,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{27}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListMembersResponse) GetRoom() string {
@@ -1869,7 +2232,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_chat_v1_chat_proto_msgTypes[28]
+	mi := &file_chat_v1_chat_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +2244,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[28]
+	mi := &file_chat_v1_chat_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +2257,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{28}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Member) GetUserId() string {
@@ -1918,6 +2281,215 @@ func (x *Member) GetConnections() int32 {
 	return 0
 }
 
+type GetHistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Room  string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// since returns the messages after this offset; without it, the latest.
+	Since *uint64 `protobuf:"varint,2,opt,name=since,proto3,oneof" json:"since,omitempty"`
+	// limit bounds how many messages are returned; 0 or more than the room's
+	// history size means the history size.
+	Limit         int32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHistoryRequest) Reset() {
+	*x = GetHistoryRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHistoryRequest) ProtoMessage() {}
+
+func (x *GetHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHistoryRequest.ProtoReflect.Descriptor instead.
+func (*GetHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *GetHistoryRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *GetHistoryRequest) GetSince() uint64 {
+	if x != nil && x.Since != nil {
+		return *x.Since
+	}
+	return 0
+}
+
+func (x *GetHistoryRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type GetHistoryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Room  string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	Epoch string                 `protobuf:"bytes,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// offset is the latest in the room's log.
+	Offset        uint64            `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Messages      []*HistoryMessage `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHistoryResponse) Reset() {
+	*x = GetHistoryResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHistoryResponse) ProtoMessage() {}
+
+func (x *GetHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHistoryResponse.ProtoReflect.Descriptor instead.
+func (*GetHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *GetHistoryResponse) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *GetHistoryResponse) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *GetHistoryResponse) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *GetHistoryResponse) GetMessages() []*HistoryMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+// HistoryMessage is one logged room message.
+type HistoryMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offset        uint64                 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Sender        string                 `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	Timestamp     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryMessage) Reset() {
+	*x = HistoryMessage{}
+	mi := &file_chat_v1_chat_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryMessage) ProtoMessage() {}
+
+func (x *HistoryMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryMessage.ProtoReflect.Descriptor instead.
+func (*HistoryMessage) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *HistoryMessage) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *HistoryMessage) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *HistoryMessage) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *HistoryMessage) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *HistoryMessage) GetTimestamp() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Timestamp
+	}
+	return nil
+}
+
 type IssueTokenRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
@@ -1929,7 +2501,7 @@ type IssueTokenRequest struct {
 
 func (x *IssueTokenRequest) Reset() {
 	*x = IssueTokenRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[29]
+	mi := &file_chat_v1_chat_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +2513,7 @@ func (x *IssueTokenRequest) String() string {
 func (*IssueTokenRequest) ProtoMessage() {}
 
 func (x *IssueTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[29]
+	mi := &file_chat_v1_chat_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,7 +2526,7 @@ func (x *IssueTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueTokenRequest.ProtoReflect.Descriptor instead.
 func (*IssueTokenRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{29}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *IssueTokenRequest) GetUsername() string {
@@ -1982,7 +2554,7 @@ type IssueTokenResponse struct {
 
 func (x *IssueTokenResponse) Reset() {
 	*x = IssueTokenResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[30]
+	mi := &file_chat_v1_chat_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1994,7 +2566,7 @@ func (x *IssueTokenResponse) String() string {
 func (*IssueTokenResponse) ProtoMessage() {}
 
 func (x *IssueTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[30]
+	mi := &file_chat_v1_chat_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2007,7 +2579,7 @@ func (x *IssueTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueTokenResponse.ProtoReflect.Descriptor instead.
 func (*IssueTokenResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{30}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *IssueTokenResponse) GetAccessToken() string {
@@ -2042,7 +2614,7 @@ type DisconnectUserRequest struct {
 
 func (x *DisconnectUserRequest) Reset() {
 	*x = DisconnectUserRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[31]
+	mi := &file_chat_v1_chat_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2054,7 +2626,7 @@ func (x *DisconnectUserRequest) String() string {
 func (*DisconnectUserRequest) ProtoMessage() {}
 
 func (x *DisconnectUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[31]
+	mi := &file_chat_v1_chat_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2067,7 +2639,7 @@ func (x *DisconnectUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectUserRequest.ProtoReflect.Descriptor instead.
 func (*DisconnectUserRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{31}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DisconnectUserRequest) GetUser() string {
@@ -2094,7 +2666,7 @@ type DisconnectUserResponse struct {
 
 func (x *DisconnectUserResponse) Reset() {
 	*x = DisconnectUserResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[32]
+	mi := &file_chat_v1_chat_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2106,7 +2678,7 @@ func (x *DisconnectUserResponse) String() string {
 func (*DisconnectUserResponse) ProtoMessage() {}
 
 func (x *DisconnectUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[32]
+	mi := &file_chat_v1_chat_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2119,7 +2691,7 @@ func (x *DisconnectUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectUserResponse.ProtoReflect.Descriptor instead.
 func (*DisconnectUserResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{32}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DisconnectUserResponse) GetConnections() int32 {
@@ -2139,7 +2711,7 @@ type KickUserRequest struct {
 
 func (x *KickUserRequest) Reset() {
 	*x = KickUserRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[33]
+	mi := &file_chat_v1_chat_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2151,7 +2723,7 @@ func (x *KickUserRequest) String() string {
 func (*KickUserRequest) ProtoMessage() {}
 
 func (x *KickUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[33]
+	mi := &file_chat_v1_chat_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2164,7 +2736,7 @@ func (x *KickUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickUserRequest.ProtoReflect.Descriptor instead.
 func (*KickUserRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{33}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *KickUserRequest) GetRoom() string {
@@ -2191,7 +2763,7 @@ type KickUserResponse struct {
 
 func (x *KickUserResponse) Reset() {
 	*x = KickUserResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[34]
+	mi := &file_chat_v1_chat_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2203,7 +2775,7 @@ func (x *KickUserResponse) String() string {
 func (*KickUserResponse) ProtoMessage() {}
 
 func (x *KickUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[34]
+	mi := &file_chat_v1_chat_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2216,7 +2788,7 @@ func (x *KickUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickUserResponse.ProtoReflect.Descriptor instead.
 func (*KickUserResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{34}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *KickUserResponse) GetRoom() string {
@@ -2247,7 +2819,7 @@ type BanUserRequest struct {
 
 func (x *BanUserRequest) Reset() {
 	*x = BanUserRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[35]
+	mi := &file_chat_v1_chat_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2259,7 +2831,7 @@ func (x *BanUserRequest) String() string {
 func (*BanUserRequest) ProtoMessage() {}
 
 func (x *BanUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[35]
+	mi := &file_chat_v1_chat_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2272,7 +2844,7 @@ func (x *BanUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanUserRequest.ProtoReflect.Descriptor instead.
 func (*BanUserRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{35}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *BanUserRequest) GetUser() string {
@@ -2312,7 +2884,7 @@ type BanUserResponse struct {
 
 func (x *BanUserResponse) Reset() {
 	*x = BanUserResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[36]
+	mi := &file_chat_v1_chat_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +2896,7 @@ func (x *BanUserResponse) String() string {
 func (*BanUserResponse) ProtoMessage() {}
 
 func (x *BanUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[36]
+	mi := &file_chat_v1_chat_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +2909,7 @@ func (x *BanUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanUserResponse.ProtoReflect.Descriptor instead.
 func (*BanUserResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{36}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *BanUserResponse) GetBan() *Ban {
@@ -2360,7 +2932,7 @@ type Ban struct {
 
 func (x *Ban) Reset() {
 	*x = Ban{}
-	mi := &file_chat_v1_chat_proto_msgTypes[37]
+	mi := &file_chat_v1_chat_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2372,7 +2944,7 @@ func (x *Ban) String() string {
 func (*Ban) ProtoMessage() {}
 
 func (x *Ban) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[37]
+	mi := &file_chat_v1_chat_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2385,7 +2957,7 @@ func (x *Ban) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ban.ProtoReflect.Descriptor instead.
 func (*Ban) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{37}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Ban) GetUser() string {
@@ -2424,7 +2996,7 @@ type ListBansRequest struct {
 
 func (x *ListBansRequest) Reset() {
 	*x = ListBansRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[38]
+	mi := &file_chat_v1_chat_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2436,7 +3008,7 @@ func (x *ListBansRequest) String() string {
 func (*ListBansRequest) ProtoMessage() {}
 
 func (x *ListBansRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[38]
+	mi := &file_chat_v1_chat_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2449,7 +3021,7 @@ func (x *ListBansRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBansRequest.ProtoReflect.Descriptor instead.
 func (*ListBansRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{38}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{45}
 }
 
 type ListBansResponse struct {
@@ -2462,7 +3034,7 @@ type ListBansResponse struct {
 
 func (x *ListBansResponse) Reset() {
 	*x = ListBansResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[39]
+	mi := &file_chat_v1_chat_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2474,7 +3046,7 @@ func (x *ListBansResponse) String() string {
 func (*ListBansResponse) ProtoMessage() {}
 
 func (x *ListBansResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[39]
+	mi := &file_chat_v1_chat_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2487,7 +3059,7 @@ func (x *ListBansResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBansResponse.ProtoReflect.Descriptor instead.
 func (*ListBansResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{39}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListBansResponse) GetBans() []*Ban {
@@ -2515,7 +3087,7 @@ type LiftBanRequest struct {
 
 func (x *LiftBanRequest) Reset() {
 	*x = LiftBanRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[40]
+	mi := &file_chat_v1_chat_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2527,7 +3099,7 @@ func (x *LiftBanRequest) String() string {
 func (*LiftBanRequest) ProtoMessage() {}
 
 func (x *LiftBanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[40]
+	mi := &file_chat_v1_chat_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2540,7 +3112,7 @@ func (x *LiftBanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LiftBanRequest.ProtoReflect.Descriptor instead.
 func (*LiftBanRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{40}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *LiftBanRequest) GetUser() string {
@@ -2566,7 +3138,7 @@ type LiftBanResponse struct {
 
 func (x *LiftBanResponse) Reset() {
 	*x = LiftBanResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[41]
+	mi := &file_chat_v1_chat_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2578,7 +3150,7 @@ func (x *LiftBanResponse) String() string {
 func (*LiftBanResponse) ProtoMessage() {}
 
 func (x *LiftBanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[41]
+	mi := &file_chat_v1_chat_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2591,7 +3163,7 @@ func (x *LiftBanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LiftBanResponse.ProtoReflect.Descriptor instead.
 func (*LiftBanResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{41}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *LiftBanResponse) GetBan() *Ban {
@@ -2605,22 +3177,30 @@ var File_chat_v1_chat_proto protoreflect.FileDescriptor
 
 const file_chat_v1_chat_proto_rawDesc = "" +
 	"\n" +
-	"\x12chat/v1/chat.proto\x12\achat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x02\n" +
+	"\x12chat/v1/chat.proto\x12\achat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x02\n" +
 	"\vClientFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
 	"\amessage\x18\x02 \x01(\v2\x14.chat.v1.SendMessageH\x00R\amessage\x120\n" +
 	"\tjoin_room\x18\x03 \x01(\v2\x11.chat.v1.JoinRoomH\x00R\bjoinRoom\x123\n" +
 	"\n" +
 	"leave_room\x18\x04 \x01(\v2\x12.chat.v1.LeaveRoomH\x00R\tleaveRoom\x12F\n" +
-	"\x0fprivate_message\x18\x05 \x01(\v2\x1b.chat.v1.SendPrivateMessageH\x00R\x0eprivateMessage\x12,\n" +
+	"\x0fprivate_message\x18\x05 \x01(\v2\x1b.chat.v1.SendPrivateMessageH\x00R\x0eprivateMessage\x12B\n" +
+	"\x0frecover_private\x18\x06 \x01(\v2\x17.chat.v1.RecoverPrivateH\x00R\x0erecoverPrivate\x12,\n" +
 	"\arefresh\x18\n" +
 	" \x01(\v2\x10.chat.v1.RefreshH\x00R\arefreshB\x06\n" +
 	"\x04kind\";\n" +
 	"\vSendMessage\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
-	"\x04room\x18\x02 \x01(\tR\x04room\"\x1e\n" +
+	"\x04room\x18\x02 \x01(\tR\x04room\"a\n" +
 	"\bJoinRoom\x12\x12\n" +
-	"\x04room\x18\x01 \x01(\tR\x04room\"\x1f\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12'\n" +
+	"\x05since\x18\x02 \x01(\v2\x11.chat.v1.PositionR\x05since\x12\x18\n" +
+	"\ahistory\x18\x03 \x01(\x05R\ahistory\"8\n" +
+	"\bPosition\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\tR\x05epoch\"9\n" +
+	"\x0eRecoverPrivate\x12'\n" +
+	"\x05since\x18\x01 \x01(\v2\x11.chat.v1.PositionR\x05since\"\x1f\n" +
 	"\tLeaveRoom\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\"O\n" +
 	"\x12SendPrivateMessage\x12\x1f\n" +
@@ -2628,7 +3208,7 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"targetUser\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\x1f\n" +
 	"\aRefresh\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"\xac\x05\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"\x98\x06\n" +
 	"\vServerFrame\x128\n" +
 	"\ttimestamp\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12)\n" +
@@ -2644,13 +3224,16 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\fprivate_sent\x18\n" +
 	" \x01(\v2\x14.chat.v1.PrivateSentH\x00R\vprivateSent\x12B\n" +
 	"\x0fadmin_broadcast\x18\v \x01(\v2\x17.chat.v1.AdminBroadcastH\x00R\x0eadminBroadcast\x12&\n" +
-	"\x05error\x18\f \x01(\v2\x0e.chat.v1.ErrorH\x00R\x05error\x122\n" +
+	"\x05error\x18\f \x01(\v2\x0e.chat.v1.ErrorH\x00R\x05error\x12 \n" +
+	"\x03ack\x18\r \x01(\v2\f.chat.v1.AckH\x00R\x03ack\x12H\n" +
+	"\x11private_recovered\x18\x0e \x01(\v2\x19.chat.v1.PrivateRecoveredH\x00R\x10privateRecovered\x122\n" +
 	"\trefreshed\x18\x14 \x01(\v2\x12.chat.v1.RefreshedH\x00R\trefreshedB\a\n" +
-	"\x05event\"\x9b\x01\n" +
+	"\x05event\"\xc4\x01\n" +
 	"\x06System\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x17\n" +
-	"\auser_id\x18\x03 \x01(\tR\x06userId\x129\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12'\n" +
+	"\x05inbox\x18\x04 \x01(\v2\x11.chat.v1.PositionR\x05inbox\x129\n" +
 	"\n" +
 	"expires_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"F\n" +
@@ -2665,29 +3248,38 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\bUserLeft\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
-	"\busername\x18\x03 \x01(\tR\busername\"h\n" +
+	"\busername\x18\x03 \x01(\tR\busername\"\x96\x01\n" +
 	"\aMessage\x12\x16\n" +
 	"\x06sender\x18\x01 \x01(\tR\x06sender\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x12\n" +
-	"\x04room\x18\x04 \x01(\tR\x04room\"o\n" +
+	"\x04room\x18\x04 \x01(\tR\x04room\x12\x16\n" +
+	"\x06offset\x18\x05 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05epoch\x18\x06 \x01(\tR\x05epoch\"\xce\x01\n" +
 	"\n" +
 	"RoomJoined\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
 	"\x04room\x18\x02 \x01(\tR\x04room\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1a\n" +
-	"\busername\x18\x04 \x01(\tR\busername\"\x85\x01\n" +
+	"\busername\x18\x04 \x01(\tR\busername\x12\x16\n" +
+	"\x06offset\x18\x05 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05epoch\x18\x06 \x01(\tR\x05epoch\x12!\n" +
+	"\trecovered\x18\a \x01(\bH\x00R\trecovered\x88\x01\x01B\f\n" +
+	"\n" +
+	"_recovered\"\x85\x01\n" +
 	"\bRoomLeft\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
 	"\x04room\x18\x02 \x01(\tR\x04room\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1a\n" +
 	"\busername\x18\x04 \x01(\tR\busername\x12\x16\n" +
 	"\x06kicked\x18\n" +
-	" \x01(\bR\x06kicked\"[\n" +
+	" \x01(\bR\x06kicked\"\x89\x01\n" +
 	"\x0ePrivateMessage\x12\x16\n" +
 	"\x06sender\x18\x01 \x01(\tR\x06sender\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"f\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x16\n" +
+	"\x06offset\x18\x04 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05epoch\x18\x05 \x01(\tR\x05epoch\"f\n" +
 	"\vPrivateSent\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x1f\n" +
 	"\vtarget_user\x18\x02 \x01(\tR\n" +
@@ -2695,7 +3287,15 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\tdelivered\x18\x03 \x01(\x05R\tdelivered\">\n" +
 	"\x0eAdminBroadcast\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
-	"\x04room\x18\x02 \x01(\tR\x04room\"5\n" +
+	"\x04room\x18\x02 \x01(\tR\x04room\"G\n" +
+	"\x03Ack\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\tR\x05epoch\"^\n" +
+	"\x10PrivateRecovered\x12\x1c\n" +
+	"\trecovered\x18\x01 \x01(\bR\trecovered\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\tR\x05epoch\"5\n" +
 	"\x05Error\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\"@\n" +
@@ -2744,7 +3344,23 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x06Member\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12 \n" +
-	"\vconnections\x18\x03 \x01(\x05R\vconnections\"E\n" +
+	"\vconnections\x18\x03 \x01(\x05R\vconnections\"b\n" +
+	"\x11GetHistoryRequest\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x19\n" +
+	"\x05since\x18\x02 \x01(\x04H\x00R\x05since\x88\x01\x01\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limitB\b\n" +
+	"\x06_since\"\x8b\x01\n" +
+	"\x12GetHistoryResponse\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\tR\x05epoch\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\x123\n" +
+	"\bmessages\x18\x04 \x03(\v2\x17.chat.v1.HistoryMessageR\bmessages\"\xad\x01\n" +
+	"\x0eHistoryMessage\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x16\n" +
+	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x128\n" +
+	"\ttimestamp\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\"E\n" +
 	"\x11IssueTokenRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x14\n" +
 	"\x05admin\x18\x02 \x01(\bR\x05admin\"{\n" +
@@ -2786,14 +3402,16 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
 	"\x04room\x18\x02 \x01(\tR\x04room\"1\n" +
 	"\x0fLiftBanResponse\x12\x1e\n" +
-	"\x03ban\x18\x01 \x01(\v2\f.chat.v1.BanR\x03ban2\x9f\x03\n" +
+	"\x03ban\x18\x01 \x01(\v2\f.chat.v1.BanR\x03ban2\xe6\x03\n" +
 	"\vChatService\x129\n" +
 	"\aConnect\x12\x14.chat.v1.ClientFrame\x1a\x14.chat.v1.ServerFrame(\x010\x01\x12B\n" +
 	"\tBroadcast\x12\x19.chat.v1.BroadcastRequest\x1a\x1a.chat.v1.BroadcastResponse\x12?\n" +
 	"\bGetStats\x12\x18.chat.v1.GetStatsRequest\x1a\x19.chat.v1.GetStatsResponse\x12B\n" +
 	"\tListRooms\x12\x19.chat.v1.ListRoomsRequest\x1a\x1a.chat.v1.ListRoomsResponse\x12B\n" +
 	"\tListUsers\x12\x19.chat.v1.ListUsersRequest\x1a\x1a.chat.v1.ListUsersResponse\x12H\n" +
-	"\vListMembers\x12\x1b.chat.v1.ListMembersRequest\x1a\x1c.chat.v1.ListMembersResponse2\xdf\x02\n" +
+	"\vListMembers\x12\x1b.chat.v1.ListMembersRequest\x1a\x1c.chat.v1.ListMembersResponse\x12E\n" +
+	"\n" +
+	"GetHistory\x12\x1a.chat.v1.GetHistoryRequest\x1a\x1b.chat.v1.GetHistoryResponse2\xdf\x02\n" +
 	"\fAdminService\x12Q\n" +
 	"\x0eDisconnectUser\x12\x1e.chat.v1.DisconnectUserRequest\x1a\x1f.chat.v1.DisconnectUserResponse\x12?\n" +
 	"\bKickUser\x12\x18.chat.v1.KickUserRequest\x1a\x19.chat.v1.KickUserResponse\x12<\n" +
@@ -2816,110 +3434,127 @@ func file_chat_v1_chat_proto_rawDescGZIP() []byte {
 	return file_chat_v1_chat_proto_rawDescData
 }
 
-var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_chat_v1_chat_proto_goTypes = []any{
 	(*ClientFrame)(nil),            // 0: chat.v1.ClientFrame
 	(*SendMessage)(nil),            // 1: chat.v1.SendMessage
 	(*JoinRoom)(nil),               // 2: chat.v1.JoinRoom
-	(*LeaveRoom)(nil),              // 3: chat.v1.LeaveRoom
-	(*SendPrivateMessage)(nil),     // 4: chat.v1.SendPrivateMessage
-	(*Refresh)(nil),                // 5: chat.v1.Refresh
-	(*ServerFrame)(nil),            // 6: chat.v1.ServerFrame
-	(*System)(nil),                 // 7: chat.v1.System
-	(*Refreshed)(nil),              // 8: chat.v1.Refreshed
-	(*UserJoined)(nil),             // 9: chat.v1.UserJoined
-	(*UserLeft)(nil),               // 10: chat.v1.UserLeft
-	(*Message)(nil),                // 11: chat.v1.Message
-	(*RoomJoined)(nil),             // 12: chat.v1.RoomJoined
-	(*RoomLeft)(nil),               // 13: chat.v1.RoomLeft
-	(*PrivateMessage)(nil),         // 14: chat.v1.PrivateMessage
-	(*PrivateSent)(nil),            // 15: chat.v1.PrivateSent
-	(*AdminBroadcast)(nil),         // 16: chat.v1.AdminBroadcast
-	(*Error)(nil),                  // 17: chat.v1.Error
-	(*BroadcastRequest)(nil),       // 18: chat.v1.BroadcastRequest
-	(*BroadcastResponse)(nil),      // 19: chat.v1.BroadcastResponse
-	(*GetStatsRequest)(nil),        // 20: chat.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),       // 21: chat.v1.GetStatsResponse
-	(*ListRoomsRequest)(nil),       // 22: chat.v1.ListRoomsRequest
-	(*ListRoomsResponse)(nil),      // 23: chat.v1.ListRoomsResponse
-	(*ListUsersRequest)(nil),       // 24: chat.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),      // 25: chat.v1.ListUsersResponse
-	(*ListMembersRequest)(nil),     // 26: chat.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),    // 27: chat.v1.ListMembersResponse
-	(*Member)(nil),                 // 28: chat.v1.Member
-	(*IssueTokenRequest)(nil),      // 29: chat.v1.IssueTokenRequest
-	(*IssueTokenResponse)(nil),     // 30: chat.v1.IssueTokenResponse
-	(*DisconnectUserRequest)(nil),  // 31: chat.v1.DisconnectUserRequest
-	(*DisconnectUserResponse)(nil), // 32: chat.v1.DisconnectUserResponse
-	(*KickUserRequest)(nil),        // 33: chat.v1.KickUserRequest
-	(*KickUserResponse)(nil),       // 34: chat.v1.KickUserResponse
-	(*BanUserRequest)(nil),         // 35: chat.v1.BanUserRequest
-	(*BanUserResponse)(nil),        // 36: chat.v1.BanUserResponse
-	(*Ban)(nil),                    // 37: chat.v1.Ban
-	(*ListBansRequest)(nil),        // 38: chat.v1.ListBansRequest
-	(*ListBansResponse)(nil),       // 39: chat.v1.ListBansResponse
-	(*LiftBanRequest)(nil),         // 40: chat.v1.LiftBanRequest
-	(*LiftBanResponse)(nil),        // 41: chat.v1.LiftBanResponse
-	nil,                            // 42: chat.v1.GetStatsResponse.RoomsEntry
-	nil,                            // 43: chat.v1.ListRoomsResponse.RoomsEntry
-	(*timestamppb.Timestamp)(nil),  // 44: google.protobuf.Timestamp
+	(*Position)(nil),               // 3: chat.v1.Position
+	(*RecoverPrivate)(nil),         // 4: chat.v1.RecoverPrivate
+	(*LeaveRoom)(nil),              // 5: chat.v1.LeaveRoom
+	(*SendPrivateMessage)(nil),     // 6: chat.v1.SendPrivateMessage
+	(*Refresh)(nil),                // 7: chat.v1.Refresh
+	(*ServerFrame)(nil),            // 8: chat.v1.ServerFrame
+	(*System)(nil),                 // 9: chat.v1.System
+	(*Refreshed)(nil),              // 10: chat.v1.Refreshed
+	(*UserJoined)(nil),             // 11: chat.v1.UserJoined
+	(*UserLeft)(nil),               // 12: chat.v1.UserLeft
+	(*Message)(nil),                // 13: chat.v1.Message
+	(*RoomJoined)(nil),             // 14: chat.v1.RoomJoined
+	(*RoomLeft)(nil),               // 15: chat.v1.RoomLeft
+	(*PrivateMessage)(nil),         // 16: chat.v1.PrivateMessage
+	(*PrivateSent)(nil),            // 17: chat.v1.PrivateSent
+	(*AdminBroadcast)(nil),         // 18: chat.v1.AdminBroadcast
+	(*Ack)(nil),                    // 19: chat.v1.Ack
+	(*PrivateRecovered)(nil),       // 20: chat.v1.PrivateRecovered
+	(*Error)(nil),                  // 21: chat.v1.Error
+	(*BroadcastRequest)(nil),       // 22: chat.v1.BroadcastRequest
+	(*BroadcastResponse)(nil),      // 23: chat.v1.BroadcastResponse
+	(*GetStatsRequest)(nil),        // 24: chat.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),       // 25: chat.v1.GetStatsResponse
+	(*ListRoomsRequest)(nil),       // 26: chat.v1.ListRoomsRequest
+	(*ListRoomsResponse)(nil),      // 27: chat.v1.ListRoomsResponse
+	(*ListUsersRequest)(nil),       // 28: chat.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),      // 29: chat.v1.ListUsersResponse
+	(*ListMembersRequest)(nil),     // 30: chat.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),    // 31: chat.v1.ListMembersResponse
+	(*Member)(nil),                 // 32: chat.v1.Member
+	(*GetHistoryRequest)(nil),      // 33: chat.v1.GetHistoryRequest
+	(*GetHistoryResponse)(nil),     // 34: chat.v1.GetHistoryResponse
+	(*HistoryMessage)(nil),         // 35: chat.v1.HistoryMessage
+	(*IssueTokenRequest)(nil),      // 36: chat.v1.IssueTokenRequest
+	(*IssueTokenResponse)(nil),     // 37: chat.v1.IssueTokenResponse
+	(*DisconnectUserRequest)(nil),  // 38: chat.v1.DisconnectUserRequest
+	(*DisconnectUserResponse)(nil), // 39: chat.v1.DisconnectUserResponse
+	(*KickUserRequest)(nil),        // 40: chat.v1.KickUserRequest
+	(*KickUserResponse)(nil),       // 41: chat.v1.KickUserResponse
+	(*BanUserRequest)(nil),         // 42: chat.v1.BanUserRequest
+	(*BanUserResponse)(nil),        // 43: chat.v1.BanUserResponse
+	(*Ban)(nil),                    // 44: chat.v1.Ban
+	(*ListBansRequest)(nil),        // 45: chat.v1.ListBansRequest
+	(*ListBansResponse)(nil),       // 46: chat.v1.ListBansResponse
+	(*LiftBanRequest)(nil),         // 47: chat.v1.LiftBanRequest
+	(*LiftBanResponse)(nil),        // 48: chat.v1.LiftBanResponse
+	nil,                            // 49: chat.v1.GetStatsResponse.RoomsEntry
+	nil,                            // 50: chat.v1.ListRoomsResponse.RoomsEntry
+	(*timestamppb.Timestamp)(nil),  // 51: google.protobuf.Timestamp
 }
 var file_chat_v1_chat_proto_depIdxs = []int32{
 	1,  // 0: chat.v1.ClientFrame.message:type_name -> chat.v1.SendMessage
 	2,  // 1: chat.v1.ClientFrame.join_room:type_name -> chat.v1.JoinRoom
-	3,  // 2: chat.v1.ClientFrame.leave_room:type_name -> chat.v1.LeaveRoom
-	4,  // 3: chat.v1.ClientFrame.private_message:type_name -> chat.v1.SendPrivateMessage
-	5,  // 4: chat.v1.ClientFrame.refresh:type_name -> chat.v1.Refresh
-	44, // 5: chat.v1.ServerFrame.timestamp:type_name -> google.protobuf.Timestamp
-	7,  // 6: chat.v1.ServerFrame.system:type_name -> chat.v1.System
-	9,  // 7: chat.v1.ServerFrame.user_joined:type_name -> chat.v1.UserJoined
-	10, // 8: chat.v1.ServerFrame.user_left:type_name -> chat.v1.UserLeft
-	11, // 9: chat.v1.ServerFrame.message:type_name -> chat.v1.Message
-	12, // 10: chat.v1.ServerFrame.room_joined:type_name -> chat.v1.RoomJoined
-	13, // 11: chat.v1.ServerFrame.room_left:type_name -> chat.v1.RoomLeft
-	14, // 12: chat.v1.ServerFrame.private_message:type_name -> chat.v1.PrivateMessage
-	15, // 13: chat.v1.ServerFrame.private_sent:type_name -> chat.v1.PrivateSent
-	16, // 14: chat.v1.ServerFrame.admin_broadcast:type_name -> chat.v1.AdminBroadcast
-	17, // 15: chat.v1.ServerFrame.error:type_name -> chat.v1.Error
-	8,  // 16: chat.v1.ServerFrame.refreshed:type_name -> chat.v1.Refreshed
-	44, // 17: chat.v1.System.expires_at:type_name -> google.protobuf.Timestamp
-	44, // 18: chat.v1.Refreshed.expires_at:type_name -> google.protobuf.Timestamp
-	42, // 19: chat.v1.GetStatsResponse.rooms:type_name -> chat.v1.GetStatsResponse.RoomsEntry
-	43, // 20: chat.v1.ListRoomsResponse.rooms:type_name -> chat.v1.ListRoomsResponse.RoomsEntry
-	28, // 21: chat.v1.ListMembersResponse.members:type_name -> chat.v1.Member
-	37, // 22: chat.v1.BanUserResponse.ban:type_name -> chat.v1.Ban
-	44, // 23: chat.v1.Ban.expires_at:type_name -> google.protobuf.Timestamp
-	37, // 24: chat.v1.ListBansResponse.bans:type_name -> chat.v1.Ban
-	37, // 25: chat.v1.LiftBanResponse.ban:type_name -> chat.v1.Ban
-	0,  // 26: chat.v1.ChatService.Connect:input_type -> chat.v1.ClientFrame
-	18, // 27: chat.v1.ChatService.Broadcast:input_type -> chat.v1.BroadcastRequest
-	20, // 28: chat.v1.ChatService.GetStats:input_type -> chat.v1.GetStatsRequest
-	22, // 29: chat.v1.ChatService.ListRooms:input_type -> chat.v1.ListRoomsRequest
-	24, // 30: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
-	26, // 31: chat.v1.ChatService.ListMembers:input_type -> chat.v1.ListMembersRequest
-	31, // 32: chat.v1.AdminService.DisconnectUser:input_type -> chat.v1.DisconnectUserRequest
-	33, // 33: chat.v1.AdminService.KickUser:input_type -> chat.v1.KickUserRequest
-	35, // 34: chat.v1.AdminService.BanUser:input_type -> chat.v1.BanUserRequest
-	38, // 35: chat.v1.AdminService.ListBans:input_type -> chat.v1.ListBansRequest
-	40, // 36: chat.v1.AdminService.LiftBan:input_type -> chat.v1.LiftBanRequest
-	29, // 37: chat.v1.AuthService.IssueToken:input_type -> chat.v1.IssueTokenRequest
-	6,  // 38: chat.v1.ChatService.Connect:output_type -> chat.v1.ServerFrame
-	19, // 39: chat.v1.ChatService.Broadcast:output_type -> chat.v1.BroadcastResponse
-	21, // 40: chat.v1.ChatService.GetStats:output_type -> chat.v1.GetStatsResponse
-	23, // 41: chat.v1.ChatService.ListRooms:output_type -> chat.v1.ListRoomsResponse
-	25, // 42: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
-	27, // 43: chat.v1.ChatService.ListMembers:output_type -> chat.v1.ListMembersResponse
-	32, // 44: chat.v1.AdminService.DisconnectUser:output_type -> chat.v1.DisconnectUserResponse
-	34, // 45: chat.v1.AdminService.KickUser:output_type -> chat.v1.KickUserResponse
-	36, // 46: chat.v1.AdminService.BanUser:output_type -> chat.v1.BanUserResponse
-	39, // 47: chat.v1.AdminService.ListBans:output_type -> chat.v1.ListBansResponse
-	41, // 48: chat.v1.AdminService.LiftBan:output_type -> chat.v1.LiftBanResponse
-	30, // 49: chat.v1.AuthService.IssueToken:output_type -> chat.v1.IssueTokenResponse
-	38, // [38:50] is the sub-list for method output_type
-	26, // [26:38] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	5,  // 2: chat.v1.ClientFrame.leave_room:type_name -> chat.v1.LeaveRoom
+	6,  // 3: chat.v1.ClientFrame.private_message:type_name -> chat.v1.SendPrivateMessage
+	4,  // 4: chat.v1.ClientFrame.recover_private:type_name -> chat.v1.RecoverPrivate
+	7,  // 5: chat.v1.ClientFrame.refresh:type_name -> chat.v1.Refresh
+	3,  // 6: chat.v1.JoinRoom.since:type_name -> chat.v1.Position
+	3,  // 7: chat.v1.RecoverPrivate.since:type_name -> chat.v1.Position
+	51, // 8: chat.v1.ServerFrame.timestamp:type_name -> google.protobuf.Timestamp
+	9,  // 9: chat.v1.ServerFrame.system:type_name -> chat.v1.System
+	11, // 10: chat.v1.ServerFrame.user_joined:type_name -> chat.v1.UserJoined
+	12, // 11: chat.v1.ServerFrame.user_left:type_name -> chat.v1.UserLeft
+	13, // 12: chat.v1.ServerFrame.message:type_name -> chat.v1.Message
+	14, // 13: chat.v1.ServerFrame.room_joined:type_name -> chat.v1.RoomJoined
+	15, // 14: chat.v1.ServerFrame.room_left:type_name -> chat.v1.RoomLeft
+	16, // 15: chat.v1.ServerFrame.private_message:type_name -> chat.v1.PrivateMessage
+	17, // 16: chat.v1.ServerFrame.private_sent:type_name -> chat.v1.PrivateSent
+	18, // 17: chat.v1.ServerFrame.admin_broadcast:type_name -> chat.v1.AdminBroadcast
+	21, // 18: chat.v1.ServerFrame.error:type_name -> chat.v1.Error
+	19, // 19: chat.v1.ServerFrame.ack:type_name -> chat.v1.Ack
+	20, // 20: chat.v1.ServerFrame.private_recovered:type_name -> chat.v1.PrivateRecovered
+	10, // 21: chat.v1.ServerFrame.refreshed:type_name -> chat.v1.Refreshed
+	3,  // 22: chat.v1.System.inbox:type_name -> chat.v1.Position
+	51, // 23: chat.v1.System.expires_at:type_name -> google.protobuf.Timestamp
+	51, // 24: chat.v1.Refreshed.expires_at:type_name -> google.protobuf.Timestamp
+	49, // 25: chat.v1.GetStatsResponse.rooms:type_name -> chat.v1.GetStatsResponse.RoomsEntry
+	50, // 26: chat.v1.ListRoomsResponse.rooms:type_name -> chat.v1.ListRoomsResponse.RoomsEntry
+	32, // 27: chat.v1.ListMembersResponse.members:type_name -> chat.v1.Member
+	35, // 28: chat.v1.GetHistoryResponse.messages:type_name -> chat.v1.HistoryMessage
+	51, // 29: chat.v1.HistoryMessage.timestamp:type_name -> google.protobuf.Timestamp
+	44, // 30: chat.v1.BanUserResponse.ban:type_name -> chat.v1.Ban
+	51, // 31: chat.v1.Ban.expires_at:type_name -> google.protobuf.Timestamp
+	44, // 32: chat.v1.ListBansResponse.bans:type_name -> chat.v1.Ban
+	44, // 33: chat.v1.LiftBanResponse.ban:type_name -> chat.v1.Ban
+	0,  // 34: chat.v1.ChatService.Connect:input_type -> chat.v1.ClientFrame
+	22, // 35: chat.v1.ChatService.Broadcast:input_type -> chat.v1.BroadcastRequest
+	24, // 36: chat.v1.ChatService.GetStats:input_type -> chat.v1.GetStatsRequest
+	26, // 37: chat.v1.ChatService.ListRooms:input_type -> chat.v1.ListRoomsRequest
+	28, // 38: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
+	30, // 39: chat.v1.ChatService.ListMembers:input_type -> chat.v1.ListMembersRequest
+	33, // 40: chat.v1.ChatService.GetHistory:input_type -> chat.v1.GetHistoryRequest
+	38, // 41: chat.v1.AdminService.DisconnectUser:input_type -> chat.v1.DisconnectUserRequest
+	40, // 42: chat.v1.AdminService.KickUser:input_type -> chat.v1.KickUserRequest
+	42, // 43: chat.v1.AdminService.BanUser:input_type -> chat.v1.BanUserRequest
+	45, // 44: chat.v1.AdminService.ListBans:input_type -> chat.v1.ListBansRequest
+	47, // 45: chat.v1.AdminService.LiftBan:input_type -> chat.v1.LiftBanRequest
+	36, // 46: chat.v1.AuthService.IssueToken:input_type -> chat.v1.IssueTokenRequest
+	8,  // 47: chat.v1.ChatService.Connect:output_type -> chat.v1.ServerFrame
+	23, // 48: chat.v1.ChatService.Broadcast:output_type -> chat.v1.BroadcastResponse
+	25, // 49: chat.v1.ChatService.GetStats:output_type -> chat.v1.GetStatsResponse
+	27, // 50: chat.v1.ChatService.ListRooms:output_type -> chat.v1.ListRoomsResponse
+	29, // 51: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
+	31, // 52: chat.v1.ChatService.ListMembers:output_type -> chat.v1.ListMembersResponse
+	34, // 53: chat.v1.ChatService.GetHistory:output_type -> chat.v1.GetHistoryResponse
+	39, // 54: chat.v1.AdminService.DisconnectUser:output_type -> chat.v1.DisconnectUserResponse
+	41, // 55: chat.v1.AdminService.KickUser:output_type -> chat.v1.KickUserResponse
+	43, // 56: chat.v1.AdminService.BanUser:output_type -> chat.v1.BanUserResponse
+	46, // 57: chat.v1.AdminService.ListBans:output_type -> chat.v1.ListBansResponse
+	48, // 58: chat.v1.AdminService.LiftBan:output_type -> chat.v1.LiftBanResponse
+	37, // 59: chat.v1.AuthService.IssueToken:output_type -> chat.v1.IssueTokenResponse
+	47, // [47:60] is the sub-list for method output_type
+	34, // [34:47] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_chat_v1_chat_proto_init() }
@@ -2932,9 +3567,10 @@ func file_chat_v1_chat_proto_init() {
 		(*ClientFrame_JoinRoom)(nil),
 		(*ClientFrame_LeaveRoom)(nil),
 		(*ClientFrame_PrivateMessage)(nil),
+		(*ClientFrame_RecoverPrivate)(nil),
 		(*ClientFrame_Refresh)(nil),
 	}
-	file_chat_v1_chat_proto_msgTypes[6].OneofWrappers = []any{
+	file_chat_v1_chat_proto_msgTypes[8].OneofWrappers = []any{
 		(*ServerFrame_System)(nil),
 		(*ServerFrame_UserJoined)(nil),
 		(*ServerFrame_UserLeft)(nil),
@@ -2945,15 +3581,19 @@ func file_chat_v1_chat_proto_init() {
 		(*ServerFrame_PrivateSent)(nil),
 		(*ServerFrame_AdminBroadcast)(nil),
 		(*ServerFrame_Error)(nil),
+		(*ServerFrame_Ack)(nil),
+		(*ServerFrame_PrivateRecovered)(nil),
 		(*ServerFrame_Refreshed)(nil),
 	}
+	file_chat_v1_chat_proto_msgTypes[14].OneofWrappers = []any{}
+	file_chat_v1_chat_proto_msgTypes[33].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_v1_chat_proto_rawDesc), len(file_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   44,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -25,6 +25,7 @@ const (
 	ChatService_ListRooms_FullMethodName   = "/chat.v1.ChatService/ListRooms"
 	ChatService_ListUsers_FullMethodName   = "/chat.v1.ChatService/ListUsers"
 	ChatService_ListMembers_FullMethodName = "/chat.v1.ChatService/ListMembers"
+	ChatService_GetHistory_FullMethodName  = "/chat.v1.ChatService/GetHistory"
 )
 
 // ChatServiceClient is the client API for ChatService service.
@@ -52,6 +53,9 @@ type ChatServiceClient interface {
 	// ordered by user id. Joins and leaves are announced only in rooms within
 	// their presence limit; this answers who is there in any room.
 	ListMembers(ctx context.Context, in *ListMembersRequest, opts ...grpc.CallOption) (*ListMembersResponse, error)
+	// GetHistory returns a room's logged messages, for anyone allowed to join
+	// it: the latest `limit`, or those after `since`.
+	GetHistory(ctx context.Context, in *GetHistoryRequest, opts ...grpc.CallOption) (*GetHistoryResponse, error)
 }
 
 type chatServiceClient struct {
@@ -125,6 +129,16 @@ func (c *chatServiceClient) ListMembers(ctx context.Context, in *ListMembersRequ
 	return out, nil
 }
 
+func (c *chatServiceClient) GetHistory(ctx context.Context, in *GetHistoryRequest, opts ...grpc.CallOption) (*GetHistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetHistoryResponse)
+	err := c.cc.Invoke(ctx, ChatService_GetHistory_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ChatServiceServer is the server API for ChatService service.
 // All implementations must embed UnimplementedChatServiceServer
 // for forward compatibility.
@@ -150,6 +164,9 @@ type ChatServiceServer interface {
 	// ordered by user id. Joins and leaves are announced only in rooms within
 	// their presence limit; this answers who is there in any room.
 	ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error)
+	// GetHistory returns a room's logged messages, for anyone allowed to join
+	// it: the latest `limit`, or those after `since`.
+	GetHistory(context.Context, *GetHistoryRequest) (*GetHistoryResponse, error)
 	mustEmbedUnimplementedChatServiceServer()
 }
 
@@ -177,6 +194,9 @@ func (UnimplementedChatServiceServer) ListUsers(context.Context, *ListUsersReque
 }
 func (UnimplementedChatServiceServer) ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListMembers not implemented")
+}
+func (UnimplementedChatServiceServer) GetHistory(context.Context, *GetHistoryRequest) (*GetHistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetHistory not implemented")
 }
 func (UnimplementedChatServiceServer) mustEmbedUnimplementedChatServiceServer() {}
 func (UnimplementedChatServiceServer) testEmbeddedByValue()                     {}
@@ -296,6 +316,24 @@ func _ChatService_ListMembers_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ChatService_GetHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetHistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChatServiceServer).GetHistory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ChatService_GetHistory_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChatServiceServer).GetHistory(ctx, req.(*GetHistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ChatService_ServiceDesc is the grpc.ServiceDesc for ChatService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -322,6 +360,10 @@ var ChatService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListMembers",
 			Handler:    _ChatService_ListMembers_Handler,
+		},
+		{
+			MethodName: "GetHistory",
+			Handler:    _ChatService_GetHistory_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -41,6 +41,11 @@ func Run(t *testing.T, newCluster Cluster) {
 		{"FirstAndLastAreDecidedOnce", testFirstLast},
 		{"MembersPageByUserID", testMembersPages},
 		{"MembersFollowJoinsAndEnds", testMembersFollow},
+		{"LogNumbersWithoutGaps", testLogGapFree},
+		{"LogIsBounded", testLogBounded},
+		{"LogIsShared", testLogShared},
+		{"AppendDedups", testAppendDedup},
+		{"UnloggedAppend", testUnlogged},
 		{"BansHoldOnEveryNodeAndLapse", testBans},
 	}
 	for _, tc := range tests {
@@ -182,7 +187,8 @@ func testRoundTrip(t *testing.T, nodes []*node) {
 	must(t, recv.Subscribe(c, "user:bob"))
 	want := hub.Event{Kind: hub.KindPrivateSent, Time: time.Date(2026, 1, 2, 3, 4, 5, 6789, time.UTC),
 		ID: "id-1", Message: "¡hola, 世界! \"quoted\" <b>", Room: "lounge", Sender: "Alice", UserID: "alice",
-		ConnectionID: "c1", TargetUser: "bob", Delivered: 3, Code: "some_code", Kicked: true}
+		ConnectionID: "c1", TargetUser: "bob", Delivered: 3, Code: "some_code",
+		Offset: 7, Epoch: "e1", Recovered: hub.NotRecovered, Kicked: true}
 	ev := want
 	must(t, at(nodes, 0).Publish(c, "user:bob", &ev))
 	got := *recv.rec.wait("user:bob", 1)[0]

@@ -19,6 +19,8 @@ type Broker struct {
 	subs    map[string]*topicState
 
 	presence
+
+	history
 	bans bans
 }
 
@@ -31,7 +33,7 @@ var _ hub.Broker = (*Broker)(nil)
 
 // New returns an empty broker.
 func New() *Broker {
-	b := &Broker{subs: make(map[string]*topicState), bans: bans{all: make(map[banKey]hub.Ban), now: time.Now}}
+	b := &Broker{subs: make(map[string]*topicState), history: newHistory(), bans: bans{all: make(map[banKey]hub.Ban), now: time.Now}}
 	b.presence.init()
 	return b
 }

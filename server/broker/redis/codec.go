@@ -25,7 +25,12 @@ type wireEvent struct {
 	Delivered    int      `json:"d,omitempty"`
 	Code         string   `json:"e,omitempty"`
 	ReplyTo      string   `json:"y,omitempty"`
-	Kicked       bool     `json:"x,omitempty"`
+	// Offset and Epoch come first in a logged event: the append script
+	// writes them in front of the rest (see log.go).
+	Offset    uint64       `json:"f,omitempty"`
+	Epoch     string       `json:"p,omitempty"`
+	Recovered hub.Recovery `json:"v,omitempty"`
+	Kicked    bool         `json:"x,omitempty"`
 	// Origin and Seq name the node that published the event and its
 	// number there, so that the publisher knows its own copy when it
 	// comes back.
@@ -38,6 +43,7 @@ func encodeEvent(ev *hub.Event, origin string, seq uint64) ([]byte, error) {
 		Kind: ev.Kind, Time: ev.Time.UnixNano(), ID: ev.ID, Message: ev.Message, Room: ev.Room,
 		Sender: ev.Sender, UserID: ev.UserID, ConnectionID: ev.ConnectionID,
 		TargetUser: ev.TargetUser, Delivered: ev.Delivered, Code: ev.Code, ReplyTo: ev.ReplyTo,
+		Offset: ev.Offset, Epoch: ev.Epoch, Recovered: ev.Recovered,
 		Kicked: ev.Kicked,
 	})
 	if err != nil {
@@ -58,6 +64,7 @@ func decodeEvent(payload string) (*hub.Event, *wireEvent, error) {
 		Kind: w.Kind, Time: time.Unix(0, w.Time).UTC(), ID: w.ID, Message: w.Message, Room: w.Room,
 		Sender: w.Sender, UserID: w.UserID, ConnectionID: w.ConnectionID,
 		TargetUser: w.TargetUser, Delivered: w.Delivered, Code: w.Code, ReplyTo: w.ReplyTo,
+		Offset: w.Offset, Epoch: w.Epoch, Recovered: w.Recovered,
 		Kicked: w.Kicked,
 	}, &w, nil
 }

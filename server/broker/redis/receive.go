@@ -96,6 +96,7 @@ func (b *Broker) received(m *goredis.Message) {
 		b.log.Error("dropping event", "topic", topic, "err", err)
 		return
 	}
+	b.fillGap(topic, ev)
 	b.dispatchIfLive(topic, ev)
 	if w.Seq != 0 && w.Origin == b.cfg.NodeID {
 		b.echoed(w.Seq)

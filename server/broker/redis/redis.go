@@ -41,6 +41,7 @@ type Metrics struct {
 	// Reconnects counts the times the pub/sub connection came back after
 	// being lost.
 	Reconnects atomic.Int64
+	GapsFilled atomic.Int64 // logged events missed by pub/sub and read back from their log
 }
 
 // Broker is the Redis hub.Broker of one node. All methods are safe for
@@ -73,6 +74,7 @@ type Broker struct {
 	up atomic.Bool // the pub/sub connection is live
 
 	presence // this node's share of presence
+	gaps     gaps
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

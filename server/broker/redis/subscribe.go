@@ -71,6 +71,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string) error {
 		return fmt.Errorf("subscribe %s: %w", topic, err)
 	}
 	st.refs = 1
+	b.gaps.forget(topic)
 	st.live.Store(true)
 	return nil
 }

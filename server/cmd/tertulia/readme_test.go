@@ -86,6 +86,7 @@ func TestReadmeCommandsWork(t *testing.T) {
 		{"/health", `"status":"healthy"`},
 		{"websocket/stats", `"total_connections":`},
 		{"/members", `"total_members":`},
+		{"/history?", `"message":"hola"`},
 		{"websocket/rooms", `"total_rooms":`},
 		{"websocket/users", `"connected_users":`},
 		{"test-token?username", `"access_token":`},

@@ -38,6 +38,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	adminAddr := fs.String("admin-addr", "", "serve /metrics and net/http/pprof on this address, and /metrics no longer on --http-addr (off by default)")
 	presenceLimit := fs.Int("presence-limit", hub.DefaultPresenceLimit, "announce joins and leaves only while the lobby or a room has at most this many connections")
 	sec := addSecurityFlags(fs)
+	hist := historyFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -59,8 +60,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Logger:          log,
 		Static:          staticFS(),
 		Metrics:         metrics.New(),
-		Hub:             hub.Config{PresenceLimit: *presenceLimit},
+		Hub:             hist.config(),
 	}
+	cfg.Hub.PresenceLimit = *presenceLimit
 	if err := sec.apply(&cfg, log); err != nil {
 		return err
 	}

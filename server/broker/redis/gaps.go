@@ -1,0 +1,73 @@
+package redis
+
+import (
+	"context"
+	"sync"
+
+	"github.com/tertulia/tertulia/server/hub"
+)
+
+// maxGapFill bounds how many missed messages one gap fill reads back.
+const maxGapFill = 1000
+
+// gaps remembers the last logged offset this node received per topic, so
+// that messages it missed while its pub/sub connection was away (Redis
+// pub/sub does not keep them) are read back from the topic's log and handed
+// to the hub before the first one that came after: a session in a room
+// sees no gap even when its node's subscription broke for a moment.
+type gaps struct {
+	mu   sync.Mutex // protects last
+	last map[string]hub.Position
+}
+
+// note records ev as topic's latest logged event and returns the one before.
+func (g *gaps) note(topic string, ev *hub.Event) (prev hub.Position, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.last == nil {
+		g.last = make(map[string]hub.Position)
+	}
+	prev, ok = g.last[topic]
+	if !ok || prev.Epoch != ev.Epoch || ev.Offset > prev.Offset {
+		g.last[topic] = hub.Position{Offset: ev.Offset, Epoch: ev.Epoch}
+	}
+	return prev, ok
+}
+
+// forget drops what is known of topic: a node that subscribes afresh has no
+// gap to fill.
+func (g *gaps) forget(topic string) {
+	g.mu.Lock()
+	delete(g.last, topic)
+	g.mu.Unlock()
+}
+
+// fillGap hands the handler the logged events of topic this node missed
+// before ev, if any. It is called from the receive loop, before ev.
+func (b *Broker) fillGap(topic string, ev *hub.Event) {
+	if ev.Offset == 0 || ev.Epoch == "" {
+		return
+	}
+	prev, ok := b.gaps.note(topic, ev)
+	if !ok || prev.Epoch != ev.Epoch || ev.Offset <= prev.Offset+1 {
+		return
+	}
+	missed := min(ev.Offset-prev.Offset-1, maxGapFill)
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.SyncTimeout)
+	defer cancel()
+	page, err := b.ReadLog(ctx, topic, hub.LogQuery{After: ev.Offset - 1 - missed, Limit: int(missed),
+		Limits: hub.LogLimits{Size: 1 << 30}})
+	if err != nil {
+		b.log.Warn("missed messages not read back", "topic", topic, "from", prev.Offset+1, "to", ev.Offset-1, "err", err)
+		return
+	}
+	n := 0
+	for _, m := range page.Events {
+		if m.Epoch == ev.Epoch && m.Offset > prev.Offset && m.Offset < ev.Offset {
+			b.dispatchIfLive(topic, m)
+			n++
+		}
+	}
+	b.metrics.GapsFilled.Add(int64(n))
+	b.log.Warn("read back messages missed while the pub/sub connection was away", "topic", topic, "count", n)
+}

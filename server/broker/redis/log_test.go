@@ -1,0 +1,120 @@
+package redis
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/tertulia/tertulia/server/broker/redis/redistest"
+	"github.com/tertulia/tertulia/server/hub"
+)
+
+// A log left without appends for its TTL expires in Redis; the next append
+// starts it again at offset 1 in a new epoch, so that no client mistakes the
+// new offsets for the old ones.
+func TestExpiredLogStartsANewEpoch(t *testing.T) {
+	srv := redistest.Start(t)
+	b := newCluster(t, srv, 1, steady)[0]
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	opt := hub.AppendOptions{Log: hub.LogLimits{Size: 10, TTL: 50 * time.Millisecond}}
+	msg := func() *hub.Event { return &hub.Event{Kind: hub.KindMessage, Time: time.Now(), Message: "m"} }
+	var first hub.Receipt
+	for range 3 {
+		r, err := b.Append(ctx, "room:brief", msg(), opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first = r
+	}
+	if first.Offset != 3 {
+		t.Fatalf("third append at offset %d, want 3", first.Offset)
+	}
+	for {
+		page, err := b.ReadLog(ctx, "room:brief", hub.LogQuery{Limits: opt.Log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Offset == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("log still at offset %d after its TTL", page.Offset)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	r, err := b.Append(ctx, "room:brief", msg(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Offset != 1 || r.Epoch == first.Epoch || r.Epoch == "" {
+		t.Errorf("append after expiry: %+v, want offset 1 in a new epoch (was %q)", r, first.Epoch)
+	}
+}
+
+// Messages published while a node's pub/sub connection is broken reach its
+// handler anyway, read back from the log, before the first one after.
+func TestMissedMessagesAreReadBack(t *testing.T) {
+	srv := redistest.Start(t)
+	bs := newCluster(t, srv, 2, steady)
+	sub, pub := bs[0], bs[1]
+	got := make(chan string, 16)
+	sub.SetHandler(func(_ string, ev *hub.Event) { got <- ev.Message })
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := sub.Subscribe(ctx, "room:gap"); err != nil {
+		t.Fatal(err)
+	}
+	opt := hub.AppendOptions{Log: hub.LogLimits{Size: 10}}
+	send := func(text string) {
+		t.Helper()
+		if _, err := pub.Append(ctx, "room:gap", &hub.Event{Kind: hub.KindMessage, Time: time.Now(), Message: text}, opt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("m1")
+	next := func() string {
+		t.Helper()
+		select {
+		case m := <-got:
+			return m
+		case <-ctx.Done():
+			t.Fatal("no message")
+			return ""
+		}
+	}
+	if m := next(); m != "m1" {
+		t.Fatalf("got %q, want m1", m)
+	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	if err := rdb.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	send("m2") // most likely while sub's pub/sub connection is away
+	send("m3")
+	for { // wait for sub to be back on the channel
+		n, err := rdb.PubSubNumSub(ctx, sub.channel("room:gap")).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n[sub.channel("room:gap")] == 1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("sub did not resubscribe")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	send("m4")
+	for _, want := range []string{"m2", "m3", "m4"} {
+		if m := next(); m != want {
+			t.Fatalf("got %q, want %q: every message once, in order", m, want)
+		}
+	}
+	t.Logf("read back %d messages", sub.Metrics().GapsFilled.Load())
+}

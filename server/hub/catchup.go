@@ -1,0 +1,132 @@
+package hub
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// catchup holds back a session's live events of a topic while the session
+// reads that topic's log, so that a replay and the live stream join with no
+// gap and no duplicate: subscribe first (live events are held), read the log,
+// then send the replay followed by the held events the replay did not cover.
+//
+// With Redis, a message logged before the read may still be on its way to
+// this node when the hold ends: after the release, the topic's messages up
+// to the position read (its floor) are dropped until one above it comes;
+// messages come in offset order, so none after that is below it.
+type catchup struct {
+	n atomic.Int32 // topics held or floored; read by every delivery, so kept apart from mu
+
+	mu     sync.Mutex // protects topics
+	topics map[string]*hold
+}
+
+// hold is one topic being caught up.
+type hold struct {
+	holding bool
+	held    []heldEvent
+	floor   Position // after the release: drop messages up to it
+}
+
+// heldEvent is one live event kept back, encoded for the session (b), or
+// to be encoded for it alone (b nil: its own copy, with its frame id).
+type heldEvent struct {
+	ev *Event
+	b  []byte
+}
+
+// logged reports whether ev is a message numbered in a log.
+func logged(ev *Event) bool {
+	return (ev.Kind == KindMessage || ev.Kind == KindPrivateMessage) && ev.Epoch != ""
+}
+
+// holdBack starts holding topic's live events for s.
+func (s *Session) holdBack(topic string) {
+	s.catch.mu.Lock()
+	defer s.catch.mu.Unlock()
+	if s.catch.topics == nil {
+		s.catch.topics = make(map[string]*hold)
+	}
+	if _, ok := s.catch.topics[topic]; !ok {
+		s.catch.n.Add(1)
+	}
+	s.catch.topics[topic] = &hold{holding: true}
+}
+
+// heldBack keeps ev (encoded as b) if s holds topic back, or drops it if it
+// is below topic's floor, and reports whether it did either. The hub's
+// fan-out calls it for every delivery; it costs one atomic load while
+// nothing is caught up.
+func (s *Session) heldBack(topic string, ev *Event, b []byte) bool {
+	if s.catch.n.Load() == 0 {
+		return false
+	}
+	s.catch.mu.Lock()
+	defer s.catch.mu.Unlock()
+	h := s.catch.topics[topic]
+	switch {
+	case h == nil:
+		return false
+	case h.holding:
+		h.held = append(h.held, heldEvent{ev, b})
+		return true
+	case !logged(ev):
+		return false
+	case ev.Epoch == h.floor.Epoch && ev.Offset <= h.floor.Offset:
+		return true
+	}
+	s.forgetLocked(topic) // above the floor: from now on, everything goes
+	return false
+}
+
+func (s *Session) forgetLocked(topic string) {
+	if _, ok := s.catch.topics[topic]; ok {
+		delete(s.catch.topics, topic)
+		s.catch.n.Add(-1)
+	}
+}
+
+// forgetHold ends any catching up of topic.
+func (s *Session) forgetHold(topic string) {
+	s.catch.mu.Lock()
+	s.forgetLocked(topic)
+	s.catch.mu.Unlock()
+}
+
+// release stops holding topic back: it queues first, then the held events
+// that neither skip drops nor are at or below floor (the position of the log
+// read), in the order they came. Messages at or below floor that come later
+// are dropped too. Live events of topic that come meanwhile wait for it.
+func (s *Session) release(topic string, first []*Event, floor Position, skip func(*Event) bool) {
+	s.catch.mu.Lock()
+	defer s.catch.mu.Unlock()
+	h := s.catch.topics[topic]
+	if h == nil {
+		return
+	}
+	for _, ev := range first {
+		s.send(ev)
+	}
+	h.holding, h.floor = false, floor
+	above := floor.Epoch == "" // no floor: nothing to drop
+	for _, e := range h.held {
+		if skip != nil && skip(e.ev) {
+			continue
+		}
+		if logged(e.ev) && !above {
+			if e.ev.Epoch == floor.Epoch && e.ev.Offset <= floor.Offset {
+				continue
+			}
+			above = true
+		}
+		if e.b == nil {
+			s.send(e.ev)
+		} else {
+			s.enqueue(e.b)
+		}
+	}
+	h.held = nil
+	if above {
+		s.forgetLocked(topic)
+	}
+}
