@@ -36,6 +36,10 @@ func (u InProcess) Run(ctx context.Context, token string, c *Conn) error {
 		}
 		who.AcceptLanguage = c.acceptLanguage
 		sess, err = u.Chat.Open(ctx, who, socketSink{c})
+		if reason, ok := tooManyConns(err); ok {
+			c.Close(ws.StatusPolicyViolation, reason)
+			return err
+		}
 		var banned *hub.BannedError
 		if errors.As(err, &banned) {
 			c.Close(CloseModerated, banned.Error())
@@ -52,7 +56,7 @@ func (u InProcess) Run(ctx context.Context, token string, c *Conn) error {
 	if err != nil {
 		return err
 	}
-	served := c.Serve(sess.Handle, func(fe *FrameError) { sess.Refuse(fe.ID, fe.Refusal()) })
+	served := c.Serve(sess.Handle, func(fe *FrameError) { sess.Refuse(echoedID(fe.ID), fe.Refusal()) })
 	c.b.workers.do(func() error { sess.Close(); return nil })
 	return served
 }
@@ -81,6 +85,7 @@ var disconnectCloses = map[hub.DisconnectCode]ws.StatusCode{
 	hub.DisconnectShutdown:   ws.StatusGoingAway,
 	hub.DisconnectWriteError: ws.StatusInternalServerError,
 	hub.DisconnectDone:       ws.StatusNormalClosure,
+	hub.DisconnectFlood:      ws.StatusPolicyViolation, // kept sending over its rate limits
 	hub.DisconnectExpired:    CloseTokenExpired,
 	hub.DisconnectKicked:     CloseModerated,
 	hub.DisconnectBanned:     CloseModerated,

@@ -29,9 +29,8 @@ func (s *ChatService) Connect(stream chatv1.ChatService_ConnectServer) error {
 	}
 	sink := &streamSink{stream: stream, ended: make(chan struct{})}
 	sess, err := s.Open(ctx, who, sink)
-	var banned *hub.BannedError
-	if errors.As(err, &banned) {
-		return chatv1.ReasonStatus(codes.PermissionDenied, banned.Error(), chatv1.ReasonBanned)
+	if st, ok := refusal(err); ok {
+		return st
 	} else if errors.Is(err, hub.ErrShuttingDown) {
 		return status.Error(codes.Unavailable, err.Error())
 	} else if err != nil {

@@ -10,17 +10,17 @@ import (
 	"github.com/tertulia/tertulia/server/hub"
 )
 
-// closingTransport records the reason the hub closed it with.
-type closingTransport struct {
+// expiryTransport records the reason the hub closed it with.
+type expiryTransport struct {
 	recordingTransport
 	closed chan hub.Disconnect
 }
 
-func newClosingTransport() *closingTransport {
-	return &closingTransport{recordingTransport: recordingTransport{enc: &countingEncoder{}}, closed: make(chan hub.Disconnect, 1)}
+func newExpiryTransport() *expiryTransport {
+	return &expiryTransport{recordingTransport: recordingTransport{enc: &countingEncoder{}}, closed: make(chan hub.Disconnect, 1)}
 }
 
-func (t *closingTransport) Close(d hub.Disconnect) {
+func (t *expiryTransport) Close(d hub.Disconnect) {
 	select {
 	case t.closed <- d:
 	default:
@@ -43,8 +43,8 @@ func TestSessionsEndWithTheirToken(t *testing.T) {
 	ctx := context.Background()
 	h := hub.New(hub.Config{TokenLeeway: -1, Tokens: tokens{}}, memory.New())
 	soon := time.Now().Add(100 * time.Millisecond)
-	open := func() (*hub.Session, *closingTransport) {
-		tr := newClosingTransport()
+	open := func() (*hub.Session, *expiryTransport) {
+		tr := newExpiryTransport()
 		s, err := h.Open(ctx, hub.Identity{UserID: "alice", Name: "alice", Expires: soon}, tr)
 		if err != nil {
 			t.Fatal(err)
@@ -71,7 +71,7 @@ func TestSessionsEndWithTheirToken(t *testing.T) {
 	}
 	// The other two had the same deadline: by now it has passed for them too.
 	time.Sleep(200 * time.Millisecond)
-	for name, tr := range map[string]*closingTransport{"refreshed": tr2, "closed": tr3} {
+	for name, tr := range map[string]*expiryTransport{"refreshed": tr2, "closed": tr3} {
 		select {
 		case d := <-tr.closed:
 			t.Errorf("%s session closed with %+v, want left alone", name, d)

@@ -34,9 +34,10 @@ type Session struct {
 	enc Encoder
 	// lang is the language of the session's texts, picked at Open.
 	lang i18n.Lang
-	out  outbox     // what is on its way to the client
-	life lifetime   // when the session ends for its token
-	ops  sync.Mutex // serialises the client's commands with moderation (kicks)
+	out  outbox         // what is on its way to the client
+	lim  *sessionLimits // rate buckets and admission; set by Open
+	life lifetime       // when the session ends for its token
+	ops  sync.Mutex     // serialises the client's commands with moderation (kicks)
 
 	mu     sync.Mutex // protects rooms and closed
 	rooms  map[string]struct{}
