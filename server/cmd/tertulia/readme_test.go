@@ -76,7 +76,7 @@ func TestReadmeCommandsWork(t *testing.T) {
 	// match counts, so longer paths come before their prefixes.
 	want := []struct{ key, want string }{
 		{"users/mallory/disconnect", `"connections":0`},
-		{"bans -d", `"reason":"spam"`},
+		{"bans -H", `"reason":"spam"`},
 		{"bans/mallory", `"user":"mallory"`},
 		{"websocket/bans", `"total_bans":1`},
 		{"AdminService/KickUser", `"user": "mallory"`},
