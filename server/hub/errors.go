@@ -18,6 +18,7 @@ const (
 	CodeInvalidTarget        = "invalid_target"        // a private message to nobody
 	CodeUnknownType          = "unknown_type"          // a frame of no known type
 	CodeUnavailable          = "unavailable"           // the broker could not carry the command out
+	CodeForbidden            = "forbidden"             // a join or a message the room's namespace does not allow (access.go); a refresh for another user, or a guest's (expiry.go)
 	CodeInvalidJSON          = "invalid_json"          // a WebSocket frame that is not JSON
 	CodeInvalidFrame         = "invalid_frame"         // a WebSocket frame with a field of the wrong type
 	CodeAlreadyAuthenticated = "already_authenticated" // an auth frame on an authenticated WebSocket
@@ -28,7 +29,6 @@ const (
 	// Refreshes, moderation, and the reasons a session ends for them (see
 	// expiry.go and moderation.go).
 	CodeInvalidToken    = "invalid_token"    // a refresh with a token that does not verify
-	CodeForbidden       = "forbidden"        // a refresh for another user, or for a guest
 	CodeTokenExpired    = "token_expired"    // a session whose token expired (a disconnect reason)
 	CodeBanned          = "banned"           // a connect or join of a banned user; a session ended by a server ban
 	CodeDisconnected    = "disconnected"     // a session an administrator ended (a disconnect reason)
