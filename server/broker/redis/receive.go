@@ -58,12 +58,14 @@ func (b *Broker) receive(ctx context.Context) {
 			if b.up.Swap(false) {
 				downSince = time.Now()
 				b.releaseEchoes("")
+				b.presence.lost.Store(true)
 				b.log.Error("redis pub/sub connection lost: serving this node's sessions only until it returns", "err", err)
 			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(backoff):
+			case <-b.recvNow:
 			}
 			backoff = min(2*backoff, maxBackoff)
 			continue
@@ -71,6 +73,7 @@ func (b *Broker) receive(ctx context.Context) {
 		backoff = minBackoff
 		if !b.up.Swap(true) {
 			b.metrics.Reconnects.Add(1)
+			kick(b.beatNow) // registers this node's presence again now that it receives
 			b.log.Warn("redis pub/sub connection back; resubscribed", "topics", b.subscribedCount(),
 				"down_for", time.Since(downSince).Round(time.Millisecond))
 		}
@@ -96,9 +99,13 @@ func (b *Broker) received(m *goredis.Message) {
 		b.log.Error("dropping event", "topic", topic, "err", err)
 		return
 	}
+	own := w.Seq != 0 && w.Origin == b.cfg.NodeID
+	if own && b.stray(w.Seq) {
+		return // delivered here when Redis did not take it in time
+	}
 	b.fillGap(topic, ev)
 	b.dispatchIfLive(topic, ev)
-	if w.Seq != 0 && w.Origin == b.cfg.NodeID {
+	if own {
 		b.echoed(w.Seq)
 	}
 }

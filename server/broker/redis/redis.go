@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -42,6 +43,9 @@ type Metrics struct {
 	// being lost.
 	Reconnects atomic.Int64
 	GapsFilled atomic.Int64 // logged events missed by pub/sub and read back from their log
+	// Unreachable counts the times Redis did not answer a call within
+	// CallTimeout and was taken for unreachable until a probe was answered.
+	Unreachable atomic.Int64
 }
 
 // Broker is the Redis hub.Broker of one node. All methods are safe for
@@ -62,7 +66,7 @@ type Broker struct {
 	subMu  sync.Mutex // protects topics
 	topics map[string]*topicState
 
-	pingMu sync.Mutex // protects pings, pingSeq, echoes and echoSeq
+	pingMu sync.Mutex // protects pings, pingSeq, echoes, echoSeq and strays
 	pings  map[string]chan struct{}
 	// pingSeq numbers the PINGs that confirm subscriptions.
 	pingSeq uint64
@@ -70,8 +74,19 @@ type Broker struct {
 	// this node's handler, by the number they gave it.
 	echoes  map[uint64]echo
 	echoSeq uint64
+	// strays are this node's events that Redis did not take in time and
+	// that were delivered here instead, by number, with when: a Redis that
+	// was only paused publishes them later, and they are not delivered here
+	// twice.
+	strays map[uint64]time.Time
 
 	up atomic.Bool // the pub/sub connection is live
+	// down: Redis did not answer a call in time and has not answered a
+	// probe since (health.go).
+	down     atomic.Bool
+	probeNow chan struct{} // wakes the prober when down is set
+	beatNow  chan struct{} // asks for a heartbeat now: Redis answers again
+	recvNow  chan struct{} // cuts the pub/sub reader's backoff: Redis answers again
 
 	presence // this node's share of presence
 	gaps     gaps
@@ -95,11 +110,16 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b := &Broker{
 		cfg:    cfg,
 		log:    cfg.Logger.With("broker", "redis", "node", cfg.NodeID),
-		rdb:    goredis.NewClient(cfg.Options),
+		rdb:    goredis.NewClient(options(cfg.Options)),
 		prefix: cfg.Prefix + ":",
 		topics: make(map[string]*topicState),
 		pings:  make(map[string]chan struct{}),
 		echoes: make(map[uint64]echo),
+		strays: make(map[uint64]time.Time),
+
+		probeNow: make(chan struct{}, 1),
+		beatNow:  make(chan struct{}, 1),
+		recvNow:  make(chan struct{}, 1),
 	}
 	b.presence.init(b)
 	b.up.Store(true) // so that the first heartbeat may announce who left with crashed nodes
@@ -114,12 +134,22 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b.ps = b.rdb.Subscribe(ctx)
 	loops, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	b.cancel = cancel
-	b.wg.Add(2)
+	b.wg.Add(3)
 	go func() { defer b.wg.Done(); b.receive(loops) }()
 	go func() { defer b.wg.Done(); b.beat(loops) }()
+	go func() { defer b.wg.Done(); b.probe(loops) }()
 	b.log.Info("joined cluster", "redis", cfg.Options.Addr, "prefix", cfg.Prefix,
 		"heartbeat", cfg.Heartbeat, "presence_ttl", cfg.PresenceTTL)
 	return b, nil
+}
+
+// options are opts with the context deadlines honoured on the socket, which
+// go-redis ignores by default: without it no ctx bounds a call to a Redis
+// that accepts the bytes and answers nothing.
+func options(opts *goredis.Options) *goredis.Options {
+	o := *opts
+	o.ContextTimeoutEnabled = true
+	return &o
 }
 
 // Metrics returns the broker's live counters.

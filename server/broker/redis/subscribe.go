@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // topicState is one topic this node subscribes to, or is (un)subscribing.
@@ -58,6 +59,9 @@ func (b *Broker) Subscribe(ctx context.Context, topic string) error {
 	if st.refs > 0 {
 		st.refs++
 		return nil
+	}
+	if b.down.Load() {
+		return fmt.Errorf("subscribe %s: %w", topic, errUnreachable)
 	}
 	ch := b.channel(topic)
 	err := b.ps.Subscribe(ctx, ch)
@@ -127,11 +131,20 @@ func (b *Broker) sync(ctx context.Context) error {
 	if err := b.ps.Ping(ctx, token); err != nil {
 		return err
 	}
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for redis to confirm: %w", ctx.Err())
+	// Given up early if Redis is found not to answer meanwhile.
+	tick := time.NewTicker(b.cfg.ProbeInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for redis to confirm: %w", ctx.Err())
+		case <-tick.C:
+			if b.down.Load() {
+				return fmt.Errorf("waiting for redis to confirm: %w", errUnreachable)
+			}
+		}
 	}
 }
 
