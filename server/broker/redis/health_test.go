@@ -153,3 +153,29 @@ func TestEventDeliveredOnceAcrossAPause(t *testing.T) {
 		t.Errorf("event published while redis was paused delivered %d times, want 1: %q", n, seen.list)
 	}
 }
+
+// A pub/sub connection on which Redis answers nothing (hung, or behind a
+// network that drops packets, where no error ever comes) is replaced, so
+// that the node does not wait on a dead subscription for good; events flow
+// again once Redis answers.
+func TestSilentPubSubConnectionIsReplaced(t *testing.T) {
+	srv := redistest.Start(t)
+	b, seen := hungBroker(t, srv, 50*time.Millisecond) // silent for 400ms: replaced
+	ctx := context.Background()
+	if err := b.Subscribe(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause(t)
+	eventually(t, waitTimeout, "pub/sub connection taken for broken", func() bool { return !b.up.Load() })
+	srv.Resume(t)
+	eventually(t, waitTimeout, "pub/sub connection back", func() bool { return b.up.Load() && !b.down.Load() })
+	if got := b.Metrics().Reconnects.Load(); got < 1 {
+		t.Errorf("reconnects: got %d, want at least 1", got)
+	}
+	if err := b.Publish(ctx, "lobby", &hub.Event{Kind: hub.KindMessage, Message: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	if !seen.has("lobby message after") {
+		t.Errorf("event published after redis resumed not delivered")
+	}
+}

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"time"
@@ -44,14 +45,22 @@ func (b *Broker) dispatchIfLive(topic string, ev *hub.Event) {
 // receive reads the pub/sub connection until ctx ends, dispatching messages
 // in order. go-redis reconnects a broken connection and subscribes it again
 // to every channel on the next read; receive retries with backoff meanwhile.
+// An idle connection is PINGed; one that leaves the PING unanswered for
+// longer than silentFor is taken for broken.
 func (b *Broker) receive(ctx context.Context) {
 	const minBackoff, maxBackoff = 50 * time.Millisecond, time.Second
 	backoff := minBackoff
-	var downSince time.Time
+	silentFor := max(2*b.cfg.Heartbeat, 4*b.cfg.CallTimeout)
+	var downSince, pinged time.Time // pinged: when an idle PING went out, unanswered so far
 	for ctx.Err() == nil {
 		msg, err := b.ps.ReceiveTimeout(ctx, b.cfg.Heartbeat)
 		var ne net.Error
-		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+		idle := err != nil && errors.As(err, &ne) && ne.Timeout()
+		if idle && !pinged.IsZero() && time.Since(pinged) > silentFor {
+			err, idle = b.dropPubSub(ctx, silentFor), false
+		}
+		if err != nil && !idle {
+			pinged = time.Time{}
 			if ctx.Err() != nil || errors.Is(err, goredis.ErrClosed) {
 				return
 			}
@@ -70,6 +79,15 @@ func (b *Broker) receive(ctx context.Context) {
 			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
+		if msg == nil { // read timed out: the connection is idle; make sure it lives
+			if pinged.IsZero() {
+				pinged = time.Now()
+				_ = b.ps.Ping(ctx)
+			}
+			continue
+		}
+		// Redis answers on this connection.
+		pinged = time.Time{}
 		backoff = minBackoff
 		if !b.up.Swap(true) {
 			b.metrics.Reconnects.Add(1)
@@ -78,14 +96,23 @@ func (b *Broker) receive(ctx context.Context) {
 				"down_for", time.Since(downSince).Round(time.Millisecond))
 		}
 		switch m := msg.(type) {
-		case nil: // read timed out: the connection is idle; make sure it lives
-			_ = b.ps.Ping(ctx)
 		case *goredis.Message:
 			b.received(m)
 		case *goredis.Pong:
 			b.pong(m.Payload)
 		}
 	}
+}
+
+// dropPubSub makes go-redis replace a pub/sub connection Redis does not
+// answer on (hung, or behind a network that drops packets): go-redis does so
+// only when a write to it fails, and a write whose deadline has passed fails
+// at once. The next read dials again and subscribes every channel.
+func (b *Broker) dropPubSub(ctx context.Context, silentFor time.Duration) error {
+	expired, cancel := context.WithDeadline(ctx, time.Now())
+	defer cancel()
+	_ = b.ps.Ping(expired)
+	return fmt.Errorf("pub/sub connection silent for %v", silentFor)
 }
 
 func (b *Broker) received(m *goredis.Message) {

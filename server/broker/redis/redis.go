@@ -110,7 +110,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b := &Broker{
 		cfg:    cfg,
 		log:    cfg.Logger.With("broker", "redis", "node", cfg.NodeID),
-		rdb:    goredis.NewClient(options(cfg.Options)),
+		rdb:    goredis.NewClient(options(cfg.Options, cfg.CallTimeout)),
 		prefix: cfg.Prefix + ":",
 		topics: make(map[string]*topicState),
 		pings:  make(map[string]chan struct{}),
@@ -145,10 +145,15 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 
 // options are opts with the context deadlines honoured on the socket, which
 // go-redis ignores by default: without it no ctx bounds a call to a Redis
-// that accepts the bytes and answers nothing.
-func options(opts *goredis.Options) *goredis.Options {
+// that accepts the bytes and answers nothing. Reads and writes with no ctx
+// deadline (the pub/sub connection's handshake, while the pub/sub lock is
+// held) are bounded by callTimeout unless opts say otherwise.
+func options(opts *goredis.Options, callTimeout time.Duration) *goredis.Options {
 	o := *opts
 	o.ContextTimeoutEnabled = true
+	if o.ReadTimeout == 0 {
+		o.ReadTimeout = callTimeout
+	}
 	return &o
 }
 
