@@ -185,3 +185,39 @@ func TestRedisKillAndRestart(t *testing.T) {
 	cl.redis.Restart(t)
 	afterRedisReturns(t, alice, dora, bob, "restarted")
 }
+
+// Room messages acked right after Redis restarted empty, while the other
+// node is still reconnecting to it, reach that node's members all the same,
+// in order: a message acked is never lost to a member that stays.
+func TestAckedAfterRedisRestartReachesOtherNode(t *testing.T) {
+	cl, alice, _, bob := faultCluster(t)
+	alice.must(alice.s.SendFrame(nodetest.RoomMessage("before", "lounge", "before")))
+	bob.await("before", isMessage("before"))
+	cl.redis.Stop(t)
+	cl.redis.Restart(t)
+	var acked []string
+	for i := 0; len(acked) < 5 && i < 200; i++ {
+		id := fmt.Sprintf("r%d", i)
+		if code := answered(t, alice, nodetest.RoomMessage(id, "lounge", id)); code == "" {
+			acked = append(acked, id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(acked) < 5 {
+		t.Fatalf("acked %q after redis restarted, want 5", acked)
+	}
+	// The next message, once the other node surely receives again, shows
+	// it what it missed.
+	time.Sleep(1500 * time.Millisecond)
+	alice.must(alice.s.SendFrame(nodetest.RoomMessage("last", "lounge", "last")))
+	want := append(acked, "last")
+	var got []string
+	for _, f := range bob.until("last", isMessage("last")) {
+		if m := f.GetMessage().GetMessage(); m != "" && f.GetMessage().GetRoom() == "lounge" {
+			got = append(got, m)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("bob got %q, want %q", got, want)
+	}
+}
