@@ -6,13 +6,18 @@
 // Each node holds one pub/sub connection, subscribed to exactly the topics
 // its own sessions need, and one goroutine that reads it and calls the hub's
 // handler in the order Redis delivers (one order per channel, the same on
-// every node). While Redis is unreachable a node keeps serving its own
-// sessions: what it publishes is delivered to its local subscribers only, and
-// when Redis returns it resubscribes and registers its presence again.
+// every node). While Redis is unreachable or hung a node keeps serving its
+// own sessions: no call waits on Redis longer than Config.CallTimeout, what
+// it publishes is delivered to its local subscribers only, what must be
+// logged is refused, and when Redis returns it resubscribes and registers its
+// presence again.
 //
 // Files by role: redis.go (the Broker, its start and end), config.go,
+// health.go (the bound on every call, and the probe of an unreachable Redis),
 // publish.go (Publish and the wait for its own event), subscribe.go,
-// receive.go (the pub/sub reader and the handler calls), presence.go, codec.go.
+// receive.go (the pub/sub reader and the handler calls), presence.go,
+// presence_repair.go (undoing changes Redis may have run unseen), log.go,
+// gaps.go, codec.go.
 //
 // Keys and channels all start with Config.Prefix, so several clusters (or
 // tests) can share one Redis. Redis Cluster is not supported: the scripts
