@@ -28,9 +28,15 @@ const promptly = time.Second
 // second, all in room lounge.
 func faultCluster(t *testing.T) (cl *cluster, alice, dora, bob *user) {
 	t.Helper()
+	return faultClusterTimed(t, steadyHeartbeat, steadyTTL)
+}
+
+// faultClusterTimed is faultCluster with the given presence timings.
+func faultClusterTimed(t *testing.T, heartbeat, ttl time.Duration) (cl *cluster, alice, dora, bob *user) {
+	t.Helper()
 	// A short CallTimeout: what a session may wait once for a hung Redis.
 	cl = &cluster{redis: redistest.Start(t), prefix: fmt.Sprintf("c%d", clusters.Add(1)),
-		heartbeat: steadyHeartbeat, ttl: steadyTTL, callTimeout: 250 * time.Millisecond}
+		heartbeat: heartbeat, ttl: ttl, callTimeout: 250 * time.Millisecond}
 	cl.addNode(t)
 	cl.addNode(t)
 	alice, dora = connect(t, cl.nodes[0], "alice", false), connect(t, cl.nodes[0], "dora", false)
@@ -175,6 +181,19 @@ func TestRedisPause(t *testing.T) {
 	}
 	cl.redis.Resume(t)
 	afterRedisReturns(t, alice, dora, bob, "resumed")
+}
+
+// A join that is a node's first call to a hung Redis is answered promptly
+// too, long before a heartbeat would find Redis hung: the wait for Redis to
+// confirm the subscription is bounded.
+func TestJoinWhileRedisPaused(t *testing.T) {
+	cl, alice, _, _ := faultClusterTimed(t, 5*time.Second, 15*time.Second)
+	cl.redis.Pause(t)
+	join := &chatv1.ClientFrame{Id: "join-den", Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: "den"}}}
+	if code := answered(t, alice, join); code != "unavailable" {
+		t.Errorf("join while redis is paused: got %q, want unavailable", code)
+	}
+	cl.redis.Resume(t)
 }
 
 // A Redis killed, then restarted with no data.

@@ -48,6 +48,17 @@ func (b *Broker) settle(ctx context.Context, err error) error {
 	return err
 }
 
+// ping checks that Redis answers a call within CallTimeout; if it does
+// not, Redis is taken for unreachable.
+func (b *Broker) ping(ctx context.Context) {
+	cctx, cancel, err := b.bound(ctx)
+	defer cancel()
+	if err == nil {
+		err = b.rdb.Ping(cctx).Err()
+	}
+	b.settle(ctx, err)
+}
+
 // unreachable takes Redis for unreachable until a probe is answered.
 func (b *Broker) unreachable(err error) {
 	if b.down.Swap(true) {

@@ -131,19 +131,24 @@ func (b *Broker) sync(ctx context.Context) error {
 	if err := b.ps.Ping(ctx, token); err != nil {
 		return err
 	}
-	// Given up early if Redis is found not to answer meanwhile.
+	// Given up early if Redis is found not to answer meanwhile. A reply
+	// late by CallTimeout may be a slow reader here, or a hung Redis: a
+	// PING on another connection, bounded as every call, tells which.
 	tick := time.NewTicker(b.cfg.ProbeInterval)
 	defer tick.Stop()
+	late := time.After(b.cfg.CallTimeout)
 	for {
 		select {
 		case <-done:
 			return nil
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for redis to confirm: %w", ctx.Err())
+		case <-late:
+			b.ping(ctx)
 		case <-tick.C:
-			if b.down.Load() {
-				return fmt.Errorf("waiting for redis to confirm: %w", errUnreachable)
-			}
+		}
+		if b.down.Load() {
+			return fmt.Errorf("waiting for redis to confirm: %w", errUnreachable)
 		}
 	}
 }
