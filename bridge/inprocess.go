@@ -40,6 +40,11 @@ func (u InProcess) Run(ctx context.Context, token string, c *Conn) error {
 			c.Close(ws.StatusPolicyViolation, reason)
 			return err
 		}
+		var banned *hub.BannedError
+		if errors.As(err, &banned) {
+			c.Close(CloseModerated, banned.Error())
+			return err
+		}
 		if err != nil {
 			// Whether the node is shutting down or cannot reach its
 			// cluster, the browser had better try again, elsewhere.
@@ -86,6 +91,9 @@ var disconnectCloses = map[hub.DisconnectCode]ws.StatusCode{
 	hub.DisconnectWriteError: ws.StatusInternalServerError,
 	hub.DisconnectDone:       ws.StatusNormalClosure,
 	hub.DisconnectFlood:      ws.StatusPolicyViolation, // kept sending over its rate limits
+	hub.DisconnectExpired:    CloseTokenExpired,
+	hub.DisconnectKicked:     CloseModerated,
+	hub.DisconnectBanned:     CloseModerated,
 }
 
 // closeForDisconnect is the close code and reason for d.

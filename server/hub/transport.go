@@ -27,6 +27,12 @@ const (
 	// DisconnectDone: the client said it was done, and what was queued for
 	// it has been written.
 	DisconnectDone
+	// DisconnectExpired: the session's token expired and was not refreshed.
+	DisconnectExpired
+	// DisconnectKicked: an administrator disconnected the user; Reason is theirs.
+	DisconnectKicked
+	// DisconnectBanned: the user was banned from the server.
+	DisconnectBanned
 	// DisconnectRestart: the node is going away for a moment (a rolling
 	// restart); the client should reconnect, to another node if it can,
 	// after a random wait. WebSocket 1012 "service restart", gRPC Unavailable.
