@@ -50,6 +50,7 @@ type Recovery struct {
 type roomPosition struct {
 	pos     *chatv1.Position // the last message seen; nil before the first room_joined
 	history int32            // how many logged messages the first join asks for
+	joinID  string           // the id of its join frames, which the own room_joined echoes
 	// gap is what a join with recovered false could not replay: the
 	// messages after gap[0] (in gap[1]'s epoch when both share it) up to
 	// gap[1]. nil when nothing is missing.
@@ -68,10 +69,6 @@ func NewRecovery() *Recovery {
 	}
 }
 
-// joinID is the id of the join frames of room, which the own room_joined
-// echoes: that is how Observe tells it from other members' joins.
-func joinID(room string) string { return "join:" + room }
-
 // Join records room as joined and returns the frame that joins it: with
 // since (the last message seen) once the room was seen, otherwise asking
 // for the last history messages (0: none).
@@ -80,7 +77,7 @@ func (r *Recovery) Join(room string, history int) *chatv1.ClientFrame {
 	defer r.mu.Unlock()
 	rp, ok := r.rooms[room]
 	if !ok {
-		rp = &roomPosition{history: int32(history)}
+		rp = &roomPosition{history: int32(history), joinID: r.newID()}
 		r.rooms[room] = rp
 		r.order = append(r.order, room)
 	}
@@ -94,7 +91,7 @@ func (rp *roomPosition) joinFrame(room string) *chatv1.ClientFrame {
 	} else {
 		j.History = rp.history
 	}
-	return &chatv1.ClientFrame{Id: joinID(room), Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: j}}
+	return &chatv1.ClientFrame{Id: rp.joinID, Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: j}}
 }
 
 // Leave forgets room: it is not joined again on a new connection.
@@ -113,7 +110,7 @@ func (r *Recovery) Track(f *chatv1.ClientFrame) *chatv1.ClientFrame {
 		return f
 	}
 	if f.Id == "" {
-		f.Id = fmt.Sprintf("%s-%d", r.prefix, r.seq.Add(1))
+		f.Id = r.newID()
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -123,6 +120,9 @@ func (r *Recovery) Track(f *chatv1.ClientFrame) *chatv1.ClientFrame {
 	r.pending[f.Id] = f
 	return f
 }
+
+// newID returns an id no other Recovery uses (within the server's 64 bytes).
+func (r *Recovery) newID() string { return fmt.Sprintf("%s-%d", r.prefix, r.seq.Add(1)) }
 
 // Pending returns the frames sent and not yet acknowledged, in send order.
 func (r *Recovery) Pending() []*chatv1.ClientFrame {
@@ -178,7 +178,7 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 	case f.GetRoomJoined() != nil:
 		j := f.GetRoomJoined()
 		rp := r.rooms[j.Room]
-		if rp == nil || f.Id != joinID(j.Room) {
+		if rp == nil || f.Id != rp.joinID {
 			return true
 		}
 		at := &chatv1.Position{Offset: j.Offset, Epoch: j.Epoch}
