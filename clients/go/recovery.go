@@ -268,11 +268,11 @@ func position(p *chatv1.Position) *chatv1.Position {
 // Resume is called on a new connection once its welcome was observed: it
 // joins the rooms again from their last positions, asks for the private
 // messages missed, and sends again, with the same ids, every frame that got
-// no ack. It returns the first send error (the connection broke: call it
+// no ack (ResendPending). It returns the first send error (the connection broke: call it
 // again on the next one).
 func (r *Recovery) Resume(s *Session) error {
 	r.mu.Lock()
-	frames := make([]*chatv1.ClientFrame, 0, len(r.order)+1+len(r.sent))
+	frames := make([]*chatv1.ClientFrame, 0, len(r.order)+1)
 	for _, room := range r.order {
 		frames = append(frames, r.rooms[room].joinFrame(room))
 	}
@@ -280,11 +280,21 @@ func (r *Recovery) Resume(s *Session) error {
 		frames = append(frames, &chatv1.ClientFrame{Id: "recover_private", Kind: &chatv1.ClientFrame_RecoverPrivate{
 			RecoverPrivate: &chatv1.RecoverPrivate{Since: proto.Clone(r.inbox).(*chatv1.Position)}}})
 	}
-	for _, id := range r.sent {
-		frames = append(frames, r.pending[id])
-	}
 	r.mu.Unlock()
 	for _, f := range frames {
+		if err := s.SendFrame(f); err != nil {
+			return err
+		}
+	}
+	return r.ResendPending(s)
+}
+
+// ResendPending sends on s, with their ids, the frames that got no ack:
+// after an error with code "unavailable" (the server could not take them
+// then), or on a new connection (Resume calls it). The server delivers
+// each once, however often it is sent within its dedup window.
+func (r *Recovery) ResendPending(s *Session) error {
+	for _, f := range r.Pending() {
 		if err := s.SendFrame(f); err != nil {
 			return err
 		}
