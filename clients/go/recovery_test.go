@@ -14,6 +14,8 @@ import (
 
 	client "github.com/tertulia/tertulia/clients/go"
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/broker/redis"
+	"github.com/tertulia/tertulia/server/broker/redis/redistest"
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
 )
@@ -22,12 +24,13 @@ import (
 // connections are closed under it, as a dropped network would, and the
 // frames it had received but not yet read are lost with them.
 type user struct {
-	t    *testing.T
-	name string
-	c    *client.Client
-	s    *client.Session
-	rec  *client.Recovery
-	dups int // frames Recovery dropped as already seen
+	t     *testing.T
+	name  string
+	token string
+	c     *client.Client
+	s     *client.Session
+	rec   *client.Recovery
+	dups  int // frames Recovery dropped as already seen
 
 	mu    sync.Mutex // protects conns
 	conns []net.Conn
@@ -35,7 +38,15 @@ type user struct {
 
 func newUser(t *testing.T, srv *nodetest.Server, name string) *user {
 	t.Helper()
-	u := &user{t: t, name: name, rec: client.NewRecovery()}
+	u := &user{t: t, name: name, token: srv.Token(t, name, false), rec: client.NewRecovery()}
+	u.dial(srv)
+	u.connect()
+	return u
+}
+
+// dial makes srv the node the user's next sessions go to.
+func (u *user) dial(srv *nodetest.Server) {
+	u.t.Helper()
 	dialer := func(ctx context.Context, addr string) (net.Conn, error) {
 		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 		if err == nil {
@@ -45,15 +56,12 @@ func newUser(t *testing.T, srv *nodetest.Server, name string) *user {
 		}
 		return conn, err
 	}
-	c, err := client.Dial(srv.GRPCAddr, client.WithToken(srv.Token(t, name, false)),
-		client.WithDialOptions(grpc.WithContextDialer(dialer)))
+	c, err := client.Dial(srv.GRPCAddr, client.WithToken(u.token), client.WithDialOptions(grpc.WithContextDialer(dialer)))
 	if err != nil {
-		t.Fatal(err)
+		u.t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	u.t.Cleanup(func() { c.Close() })
 	u.c = c
-	u.connect()
-	return u
 }
 
 // connect opens a session, as a client does after a cut (its gRPC
@@ -103,9 +111,10 @@ func (u *user) next(what string, match func(*chatv1.ServerFrame) bool) *chatv1.S
 // Resume sends it again.
 func (u *user) send(f *chatv1.ClientFrame) { u.s.SendFrame(u.rec.Track(f)) }
 
-// resume reconnects and picks up where the cut left off.
-func (u *user) resume() {
+// resume reconnects to srv and picks up where the cut left off.
+func (u *user) resume(srv *nodetest.Server) {
 	u.t.Helper()
+	u.dial(srv)
 	u.connect()
 	if err := u.rec.Resume(u.s); err != nil {
 		u.t.Fatalf("%s: resume: %v", u.name, err)
@@ -121,16 +130,55 @@ func texts(n int, format string) []string {
 	return out
 }
 
+// nodes are where a recovery scenario runs: the publisher's node, the
+// node of the first connection and the node of the one after the cut.
+type nodes struct{ pub, before, after *nodetest.Server }
+
+// setups run each scenario on one node (memory broker), and across the
+// nodes of a cluster on a real Redis, the client coming back to another.
+var setups = []struct {
+	name  string
+	start func(*testing.T) nodes
+}{
+	{"one node", func(t *testing.T) nodes {
+		n := nodetest.Start(t, node.Config{})
+		return nodes{n, n, n}
+	}},
+	{"another node", func(t *testing.T) nodes {
+		rs := redistest.Start(t)
+		start := func() *nodetest.Server {
+			cfg, err := redis.ParseURL(rs.URL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			b, err := redis.New(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.Close() })
+			return nodetest.Start(t, node.Config{Broker: b})
+		}
+		return nodes{start(), start(), start()}
+	}},
+}
+
 // A client's network is cut while messages flow into its room, and more are
 // published while it is away; it reconnects and resumes. It sees every
 // message once, in order, and the room says it recovered.
 func TestRecoveryRoomAcrossACut(t *testing.T) {
+	for _, setup := range setups {
+		t.Run(setup.name, func(t *testing.T) { roomAcrossACut(t, setup.start(t)) })
+	}
+}
+
+func roomAcrossACut(t *testing.T, at nodes) {
 	const room, total, cutAfter = "tapas", 120, 20
-	srv := nodetest.Start(t, node.Config{})
-	bob := nodetest.Open(t, srv.GRPCAddr, srv.Token(t, "bob", false), "bob")
+	bob := nodetest.Open(t, at.pub.GRPCAddr, at.pub.Token(t, "bob", false), "bob")
 	bob.JoinFrom(room, nil, 0)
 	bob.Drain()
-	alice := newUser(t, srv, "alice")
+	alice := newUser(t, at.before, "alice")
 	alice.send(alice.rec.Join(room, 0))
 	alice.next("room_joined", func(f *chatv1.ServerFrame) bool { return f.GetRoomJoined() != nil })
 
@@ -165,7 +213,7 @@ func TestRecoveryRoomAcrossACut(t *testing.T) {
 			t.Fatalf("publisher stuck at %d messages", sent.Load())
 		}
 	}
-	alice.resume()
+	alice.resume(at.after)
 	j := alice.next("room_joined again", func(f *chatv1.ServerFrame) bool { return f.GetRoomJoined() != nil }).GetRoomJoined()
 	if !j.GetRecovered() {
 		t.Errorf("room_joined after the cut: recovered %v, want true", j.Recovered)
@@ -185,11 +233,16 @@ func TestRecoveryRoomAcrossACut(t *testing.T) {
 // off and while it recovers its inbox (live ones may come before the
 // replay); it sees each once.
 func TestRecoveryPrivateAcrossACut(t *testing.T) {
+	for _, setup := range setups {
+		t.Run(setup.name, func(t *testing.T) { privateAcrossACut(t, setup.start(t)) })
+	}
+}
+
+func privateAcrossACut(t *testing.T, at nodes) {
 	const total, cutAfter = 60, 10
-	srv := nodetest.Start(t, node.Config{})
-	bob := nodetest.Open(t, srv.GRPCAddr, srv.Token(t, "bob", false), "bob")
+	bob := nodetest.Open(t, at.pub.GRPCAddr, at.pub.Token(t, "bob", false), "bob")
 	bob.Drain()
-	alice := newUser(t, srv, "alice")
+	alice := newUser(t, at.before, "alice")
 
 	next := make(chan struct{}) // one message per receive, then free flow
 	var wg sync.WaitGroup
@@ -220,7 +273,7 @@ func TestRecoveryPrivateAcrossACut(t *testing.T) {
 		alice.next("private message", isPrivate)
 	}
 	alice.cut()
-	alice.resume()
+	alice.resume(at.after)
 	for len(order) < total {
 		alice.next("private message", isPrivate)
 	}
@@ -245,11 +298,16 @@ func TestRecoveryPrivateAcrossACut(t *testing.T) {
 // was down, are sent again with the same ids on the next connection: each
 // reaches the room once, and the lost ack comes again with the same offset.
 func TestRecoveryResendsWhatWasNotAcknowledged(t *testing.T) {
+	for _, setup := range setups {
+		t.Run(setup.name, func(t *testing.T) { resendsWhatWasNotAcknowledged(t, setup.start(t)) })
+	}
+}
+
+func resendsWhatWasNotAcknowledged(t *testing.T, at nodes) {
 	const room = "resend"
-	srv := nodetest.Start(t, node.Config{})
-	bob := nodetest.Open(t, srv.GRPCAddr, srv.Token(t, "bob", false), "bob")
+	bob := nodetest.Open(t, at.pub.GRPCAddr, at.pub.Token(t, "bob", false), "bob")
 	bob.JoinFrom(room, nil, 0)
-	alice := newUser(t, srv, "alice")
+	alice := newUser(t, at.before, "alice")
 	alice.send(alice.rec.Join(room, 0))
 	alice.next("room_joined", func(f *chatv1.ServerFrame) bool { return f.GetRoomJoined() != nil })
 
@@ -261,7 +319,7 @@ func TestRecoveryResendsWhatWasNotAcknowledged(t *testing.T) {
 		t.Fatalf("%d frames pending after the cut, want 2", n)
 	}
 
-	alice.resume()
+	alice.resume(at.after)
 	var acks []*chatv1.Ack
 	for len(acks) < 2 {
 		acks = append(acks, alice.next("ack", func(f *chatv1.ServerFrame) bool { return f.GetAck() != nil }).GetAck())
