@@ -177,8 +177,8 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 		r.acked(f.Id)
 	case f.GetRoomJoined() != nil:
 		j := f.GetRoomJoined()
-		rp := r.rooms[j.Room]
-		if rp == nil || f.Id != rp.joinID {
+		rp := r.ownJoin(f.Id, j.Room)
+		if rp == nil {
 			return true
 		}
 		at := &chatv1.Position{Offset: j.Offset, Epoch: j.Epoch}
@@ -219,6 +219,27 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 		}
 	}
 	return true
+}
+
+// ownJoin returns the room whose join frame had id, now named room: the
+// server's spelling (NFC), which its messages carry. nil if id is no join
+// of this Recovery.
+func (r *Recovery) ownJoin(id, room string) *roomPosition {
+	if id == "" {
+		return nil
+	}
+	if rp := r.rooms[room]; rp != nil && rp.joinID == id {
+		return rp
+	}
+	for asked, rp := range r.rooms {
+		if rp.joinID == id {
+			delete(r.rooms, asked)
+			r.rooms[room] = rp
+			r.order[slices.Index(r.order, asked)] = room
+			return rp
+		}
+	}
+	return nil
 }
 
 func (r *Recovery) acked(id string) {

@@ -342,3 +342,20 @@ func resendsWhatWasNotAcknowledged(t *testing.T, at nodes) {
 		t.Errorf("bob saw %q, want %q: each once", seen, want)
 	}
 }
+
+// A room joined under another spelling of its name (not NFC) is followed
+// under the server's: its position moves with its messages.
+func TestRecoveryFollowsTheServersSpelling(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{})
+	alice := newUser(t, srv, "alice")
+	alice.send(alice.rec.Join("cafe\u0301", 0)) // e + combining acute
+	j := alice.next("room_joined", func(f *chatv1.ServerFrame) bool { return f.GetRoomJoined() != nil }).GetRoomJoined()
+	if j.Room != "caf\u00e9" {
+		t.Fatalf("joined %q, want the NFC spelling", j.Room)
+	}
+	alice.send(nodetest.RoomMessage("", "caf\u00e9", "hola"))
+	alice.next("own message", func(f *chatv1.ServerFrame) bool { return f.GetMessage() != nil })
+	if p := alice.rec.Position("caf\u00e9"); p.GetOffset() != 1 {
+		t.Errorf("position in %q: %v, want offset 1", j.Room, p)
+	}
+}

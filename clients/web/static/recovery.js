@@ -108,9 +108,12 @@ export class Recovery {
   }
 
   roomJoined(frame) {
-    const room = this.joinIds.get(frame.id);
-    if (room === undefined) return true;
+    const asked = this.joinIds.get(frame.id);
+    if (asked === undefined) return true;
     this.joinIds.delete(frame.id);
+    // The server's spelling (NFC) names the room in its messages: keep it.
+    const room = frame.room || asked;
+    if (room !== asked && this.joined.delete(asked)) this.joined.add(room);
     const at = { offset: frame.offset ?? 0, epoch: frame.epoch ?? '' };
     const before = this.rooms.get(room);
     if (frame.recovered === false) {
