@@ -37,13 +37,14 @@ type Recovery struct {
 	prefix string        // makes generated ids unique to this Recovery
 	seq    atomic.Uint64 // the last generated id's number
 
-	mu      sync.Mutex                     // protects the fields below
-	rooms   map[string]*roomPosition       // joined rooms, by name
-	order   []string                       // joined rooms, in join order
-	inbox   *chatv1.Position               // every private message up to it was seen; nil before the first welcome
-	above   map[uint64]bool                // private offsets seen above inbox (live before the replay)
-	pending map[string]*chatv1.ClientFrame // sent frames awaiting their ack, by id
-	sent    []string                       // ids of pending, in send order
+	mu       sync.Mutex                     // protects the fields below
+	welcomes int                            // connections whose welcome was observed
+	rooms    map[string]*roomPosition       // joined rooms, by name
+	order    []string                       // joined rooms, in join order
+	inbox    *chatv1.Position               // every private message up to it was seen; nil before the first welcome
+	above    map[uint64]bool                // private offsets seen above inbox (live before the replay)
+	pending  map[string]*chatv1.ClientFrame // sent frames awaiting their ack, by id
+	sent     []string                       // ids of pending, in send order
 }
 
 // roomPosition is where a client is in a room's log.
@@ -170,6 +171,7 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 	defer r.mu.Unlock()
 	switch {
 	case f.GetSystem() != nil:
+		r.welcomes++
 		if r.inbox == nil {
 			r.inbox = position(f.GetSystem().GetInbox())
 		}
@@ -288,7 +290,7 @@ func position(p *chatv1.Position) *chatv1.Position {
 
 // Resume is called on a new connection once its welcome was observed: it
 // joins the rooms again from their last positions, asks for the private
-// messages missed, and sends again, with the same ids, every frame that got
+// messages missed (unless this is the first connection), and sends again, with the same ids, every frame that got
 // no ack (ResendPending). It returns the first send error (the connection broke: call it
 // again on the next one).
 func (r *Recovery) Resume(s *Session) error {
@@ -297,7 +299,7 @@ func (r *Recovery) Resume(s *Session) error {
 	for _, room := range r.order {
 		frames = append(frames, r.rooms[room].joinFrame(room))
 	}
-	if r.inbox != nil {
+	if r.inbox != nil && r.welcomes > 1 { // on the first connection nothing was missed
 		frames = append(frames, &chatv1.ClientFrame{Id: "recover_private", Kind: &chatv1.ClientFrame_RecoverPrivate{
 			RecoverPrivate: &chatv1.RecoverPrivate{Since: proto.Clone(r.inbox).(*chatv1.Position)}}})
 	}
