@@ -14,7 +14,7 @@ GRPC_GATEWAY_VERSION      := v2.33.0
 GRPCURL_VERSION           := v1.9.4
 STATICCHECK_VERSION       := v0.8.2
 
-.PHONY: run run-cluster test build proto proto-check lint tools deps web-deps bench bench-short clean
+.PHONY: run run-cluster test fuzz build proto proto-check lint tools deps web-deps bench bench-short clean
 
 run: ## Run one node with embedded defaults (dev mode).
 	$(GO) run ./server/cmd/tertulia serve --dev
@@ -48,6 +48,14 @@ run-cluster: ## Run Redis and two nodes sharing it, dev mode; Ctrl-C stops every
 
 test: deps tools web-deps ## Run every test, with the race detector (browser tests in headless Chromium included).
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Each fuzz target, as package:Target; its seed corpus is in the package's testdata/fuzz.
+FUZZ_TARGETS = bridge:FuzzDecodeFrame bridge:FuzzReadHead server/grpcapi:FuzzCommandFromFrame
+FUZZTIME ?= 5s
+fuzz: ## Fuzz every target for FUZZTIME each; a crasher is written to testdata/fuzz and fails.
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t"; $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) "./$${t%%:*}"; \
+	done
 
 build: ## Build bin/tertulia.
 	$(GO) build -o bin/tertulia ./server/cmd/tertulia

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -37,7 +38,12 @@ type Config struct {
 	// CloseTimeout bounds the closing handshake. Default 2s.
 	CloseTimeout time.Duration
 	// Logger receives the bridge's logs; tokens never reach it. Default: discard.
-	Logger *slog.Logger
+	// MaxHandshakeBytes and MaxHandshakeHeaders bound the request line and
+	// headers of an upgrade served by Listener; a bigger one is answered
+	// with 431. Defaults 8 KiB and 64 header fields.
+	MaxHandshakeBytes   int
+	MaxHandshakeHeaders int
+	Logger              *slog.Logger
 	// Now is the clock of the bridge's own error frames. Default time.Now.
 	Now func() time.Time
 }
@@ -62,6 +68,12 @@ func (c Config) withDefaults() Config {
 	if c.CloseTimeout <= 0 {
 		c.CloseTimeout = 2 * time.Second
 	}
+	if c.MaxHandshakeBytes <= 0 {
+		c.MaxHandshakeBytes = 8 << 10
+	}
+	if c.MaxHandshakeHeaders <= 0 {
+		c.MaxHandshakeHeaders = 64
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -78,6 +90,8 @@ type Bridge struct {
 	log *slog.Logger
 
 	workers *workers // run the connections' bursts of frames
+
+	refusedHeads atomic.Int64 // upgrades refused for a head over its bounds
 
 	mu       sync.Mutex // protects conns and shutdown
 	conns    map[*Conn]struct{}
@@ -161,7 +175,7 @@ func (b *Bridge) run(c *Conn, a admission, remote string) {
 		b.workers.do(func() error { token = b.authFrame(c); return nil })
 	}
 	if c.CloseCode() == 0 {
-		err := b.cfg.Upstream.Run(context.Background(), token, c)
+		err := b.cfg.Upstream.Run(peerContext(c), token, c)
 		if !sessionOver(err) { // the upstream has closed c; this is a safety net
 			c.Close(ws.StatusInternalServerError, "internal error")
 		}

@@ -49,7 +49,7 @@ func BenchmarkFanoutWS(b *testing.B) {
 	const window = 1024
 	for _, subs := range []int{10, 200} {
 		b.Run("subs="+strconv.Itoa(subs), func(b *testing.B) {
-			srv := nodetest.Start(b, node.Config{})
+			srv := nodetest.Start(b, node.Config{Limits: nodetest.Unlimited()})
 			tok := srv.Token(b, "bench", false)
 			u := "ws://" + srv.HTTPAddr + "/api/v1/ws/authenticated?token=" + url.QueryEscape(tok)
 			var got atomic.Int64

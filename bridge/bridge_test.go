@@ -409,7 +409,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 		// The write timeout is far longer than the test: on a loaded
 		// machine the sender is slow, and a 1 s timeout ended the stuck
 		// writer (write_error) before the queue could overflow (slow).
-		tg := start(t, m, node.Config{Hub: hub.Config{QueueFrames: 512, QueueBytes: 1 << 20}}, bridge.Config{WriteTimeout: 5 * time.Minute})
+		tg := start(t, m, node.Config{Hub: hub.Config{QueueFrames: 512, QueueBytes: 1 << 20}, Limits: nodetest.Unlimited()}, bridge.Config{WriteTimeout: 5 * time.Minute})
 		login(t, tg, "slow") // reads nothing from now on
 		fast := login(t, tg, "fast")
 		sender := login(t, tg, "sender")

@@ -20,7 +20,7 @@ import (
 // Run it with -benchtime 1x; b.N is not used.
 func BenchmarkIdleConnectionCost(b *testing.B) {
 	const conns = 1000
-	srv := nodetest.Start(b, node.Config{})
+	srv := nodetest.Start(b, node.Config{Limits: nodetest.Unlimited()})
 	// One user on every connection: only the first is announced to the
 	// others, so the connections stay idle.
 	url := "ws://" + srv.HTTPAddr + "/api/v1/ws/authenticated?token=" + srv.Token(b, "idle", false)

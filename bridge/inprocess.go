@@ -35,6 +35,10 @@ func (u InProcess) Run(ctx context.Context, token string, c *Conn) error {
 		}
 		who.AcceptLanguage = c.acceptLanguage
 		sess, err = u.Chat.Open(ctx, who, socketSink{c})
+		if reason, ok := tooManyConns(err); ok {
+			c.Close(ws.StatusPolicyViolation, reason)
+			return err
+		}
 		if err != nil {
 			// Whether the node is shutting down or cannot reach its
 			// cluster, the browser had better try again, elsewhere.
@@ -46,7 +50,7 @@ func (u InProcess) Run(ctx context.Context, token string, c *Conn) error {
 	if err != nil {
 		return err
 	}
-	served := c.Serve(sess.Handle, func(fe *FrameError) { sess.Refuse(fe.ID, fe.Refusal()) })
+	served := c.Serve(sess.Handle, func(fe *FrameError) { sess.Refuse(echoedID(fe.ID), fe.Refusal()) })
 	c.b.workers.do(func() error { sess.Close(); return nil })
 	return served
 }
@@ -75,6 +79,7 @@ var disconnectCloses = map[hub.DisconnectCode]ws.StatusCode{
 	hub.DisconnectShutdown:   ws.StatusGoingAway,
 	hub.DisconnectWriteError: ws.StatusInternalServerError,
 	hub.DisconnectDone:       ws.StatusNormalClosure,
+	hub.DisconnectFlood:      ws.StatusPolicyViolation, // kept sending over its rate limits
 }
 
 // closeForDisconnect is the close code and reason for d.

@@ -151,7 +151,7 @@ func (s *splitListener) route(c net.Conn) {
 		return
 	}
 	if isWSRequest(head[:n]) {
-		s.b.upgrade(&prefixConn{Conn: c, prefix: head[:n]})
+		s.b.handshake(c, head[:n])
 		return
 	}
 	c.SetReadDeadline(time.Time{}) // the HTTP server sets its own

@@ -104,7 +104,7 @@ func (c *Conn) refuse(fe *FrameError) {
 	case <-time.After(c.b.cfg.WriteTimeout):
 		return
 	}
-	c.writeFrame(ErrorFrame(c.b.now(), fe.ID, fe.Code, fe.Message))
+	c.writeFrame(ErrorFrame(c.b.now(), echoedID(fe.ID), fe.Code, fe.Message))
 }
 
 // readMessage returns the payload of the next data message, waiting at
@@ -249,7 +249,7 @@ func (c *Conn) control(h ws.Header, body io.Reader) error {
 		if len(payload) > 0 {
 			var reason string
 			code, reason = ws.ParseCloseFrameData(payload)
-			if err := ws.CheckCloseFrameData(code, reason); err != nil {
+			if err := checkClose(code, reason); err != nil {
 				c.Close(ws.StatusProtocolError, err.Error())
 				return fmt.Errorf("read websocket: %w", err)
 			}

@@ -61,7 +61,7 @@ func (r *refusals) swap(f *chatv1.ServerFrame, now time.Time) *chatv1.ServerFram
 	if l, ok := texts.Which(f.GetError().GetMessage(), barrierText); ok {
 		msg = fe.Refusal().MessageIn(texts, l)
 	}
-	return ErrorFrame(now, fe.ID, fe.Code, msg)
+	return ErrorFrame(now, echoedID(fe.ID), fe.Code, msg)
 }
 
 // barrierText is the English text of the core's answer to a barrier: an

@@ -31,7 +31,7 @@ func TestFanoutAcrossTwoNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { b.Close() })
-		return nodetest.Start(t, node.Config{Broker: b})
+		return nodetest.Start(t, node.Config{Broker: b, Limits: nodetest.Unlimited()})
 	}
 	for _, transport := range load.Transports {
 		t.Run(transport, func(t *testing.T) {

@@ -49,7 +49,7 @@ func TestScenariosDeliverEverything(t *testing.T) {
 			{"churn", load.Config{Scenario: "churn", Conns: 10, Rate: 100, ChurnRate: 50, Duration: 500 * time.Millisecond}},
 		} {
 			t.Run(transport+"/"+tc.name, func(t *testing.T) {
-				srv := nodetest.Start(t, node.Config{})
+				srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 				cfg := tc.cfg
 				cfg.Transport = transport
 				res := run(t, srv, cfg)
@@ -65,7 +65,7 @@ func TestScenariosDeliverEverything(t *testing.T) {
 func TestIdleMeasuresMemoryAndConnectRate(t *testing.T) {
 	for _, transport := range load.Transports {
 		t.Run(transport, func(t *testing.T) {
-			srv := nodetest.Start(t, node.Config{})
+			srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 			res := run(t, srv, load.Config{Scenario: "idle", Transport: transport, Conns: 50, Rooms: 5, Duration: 200 * time.Millisecond})
 			if res.ConnectSec <= 0 {
 				t.Errorf("got connect rate %v/s, want > 0", res.ConnectSec)
@@ -123,7 +123,7 @@ func TestBadConfigIsRefused(t *testing.T) {
 }
 
 func TestReportFormats(t *testing.T) {
-	srv := nodetest.Start(t, node.Config{})
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 	res := run(t, srv, load.Config{Scenario: "fanout", Transport: "ws", Conns: 5, Rate: 100, Duration: 300 * time.Millisecond})
 
 	var js bytes.Buffer

@@ -56,7 +56,8 @@ start_server() {
 	TERTULIA_LIMIT_CONNS_PER_IP=0 TERTULIA_LIMIT_CONNS_PER_USER=0 \
 	taskset -c "$SERVER_CORE" "$BIN" serve --jwt-secret "$SECRET" \
 		--http-addr "$HTTP" --grpc-addr "$GRPC" --pprof-addr "$PPROF" \
-		--log-level warn >"$OUT/$label.server.log" 2>&1 &
+		--log-level warn --limit-messages-per-second 0 --limit-user-messages-per-second 0 \
+		--limit-joins-per-second 0 --limit-conns-per-ip 0 --limit-conns-per-user 0 >"$OUT/$label.server.log" 2>&1 &
 	server_pid=$!
 	for _ in $(seq 100); do # at most 10 s
 		curl -sf "http://$HTTP/health" >/dev/null && break

@@ -31,7 +31,7 @@ func checkAllDelivered(t *testing.T, res *load.Result) {
 // receives every message of a fan-out to distinct users in a room, and the
 // tool reports what each delivery cost it.
 func TestCoderClientDeliversEverything(t *testing.T) {
-	srv := nodetest.Start(t, node.Config{})
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 	res := run(t, srv, load.Config{Scenario: "fanout", Transport: "ws", Client: "coder", Conns: 20, Rate: 200, Duration: 500 * time.Millisecond})
 	checkAllDelivered(t, res)
 	if res.Client != "coder" || res.Connected != 20 {
@@ -49,7 +49,7 @@ func TestReconnectStormRejoinsEveryone(t *testing.T) {
 	const conns = 30
 	for _, tc := range []struct{ transport, client string }{{"ws", "own"}, {"ws", "coder"}, {"grpc", ""}} {
 		t.Run(tc.transport+"/"+tc.client, func(t *testing.T) {
-			srv := nodetest.Start(t, node.Config{})
+			srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 			res := run(t, srv, load.Config{Scenario: "reconnect", Transport: tc.transport, Client: tc.client,
 				Conns: conns, Rate: 100, Duration: 300 * time.Millisecond})
 			if res.ReconnectSec <= 0 || res.StormCloseSec <= 0 {

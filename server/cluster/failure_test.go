@@ -48,7 +48,9 @@ func (c *cluster) run(t *testing.T, bin string, extra ...string) *process {
 	t.Helper()
 	url := fmt.Sprintf("%s?prefix=%s&heartbeat=%s&presence_ttl=%s", c.redis.URL(), c.prefix, c.heartbeat, c.ttl)
 	args := append([]string{"serve", "--broker", "redis", "--redis-url", url, "--jwt-secret", string(nodetest.Secret),
-		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, extra...)
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		// The tests poll with messages faster than a person types.
+		"--limit-messages-per-second", "0", "--limit-user-messages-per-second", "0"}, extra...)
 	p := &process{cmd: exec.Command(bin, args...), logs: &logLines{}, done: make(chan struct{})}
 	p.cmd.Stderr = p.logs
 	if err := p.cmd.Start(); err != nil {

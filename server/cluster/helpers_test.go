@@ -71,6 +71,7 @@ func (c *cluster) addNodeWith(t testing.TB, cfg node.Config) *nodetest.Server {
 	t.Helper()
 	b := c.broker(t)
 	cfg.Broker = b
+	cfg.Limits = nodetest.Unlimited()
 	srv := nodetest.Start(t, cfg)
 	c.nodes = append(c.nodes, srv)
 	c.brokers = append(c.brokers, b)

@@ -29,7 +29,9 @@ func (s *ChatService) Connect(stream chatv1.ChatService_ConnectServer) error {
 	}
 	sink := &streamSink{stream: stream, ended: make(chan struct{})}
 	sess, err := s.Open(ctx, who, sink)
-	if errors.Is(err, hub.ErrShuttingDown) {
+	if st, ok := refusal(err); ok {
+		return st
+	} else if errors.Is(err, hub.ErrShuttingDown) {
 		return status.Error(codes.Unavailable, err.Error())
 	} else if err != nil {
 		s.log.WarnContext(ctx, "connect", "user", who.UserID, "err", err)

@@ -47,7 +47,7 @@ func BenchmarkFanoutGRPC(b *testing.B) {
 	const window = 1024
 	for _, subs := range []int{10, 200} {
 		b.Run("subs="+strconv.Itoa(subs), func(b *testing.B) {
-			srv := nodetest.Start(b, node.Config{})
+			srv := nodetest.Start(b, node.Config{Limits: nodetest.Unlimited()})
 			c, err := client.Dial(srv.GRPCAddr, client.WithToken(srv.Token(b, "bench", false)))
 			if err != nil {
 				b.Fatal(err)

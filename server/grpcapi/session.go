@@ -69,7 +69,7 @@ type Session struct {
 // cluster could not take the session; sink is not called then.
 func (s *ChatService) Open(ctx context.Context, who hub.Identity, sink FrameSink) (*Session, error) {
 	sess := &Session{ctx: ctx, sink: sink, enc: s.encoderFor(sink.WireFormat()), ended: make(chan struct{})}
-	hs, err := s.hub.Open(ctx, who, (*sessionTransport)(sess))
+	hs, err := s.hub.Open(withPeerIP(ctx), who, (*sessionTransport)(sess))
 	if err != nil {
 		return nil, err
 	}

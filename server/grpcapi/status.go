@@ -17,7 +17,8 @@ import (
 // errorCodes maps the catalog's codes (hub.Code*) onto gRPC status codes.
 // A code missing here is an invalid argument.
 var errorCodes = map[string]codes.Code{
-	hub.CodeUnavailable: codes.Unavailable,
+	hub.CodeUnavailable:  codes.Unavailable,
+	hub.CodeTooManyConns: codes.ResourceExhausted,
 }
 
 // streamCodes maps each reason the core ends a session for onto the status
@@ -27,6 +28,7 @@ var streamCodes = map[hub.DisconnectCode]codes.Code{
 	hub.DisconnectShutdown:   codes.Unavailable,
 	hub.DisconnectWriteError: codes.Aborted,
 	hub.DisconnectDone:       codes.OK,
+	hub.DisconnectFlood:      codes.ResourceExhausted,
 }
 
 // statusFromError maps an error of the core onto a gRPC status.

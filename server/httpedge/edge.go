@@ -61,7 +61,7 @@ func Handler(ctx context.Context, cfg Config) (http.Handler, error) {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/", withCORS(cfg.AllowOrigin, queryAsBody(gw)))
+	mux.Handle("/api/", withCORS(cfg.AllowOrigin, requireJSON(queryAsBody(gw))))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "healthy", "service": "tertulia"})
 	})

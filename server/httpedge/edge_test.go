@@ -83,3 +83,36 @@ func TestTestTokenOnlyInDevMode(t *testing.T) {
 		}
 	})
 }
+
+// A POST body declared as anything but JSON is refused with 415 and a JSON
+// answer; JSON, or no Content-Type at all, goes through.
+func TestNonJSONBodyIsRefused(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Dev: true})
+	for _, tc := range []struct {
+		contentType string
+		want        int
+	}{
+		{"text/plain", http.StatusUnsupportedMediaType},
+		{"application/x-www-form-urlencoded", http.StatusUnsupportedMediaType},
+		{"application/json; charset=utf-8", http.StatusOK},
+		{"", http.StatusOK},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL("/api/v1/websocket/test-token"), strings.NewReader(`{"username":"alice"}`))
+		if tc.contentType != "" {
+			req.Header.Set("Content-Type", tc.contentType)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want || err != nil {
+			t.Errorf("Content-Type %q: status %d (%v, body %v), want %d with a JSON body", tc.contentType, resp.StatusCode, err, body, tc.want)
+		}
+		if tc.want == http.StatusUnsupportedMediaType && !strings.Contains(body["message"].(string), "application/json") {
+			t.Errorf("Content-Type %q: message %q, want it to name application/json", tc.contentType, body["message"])
+		}
+	}
+}

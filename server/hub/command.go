@@ -55,6 +55,10 @@ func (h *Hub) validateMessage(msg string) *Error {
 // frame while its session ends.
 func (s *Session) Handle(ctx context.Context, cmd Command) {
 	s.hub.metrics.commands[min(int(cmd.Kind), cmdKinds-1)].Add(1)
+	if err := s.limit(&cmd); err != nil {
+		s.sendError(cmd.ID, err)
+		return
+	}
 	var err *Error
 	switch cmd.Kind {
 	case CmdMessage:

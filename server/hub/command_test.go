@@ -22,10 +22,13 @@ func (fieldsEncoder) Encode(ev *hub.Event) ([]byte, error) {
 	return fmt.Appendf(nil, "%s|%s|%s|%s|%s|%d", ev.Kind, ev.Code, ev.ID, ev.Room, ev.TargetUser, ev.Delivered), nil
 }
 
-// answer waits for the frame tr was sent with the client id id.
+// answer waits for the frame tr was sent with the client id id, other than
+// its ack (history_test.go checks those).
 func answer(t *testing.T, tr *recordingTransport, id string) string {
 	t.Helper()
-	return frameWhere(t, tr, "the answer to the frame with id "+id, func(fields []string) bool { return fields[2] == id })
+	return frameWhere(t, tr, "the answer to the frame with id "+id, func(fields []string) bool {
+		return fields[2] == id && fields[0] != "ack"
+	})
 }
 
 // frameWhere waits for the first frame tr was sent whose fields match.

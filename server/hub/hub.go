@@ -24,6 +24,8 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxRooms bounds the rooms one connection may join. Default 100.
 	MaxRooms int
+	// Limits bound rates and connection counts (see Limits).
+	Limits Limits
 	// PresenceLimit is the most members (connections, cluster-wide) the
 	// lobby or a room may have for joins and leaves to be announced to the
 	// other members (see presence.go). Default DefaultPresenceLimit.
@@ -67,6 +69,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxRooms <= 0 {
 		c.MaxRooms = 100
 	}
+	c.Limits = c.Limits.withDefaults()
 	if c.PresenceLimit <= 0 {
 		c.PresenceLimit = DefaultPresenceLimit
 	}
@@ -99,6 +102,8 @@ type Metrics struct {
 	// node keeps (gauges). The history store sets them; /metrics shows them.
 	HistoryMessages atomic.Int64
 	HistoryBytes    atomic.Int64
+	// Limits count the breaches of Config.Limits but rate limits (RateLimited).
+	Limits LimitMetrics
 }
 
 // Hub routes events between the sessions of this node and, through its
@@ -108,6 +113,8 @@ type Hub struct {
 	log     *slog.Logger
 	broker  Broker
 	metrics Metrics
+
+	admission *admission // sessions by user and IP
 
 	seed   maphash.Seed
 	shards [64]groupShard // local subscribers by topic, sharded to keep fan-outs apart
@@ -119,6 +126,7 @@ type Hub struct {
 func New(cfg Config, broker Broker) *Hub {
 	cfg = cfg.withDefaults()
 	h := &Hub{cfg: cfg, log: cfg.Logger, broker: broker, seed: maphash.MakeSeed()}
+	h.admission = newAdmission(cfg.Limits, &h.metrics.Limits)
 	for i := range h.shards {
 		h.shards[i].groups = make(map[string]*group)
 	}
@@ -142,15 +150,21 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 	if h.closing.Load() {
 		return nil, ErrShuttingDown
 	}
-	s := &Session{hub: h, id: newID(), who: who, enc: t.Encoder(), lang: h.language(who), rooms: make(map[string]struct{})}
+	lim, err := h.admit(ctx, who)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{hub: h, id: newID(), who: who, enc: t.Encoder(), lang: h.language(who), rooms: make(map[string]struct{}), lim: lim}
 	s.out = outbox{t: t, maxFrames: h.cfg.QueueFrames, maxBytes: h.cfg.QueueBytes, held: true}
 	if err := h.subscribe(ctx, topicLobby, s); err != nil {
+		h.unadmit(s)
 		return nil, fmt.Errorf("subscribe lobby: %w", err)
 	}
 	s.holdBack(topicUser(who.UserID)) // until inboxAtConnect
 	if err := h.subscribe(ctx, topicUser(who.UserID), s); err != nil {
 		s.forgetHold(topicUser(who.UserID))
 		h.unsubscribe(ctx, topicLobby, s)
+		h.unadmit(s)
 		return nil, fmt.Errorf("subscribe user: %w", err)
 	}
 	inbox := s.inboxAtConnect(ctx)
@@ -158,6 +172,7 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 	if err != nil {
 		h.unsubscribe(ctx, topicUser(who.UserID), s)
 		h.unsubscribe(ctx, topicLobby, s)
+		h.unadmit(s)
 		return nil, fmt.Errorf("add presence: %w", err)
 	}
 	h.metrics.Sessions.Add(1)
@@ -189,6 +204,7 @@ func (h *Hub) closeSession(ctx context.Context, s *Session, rooms []string, reas
 	h.unsubscribe(ctx, topicUser(s.who.UserID), s)
 	h.unsubscribe(ctx, topicLobby, s)
 	h.metrics.Sessions.Add(-1)
+	h.unadmit(s)
 	last, conns, err := h.broker.RemoveConn(ctx, s.presence())
 	if err != nil {
 		h.log.WarnContext(ctx, "remove presence", "conn", s.id, "err", err)

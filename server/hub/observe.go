@@ -47,6 +47,8 @@ func (c DisconnectCode) String() string {
 		return "write_error"
 	case DisconnectDone:
 		return "done"
+	case DisconnectFlood:
+		return "flood"
 	}
 	return "code_" + strconv.Itoa(int(c))
 }

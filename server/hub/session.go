@@ -30,7 +30,8 @@ type Session struct {
 	enc Encoder
 	// lang is the language of the session's texts, picked at Open.
 	lang i18n.Lang
-	out  outbox // what is on its way to the client
+	out  outbox         // what is on its way to the client
+	lim  *sessionLimits // rate buckets and admission; set by Open
 
 	mu     sync.Mutex // protects rooms and closed
 	rooms  map[string]struct{}

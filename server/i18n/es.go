@@ -54,6 +54,12 @@ var spanish = map[string]string{
 	"could not read the inbox: the broker is unavailable": "no se pudo leer el buzón: el servicio de mensajería no está disponible",
 	"limit must not be negative":                          "limit no puede ser negativo",
 
+	// Limits (see server/hub/limits.go).
+	"id is %d bytes, over the limit of %d":                    "el id ocupa %d bytes y el límite es %d",
+	"too many joins: at most %g per second":                   "demasiadas entradas en salas: como máximo %g por segundo",
+	"too many messages: at most %g per second":                "demasiados mensajes: como máximo %g por segundo",
+	"too many messages from this user: at most %g per second": "demasiados mensajes de este usuario: como máximo %g por segundo",
+
 	// Room names (see server/hub/names.go).
 	"room name is empty":                                             "el nombre de la sala está vacío",
 	"room name %q is longer than %d characters":                      "el nombre de sala %q tiene más de %d caracteres",

@@ -18,24 +18,24 @@ func tokens(t *testing.T, srv *nodetest.Server) func(string) string {
 }
 
 func TestRoomRecoveryAfterCut(t *testing.T) {
-	srv := nodetest.Start(t, node.Config{})
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 	nodetest.RoomRecovery(t, tokens(t, srv), srv.GRPCAddr, srv.GRPCAddr, srv.GRPCAddr)
 }
 
 func TestPrivateRecoveryAfterCut(t *testing.T) {
-	srv := nodetest.Start(t, node.Config{})
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 	nodetest.PrivateRecovery(t, tokens(t, srv), srv.GRPCAddr, srv.GRPCAddr, srv.GRPCAddr)
 }
 
 func TestResendIsDeliveredOnce(t *testing.T) {
-	srv := nodetest.Start(t, node.Config{})
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 	nodetest.Resend(t, tokens(t, srv), srv.GRPCAddr, srv.GRPCAddr, srv.GRPCAddr)
 }
 
 // Joins while a publisher runs: each joiner's replay and live messages
 // follow its room_joined with no gap and no duplicate.
 func TestJoinWhilePublishing(t *testing.T) {
-	srv := nodetest.Start(t, node.Config{})
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 	nodetest.JoinWhilePublishing(t, tokens(t, srv), srv.GRPCAddr, srv.GRPCAddr)
 }
 
@@ -43,7 +43,7 @@ func TestJoinWhilePublishing(t *testing.T) {
 // recovered: room_joined says so and nothing is replayed.
 func TestRecoveryFails(t *testing.T) {
 	small := func(string) hub.LogLimits { return hub.LogLimits{Size: 5} }
-	srv := nodetest.Start(t, node.Config{Hub: hub.Config{History: small}})
+	srv := nodetest.Start(t, node.Config{Hub: hub.Config{History: small}, Limits: nodetest.Unlimited()})
 	tok := tokens(t, srv)
 	const room = "small"
 	bob := nodetest.Open(t, srv.GRPCAddr, tok("bob"), "bob")
@@ -86,7 +86,7 @@ func TestRecoveryFails(t *testing.T) {
 
 	// A restarted memory node starts new logs in a new epoch.
 	srv.Stop(t)
-	srv2 := nodetest.Start(t, node.Config{Hub: hub.Config{History: small}})
+	srv2 := nodetest.Start(t, node.Config{Hub: hub.Config{History: small}, Limits: nodetest.Unlimited()})
 	alice = nodetest.Open(t, srv2.GRPCAddr, tokens(t, srv2)("alice"), "alice")
 	if j := alice.JoinFrom(room, pos, 0); j.Recovered == nil || *j.Recovered || j.Epoch == m.Epoch {
 		t.Errorf("after a restart: recovered %v in epoch %q, want false in an epoch other than %q", j.Recovered, j.Epoch, m.Epoch)
@@ -100,7 +100,7 @@ func TestRecoveryFails(t *testing.T) {
 
 // GetHistory over gRPC and REST: the latest messages, or those after since.
 func TestGetHistory(t *testing.T) {
-	srv := nodetest.Start(t, node.Config{})
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 	tok := tokens(t, srv)
 	const room = "eng-team"
 	alice := nodetest.Open(t, srv.GRPCAddr, tok("alice"), "alice")
@@ -160,7 +160,7 @@ func TestGetHistory(t *testing.T) {
 // and a join replays nothing.
 func TestHistoryOff(t *testing.T) {
 	off := func(string) hub.LogLimits { return hub.LogLimits{Size: -1} }
-	srv := nodetest.Start(t, node.Config{Hub: hub.Config{History: off}})
+	srv := nodetest.Start(t, node.Config{Hub: hub.Config{History: off}, Limits: nodetest.Unlimited()})
 	tok := tokens(t, srv)
 	alice := nodetest.Open(t, srv.GRPCAddr, tok("alice"), "alice")
 	alice.JoinFrom("quiet", nil, 0)
@@ -183,7 +183,7 @@ func TestHistoryOff(t *testing.T) {
 
 // A negative history is refused with a clear error, and the room is not joined.
 func TestJoinWithNegativeHistory(t *testing.T) {
-	srv := nodetest.Start(t, node.Config{})
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 	alice := nodetest.Open(t, srv.GRPCAddr, tokens(t, srv)("alice"), "alice")
 	alice.Send(&chatv1.ClientFrame{Id: "j", Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: "r", History: -1}}})
 	if f := alice.Await("answer", func(f *chatv1.ServerFrame) bool { return f.Id == "j" }); f.GetError().GetCode() != "invalid_history" {
@@ -203,7 +203,7 @@ func TestHistoryPerNamespace(t *testing.T) {
 		}
 		return hub.LogLimits{}
 	}
-	srv := nodetest.Start(t, node.Config{Hub: hub.Config{History: perNS}})
+	srv := nodetest.Start(t, node.Config{Hub: hub.Config{History: perNS}, Limits: nodetest.Unlimited()})
 	alice := nodetest.Open(t, srv.GRPCAddr, tokens(t, srv)("alice"), "alice")
 	for _, room := range []string{"team:eng", "lounge"} {
 		alice.JoinFrom(room, nil, 0)

@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/tertulia/tertulia/bridge"
@@ -49,8 +48,10 @@ type Config struct {
 	Locale string
 	// Broker joins the node to a cluster. Default: the embedded memory broker.
 	Broker hub.Broker
-	// Hub tunes sessions and limits.
+	// Hub tunes sessions; its Limits are replaced by the node's.
 	Hub hub.Config
+	// Limits bound rates, connection counts and transports (see Limits).
+	Limits Limits
 	// Static holds the web pages served at /static/.
 	Static fs.FS
 	// ShutdownTimeout bounds a graceful shutdown. Default DefaultShutdownTimeout.
@@ -108,7 +109,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	hcfg := cfg.Hub
+	hcfg.Limits = cfg.Limits.Limits
 	if hcfg.Logger == nil {
 		hcfg.Logger = cfg.Logger
 	}
@@ -127,15 +130,13 @@ func New(cfg Config) (*Node, error) {
 		health: health.NewServer(),
 	}
 	n.chat = grpcapi.NewChatService(n.hub, cfg.Logger)
-	n.grpc = grpc.NewServer(append(n.observers(),
+	n.grpc = grpc.NewServer(append(append(n.observers(),
 		serverCreds(cfg.TLS),
 		grpcapi.ServerCodec(),
 		grpc.ChainUnaryInterceptor(grpcapi.UnaryAuth(a)),
 		grpc.ChainStreamInterceptor(grpcapi.StreamAuth(n.gate)),
 		grpc.MaxRecvMsgSize(hub.MaxFrameBytes),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: grpcapi.KeepaliveTime, Timeout: grpcapi.KeepaliveTimeout}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: grpcapi.KeepaliveMinTime, PermitWithoutStream: true}),
-	)...)
+	), cfg.Limits.grpcOptions()...)...)
 	chatv1.RegisterChatServiceServer(n.grpc, n.chat)
 	if cfg.Dev {
 		// websocket_url answers to direct gRPC calls point at the HTTP
@@ -192,6 +193,7 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	}
 	defer n.serveAdmin()()
 	httpSrv := &http.Server{Handler: logs.HTTP(handler, n.log), ReadHeaderTimeout: httpedge.ReadHeaderTimeout, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	n.cfg.Limits.limitHTTP(httpSrv)
 	// WebSocket upgrades are served straight off the listener; everything
 	// else, and an upgrade on a connection already speaking HTTP, by httpSrv.
 	httpLis = n.bridge.Listener(httpLis, httpedge.ReadHeaderTimeout)

@@ -15,7 +15,7 @@ import (
 // several members publish at once.
 func TestRoomOrderIsTheSameForEveryMember(t *testing.T) {
 	const perSender = 200
-	srv := nodetest.Start(t, node.Config{})
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 	members := []*user{connect(t, srv, "ana"), connect(t, srv, "ben"), connect(t, srv, "cy")}
 	for _, u := range members {
 		u.join("race")

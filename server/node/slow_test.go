@@ -27,7 +27,7 @@ func TestSlowConsumerIsDisconnectedOthersGetEverything(t *testing.T) {
 		messages = 3000
 		size     = 1000
 	)
-	srv := nodetest.Start(t, node.Config{Hub: hub.Config{QueueBytes: 1 << 20}})
+	srv := nodetest.Start(t, node.Config{Hub: hub.Config{QueueBytes: 1 << 20}, Limits: nodetest.Unlimited()})
 	alice, bob := connect(t, srv, "alice"), connect(t, srv, "bob")
 
 	// The slow member's client takes little from the network before it stops

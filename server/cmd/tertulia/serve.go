@@ -39,6 +39,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	presenceLimit := fs.Int("presence-limit", hub.DefaultPresenceLimit, "announce joins and leaves only while the lobby or a room has at most this many connections")
 	sec := addSecurityFlags(fs)
 	hist := historyFlags(fs)
+	limits := limitFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -61,6 +62,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Static:          staticFS(),
 		Metrics:         metrics.New(),
 		Hub:             hist.config(),
+		Limits:          limits(),
 	}
 	cfg.Hub.PresenceLimit = *presenceLimit
 	if err := sec.apply(&cfg, log); err != nil {

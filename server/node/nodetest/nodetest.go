@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tertulia/tertulia/server/auth"
+	"github.com/tertulia/tertulia/server/hub"
 	"github.com/tertulia/tertulia/server/node"
 )
 
@@ -92,4 +93,15 @@ func listen(t testing.TB) net.Listener {
 		t.Fatalf("listen: %v", err)
 	}
 	return l
+}
+
+// Unlimited turns off the rates and the per-IP count, as load and ordering
+// tests need: they send faster than a person, all from one address.
+func Unlimited() node.Limits {
+	return node.Limits{Limits: hub.Limits{
+		MessagesPerSecond:     hub.Off,
+		UserMessagesPerSecond: hub.Off,
+		JoinsPerSecond:        hub.Off,
+		ConnsPerIP:            hub.Off,
+	}}
 }

@@ -1,0 +1,320 @@
+package bridge_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/tertulia/tertulia/bridge"
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/hub"
+	"github.com/tertulia/tertulia/server/node"
+	"github.com/tertulia/tertulia/server/node/nodetest"
+)
+
+// countingListener counts the bytes the server reads from its connections.
+type countingListener struct {
+	net.Listener
+	read atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, n: &l.read}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() }
+
+// listenCounting serves a bridge in front of a node through Listener, on a
+// listener that counts what the server reads, and returns its address.
+func listenCounting(t *testing.T, headTimeout time.Duration) (addr string, l *countingListener, b *bridge.Bridge) {
+	t.Helper()
+	srv := nodetest.Start(t, node.Config{})
+	cc, err := grpc.NewClient(srv.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = bridge.New(bridge.Config{Upstream: bridge.Remote{Client: chatv1.NewChatServiceClient(cc)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l = &countingListener{Listener: tl}
+	hs := &http.Server{Handler: http.NotFoundHandler()}
+	done := make(chan struct{})
+	go func() { hs.Serve(b.Listener(l, headTimeout)); close(done) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		b.Shutdown(ctx)
+		hs.Close()
+		<-done
+		cc.Close()
+	})
+	return tl.Addr().String(), l, b
+}
+
+// One header line of 256 MiB, streamed, is refused once the head passes its
+// 8 KiB bound: the server reads a few KiB of it, not the whole line.
+func TestHugeHeaderLineIsRefusedEarly(t *testing.T) {
+	addr, l, b := listenCounting(t, 10*time.Second)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(nc, "GET /api/v1/ws HTTP/1.1\r\nHost: x\r\nX-Big: "); err != nil {
+		t.Fatal(err)
+	}
+	chunk := []byte(strings.Repeat("a", 64<<10))
+	sent := 0
+	for sent < 256<<20 {
+		n, err := nc.Write(chunk)
+		sent += n
+		if err != nil {
+			break
+		}
+	}
+	if sent >= 256<<20 {
+		t.Fatalf("the server took all 256 MiB of the line, want the connection closed after its bound")
+	}
+	// The client's writes fail once the server has closed; what the server
+	// read by then is all it will ever read.
+	if got := l.read.Load(); got > 20<<10 {
+		t.Errorf("server read %d bytes of the head, want at most 20 KiB (8 KiB bound, 8 KiB linger)", got)
+	}
+	if n := b.HandshakesRefused(); n != 1 {
+		t.Errorf("handshakes refused counted %d, want 1", n)
+	}
+	t.Logf("client wrote %d KiB before the server closed; the server read %d bytes", sent>>10, l.read.Load())
+}
+
+// A head over its bounds, by size or by count of header fields, gets 431
+// with a JSON reason.
+func TestOversizedHeadGets431(t *testing.T) {
+	addr, _, _ := listenCounting(t, 10*time.Second)
+	for name, head := range map[string]string{
+		"65 headers": "GET /api/v1/ws HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-A: b\r\n", 64) + "\r\n",
+		"9 KiB line": "GET /api/v1/ws HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 9<<10) + "\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			nc, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(waitTimeout))
+			if _, err := io.WriteString(nc, head); err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(bufio.NewReader(nc), nil)
+			if err != nil {
+				t.Fatalf("read response: %v", err)
+			}
+			defer res.Body.Close()
+			var body map[string]string
+			json.NewDecoder(res.Body).Decode(&body)
+			if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(body["message"], "8192 bytes and 64 header fields") {
+				t.Errorf("got %d %v, want 431 naming the bounds", res.StatusCode, body)
+			}
+		})
+	}
+}
+
+// A close frame with a code no peer may send (5000) is answered with 1002,
+// not echoed.
+func TestCloseCode5000IsAProtocolError(t *testing.T) {
+	runModes(t, func(t *testing.T, m mode) {
+		tg := start(t, m, node.Config{}, bridge.Config{})
+		u := login(t, tg, "alice")
+		body := ws.NewCloseFrameBody(5000, "bye")
+		if err := ws.WriteFrame(u.conn, ws.MaskFrame(ws.NewCloseFrame(body))); err != nil {
+			t.Fatal(err)
+		}
+		if code, _ := u.closed(); code != ws.StatusProtocolError {
+			t.Errorf("close code %d, want 1002", code)
+		}
+	})
+}
+
+// A connection that floods gets rate_limited, then is closed with 1008
+// "flood"; meanwhile two other members chat on, and see no more of the
+// flood than its rate lets through.
+func TestFloodIsClosedOthersChatOn(t *testing.T) {
+	runModes(t, func(t *testing.T, m mode) {
+		tg := start(t, m, node.Config{Limits: node.Limits{Limits: hub.Limits{FloodTimeout: time.Second}}}, bridge.Config{})
+		bob, carol := login(t, tg, "bob"), login(t, tg, "carol")
+		bob.join("quiet")
+		carol.join("quiet")
+		alice := login(t, tg, "alice")
+		start := time.Now()
+
+		// alice floods the lobby until the server closes her.
+		stop := make(chan struct{})
+		wrote := make(chan struct{})
+		go func() {
+			defer close(wrote)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if wsutil.WriteClientText(alice.conn, []byte(`{"message":"flood"}`)) != nil {
+					return
+				}
+				time.Sleep(time.Millisecond) // about 1,000 a second
+			}
+		}()
+		defer func() { close(stop); <-wrote }()
+
+		type closeInfo struct {
+			limited int
+			code    ws.StatusCode
+			reason  string
+		}
+		aliceDone := make(chan closeInfo, 1)
+		go func() {
+			var ci closeInfo
+			for {
+				f, err := alice.readWithin(10 * time.Second)
+				if err != nil {
+					if code, ok := closeCode(err); ok {
+						ci.code = code
+						ci.reason = err.(wsutil.ClosedError).Reason
+					}
+					aliceDone <- ci
+					return
+				}
+				if isError(hub.CodeRateLimited)(f) {
+					ci.limited++
+				}
+			}
+		}()
+
+		// bob and carol chat during the flood: carol gets all of bob's
+		// messages, in order.
+		flood := 0
+		for i := range 10 {
+			text := fmt.Sprintf("ping %d", i)
+			bob.sendJSON(map[string]string{"message": text, "room": "quiet"})
+			carol.await(text, func(f frame) bool {
+				if isMessage("flood")(f) {
+					flood++
+				}
+				return f.str("type") == "message" && f.str("room") == "quiet" && f.str("message") == text
+			})
+		}
+		ci := <-aliceDone
+		if ci.limited == 0 || ci.code != ws.StatusPolicyViolation || !strings.HasPrefix(ci.reason, hub.CodeFlood) {
+			t.Errorf("alice: %d rate_limited, then close %d %q; want rate_limited, then 1008 %q", ci.limited, ci.code, ci.reason, hub.CodeFlood+"...")
+		}
+		// Count the rest of the flood carol was sent, up to a message of bob's
+		// sent after alice was closed.
+		bob.sendJSON(map[string]string{"message": "after", "room": "quiet"})
+		carol.await("after", func(f frame) bool {
+			if isMessage("flood")(f) {
+				flood++
+			}
+			return isMessage("after")(f)
+		})
+		if most := 40 + 20*int(time.Since(start).Seconds()+1); flood > most {
+			t.Errorf("carol got %d messages of the flood, want at most %d (burst 40, 20/s)", flood, most)
+		}
+	})
+}
+
+// Over the per-user or per-IP count, the next WebSocket is closed with 1008
+// and a reason that says which limit.
+func TestConnectionCapsRefuseWithAReason(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		limits hub.Limits
+		users  []string
+		want   string
+	}{
+		{"per user", hub.Limits{ConnsPerUser: 2}, []string{"alice", "alice", "alice"}, "a user may open at most 2"},
+		{"per IP", hub.Limits{ConnsPerIP: 2}, []string{"alice", "bob", "carol"}, "an address may open at most 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := start(t, inProcess, node.Config{Limits: node.Limits{Limits: tc.limits}}, bridge.Config{})
+			for _, u := range tc.users[:2] {
+				login(t, tg, u)
+			}
+			last := tc.users[2]
+			u, err := dialRaw(t, tg, "/api/v1/ws/authenticated?token="+tg.node.Token(t, last, false), dialOpts{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.name = last
+			if code, reason := u.closed(); code != ws.StatusPolicyViolation || !strings.Contains(reason, tc.want) {
+				t.Errorf("third connection closed %d %q, want 1008 containing %q", code, reason, tc.want)
+			}
+		})
+	}
+}
+
+// A frame with a 60 KB id is refused with id_too_long, without its id, and
+// reaches nobody.
+func TestLongIDIsRefused(t *testing.T) {
+	runModes(t, func(t *testing.T, m mode) {
+		tg := start(t, m, node.Config{}, bridge.Config{})
+		alice, bob := login(t, tg, "alice"), login(t, tg, "bob")
+		alice.sendJSON(map[string]string{"message": "big", "id": strings.Repeat("i", 60_000)})
+		alice.sendJSON(map[string]string{"message": "small", "id": "s1"})
+		f := alice.await("id_too_long", isError(hub.CodeIDTooLong))
+		if f.str("id") != "" {
+			t.Errorf("the error echoed an id of %d bytes, want none", len(f.str("id")))
+		}
+		got := bob.await("small", func(f frame) bool { return f.str("type") == "message" })
+		if got.str("message") != "small" {
+			t.Errorf("bob got %q first, want only the small message", got.str("message"))
+		}
+	})
+}
+
+// A head that stops coming is cut off at the handshake deadline.
+func TestSlowHeadIsCutOff(t *testing.T) {
+	addr, _, _ := listenCounting(t, 300*time.Millisecond)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(waitTimeout))
+	io.WriteString(nc, "GET /api/v1/ws HTTP/1.1\r\nHost: x\r\n")
+	if n, err := nc.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("read %d bytes, %v; want the connection closed at the handshake deadline", n, err)
+	}
+}

@@ -1,0 +1,144 @@
+package node_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tertulia/tertulia/server/hub"
+	"github.com/tertulia/tertulia/server/node"
+	"github.com/tertulia/tertulia/server/node/nodetest"
+)
+
+// An idle keep-alive HTTP connection is closed after the idle timeout.
+func TestIdleKeepAliveIsClosed(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Limits: node.Limits{HTTPIdleTimeout: 200 * time.Millisecond}})
+	nc, err := net.Dial("tcp", srv.HTTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(waitTimeout))
+	if _, err := io.WriteString(nc, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.Close {
+		t.Fatalf("GET /health: %d, close %v; want 200 on a kept-alive connection", res.StatusCode, res.Close)
+	}
+	// Nothing more is sent: the server must close the connection.
+	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("idle connection: read %d bytes, %v; want EOF once the idle timeout passed", n, err)
+	}
+}
+
+// Over the per-user count, the next Connect stream is refused with
+// ResourceExhausted and a reason.
+func TestConnsPerUserOverGRPC(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Limits: node.Limits{Limits: hub.Limits{ConnsPerUser: 2}}})
+	connect(t, srv, "alice")
+	connect(t, srv, "alice")
+	c := dial(t, srv, srv.Token(t, "alice", false))
+	s, err := c.Connect(context.Background())
+	if err == nil {
+		defer s.Close()
+		select {
+		case _, ok := <-s.Events():
+			if ok {
+				t.Fatalf("third session got a frame, want it refused")
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("third session neither refused nor welcomed")
+		}
+		err = s.Err()
+	}
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(status.Convert(err).Message(), "a user may open at most 2") {
+		t.Errorf("third session: %v, want ResourceExhausted naming the limit", err)
+	}
+}
+
+// A gRPC client that floods gets rate_limited frames, then its stream ends
+// with ResourceExhausted "flood".
+func TestFloodOverGRPC(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Limits: node.Limits{Limits: hub.Limits{FloodTimeout: 500 * time.Millisecond}}})
+	alice := connect(t, srv, "alice")
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			if alice.s.Send("", "flood") != nil {
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-sent }()
+	limited := 0
+	for f := range alice.s.Events() {
+		if f.GetError().GetCode() == hub.CodeRateLimited {
+			limited++
+		}
+	}
+	err := alice.s.Err()
+	if limited == 0 || status.Code(err) != codes.ResourceExhausted || !strings.HasPrefix(status.Convert(err).Message(), hub.CodeFlood) {
+		t.Errorf("%d rate_limited, then %v; want rate_limited, then ResourceExhausted %q", limited, err, hub.CodeFlood+"...")
+	}
+}
+
+// A gRPC connection carries at most GRPCStreamsPerConn streams at once: a
+// further one waits (the client's library queues it) until one ends.
+func TestGRPCStreamsPerConn(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Limits: node.Limits{GRPCStreamsPerConn: 2}})
+	c := dial(t, srv, srv.Token(t, "alice", false))
+	var open []func() error
+	for range 2 {
+		s, err := c.Connect(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := <-s.Events(); f.GetSystem() == nil {
+			t.Fatalf("first frame %v, want the welcome", f)
+		}
+		open = append(open, s.Close)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if s, err := c.Connect(ctx); err == nil {
+		if f, ok := <-s.Events(); ok {
+			t.Fatalf("third stream on the connection got %v, want it held back", f)
+		}
+	}
+	open[0]()
+	s, err := c.Connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	select {
+	case f := <-s.Events():
+		if f.GetSystem() == nil {
+			t.Fatalf("after one ended: first frame %v, want the welcome", f)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatalf("after one stream ended, a new one was not welcomed within %v", waitTimeout)
+	}
+}
