@@ -141,7 +141,7 @@ var setups = []struct {
 	start func(*testing.T) nodes
 }{
 	{"one node", func(t *testing.T) nodes {
-		n := nodetest.Start(t, node.Config{})
+		n := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 		return nodes{n, n, n}
 	}},
 	{"another node", func(t *testing.T) nodes {
@@ -158,7 +158,7 @@ var setups = []struct {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { b.Close() })
-			return nodetest.Start(t, node.Config{Broker: b})
+			return nodetest.Start(t, node.Config{Broker: b, Limits: nodetest.Unlimited()})
 		}
 		return nodes{start(), start(), start()}
 	}},
@@ -346,7 +346,7 @@ func resendsWhatWasNotAcknowledged(t *testing.T, at nodes) {
 // A room joined under another spelling of its name (not NFC) is followed
 // under the server's: its position moves with its messages.
 func TestRecoveryFollowsTheServersSpelling(t *testing.T) {
-	srv := nodetest.Start(t, node.Config{})
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 	alice := newUser(t, srv, "alice")
 	alice.send(alice.rec.Join("cafe\u0301", 0)) // e + combining acute
 	j := alice.next("room_joined", func(f *chatv1.ServerFrame) bool { return f.GetRoomJoined() != nil }).GetRoomJoined()
