@@ -99,6 +99,10 @@ func (rp *roomPosition) joinFrame(room string) *chatv1.ClientFrame {
 func (r *Recovery) Leave(room string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.forget(room)
+}
+
+func (r *Recovery) forget(room string) {
 	delete(r.rooms, room)
 	r.order = slices.DeleteFunc(r.order, func(x string) bool { return x == room })
 }
@@ -214,10 +218,17 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 			r.advanceInbox()
 		}
 	case f.GetError() != nil:
-		// A frame refused for good is not sent again; "unavailable" stays
-		// pending, to be sent again (Resume).
-		if f.Id != "" && f.GetError().GetCode() != "unavailable" {
-			r.acked(f.Id)
+		// A frame refused for good is not sent again; one not carried out
+		// now stays pending, to be sent again (ResendPending, Resume).
+		code := f.GetError().GetCode()
+		if f.Id == "" || code == "unavailable" || code == "rate_limited" {
+			return true
+		}
+		r.acked(f.Id)
+		for room, rp := range r.rooms {
+			if rp.joinID == f.Id && code != "already_in_room" {
+				r.forget(room) // a refused join is not tried again
+			}
 		}
 	}
 	return true

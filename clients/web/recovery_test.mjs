@@ -34,12 +34,14 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
   const b = r.track({ type: 'private_message', target_user: 'bob', message: 'b' });
   const c = r.track({ type: 'message', message: 'c' });
   const d = r.track({ type: 'message', message: 'd' });
+  const e = r.track({ type: 'message', message: 'e' });
   assert.ok(a.id && b.id && a.id !== b.id);
   r.observe({ type: 'ack', id: a.id });
   r.observe({ type: 'error', id: c.id, code: 'unavailable' });
+  r.observe({ type: 'error', id: e.id, code: 'rate_limited' });
   r.observe({ type: 'error', id: d.id, code: 'invalid_frame' });
   r.observe(welcome(0, ''));
-  assert.deepEqual(r.resume().filter((f) => f.message).map((f) => f.id), [b.id, c.id]);
+  assert.deepEqual(r.resume().filter((f) => f.message).map((f) => f.id), [b.id, c.id, e.id]);
 }
 
 // Live private messages before the replay: each shown once, and the inbox
@@ -73,5 +75,14 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
   assert.deepEqual(r.takeGap('tapas'), { after: 4, upTo: 300, epoch: 'e1' });
   assert.equal(r.takeGap('tapas'), null);
   assert.equal(r.observe(msg('tapas', 301)), true);
+}
+// A refused join is not tried again on the next connection.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const join = r.join('secret:room');
+  r.observe({ type: 'error', id: join.id, code: 'forbidden' });
+  r.observe(welcome(0, ''));
+  assert.deepEqual(r.resume().filter((f) => f.type === 'join_room'), []);
 }
 console.log('OK');

@@ -6,6 +6,9 @@
 /** logKey names a room's log, or the user's inbox. */
 const INBOX = '\u0000inbox';
 
+/** RETRY are the error codes of a frame not carried out now, worth sending again later. */
+export const RETRY = new Set(['unavailable', 'rate_limited']);
+
 /** key identifies one logged message: its log, epoch and offset. */
 function key(log, epoch, offset) {
   return `${log}\n${epoch}\n${offset}`;
@@ -88,8 +91,12 @@ export class Recovery {
         this.pending.delete(frame.id);
         return true;
       case 'error':
-        // unavailable: not taken, send again later; any other: refused for good.
-        if (frame.code !== 'unavailable') this.pending.delete(frame.id);
+        if (RETRY.has(frame.code)) return true; // not carried out: send again later
+        this.pending.delete(frame.id); // refused for good
+        if (this.joinIds.has(frame.id) && frame.code !== 'already_in_room') {
+          this.joined.delete(this.joinIds.get(frame.id)); // a refused join is not tried again
+          this.joinIds.delete(frame.id);
+        }
         return true;
       case 'room_joined':
         return this.roomJoined(frame);
