@@ -116,7 +116,9 @@ func TestGRPCWebUnary(t *testing.T) {
 	tg := &target{node: srv, wsBase: "ws://" + srv.HTTPAddr, host: srv.HTTPAddr}
 	guest(t, tg) // one session, for the stats to count
 
-	res, rep := grpcWebCall(t, srv.URL(""), "/chat.v1.ChatService/GetStats", &chatv1.GetStatsRequest{}, nil)
+	// Outside dev mode reads need a token.
+	res, rep := grpcWebCall(t, srv.URL(""), "/chat.v1.ChatService/GetStats", &chatv1.GetStatsRequest{},
+		http.Header{"Authorization": {"Bearer " + srv.Token(t, "alice", false)}})
 	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/grpc-web") {
 		t.Errorf("Content-Type %q, want application/grpc-web+proto", ct)
 	}

@@ -34,7 +34,8 @@ type options struct {
 	dial  []grpc.DialOption
 }
 
-// WithToken authenticates every call with a JWT.
+// WithToken authenticates every call with a JWT, those made through Raw
+// and Conn included.
 func WithToken(token string) Option { return func(o *options) { o.token = token } }
 
 // WithDialOptions adds gRPC dial options (TLS credentials, for example).
@@ -50,7 +51,8 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, o.dial...)
+	dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, tokenInterceptors(o.token)...)
+	dial = append(dial, o.dial...)
 	conn, err := grpc.NewClient(target, dial...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", target, err)

@@ -23,7 +23,7 @@ func ExampleClient_Members() {
 		next(s, (*chatv1.ServerFrame).GetRoomJoined)
 	}
 
-	c, _ := client.Dial(addr)
+	c, _ := client.Dial(addr, client.WithToken(token("dave", false))) // outside dev mode reads need a token
 	defer c.Close()
 	cursor := ""
 	for {

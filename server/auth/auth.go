@@ -195,7 +195,7 @@ func (a *Authenticator) Verify(token string) (hub.Identity, error) {
 	if name == "" {
 		name = c.Subject
 	}
-	return hub.Identity{UserID: c.Subject, Name: name, Admin: slices.Contains(c.Roles, RoleAdmin), Locale: c.Locale}, nil
+	return hub.Identity{UserID: c.Subject, Name: name, Admin: slices.Contains(c.Roles, RoleAdmin), Rooms: c.Rooms, Locale: c.Locale}, nil
 }
 
 // keyFor is the jwt.Keyfunc: the keys pinned to the token's algorithm
@@ -229,8 +229,9 @@ func (a *Authenticator) keyFor(t *jwt.Token) (any, error) {
 	return set, nil
 }
 
-// Issue mints an HS256 token for user, with the admin role if admin is set.
-func (a *Authenticator) Issue(user string, admin bool) (string, error) {
+// Issue mints an HS256 token for user, with the admin role if admin is set
+// and rooms as its rooms claim.
+func (a *Authenticator) Issue(user string, admin bool, rooms ...string) (string, error) {
 	if user == "" {
 		return "", errors.New("user is required")
 	}
@@ -253,5 +254,6 @@ func (a *Authenticator) Issue(user string, admin bool) (string, error) {
 	if admin {
 		c.Roles = []string{RoleAdmin}
 	}
+	c.Rooms = rooms
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(a.cfg.Secret)
 }

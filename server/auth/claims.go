@@ -11,6 +11,9 @@ import (
 type Claims struct {
 	Username string   `json:"username,omitempty"`
 	Roles    []string `json:"roles,omitempty"`
+	// Rooms lists the rooms, or patterns such as "team:*", of private
+	// namespaces the user may join (hub.MatchRoom); one string or a list.
+	Rooms jwt.ClaimStrings `json:"rooms,omitempty"`
 	// Locale is the user's language (BCP 47, e.g. "es"): the server's
 	// texts to the user's sessions are in it where the server has it.
 	Locale string `json:"locale,omitempty"`

@@ -61,10 +61,10 @@ func TestPresenceLimitIsClusterWide(t *testing.T) {
 	want := [][]string{{"u0", "u1", "u2"}, {"watcher"}}
 	clients := []*user{watcher, us[0]} // on a and on b
 	for i, n := range on {
-		if pages, total := nodetest.MemberPages(t, clients[i].c.Raw(), "lounge", 3); !slices.EqualFunc(pages, want, slices.Equal) || total != 4 {
+		if pages, total := nodetest.MemberPages(t, clients[i].c, "lounge", 3); !slices.EqualFunc(pages, want, slices.Equal) || total != 4 {
 			t.Errorf("node %d: gRPC pages %q of %d, want %q of 4", i, pages, total, want)
 		}
-		if pages, total := nodetest.RESTMemberPages(t, "http://"+n.HTTPAddr, "lounge", 3); !slices.EqualFunc(pages, want, slices.Equal) || total != 4 {
+		if pages, total := nodetest.RESTMemberPages(t, "http://"+n.HTTPAddr, n.Token(t, "reader", false), "lounge", 3); !slices.EqualFunc(pages, want, slices.Equal) || total != 4 {
 			t.Errorf("node %d: REST pages %q of %d, want %q of 4", i, pages, total, want)
 		}
 	}

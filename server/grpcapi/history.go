@@ -9,8 +9,12 @@ import (
 )
 
 // GetHistory implements chat.v1.ChatService: a room's logged messages, the
-// latest limit or those after since.
+// latest limit or those after since, for those who may join the room
+// (PermissionDenied otherwise, REST 403).
 func (s *ChatService) GetHistory(ctx context.Context, req *chatv1.GetHistoryRequest) (*chatv1.GetHistoryResponse, error) {
+	if err := s.MayRead(ctx, req.GetRoom()); err != nil {
+		return nil, err
+	}
 	var since *uint64
 	if req.Since != nil {
 		v := req.GetSince()

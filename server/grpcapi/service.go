@@ -51,6 +51,11 @@ func (s *ChatService) Broadcast(ctx context.Context, req *chatv1.BroadcastReques
 	if !who.Admin {
 		return nil, status.Error(codes.PermissionDenied, "admin role required")
 	}
+	if req.GetRoom() != "" {
+		if err := s.MayRead(ctx, req.GetRoom()); err != nil {
+			return nil, err
+		}
+	}
 	n, err := s.hub.Broadcast(ctx, req.GetMessage(), req.GetRoom())
 	if err != nil {
 		return nil, statusFromError(err)

@@ -19,6 +19,7 @@ import (
 var errorCodes = map[string]codes.Code{
 	hub.CodeUnavailable:  codes.Unavailable,
 	hub.CodeTooManyConns: codes.ResourceExhausted,
+	hub.CodeForbidden:    codes.PermissionDenied,
 }
 
 // streamCodes maps each reason the core ends a session for onto the status

@@ -99,6 +99,9 @@ func (s *Session) message(ctx context.Context, cmd Command) *Error {
 		if !s.member(cmd.Room) {
 			return errorf(CodeNotInRoom, "join room %q before sending to it", cmd.Room)
 		}
+		if err := s.hub.cfg.Namespaces.MayPublish(s.who, cmd.Room); err != nil {
+			return err
+		}
 		topic = topicRoom(cmd.Room)
 	}
 	ev := &Event{Kind: KindMessage, Time: s.hub.now(), ID: cmd.ID, ReplyTo: s.id, Message: cmd.Message,
@@ -121,6 +124,9 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 	}
 	if cmd.History < 0 {
 		return errorf(CodeInvalidHistory, "history must not be negative")
+	}
+	if err := s.hub.cfg.Namespaces.MayJoin(s.who, room); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	closed := s.closed

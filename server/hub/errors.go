@@ -18,6 +18,7 @@ const (
 	CodeInvalidTarget        = "invalid_target"        // a private message to nobody
 	CodeUnknownType          = "unknown_type"          // a frame of no known type
 	CodeUnavailable          = "unavailable"           // the broker could not carry the command out
+	CodeForbidden            = "forbidden"             // a join or a message the room's namespace does not allow (access.go)
 	CodeInvalidJSON          = "invalid_json"          // a WebSocket frame that is not JSON
 	CodeInvalidFrame         = "invalid_frame"         // a WebSocket frame with a field of the wrong type
 	CodeAlreadyAuthenticated = "already_authenticated" // an auth frame on an authenticated WebSocket

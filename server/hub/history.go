@@ -11,13 +11,22 @@ import (
 // de-duplication of resends, recovery on join and of the private inbox, and
 // the history API.
 
-// roomLimits bounds the log of room, by its namespace.
+// roomLimits bounds the log of room, by its namespace: the namespace's
+// policy (Config.Namespaces) where it sets them, else Config.History.
 // A negative Size (history off) is kept as it is.
 func (h *Hub) roomLimits(room string) LogLimits {
-	if h.cfg.History == nil {
-		return LogLimits{}.WithDefaults()
+	var lim LogLimits
+	if h.cfg.History != nil {
+		lim = h.cfg.History(Namespace(room))
 	}
-	lim := h.cfg.History(Namespace(room))
+	if p := h.cfg.Namespaces.Policy(room); p.HistorySize != 0 || p.HistoryTTL != 0 {
+		if p.HistorySize != 0 {
+			lim.Size = p.HistorySize
+		}
+		if p.HistoryTTL != 0 {
+			lim.TTL = p.HistoryTTL
+		}
+	}
 	if lim.Size < 0 {
 		return lim
 	}

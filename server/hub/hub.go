@@ -28,15 +28,17 @@ type Config struct {
 	Limits Limits
 	// PresenceLimit is the most members (connections, cluster-wide) the
 	// lobby or a room may have for joins and leaves to be announced to the
-	// other members (see presence.go). Default DefaultPresenceLimit.
+	// other members (see presence.go), unless the room's namespace has its
+	// own (NamespacePolicy.PresenceLimit). Default DefaultPresenceLimit.
 	PresenceLimit int
-	// NamespacePresenceLimits overrides PresenceLimit for the rooms of a
-	// namespace (the part of a room name before ':').
-	NamespacePresenceLimits map[string]int
+	// Namespaces holds each namespace's policy (access.go). Default: every
+	// room public, open to guests, every member publishing.
+	Namespaces *Namespaces
 	// History bounds the log of the rooms of a namespace (the part of a
-	// room name before ':', "" for none). Default: DefaultHistorySize and
-	// DefaultHistoryTTL for every namespace; zero fields of its answer
-	// mean those too.
+	// room name before ':', "" for none), unless Namespaces sets the
+	// namespace's own (NamespacePolicy.HistorySize, HistoryTTL). Default:
+	// DefaultHistorySize and DefaultHistoryTTL for every namespace; zero
+	// fields of its answer mean those too.
 	History func(namespace string) LogLimits
 	// Inbox bounds each user's private inbox. Zero fields mean the defaults.
 	Inbox LogLimits

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -23,13 +22,11 @@ import (
 // DefaultPresenceLimit is the presence limit of a namespace without one.
 const DefaultPresenceLimit = 500
 
-// presenceLimit is the presence limit of room; "" is the lobby, which is in
-// the default namespace.
+// presenceLimit is the presence limit of room: its namespace's, or the
+// node's; "" is the lobby, which is in the default namespace.
 func (h *Hub) presenceLimit(room string) int {
-	if ns, _, ok := strings.Cut(room, ":"); ok {
-		if n, ok := h.cfg.NamespacePresenceLimits[ns]; ok && n > 0 {
-			return n
-		}
+	if n := h.cfg.Namespaces.Policy(room).PresenceLimit; n > 0 {
+		return n
 	}
 	return h.cfg.PresenceLimit
 }

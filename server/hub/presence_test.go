@@ -3,7 +3,11 @@ package hub
 import "testing"
 
 func TestPresenceLimitFollowsTheNamespace(t *testing.T) {
-	h := &Hub{cfg: Config{NamespacePresenceLimits: map[string]int{"team": 20, "big": 0}}.withDefaults()}
+	ns, err := NewNamespaces(map[string]NamespacePolicy{"team": {PresenceLimit: 20}, "big": {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Hub{cfg: Config{Namespaces: ns}.withDefaults()}
 	for _, tc := range []struct {
 		room string
 		want int

@@ -13,6 +13,9 @@ type Identity struct {
 	Name   string
 	Admin  bool
 	Guest  bool
+	// Rooms is the token's rooms claim: room names and patterns that open
+	// private namespaces (see Namespaces.MayJoin).
+	Rooms []string
 	// Locale is the token's locale claim, and AcceptLanguage the client's
 	// Accept-Language (WebSocket handshake, gRPC metadata): the session's
 	// texts are in the first language the server has (see i18n.Match).

@@ -60,6 +60,11 @@ var spanish = map[string]string{
 	"too many messages: at most %g per second":                "demasiados mensajes: como máximo %g por segundo",
 	"too many messages from this user: at most %g per second": "demasiados mensajes de este usuario: como máximo %g por segundo",
 
+	// Refusals by a namespace's policy (code forbidden; server/hub/access.go).
+	"guests may not join room %q: log in first":        "los invitados no pueden entrar en la sala %q: inicia sesión primero",
+	"room %q is private: your token does not grant it": "la sala %q es privada: tu token no te da acceso",
+	"only admins may send to room %q":                  "solo los administradores pueden escribir en la sala %q",
+
 	// Room names (see server/hub/names.go).
 	"room name is empty":                                             "el nombre de la sala está vacío",
 	"room name %q is longer than %d characters":                      "el nombre de sala %q tiene más de %d caracteres",

@@ -28,6 +28,9 @@ var (
 	rateLimitedDesc    = desc("tertulia_rate_limited_frames_total", "Client frames refused by a rate limit.")
 	historyMessageDesc = desc("tertulia_history_messages", "Messages in the history this node keeps.")
 	historyBytesDesc   = desc("tertulia_history_bytes", "Bytes of the history this node keeps.")
+	floodDesc          = desc("tertulia_flood_disconnects_total", "Sessions closed for sending over their rate limits after rate_limited.")
+	idTooLongDesc      = desc("tertulia_id_too_long_total", "Client frames refused for an id over 64 bytes.")
+	connsRefusedDesc   = desc("tertulia_connections_refused_total", "Sessions refused by a connection cap, by limit (user, ip, node).", "limit")
 )
 
 // hubCollector reads a hub's counters at scrape time.
@@ -35,7 +38,8 @@ type hubCollector struct{ h *hub.Hub }
 
 func (c hubCollector) Describe(ch chan<- *prometheus.Desc) {
 	describe(ch, sessionsDesc, roomsDesc, messagesInDesc, deliveriesDesc, publishedDesc,
-		disconnectsDesc, slowDesc, rateLimitedDesc, historyMessageDesc, historyBytesDesc)
+		disconnectsDesc, slowDesc, rateLimitedDesc, historyMessageDesc, historyBytesDesc,
+		floodDesc, idTooLongDesc, connsRefusedDesc)
 }
 
 func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
@@ -56,6 +60,11 @@ func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(rateLimitedDesc, m.RateLimited.Load())
 	gauge(historyMessageDesc, m.HistoryMessages.Load())
 	gauge(historyBytesDesc, m.HistoryBytes.Load())
+	counter(floodDesc, m.Limits.FloodDisconnects.Load())
+	counter(idTooLongDesc, m.Limits.IDTooLong.Load())
+	counter(connsRefusedDesc, m.Limits.RefusedUser.Load(), "user")
+	counter(connsRefusedDesc, m.Limits.RefusedIP.Load(), "ip")
+	counter(connsRefusedDesc, m.Limits.RefusedNode.Load(), "node")
 }
 
 var (

@@ -127,5 +127,14 @@ func (r *Registry) Connected(transport string) (closed func()) {
 // ObserveHub adds the counters of h to the registry.
 func (r *Registry) ObserveHub(h *hub.Hub) { r.reg.MustRegister(hubCollector{h}) }
 
+// ObserveHandshakes adds the count of WebSocket upgrades refused for an
+// oversized request head, read from refused at scrape time.
+func (r *Registry) ObserveHandshakes(refused func() int64) {
+	r.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tertulia_handshakes_refused_total",
+		Help: "WebSocket upgrades refused with 431: a request head over 8 KiB or 64 headers.",
+	}, func() float64 { return float64(refused()) }))
+}
+
 // ObserveRedis adds the counters of a Redis broker to the registry.
 func (r *Registry) ObserveRedis(m *redis.Metrics) { r.reg.MustRegister(redisCollector{m}) }

@@ -57,7 +57,8 @@ func TestBadTokensAreRefusedAndChangeNothing(t *testing.T) {
 		{"iat in the future", sign(t, jwt.SigningMethodHS256, nodetest.Secret, with("iat", time.Now().Add(time.Hour).Unix()))},
 		{"garbage", "not-a-jwt"},
 	}
-	before, err := dial(t, srv, "").Stats(ctx)
+	observer := dial(t, srv, srv.Token(t, "observer", false))
+	before, err := observer.Stats(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func TestBadTokensAreRefusedAndChangeNothing(t *testing.T) {
 		}
 	})
 
-	after, err := dial(t, srv, "").Stats(ctx)
+	after, err := observer.Stats(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,13 @@ func connect(t testing.TB, srv *nodetest.Server, name string) *user {
 	if name != "" {
 		tok = srv.Token(t, name, false)
 	}
+	return connectToken(t, srv, name, tok)
+}
+
+// connectToken opens a session presenting tok (a guest's when "") for the
+// client called name, and waits for its welcome.
+func connectToken(t testing.TB, srv *nodetest.Server, name, tok string) *user {
+	t.Helper()
 	c := dial(t, srv, tok)
 	s, err := c.Connect(context.Background())
 	if err != nil {

@@ -138,7 +138,8 @@ func TestGetHistory(t *testing.T) {
 		}
 	}
 
-	body := getJSON(t, srv.URL("/api/v1/websocket/rooms/eng-team/history?since=1&limit=2"))
+	reader := srv.Token(t, "reader", false) // outside dev mode reads need a token
+	body := getJSON(t, srv.URL("/api/v1/websocket/rooms/eng-team/history?since=1&limit=2"), reader)
 	msgs, _ := body["messages"].([]any)
 	if body["room"] != room || body["offset"] != "5" || body["epoch"] == "" || len(msgs) != 2 {
 		t.Fatalf("REST history = %v, want room %s, offset \"5\", an epoch, 2 messages", body, room)
@@ -146,13 +147,8 @@ func TestGetHistory(t *testing.T) {
 	if first, _ := msgs[0].(map[string]any); first["message"] != "h1" || first["offset"] != "2" || first["sender"] != "alice" {
 		t.Errorf("REST history first message %v, want h1 at offset \"2\" from alice", first)
 	}
-	resp, err := http.Get(srv.URL("/api/v1/websocket/rooms/bad%20room!/history"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("history of an invalid room: status %d, want 400", resp.StatusCode)
+	if code, _ := request(t, http.MethodGet, srv.URL("/api/v1/websocket/rooms/bad%20room!/history"), reader); code != http.StatusBadRequest {
+		t.Errorf("history of an invalid room: status %d, want 400", code)
 	}
 }
 
@@ -214,7 +210,7 @@ func TestHistoryPerNamespace(t *testing.T) {
 		}
 	}
 	for room, want := range map[string]int{"team:eng": 2, "lounge": 3} {
-		body := getJSON(t, srv.URL("/api/v1/websocket/rooms/"+room+"/history"))
+		body := getJSON(t, srv.URL("/api/v1/websocket/rooms/"+room+"/history"), srv.Token(t, "reader", false))
 		if msgs, _ := body["messages"].([]any); len(msgs) != want || body["room"] != room {
 			t.Errorf("history of %s: %v, want %d messages", room, body, want)
 		}

@@ -133,8 +133,8 @@ func New(cfg Config) (*Node, error) {
 	n.grpc = grpc.NewServer(append(append(n.observers(),
 		serverCreds(cfg.TLS),
 		grpcapi.ServerCodec(),
-		grpc.ChainUnaryInterceptor(grpcapi.UnaryAuth(a)),
-		grpc.ChainStreamInterceptor(grpcapi.StreamAuth(n.gate)),
+		grpc.ChainUnaryInterceptor(grpcapi.UnaryAuth(a), grpcapi.UnaryReads(!cfg.Dev)),
+		grpc.ChainStreamInterceptor(grpcapi.StreamAuth(n.gate), grpcapi.StreamReads(a, !cfg.Dev)),
 		grpc.MaxRecvMsgSize(hub.MaxFrameBytes),
 	), cfg.Limits.grpcOptions()...)...)
 	chatv1.RegisterChatServiceServer(n.grpc, n.chat)
@@ -265,6 +265,7 @@ func (n *Node) mountHandlers() error {
 		return fmt.Errorf("bridge: %w", err)
 	}
 	n.bridge = b
+	n.cfg.Metrics.ObserveHandshakes(b.HandshakesRefused)
 	h := b.Handlers()
 	web := grpcWeb(n.grpc, origins)
 	for _, path := range grpcweb.ListGRPCResources(n.grpc) {

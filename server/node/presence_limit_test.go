@@ -69,7 +69,11 @@ func TestRoomAnnouncementsStopAboveThePresenceLimit(t *testing.T) {
 }
 
 func TestNamespaceHasItsOwnPresenceLimit(t *testing.T) {
-	srv := nodetest.Start(t, node.Config{Hub: hub.Config{PresenceLimit: 1, NamespacePresenceLimits: map[string]int{"team": 2}}})
+	ns, err := hub.NewNamespaces(map[string]hub.NamespacePolicy{"team": {PresenceLimit: 2, Guests: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := nodetest.Start(t, node.Config{Hub: hub.Config{PresenceLimit: 1, Namespaces: ns}})
 	watcher, bob := connect(t, srv, "watcher"), connect(t, srv, "bob")
 	for _, room := range []string{"lounge", "team:eng"} {
 		watcher.join(room)
@@ -122,26 +126,26 @@ func TestMembersArePaginated(t *testing.T) {
 	connect(t, srv, "carol").join("lounge") // a second connection: still one member
 	connect(t, srv, "frank").join("den")
 	want := [][]string{{"alice", "bob"}, {"carol", "dave"}, {"erin"}}
-	c := dial(t, srv, "")
-	if pages, total := nodetest.MemberPages(t, c.Raw(), "lounge", 2); !slices.EqualFunc(pages, want, slices.Equal) || total != 5 {
+	c := dial(t, srv, srv.Token(t, "reader", false))
+	if pages, total := nodetest.MemberPages(t, c, "lounge", 2); !slices.EqualFunc(pages, want, slices.Equal) || total != 5 {
 		t.Errorf("gRPC pages = %q of %d, want %q of 5", pages, total, want)
 	}
-	if pages, total := nodetest.RESTMemberPages(t, "http://"+srv.HTTPAddr, "lounge", 2); !slices.EqualFunc(pages, want, slices.Equal) || total != 5 {
+	if pages, total := nodetest.RESTMemberPages(t, "http://"+srv.HTTPAddr, srv.Token(t, "reader", false), "lounge", 2); !slices.EqualFunc(pages, want, slices.Equal) || total != 5 {
 		t.Errorf("REST pages = %q of %d, want %q of 5", pages, total, want)
 	}
 
-	code, page, _ := nodetest.GetMembers(t, "http://"+srv.HTTPAddr, "lounge", nil)
+	code, page, _ := nodetest.GetMembers(t, "http://"+srv.HTTPAddr, srv.Token(t, "reader", false), "lounge", nil)
 	if code != http.StatusOK || len(page.Members) != 5 || page.NextCursor != "" || page.Room != "lounge" {
 		t.Errorf("default page = %d %+v, want every member on one page", code, page)
 	}
 	if m := page.Members[2]; m != (nodetest.RESTMember{UserID: "carol", Username: "carol", Connections: 2}) {
 		t.Errorf("carol = %+v, want her name and 2 connections", m)
 	}
-	code, page, _ = nodetest.GetMembers(t, "http://"+srv.HTTPAddr, "lounge", url.Values{"limit": {"100000"}})
+	code, page, _ = nodetest.GetMembers(t, "http://"+srv.HTTPAddr, srv.Token(t, "reader", false), "lounge", url.Values{"limit": {"100000"}})
 	if code != http.StatusOK || len(page.Members) != 5 {
 		t.Errorf("limit over the maximum = %d %+v, want 200 and a page of at most %d", code, page, hub.MaxMembersLimit)
 	}
-	code, page, _ = nodetest.GetMembers(t, "http://"+srv.HTTPAddr, "nowhere", nil)
+	code, page, _ = nodetest.GetMembers(t, "http://"+srv.HTTPAddr, srv.Token(t, "reader", false), "nowhere", nil)
 	if code != http.StatusOK || len(page.Members) != 0 || page.TotalMembers != 0 {
 		t.Errorf("empty room = %d %+v, want 200 and no members", code, page)
 	}
@@ -154,7 +158,7 @@ func TestMembersArePaginated(t *testing.T) {
 		{"bad*room", nil},
 		{"lounge", url.Values{"limit": {"many"}}},
 	} {
-		code, _, body := nodetest.GetMembers(t, "http://"+srv.HTTPAddr, bad.room, bad.query)
+		code, _, body := nodetest.GetMembers(t, "http://"+srv.HTTPAddr, srv.Token(t, "reader", false), bad.room, bad.query)
 		if code != http.StatusBadRequest || body["message"] == "" || body["message"] == nil {
 			t.Errorf("members of %q with %v: got %d %v, want 400 with a message", bad.room, bad.query, code, body)
 		}

@@ -14,20 +14,12 @@ import (
 	"github.com/tertulia/tertulia/server/node/nodetest"
 )
 
-// getJSON fetches a REST route and decodes its body.
-func getJSON(t *testing.T, url string) map[string]any {
+// getJSON fetches a REST route with token (none if "") and decodes its body.
+func getJSON(t *testing.T, url, token string) map[string]any {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: status %d", url, resp.StatusCode)
-	}
-	var body map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+	code, body := request(t, http.MethodGet, url, token)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: status %d", url, code)
 	}
 	return body
 }
@@ -50,20 +42,21 @@ func eventually(t *testing.T, check func() string) {
 
 func TestStatsRoomsUsersFollowSessions(t *testing.T) {
 	srv := nodetest.Start(t, node.Config{})
+	tok := srv.Token(t, "observer", false) // reads need a token outside dev mode
 	want := func(conns, users int, rooms map[string]any, names []string) {
 		t.Helper()
 		eventually(t, func() string {
-			stats := getJSON(t, srv.URL("/api/v1/websocket/stats"))
+			stats := getJSON(t, srv.URL("/api/v1/websocket/stats"), tok)
 			wantStats := map[string]any{"total_connections": float64(conns), "unique_users": float64(users),
 				"active_rooms": float64(len(rooms)), "rooms": rooms}
 			if !reflect.DeepEqual(stats, wantStats) {
 				return "stats = " + jsonString(stats) + ", want " + jsonString(wantStats)
 			}
-			gotRooms := getJSON(t, srv.URL("/api/v1/websocket/rooms"))
+			gotRooms := getJSON(t, srv.URL("/api/v1/websocket/rooms"), tok)
 			if wr := map[string]any{"rooms": rooms, "total_rooms": float64(len(rooms))}; !reflect.DeepEqual(gotRooms, wr) {
 				return "rooms = " + jsonString(gotRooms) + ", want " + jsonString(wr)
 			}
-			gotUsers := getJSON(t, srv.URL("/api/v1/websocket/users"))
+			gotUsers := getJSON(t, srv.URL("/api/v1/websocket/users"), tok)
 			wn := make([]any, len(names))
 			for i, n := range names {
 				wn[i] = n

@@ -55,10 +55,11 @@ func TestTLSOnBothPorts(t *testing.T) {
 	caFile := ca.WriteCA(t, dir)
 	bin := grpcurl(t)
 
+	tok := srv.Token(t, "alice", false) // reads and reflection need one outside dev mode
 	grpcurlRun := func(args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, bin, append([]string{"-max-time", "10"}, args...)...).CombinedOutput()
+		out, err := exec.CommandContext(ctx, bin, append([]string{"-max-time", "10", "-H", "authorization: Bearer " + tok}, args...)...).CombinedOutput()
 		return string(out), err
 	}
 	if out, err := grpcurlRun("-cacert", caFile, srv.GRPCAddr, "list"); err != nil || !strings.Contains(out, "chat.v1.ChatService") {
@@ -75,7 +76,9 @@ func TestTLSOnBothPorts(t *testing.T) {
 	defer client.CloseIdleConnections()
 	stats := func() {
 		t.Helper()
-		resp, err := client.Get("https://" + srv.HTTPAddr + "/api/v1/websocket/stats")
+		req, _ := http.NewRequest(http.MethodGet, "https://"+srv.HTTPAddr+"/api/v1/websocket/stats", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatalf("https stats: %v", err)
 		}

@@ -59,7 +59,7 @@ func TestServeOverTLSWithPublicKeys(t *testing.T) {
 		}
 		return string(out)
 	}
-	if out := run(p.grpcAddr, "list"); !strings.Contains(out, "chat.v1.ChatService") {
+	if out := run("-H", "authorization: Bearer "+admin, p.grpcAddr, "list"); !strings.Contains(out, "chat.v1.ChatService") {
 		t.Errorf("grpcurl list printed\n%s\nwant chat.v1.ChatService", out)
 	}
 	if out := run("-H", "authorization: Bearer "+admin, "-d", `{"message":"over tls","room":"general"}`,

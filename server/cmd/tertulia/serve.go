@@ -40,7 +40,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sec := addSecurityFlags(fs)
 	hist := historyFlags(fs)
 	limits := limitFlags(fs)
+	configFile := configFlag(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	namespaces, err := configFile()
+	if err != nil {
 		return err
 	}
 	if *presenceLimit <= 0 {
@@ -65,6 +70,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Limits:          limits(),
 	}
 	cfg.Hub.PresenceLimit = *presenceLimit
+	cfg.Hub.Namespaces = namespaces
 	if err := sec.apply(&cfg, log); err != nil {
 		return err
 	}

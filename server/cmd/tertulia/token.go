@@ -18,6 +18,7 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	issuer := fs.String("jwt-issuer", "", "iss claim, as the server's --jwt-issuer")
 	audience := fs.String("jwt-audience", "", "aud claim, as the server's --jwt-audience")
 	ttl := fs.Duration("ttl", 0, "token lifetime (default 24h)")
+	rooms := fs.String("rooms", "", "comma-separated rooms claim: rooms or patterns (team:*) of private namespaces")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -28,7 +29,7 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	tok, err := a.Issue(*user, *admin)
+	tok, err := a.Issue(*user, *admin, splitList(*rooms)...)
 	if err != nil {
 		return err
 	}

@@ -8,20 +8,21 @@ import (
 	"strconv"
 	"testing"
 
-	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	client "github.com/tertulia/tertulia/clients/go"
 )
 
 // maxPages bounds a walk through a room's members.
 const maxPages = 100
 
-// MemberPages walks every page of room's members over gRPC, limit at a
-// time, and returns the user ids of each page and the room's total.
-func MemberPages(t testing.TB, c chatv1.ChatServiceClient, room string, limit int) (pages [][]string, total int) {
+// MemberPages walks every page of room's members over gRPC with c (whose
+// token outside dev mode must let it read the room), limit at a time, and
+// returns the user ids of each page and the room's total.
+func MemberPages(t testing.TB, c *client.Client, room string, limit int) (pages [][]string, total int) {
 	t.Helper()
 	cursor := ""
 	for range maxPages {
 		ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
-		resp, err := c.ListMembers(ctx, &chatv1.ListMembersRequest{Room: room, Limit: int32(limit), Cursor: cursor})
+		resp, err := c.Members(ctx, room, limit, cursor)
 		cancel()
 		if err != nil {
 			t.Fatalf("ListMembers(%q, %d, %q): %v", room, limit, cursor, err)
@@ -55,14 +56,19 @@ type RESTMembers struct {
 }
 
 // GetMembers fetches one page of room's members from the REST route of the
-// node at base (http://host:port) and returns its status and body.
-func GetMembers(t testing.TB, base, room string, query url.Values) (int, RESTMembers, map[string]any) {
+// node at base (http://host:port), presenting token (none if ""), and
+// returns its status and body.
+func GetMembers(t testing.TB, base, token, room string, query url.Values) (int, RESTMembers, map[string]any) {
 	t.Helper()
 	u := base + "/api/v1/websocket/rooms/" + url.PathEscape(room) + "/members"
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	resp, err := http.Get(u)
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", u, err)
 	}
@@ -82,13 +88,13 @@ func GetMembers(t testing.TB, base, room string, query url.Values) (int, RESTMem
 	return resp.StatusCode, page, body
 }
 
-// RESTMemberPages walks every page of room's members over REST, as
-// MemberPages does over gRPC.
-func RESTMemberPages(t testing.TB, base, room string, limit int) (pages [][]string, total int) {
+// RESTMemberPages walks every page of room's members over REST, presenting
+// token, as MemberPages does over gRPC.
+func RESTMemberPages(t testing.TB, base, token, room string, limit int) (pages [][]string, total int) {
 	t.Helper()
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
 	for range maxPages {
-		code, page, _ := GetMembers(t, base, room, q)
+		code, page, _ := GetMembers(t, base, token, room, q)
 		if code != http.StatusOK {
 			t.Fatalf("GET members of %q (%v): status %d", room, q, code)
 		}
