@@ -50,7 +50,7 @@ test: deps tools web-deps ## Run every test, with the race detector (browser tes
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 # Each fuzz target, as package:Target; its seed corpus is in the package's testdata/fuzz.
-FUZZ_TARGETS = bridge:FuzzDecodeFrame bridge:FuzzReadHead server/grpcapi:FuzzCommandFromFrame
+FUZZ_TARGETS = bridge:FuzzDecodeFrame bridge:FuzzReadHead server/grpcapi:FuzzCommandFromFrame server/auth:FuzzVerify
 FUZZTIME ?= 5s
 fuzz: ## Fuzz every target for FUZZTIME each; a crasher is written to testdata/fuzz and fails.
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -42,6 +42,8 @@ type serverJSON struct {
 	Epoch     *string       `json:"epoch,omitempty"`
 	Recovered *bool         `json:"recovered,omitempty"`
 	Inbox     *positionJSON `json:"inbox,omitempty"`
+	ExpiresAt string        `json:"expires_at,omitempty"`
+	Kicked    bool          `json:"kicked,omitempty"`
 }
 
 // positionJSON is a place in a log, as frames carry it both ways.
@@ -67,6 +69,7 @@ func EncodeFrame(f *chatv1.ServerFrame) ([]byte, error) {
 		j.Type = hub.KindSystem.String()
 		j.Message, j.ConnectionID, j.UserID = e.System.GetMessage(), e.System.GetConnectionId(), e.System.GetUserId()
 		j.Inbox = &positionJSON{Offset: e.System.GetInbox().GetOffset(), Epoch: e.System.GetInbox().GetEpoch()}
+		j.ExpiresAt = timeOf(e.System.GetExpiresAt())
 	case *chatv1.ServerFrame_UserJoined:
 		j.Type = hub.KindUserJoined.String()
 		j.Message, j.UserID, j.Username = e.UserJoined.GetMessage(), e.UserJoined.GetUserId(), e.UserJoined.GetUsername()
@@ -88,6 +91,7 @@ func EncodeFrame(f *chatv1.ServerFrame) ([]byte, error) {
 		j.Type = hub.KindRoomLeft.String()
 		r := e.RoomLeft
 		j.Message, j.Room, j.UserID, j.Username = r.GetMessage(), r.GetRoom(), r.GetUserId(), r.GetUsername()
+		j.Kicked = r.GetKicked()
 	case *chatv1.ServerFrame_PrivateMessage:
 		j.Type = hub.KindPrivateMessage.String()
 		p := e.PrivateMessage
@@ -112,6 +116,9 @@ func EncodeFrame(f *chatv1.ServerFrame) ([]byte, error) {
 		p := e.PrivateRecovered
 		offset, epoch, ok := p.GetOffset(), p.GetEpoch(), p.GetRecovered()
 		j.Offset, j.Epoch, j.Recovered = &offset, &epoch, &ok
+	case *chatv1.ServerFrame_Refreshed:
+		j.Type = hub.KindRefreshed.String()
+		j.ExpiresAt = timeOf(e.Refreshed.GetExpiresAt())
 	default:
 		return nil, fmt.Errorf("encode server frame: unknown event %T", f.GetEvent())
 	}
@@ -124,6 +131,14 @@ func EncodeFrame(f *chatv1.ServerFrame) ([]byte, error) {
 		return nil, fmt.Errorf("encode %s frame: %w", j.Type, err)
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// timeOf is ts in the frames' time layout, "" (omitted) if unset.
+func timeOf(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return ""
+	}
+	return ts.AsTime().UTC().Format(timeLayout)
 }
 
 // ErrorFrame is the error frame the bridge itself answers a bad client frame
@@ -235,6 +250,8 @@ func DecodeFrame(data []byte) (ClientMessage, error) {
 			return ClientMessage{}, frameError(j.ID, CodeInvalidFrame, "recover_private needs since: {offset, epoch}")
 		}
 		f.Kind = &chatv1.ClientFrame_RecoverPrivate{RecoverPrivate: &chatv1.RecoverPrivate{Since: j.Since.proto()}}
+	case "refresh":
+		f.Kind = &chatv1.ClientFrame_Refresh{Refresh: &chatv1.Refresh{Token: j.Token}}
 	case "auth":
 		return ClientMessage{Token: j.Token}, nil
 	default:

@@ -42,6 +42,7 @@ func golden(t *testing.T, name string, got []byte) {
 // Every server frame type, as DESIGN.md has it.
 func TestEncodeFrameGolden(t *testing.T) {
 	ts := timestamppb.New(time.Date(2026, 11, 26, 7, 40, 0, 123456789, time.FixedZone("CET", 3600)))
+	exp := timestamppb.New(time.Date(2026, 11, 26, 8, 40, 0, 0, time.UTC))
 	for _, tc := range []struct {
 		name string
 		f    *chatv1.ServerFrame
@@ -68,6 +69,9 @@ func TestEncodeFrameGolden(t *testing.T) {
 		{"private_sent_nobody", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_PrivateSent{PrivateSent: &chatv1.PrivateSent{Message: "User zed is not connected", TargetUser: "zed"}}}},
 		{"admin_broadcast", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_AdminBroadcast{AdminBroadcast: &chatv1.AdminBroadcast{Message: "maintenance at noon"}}}},
 		{"admin_broadcast_room", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_AdminBroadcast{AdminBroadcast: &chatv1.AdminBroadcast{Message: "quiet please", Room: "lounge"}}}},
+		{"system_expires", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_System{System: &chatv1.System{Message: "Welcome alice", ConnectionId: "c0ffee", UserId: "alice", ExpiresAt: exp}}}},
+		{"refreshed", &chatv1.ServerFrame{Id: "r1", Event: &chatv1.ServerFrame_Refreshed{Refreshed: &chatv1.Refreshed{ExpiresAt: exp}}}},
+		{"room_left_kicked", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_RoomLeft{RoomLeft: &chatv1.RoomLeft{Message: "alice left room lounge", Room: "lounge", UserId: "alice", Username: "alice", Kicked: true}}}},
 		{"error", &chatv1.ServerFrame{Id: "j1", Event: &chatv1.ServerFrame_Error{Error: &chatv1.Error{Message: "room name must be 1 to 64 characters", Code: "invalid_room"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,6 +111,7 @@ func TestDecodeFrameGolden(t *testing.T) {
 		{"leave_room", `{"type": "leave_room", "room": "lounge"}`},
 		{"private_message", `{"type": "private_message", "target_user": "bob", "message": "psst"}`},
 		{"auth", `{"type": "auth", "token": "eyJ.x.y"}`},
+		{"refresh", `{"type": "refresh", "token": "eyJ.x.y", "id": "r1"}`},
 		{"unknown_fields_ignored", `{"type": "message", "message": "hi", "color": "red"}`},
 		{"null_type_is_message", `{"type": null, "message": "hi"}`},
 		{"invalid_json", `{"message": `},

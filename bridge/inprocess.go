@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 
 	"github.com/gobwas/ws"
 
@@ -37,6 +38,11 @@ func (u InProcess) Run(ctx context.Context, token string, c *Conn) error {
 		sess, err = u.Chat.Open(ctx, who, socketSink{c})
 		if reason, ok := tooManyConns(err); ok {
 			c.Close(ws.StatusPolicyViolation, reason)
+			return err
+		}
+		var banned *hub.BannedError
+		if errors.As(err, &banned) {
+			c.Close(CloseModerated, banned.Error())
 			return err
 		}
 		if err != nil {
@@ -80,6 +86,9 @@ var disconnectCloses = map[hub.DisconnectCode]ws.StatusCode{
 	hub.DisconnectWriteError: ws.StatusInternalServerError,
 	hub.DisconnectDone:       ws.StatusNormalClosure,
 	hub.DisconnectFlood:      ws.StatusPolicyViolation, // kept sending over its rate limits
+	hub.DisconnectExpired:    CloseTokenExpired,
+	hub.DisconnectKicked:     CloseModerated,
+	hub.DisconnectBanned:     CloseModerated,
 }
 
 // closeForDisconnect is the close code and reason for d.

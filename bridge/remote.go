@@ -121,6 +121,9 @@ func closeForStatus(err error) (ws.StatusCode, string) {
 	if !ok {
 		return ws.StatusInternalServerError, "internal error"
 	}
+	if code, ok := reasonCloses[chatv1.ReasonOf(err)]; ok {
+		return code, st.Message()
+	}
 	switch st.Code() {
 	case codes.Unauthenticated, codes.PermissionDenied:
 		return ws.StatusPolicyViolation, st.Message()

@@ -235,6 +235,37 @@ async function main() {
       if (name === 'index.html') await guest.screenshot({ path: path.join(SHOTS, 'guest.png') });
       await guest.close();
     }
+    step('an administrator disconnects bob: his page says why and stays disconnected');
+    const root = await fetch(`${BASE}/api/v1/websocket/test-token`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username: 'root', admin: true }),
+    }).then((r) => r.json());
+    const moderate = (route, body) =>
+      fetch(`${BASE}/api/v1/websocket/${route}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${root.access_token}` },
+        body: JSON.stringify(body),
+      }).then((r) => check(r.ok, `POST ${route} answered ${r.status}`));
+    await moderate('users/bob/disconnect', { reason: 'cool off' });
+    await bob.waitForSelector('#status[data-state="disconnected"]', { timeout: WAIT });
+    check(
+      (await bob.textContent('#status')).includes('Disconnected by an administrator: cool off'),
+      `bob's page says who disconnected him and why (got "${await bob.textContent('#status')}")`,
+    );
+    await bob.waitForTimeout(1500);
+    check((await bob.getAttribute('#status', 'data-state')) === 'disconnected', 'bob\'s page does not reconnect');
+
+    step('a banned user is told so, at once and when connecting again');
+    await moderate('bans', { user: 'alice', duration: '1h', reason: 'spam' });
+    await alice.waitForSelector('#status[data-state="disconnected"]', { timeout: WAIT });
+    check((await alice.textContent('#status')).includes('Banned: banned from this server'), 'alice\'s page says she is banned');
+    await alice.click('#connectButton');
+    await alice.waitForFunction(
+      () => document.getElementById('status').textContent.includes('Banned') && document.getElementById('status').dataset.state === 'disconnected',
+      null,
+      { timeout: WAIT },
+    );
     console.log('OK');
   } finally {
     await context.close();

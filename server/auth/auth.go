@@ -195,7 +195,8 @@ func (a *Authenticator) Verify(token string) (hub.Identity, error) {
 	if name == "" {
 		name = c.Subject
 	}
-	return hub.Identity{UserID: c.Subject, Name: name, Admin: slices.Contains(c.Roles, RoleAdmin), Rooms: c.Rooms, Locale: c.Locale}, nil
+	return hub.Identity{UserID: c.Subject, Name: name, Admin: slices.Contains(c.Roles, RoleAdmin), Rooms: c.Rooms, Locale: c.Locale,
+		Expires: c.ExpiresAt.Time}, nil
 }
 
 // keyFor is the jwt.Keyfunc: the keys pinned to the token's algorithm

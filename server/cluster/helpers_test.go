@@ -39,6 +39,7 @@ type cluster struct {
 	redis          *redistest.Server
 	prefix         string
 	heartbeat, ttl time.Duration
+	callTimeout    time.Duration // the brokers' CallTimeout; 0: the default
 	nodes          []*nodetest.Server
 	brokers        []*redis.Broker
 }
@@ -86,7 +87,7 @@ func (c *cluster) broker(t testing.TB) *redis.Broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Prefix, cfg.Heartbeat, cfg.PresenceTTL = c.prefix, c.heartbeat, c.ttl
+	cfg.Prefix, cfg.Heartbeat, cfg.PresenceTTL, cfg.CallTimeout = c.prefix, c.heartbeat, c.ttl, c.callTimeout
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	b, err := redis.New(ctx, cfg)

@@ -3,7 +3,8 @@
 // Session with Handle, Drain and Close, and a FrameSink that receives
 // encoded frames and a typed disconnect), serves that contract over a
 // gRPC Connect stream (connect.go), and provides the unary RPCs, the
-// AuthService, the interceptors that authenticate callers, and the codec
+// AdminService (admin.go: disconnect, kick, bans), the AuthService, the
+// interceptors that authenticate callers, and the codec
 // that lets one encoded frame be shared by every stream it goes to.
 //
 // A client frame's way: a transport decodes it into a chatv1.ClientFrame

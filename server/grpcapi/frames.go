@@ -1,6 +1,8 @@
 package grpcapi
 
 import (
+	"time"
+
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
@@ -14,7 +16,7 @@ func FrameFromEvent(ev *hub.Event) *chatv1.ServerFrame {
 	f := &chatv1.ServerFrame{Timestamp: timestamppb.New(ev.Time), Id: ev.ID}
 	switch ev.Kind {
 	case hub.KindSystem:
-		f.Event = &chatv1.ServerFrame_System{System: &chatv1.System{Message: ev.Message, ConnectionId: ev.ConnectionID, UserId: ev.UserID,
+		f.Event = &chatv1.ServerFrame_System{System: &chatv1.System{Message: ev.Message, ConnectionId: ev.ConnectionID, UserId: ev.UserID, ExpiresAt: timestamp(ev.ExpiresAt),
 			Inbox: &chatv1.Position{Offset: ev.Offset, Epoch: ev.Epoch}}}
 	case hub.KindUserJoined:
 		f.Event = &chatv1.ServerFrame_UserJoined{UserJoined: &chatv1.UserJoined{Message: ev.Message, UserId: ev.UserID, Username: ev.Sender}}
@@ -27,7 +29,7 @@ func FrameFromEvent(ev *hub.Event) *chatv1.ServerFrame {
 		f.Event = &chatv1.ServerFrame_RoomJoined{RoomJoined: &chatv1.RoomJoined{Message: ev.Message, Room: ev.Room, UserId: ev.UserID, Username: ev.Sender,
 			Offset: ev.Offset, Epoch: ev.Epoch, Recovered: recoveredField(ev.Recovered)}}
 	case hub.KindRoomLeft:
-		f.Event = &chatv1.ServerFrame_RoomLeft{RoomLeft: &chatv1.RoomLeft{Message: ev.Message, Room: ev.Room, UserId: ev.UserID, Username: ev.Sender}}
+		f.Event = &chatv1.ServerFrame_RoomLeft{RoomLeft: &chatv1.RoomLeft{Message: ev.Message, Room: ev.Room, UserId: ev.UserID, Username: ev.Sender, Kicked: ev.Kicked}}
 	case hub.KindPrivateMessage:
 		f.Event = &chatv1.ServerFrame_PrivateMessage{PrivateMessage: &chatv1.PrivateMessage{Sender: ev.Sender, UserId: ev.UserID, Message: ev.Message,
 			Offset: ev.Offset, Epoch: ev.Epoch}}
@@ -42,6 +44,8 @@ func FrameFromEvent(ev *hub.Event) *chatv1.ServerFrame {
 	case hub.KindPrivateRecovered:
 		f.Event = &chatv1.ServerFrame_PrivateRecovered{PrivateRecovered: &chatv1.PrivateRecovered{
 			Recovered: ev.Recovered == hub.Recovered, Offset: ev.Offset, Epoch: ev.Epoch}}
+	case hub.KindRefreshed:
+		f.Event = &chatv1.ServerFrame_Refreshed{Refreshed: &chatv1.Refreshed{ExpiresAt: timestamp(ev.ExpiresAt)}}
 	}
 	return f
 }
@@ -63,6 +67,14 @@ func positionOf(p *chatv1.Position) *hub.Position {
 	return &hub.Position{Offset: p.GetOffset(), Epoch: p.GetEpoch()}
 }
 
+// timestamp is t as a proto timestamp, nil (absent) for the zero time.
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
 // CommandFromFrame maps a client frame onto a hub command. A frame with no
 // kind becomes a command the hub refuses with an error event.
 func CommandFromFrame(f *chatv1.ClientFrame) hub.Command {
@@ -79,6 +91,8 @@ func CommandFromFrame(f *chatv1.ClientFrame) hub.Command {
 		c.Kind, c.TargetUser, c.Message = hub.CmdPrivateMessage, k.PrivateMessage.GetTargetUser(), k.PrivateMessage.GetMessage()
 	case *chatv1.ClientFrame_RecoverPrivate:
 		c.Kind, c.Since = hub.CmdRecoverPrivate, positionOf(k.RecoverPrivate.GetSince())
+	case *chatv1.ClientFrame_Refresh:
+		c.Kind, c.Token = hub.CmdRefresh, k.Refresh.GetToken()
 	}
 	return c
 }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/server/hub"
 )
 
@@ -28,11 +29,16 @@ func withPeerIP(ctx context.Context) context.Context {
 }
 
 // refusal maps the hub's refusal of a session over a connection limit onto
-// ResourceExhausted; ok is false for any other error.
+// ResourceExhausted, and of a banned user onto PermissionDenied with the
+// reason "banned" (see chatv1.ReasonOf); ok is false for any other error.
 func refusal(err error) (st error, ok bool) {
 	var he *hub.Error
 	if errors.As(err, &he) && he.Code == hub.CodeTooManyConns {
 		return status.Error(codes.ResourceExhausted, he.Message), true
+	}
+	var banned *hub.BannedError
+	if errors.As(err, &banned) {
+		return chatv1.ReasonStatus(codes.PermissionDenied, banned.Error(), chatv1.ReasonBanned), true
 	}
 	return nil, false
 }

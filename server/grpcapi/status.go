@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/server/hub"
 )
 
@@ -30,6 +31,18 @@ var streamCodes = map[hub.DisconnectCode]codes.Code{
 	hub.DisconnectWriteError: codes.Aborted,
 	hub.DisconnectDone:       codes.OK,
 	hub.DisconnectFlood:      codes.ResourceExhausted,
+	hub.DisconnectExpired:    codes.Unauthenticated,
+	hub.DisconnectKicked:     codes.PermissionDenied,
+	hub.DisconnectBanned:     codes.PermissionDenied,
+}
+
+// streamReasons names why the core ended a session, as the ErrorInfo reason
+// its status carries (see chatv1.ReasonOf): clients tell an expired token
+// from an administrator's disconnect or ban by it.
+var streamReasons = map[hub.DisconnectCode]string{
+	hub.DisconnectExpired: chatv1.ReasonTokenExpired,
+	hub.DisconnectKicked:  chatv1.ReasonDisconnected,
+	hub.DisconnectBanned:  chatv1.ReasonBanned,
 }
 
 // statusFromError maps an error of the core onto a gRPC status.
@@ -57,6 +70,9 @@ func statusFromDisconnect(d hub.Disconnect) error {
 	}
 	if code == codes.OK {
 		return nil
+	}
+	if reason, ok := streamReasons[d.Code]; ok {
+		return chatv1.ReasonStatus(code, d.Reason, reason)
 	}
 	return status.Error(code, d.Reason)
 }

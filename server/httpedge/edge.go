@@ -55,6 +55,9 @@ func Handler(ctx context.Context, cfg Config) (http.Handler, error) {
 	if err := chatv1.RegisterChatServiceHandlerClient(ctx, gw, chatv1.NewChatServiceClient(cfg.Conn)); err != nil {
 		return nil, fmt.Errorf("register chat gateway: %w", err)
 	}
+	if err := chatv1.RegisterAdminServiceHandlerClient(ctx, gw, chatv1.NewAdminServiceClient(cfg.Conn)); err != nil {
+		return nil, fmt.Errorf("register admin gateway: %w", err)
+	}
 	if cfg.Dev {
 		if err := chatv1.RegisterAuthServiceHandlerClient(ctx, gw, chatv1.NewAuthServiceClient(cfg.Conn)); err != nil {
 			return nil, fmt.Errorf("register auth gateway: %w", err)

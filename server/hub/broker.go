@@ -38,6 +38,7 @@ type Broker interface {
 
 	Presence
 	Log
+	Bans
 }
 
 // Presence is the cluster-wide record of connections and room membership.

@@ -18,6 +18,7 @@ const (
 	CmdLeaveRoom
 	CmdPrivateMessage
 	CmdRecoverPrivate
+	CmdRefresh
 )
 
 // Command is one client frame, in the hub's terms.
@@ -32,6 +33,7 @@ type Command struct {
 	// after it; History asks a join for the latest that many messages.
 	Since   *Position
 	History int
+	Token   string // refresh only
 }
 
 // DefaultRoom is the room joined or left when a frame names none, as in the seed.
@@ -59,6 +61,8 @@ func (s *Session) Handle(ctx context.Context, cmd Command) {
 		s.sendError(cmd.ID, err)
 		return
 	}
+	s.ops.Lock()
+	defer s.ops.Unlock()
 	var err *Error
 	switch cmd.Kind {
 	case CmdMessage:
@@ -71,6 +75,8 @@ func (s *Session) Handle(ctx context.Context, cmd Command) {
 		err = s.private(ctx, cmd)
 	case CmdRecoverPrivate:
 		err = s.recoverPrivate(ctx, cmd)
+	case CmdRefresh:
+		err = s.refresh(cmd)
 	default:
 		err = errorf(CodeUnknownType, "unknown frame type")
 	}
@@ -144,6 +150,10 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 	case full:
 		return errorf(CodeTooManyRooms, "a connection may join at most %d rooms", s.hub.cfg.MaxRooms)
 	}
+	if err := s.mayJoin(ctx, room); err != nil {
+		s.forget(room)
+		return err
+	}
 	h := s.hub
 	s.holdBack(topicRoom(room)) // until joined has sent the log's position
 	if err := h.subscribe(ctx, topicRoom(room), s); err != nil {
@@ -183,14 +193,15 @@ func (s *Session) leave(ctx context.Context, cmd Command) *Error {
 		return errorf(CodeNotInRoom, "not in room %q", room)
 	}
 	s.forgetHold(topicRoom(room))
-	s.hub.leave(ctx, s, room, cmd.ID)
+	s.hub.leave(ctx, s, room, cmd.ID, false)
 	return nil
 }
 
 // leave takes s out of room and tells the room, if within its presence
 // limit, before s stops listening to it: s sees its own room_left, as the
-// members saw room_joined. Above the limit only s is told.
-func (h *Hub) leave(ctx context.Context, s *Session, room, id string) {
+// members saw room_joined. Above the limit only s is told. kicked says an
+// administrator took s out.
+func (h *Hub) leave(ctx context.Context, s *Session, room, id string, kicked bool) {
 	members, err := h.broker.RemoveMember(ctx, room, s.presence())
 	if err != nil {
 		// Told as before the limits: the members this node can reach must
@@ -199,7 +210,7 @@ func (h *Hub) leave(ctx context.Context, s *Session, room, id string) {
 		members = 0
 	}
 	ev := &Event{Kind: KindRoomLeft, Time: h.now(), ID: id, ReplyTo: s.id, Room: room,
-		UserID: s.who.UserID, Sender: s.who.Name}
+		UserID: s.who.UserID, Sender: s.who.Name, Kicked: kicked}
 	if h.announced(room, members) {
 		h.publish(ctx, topicRoom(room), ev)
 	} else {

@@ -8,7 +8,10 @@
 // outbox.go (a session's bounded queue and its writer), group.go (local
 // subscribers by topic, and the fan-out), event.go (events and the one
 // table of their kinds), errors.go (the catalog of refusal codes),
-// transport.go and broker.go (the interfaces the hub asks of others).
+// expiry.go (a session ends with its token, unless refreshed),
+// moderation.go (disconnect, kick and bans, carried to every node through
+// the broker), transport.go and broker.go (the interfaces the hub asks of
+// others).
 //
 // The hub never waits on a client. Each session has a bounded outbound queue
 // drained by at most one writer goroutine, started only while frames are

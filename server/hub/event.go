@@ -19,6 +19,12 @@ const (
 	KindError
 	KindAck
 	KindPrivateRecovered
+	// KindRefreshed answers a refresh: the session's token was replaced.
+	KindRefreshed
+	// KindDisconnect and KindKick are moderation orders between nodes,
+	// published on a user's topic; no session is sent them (see moderate).
+	KindDisconnect
+	KindKick
 )
 
 var kindNames = [...]string{
@@ -34,6 +40,9 @@ var kindNames = [...]string{
 	KindError:            "error",
 	KindAck:              "ack",
 	KindPrivateRecovered: "private_recovered",
+	KindRefreshed:        "refreshed",
+	KindDisconnect:       "disconnect",
+	KindKick:             "kick",
 }
 
 // Valid reports whether k is one of the kinds above.
@@ -67,7 +76,7 @@ type Event struct {
 	ConnectionID string // system (welcome) only
 	TargetUser   string // private_sent only
 	Delivered    int    // private_sent only
-	Code         string // error only
+	Code         string // error only; the ban or disconnect code of a moderation order
 	// Offset and Epoch place a logged message (room message, private
 	// message) in its log, or say a position: the latest at a join
 	// (room_joined), of the inbox at connect (system), of an ack, of a
@@ -75,6 +84,10 @@ type Event struct {
 	Offset    uint64
 	Epoch     string
 	Recovered Recovery // room_joined with since, private_recovered
+	// ExpiresAt is when the session's token expires: system (welcome) and
+	// refreshed only; zero for a session that does not expire.
+	ExpiresAt time.Time
+	Kicked    bool // room_left only: an administrator took the user out
 }
 
 // Recovery says whether a recovery replayed everything that was missed.

@@ -153,6 +153,10 @@ type encoded struct {
 // sent it: that one copy is encoded on its own, and every other recipient
 // shares the bytes of the event without it.
 func (h *Hub) deliver(topic string, ev *Event) {
+	if ev.Kind == KindDisconnect || ev.Kind == KindKick {
+		h.moderate(topic, ev)
+		return
+	}
 	g := h.lookup(topic)
 	if g == nil {
 		return

@@ -49,6 +49,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// TokenLeeway is how long a session outlives its token's exp (see
+	// expiry.go). Default DefaultTokenLeeway; negative means none.
+	TokenLeeway time.Duration
+	// Tokens verifies the tokens of in-session refreshes. Without it a
+	// refresh is refused.
+	Tokens TokenVerifier
 	// Texts are the server's texts and the default language of sessions.
 	// Default: i18n.English().
 	Texts *i18n.Catalog
@@ -169,6 +175,17 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 		h.unadmit(s)
 		return nil, fmt.Errorf("subscribe user: %w", err)
 	}
+	// Checked once the user's topic is subscribed: a ban recorded after
+	// this check sends its order there (see Ban). Guests, whose ids are
+	// new on every connect, are not looked up.
+	if !who.Guest {
+		if err := h.checkBan(ctx, who.UserID, ""); err != nil {
+			s.forgetHold(topicUser(who.UserID))
+			h.unsubscribe(ctx, topicUser(who.UserID), s)
+			h.unsubscribe(ctx, topicLobby, s)
+			return nil, err
+		}
+	}
 	inbox := s.inboxAtConnect(ctx)
 	first, conns, err := h.broker.AddConn(ctx, s.presence())
 	if err != nil {
@@ -184,11 +201,12 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 		greeting = s.text("Welcome %s", who.Name)
 	}
 	b, err := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: greeting, ConnectionID: s.id, UserID: who.UserID,
-		Offset: inbox.Offset, Epoch: inbox.Epoch})
+		Offset: inbox.Offset, Epoch: inbox.Epoch, ExpiresAt: who.Expires})
 	if err != nil {
 		h.log.Error("encode welcome", "err", err)
 	}
 	s.out.welcome(b)
+	s.expireAt(who.Expires)
 	if first && h.announced("", conns) {
 		h.publish(ctx, topicLobby, &Event{Kind: KindUserJoined, Time: h.now(), UserID: who.UserID, Sender: who.Name})
 	}
@@ -201,7 +219,7 @@ func (h *Hub) closeSession(ctx context.Context, s *Session, rooms []string, reas
 	h.metrics.disconnects[min(int(reason), disconnectKinds-1)].Add(1)
 	h.log.InfoContext(ctx, "session closed", "conn", s.id, "user", s.who.UserID, "reason", reason.String())
 	for _, room := range rooms {
-		h.leave(ctx, s, room, "")
+		h.leave(ctx, s, room, "", false)
 	}
 	h.unsubscribe(ctx, topicUser(s.who.UserID), s)
 	h.unsubscribe(ctx, topicLobby, s)

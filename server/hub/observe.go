@@ -28,6 +28,8 @@ func (k CommandKind) String() string {
 		return "leave_room"
 	case CmdPrivateMessage:
 		return "private_message"
+	case CmdRefresh:
+		return "refresh"
 	}
 	return "unknown"
 }
@@ -49,6 +51,12 @@ func (c DisconnectCode) String() string {
 		return "done"
 	case DisconnectFlood:
 		return "flood"
+	case DisconnectExpired:
+		return "token_expired"
+	case DisconnectKicked:
+		return "disconnected"
+	case DisconnectBanned:
+		return "banned"
 	}
 	return "code_" + strconv.Itoa(int(c))
 }

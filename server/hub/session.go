@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/tertulia/tertulia/server/i18n"
 )
@@ -21,6 +22,9 @@ type Identity struct {
 	// texts are in the first language the server has (see i18n.Match).
 	Locale         string
 	AcceptLanguage string
+	// Expires is the token's exp: the session ends then, after the leeway,
+	// unless refreshed (see expiry.go). Zero for guests: no expiry.
+	Expires time.Time
 }
 
 // Session is one client connection open on the hub. Its methods are safe
@@ -35,6 +39,8 @@ type Session struct {
 	lang i18n.Lang
 	out  outbox         // what is on its way to the client
 	lim  *sessionLimits // rate buckets and admission; set by Open
+	life lifetime       // when the session ends for its token
+	ops  sync.Mutex     // serialises the client's commands with moderation (kicks)
 
 	mu     sync.Mutex // protects rooms and closed
 	rooms  map[string]struct{}
@@ -108,6 +114,7 @@ func (s *Session) Close(ctx context.Context) {
 	}
 	s.rooms = nil
 	s.mu.Unlock()
+	s.stopExpiry()
 	reason := s.out.stop()
 	s.hub.closeSession(ctx, s, rooms, reason)
 }

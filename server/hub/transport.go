@@ -27,6 +27,12 @@ const (
 	// DisconnectDone: the client said it was done, and what was queued for
 	// it has been written.
 	DisconnectDone
+	// DisconnectExpired: the session's token expired and was not refreshed.
+	DisconnectExpired
+	// DisconnectKicked: an administrator disconnected the user; Reason is theirs.
+	DisconnectKicked
+	// DisconnectBanned: the user was banned from the server.
+	DisconnectBanned
 )
 
 // Disconnect is the reason a session was closed by the server.

@@ -65,6 +65,16 @@ var spanish = map[string]string{
 	"room %q is private: your token does not grant it": "la sala %q es privada: tu token no te da acceso",
 	"only admins may send to room %q":                  "solo los administradores pueden escribir en la sala %q",
 
+	// Refreshes and moderation (see server/hub/expiry.go, moderation.go).
+	"this server takes no tokens":                    "este servidor no admite tokens",
+	"a guest session has no token to refresh":        "una sesión de invitado no tiene token que renovar",
+	"refresh refused: %s":                            "renovación rechazada: %s",
+	"refresh refused: the token is for another user": "renovación rechazada: el token es de otro usuario",
+	"banned from room %q until %s":                   "tienes prohibida la sala %q hasta %s",
+	"banned from room %q until %s: %s":               "tienes prohibida la sala %q hasta %s: %s",
+	"user is required":                               "falta el usuario",
+	"a ban must end in the future":                   "una prohibición debe terminar en el futuro",
+
 	// Room names (see server/hub/names.go).
 	"room name is empty":                                             "el nombre de la sala está vacío",
 	"room name %q is longer than %d characters":                      "el nombre de sala %q tiene más de %d caracteres",

@@ -68,19 +68,20 @@ func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 var (
-	redisPublishedDesc  = desc("tertulia_redis_published_total", "Events published through Redis.")
-	redisReceivedDesc   = desc("tertulia_redis_received_total", "Events received from Redis, for any topic.")
-	redisLocalOnlyDesc  = desc("tertulia_redis_local_only_total", "Events delivered to this node only, Redis being unreachable.")
-	redisReapedDesc     = desc("tertulia_redis_reaped_connections_total", "Connections of crashed nodes this node removed from presence.")
-	redisReconnectsDesc = desc("tertulia_redis_reconnects_total", "Times the Redis pub/sub connection came back after being lost.")
-	redisGapsFilledDesc = desc("tertulia_redis_gaps_filled_total", "Logged messages this node missed on pub/sub and read back from their log.")
+	redisPublishedDesc   = desc("tertulia_redis_published_total", "Events published through Redis.")
+	redisReceivedDesc    = desc("tertulia_redis_received_total", "Events received from Redis, for any topic.")
+	redisLocalOnlyDesc   = desc("tertulia_redis_local_only_total", "Events delivered to this node only, Redis being unreachable.")
+	redisReapedDesc      = desc("tertulia_redis_reaped_connections_total", "Connections of crashed nodes this node removed from presence.")
+	redisReconnectsDesc  = desc("tertulia_redis_reconnects_total", "Times the Redis pub/sub connection came back after being lost.")
+	redisGapsFilledDesc  = desc("tertulia_redis_gaps_filled_total", "Logged messages this node missed on pub/sub and read back from their log.")
+	redisUnreachableDesc = desc("tertulia_redis_unreachable_total", "Times Redis did not answer a call within its bound and was taken for unreachable until a probe was answered.")
 )
 
 // redisCollector reads a Redis broker's counters at scrape time.
 type redisCollector struct{ m *redis.Metrics }
 
 func (c redisCollector) Describe(ch chan<- *prometheus.Desc) {
-	describe(ch, redisPublishedDesc, redisReceivedDesc, redisLocalOnlyDesc, redisReapedDesc, redisReconnectsDesc, redisGapsFilledDesc)
+	describe(ch, redisPublishedDesc, redisReceivedDesc, redisLocalOnlyDesc, redisReapedDesc, redisReconnectsDesc, redisGapsFilledDesc, redisUnreachableDesc)
 }
 
 func (c redisCollector) Collect(ch chan<- prometheus.Metric) {
@@ -94,6 +95,7 @@ func (c redisCollector) Collect(ch chan<- prometheus.Metric) {
 		{redisReapedDesc, c.m.Reaped.Load()},
 		{redisReconnectsDesc, c.m.Reconnects.Load()},
 		{redisGapsFilledDesc, c.m.GapsFilled.Load()},
+		{redisUnreachableDesc, c.m.Unreachable.Load()},
 	} {
 		ch <- prometheus.MustNewConstMetric(v.d, prometheus.CounterValue, float64(v.n))
 	}

@@ -115,6 +115,14 @@ func New(cfg Config) (*Node, error) {
 	if hcfg.Logger == nil {
 		hcfg.Logger = cfg.Logger
 	}
+	// A session outlives its token by the leeway a token gets at connect,
+	// and refreshes are verified as connect tokens are.
+	if hcfg.TokenLeeway == 0 {
+		hcfg.TokenLeeway = a.Leeway()
+	}
+	if hcfg.Tokens == nil {
+		hcfg.Tokens = a
+	}
 	if hcfg.Texts, err = i18n.New(cfg.Locale); err != nil {
 		return nil, err
 	}
@@ -138,6 +146,7 @@ func New(cfg Config) (*Node, error) {
 		grpc.MaxRecvMsgSize(hub.MaxFrameBytes),
 	), cfg.Limits.grpcOptions()...)...)
 	chatv1.RegisterChatServiceServer(n.grpc, n.chat)
+	chatv1.RegisterAdminServiceServer(n.grpc, grpcapi.NewAdminService(n.hub))
 	if cfg.Dev {
 		// websocket_url answers to direct gRPC calls point at the HTTP
 		// listener, known in Serve.

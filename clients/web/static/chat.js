@@ -11,8 +11,21 @@ export function wsURL(path) {
 /** The frame types a server sends (DESIGN.md); others are shown as "system". */
 const KNOWN_TYPES = new Set([
   'system', 'user_joined', 'user_left', 'message', 'room_joined', 'room_left',
-  'private_message', 'private_sent', 'admin_broadcast', 'error',
+  'private_message', 'private_sent', 'admin_broadcast', 'error', 'refreshed',
 ]);
+
+/**
+ * endedFor says why the server ended a session for good (its token expired,
+ * an administrator disconnected or banned the user), or null for a close
+ * worth reconnecting after. Reconnecting after these would only meet the
+ * same close again.
+ */
+export function endedFor(ev) {
+  if (ev.code === 4001) return 'Session expired (token expired): log in again';
+  if (ev.code !== 4003) return null;
+  if (ev.reason.startsWith('banned')) return `Banned: ${ev.reason}`;
+  return `Disconnected by an administrator: ${ev.reason || 'no reason given'}`;
+}
 
 /**
  * Connection keeps one WebSocket open to the bridge. When the connection drops
@@ -68,10 +81,12 @@ export class Connection {
     socket.onclose = (ev) => {
       if (this.socket !== socket) return;
       this.socket = null;
-      // A token refused before the welcome will be refused again: stop.
-      if (!this.wanted || (ev.code === 1008 && !welcomed)) {
+      // A token refused before the welcome will be refused again, and so
+      // will a session that expired, was disconnected or is banned: stop.
+      const ended = endedFor(ev);
+      if (!this.wanted || ended || (ev.code === 1008 && !welcomed)) {
         this.wanted = false;
-        this.onState('disconnected', ev.reason || `closed (${ev.code})`);
+        this.onState('disconnected', ended || ev.reason || `closed (${ev.code})`);
         return;
       }
       const delay = backoff(this.attempt++);
@@ -84,6 +99,11 @@ export class Connection {
     this.wanted = false;
     clearTimeout(this.timer);
     if (this.socket) this.socket.close(1000, 'bye');
+  }
+
+  /** refresh hands the session a new token for the same user; the server answers 'refreshed'. */
+  refresh(token) {
+    return this.send({ type: 'refresh', token });
   }
 
   /** send writes one frame; false if the connection is not open. */
@@ -131,6 +151,7 @@ export function renderFrame(list, frame, self) {
   text.className = 'text';
   text.textContent = frame.message ?? '';
   if (type === 'error' && frame.code) text.textContent += ` (${frame.code})`;
+  if (type === 'room_left' && frame.kicked) text.textContent += ' (kicked)';
   line.append(text);
 
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;

@@ -34,6 +34,7 @@ type ClientFrame struct {
 	//	*ClientFrame_LeaveRoom
 	//	*ClientFrame_PrivateMessage
 	//	*ClientFrame_RecoverPrivate
+	//	*ClientFrame_Refresh
 	Kind          isClientFrame_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -128,6 +129,15 @@ func (x *ClientFrame) GetRecoverPrivate() *RecoverPrivate {
 	return nil
 }
 
+func (x *ClientFrame) GetRefresh() *Refresh {
+	if x != nil {
+		if x, ok := x.Kind.(*ClientFrame_Refresh); ok {
+			return x.Refresh
+		}
+	}
+	return nil
+}
+
 type isClientFrame_Kind interface {
 	isClientFrame_Kind()
 }
@@ -152,6 +162,12 @@ type ClientFrame_RecoverPrivate struct {
 	RecoverPrivate *RecoverPrivate `protobuf:"bytes,6,opt,name=recover_private,json=recoverPrivate,proto3,oneof"`
 }
 
+type ClientFrame_Refresh struct {
+	// Field numbers from 10 up are this file's moderation and session
+	// frames, kept apart from the history and presence additions.
+	Refresh *Refresh `protobuf:"bytes,10,opt,name=refresh,proto3,oneof"`
+}
+
 func (*ClientFrame_Message) isClientFrame_Kind() {}
 
 func (*ClientFrame_JoinRoom) isClientFrame_Kind() {}
@@ -161,6 +177,8 @@ func (*ClientFrame_LeaveRoom) isClientFrame_Kind() {}
 func (*ClientFrame_PrivateMessage) isClientFrame_Kind() {}
 
 func (*ClientFrame_RecoverPrivate) isClientFrame_Kind() {}
+
+func (*ClientFrame_Refresh) isClientFrame_Kind() {}
 
 // SendMessage posts to the lobby (everyone connected) when room is empty, or
 // to one room the sender has joined.
@@ -478,6 +496,54 @@ func (x *SendPrivateMessage) GetMessage() string {
 	return ""
 }
 
+// Refresh hands the session a new token for the same user (same sub) before
+// the current one expires; it is verified like a connect token and answered
+// by Refreshed, or by an Error (invalid_token, forbidden) that leaves the
+// session as it was.
+type Refresh struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Refresh) Reset() {
+	*x = Refresh{}
+	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Refresh) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Refresh) ProtoMessage() {}
+
+func (x *Refresh) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Refresh.ProtoReflect.Descriptor instead.
+func (*Refresh) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Refresh) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
 // ServerFrame is one event from the server on the Connect stream.
 type ServerFrame struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -498,6 +564,7 @@ type ServerFrame struct {
 	//	*ServerFrame_Error
 	//	*ServerFrame_Ack
 	//	*ServerFrame_PrivateRecovered
+	//	*ServerFrame_Refreshed
 	Event         isServerFrame_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -505,7 +572,7 @@ type ServerFrame struct {
 
 func (x *ServerFrame) Reset() {
 	*x = ServerFrame{}
-	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	mi := &file_chat_v1_chat_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -517,7 +584,7 @@ func (x *ServerFrame) String() string {
 func (*ServerFrame) ProtoMessage() {}
 
 func (x *ServerFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	mi := &file_chat_v1_chat_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -530,7 +597,7 @@ func (x *ServerFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerFrame.ProtoReflect.Descriptor instead.
 func (*ServerFrame) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{7}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ServerFrame) GetTimestamp() *timestamppb.Timestamp {
@@ -662,6 +729,15 @@ func (x *ServerFrame) GetPrivateRecovered() *PrivateRecovered {
 	return nil
 }
 
+func (x *ServerFrame) GetRefreshed() *Refreshed {
+	if x != nil {
+		if x, ok := x.Event.(*ServerFrame_Refreshed); ok {
+			return x.Refreshed
+		}
+	}
+	return nil
+}
+
 type isServerFrame_Event interface {
 	isServerFrame_Event()
 }
@@ -714,6 +790,10 @@ type ServerFrame_PrivateRecovered struct {
 	PrivateRecovered *PrivateRecovered `protobuf:"bytes,14,opt,name=private_recovered,json=privateRecovered,proto3,oneof"`
 }
 
+type ServerFrame_Refreshed struct {
+	Refreshed *Refreshed `protobuf:"bytes,20,opt,name=refreshed,proto3,oneof"`
+}
+
 func (*ServerFrame_System) isServerFrame_Event() {}
 
 func (*ServerFrame_UserJoined) isServerFrame_Event() {}
@@ -738,6 +818,8 @@ func (*ServerFrame_Ack) isServerFrame_Event() {}
 
 func (*ServerFrame_PrivateRecovered) isServerFrame_Event() {}
 
+func (*ServerFrame_Refreshed) isServerFrame_Event() {}
+
 // System is the welcome a session gets first.
 type System struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -745,14 +827,17 @@ type System struct {
 	ConnectionId string                 `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
 	UserId       string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// inbox is the position of the user's private inbox at connect.
-	Inbox         *Position `protobuf:"bytes,4,opt,name=inbox,proto3" json:"inbox,omitempty"`
+	Inbox *Position `protobuf:"bytes,4,opt,name=inbox,proto3" json:"inbox,omitempty"`
+	// expires_at is when the session's token expires: the session ends then
+	// (after the server's leeway) unless refreshed. Unset for guests.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *System) Reset() {
 	*x = System{}
-	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	mi := &file_chat_v1_chat_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +849,7 @@ func (x *System) String() string {
 func (*System) ProtoMessage() {}
 
 func (x *System) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	mi := &file_chat_v1_chat_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +862,7 @@ func (x *System) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use System.ProtoReflect.Descriptor instead.
 func (*System) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{8}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *System) GetMessage() string {
@@ -808,6 +893,58 @@ func (x *System) GetInbox() *Position {
 	return nil
 }
 
+func (x *System) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+// Refreshed answers a Refresh: the session now ends at the new token's expiry.
+type Refreshed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Refreshed) Reset() {
+	*x = Refreshed{}
+	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Refreshed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Refreshed) ProtoMessage() {}
+
+func (x *Refreshed) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Refreshed.ProtoReflect.Descriptor instead.
+func (*Refreshed) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Refreshed) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 // UserJoined tells that a user opened their first connection.
 type UserJoined struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -820,7 +957,7 @@ type UserJoined struct {
 
 func (x *UserJoined) Reset() {
 	*x = UserJoined{}
-	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	mi := &file_chat_v1_chat_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +969,7 @@ func (x *UserJoined) String() string {
 func (*UserJoined) ProtoMessage() {}
 
 func (x *UserJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	mi := &file_chat_v1_chat_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +982,7 @@ func (x *UserJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserJoined.ProtoReflect.Descriptor instead.
 func (*UserJoined) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{9}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UserJoined) GetMessage() string {
@@ -881,7 +1018,7 @@ type UserLeft struct {
 
 func (x *UserLeft) Reset() {
 	*x = UserLeft{}
-	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	mi := &file_chat_v1_chat_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1030,7 @@ func (x *UserLeft) String() string {
 func (*UserLeft) ProtoMessage() {}
 
 func (x *UserLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	mi := &file_chat_v1_chat_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1043,7 @@ func (x *UserLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserLeft.ProtoReflect.Descriptor instead.
 func (*UserLeft) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{10}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UserLeft) GetMessage() string {
@@ -946,7 +1083,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1095,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1108,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{11}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Message) GetSender() string {
@@ -1034,7 +1171,7 @@ type RoomJoined struct {
 
 func (x *RoomJoined) Reset() {
 	*x = RoomJoined{}
-	mi := &file_chat_v1_chat_proto_msgTypes[12]
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1183,7 @@ func (x *RoomJoined) String() string {
 func (*RoomJoined) ProtoMessage() {}
 
 func (x *RoomJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[12]
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1196,7 @@ func (x *RoomJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomJoined.ProtoReflect.Descriptor instead.
 func (*RoomJoined) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{12}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RoomJoined) GetMessage() string {
@@ -1113,18 +1250,20 @@ func (x *RoomJoined) GetRecovered() bool {
 
 // RoomLeft tells a room's members that someone left it.
 type RoomLeft struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Message       string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
-	Room          string                 `protobuf:"bytes,2,opt,name=room,proto3" json:"room,omitempty"`
-	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Username      string                 `protobuf:"bytes,4,opt,name=username,proto3" json:"username,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Message  string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	Room     string                 `protobuf:"bytes,2,opt,name=room,proto3" json:"room,omitempty"`
+	UserId   string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Username string                 `protobuf:"bytes,4,opt,name=username,proto3" json:"username,omitempty"`
+	// kicked is set when an administrator took the user out of the room.
+	Kicked        bool `protobuf:"varint,10,opt,name=kicked,proto3" json:"kicked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RoomLeft) Reset() {
 	*x = RoomLeft{}
-	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1136,7 +1275,7 @@ func (x *RoomLeft) String() string {
 func (*RoomLeft) ProtoMessage() {}
 
 func (x *RoomLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1149,7 +1288,7 @@ func (x *RoomLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomLeft.ProtoReflect.Descriptor instead.
 func (*RoomLeft) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RoomLeft) GetMessage() string {
@@ -1180,6 +1319,13 @@ func (x *RoomLeft) GetUsername() string {
 	return ""
 }
 
+func (x *RoomLeft) GetKicked() bool {
+	if x != nil {
+		return x.Kicked
+	}
+	return false
+}
+
 // PrivateMessage is a message to one user.
 type PrivateMessage struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -1195,7 +1341,7 @@ type PrivateMessage struct {
 
 func (x *PrivateMessage) Reset() {
 	*x = PrivateMessage{}
-	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1207,7 +1353,7 @@ func (x *PrivateMessage) String() string {
 func (*PrivateMessage) ProtoMessage() {}
 
 func (x *PrivateMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1220,7 +1366,7 @@ func (x *PrivateMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivateMessage.ProtoReflect.Descriptor instead.
 func (*PrivateMessage) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PrivateMessage) GetSender() string {
@@ -1271,7 +1417,7 @@ type PrivateSent struct {
 
 func (x *PrivateSent) Reset() {
 	*x = PrivateSent{}
-	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +1429,7 @@ func (x *PrivateSent) String() string {
 func (*PrivateSent) ProtoMessage() {}
 
 func (x *PrivateSent) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +1442,7 @@ func (x *PrivateSent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivateSent.ProtoReflect.Descriptor instead.
 func (*PrivateSent) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PrivateSent) GetMessage() string {
@@ -1331,7 +1477,7 @@ type AdminBroadcast struct {
 
 func (x *AdminBroadcast) Reset() {
 	*x = AdminBroadcast{}
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1343,7 +1489,7 @@ func (x *AdminBroadcast) String() string {
 func (*AdminBroadcast) ProtoMessage() {}
 
 func (x *AdminBroadcast) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +1502,7 @@ func (x *AdminBroadcast) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminBroadcast.ProtoReflect.Descriptor instead.
 func (*AdminBroadcast) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AdminBroadcast) GetMessage() string {
@@ -1389,7 +1535,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1547,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1560,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Ack) GetRoom() string {
@@ -1451,7 +1597,7 @@ type PrivateRecovered struct {
 
 func (x *PrivateRecovered) Reset() {
 	*x = PrivateRecovered{}
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1463,7 +1609,7 @@ func (x *PrivateRecovered) String() string {
 func (*PrivateRecovered) ProtoMessage() {}
 
 func (x *PrivateRecovered) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1476,7 +1622,7 @@ func (x *PrivateRecovered) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivateRecovered.ProtoReflect.Descriptor instead.
 func (*PrivateRecovered) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PrivateRecovered) GetRecovered() bool {
@@ -1512,7 +1658,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1524,7 +1670,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1537,7 +1683,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Error) GetMessage() string {
@@ -1565,7 +1711,7 @@ type BroadcastRequest struct {
 
 func (x *BroadcastRequest) Reset() {
 	*x = BroadcastRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1577,7 +1723,7 @@ func (x *BroadcastRequest) String() string {
 func (*BroadcastRequest) ProtoMessage() {}
 
 func (x *BroadcastRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1590,7 +1736,7 @@ func (x *BroadcastRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastRequest.ProtoReflect.Descriptor instead.
 func (*BroadcastRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BroadcastRequest) GetMessage() string {
@@ -1617,7 +1763,7 @@ type BroadcastResponse struct {
 
 func (x *BroadcastResponse) Reset() {
 	*x = BroadcastResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1629,7 +1775,7 @@ func (x *BroadcastResponse) String() string {
 func (*BroadcastResponse) ProtoMessage() {}
 
 func (x *BroadcastResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1642,7 +1788,7 @@ func (x *BroadcastResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastResponse.ProtoReflect.Descriptor instead.
 func (*BroadcastResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *BroadcastResponse) GetMessage() string {
@@ -1667,7 +1813,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[22]
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1679,7 +1825,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[22]
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1692,7 +1838,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{22}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
 }
 
 type GetStatsResponse struct {
@@ -1707,7 +1853,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[23]
+	mi := &file_chat_v1_chat_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +1865,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[23]
+	mi := &file_chat_v1_chat_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +1878,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{23}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetStatsResponse) GetTotalConnections() int32 {
@@ -1771,7 +1917,7 @@ type ListRoomsRequest struct {
 
 func (x *ListRoomsRequest) Reset() {
 	*x = ListRoomsRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1783,7 +1929,7 @@ func (x *ListRoomsRequest) String() string {
 func (*ListRoomsRequest) ProtoMessage() {}
 
 func (x *ListRoomsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1796,7 +1942,7 @@ func (x *ListRoomsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoomsRequest.ProtoReflect.Descriptor instead.
 func (*ListRoomsRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{26}
 }
 
 type ListRoomsResponse struct {
@@ -1809,7 +1955,7 @@ type ListRoomsResponse struct {
 
 func (x *ListRoomsResponse) Reset() {
 	*x = ListRoomsResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[25]
+	mi := &file_chat_v1_chat_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1821,7 +1967,7 @@ func (x *ListRoomsResponse) String() string {
 func (*ListRoomsResponse) ProtoMessage() {}
 
 func (x *ListRoomsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[25]
+	mi := &file_chat_v1_chat_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1834,7 +1980,7 @@ func (x *ListRoomsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoomsResponse.ProtoReflect.Descriptor instead.
 func (*ListRoomsResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{25}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListRoomsResponse) GetRooms() map[string]int32 {
@@ -1859,7 +2005,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[26]
+	mi := &file_chat_v1_chat_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1871,7 +2017,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[26]
+	mi := &file_chat_v1_chat_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1884,7 +2030,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{26}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{28}
 }
 
 type ListUsersResponse struct {
@@ -1897,7 +2043,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[27]
+	mi := &file_chat_v1_chat_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1909,7 +2055,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[27]
+	mi := &file_chat_v1_chat_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1922,7 +2068,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{27}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListUsersResponse) GetConnectedUsers() []string {
@@ -1953,7 +2099,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[28]
+	mi := &file_chat_v1_chat_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2111,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[28]
+	mi := &file_chat_v1_chat_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2124,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{28}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListMembersRequest) GetRoom() string {
@@ -2017,7 +2163,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[29]
+	mi := &file_chat_v1_chat_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2029,7 +2175,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[29]
+	mi := &file_chat_v1_chat_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2042,7 +2188,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{29}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListMembersResponse) GetRoom() string {
@@ -2086,7 +2232,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_chat_v1_chat_proto_msgTypes[30]
+	mi := &file_chat_v1_chat_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2098,7 +2244,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[30]
+	mi := &file_chat_v1_chat_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2111,7 +2257,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{30}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Member) GetUserId() string {
@@ -2149,7 +2295,7 @@ type GetHistoryRequest struct {
 
 func (x *GetHistoryRequest) Reset() {
 	*x = GetHistoryRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[31]
+	mi := &file_chat_v1_chat_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2161,7 +2307,7 @@ func (x *GetHistoryRequest) String() string {
 func (*GetHistoryRequest) ProtoMessage() {}
 
 func (x *GetHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[31]
+	mi := &file_chat_v1_chat_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2174,7 +2320,7 @@ func (x *GetHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{31}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetHistoryRequest) GetRoom() string {
@@ -2211,7 +2357,7 @@ type GetHistoryResponse struct {
 
 func (x *GetHistoryResponse) Reset() {
 	*x = GetHistoryResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[32]
+	mi := &file_chat_v1_chat_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2223,7 +2369,7 @@ func (x *GetHistoryResponse) String() string {
 func (*GetHistoryResponse) ProtoMessage() {}
 
 func (x *GetHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[32]
+	mi := &file_chat_v1_chat_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2236,7 +2382,7 @@ func (x *GetHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{32}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetHistoryResponse) GetRoom() string {
@@ -2281,7 +2427,7 @@ type HistoryMessage struct {
 
 func (x *HistoryMessage) Reset() {
 	*x = HistoryMessage{}
-	mi := &file_chat_v1_chat_proto_msgTypes[33]
+	mi := &file_chat_v1_chat_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2293,7 +2439,7 @@ func (x *HistoryMessage) String() string {
 func (*HistoryMessage) ProtoMessage() {}
 
 func (x *HistoryMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[33]
+	mi := &file_chat_v1_chat_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2306,7 +2452,7 @@ func (x *HistoryMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryMessage.ProtoReflect.Descriptor instead.
 func (*HistoryMessage) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{33}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *HistoryMessage) GetOffset() uint64 {
@@ -2355,7 +2501,7 @@ type IssueTokenRequest struct {
 
 func (x *IssueTokenRequest) Reset() {
 	*x = IssueTokenRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[34]
+	mi := &file_chat_v1_chat_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2367,7 +2513,7 @@ func (x *IssueTokenRequest) String() string {
 func (*IssueTokenRequest) ProtoMessage() {}
 
 func (x *IssueTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[34]
+	mi := &file_chat_v1_chat_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2380,7 +2526,7 @@ func (x *IssueTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueTokenRequest.ProtoReflect.Descriptor instead.
 func (*IssueTokenRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{34}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *IssueTokenRequest) GetUsername() string {
@@ -2408,7 +2554,7 @@ type IssueTokenResponse struct {
 
 func (x *IssueTokenResponse) Reset() {
 	*x = IssueTokenResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[35]
+	mi := &file_chat_v1_chat_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2420,7 +2566,7 @@ func (x *IssueTokenResponse) String() string {
 func (*IssueTokenResponse) ProtoMessage() {}
 
 func (x *IssueTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[35]
+	mi := &file_chat_v1_chat_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2433,7 +2579,7 @@ func (x *IssueTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueTokenResponse.ProtoReflect.Descriptor instead.
 func (*IssueTokenResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{35}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *IssueTokenResponse) GetAccessToken() string {
@@ -2457,11 +2603,581 @@ func (x *IssueTokenResponse) GetWebsocketUrl() string {
 	return ""
 }
 
+type DisconnectUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// reason is shown to the user (the WebSocket close reason, the gRPC status message).
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectUserRequest) Reset() {
+	*x = DisconnectUserRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectUserRequest) ProtoMessage() {}
+
+func (x *DisconnectUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectUserRequest.ProtoReflect.Descriptor instead.
+func (*DisconnectUserRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *DisconnectUserRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *DisconnectUserRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type DisconnectUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// connections is how many connections the user had in the cluster.
+	Connections   int32 `protobuf:"varint,1,opt,name=connections,proto3" json:"connections,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectUserResponse) Reset() {
+	*x = DisconnectUserResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectUserResponse) ProtoMessage() {}
+
+func (x *DisconnectUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectUserResponse.ProtoReflect.Descriptor instead.
+func (*DisconnectUserResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *DisconnectUserResponse) GetConnections() int32 {
+	if x != nil {
+		return x.Connections
+	}
+	return 0
+}
+
+type KickUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KickUserRequest) Reset() {
+	*x = KickUserRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KickUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KickUserRequest) ProtoMessage() {}
+
+func (x *KickUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KickUserRequest.ProtoReflect.Descriptor instead.
+func (*KickUserRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *KickUserRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *KickUserRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type KickUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KickUserResponse) Reset() {
+	*x = KickUserResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KickUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KickUserResponse) ProtoMessage() {}
+
+func (x *KickUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KickUserResponse.ProtoReflect.Descriptor instead.
+func (*KickUserResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *KickUserResponse) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *KickUserResponse) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type BanUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// room limits the ban to one room; empty bans from the whole server.
+	Room string `protobuf:"bytes,2,opt,name=room,proto3" json:"room,omitempty"`
+	// duration is a Go duration such as "10m" or "36h".
+	Duration      string `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BanUserRequest) Reset() {
+	*x = BanUserRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BanUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BanUserRequest) ProtoMessage() {}
+
+func (x *BanUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BanUserRequest.ProtoReflect.Descriptor instead.
+func (*BanUserRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *BanUserRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *BanUserRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *BanUserRequest) GetDuration() string {
+	if x != nil {
+		return x.Duration
+	}
+	return ""
+}
+
+func (x *BanUserRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type BanUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ban           *Ban                   `protobuf:"bytes,1,opt,name=ban,proto3" json:"ban,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BanUserResponse) Reset() {
+	*x = BanUserResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BanUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BanUserResponse) ProtoMessage() {}
+
+func (x *BanUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BanUserResponse.ProtoReflect.Descriptor instead.
+func (*BanUserResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *BanUserResponse) GetBan() *Ban {
+	if x != nil {
+		return x.Ban
+	}
+	return nil
+}
+
+// Ban keeps a user out of the server (room empty) or out of one room until expires_at.
+type Ban struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Room          string                 `protobuf:"bytes,2,opt,name=room,proto3" json:"room,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ban) Reset() {
+	*x = Ban{}
+	mi := &file_chat_v1_chat_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ban) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ban) ProtoMessage() {}
+
+func (x *Ban) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ban.ProtoReflect.Descriptor instead.
+func (*Ban) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *Ban) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Ban) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *Ban) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Ban) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type ListBansRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBansRequest) Reset() {
+	*x = ListBansRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBansRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBansRequest) ProtoMessage() {}
+
+func (x *ListBansRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBansRequest.ProtoReflect.Descriptor instead.
+func (*ListBansRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{45}
+}
+
+type ListBansResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bans          []*Ban                 `protobuf:"bytes,1,rep,name=bans,proto3" json:"bans,omitempty"`
+	TotalBans     int32                  `protobuf:"varint,2,opt,name=total_bans,json=totalBans,proto3" json:"total_bans,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBansResponse) Reset() {
+	*x = ListBansResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBansResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBansResponse) ProtoMessage() {}
+
+func (x *ListBansResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBansResponse.ProtoReflect.Descriptor instead.
+func (*ListBansResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ListBansResponse) GetBans() []*Ban {
+	if x != nil {
+		return x.Bans
+	}
+	return nil
+}
+
+func (x *ListBansResponse) GetTotalBans() int32 {
+	if x != nil {
+		return x.TotalBans
+	}
+	return 0
+}
+
+type LiftBanRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// room names the room ban to lift; empty lifts the server ban.
+	Room          string `protobuf:"bytes,2,opt,name=room,proto3" json:"room,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiftBanRequest) Reset() {
+	*x = LiftBanRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiftBanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiftBanRequest) ProtoMessage() {}
+
+func (x *LiftBanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiftBanRequest.ProtoReflect.Descriptor instead.
+func (*LiftBanRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *LiftBanRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *LiftBanRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+type LiftBanResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ban           *Ban                   `protobuf:"bytes,1,opt,name=ban,proto3" json:"ban,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiftBanResponse) Reset() {
+	*x = LiftBanResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiftBanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiftBanResponse) ProtoMessage() {}
+
+func (x *LiftBanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiftBanResponse.ProtoReflect.Descriptor instead.
+func (*LiftBanResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *LiftBanResponse) GetBan() *Ban {
+	if x != nil {
+		return x.Ban
+	}
+	return nil
+}
+
 var File_chat_v1_chat_proto protoreflect.FileDescriptor
 
 const file_chat_v1_chat_proto_rawDesc = "" +
 	"\n" +
-	"\x12chat/v1/chat.proto\x12\achat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x02\n" +
+	"\x12chat/v1/chat.proto\x12\achat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x02\n" +
 	"\vClientFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
 	"\amessage\x18\x02 \x01(\v2\x14.chat.v1.SendMessageH\x00R\amessage\x120\n" +
@@ -2469,7 +3185,9 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\n" +
 	"leave_room\x18\x04 \x01(\v2\x12.chat.v1.LeaveRoomH\x00R\tleaveRoom\x12F\n" +
 	"\x0fprivate_message\x18\x05 \x01(\v2\x1b.chat.v1.SendPrivateMessageH\x00R\x0eprivateMessage\x12B\n" +
-	"\x0frecover_private\x18\x06 \x01(\v2\x17.chat.v1.RecoverPrivateH\x00R\x0erecoverPrivateB\x06\n" +
+	"\x0frecover_private\x18\x06 \x01(\v2\x17.chat.v1.RecoverPrivateH\x00R\x0erecoverPrivate\x12,\n" +
+	"\arefresh\x18\n" +
+	" \x01(\v2\x10.chat.v1.RefreshH\x00R\arefreshB\x06\n" +
 	"\x04kind\";\n" +
 	"\vSendMessage\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
@@ -2488,7 +3206,9 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x12SendPrivateMessage\x12\x1f\n" +
 	"\vtarget_user\x18\x01 \x01(\tR\n" +
 	"targetUser\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xe4\x05\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x1f\n" +
+	"\aRefresh\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"\x98\x06\n" +
 	"\vServerFrame\x128\n" +
 	"\ttimestamp\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12)\n" +
@@ -2506,13 +3226,20 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x0fadmin_broadcast\x18\v \x01(\v2\x17.chat.v1.AdminBroadcastH\x00R\x0eadminBroadcast\x12&\n" +
 	"\x05error\x18\f \x01(\v2\x0e.chat.v1.ErrorH\x00R\x05error\x12 \n" +
 	"\x03ack\x18\r \x01(\v2\f.chat.v1.AckH\x00R\x03ack\x12H\n" +
-	"\x11private_recovered\x18\x0e \x01(\v2\x19.chat.v1.PrivateRecoveredH\x00R\x10privateRecoveredB\a\n" +
-	"\x05event\"\x89\x01\n" +
+	"\x11private_recovered\x18\x0e \x01(\v2\x19.chat.v1.PrivateRecoveredH\x00R\x10privateRecovered\x122\n" +
+	"\trefreshed\x18\x14 \x01(\v2\x12.chat.v1.RefreshedH\x00R\trefreshedB\a\n" +
+	"\x05event\"\xc4\x01\n" +
 	"\x06System\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x12'\n" +
-	"\x05inbox\x18\x04 \x01(\v2\x11.chat.v1.PositionR\x05inbox\"[\n" +
+	"\x05inbox\x18\x04 \x01(\v2\x11.chat.v1.PositionR\x05inbox\x129\n" +
+	"\n" +
+	"expires_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"F\n" +
+	"\tRefreshed\x129\n" +
+	"\n" +
+	"expires_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"[\n" +
 	"\n" +
 	"UserJoined\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x17\n" +
@@ -2539,12 +3266,14 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x05epoch\x18\x06 \x01(\tR\x05epoch\x12!\n" +
 	"\trecovered\x18\a \x01(\bH\x00R\trecovered\x88\x01\x01B\f\n" +
 	"\n" +
-	"_recovered\"m\n" +
+	"_recovered\"\x85\x01\n" +
 	"\bRoomLeft\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
 	"\x04room\x18\x02 \x01(\tR\x04room\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1a\n" +
-	"\busername\x18\x04 \x01(\tR\busername\"\x89\x01\n" +
+	"\busername\x18\x04 \x01(\tR\busername\x12\x16\n" +
+	"\x06kicked\x18\n" +
+	" \x01(\bR\x06kicked\"\x89\x01\n" +
 	"\x0ePrivateMessage\x12\x16\n" +
 	"\x06sender\x18\x01 \x01(\tR\x06sender\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x18\n" +
@@ -2639,7 +3368,41 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
 	"\n" +
 	"token_type\x18\x02 \x01(\tR\ttokenType\x12#\n" +
-	"\rwebsocket_url\x18\x03 \x01(\tR\fwebsocketUrl2\xe6\x03\n" +
+	"\rwebsocket_url\x18\x03 \x01(\tR\fwebsocketUrl\"C\n" +
+	"\x15DisconnectUserRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\":\n" +
+	"\x16DisconnectUserResponse\x12 \n" +
+	"\vconnections\x18\x01 \x01(\x05R\vconnections\"9\n" +
+	"\x0fKickUserRequest\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\":\n" +
+	"\x10KickUserResponse\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\"l\n" +
+	"\x0eBanUserRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
+	"\x04room\x18\x02 \x01(\tR\x04room\x12\x1a\n" +
+	"\bduration\x18\x03 \x01(\tR\bduration\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"1\n" +
+	"\x0fBanUserResponse\x12\x1e\n" +
+	"\x03ban\x18\x01 \x01(\v2\f.chat.v1.BanR\x03ban\"\x80\x01\n" +
+	"\x03Ban\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
+	"\x04room\x18\x02 \x01(\tR\x04room\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x11\n" +
+	"\x0fListBansRequest\"S\n" +
+	"\x10ListBansResponse\x12 \n" +
+	"\x04bans\x18\x01 \x03(\v2\f.chat.v1.BanR\x04bans\x12\x1d\n" +
+	"\n" +
+	"total_bans\x18\x02 \x01(\x05R\ttotalBans\"8\n" +
+	"\x0eLiftBanRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
+	"\x04room\x18\x02 \x01(\tR\x04room\"1\n" +
+	"\x0fLiftBanResponse\x12\x1e\n" +
+	"\x03ban\x18\x01 \x01(\v2\f.chat.v1.BanR\x03ban2\xe6\x03\n" +
 	"\vChatService\x129\n" +
 	"\aConnect\x12\x14.chat.v1.ClientFrame\x1a\x14.chat.v1.ServerFrame(\x010\x01\x12B\n" +
 	"\tBroadcast\x12\x19.chat.v1.BroadcastRequest\x1a\x1a.chat.v1.BroadcastResponse\x12?\n" +
@@ -2648,7 +3411,13 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\tListUsers\x12\x19.chat.v1.ListUsersRequest\x1a\x1a.chat.v1.ListUsersResponse\x12H\n" +
 	"\vListMembers\x12\x1b.chat.v1.ListMembersRequest\x1a\x1c.chat.v1.ListMembersResponse\x12E\n" +
 	"\n" +
-	"GetHistory\x12\x1a.chat.v1.GetHistoryRequest\x1a\x1b.chat.v1.GetHistoryResponse2T\n" +
+	"GetHistory\x12\x1a.chat.v1.GetHistoryRequest\x1a\x1b.chat.v1.GetHistoryResponse2\xdf\x02\n" +
+	"\fAdminService\x12Q\n" +
+	"\x0eDisconnectUser\x12\x1e.chat.v1.DisconnectUserRequest\x1a\x1f.chat.v1.DisconnectUserResponse\x12?\n" +
+	"\bKickUser\x12\x18.chat.v1.KickUserRequest\x1a\x19.chat.v1.KickUserResponse\x12<\n" +
+	"\aBanUser\x12\x17.chat.v1.BanUserRequest\x1a\x18.chat.v1.BanUserResponse\x12?\n" +
+	"\bListBans\x12\x18.chat.v1.ListBansRequest\x1a\x19.chat.v1.ListBansResponse\x12<\n" +
+	"\aLiftBan\x12\x17.chat.v1.LiftBanRequest\x1a\x18.chat.v1.LiftBanResponse2T\n" +
 	"\vAuthService\x12E\n" +
 	"\n" +
 	"IssueToken\x12\x1a.chat.v1.IssueTokenRequest\x1a\x1b.chat.v1.IssueTokenResponseB3Z1github.com/tertulia/tertulia/proto/chat/v1;chatv1b\x06proto3"
@@ -2665,47 +3434,60 @@ func file_chat_v1_chat_proto_rawDescGZIP() []byte {
 	return file_chat_v1_chat_proto_rawDescData
 }
 
-var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_chat_v1_chat_proto_goTypes = []any{
-	(*ClientFrame)(nil),           // 0: chat.v1.ClientFrame
-	(*SendMessage)(nil),           // 1: chat.v1.SendMessage
-	(*JoinRoom)(nil),              // 2: chat.v1.JoinRoom
-	(*Position)(nil),              // 3: chat.v1.Position
-	(*RecoverPrivate)(nil),        // 4: chat.v1.RecoverPrivate
-	(*LeaveRoom)(nil),             // 5: chat.v1.LeaveRoom
-	(*SendPrivateMessage)(nil),    // 6: chat.v1.SendPrivateMessage
-	(*ServerFrame)(nil),           // 7: chat.v1.ServerFrame
-	(*System)(nil),                // 8: chat.v1.System
-	(*UserJoined)(nil),            // 9: chat.v1.UserJoined
-	(*UserLeft)(nil),              // 10: chat.v1.UserLeft
-	(*Message)(nil),               // 11: chat.v1.Message
-	(*RoomJoined)(nil),            // 12: chat.v1.RoomJoined
-	(*RoomLeft)(nil),              // 13: chat.v1.RoomLeft
-	(*PrivateMessage)(nil),        // 14: chat.v1.PrivateMessage
-	(*PrivateSent)(nil),           // 15: chat.v1.PrivateSent
-	(*AdminBroadcast)(nil),        // 16: chat.v1.AdminBroadcast
-	(*Ack)(nil),                   // 17: chat.v1.Ack
-	(*PrivateRecovered)(nil),      // 18: chat.v1.PrivateRecovered
-	(*Error)(nil),                 // 19: chat.v1.Error
-	(*BroadcastRequest)(nil),      // 20: chat.v1.BroadcastRequest
-	(*BroadcastResponse)(nil),     // 21: chat.v1.BroadcastResponse
-	(*GetStatsRequest)(nil),       // 22: chat.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),      // 23: chat.v1.GetStatsResponse
-	(*ListRoomsRequest)(nil),      // 24: chat.v1.ListRoomsRequest
-	(*ListRoomsResponse)(nil),     // 25: chat.v1.ListRoomsResponse
-	(*ListUsersRequest)(nil),      // 26: chat.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),     // 27: chat.v1.ListUsersResponse
-	(*ListMembersRequest)(nil),    // 28: chat.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),   // 29: chat.v1.ListMembersResponse
-	(*Member)(nil),                // 30: chat.v1.Member
-	(*GetHistoryRequest)(nil),     // 31: chat.v1.GetHistoryRequest
-	(*GetHistoryResponse)(nil),    // 32: chat.v1.GetHistoryResponse
-	(*HistoryMessage)(nil),        // 33: chat.v1.HistoryMessage
-	(*IssueTokenRequest)(nil),     // 34: chat.v1.IssueTokenRequest
-	(*IssueTokenResponse)(nil),    // 35: chat.v1.IssueTokenResponse
-	nil,                           // 36: chat.v1.GetStatsResponse.RoomsEntry
-	nil,                           // 37: chat.v1.ListRoomsResponse.RoomsEntry
-	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
+	(*ClientFrame)(nil),            // 0: chat.v1.ClientFrame
+	(*SendMessage)(nil),            // 1: chat.v1.SendMessage
+	(*JoinRoom)(nil),               // 2: chat.v1.JoinRoom
+	(*Position)(nil),               // 3: chat.v1.Position
+	(*RecoverPrivate)(nil),         // 4: chat.v1.RecoverPrivate
+	(*LeaveRoom)(nil),              // 5: chat.v1.LeaveRoom
+	(*SendPrivateMessage)(nil),     // 6: chat.v1.SendPrivateMessage
+	(*Refresh)(nil),                // 7: chat.v1.Refresh
+	(*ServerFrame)(nil),            // 8: chat.v1.ServerFrame
+	(*System)(nil),                 // 9: chat.v1.System
+	(*Refreshed)(nil),              // 10: chat.v1.Refreshed
+	(*UserJoined)(nil),             // 11: chat.v1.UserJoined
+	(*UserLeft)(nil),               // 12: chat.v1.UserLeft
+	(*Message)(nil),                // 13: chat.v1.Message
+	(*RoomJoined)(nil),             // 14: chat.v1.RoomJoined
+	(*RoomLeft)(nil),               // 15: chat.v1.RoomLeft
+	(*PrivateMessage)(nil),         // 16: chat.v1.PrivateMessage
+	(*PrivateSent)(nil),            // 17: chat.v1.PrivateSent
+	(*AdminBroadcast)(nil),         // 18: chat.v1.AdminBroadcast
+	(*Ack)(nil),                    // 19: chat.v1.Ack
+	(*PrivateRecovered)(nil),       // 20: chat.v1.PrivateRecovered
+	(*Error)(nil),                  // 21: chat.v1.Error
+	(*BroadcastRequest)(nil),       // 22: chat.v1.BroadcastRequest
+	(*BroadcastResponse)(nil),      // 23: chat.v1.BroadcastResponse
+	(*GetStatsRequest)(nil),        // 24: chat.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),       // 25: chat.v1.GetStatsResponse
+	(*ListRoomsRequest)(nil),       // 26: chat.v1.ListRoomsRequest
+	(*ListRoomsResponse)(nil),      // 27: chat.v1.ListRoomsResponse
+	(*ListUsersRequest)(nil),       // 28: chat.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),      // 29: chat.v1.ListUsersResponse
+	(*ListMembersRequest)(nil),     // 30: chat.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),    // 31: chat.v1.ListMembersResponse
+	(*Member)(nil),                 // 32: chat.v1.Member
+	(*GetHistoryRequest)(nil),      // 33: chat.v1.GetHistoryRequest
+	(*GetHistoryResponse)(nil),     // 34: chat.v1.GetHistoryResponse
+	(*HistoryMessage)(nil),         // 35: chat.v1.HistoryMessage
+	(*IssueTokenRequest)(nil),      // 36: chat.v1.IssueTokenRequest
+	(*IssueTokenResponse)(nil),     // 37: chat.v1.IssueTokenResponse
+	(*DisconnectUserRequest)(nil),  // 38: chat.v1.DisconnectUserRequest
+	(*DisconnectUserResponse)(nil), // 39: chat.v1.DisconnectUserResponse
+	(*KickUserRequest)(nil),        // 40: chat.v1.KickUserRequest
+	(*KickUserResponse)(nil),       // 41: chat.v1.KickUserResponse
+	(*BanUserRequest)(nil),         // 42: chat.v1.BanUserRequest
+	(*BanUserResponse)(nil),        // 43: chat.v1.BanUserResponse
+	(*Ban)(nil),                    // 44: chat.v1.Ban
+	(*ListBansRequest)(nil),        // 45: chat.v1.ListBansRequest
+	(*ListBansResponse)(nil),       // 46: chat.v1.ListBansResponse
+	(*LiftBanRequest)(nil),         // 47: chat.v1.LiftBanRequest
+	(*LiftBanResponse)(nil),        // 48: chat.v1.LiftBanResponse
+	nil,                            // 49: chat.v1.GetStatsResponse.RoomsEntry
+	nil,                            // 50: chat.v1.ListRoomsResponse.RoomsEntry
+	(*timestamppb.Timestamp)(nil),  // 51: google.protobuf.Timestamp
 }
 var file_chat_v1_chat_proto_depIdxs = []int32{
 	1,  // 0: chat.v1.ClientFrame.message:type_name -> chat.v1.SendMessage
@@ -2713,48 +3495,66 @@ var file_chat_v1_chat_proto_depIdxs = []int32{
 	5,  // 2: chat.v1.ClientFrame.leave_room:type_name -> chat.v1.LeaveRoom
 	6,  // 3: chat.v1.ClientFrame.private_message:type_name -> chat.v1.SendPrivateMessage
 	4,  // 4: chat.v1.ClientFrame.recover_private:type_name -> chat.v1.RecoverPrivate
-	3,  // 5: chat.v1.JoinRoom.since:type_name -> chat.v1.Position
-	3,  // 6: chat.v1.RecoverPrivate.since:type_name -> chat.v1.Position
-	38, // 7: chat.v1.ServerFrame.timestamp:type_name -> google.protobuf.Timestamp
-	8,  // 8: chat.v1.ServerFrame.system:type_name -> chat.v1.System
-	9,  // 9: chat.v1.ServerFrame.user_joined:type_name -> chat.v1.UserJoined
-	10, // 10: chat.v1.ServerFrame.user_left:type_name -> chat.v1.UserLeft
-	11, // 11: chat.v1.ServerFrame.message:type_name -> chat.v1.Message
-	12, // 12: chat.v1.ServerFrame.room_joined:type_name -> chat.v1.RoomJoined
-	13, // 13: chat.v1.ServerFrame.room_left:type_name -> chat.v1.RoomLeft
-	14, // 14: chat.v1.ServerFrame.private_message:type_name -> chat.v1.PrivateMessage
-	15, // 15: chat.v1.ServerFrame.private_sent:type_name -> chat.v1.PrivateSent
-	16, // 16: chat.v1.ServerFrame.admin_broadcast:type_name -> chat.v1.AdminBroadcast
-	19, // 17: chat.v1.ServerFrame.error:type_name -> chat.v1.Error
-	17, // 18: chat.v1.ServerFrame.ack:type_name -> chat.v1.Ack
-	18, // 19: chat.v1.ServerFrame.private_recovered:type_name -> chat.v1.PrivateRecovered
-	3,  // 20: chat.v1.System.inbox:type_name -> chat.v1.Position
-	36, // 21: chat.v1.GetStatsResponse.rooms:type_name -> chat.v1.GetStatsResponse.RoomsEntry
-	37, // 22: chat.v1.ListRoomsResponse.rooms:type_name -> chat.v1.ListRoomsResponse.RoomsEntry
-	30, // 23: chat.v1.ListMembersResponse.members:type_name -> chat.v1.Member
-	33, // 24: chat.v1.GetHistoryResponse.messages:type_name -> chat.v1.HistoryMessage
-	38, // 25: chat.v1.HistoryMessage.timestamp:type_name -> google.protobuf.Timestamp
-	0,  // 26: chat.v1.ChatService.Connect:input_type -> chat.v1.ClientFrame
-	20, // 27: chat.v1.ChatService.Broadcast:input_type -> chat.v1.BroadcastRequest
-	22, // 28: chat.v1.ChatService.GetStats:input_type -> chat.v1.GetStatsRequest
-	24, // 29: chat.v1.ChatService.ListRooms:input_type -> chat.v1.ListRoomsRequest
-	26, // 30: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
-	28, // 31: chat.v1.ChatService.ListMembers:input_type -> chat.v1.ListMembersRequest
-	31, // 32: chat.v1.ChatService.GetHistory:input_type -> chat.v1.GetHistoryRequest
-	34, // 33: chat.v1.AuthService.IssueToken:input_type -> chat.v1.IssueTokenRequest
-	7,  // 34: chat.v1.ChatService.Connect:output_type -> chat.v1.ServerFrame
-	21, // 35: chat.v1.ChatService.Broadcast:output_type -> chat.v1.BroadcastResponse
-	23, // 36: chat.v1.ChatService.GetStats:output_type -> chat.v1.GetStatsResponse
-	25, // 37: chat.v1.ChatService.ListRooms:output_type -> chat.v1.ListRoomsResponse
-	27, // 38: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
-	29, // 39: chat.v1.ChatService.ListMembers:output_type -> chat.v1.ListMembersResponse
-	32, // 40: chat.v1.ChatService.GetHistory:output_type -> chat.v1.GetHistoryResponse
-	35, // 41: chat.v1.AuthService.IssueToken:output_type -> chat.v1.IssueTokenResponse
-	34, // [34:42] is the sub-list for method output_type
-	26, // [26:34] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	7,  // 5: chat.v1.ClientFrame.refresh:type_name -> chat.v1.Refresh
+	3,  // 6: chat.v1.JoinRoom.since:type_name -> chat.v1.Position
+	3,  // 7: chat.v1.RecoverPrivate.since:type_name -> chat.v1.Position
+	51, // 8: chat.v1.ServerFrame.timestamp:type_name -> google.protobuf.Timestamp
+	9,  // 9: chat.v1.ServerFrame.system:type_name -> chat.v1.System
+	11, // 10: chat.v1.ServerFrame.user_joined:type_name -> chat.v1.UserJoined
+	12, // 11: chat.v1.ServerFrame.user_left:type_name -> chat.v1.UserLeft
+	13, // 12: chat.v1.ServerFrame.message:type_name -> chat.v1.Message
+	14, // 13: chat.v1.ServerFrame.room_joined:type_name -> chat.v1.RoomJoined
+	15, // 14: chat.v1.ServerFrame.room_left:type_name -> chat.v1.RoomLeft
+	16, // 15: chat.v1.ServerFrame.private_message:type_name -> chat.v1.PrivateMessage
+	17, // 16: chat.v1.ServerFrame.private_sent:type_name -> chat.v1.PrivateSent
+	18, // 17: chat.v1.ServerFrame.admin_broadcast:type_name -> chat.v1.AdminBroadcast
+	21, // 18: chat.v1.ServerFrame.error:type_name -> chat.v1.Error
+	19, // 19: chat.v1.ServerFrame.ack:type_name -> chat.v1.Ack
+	20, // 20: chat.v1.ServerFrame.private_recovered:type_name -> chat.v1.PrivateRecovered
+	10, // 21: chat.v1.ServerFrame.refreshed:type_name -> chat.v1.Refreshed
+	3,  // 22: chat.v1.System.inbox:type_name -> chat.v1.Position
+	51, // 23: chat.v1.System.expires_at:type_name -> google.protobuf.Timestamp
+	51, // 24: chat.v1.Refreshed.expires_at:type_name -> google.protobuf.Timestamp
+	49, // 25: chat.v1.GetStatsResponse.rooms:type_name -> chat.v1.GetStatsResponse.RoomsEntry
+	50, // 26: chat.v1.ListRoomsResponse.rooms:type_name -> chat.v1.ListRoomsResponse.RoomsEntry
+	32, // 27: chat.v1.ListMembersResponse.members:type_name -> chat.v1.Member
+	35, // 28: chat.v1.GetHistoryResponse.messages:type_name -> chat.v1.HistoryMessage
+	51, // 29: chat.v1.HistoryMessage.timestamp:type_name -> google.protobuf.Timestamp
+	44, // 30: chat.v1.BanUserResponse.ban:type_name -> chat.v1.Ban
+	51, // 31: chat.v1.Ban.expires_at:type_name -> google.protobuf.Timestamp
+	44, // 32: chat.v1.ListBansResponse.bans:type_name -> chat.v1.Ban
+	44, // 33: chat.v1.LiftBanResponse.ban:type_name -> chat.v1.Ban
+	0,  // 34: chat.v1.ChatService.Connect:input_type -> chat.v1.ClientFrame
+	22, // 35: chat.v1.ChatService.Broadcast:input_type -> chat.v1.BroadcastRequest
+	24, // 36: chat.v1.ChatService.GetStats:input_type -> chat.v1.GetStatsRequest
+	26, // 37: chat.v1.ChatService.ListRooms:input_type -> chat.v1.ListRoomsRequest
+	28, // 38: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
+	30, // 39: chat.v1.ChatService.ListMembers:input_type -> chat.v1.ListMembersRequest
+	33, // 40: chat.v1.ChatService.GetHistory:input_type -> chat.v1.GetHistoryRequest
+	38, // 41: chat.v1.AdminService.DisconnectUser:input_type -> chat.v1.DisconnectUserRequest
+	40, // 42: chat.v1.AdminService.KickUser:input_type -> chat.v1.KickUserRequest
+	42, // 43: chat.v1.AdminService.BanUser:input_type -> chat.v1.BanUserRequest
+	45, // 44: chat.v1.AdminService.ListBans:input_type -> chat.v1.ListBansRequest
+	47, // 45: chat.v1.AdminService.LiftBan:input_type -> chat.v1.LiftBanRequest
+	36, // 46: chat.v1.AuthService.IssueToken:input_type -> chat.v1.IssueTokenRequest
+	8,  // 47: chat.v1.ChatService.Connect:output_type -> chat.v1.ServerFrame
+	23, // 48: chat.v1.ChatService.Broadcast:output_type -> chat.v1.BroadcastResponse
+	25, // 49: chat.v1.ChatService.GetStats:output_type -> chat.v1.GetStatsResponse
+	27, // 50: chat.v1.ChatService.ListRooms:output_type -> chat.v1.ListRoomsResponse
+	29, // 51: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
+	31, // 52: chat.v1.ChatService.ListMembers:output_type -> chat.v1.ListMembersResponse
+	34, // 53: chat.v1.ChatService.GetHistory:output_type -> chat.v1.GetHistoryResponse
+	39, // 54: chat.v1.AdminService.DisconnectUser:output_type -> chat.v1.DisconnectUserResponse
+	41, // 55: chat.v1.AdminService.KickUser:output_type -> chat.v1.KickUserResponse
+	43, // 56: chat.v1.AdminService.BanUser:output_type -> chat.v1.BanUserResponse
+	46, // 57: chat.v1.AdminService.ListBans:output_type -> chat.v1.ListBansResponse
+	48, // 58: chat.v1.AdminService.LiftBan:output_type -> chat.v1.LiftBanResponse
+	37, // 59: chat.v1.AuthService.IssueToken:output_type -> chat.v1.IssueTokenResponse
+	47, // [47:60] is the sub-list for method output_type
+	34, // [34:47] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_chat_v1_chat_proto_init() }
@@ -2768,8 +3568,9 @@ func file_chat_v1_chat_proto_init() {
 		(*ClientFrame_LeaveRoom)(nil),
 		(*ClientFrame_PrivateMessage)(nil),
 		(*ClientFrame_RecoverPrivate)(nil),
+		(*ClientFrame_Refresh)(nil),
 	}
-	file_chat_v1_chat_proto_msgTypes[7].OneofWrappers = []any{
+	file_chat_v1_chat_proto_msgTypes[8].OneofWrappers = []any{
 		(*ServerFrame_System)(nil),
 		(*ServerFrame_UserJoined)(nil),
 		(*ServerFrame_UserLeft)(nil),
@@ -2782,18 +3583,19 @@ func file_chat_v1_chat_proto_init() {
 		(*ServerFrame_Error)(nil),
 		(*ServerFrame_Ack)(nil),
 		(*ServerFrame_PrivateRecovered)(nil),
+		(*ServerFrame_Refreshed)(nil),
 	}
-	file_chat_v1_chat_proto_msgTypes[12].OneofWrappers = []any{}
-	file_chat_v1_chat_proto_msgTypes[31].OneofWrappers = []any{}
+	file_chat_v1_chat_proto_msgTypes[14].OneofWrappers = []any{}
+	file_chat_v1_chat_proto_msgTypes[33].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_v1_chat_proto_rawDesc), len(file_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   38,
+			NumMessages:   51,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_chat_v1_chat_proto_goTypes,
 		DependencyIndexes: file_chat_v1_chat_proto_depIdxs,

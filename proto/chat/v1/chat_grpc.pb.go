@@ -378,6 +378,288 @@ var ChatService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	AdminService_DisconnectUser_FullMethodName = "/chat.v1.AdminService/DisconnectUser"
+	AdminService_KickUser_FullMethodName       = "/chat.v1.AdminService/KickUser"
+	AdminService_BanUser_FullMethodName        = "/chat.v1.AdminService/BanUser"
+	AdminService_ListBans_FullMethodName       = "/chat.v1.AdminService/ListBans"
+	AdminService_LiftBan_FullMethodName        = "/chat.v1.AdminService/LiftBan"
+)
+
+// AdminServiceClient is the client API for AdminService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// AdminService moderates the cluster: disconnect, kick and ban users. Every
+// call needs a token with the admin role (PermissionDenied otherwise), and
+// acts on every node of the cluster.
+type AdminServiceClient interface {
+	// DisconnectUser ends every session of a user, on every node, with a
+	// reason: WebSocket close 4003, gRPC PermissionDenied.
+	DisconnectUser(ctx context.Context, in *DisconnectUserRequest, opts ...grpc.CallOption) (*DisconnectUserResponse, error)
+	// KickUser takes a user's sessions out of a room: they get room_left with
+	// kicked set, and the room's members are told as for a leave.
+	KickUser(ctx context.Context, in *KickUserRequest, opts ...grpc.CallOption) (*KickUserResponse, error)
+	// BanUser bans a user from the server (room empty) or from one room for a
+	// duration. A banned user is refused at connect or join with code
+	// "banned"; a server ban also disconnects them now, a room ban kicks them
+	// out of the room.
+	BanUser(ctx context.Context, in *BanUserRequest, opts ...grpc.CallOption) (*BanUserResponse, error)
+	// ListBans reports the bans in force.
+	ListBans(ctx context.Context, in *ListBansRequest, opts ...grpc.CallOption) (*ListBansResponse, error)
+	// LiftBan ends a ban before its time. NotFound if there is none.
+	LiftBan(ctx context.Context, in *LiftBanRequest, opts ...grpc.CallOption) (*LiftBanResponse, error)
+}
+
+type adminServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewAdminServiceClient(cc grpc.ClientConnInterface) AdminServiceClient {
+	return &adminServiceClient{cc}
+}
+
+func (c *adminServiceClient) DisconnectUser(ctx context.Context, in *DisconnectUserRequest, opts ...grpc.CallOption) (*DisconnectUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DisconnectUserResponse)
+	err := c.cc.Invoke(ctx, AdminService_DisconnectUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) KickUser(ctx context.Context, in *KickUserRequest, opts ...grpc.CallOption) (*KickUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KickUserResponse)
+	err := c.cc.Invoke(ctx, AdminService_KickUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) BanUser(ctx context.Context, in *BanUserRequest, opts ...grpc.CallOption) (*BanUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BanUserResponse)
+	err := c.cc.Invoke(ctx, AdminService_BanUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListBans(ctx context.Context, in *ListBansRequest, opts ...grpc.CallOption) (*ListBansResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBansResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListBans_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) LiftBan(ctx context.Context, in *LiftBanRequest, opts ...grpc.CallOption) (*LiftBanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LiftBanResponse)
+	err := c.cc.Invoke(ctx, AdminService_LiftBan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AdminServiceServer is the server API for AdminService service.
+// All implementations must embed UnimplementedAdminServiceServer
+// for forward compatibility.
+//
+// AdminService moderates the cluster: disconnect, kick and ban users. Every
+// call needs a token with the admin role (PermissionDenied otherwise), and
+// acts on every node of the cluster.
+type AdminServiceServer interface {
+	// DisconnectUser ends every session of a user, on every node, with a
+	// reason: WebSocket close 4003, gRPC PermissionDenied.
+	DisconnectUser(context.Context, *DisconnectUserRequest) (*DisconnectUserResponse, error)
+	// KickUser takes a user's sessions out of a room: they get room_left with
+	// kicked set, and the room's members are told as for a leave.
+	KickUser(context.Context, *KickUserRequest) (*KickUserResponse, error)
+	// BanUser bans a user from the server (room empty) or from one room for a
+	// duration. A banned user is refused at connect or join with code
+	// "banned"; a server ban also disconnects them now, a room ban kicks them
+	// out of the room.
+	BanUser(context.Context, *BanUserRequest) (*BanUserResponse, error)
+	// ListBans reports the bans in force.
+	ListBans(context.Context, *ListBansRequest) (*ListBansResponse, error)
+	// LiftBan ends a ban before its time. NotFound if there is none.
+	LiftBan(context.Context, *LiftBanRequest) (*LiftBanResponse, error)
+	mustEmbedUnimplementedAdminServiceServer()
+}
+
+// UnimplementedAdminServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedAdminServiceServer struct{}
+
+func (UnimplementedAdminServiceServer) DisconnectUser(context.Context, *DisconnectUserRequest) (*DisconnectUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DisconnectUser not implemented")
+}
+func (UnimplementedAdminServiceServer) KickUser(context.Context, *KickUserRequest) (*KickUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method KickUser not implemented")
+}
+func (UnimplementedAdminServiceServer) BanUser(context.Context, *BanUserRequest) (*BanUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BanUser not implemented")
+}
+func (UnimplementedAdminServiceServer) ListBans(context.Context, *ListBansRequest) (*ListBansResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBans not implemented")
+}
+func (UnimplementedAdminServiceServer) LiftBan(context.Context, *LiftBanRequest) (*LiftBanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LiftBan not implemented")
+}
+func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
+func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
+
+// UnsafeAdminServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to AdminServiceServer will
+// result in compilation errors.
+type UnsafeAdminServiceServer interface {
+	mustEmbedUnimplementedAdminServiceServer()
+}
+
+func RegisterAdminServiceServer(s grpc.ServiceRegistrar, srv AdminServiceServer) {
+	// If the following call panics, it indicates UnimplementedAdminServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&AdminService_ServiceDesc, srv)
+}
+
+func _AdminService_DisconnectUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DisconnectUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DisconnectUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DisconnectUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DisconnectUser(ctx, req.(*DisconnectUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_KickUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KickUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).KickUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_KickUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).KickUser(ctx, req.(*KickUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_BanUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BanUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).BanUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_BanUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).BanUser(ctx, req.(*BanUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListBans_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBansRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListBans(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListBans_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListBans(ctx, req.(*ListBansRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_LiftBan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LiftBanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).LiftBan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_LiftBan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).LiftBan(ctx, req.(*LiftBanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var AdminService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "chat.v1.AdminService",
+	HandlerType: (*AdminServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "DisconnectUser",
+			Handler:    _AdminService_DisconnectUser_Handler,
+		},
+		{
+			MethodName: "KickUser",
+			Handler:    _AdminService_KickUser_Handler,
+		},
+		{
+			MethodName: "BanUser",
+			Handler:    _AdminService_BanUser_Handler,
+		},
+		{
+			MethodName: "ListBans",
+			Handler:    _AdminService_ListBans_Handler,
+		},
+		{
+			MethodName: "LiftBan",
+			Handler:    _AdminService_LiftBan_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "chat/v1/chat.proto",
+}
+
+const (
 	AuthService_IssueToken_FullMethodName = "/chat.v1.AuthService/IssueToken"
 )
 

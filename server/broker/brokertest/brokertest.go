@@ -46,6 +46,7 @@ func Run(t *testing.T, newCluster Cluster) {
 		{"LogIsShared", testLogShared},
 		{"AppendDedups", testAppendDedup},
 		{"UnloggedAppend", testUnlogged},
+		{"BansHoldOnEveryNodeAndLapse", testBans},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -187,7 +188,7 @@ func testRoundTrip(t *testing.T, nodes []*node) {
 	want := hub.Event{Kind: hub.KindPrivateSent, Time: time.Date(2026, 1, 2, 3, 4, 5, 6789, time.UTC),
 		ID: "id-1", Message: "¡hola, 世界! \"quoted\" <b>", Room: "lounge", Sender: "Alice", UserID: "alice",
 		ConnectionID: "c1", TargetUser: "bob", Delivered: 3, Code: "some_code",
-		Offset: 7, Epoch: "e1", Recovered: hub.NotRecovered}
+		Offset: 7, Epoch: "e1", Recovered: hub.NotRecovered, Kicked: true}
 	ev := want
 	must(t, at(nodes, 0).Publish(c, "user:bob", &ev))
 	got := *recv.rec.wait("user:bob", 1)[0]

@@ -5,6 +5,7 @@ package memory
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/tertulia/tertulia/server/hub"
 )
@@ -20,6 +21,7 @@ type Broker struct {
 	presence
 
 	history
+	bans bans
 }
 
 type topicState struct {
@@ -31,7 +33,7 @@ var _ hub.Broker = (*Broker)(nil)
 
 // New returns an empty broker.
 func New() *Broker {
-	b := &Broker{subs: make(map[string]*topicState), history: newHistory()}
+	b := &Broker{subs: make(map[string]*topicState), history: newHistory(), bans: bans{all: make(map[banKey]hub.Ban), now: time.Now}}
 	b.presence.init()
 	return b
 }

@@ -30,6 +30,7 @@ type wireEvent struct {
 	Offset    uint64       `json:"f,omitempty"`
 	Epoch     string       `json:"p,omitempty"`
 	Recovered hub.Recovery `json:"v,omitempty"`
+	Kicked    bool         `json:"x,omitempty"`
 	// Origin and Seq name the node that published the event and its
 	// number there, so that the publisher knows its own copy when it
 	// comes back.
@@ -43,6 +44,7 @@ func encodeEvent(ev *hub.Event, origin string, seq uint64) ([]byte, error) {
 		Sender: ev.Sender, UserID: ev.UserID, ConnectionID: ev.ConnectionID,
 		TargetUser: ev.TargetUser, Delivered: ev.Delivered, Code: ev.Code, ReplyTo: ev.ReplyTo,
 		Offset: ev.Offset, Epoch: ev.Epoch, Recovered: ev.Recovered,
+		Kicked: ev.Kicked,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encode %s event: %w", ev.Kind, err)
@@ -63,5 +65,6 @@ func decodeEvent(payload string) (*hub.Event, *wireEvent, error) {
 		Sender: w.Sender, UserID: w.UserID, ConnectionID: w.ConnectionID,
 		TargetUser: w.TargetUser, Delivered: w.Delivered, Code: w.Code, ReplyTo: w.ReplyTo,
 		Offset: w.Offset, Epoch: w.Epoch, Recovered: w.Recovered,
+		Kicked: w.Kicked,
 	}, &w, nil
 }

@@ -49,21 +49,30 @@ func (b *Broker) fillGap(topic string, ev *hub.Event) {
 		return
 	}
 	prev, ok := b.gaps.note(topic, ev)
-	if !ok || prev.Epoch != ev.Epoch || ev.Offset <= prev.Offset+1 {
+	if !ok {
 		return
 	}
-	missed := min(ev.Offset-prev.Offset-1, maxGapFill)
+	seen := prev.Offset // the last offset of ev's log this node has seen
+	if prev.Epoch != ev.Epoch {
+		// A new log (Redis restarted empty, or the log expired): none of
+		// it reached this node before ev, which would have noted its epoch.
+		seen = 0
+	}
+	if ev.Offset <= seen+1 {
+		return
+	}
+	missed := min(ev.Offset-seen-1, maxGapFill)
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.SyncTimeout)
 	defer cancel()
 	page, err := b.ReadLog(ctx, topic, hub.LogQuery{After: ev.Offset - 1 - missed, Limit: int(missed),
 		Limits: hub.LogLimits{Size: 1 << 30}})
 	if err != nil {
-		b.log.Warn("missed messages not read back", "topic", topic, "from", prev.Offset+1, "to", ev.Offset-1, "err", err)
+		b.log.Warn("missed messages not read back", "topic", topic, "from", seen+1, "to", ev.Offset-1, "err", err)
 		return
 	}
 	n := 0
 	for _, m := range page.Events {
-		if m.Epoch == ev.Epoch && m.Offset > prev.Offset && m.Offset < ev.Offset {
+		if m.Epoch == ev.Epoch && m.Offset > seen && m.Offset < ev.Offset {
 			b.dispatchIfLive(topic, m)
 			n++
 		}

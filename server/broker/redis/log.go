@@ -77,8 +77,11 @@ func (b *Broker) logKeys(topic string) []string {
 	return []string{b.prefix + "logm:" + topic, b.prefix + "log:" + topic}
 }
 
-// Append implements hub.Log. It fails while Redis is unreachable: unlike
-// Publish, it never delivers to this node only.
+// Append implements hub.Log. It fails while Redis is unreachable, or when
+// Redis does not answer within CallTimeout: unlike Publish, it never
+// delivers to this node only. (A Redis that was only paused may still run
+// an append that failed so, later: a resend with the same dedup key is then
+// answered as a duplicate, not delivered twice.)
 func (b *Broker) Append(ctx context.Context, topic string, ev *hub.Event, opt hub.AppendOptions) (hub.Receipt, error) {
 	size, ttl := 0, time.Duration(0)
 	if opt.Log.Size > 0 {
@@ -105,9 +108,14 @@ func (b *Broker) Append(ctx context.Context, topic string, ev *hub.Event, opt hu
 	var epoch [8]byte
 	rand.Read(epoch[:])
 	keys := append(b.logKeys(topic), b.prefix+"dedup:"+opt.DedupKey)
-	res, err := appendScript.Run(ctx, b.rdb, keys, b.channel(topic), payload[1:], hex.EncodeToString(epoch[:]),
-		size, ttl.Milliseconds(), dttl.Milliseconds()).Slice()
-	if err != nil {
+	cctx, cancel, err := b.bound(ctx)
+	defer cancel()
+	var res []any
+	if err == nil {
+		res, err = appendScript.Run(cctx, b.rdb, keys, b.channel(topic), payload[1:], hex.EncodeToString(epoch[:]),
+			size, ttl.Milliseconds(), dttl.Milliseconds()).Slice()
+	}
+	if err = b.settle(ctx, err); err != nil {
 		b.dropEcho(seq)
 		return hub.Receipt{}, fmt.Errorf("append to %s: %w", topic, err)
 	}
@@ -154,8 +162,13 @@ func (b *Broker) ReadLog(ctx context.Context, topic string, q hub.LogQuery) (hub
 	if q.Tail {
 		mode = "tail"
 	}
-	res, err := readScript.Run(ctx, b.rdb, b.logKeys(topic), lim.Size, q.Limit, mode, q.After).Slice()
-	if err != nil {
+	cctx, cancel, err := b.bound(ctx)
+	defer cancel()
+	var res []any
+	if err == nil {
+		res, err = readScript.Run(cctx, b.rdb, b.logKeys(topic), lim.Size, q.Limit, mode, q.After).Slice()
+	}
+	if err = b.settle(ctx, err); err != nil {
 		return hub.LogPage{}, fmt.Errorf("read log of %s: %w", topic, err)
 	}
 	if len(res) != 3 {

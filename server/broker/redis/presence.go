@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -27,6 +28,16 @@ type presence struct {
 
 	mu    sync.Mutex // protects conns
 	conns map[string]*localConn
+
+	// lost is set when presence in Redis may no longer match this node's:
+	// a heartbeat failed (its reply, telling that the node had expired,
+	// may be what was lost) or Redis stopped answering. The next heartbeat
+	// that succeeds registers everything again.
+	lost atomic.Bool
+	// undo holds the changes Redis may have run, or not, without telling:
+	// see presence_repair.go.
+	undoMu sync.Mutex // protects undo
+	undo   map[undoKey]int
 }
 
 type localConn struct {
@@ -37,6 +48,7 @@ type localConn struct {
 func (p *presence) init(b *Broker) {
 	p.b = b
 	p.conns = make(map[string]*localConn)
+	p.undo = make(map[undoKey]int)
 }
 
 // AddConn implements hub.Presence. A connection already recorded is not
@@ -44,8 +56,15 @@ func (p *presence) init(b *Broker) {
 func (b *Broker) AddConn(ctx context.Context, c hub.PresenceRecord) (bool, int, error) {
 	b.regMu.RLock()
 	defer b.regMu.RUnlock()
-	first, conns, err := b.addConn(ctx, c)
-	if err != nil {
+	cctx, cancel, err := b.bound(ctx)
+	defer cancel()
+	var first bool
+	var conns int
+	if err == nil {
+		first, conns, err = b.addConn(cctx, c)
+	}
+	if err = b.settle(ctx, err); err != nil {
+		b.mayHaveRun(err, c.ID, "") // the session is refused: it must not stay in Redis
 		return false, 0, fmt.Errorf("add connection %s: %w", c.ID, err)
 	}
 	b.presence.mu.Lock()
@@ -72,16 +91,24 @@ func (b *Broker) addConn(ctx context.Context, c hub.PresenceRecord) (first bool,
 func (b *Broker) RemoveConn(ctx context.Context, c hub.PresenceRecord) (bool, int, error) {
 	b.regMu.RLock()
 	defer b.regMu.RUnlock()
-	res, err := removeConnScript.Run(ctx, b.rdb, nil, b.prefix, c.ID).Int64Slice()
-	if err == nil && len(res) != 2 {
-		err = fmt.Errorf("unexpected reply %v", res)
-	}
-	if err != nil {
-		return false, 0, fmt.Errorf("remove connection %s: %w", c.ID, err)
-	}
+	// Forgotten here first: whatever Redis says, the connection has ended,
+	// and must not be registered again.
 	b.presence.mu.Lock()
 	delete(b.presence.conns, c.ID)
 	b.presence.mu.Unlock()
+	cctx, cancel, err := b.bound(ctx)
+	defer cancel()
+	var res []int64
+	if err == nil {
+		res, err = removeConnScript.Run(cctx, b.rdb, nil, b.prefix, c.ID).Int64Slice()
+	}
+	if err = b.settle(ctx, err); err == nil && len(res) != 2 {
+		err = fmt.Errorf("unexpected reply %v", res)
+	}
+	if err != nil {
+		b.mustRemove(c.ID, "")
+		return false, 0, fmt.Errorf("remove connection %s: %w", c.ID, err)
+	}
 	return res[0] == 1, int(res[1]), nil
 }
 
@@ -90,8 +117,14 @@ func (b *Broker) RemoveConn(ctx context.Context, c hub.PresenceRecord) (bool, in
 func (b *Broker) AddMember(ctx context.Context, room string, c hub.PresenceRecord) (int, error) {
 	b.regMu.RLock()
 	defer b.regMu.RUnlock()
-	n, err := addMemberScript.Run(ctx, b.rdb, nil, b.prefix, room, c.ID, c.User).Int()
-	if err != nil {
+	cctx, cancel, err := b.bound(ctx)
+	defer cancel()
+	var n int
+	if err == nil {
+		n, err = addMemberScript.Run(cctx, b.rdb, nil, b.prefix, room, c.ID, c.User).Int()
+	}
+	if err = b.settle(ctx, err); err != nil {
+		b.mayHaveRun(err, c.ID, room) // the join is refused
 		return 0, fmt.Errorf("add %s to room %q: %w", c.ID, room, err)
 	}
 	b.presence.mu.Lock()
@@ -108,10 +141,6 @@ func (b *Broker) AddMember(ctx context.Context, room string, c hub.PresenceRecor
 func (b *Broker) RemoveMember(ctx context.Context, room string, c hub.PresenceRecord) (int, error) {
 	b.regMu.RLock()
 	defer b.regMu.RUnlock()
-	n, err := removeMemberScript.Run(ctx, b.rdb, nil, b.prefix, room, c.ID, c.User).Int()
-	if err != nil {
-		return 0, fmt.Errorf("remove %s from room %q: %w", c.ID, room, err)
-	}
 	b.presence.mu.Lock()
 	if lc := b.presence.conns[c.ID]; lc != nil {
 		if i := slices.Index(lc.rooms, room); i >= 0 {
@@ -119,13 +148,28 @@ func (b *Broker) RemoveMember(ctx context.Context, room string, c hub.PresenceRe
 		}
 	}
 	b.presence.mu.Unlock()
+	cctx, cancel, err := b.bound(ctx)
+	defer cancel()
+	var n int
+	if err == nil {
+		n, err = removeMemberScript.Run(cctx, b.rdb, nil, b.prefix, room, c.ID, c.User).Int()
+	}
+	if err = b.settle(ctx, err); err != nil {
+		b.mustRemove(c.ID, room)
+		return 0, fmt.Errorf("remove %s from room %q: %w", c.ID, room, err)
+	}
 	return n, nil
 }
 
 // Members implements hub.Presence: one script, O(log members + limit).
 func (b *Broker) Members(ctx context.Context, room, after string, limit int) ([]hub.Member, int, error) {
-	res, err := membersScript.Run(ctx, b.rdb, nil, b.prefix, room, after, limit).Slice()
-	if err != nil {
+	cctx, cancel, err := b.bound(ctx)
+	defer cancel()
+	var res []any
+	if err == nil {
+		res, err = membersScript.Run(cctx, b.rdb, nil, b.prefix, room, after, limit).Slice()
+	}
+	if err = b.settle(ctx, err); err != nil {
 		return nil, 0, fmt.Errorf("members of room %q: %w", room, err)
 	}
 	total, _ := res[0].(int64)
@@ -141,8 +185,13 @@ func (b *Broker) Members(ctx context.Context, room, after string, limit int) ([]
 
 // UserConns implements hub.Presence.
 func (b *Broker) UserConns(ctx context.Context, user string) (int, error) {
-	n, err := b.rdb.HGet(ctx, b.prefix+"users", user).Int()
-	if err == goredis.Nil {
+	cctx, cancel, err := b.bound(ctx)
+	defer cancel()
+	var n int
+	if err == nil {
+		n, err = b.rdb.HGet(cctx, b.prefix+"users", user).Int()
+	}
+	if err = b.settle(ctx, err); err == goredis.Nil {
 		return 0, nil
 	}
 	if err != nil {
@@ -157,13 +206,17 @@ func (b *Broker) Snapshot(ctx context.Context) (hub.Snapshot, error) {
 	var conns *goredis.IntCmd
 	var users *goredis.StringSliceCmd
 	var rooms *goredis.MapStringStringCmd
-	_, err := b.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		conns = p.HLen(ctx, b.prefix+"conns")
-		users = p.HKeys(ctx, b.prefix+"users")
-		rooms = p.HGetAll(ctx, b.prefix+"rooms")
-		return nil
-	})
-	if err != nil {
+	cctx, cancel, err := b.bound(ctx)
+	defer cancel()
+	if err == nil {
+		_, err = b.rdb.TxPipelined(cctx, func(p goredis.Pipeliner) error {
+			conns = p.HLen(cctx, b.prefix+"conns")
+			users = p.HKeys(cctx, b.prefix+"users")
+			rooms = p.HGetAll(cctx, b.prefix+"rooms")
+			return nil
+		})
+	}
+	if err = b.settle(ctx, err); err != nil {
 		return hub.Snapshot{}, fmt.Errorf("presence snapshot: %w", err)
 	}
 	s := hub.Snapshot{Connections: int(conns.Val()), Users: users.Val(), Rooms: make(map[string]int, len(rooms.Val()))}
@@ -186,11 +239,19 @@ func (b *Broker) beat(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-b.beatNow: // Redis answers again: register at once
 		}
 		// A beat must not outlast the next one.
-		bctx, cancel := context.WithTimeout(ctx, b.cfg.Heartbeat)
-		_, err := b.heartbeat(bctx)
-		cancel()
+		err := errUnreachable // the prober will say when it answers
+		if !b.down.Load() {
+			bctx, cancel := context.WithTimeout(ctx, b.cfg.Heartbeat)
+			_, err = b.heartbeat(bctx)
+			cancel()
+		}
+		if err != nil {
+			b.presence.lost.Store(true)
+			b.settle(ctx, err)
+		}
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
 			failing = true
@@ -211,10 +272,22 @@ func (b *Broker) heartbeat(ctx context.Context) (status int64, err error) {
 		return 0, fmt.Errorf("heartbeat: %w", err)
 	}
 	status, _ = res[0].(int64)
-	if status != 0 {
-		if err := b.reregister(ctx, status == 1); err != nil {
+	// Registered again also when presence may have been lost unseen: a
+	// heartbeat whose reply was lost may have been the one that told this
+	// node it had expired, and the next ones say it is known.
+	// And only while this node receives: a user listed in /users must be
+	// reachable (a private message to a user not listed is answered "not
+	// connected", and kept in the inbox).
+	if lost := b.presence.lost.Swap(false); (status != 0 || lost) && !b.up.Load() {
+		b.presence.lost.Store(true)
+	} else if status != 0 || lost {
+		if err := b.reregister(ctx, status != 2); err != nil {
+			b.presence.lost.Store(true)
 			return status, err
 		}
+	}
+	if err := b.repair(ctx); err != nil {
+		return status, err
 	}
 	if removed, _ := res[1].(int64); removed > 0 {
 		b.metrics.Reaped.Add(removed)

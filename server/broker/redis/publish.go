@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,15 +19,17 @@ type echo struct {
 // returns once its own handler has been given ev, as with the memory broker:
 // a session that publishes, then leaves, has seen its own event.
 //
-// While Redis is unreachable, ev is delivered to this node's own subscribers
-// only, and Publish succeeds: the node's sessions go on talking among
-// themselves. Metrics.LocalOnly counts these.
+// While Redis is unreachable, or does not take ev within CallTimeout, ev is
+// delivered to this node's own subscribers only, and Publish succeeds: the
+// node's sessions go on talking among themselves. Metrics.LocalOnly counts
+// these.
 func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error {
+	var stray uint64 // ev's number if Redis may still publish it
 	if b.up.Load() {
 		seq, done := b.expectEcho(topic)
 		payload, err := encodeEvent(ev, b.cfg.NodeID, seq)
 		if err == nil {
-			err = b.rdb.Publish(ctx, b.channel(topic), payload).Err()
+			err = b.publish(ctx, topic, payload)
 		}
 		if err == nil {
 			b.metrics.Published.Add(1)
@@ -37,13 +40,57 @@ func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error
 		if ctx.Err() != nil {
 			return fmt.Errorf("publish to %s: %w", topic, err)
 		}
-		b.log.Warn("publish failed; delivering on this node only", "topic", topic, "err", err)
+		if !errors.Is(err, errUnreachable) {
+			stray = seq
+			b.log.Warn("publish failed; delivering on this node only", "topic", topic, "err", err)
+		}
 	}
 	b.metrics.LocalOnly.Add(1)
 	if b.live(topic) {
+		b.noteStray(stray)
 		b.dispatch(topic, ev)
 	}
 	return nil
+}
+
+func (b *Broker) publish(ctx context.Context, topic string, payload []byte) error {
+	cctx, cancel, err := b.bound(ctx)
+	defer cancel()
+	if err == nil {
+		err = b.rdb.Publish(cctx, b.channel(topic), payload).Err()
+	}
+	return b.settle(ctx, err)
+}
+
+// strayTTL is how long a stray is remembered: far longer than any pause
+// after which Redis would still run what it was sent before.
+const strayTTL = 10 * time.Minute
+
+// noteStray remembers event seq of this node, sent to Redis but delivered
+// here without it.
+func (b *Broker) noteStray(seq uint64) {
+	if seq == 0 {
+		return
+	}
+	now := time.Now()
+	b.pingMu.Lock()
+	for s, at := range b.strays { // few: one per call in flight when Redis stopped answering
+		if now.Sub(at) > strayTTL {
+			delete(b.strays, s)
+		}
+	}
+	b.strays[seq] = now
+	b.pingMu.Unlock()
+}
+
+// stray reports whether event seq of this node was already delivered here,
+// and forgets it.
+func (b *Broker) stray(seq uint64) bool {
+	b.pingMu.Lock()
+	defer b.pingMu.Unlock()
+	_, ok := b.strays[seq]
+	delete(b.strays, seq)
+	return ok
 }
 
 // expectEcho registers a Publish to topic that will wait for its event to

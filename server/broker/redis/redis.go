@@ -6,13 +6,18 @@
 // Each node holds one pub/sub connection, subscribed to exactly the topics
 // its own sessions need, and one goroutine that reads it and calls the hub's
 // handler in the order Redis delivers (one order per channel, the same on
-// every node). While Redis is unreachable a node keeps serving its own
-// sessions: what it publishes is delivered to its local subscribers only, and
-// when Redis returns it resubscribes and registers its presence again.
+// every node). While Redis is unreachable or hung a node keeps serving its
+// own sessions: no call waits on Redis longer than Config.CallTimeout, what
+// it publishes is delivered to its local subscribers only, what must be
+// logged is refused, and when Redis returns it resubscribes and registers its
+// presence again.
 //
 // Files by role: redis.go (the Broker, its start and end), config.go,
+// health.go (the bound on every call, and the probe of an unreachable Redis),
 // publish.go (Publish and the wait for its own event), subscribe.go,
-// receive.go (the pub/sub reader and the handler calls), presence.go, codec.go.
+// receive.go (the pub/sub reader and the handler calls), presence.go,
+// presence_repair.go (undoing changes Redis may have run unseen), log.go,
+// gaps.go, codec.go.
 //
 // Keys and channels all start with Config.Prefix, so several clusters (or
 // tests) can share one Redis. Redis Cluster is not supported: the scripts
@@ -26,6 +31,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -42,6 +48,9 @@ type Metrics struct {
 	// being lost.
 	Reconnects atomic.Int64
 	GapsFilled atomic.Int64 // logged events missed by pub/sub and read back from their log
+	// Unreachable counts the times Redis did not answer a call within
+	// CallTimeout and was taken for unreachable until a probe was answered.
+	Unreachable atomic.Int64
 }
 
 // Broker is the Redis hub.Broker of one node. All methods are safe for
@@ -62,7 +71,7 @@ type Broker struct {
 	subMu  sync.Mutex // protects topics
 	topics map[string]*topicState
 
-	pingMu sync.Mutex // protects pings, pingSeq, echoes and echoSeq
+	pingMu sync.Mutex // protects pings, pingSeq, echoes, echoSeq and strays
 	pings  map[string]chan struct{}
 	// pingSeq numbers the PINGs that confirm subscriptions.
 	pingSeq uint64
@@ -70,8 +79,19 @@ type Broker struct {
 	// this node's handler, by the number they gave it.
 	echoes  map[uint64]echo
 	echoSeq uint64
+	// strays are this node's events that Redis did not take in time and
+	// that were delivered here instead, by number, with when: a Redis that
+	// was only paused publishes them later, and they are not delivered here
+	// twice.
+	strays map[uint64]time.Time
 
 	up atomic.Bool // the pub/sub connection is live
+	// down: Redis did not answer a call in time and has not answered a
+	// probe since (health.go).
+	down     atomic.Bool
+	probeNow chan struct{} // wakes the prober when down is set
+	beatNow  chan struct{} // asks for a heartbeat now: Redis answers again
+	recvNow  chan struct{} // cuts the pub/sub reader's backoff: Redis answers again
 
 	presence // this node's share of presence
 	gaps     gaps
@@ -95,11 +115,16 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b := &Broker{
 		cfg:    cfg,
 		log:    cfg.Logger.With("broker", "redis", "node", cfg.NodeID),
-		rdb:    goredis.NewClient(cfg.Options),
+		rdb:    goredis.NewClient(options(cfg.Options, cfg.CallTimeout)),
 		prefix: cfg.Prefix + ":",
 		topics: make(map[string]*topicState),
 		pings:  make(map[string]chan struct{}),
 		echoes: make(map[uint64]echo),
+		strays: make(map[uint64]time.Time),
+
+		probeNow: make(chan struct{}, 1),
+		beatNow:  make(chan struct{}, 1),
+		recvNow:  make(chan struct{}, 1),
 	}
 	b.presence.init(b)
 	b.up.Store(true) // so that the first heartbeat may announce who left with crashed nodes
@@ -114,12 +139,27 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b.ps = b.rdb.Subscribe(ctx)
 	loops, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	b.cancel = cancel
-	b.wg.Add(2)
+	b.wg.Add(3)
 	go func() { defer b.wg.Done(); b.receive(loops) }()
 	go func() { defer b.wg.Done(); b.beat(loops) }()
+	go func() { defer b.wg.Done(); b.probe(loops) }()
 	b.log.Info("joined cluster", "redis", cfg.Options.Addr, "prefix", cfg.Prefix,
 		"heartbeat", cfg.Heartbeat, "presence_ttl", cfg.PresenceTTL)
 	return b, nil
+}
+
+// options are opts with the context deadlines honoured on the socket, which
+// go-redis ignores by default: without it no ctx bounds a call to a Redis
+// that accepts the bytes and answers nothing. Reads and writes with no ctx
+// deadline (the pub/sub connection's handshake, while the pub/sub lock is
+// held) are bounded by callTimeout unless opts say otherwise.
+func options(opts *goredis.Options, callTimeout time.Duration) *goredis.Options {
+	o := *opts
+	o.ContextTimeoutEnabled = true
+	if o.ReadTimeout == 0 {
+		o.ReadTimeout = callTimeout
+	}
+	return &o
 }
 
 // Metrics returns the broker's live counters.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // topicState is one topic this node subscribes to, or is (un)subscribing.
@@ -58,6 +59,9 @@ func (b *Broker) Subscribe(ctx context.Context, topic string) error {
 	if st.refs > 0 {
 		st.refs++
 		return nil
+	}
+	if b.down.Load() {
+		return fmt.Errorf("subscribe %s: %w", topic, errUnreachable)
 	}
 	ch := b.channel(topic)
 	err := b.ps.Subscribe(ctx, ch)
@@ -127,11 +131,25 @@ func (b *Broker) sync(ctx context.Context) error {
 	if err := b.ps.Ping(ctx, token); err != nil {
 		return err
 	}
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for redis to confirm: %w", ctx.Err())
+	// Given up early if Redis is found not to answer meanwhile. A reply
+	// late by CallTimeout may be a slow reader here, or a hung Redis: a
+	// PING on another connection, bounded as every call, tells which.
+	tick := time.NewTicker(b.cfg.ProbeInterval)
+	defer tick.Stop()
+	late := time.After(b.cfg.CallTimeout)
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for redis to confirm: %w", ctx.Err())
+		case <-late:
+			b.ping(ctx)
+		case <-tick.C:
+		}
+		if b.down.Load() {
+			return fmt.Errorf("waiting for redis to confirm: %w", errUnreachable)
+		}
 	}
 }
 

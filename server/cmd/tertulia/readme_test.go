@@ -75,6 +75,11 @@ func TestReadmeCommandsWork(t *testing.T) {
 	// A line's distinctive words -> what its output must show; the first
 	// match counts, so longer paths come before their prefixes.
 	want := []struct{ key, want string }{
+		{"users/mallory/disconnect", `"connections":0`},
+		{"bans -H", `"reason":"spam"`},
+		{"bans/mallory", `"user":"mallory"`},
+		{"websocket/bans", `"total_bans":1`},
+		{"AdminService/KickUser", `"user": "mallory"`},
 		{"list", "chat.v1.ChatService"},
 		{"Health/Check", `"status": "SERVING"`},
 		{"ChatService/GetStats", "{"},

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -69,6 +70,36 @@ func (s *Server) Stop(t testing.TB) {
 		t.Errorf("redis-server %s did not exit within %v", s.Addr, startTimeout)
 	}
 	s.cmd = nil
+}
+
+// Pause stops redis-server with SIGSTOP: its port still accepts
+// connections and its clients' writes, but nothing is answered, as with a
+// hung or overloaded Redis, until Resume. The end of the test resumes it.
+func (s *Server) Pause(t testing.TB) {
+	t.Helper()
+	s.signal(t, syscall.SIGSTOP)
+	t.Cleanup(func() {
+		if s.cmd != nil {
+			_ = s.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	})
+}
+
+// Resume continues a paused redis-server with SIGCONT: it answers again,
+// its data intact, and runs what its clients sent meanwhile.
+func (s *Server) Resume(t testing.TB) {
+	t.Helper()
+	s.signal(t, syscall.SIGCONT)
+}
+
+func (s *Server) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if s.cmd == nil {
+		t.Fatalf("redis-server %s is not running", s.Addr)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal redis-server %s: %v", s.Addr, err)
+	}
 }
 
 // Restart starts a stopped server again on the same port, empty.

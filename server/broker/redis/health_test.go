@@ -1,0 +1,185 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/tertulia/tertulia/server/broker/redis/redistest"
+	"github.com/tertulia/tertulia/server/hub"
+)
+
+// hungBroker is a broker on srv with a short CallTimeout, heartbeating
+// every heartbeat, and what its handler is given.
+func hungBroker(t *testing.T, srv *redistest.Server, heartbeat time.Duration) (*Broker, *events) {
+	t.Helper()
+	cfg, err := ParseURL(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Prefix = fmt.Sprintf("t%d", prefixes.Add(1))
+	cfg.Heartbeat, cfg.PresenceTTL, cfg.CallTimeout = heartbeat, 2*time.Hour, 100*time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	b, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("new broker: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	seen := &events{}
+	b.SetHandler(seen.handle)
+	return b, seen
+}
+
+// connections is the cluster's connection count as Redis has it.
+func connections(t *testing.T, b *Broker) int {
+	t.Helper()
+	s, err := b.Snapshot(context.Background())
+	if err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	return s.Connections
+}
+
+// A heartbeat whose reply is lost may be the one that told the node it had
+// expired: the next ones say it is known. So after a heartbeat fails the
+// node registers everything again. Here Redis holds the node but not its
+// connection, as a reaper's heartbeat followed by the node's lost one
+// leaves it.
+func TestFailedHeartbeatRegistersAgain(t *testing.T) {
+	srv := redistest.Start(t)
+	b, _ := hungBroker(t, srv, 50*time.Millisecond)
+	ctx := context.Background()
+	c := hub.PresenceRecord{ID: "c1", User: "alice", Name: "Alice"}
+	if _, _, err := b.AddConn(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.AddMember(ctx, "lounge", c); err != nil {
+		t.Fatal(err)
+	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	if err := removeConnScript.Run(ctx, rdb, nil, b.prefix, c.ID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause(t)
+	eventually(t, waitTimeout, "redis taken for unreachable", func() bool { return b.Metrics().Unreachable.Load() > 0 })
+	srv.Resume(t)
+	took := eventually(t, waitTimeout, "alice registered again in lounge", func() bool {
+		s, err := b.Snapshot(ctx)
+		return err == nil && s.Connections == 1 && s.Rooms["lounge"] == 1
+	})
+	t.Logf("registered again %v after redis resumed", took.Round(time.Millisecond))
+}
+
+// A connection refused because Redis did not answer in time was sent to
+// Redis all the same, and a paused Redis adds it when it resumes: the node
+// removes it again.
+func TestRefusedConnectionIsRemovedWhenRedisResumes(t *testing.T) {
+	srv := redistest.Start(t)
+	b, _ := hungBroker(t, srv, time.Hour) // only the heartbeat after the resume runs
+	ctx := context.Background()
+	// Redis knows the script, as it does once a node has served anyone, and
+	// will run it, not answer NOSCRIPT.
+	early := hub.PresenceRecord{ID: "early", User: "eve", Name: "Eve"}
+	if _, _, err := b.AddConn(ctx, early); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.RemoveConn(ctx, early); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause(t)
+	start := time.Now()
+	_, _, err := b.AddConn(ctx, hub.PresenceRecord{ID: "ghost", User: "gus", Name: "Gus"})
+	if err == nil || errors.Is(err, errUnreachable) {
+		t.Fatalf("add connection while redis is paused: got %v, want a timeout (the call sent)", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("add connection while redis is paused took %v, want about CallTimeout", d)
+	}
+	srv.Resume(t)
+	eventually(t, waitTimeout, "redis answers again", func() bool { return !b.down.Load() })
+	// Redis runs the refused call on resuming, before what is sent after;
+	// the repair is made at two heartbeats all the same.
+	for range undoRounds {
+		if _, err := b.heartbeat(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := connections(t, b); n != 0 {
+		t.Errorf("connections after redis resumed: got %d, want 0 (the refused one removed)", n)
+	}
+}
+
+// An event Redis did not take in time is delivered on this node instead;
+// when a paused Redis resumes and publishes it after all, this node does
+// not deliver it twice.
+func TestEventDeliveredOnceAcrossAPause(t *testing.T) {
+	srv := redistest.Start(t)
+	b, seen := hungBroker(t, srv, time.Hour)
+	ctx := context.Background()
+	if err := b.Subscribe(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause(t)
+	start := time.Now()
+	if err := b.Publish(ctx, "lobby", &hub.Event{Kind: hub.KindMessage, Message: "during"}); err != nil {
+		t.Fatalf("publish while redis is paused: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("publish while redis is paused took %v, want about CallTimeout", d)
+	}
+	if !seen.has("lobby message during") {
+		t.Fatalf("event published while redis is paused not delivered on this node")
+	}
+	srv.Resume(t)
+	eventually(t, waitTimeout, "redis answers again", func() bool { return !b.down.Load() })
+	if err := b.Publish(ctx, "lobby", &hub.Event{Kind: hub.KindMessage, Message: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	if !seen.has("lobby message after") {
+		t.Fatalf("event published after redis resumed not delivered")
+	}
+	seen.mu.Lock()
+	defer seen.mu.Unlock()
+	n := 0
+	for _, e := range seen.list {
+		if e == "lobby message during" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("event published while redis was paused delivered %d times, want 1: %q", n, seen.list)
+	}
+}
+
+// A pub/sub connection on which Redis answers nothing (hung, or behind a
+// network that drops packets, where no error ever comes) is replaced, so
+// that the node does not wait on a dead subscription for good; events flow
+// again once Redis answers.
+func TestSilentPubSubConnectionIsReplaced(t *testing.T) {
+	srv := redistest.Start(t)
+	b, seen := hungBroker(t, srv, 50*time.Millisecond) // silent for 400ms: replaced
+	ctx := context.Background()
+	if err := b.Subscribe(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause(t)
+	eventually(t, waitTimeout, "pub/sub connection taken for broken", func() bool { return !b.up.Load() })
+	srv.Resume(t)
+	eventually(t, waitTimeout, "pub/sub connection back", func() bool { return b.up.Load() && !b.down.Load() })
+	if got := b.Metrics().Reconnects.Load(); got < 1 {
+		t.Errorf("reconnects: got %d, want at least 1", got)
+	}
+	if err := b.Publish(ctx, "lobby", &hub.Event{Kind: hub.KindMessage, Message: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	if !seen.has("lobby message after") {
+		t.Errorf("event published after redis resumed not delivered")
+	}
+}
