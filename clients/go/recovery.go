@@ -26,8 +26,10 @@ import (
 // what was not acknowledged, with the same ids, so that the server delivers
 // each message once.
 //
-// With it, a client sees every room and private message once, in offset
-// order, across any number of reconnects, unless the server says it cannot
+// With it, a client sees every room message once, in offset order, and
+// every private message once (a replayed one may follow live ones that came
+// meanwhile: show them by offset), across any number of reconnects, unless
+// the server says it cannot
 // (a room_joined or private_recovered with recovered false: the gap was
 // beyond the history, or the log's epoch changed). Then Reload fetches
 // what the history still holds.
