@@ -205,7 +205,8 @@ func (h *history) forget(events []*hub.Event) {
 // HistorySize implements hub.HistoryStats: the events held in every room's
 // and inbox's ring, and the bytes of their text. Events past their TTL are
 // held, and counted, until a sweep drops their ring (run by appends with a
-// dedup key, at most once a minute unless 1024 of them came).
+// dedup key, at most once a minute unless 1024 of them came): the size is
+// what the broker holds, not what a reader may still get.
 func (b *Broker) HistorySize() (messages, bytes int64) {
 	return b.history.held.Load(), b.history.heldBytes.Load()
 }
