@@ -2,7 +2,7 @@
 // lines from its input and prints the session's events as text:
 //
 //	hello                 send to the current room (the lobby until you join one)
-//	/join ROOM            join ROOM and make it the current room
+//	/join ROOM            join ROOM, show its recent history, make it the current room
 //	/leave [ROOM]         leave ROOM (default: the current room)
 //	/msg USER TEXT        private message to every connection of USER
 //	/lobby                send to everyone from now on
@@ -26,6 +26,24 @@ import (
 type Config struct {
 	Addr  string // gRPC address, host:port
 	Token string // JWT; empty for a guest (where the server allows guests)
+	// History is how many of a room's last messages /join shows. Default
+	// DefaultHistory; negative for none.
+	History int
+}
+
+// DefaultHistory is how many past messages /join shows by default.
+const DefaultHistory = 20
+
+// join is the frame that joins room and asks for its last history messages,
+// which the server sends after the room_joined, before live ones.
+func join(room string, history int) *chatv1.ClientFrame {
+	switch {
+	case history == 0:
+		history = DefaultHistory
+	case history < 0:
+		history = 0
+	}
+	return &chatv1.ClientFrame{Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: room, History: int32(history)}}}
 }
 
 // Run chats until in ends, /quit, ctx is cancelled or the server ends the
@@ -69,7 +87,7 @@ read:
 		case "/quit":
 			break read
 		case "/join":
-			if err = s.Join(arg); err == nil {
+			if err = s.SendFrame(join(arg, cfg.History)); err == nil {
 				room = arg
 			}
 		case "/leave":

@@ -9,14 +9,20 @@ import (
 	client "github.com/tertulia/tertulia/clients/go"
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/server/auth"
+	"github.com/tertulia/tertulia/server/hub"
 	"github.com/tertulia/tertulia/server/node"
 )
 
 // exampleServer runs a node on a free loopback port for the examples and
 // returns its gRPC address, a token minter and a stop function.
 func exampleServer() (addr string, token func(user string, admin bool) string, stop func()) {
+	return exampleServerWith(hub.Config{})
+}
+
+// exampleServerWith is exampleServer with the hub's settings.
+func exampleServerWith(cfg hub.Config) (addr string, token func(user string, admin bool) string, stop func()) {
 	secret := []byte("example-secret-0123456789abcdef")
-	n, err := node.New(node.Config{JWT: auth.Config{Secret: secret}})
+	n, err := node.New(node.Config{JWT: auth.Config{Secret: secret}, Hub: cfg})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -48,8 +48,7 @@ type Reconnecting struct {
 	mu         sync.Mutex // protects the fields below
 	sess       *Session   // the current connection's session; nil between connections
 	addr       string     // the current connection's address
-	rooms      []string   // rooms joined, in order, to join again on each connection
-	recovery   recovery   // positions and unacknowledged frames
+	rec        *Recovery  // rooms, positions and unacknowledged frames
 	reconnects int        // connections opened after the first
 	err        error      // why the loop gave up
 }
@@ -83,7 +82,7 @@ func Reconnect(ctx context.Context, addrs []string, opts ...Option) (*Reconnecti
 	r := &Reconnecting{
 		addrs: slices.Clone(addrs), opts: opts, wait: o.backoff,
 		events: make(chan *chatv1.ServerFrame, eventBuffer), cancel: cancel, done: make(chan struct{}),
-		recovery: newRecovery(),
+		rec: NewRecovery(),
 	}
 	go r.run(ctx)
 	return r, nil
@@ -127,21 +126,18 @@ func (r *Reconnecting) Close() error {
 func (r *Reconnecting) Join(room string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !slices.Contains(r.rooms, room) {
-		r.rooms = append(r.rooms, room)
-	}
+	f := r.rec.Join(room, 0)
 	if r.sess == nil {
 		return nil
 	}
-	return r.sess.SendFrame(r.recovery.joinFrame(room))
+	return r.sess.SendFrame(f)
 }
 
 // Leave leaves room, and stops joining it on new connections.
 func (r *Reconnecting) Leave(room string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.rooms = slices.DeleteFunc(r.rooms, func(x string) bool { return x == room })
-	r.recovery.forget(room)
+	r.rec.Leave(room)
 	if r.sess == nil {
 		return nil
 	}
@@ -149,17 +145,15 @@ func (r *Reconnecting) Leave(room string) error {
 }
 
 // SendFrame sends f on the current connection. A message or private
-// message with an id is kept until its ack (or an error answering it) and
-// sent again, with the same id, on each new connection; between
+// message is given an id if it has none, kept until its ack (Recovery.Track)
+// and sent again, with the same id, on each new connection; between
 // connections it waits for the next one. Any other frame is refused with
 // ErrReconnecting between connections.
 func (r *Reconnecting) SendFrame(f *chatv1.ClientFrame) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	kept, err := r.recovery.track(f)
-	if err != nil {
-		return err
-	}
+	kept := f.GetMessage() != nil || f.GetPrivateMessage() != nil
+	f = r.rec.Track(f)
 	if r.sess == nil {
 		if kept {
 			return nil
@@ -177,26 +171,16 @@ func (r *Reconnecting) SendFrame(f *chatv1.ClientFrame) error {
 // under an id of its own: it arrives once, whatever connections come and
 // go, and its ack (with that id) comes on Events.
 func (r *Reconnecting) Send(room, message string) error {
-	return r.SendFrame(&chatv1.ClientFrame{Id: r.newID("m"), Kind: &chatv1.ClientFrame_Message{Message: &chatv1.SendMessage{Room: room, Message: message}}})
+	return r.SendFrame(&chatv1.ClientFrame{Kind: &chatv1.ClientFrame_Message{Message: &chatv1.SendMessage{Room: room, Message: message}}})
 }
 
 // Private sends message to every connection of user, as Send does.
 func (r *Reconnecting) Private(user, message string) error {
-	return r.SendFrame(&chatv1.ClientFrame{Id: r.newID("p"), Kind: &chatv1.ClientFrame_PrivateMessage{PrivateMessage: &chatv1.SendPrivateMessage{TargetUser: user, Message: message}}})
+	return r.SendFrame(&chatv1.ClientFrame{Kind: &chatv1.ClientFrame_PrivateMessage{PrivateMessage: &chatv1.SendPrivateMessage{TargetUser: user, Message: message}}})
 }
 
-// Pending is how many messages sent with an id await their ack.
-func (r *Reconnecting) Pending() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.recovery.pending)
-}
-
-func (r *Reconnecting) newID(kind string) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.recovery.newID(kind)
-}
+// Pending is how many messages await their ack.
+func (r *Reconnecting) Pending() int { return len(r.rec.Pending()) }
 
 // run connects, serves the connection until it ends, waits and connects
 // again, until ctx ends or the server refuses the client.
@@ -214,8 +198,8 @@ func (r *Reconnecting) run(ctx context.Context) {
 				r.reconnects++
 				r.mu.Unlock()
 			}
-			err = r.serve(ctx, addr, s, connected)
 			connected = true
+			err = r.serve(ctx, addr, s)
 			c.Close()
 		} else if c != nil {
 			c.Close()
@@ -286,18 +270,10 @@ func closeAndDrain(s *Session) {
 // (rooms, missed messages, unacknowledged frames) and forwards its frames
 // until it ends; it returns why it ended. A send that fails ends the
 // session: its end is seen below.
-func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session, again bool) error {
+func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error {
 	r.mu.Lock()
 	r.sess, r.addr = s, addr
-	for _, room := range r.rooms {
-		s.SendFrame(r.recovery.joinFrame(room))
-	}
-	if f := r.recovery.recoverFrame(); again && f != nil {
-		s.SendFrame(f)
-	}
-	for _, f := range r.recovery.pending {
-		s.SendFrame(f)
-	}
+	r.rec.Resume(s) // the welcome was observed in open
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
@@ -314,11 +290,12 @@ func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session, again
 }
 
 // emit notes what f tells of positions and acks, and hands it to the
-// reader of Events, unless ctx ends first.
+// reader of Events, unless ctx ends first. A message already seen (under
+// another connection) is dropped.
 func (r *Reconnecting) emit(ctx context.Context, f *chatv1.ServerFrame) bool {
-	r.mu.Lock()
-	r.recovery.observe(f)
-	r.mu.Unlock()
+	if !r.rec.Observe(f) {
+		return true
+	}
 	select {
 	case r.events <- f:
 		return true

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	web "github.com/tertulia/tertulia/clients/web"
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/server/auth"
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
@@ -28,6 +30,7 @@ const chromiumPath = "/usr/bin/chromium"
 // can be restarted where the pages expect it.
 type server struct {
 	addr string
+	grpc string // the gRPC listener's address, new on each start
 	stop context.CancelFunc
 	done chan error
 }
@@ -56,7 +59,7 @@ func serve(t *testing.T, addr string) *server {
 		t.Fatalf("listen %s: %v", addr, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{addr: hl.Addr().String(), stop: cancel, done: make(chan error, 1)}
+	s := &server{addr: hl.Addr().String(), grpc: gl.Addr().String(), stop: cancel, done: make(chan error, 1)}
 	go func() { s.done <- n.Serve(ctx, gl, hl) }()
 	return s
 }
@@ -102,19 +105,23 @@ func need(t *testing.T) string {
 }
 
 // TestPagesInChromium runs browser_test.mjs against a real node: two users
-// chat in a room and privately, see each other online, HTML stays text, and
-// the pages reconnect by themselves after the server restarts.
+// chat in a room and privately, see each other online, HTML stays text, the
+// pages reconnect by themselves after the server restarts, and after their
+// network drops they show what was said meanwhile, once; a page joining a
+// room shows its recent history. The pages reach the node through a proxy
+// that can cut their connections (CUT).
 func TestPagesInChromium(t *testing.T) {
 	nodeBin := need(t)
 	srv := serve(t, "127.0.0.1:0")
 	defer func() { srv.shutdown(t) }()
+	net := startProxy(t, srv.addr)
 
 	shots := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, nodeBin, "browser_test.mjs")
 	cmd.Env = append(os.Environ(),
-		"BASE_URL=http://"+srv.addr,
+		"BASE_URL=http://"+net.addr(),
 		"SHOTS="+shots,
 		"PROFILE="+t.TempDir(),
 		"CHROMIUM="+chromiumPath,
@@ -143,6 +150,11 @@ func TestPagesInChromium(t *testing.T) {
 			srv.shutdown(t)
 			srv = serve(t, addr)
 			io.WriteString(stdin, "RESTARTED\n")
+		case line == "CUT":
+			net.cut(true)
+			sayWhileAway(t, srv)
+			net.up()
+			io.WriteString(stdin, "CUT-DONE\n")
 		case line == "OK":
 			ok = true
 		case strings.HasPrefix(line, "FAIL"):
@@ -169,5 +181,34 @@ func TestPagesInChromium(t *testing.T) {
 		if err := os.WriteFile("../../docs/screenshot.png", b, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// sayWhileAway has dave say five things in lounge and send alice three
+// private messages over gRPC, each acknowledged (logged) before it returns.
+func sayWhileAway(t *testing.T, srv *server) {
+	t.Helper()
+	a, err := auth.New(auth.Config{Secret: nodetest.Secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	tok, err := a.Issue("dave", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dave := nodetest.Open(t, srv.grpc, tok, "dave")
+	defer dave.Cut()
+	dave.JoinFrom("lounge", nil, 0)
+	frames := make([]*chatv1.ClientFrame, 0, 8)
+	for i := range 5 {
+		frames = append(frames, nodetest.RoomMessage(fmt.Sprintf("m%d", i), "lounge", fmt.Sprintf("while away %d", i)))
+	}
+	for i := range 3 {
+		frames = append(frames, nodetest.PrivateMessage(fmt.Sprintf("p%d", i), "alice", fmt.Sprintf("psst %d", i)))
+	}
+	for _, f := range frames {
+		dave.Send(f)
+		dave.Await("ack "+f.Id, nodetest.IsAck(f.Id))
 	}
 }

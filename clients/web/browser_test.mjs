@@ -189,6 +189,40 @@ async function main() {
     }
     await alice.screenshot({ path: path.join(SHOTS, 'rooms-alice-after-restart.png') });
 
+    step('the network drops; what is said meanwhile shows once each after the pages reconnect');
+    console.log('CUT');
+    const cutAnswer = await lines.next();
+    check(cutAnswer.value === 'CUT-DONE', `network cut and restored (got ${JSON.stringify(cutAnswer.value)})`);
+    const away = [0, 1, 2, 3, 4].map((i) => `while away ${i}`);
+    for (const [who, page] of [['alice', alice], ['bob', bob]]) {
+      for (const text of away) await seeLine(page, who, 'message', text, '[data-room="lounge"]');
+    }
+    for (const i of [0, 1, 2]) await seeLine(alice, 'alice', 'private_message', `psst ${i}`);
+    // A marker after the replay: a duplicate would have come before it.
+    await say(alice, 'after the cut');
+    await seeLine(bob, 'bob', 'message', 'after the cut', '[data-room="lounge"]');
+    await seeLine(alice, 'alice', 'message', 'after the cut', '[data-room="lounge"]');
+    for (const [who, page] of [['alice', alice], ['bob', bob]]) {
+      const shown = await page.$$eval('#messages .line[data-type="message"] .text', (els) => els.map((el) => el.textContent));
+      for (const text of [...away, 'after the cut', 'hi alice!']) {
+        const n = shown.filter((t) => t === text).length;
+        check(n === 1, `${who} shows "${text}" once (got ${n})`);
+      }
+      const order = shown.filter((t) => t.startsWith('while away'));
+      check(order.join('|') === away.join('|'), `${who} shows them in order (got ${order.join(', ')})`);
+    }
+    const privates = await alice.$$eval('#messages .line[data-type="private_message"] .text', (els) => els.map((el) => el.textContent));
+    for (const i of [0, 1, 2]) {
+      const n = privates.filter((t) => t === `psst ${i}`).length;
+      check(n === 1, `alice shows private "psst ${i}" once (got ${n})`);
+    }
+
+    step('a page joining a room shows its recent history');
+    const erin = await login(context, 'erin');
+    await join(erin, 'lounge');
+    for (const text of [...away, 'after the cut']) await seeLine(erin, 'erin', 'message', text, '[data-room="lounge"]');
+    await erin.close();
+
     step('the guest page (the seed simple chat), under both names');
     for (const name of ['index.html', 'websocket_test.html']) {
       const guest = await context.newPage();

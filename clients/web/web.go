@@ -1,7 +1,9 @@
 // Package web holds Tertulia's browser pages, embedded so that the server
 // serves them with no build step: index.html (the seed's simple chat, as a
 // guest) and rooms.html (login, rooms, private messages, who is online),
-// also under the seed's names websocket_test.html and websocket_rooms.html.
+// also under the seed's names websocket_test.html and websocket_rooms.html,
+// with their modules chat.js (the connection) and recovery.js (what a
+// reconnect picks up).
 package web
 
 import (

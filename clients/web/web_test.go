@@ -24,6 +24,7 @@ func TestPagesAreServed(t *testing.T) {
 		{"/static/rooms.html", "text/html", "Tertulia — Chat with rooms"},
 		{"/static/websocket_rooms.html", "text/html", "Tertulia — Chat with rooms"},
 		{"/static/chat.js", "text/javascript", "export class Connection"},
+		{"/static/recovery.js", "text/javascript", "export class Recovery"},
 		{"/static/chat.css", "text/css", "#messages"},
 	} {
 		t.Run(tc.path, func(t *testing.T) {

@@ -18,6 +18,7 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "localhost:9090", "gRPC address of a Tertulia node")
 	token := fs.String("token", "", "JWT (see `tertulia token`); empty for a guest")
+	history := fs.Int("history", cli.DefaultHistory, "how many past messages /join shows (0 for none)")
 	user := fs.String("user", "", "dev mode only: get a token for this user from the server's test-token service")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -37,5 +38,8 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		*token = r.GetAccessToken()
 	}
 	fmt.Fprintln(stderr, "type to chat; /join ROOM, /leave [ROOM], /msg USER TEXT, /lobby, /quit")
-	return cli.Run(ctx, cli.Config{Addr: *addr, Token: *token}, os.Stdin, stdout)
+	if *history == 0 {
+		*history = -1 // cli.Config: negative for none
+	}
+	return cli.Run(ctx, cli.Config{Addr: *addr, Token: *token, History: *history}, os.Stdin, stdout)
 }

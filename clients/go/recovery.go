@@ -1,0 +1,377 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/protobuf/proto"
+
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+)
+
+// This file is the client side of DESIGN.md's "History,
+// acknowledgements, recovery": what a client remembers so that a new
+// connection picks up exactly where the last one ended.
+
+// Recovery remembers, across connections, what a client has seen and sent:
+// the last offset and epoch seen in each room it joined, the position of
+// its private inbox, and the frames with an id that got no ack yet. Feed it
+// every frame the server sends (Observe) and every message sent (Track);
+// on a new connection, Resume asks for what was missed and sends again
+// what was not acknowledged, with the same ids, so that the server delivers
+// each message once.
+//
+// With it, a client sees every room message once, in offset order, and
+// every private message once (a replayed one may follow live ones that came
+// meanwhile: show them by offset), across any number of reconnects, unless
+// the server says it cannot
+// (a room_joined or private_recovered with recovered false: the gap was
+// beyond the history, or the log's epoch changed). Then Reload fetches
+// what the history still holds.
+//
+// Its methods are safe for concurrent use.
+type Recovery struct {
+	prefix string        // makes generated ids unique to this Recovery
+	seq    atomic.Uint64 // the last generated id's number
+
+	mu       sync.Mutex                     // protects the fields below
+	welcomes int                            // connections whose welcome was observed
+	rooms    map[string]*roomPosition       // joined rooms, by name
+	order    []string                       // joined rooms, in join order
+	inbox    *chatv1.Position               // every private message up to it was seen; nil before the first welcome
+	above    map[uint64]bool                // private offsets seen above inbox (live before the replay)
+	pending  map[string]*chatv1.ClientFrame // sent frames awaiting their ack, by id
+	sent     []string                       // ids of pending, in send order
+}
+
+// roomPosition is where a client is in a room's log.
+type roomPosition struct {
+	pos     *chatv1.Position // the last message seen; nil before the first room_joined
+	history int32            // how many logged messages the first join asks for
+	joinID  string           // the id of its join frames, which the own room_joined echoes
+	// gap is what a join with recovered false could not replay: the
+	// messages after gap[0] (in gap[1]'s epoch when both share it) up to
+	// gap[1]. nil when nothing is missing.
+	gap *[2]*chatv1.Position
+}
+
+// NewRecovery returns a Recovery that has seen nothing.
+func NewRecovery() *Recovery {
+	var b [6]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return &Recovery{
+		prefix:  hex.EncodeToString(b[:]),
+		rooms:   make(map[string]*roomPosition),
+		above:   make(map[uint64]bool),
+		pending: make(map[string]*chatv1.ClientFrame),
+	}
+}
+
+// Join records room as joined and returns the frame that joins it: with
+// since (the last message seen) once the room was seen, otherwise asking
+// for the last history messages (0: none).
+func (r *Recovery) Join(room string, history int) *chatv1.ClientFrame {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rp, ok := r.rooms[room]
+	if !ok {
+		rp = &roomPosition{history: int32(history), joinID: r.newID()}
+		r.rooms[room] = rp
+		r.order = append(r.order, room)
+	}
+	return rp.joinFrame(room)
+}
+
+func (rp *roomPosition) joinFrame(room string) *chatv1.ClientFrame {
+	j := &chatv1.JoinRoom{Room: room}
+	if rp.pos != nil {
+		j.Since = proto.Clone(rp.pos).(*chatv1.Position)
+	} else {
+		j.History = rp.history
+	}
+	return &chatv1.ClientFrame{Id: rp.joinID, Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: j}}
+}
+
+// Leave forgets room: it is not joined again on a new connection.
+func (r *Recovery) Leave(room string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.forget(room)
+}
+
+func (r *Recovery) forget(room string) {
+	delete(r.rooms, room)
+	r.order = slices.DeleteFunc(r.order, func(x string) bool { return x == room })
+}
+
+// Track records a message or private message frame as sent and awaiting
+// its ack, giving it an id if it has none, and returns it. Other frames are
+// returned as they are.
+func (r *Recovery) Track(f *chatv1.ClientFrame) *chatv1.ClientFrame {
+	if f.GetMessage() == nil && f.GetPrivateMessage() == nil {
+		return f
+	}
+	if f.Id == "" {
+		f.Id = r.newID()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.pending[f.Id]; !ok {
+		r.sent = append(r.sent, f.Id)
+	}
+	r.pending[f.Id] = f
+	return f
+}
+
+// newID returns an id no other Recovery uses (within the server's 64 bytes).
+func (r *Recovery) newID() string { return fmt.Sprintf("%s-%d", r.prefix, r.seq.Add(1)) }
+
+// Pending returns the frames sent and not yet acknowledged, in send order.
+func (r *Recovery) Pending() []*chatv1.ClientFrame {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*chatv1.ClientFrame, len(r.sent))
+	for i, id := range r.sent {
+		out[i] = r.pending[id]
+	}
+	return out
+}
+
+// Position returns the last offset and epoch seen in room, nil if none.
+func (r *Recovery) Position(room string) *chatv1.Position {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rp := r.rooms[room]; rp != nil && rp.pos != nil {
+		return proto.Clone(rp.pos).(*chatv1.Position)
+	}
+	return nil
+}
+
+// Inbox returns the position up to which every private message was seen,
+// nil before the first welcome.
+func (r *Recovery) Inbox() *chatv1.Position {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.inbox == nil {
+		return nil
+	}
+	return proto.Clone(r.inbox).(*chatv1.Position)
+}
+
+// Observe updates what was seen from f, a frame from the server, and
+// reports whether f is new to the client: false for a room or private
+// message already seen (under another connection), which the caller drops.
+//
+// A welcome fixes the inbox's position on the first connection (older
+// private messages were not missed: they predate the client); an ack ends
+// the wait for its frame; the own room_joined places the room, and one
+// with recovered false moves the room to the server's position (what lies
+// before it is for Reload).
+func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case f.GetSystem() != nil:
+		r.welcomes++
+		if r.inbox == nil {
+			r.inbox = position(f.GetSystem().GetInbox())
+		}
+	case f.GetAck() != nil:
+		r.acked(f.Id)
+	case f.GetRoomJoined() != nil:
+		j := f.GetRoomJoined()
+		rp := r.ownJoin(f.Id, j.Room)
+		if rp == nil {
+			return true
+		}
+		at := &chatv1.Position{Offset: j.Offset, Epoch: j.Epoch}
+		switch {
+		case j.Recovered != nil && !*j.Recovered:
+			rp.gap = &[2]*chatv1.Position{rp.pos, at}
+			rp.pos = at
+		case rp.pos == nil:
+			// The first join: the history asked for comes, then live
+			// messages.
+			at.Offset -= min(j.Offset, uint64(rp.history))
+			rp.pos = at
+		}
+	case f.GetMessage() != nil:
+		m := f.GetMessage()
+		rp := r.rooms[m.Room]
+		if m.Room == "" || m.Offset == 0 || rp == nil {
+			return true
+		}
+		if rp.pos != nil && rp.pos.Epoch == m.Epoch && m.Offset <= rp.pos.Offset {
+			return false
+		}
+		rp.pos = &chatv1.Position{Offset: m.Offset, Epoch: m.Epoch}
+	case f.GetPrivateMessage() != nil:
+		return r.private(f.GetPrivateMessage())
+	case f.GetPrivateRecovered() != nil:
+		if p := f.GetPrivateRecovered(); !p.Recovered {
+			// What lay between the last seen and the server's position is
+			// gone: start again from there.
+			r.inbox = &chatv1.Position{Offset: p.Offset, Epoch: p.Epoch}
+			r.advanceInbox()
+		}
+	case f.GetError() != nil:
+		// A frame refused for good is not sent again; one not carried out
+		// now stays pending, to be sent again (ResendPending, Resume).
+		code := f.GetError().GetCode()
+		if f.Id == "" || code == "unavailable" || code == "rate_limited" {
+			return true
+		}
+		r.acked(f.Id)
+		for room, rp := range r.rooms {
+			if rp.joinID == f.Id && code != "already_in_room" {
+				r.forget(room) // a refused join is not tried again
+			}
+		}
+	}
+	return true
+}
+
+// ownJoin returns the room whose join frame had id, now named room: the
+// server's spelling (NFC), which its messages carry. nil if id is no join
+// of this Recovery.
+func (r *Recovery) ownJoin(id, room string) *roomPosition {
+	if id == "" {
+		return nil
+	}
+	if rp := r.rooms[room]; rp != nil && rp.joinID == id {
+		return rp
+	}
+	for asked, rp := range r.rooms {
+		if rp.joinID == id {
+			delete(r.rooms, asked)
+			r.rooms[room] = rp
+			r.order[slices.Index(r.order, asked)] = room
+			return rp
+		}
+	}
+	return nil
+}
+
+func (r *Recovery) acked(id string) {
+	if _, ok := r.pending[id]; ok {
+		delete(r.pending, id)
+		r.sent = slices.DeleteFunc(r.sent, func(x string) bool { return x == id })
+	}
+}
+
+// private records a private message and reports whether it is new. Live
+// ones may come before the replay of older ones: the inbox's position
+// moves only over an unbroken run of offsets, so that a cut in the middle
+// of a recovery asks again for what is still missing.
+func (r *Recovery) private(m *chatv1.PrivateMessage) bool {
+	if m.Offset == 0 {
+		return true
+	}
+	if r.inbox == nil || r.inbox.Epoch != m.Epoch && r.inbox.Epoch != "" {
+		// A new log: this message starts the client's run in it.
+		r.inbox, r.above = &chatv1.Position{Offset: m.Offset - 1, Epoch: m.Epoch}, make(map[uint64]bool)
+	}
+	r.inbox.Epoch = m.Epoch
+	if m.Offset <= r.inbox.Offset || r.above[m.Offset] {
+		return false
+	}
+	r.above[m.Offset] = true
+	r.advanceInbox()
+	return true
+}
+
+func (r *Recovery) advanceInbox() {
+	for off := range r.above {
+		if off <= r.inbox.Offset {
+			delete(r.above, off)
+		}
+	}
+	for r.above[r.inbox.Offset+1] {
+		delete(r.above, r.inbox.Offset+1)
+		r.inbox.Offset++
+	}
+}
+
+func position(p *chatv1.Position) *chatv1.Position {
+	return &chatv1.Position{Offset: p.GetOffset(), Epoch: p.GetEpoch()}
+}
+
+// Resume is called on a new connection once its welcome was observed: it
+// joins the rooms again from their last positions, asks for the private
+// messages missed (unless this is the first connection), and sends again, with the same ids, every frame that got
+// no ack (ResendPending). It returns the first send error (the connection broke: call it
+// again on the next one).
+func (r *Recovery) Resume(s *Session) error {
+	r.mu.Lock()
+	frames := make([]*chatv1.ClientFrame, 0, len(r.order)+1)
+	for _, room := range r.order {
+		frames = append(frames, r.rooms[room].joinFrame(room))
+	}
+	if r.inbox != nil && r.welcomes > 1 { // on the first connection nothing was missed
+		frames = append(frames, &chatv1.ClientFrame{Id: "recover_private", Kind: &chatv1.ClientFrame_RecoverPrivate{
+			RecoverPrivate: &chatv1.RecoverPrivate{Since: proto.Clone(r.inbox).(*chatv1.Position)}}})
+	}
+	r.mu.Unlock()
+	for _, f := range frames {
+		if err := s.SendFrame(f); err != nil {
+			return err
+		}
+	}
+	return r.ResendPending(s)
+}
+
+// ResendPending sends on s, with their ids, the frames that got no ack:
+// after an error with code "unavailable" (the server could not take them
+// then), or on a new connection (Resume calls it). The server delivers
+// each once, however often it is sent within its dedup window.
+func (r *Recovery) ResendPending(s *Session) error {
+	for _, f := range r.Pending() {
+		if err := s.SendFrame(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Reload is for a room_joined with recovered false: it returns what room's
+// history still holds of the messages that join could not replay (the
+// latest limit of them; 0: the server's history size), in order. With the
+// live messages that followed that room_joined, each is seen once. It
+// returns nothing when nothing is missing.
+func (r *Recovery) Reload(ctx context.Context, c *Client, room string, limit int) ([]*chatv1.HistoryMessage, error) {
+	r.mu.Lock()
+	var gap [2]*chatv1.Position
+	if rp := r.rooms[room]; rp != nil && rp.gap != nil {
+		gap = *rp.gap
+	}
+	r.mu.Unlock()
+	if gap[1] == nil {
+		return nil, nil
+	}
+	var after uint64
+	if gap[0] != nil && gap[0].Epoch == gap[1].Epoch {
+		after = gap[0].Offset
+	}
+	h, err := c.HistorySince(ctx, room, after, 0)
+	if err != nil {
+		return nil, err
+	}
+	if h.Epoch != gap[1].Epoch {
+		return nil, nil // the log started again since: what was missing is gone
+	}
+	msgs := slices.DeleteFunc(h.Messages, func(m *chatv1.HistoryMessage) bool { return m.Offset > gap[1].Offset })
+	if limit > 0 && len(msgs) > limit {
+		msgs = msgs[len(msgs)-limit:]
+	}
+	r.mu.Lock()
+	if rp := r.rooms[room]; rp != nil && rp.gap != nil && *rp.gap == gap {
+		rp.gap = nil
+	}
+	r.mu.Unlock()
+	return msgs, nil
+}

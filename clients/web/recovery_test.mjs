@@ -1,0 +1,88 @@
+// Unit checks of static/recovery.js in Node (no browser): what a page sends
+// on a new connection, and which frames it shows. Run by recovery_test.go;
+// prints OK when every check passed.
+import assert from 'node:assert/strict';
+import { Recovery } from './static/recovery.js';
+
+const welcome = (offset, epoch) => ({ type: 'system', connection_id: 'c', inbox: { offset, epoch } });
+const msg = (room, offset, epoch = 'e1') => ({ type: 'message', room, offset, epoch, message: `m${offset}` });
+const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch, message: `p${offset}` });
+
+// A first join asks for the history; a rejoin asks since the last message seen.
+{
+  const r = new Recovery({ history: 5 });
+  r.observe(welcome(0, ''));
+  const join = r.join('tapas');
+  assert.equal(join.history, 5);
+  assert.equal(join.since, undefined);
+  r.observe({ type: 'room_joined', id: join.id, room: 'tapas', offset: 9, epoch: 'e1' });
+  for (const off of [5, 6, 7, 8, 9, 10]) assert.equal(r.observe(msg('tapas', off)), true, `message ${off} shown`);
+  assert.equal(r.observe(msg('tapas', 10)), false, 'a message shown once');
+  r.observe(welcome(0, ''));
+  const [rejoin, recover] = r.resume();
+  assert.deepEqual(rejoin.since, { offset: 10, epoch: 'e1' });
+  assert.equal(rejoin.history, undefined);
+  assert.equal(recover.type, 'recover_private');
+}
+
+// Unacknowledged messages go again with their ids, in order; an ack or a
+// refusal ends the wait, unavailable does not.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const a = r.track({ type: 'message', message: 'a' });
+  const b = r.track({ type: 'private_message', target_user: 'bob', message: 'b' });
+  const c = r.track({ type: 'message', message: 'c' });
+  const d = r.track({ type: 'message', message: 'd' });
+  const e = r.track({ type: 'message', message: 'e' });
+  assert.ok(a.id && b.id && a.id !== b.id);
+  r.observe({ type: 'ack', id: a.id });
+  r.observe({ type: 'error', id: c.id, code: 'unavailable' });
+  r.observe({ type: 'error', id: e.id, code: 'rate_limited' });
+  r.observe({ type: 'error', id: d.id, code: 'invalid_frame' });
+  r.observe(welcome(0, ''));
+  assert.deepEqual(r.resume().filter((f) => f.message).map((f) => f.id), [b.id, c.id, e.id]);
+}
+
+// Live private messages before the replay: each shown once, and the inbox
+// moves only over an unbroken run, so a second cut asks again for the rest.
+{
+  const r = new Recovery();
+  r.observe(welcome(2, 'i1'));
+  assert.equal(r.observe(priv(3)), true);
+  r.observe(welcome(6, 'i1')); // away: 4, 5, 6 missed
+  assert.equal(r.observe(priv(7)), true, 'live before the replay');
+  assert.equal(r.observe(priv(4)), true, 'replayed');
+  assert.deepEqual(r.inbox, { offset: 4, epoch: 'i1' });
+  r.observe(welcome(7, 'i1')); // cut again
+  assert.deepEqual(r.resume().find((f) => f.type === 'recover_private').since, { offset: 4, epoch: 'i1' });
+  for (const off of [5, 6]) assert.equal(r.observe(priv(off)), true);
+  assert.equal(r.observe(priv(7)), false, 'shown once');
+  assert.deepEqual(r.inbox, { offset: 7, epoch: 'i1' });
+}
+
+// recovered false: the room moves to the server's position and the gap is
+// left for the history API, once.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const join = r.join('tapas');
+  r.observe({ type: 'room_joined', id: join.id, room: 'tapas', offset: 3, epoch: 'e1' });
+  r.observe(msg('tapas', 4));
+  r.observe(welcome(0, ''));
+  const [rejoin] = r.resume();
+  r.observe({ type: 'room_joined', id: rejoin.id, room: 'tapas', offset: 300, epoch: 'e1', recovered: false });
+  assert.deepEqual(r.takeGap('tapas'), { after: 4, upTo: 300, epoch: 'e1' });
+  assert.equal(r.takeGap('tapas'), null);
+  assert.equal(r.observe(msg('tapas', 301)), true);
+}
+// A refused join is not tried again on the next connection.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const join = r.join('secret:room');
+  r.observe({ type: 'error', id: join.id, code: 'forbidden' });
+  r.observe(welcome(0, ''));
+  assert.deepEqual(r.resume().filter((f) => f.type === 'join_room'), []);
+}
+console.log('OK');
