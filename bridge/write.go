@@ -13,6 +13,7 @@ import (
 // sendPing keeps the connection alive through proxies and lets a silent
 // peer be noticed: the browser answers with a pong, which Recv counts as
 // life. It runs on the timer, so an idle connection holds no goroutine.
+// Its first run sends the upgrade's answer instead, if no frame took it.
 func (c *Conn) sendPing() {
 	c.mu.Lock()
 	if c.closed {
@@ -20,7 +21,12 @@ func (c *Conn) sendPing() {
 		return
 	}
 	c.armWrite()
-	_, err := c.nc.Write(pingFrame)
+	var err error
+	if c.head != nil {
+		err = c.writeHead()
+	} else {
+		_, err = c.nc.Write(pingFrame)
+	}
 	c.mu.Unlock()
 	if err == nil {
 		c.ping.Reset(c.b.cfg.PingInterval)
@@ -37,6 +43,17 @@ func (c *Conn) armWrite() {
 	}
 }
 
+// writeHead writes the upgrade's answer if it is still held. The caller
+// holds mu and has armed the write deadline.
+func (c *Conn) writeHead() error {
+	if c.head == nil {
+		return nil
+	}
+	_, err := c.nc.Write(c.head)
+	c.head = nil
+	return err
+}
+
 // pingFrame is an empty, unmasked ping (RFC 6455 5.5.2).
 var pingFrame = []byte{0x80 | byte(ws.OpPing), 0}
 
@@ -48,7 +65,7 @@ func (c *Conn) WriteFrames(frames [][]byte) error {
 	if c.closed {
 		return ErrClosed
 	}
-	n := 0
+	n := len(c.head)
 	for _, f := range frames {
 		n += ws.MaxHeaderSize + len(f)
 	}
@@ -57,6 +74,7 @@ func (c *Conn) WriteFrames(frames [][]byte) error {
 	if cap(buf) < n {
 		buf = make([]byte, 0, n)
 	}
+	buf, c.head = append(buf, c.head...), nil
 	for _, f := range frames {
 		buf = appendHeader(buf, ws.OpText, len(f))
 		buf = append(buf, f...)
