@@ -111,3 +111,21 @@ func TestGate(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// BenchmarkVerify is the cost of checking one connection's token.
+func BenchmarkVerify(b *testing.B) {
+	a, err := auth.New(auth.Config{Secret: secret})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, err := a.Issue("alice", false, "team:*")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := a.Verify(tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
