@@ -40,7 +40,8 @@ type Conn struct {
 	// write with the first frame (the welcome) rather than in a write of
 	// its own; nil once it is out. The ping timer sends it alone if no
 	// frame comes within headHold.
-	head []byte
+	head      []byte
+	headTimer bool // the ping timer's next run is for head
 
 	closing atomic.Bool // set before closed, without mu, so readers stop early
 	code    atomic.Uint32
@@ -79,8 +80,8 @@ func newConn(b *Bridge, nc net.Conn, br *bufio.Reader, head []byte) *Conn {
 		c.rd.Source = br
 	}
 	first := b.cfg.PingInterval
-	if head != nil {
-		first = min(first, headHold)
+	if head != nil && first > headHold {
+		first, c.headTimer = headHold, true
 	}
 	c.ping = time.AfterFunc(first, c.sendPing)
 	return c

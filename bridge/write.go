@@ -13,18 +13,31 @@ import (
 // sendPing keeps the connection alive through proxies and lets a silent
 // peer be noticed: the browser answers with a pong, which Recv counts as
 // life. It runs on the timer, so an idle connection holds no goroutine.
-// Its first run sends the upgrade's answer instead, if no frame took it.
+// Its first run may be for the upgrade's answer instead (see headHold).
 func (c *Conn) sendPing() {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
+	if c.headTimer {
+		// The timer's first run is headHold after the upgrade: it only
+		// sends the answer, if no frame took it, and the pings start.
+		c.headTimer = false
+		var err error
+		if c.head != nil {
+			c.armWrite()
+			err = c.writeHead()
+		}
+		c.mu.Unlock()
+		if err == nil {
+			c.ping.Reset(c.b.cfg.PingInterval - headHold)
+		}
+		return
+	}
 	c.armWrite()
-	var err error
-	if c.head != nil {
-		err = c.writeHead()
-	} else {
+	err := c.writeHead() // a ping interval shorter than headHold
+	if err == nil {
 		_, err = c.nc.Write(pingFrame)
 	}
 	c.mu.Unlock()
