@@ -106,10 +106,6 @@ type Metrics struct {
 	// RateLimited counts client frames refused by a rate limit. The code
 	// that enforces the limits increments it; /metrics shows it.
 	RateLimited atomic.Int64
-	// HistoryMessages and HistoryBytes are the size of the history this
-	// node keeps (gauges). The history store sets them; /metrics shows them.
-	HistoryMessages atomic.Int64
-	HistoryBytes    atomic.Int64
 	// Limits count the breaches of Config.Limits but rate limits (RateLimited).
 	Limits LimitMetrics
 }

@@ -26,8 +26,8 @@ var (
 	disconnectsDesc    = desc("tertulia_disconnects_total", "Sessions ended, by reason (client, done, slow, shutdown, write_error, ...).", "reason")
 	slowDesc           = desc("tertulia_slow_disconnects_total", "Sessions closed because they could not keep up.")
 	rateLimitedDesc    = desc("tertulia_rate_limited_frames_total", "Client frames refused by a rate limit.")
-	historyMessageDesc = desc("tertulia_history_messages", "Messages in the history this node keeps.")
-	historyBytesDesc   = desc("tertulia_history_bytes", "Bytes of the history this node keeps.")
+	historyMessageDesc = desc("tertulia_history_messages", "Messages in the history this node holds (memory broker only).")
+	historyBytesDesc   = desc("tertulia_history_bytes", "Bytes of message text in the history this node holds (memory broker only).")
 	floodDesc          = desc("tertulia_flood_disconnects_total", "Sessions closed for sending over their rate limits after rate_limited.")
 	idTooLongDesc      = desc("tertulia_id_too_long_total", "Client frames refused for an id over 64 bytes.")
 	connsRefusedDesc   = desc("tertulia_connections_refused_total", "Sessions refused by a connection cap, by limit (user, ip, node).", "limit")
@@ -58,8 +58,10 @@ func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
 	m.Disconnects(func(reason string, n int64) { counter(disconnectsDesc, n, reason) })
 	counter(slowDesc, m.SlowDisconnects.Load())
 	counter(rateLimitedDesc, m.RateLimited.Load())
-	gauge(historyMessageDesc, m.HistoryMessages.Load())
-	gauge(historyBytesDesc, m.HistoryBytes.Load())
+	if msgs, bytes, ok := c.h.HistorySize(); ok {
+		gauge(historyMessageDesc, msgs)
+		gauge(historyBytesDesc, bytes)
+	}
 	counter(floodDesc, m.Limits.FloodDisconnects.Load())
 	counter(idTooLongDesc, m.Limits.IDTooLong.Load())
 	counter(connsRefusedDesc, m.Limits.RefusedUser.Load(), "user")
@@ -74,6 +76,8 @@ var (
 	redisReapedDesc      = desc("tertulia_redis_reaped_connections_total", "Connections of crashed nodes this node removed from presence.")
 	redisReconnectsDesc  = desc("tertulia_redis_reconnects_total", "Times the Redis pub/sub connection came back after being lost.")
 	redisGapsFilledDesc  = desc("tertulia_redis_gaps_filled_total", "Logged messages this node missed on pub/sub and read back from their log.")
+	redisAppendsDesc     = desc("tertulia_history_appends_total", "Messages this node added to the history in Redis (its size is Redis's: XLEN).")
+	redisAppendErrsDesc  = desc("tertulia_history_append_errors_total", "Appends of this node to the history in Redis that failed.")
 	redisUnreachableDesc = desc("tertulia_redis_unreachable_total", "Times Redis did not answer a call within its bound and was taken for unreachable until a probe was answered.")
 )
 
@@ -81,7 +85,8 @@ var (
 type redisCollector struct{ m *redis.Metrics }
 
 func (c redisCollector) Describe(ch chan<- *prometheus.Desc) {
-	describe(ch, redisPublishedDesc, redisReceivedDesc, redisLocalOnlyDesc, redisReapedDesc, redisReconnectsDesc, redisGapsFilledDesc, redisUnreachableDesc)
+	describe(ch, redisPublishedDesc, redisReceivedDesc, redisLocalOnlyDesc, redisReapedDesc, redisReconnectsDesc, redisGapsFilledDesc, redisUnreachableDesc,
+		redisAppendsDesc, redisAppendErrsDesc)
 }
 
 func (c redisCollector) Collect(ch chan<- prometheus.Metric) {
@@ -96,6 +101,8 @@ func (c redisCollector) Collect(ch chan<- prometheus.Metric) {
 		{redisReconnectsDesc, c.m.Reconnects.Load()},
 		{redisGapsFilledDesc, c.m.GapsFilled.Load()},
 		{redisUnreachableDesc, c.m.Unreachable.Load()},
+		{redisAppendsDesc, c.m.HistoryAppends.Load()},
+		{redisAppendErrsDesc, c.m.HistoryAppendErrors.Load()},
 	} {
 		ch <- prometheus.MustNewConstMetric(v.d, prometheus.CounterValue, float64(v.n))
 	}

@@ -4,8 +4,9 @@
 // metrics of go-grpc-middleware, and Tertulia's own.
 //
 // The core does not import Prometheus: the hub and the Redis broker keep
-// plain atomic counters, read here by collectors at scrape time, and the hub
-// reports publish latencies through hub.Config.ObservePublish. What only an
+// plain atomic counters, read here by collectors at scrape time, as is the
+// size of a history held on the node (a broker's hub.HistoryStats), and the
+// hub reports publish latencies through hub.Config.ObservePublish. What only an
 // adapter knows (connections by transport) is counted here directly.
 //
 // The metric names are part of the operator's contract (README, "Operating

@@ -62,8 +62,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"tertulia_broker_publish_errors_total", "tertulia_rate_limited_frames_total",
-		"tertulia_slow_disconnects_total", "tertulia_history_messages", "tertulia_history_bytes",
-		"tertulia_flood_disconnects_total", "tertulia_id_too_long_total", "tertulia_handshakes_refused_total"} {
+		"tertulia_slow_disconnects_total", "tertulia_flood_disconnects_total", "tertulia_id_too_long_total", "tertulia_handshakes_refused_total"} {
 		if got, ok := m.Value(name); !ok || got != 0 {
 			t.Errorf("%s = %v (present %v), want 0", name, got, ok)
 		}

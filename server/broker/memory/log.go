@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tertulia/tertulia/server/hub"
@@ -16,6 +17,10 @@ import (
 type history struct {
 	epoch string
 	now   func() time.Time
+
+	// held and heldBytes are the events in every ring and the bytes of
+	// their text (hub.HistoryStats), kept as events come and go.
+	held, heldBytes atomic.Int64
 
 	mu   sync.Mutex // protects logs
 	logs map[string]*ring
@@ -101,11 +106,14 @@ func (b *Broker) appendLogged(ctx context.Context, topic string, ev *hub.Event, 
 	ev.Offset, ev.Epoch = r.latest, b.history.epoch
 	if len(r.events) < lim.Size {
 		r.events = append(r.events, ev)
+		b.history.held.Add(1)
 	} else {
 		// A ring whose size shrank keeps its capacity; the reader bounds it.
+		b.history.heldBytes.Add(-int64(len(r.events[r.start].Message)))
 		r.events[r.start] = ev
 		r.start = (r.start + 1) % len(r.events)
 	}
+	b.history.heldBytes.Add(int64(len(ev.Message)))
 	_ = b.Publish(ctx, topic, ev)
 	return hub.Position{Offset: ev.Offset, Epoch: ev.Epoch}
 }
@@ -174,8 +182,31 @@ func (h *history) sweep() {
 		// would need another epoch.
 		r.mu.Lock()
 		if n := len(r.events); n > 0 && now.Sub(r.events[(r.start+n-1)%n].Time) > hub.DefaultHistoryTTL {
+			h.forget(r.events)
 			r.events, r.start = nil, 0
 		}
 		r.mu.Unlock()
 	}
+}
+
+var _ hub.HistoryStats = (*Broker)(nil)
+
+// forget takes events out of the history's size. The caller holds their
+// ring's mu.
+func (h *history) forget(events []*hub.Event) {
+	var n int64
+	for _, ev := range events {
+		n += int64(len(ev.Message))
+	}
+	h.held.Add(-int64(len(events)))
+	h.heldBytes.Add(-n)
+}
+
+// HistorySize implements hub.HistoryStats: the events held in every room's
+// and inbox's ring, and the bytes of their text. Events past their TTL are
+// held, and counted, until a sweep drops their ring (run by appends with a
+// dedup key, at most once a minute unless 1024 of them came): the size is
+// what the broker holds, not what a reader may still get.
+func (b *Broker) HistorySize() (messages, bytes int64) {
+	return b.history.held.Load(), b.history.heldBytes.Load()
 }

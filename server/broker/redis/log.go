@@ -81,8 +81,23 @@ func (b *Broker) logKeys(topic string) []string {
 // Redis does not answer within CallTimeout: unlike Publish, it never
 // delivers to this node only. (A Redis that was only paused may still run
 // an append that failed so, later: a resend with the same dedup key is then
-// answered as a duplicate, not delivered twice.)
+// answered as a duplicate, not delivered twice.) Appends to a log are
+// counted in Metrics.HistoryAppends and HistoryAppendErrors.
 func (b *Broker) Append(ctx context.Context, topic string, ev *hub.Event, opt hub.AppendOptions) (hub.Receipt, error) {
+	r, err := b.append(ctx, topic, ev, opt)
+	if opt.Log.Size > 0 {
+		switch {
+		case err != nil:
+			b.metrics.HistoryAppendErrors.Add(1)
+		case !r.Duplicate:
+			b.metrics.HistoryAppends.Add(1)
+		}
+	}
+	return r, err
+}
+
+// append is Append, uncounted.
+func (b *Broker) append(ctx context.Context, topic string, ev *hub.Event, opt hub.AppendOptions) (hub.Receipt, error) {
 	size, ttl := 0, time.Duration(0)
 	if opt.Log.Size > 0 {
 		lim := opt.Log.WithDefaults()

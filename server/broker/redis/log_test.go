@@ -118,3 +118,53 @@ func TestMissedMessagesAreReadBack(t *testing.T) {
 	}
 	t.Logf("read back %d messages", sub.Metrics().GapsFilled.Load())
 }
+
+// Each node counts the messages it added to the logs (a duplicate or an
+// unlogged publish not), so that the nodes' counts add up to what Redis
+// holds; an append Redis cannot take is counted as an error.
+func TestHistoryAppendsAreCounted(t *testing.T) {
+	srv := redistest.Start(t)
+	bs := newCluster(t, srv, 2, steady)
+	a, b := bs[0], bs[1]
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	logged := hub.AppendOptions{Log: hub.LogLimits{Size: 100}}
+	deduped := hub.AppendOptions{Log: logged.Log, DedupKey: "once", DedupTTL: time.Minute}
+	for _, step := range []struct {
+		b   *Broker
+		opt hub.AppendOptions
+	}{
+		{a, logged}, {a, logged}, {a, deduped}, {a, deduped}, // the second deduped: a duplicate
+		{a, hub.AppendOptions{}}, // not logged
+		{b, logged}, {b, logged}, {b, logged},
+	} {
+		if _, err := step.b.Append(ctx, "room:count", &hub.Event{Kind: hub.KindMessage, Time: time.Now(), Message: "m"}, step.opt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	held, err := rdb.XLen(ctx, a.prefix+"log:room:count").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotA, gotB := a.Metrics().HistoryAppends.Load(), b.Metrics().HistoryAppends.Load()
+	if gotA != 3 || gotB != 3 || gotA+gotB != held {
+		t.Errorf("appends counted: a %d, b %d; Redis holds %d; want 3, 3 and 6", gotA, gotB, held)
+	}
+	if got := a.Metrics().HistoryAppendErrors.Load(); got != 0 {
+		t.Errorf("append errors with Redis up: %d, want 0", got)
+	}
+
+	srv.Stop(t)
+	eventually(t, waitTimeout, "a notices", func() bool { return !a.up.Load() })
+	if _, err := a.Append(ctx, "room:count", &hub.Event{Kind: hub.KindMessage, Message: "lost"}, logged); err == nil {
+		t.Fatal("append with Redis stopped: got no error")
+	}
+	if got := a.Metrics().HistoryAppendErrors.Load(); got != 1 {
+		t.Errorf("append errors after a failed append: %d, want 1", got)
+	}
+	if got := a.Metrics().HistoryAppends.Load(); got != 3 {
+		t.Errorf("appends after a failed append: %d, want still 3", got)
+	}
+}

@@ -51,6 +51,12 @@ type Metrics struct {
 	// Unreachable counts the times Redis did not answer a call within
 	// CallTimeout and was taken for unreachable until a probe was answered.
 	Unreachable atomic.Int64
+	// HistoryAppends counts the events this node added to a log (a room's
+	// or an inbox's stream), duplicates not; HistoryAppendErrors the
+	// appends to a log that failed. The logs' size is Redis's to tell
+	// (XLEN): they are shared by the cluster.
+	HistoryAppends      atomic.Int64
+	HistoryAppendErrors atomic.Int64
 }
 
 // Broker is the Redis hub.Broker of one node. All methods are safe for
