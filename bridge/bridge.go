@@ -151,13 +151,14 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request) {
 	// The connection outlives this handler: returning lets net/http free
 	// the request and its response buffers, and the connection's goroutine
 	// starts with a small stack rather than deep in net/http's.
-	b.start(nc, br, a, r.RemoteAddr)
+	b.start(nc, br, nil, a, r.RemoteAddr)
 }
 
 // start runs an upgraded connection on a goroutine of its own; br holds
-// what was read ahead of it, if anything.
-func (b *Bridge) start(nc net.Conn, br *bufio.Reader, a admission, remote string) {
-	c := newConn(b, nc, br)
+// what was read ahead of it, if anything, and head the upgrade's answer if
+// it is still to be written.
+func (b *Bridge) start(nc net.Conn, br *bufio.Reader, head []byte, a admission, remote string) {
+	c := newConn(b, nc, br, head)
 	c.acceptLanguage = a.acceptLanguage
 	if !b.track(c) {
 		c.Close(StatusServiceRestart, ReasonServiceRestart)

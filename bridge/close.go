@@ -28,6 +28,7 @@ func (c *Conn) Close(code ws.StatusCode, reason string) {
 		reason = reason[:ws.MaxControlFramePayloadSize-2]
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.CloseTimeout))
+	c.writeHead()
 	ws.WriteFrame(c.nc, ws.NewCloseFrame(ws.NewCloseFrameBody(code, reason)))
 	// Half-close: the browser reads the close frame, then EOF, and answers;
 	// closing outright could reset the connection and lose the close frame

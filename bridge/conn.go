@@ -36,6 +36,12 @@ type Conn struct {
 	// a write stuck on a browser that reads nothing still fails within
 	// WriteTimeout, and at least WriteTimeout/2 after it started.
 	deadline time.Time
+	// head is the upgrade's answer, held back so that it goes out in one
+	// write with the first frame (the welcome) rather than in a write of
+	// its own; nil once it is out. The ping timer sends it alone if no
+	// frame comes within headHold.
+	head      []byte
+	headTimer bool // the ping timer's next run is for head
 
 	closing atomic.Bool // set before closed, without mu, so readers stop early
 	code    atomic.Uint32
@@ -59,8 +65,11 @@ var (
 	errPeerClosed = errors.New("websocket closed by peer")
 )
 
-func newConn(b *Bridge, nc net.Conn, br *bufio.Reader) *Conn {
-	c := &Conn{b: b, nc: nc, br: br, raw: rawConnOf(nc), welcomed: make(chan struct{})}
+// newConn returns the connection of nc, whose hijacked reader br may hold
+// bytes already (nil if none), and whose upgrade answer head is still to be
+// written (nil if it was).
+func newConn(b *Bridge, nc net.Conn, br *bufio.Reader, head []byte) *Conn {
+	c := &Conn{b: b, nc: nc, br: br, raw: rawConnOf(nc), welcomed: make(chan struct{}), head: head}
 	c.rd = wsutil.Reader{
 		State:          ws.StateServerSide,
 		CheckUTF8:      true,
@@ -70,9 +79,17 @@ func newConn(b *Bridge, nc net.Conn, br *bufio.Reader) *Conn {
 	if br != nil {
 		c.rd.Source = br
 	}
-	c.ping = time.AfterFunc(b.cfg.PingInterval, c.sendPing)
+	first := b.cfg.PingInterval
+	if head != nil && first > headHold {
+		first, c.headTimer = headHold, true
+	}
+	c.ping = time.AfterFunc(first, c.sendPing)
 	return c
 }
+
+// headHold bounds how long the upgrade's answer waits for the first frame
+// to go out with: a session slow to open delays it no longer than this.
+const headHold = 500 * time.Millisecond
 
 // sessionOver reports whether err only says that the connection is over,
 // by either side's doing.

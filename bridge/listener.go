@@ -203,10 +203,15 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 // upgrade reads the handshake of a request for the bridge's endpoints on
 // c and performs it if admit lets it in. A refused request gets an HTTP
 // error.
+//
+// When the request carries a token the session opens at once, and its
+// welcome is the first frame: the answer is then held back to go out in
+// the same write (see Conn.head).
 func (b *Bridge) upgrade(c *prefixConn) {
 	var (
 		req upgradeRequest
 		a   admission
+		w   = &headWriter{prefixConn: c}
 	)
 	u := ws.Upgrader{
 		ReadBufferSize: 2 << 10, // the request's head; the browser sends nothing more before the answer
@@ -239,6 +244,7 @@ func (b *Bridge) upgrade(c *prefixConn) {
 			if a, rej = b.admit(req); rej != nil {
 				return nil, ws.RejectConnectionError(ws.RejectionStatus(rej.status), ws.RejectionReason(rej.reason))
 			}
+			w.hold = a.token != ""
 			if a.protocol == "" {
 				return nil, nil
 			}
@@ -246,12 +252,32 @@ func (b *Bridge) upgrade(c *prefixConn) {
 		},
 	}
 	c.SetWriteDeadline(time.Now().Add(b.cfg.WriteTimeout))
-	if _, err := u.Upgrade(c); err != nil {
+	if _, err := u.Upgrade(w); err != nil {
 		// The upgrader has answered with an HTTP error where it could.
 		b.log.Debug("websocket upgrade refused", "remote", c.RemoteAddr().String(), "err", err)
 		c.Close()
 		return
 	}
 	// The connection sets its own deadlines before it reads or writes.
-	b.start(c.Conn, nil, a, c.RemoteAddr().String())
+	var head []byte
+	if w.hold {
+		head = w.held
+	}
+	b.start(c.Conn, nil, head, a, c.RemoteAddr().String())
+}
+
+// headWriter is the connection an upgrade answers on: once hold is set,
+// what is written is kept in held instead.
+type headWriter struct {
+	*prefixConn
+	hold bool
+	held []byte
+}
+
+func (w *headWriter) Write(p []byte) (int, error) {
+	if !w.hold {
+		return w.prefixConn.Write(p)
+	}
+	w.held = append(w.held, p...)
+	return len(p), nil
 }

@@ -241,6 +241,7 @@ func (c *Conn) control(h ws.Header, body io.Reader) error {
 		c.mu.Lock()
 		if !c.closed {
 			c.armWrite()
+			c.writeHead()
 			c.nc.Write(append(appendHeader(nil, ws.OpPong, len(payload)), payload...))
 		}
 		c.mu.Unlock()

@@ -13,14 +13,33 @@ import (
 // sendPing keeps the connection alive through proxies and lets a silent
 // peer be noticed: the browser answers with a pong, which Recv counts as
 // life. It runs on the timer, so an idle connection holds no goroutine.
+// Its first run may be for the upgrade's answer instead (see headHold).
 func (c *Conn) sendPing() {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
+	if c.headTimer {
+		// The timer's first run is headHold after the upgrade: it only
+		// sends the answer, if no frame took it, and the pings start.
+		c.headTimer = false
+		var err error
+		if c.head != nil {
+			c.armWrite()
+			err = c.writeHead()
+		}
+		c.mu.Unlock()
+		if err == nil {
+			c.ping.Reset(c.b.cfg.PingInterval - headHold)
+		}
+		return
+	}
 	c.armWrite()
-	_, err := c.nc.Write(pingFrame)
+	err := c.writeHead() // a ping interval shorter than headHold
+	if err == nil {
+		_, err = c.nc.Write(pingFrame)
+	}
 	c.mu.Unlock()
 	if err == nil {
 		c.ping.Reset(c.b.cfg.PingInterval)
@@ -37,6 +56,17 @@ func (c *Conn) armWrite() {
 	}
 }
 
+// writeHead writes the upgrade's answer if it is still held. The caller
+// holds mu and has armed the write deadline.
+func (c *Conn) writeHead() error {
+	if c.head == nil {
+		return nil
+	}
+	_, err := c.nc.Write(c.head)
+	c.head = nil
+	return err
+}
+
 // pingFrame is an empty, unmasked ping (RFC 6455 5.5.2).
 var pingFrame = []byte{0x80 | byte(ws.OpPing), 0}
 
@@ -48,7 +78,7 @@ func (c *Conn) WriteFrames(frames [][]byte) error {
 	if c.closed {
 		return ErrClosed
 	}
-	n := 0
+	n := len(c.head)
 	for _, f := range frames {
 		n += ws.MaxHeaderSize + len(f)
 	}
@@ -57,6 +87,7 @@ func (c *Conn) WriteFrames(frames [][]byte) error {
 	if cap(buf) < n {
 		buf = make([]byte, 0, n)
 	}
+	buf, c.head = append(buf, c.head...), nil
 	for _, f := range frames {
 		buf = appendHeader(buf, ws.OpText, len(f))
 		buf = append(buf, f...)

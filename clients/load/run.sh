@@ -4,7 +4,7 @@
 # to core 1 (taskset -c 1), and prints the table; the full run also writes the
 # figures into BENCHMARKS.md between its "bench:begin" and "bench:end" markers.
 #
-#   clients/load/run.sh [full|short|targets]   (make bench / make bench-short / WS targets only)
+#   clients/load/run.sh [full|short|targets|history]   (make bench / make bench-short / WS targets only / history on and off)
 #
 # Every connection is a distinct user with its own token and every subscriber
 # joins the room, as in a deployment; the rows marked "100users" and "lobby"
@@ -57,7 +57,8 @@ start_server() {
 	taskset -c "$SERVER_CORE" "$BIN" serve --jwt-secret "$SECRET" \
 		--http-addr "$HTTP" --grpc-addr "$GRPC" --pprof-addr "$PPROF" \
 		--log-level warn --limit-messages-per-second 0 --limit-user-messages-per-second 0 \
-		--limit-joins-per-second 0 --limit-conns-per-ip 0 --limit-conns-per-user 0 >"$OUT/$label.server.log" 2>&1 &
+		--limit-joins-per-second 0 --limit-conns-per-ip 0 --limit-conns-per-user 0 \
+		${SERVE_ARGS:-} >"$OUT/$label.server.log" 2>&1 &
 	server_pid=$!
 	for _ in $(seq 100); do # at most 10 s
 		curl -sf "http://$HTTP/health" >/dev/null && break
@@ -169,6 +170,15 @@ short)
 	run "churn-ws" --scenario churn --transport ws --conns 500 --rate 500 --churn-rate 50 --duration 3s
 	run "reconnect-1k-ws" --scenario reconnect --transport ws --conns 1000 --rate 10 --duration 1s
 	;;
+history)
+	# The cost of room history on the hot path: the same runs with the
+	# default history (100 per room) and with it off (SERVE_ARGS is added
+	# to every serve: e.g. SERVE_ARGS="--broker redis --redis-url ...").
+	for h in 100 0; do
+		SERVE_ARGS="${SERVE_ARGS:-} --history-size $h" run "fanout-1k-ws-history-$h" --scenario fanout --transport ws --conns 1000 --rate 1000 --duration 10s
+		SERVE_ARGS="${SERVE_ARGS:-} --history-size $h" run "rooms-ws-history-$h" --scenario rooms --transport ws --conns 1000 --rooms 100 --rate 10 --duration 10s
+	done
+	;;
 targets)
 	# The issue's WebSocket targets only, for a quick re-measure.
 	issue_targets
@@ -196,7 +206,7 @@ full)
 	saturate grpc 10s 100 200 300 500 750 1000 1500
 	;;
 *)
-	echo "usage: $0 [full|short|targets]" >&2
+	echo "usage: $0 [full|short|targets|history]" >&2
 	exit 2
 	;;
 esac

@@ -77,6 +77,7 @@ type Authenticator struct {
 	parser *jwt.Parser
 	static []pinnedKey // secrets and PEM keys
 	jwks   *jwks       // nil without JWKSURL
+	seen   *verified   // nil with JWKSURL
 }
 
 // ErrInvalidToken is wrapped by every verification failure.
@@ -121,6 +122,8 @@ func New(cfg Config) (*Authenticator, error) {
 		}
 		a.jwks = j
 		algs = append(algs, asymmetricAlgs...)
+	} else {
+		a.seen = newVerified()
 	}
 	slices.Sort(algs)
 	opts := []jwt.ParserOption{
@@ -178,11 +181,29 @@ func RandomSecret() []byte {
 	return b
 }
 
-// Verify checks token and returns the identity it carries.
+// Verify checks token and returns the identity it carries. A token
+// accepted before is not checked again while it is valid (see verified);
+// the Rooms of the identity returned may be shared, and are read only.
 func (a *Authenticator) Verify(token string) (hub.Identity, error) {
 	if len(token) > a.cfg.MaxTokenBytes {
 		return hub.Identity{}, fmt.Errorf("%w: token is %d bytes, over the limit of %d", ErrInvalidToken, len(token), a.cfg.MaxTokenBytes)
 	}
+	if a.seen == nil {
+		return a.verify(token)
+	}
+	now := time.Now()
+	if who, ok := a.seen.get(token, now); ok {
+		return who, nil
+	}
+	who, err := a.verify(token)
+	if err == nil {
+		a.seen.put(token, who, who.Expires.Add(a.cfg.Leeway), now)
+	}
+	return who, err
+}
+
+// verify parses and checks token.
+func (a *Authenticator) verify(token string) (hub.Identity, error) {
 	var c Claims
 	_, err := a.parser.ParseWithClaims(token, &c, a.keyFor)
 	if err != nil {
@@ -195,7 +216,7 @@ func (a *Authenticator) Verify(token string) (hub.Identity, error) {
 	if name == "" {
 		name = c.Subject
 	}
-	return hub.Identity{UserID: c.Subject, Name: name, Admin: slices.Contains(c.Roles, RoleAdmin), Rooms: c.Rooms, Locale: c.Locale,
+	return hub.Identity{UserID: c.Subject, Name: name, Admin: slices.Contains(c.Roles, RoleAdmin), Rooms: slices.Clip(c.Rooms), Locale: c.Locale,
 		Expires: c.ExpiresAt.Time}, nil
 }
 

@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -111,3 +112,70 @@ func TestGate(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// A token verified once is still refused once it expires: remembering it
+// does not outlive its exp.
+func TestVerifiedTokenExpires(t *testing.T) {
+	a, err := auth.New(auth.Config{Secret: secret, Leeway: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(time.Second).Truncate(time.Second).Add(time.Second)
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "alice", "exp": exp.Unix()}).SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if who, err := a.Verify(tok); err != nil || who.UserID != "alice" {
+			t.Fatalf("Verify before exp = %+v, %v; want alice", who, err)
+		}
+	}
+	time.Sleep(time.Until(exp) + 10*time.Millisecond) // the clock itself is what is tested
+	if _, err := a.Verify(tok); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("Verify after exp = %v; want ErrInvalidToken", err)
+	}
+}
+
+// BenchmarkVerify is the cost of checking one connection's token: one
+// seen before (a reconnect), and one seen for the first time.
+func BenchmarkVerify(b *testing.B) {
+	newAuth := func() *auth.Authenticator {
+		a, err := auth.New(auth.Config{Secret: secret})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return a
+	}
+	b.Run("seen", func(b *testing.B) {
+		a := newAuth()
+		tok, err := a.Issue("alice", false, "team:*")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := a.Verify(tok); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("new", func(b *testing.B) {
+		signer := newAuth()
+		toks := make([]string, 1000)
+		for i := range toks {
+			toks[i], _ = signer.Issue(fmt.Sprintf("user-%d", i), false, "team:*")
+		}
+		b.ReportAllocs()
+		var a *auth.Authenticator
+		i := 0
+		for b.Loop() {
+			if i%len(toks) == 0 {
+				a = newAuth() // nothing seen yet
+			}
+			if _, err := a.Verify(toks[i%len(toks)]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}
