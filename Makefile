@@ -14,7 +14,7 @@ GRPC_GATEWAY_VERSION      := v2.33.0
 GRPCURL_VERSION           := v1.9.4
 STATICCHECK_VERSION       := v0.8.2
 
-.PHONY: run run-cluster test fuzz build proto proto-check lint tools deps web-deps bench bench-short clean
+.PHONY: run run-cluster test fuzz build proto proto-check lint tools deps web-deps bench bench-short soak clean
 
 run: ## Run one node with embedded defaults (dev mode).
 	$(GO) run ./server/cmd/tertulia serve --dev
@@ -110,6 +110,9 @@ bench: tools ## Go benchmarks of the fan-out path, then every load scenario pinn
 	@mkdir -p bench-out
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 5 $(BENCH_PKGS) | tee bench-out/go-bench.txt
 	clients/load/run.sh full
+
+soak: ## Thousands of connections churning against a fresh server for SOAK_DURATION (default 3m); memory and goroutines must come back near the baseline. Not in CI.
+	clients/load/soak.sh
 
 bench-short: tools ## A quick check: the Go benchmarks once, short load scenarios (~2 min).
 	@mkdir -p bench-out

@@ -161,7 +161,7 @@ func (b *Bridge) start(nc net.Conn, br *bufio.Reader, head []byte, a admission, 
 	c := newConn(b, nc, br, head)
 	c.acceptLanguage = a.acceptLanguage
 	if !b.track(c) {
-		c.Close(ws.StatusGoingAway, closeShutdown)
+		c.Close(StatusServiceRestart, ReasonServiceRestart)
 		c.closeSocket()
 		return
 	}
@@ -221,8 +221,10 @@ func (b *Bridge) untrack(c *Conn) {
 	b.wg.Done()
 }
 
-// Shutdown closes every connection with 1001 "server shutting down",
-// refuses new ones, and waits for their handlers to end or for ctx.
+// Shutdown closes every connection with 1012 "service restart", refuses
+// new ones, and waits for their handlers to end or for ctx. A node ends its
+// sessions first, spread over time (hub.Shutdown): what is left here are
+// connections that had no session yet.
 // Hijacked connections are not the HTTP server's to close: this is.
 func (b *Bridge) Shutdown(ctx context.Context) error {
 	b.mu.Lock()
@@ -233,7 +235,7 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 	for _, c := range conns {
-		c.Close(ws.StatusGoingAway, closeShutdown)
+		c.Close(StatusServiceRestart, ReasonServiceRestart)
 	}
 	done := make(chan struct{})
 	go func() { b.wg.Wait(); close(done) }()

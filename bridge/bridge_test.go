@@ -337,8 +337,9 @@ func awaitGRPC(t *testing.T, s *client.Session, what string, match func(*chatv1.
 	}
 }
 
-// A server going away closes browsers with 1001 "server shutting down".
-func TestShutdownCloses1001(t *testing.T) {
+// A server going away closes browsers with 1012 "service restart": they
+// come back after a random wait, to whichever node answers.
+func TestShutdownCloses1012(t *testing.T) {
 	runModes(t, func(t *testing.T, m mode) {
 		tg := start(t, m, node.Config{}, bridge.Config{AuthTimeout: time.Minute})
 		u := login(t, tg, "alice")
@@ -348,12 +349,12 @@ func TestShutdownCloses1001(t *testing.T) {
 		}
 		waiting.name = "unauthenticated"
 		tg.node.Stop(t)
-		if code, reason := u.closed(); code != ws.StatusGoingAway || reason != "server shutting down" {
-			t.Errorf("close %d %q, want 1001 \"server shutting down\"", code, reason)
+		if code, reason := u.closed(); code != bridge.StatusServiceRestart || reason != "service restart" {
+			t.Errorf("close %d %q, want 1012 \"service restart\"", code, reason)
 		}
 		if m == inProcess { // the remote bridge itself is not shutting down
-			if code, _ := waiting.closed(); code != ws.StatusGoingAway {
-				t.Errorf("waiting connection: close %d, want 1001", code)
+			if code, _ := waiting.closed(); code != bridge.StatusServiceRestart {
+				t.Errorf("waiting connection: close %d, want 1012", code)
 			}
 		}
 	})

@@ -172,7 +172,7 @@ func (u *wsUser) read() (frame, error) { return u.readWithin(waitTimeout) }
 // readWithin reads the next frame, waiting at most d.
 func (u *wsUser) readWithin(d time.Duration) (frame, error) {
 	u.conn.SetReadDeadline(time.Now().Add(d))
-	data, _, err := wsutil.ReadServerData(u.rw)
+	data, _, err := nodetest.ReadServerData(u.rw)
 	if err != nil {
 		return nil, err
 	}

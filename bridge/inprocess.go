@@ -48,7 +48,11 @@ func (u InProcess) Run(ctx context.Context, token string, c *Conn) error {
 		if err != nil {
 			// Whether the node is shutting down or cannot reach its
 			// cluster, the browser had better try again, elsewhere.
-			c.Close(ws.StatusGoingAway, closeShutdown)
+			if errors.Is(err, hub.ErrShuttingDown) {
+				c.Close(StatusServiceRestart, ReasonServiceRestart)
+			} else {
+				c.Close(ws.StatusGoingAway, closeShutdown)
+			}
 			return err
 		}
 		return nil
@@ -83,6 +87,7 @@ const closeShutdown = "server shutting down"
 var disconnectCloses = map[hub.DisconnectCode]ws.StatusCode{
 	hub.DisconnectSlow:       ws.StatusPolicyViolation, // the client read too slowly
 	hub.DisconnectShutdown:   ws.StatusGoingAway,
+	hub.DisconnectRestart:    StatusServiceRestart,
 	hub.DisconnectWriteError: ws.StatusInternalServerError,
 	hub.DisconnectDone:       ws.StatusNormalClosure,
 	hub.DisconnectFlood:      ws.StatusPolicyViolation, // kept sending over its rate limits

@@ -130,7 +130,11 @@ func closeForStatus(err error) (ws.StatusCode, string) {
 	case codes.ResourceExhausted:
 		// The core's slow-consumer disconnect: the client read too slowly.
 		return ws.StatusPolicyViolation, st.Message()
-	case codes.Unavailable, codes.Canceled:
+	case codes.Unavailable:
+		// The node is restarting (or cannot reach its cluster): the
+		// browser should come back after a random wait.
+		return StatusServiceRestart, st.Message()
+	case codes.Canceled:
 		return ws.StatusGoingAway, closeShutdown
 	default:
 		return ws.StatusInternalServerError, st.Message()

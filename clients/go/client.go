@@ -30,8 +30,9 @@ type Client struct {
 type Option func(*options)
 
 type options struct {
-	token string
-	dial  []grpc.DialOption
+	token   string
+	dial    []grpc.DialOption
+	backoff Backoff
 }
 
 // WithToken authenticates every call with a JWT, those made through Raw
@@ -43,6 +44,10 @@ func WithToken(token string) Option { return func(o *options) { o.token = token 
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(o *options) { o.dial = append(o.dial, opts...) }
 }
+
+// WithBackoff sets the waits between the attempts of a Reconnecting
+// session (Reconnect); other calls ignore it.
+func WithBackoff(b Backoff) Option { return func(o *options) { o.backoff = b } }
 
 // Dial returns a client for the node at target ("host:port"). It does not
 // wait for the connection: the first call does.

@@ -43,6 +43,7 @@ func serve(t *testing.T, addr string) *server {
 		Dev:             true,
 		JWT:             auth.Config{Secret: nodetest.Secret},
 		Static:          web.FS(),
+		ShutdownSpread:  500 * time.Millisecond,
 		ShutdownTimeout: 3 * time.Second,
 	})
 	if err != nil {

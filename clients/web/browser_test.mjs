@@ -173,6 +173,10 @@ async function main() {
       { timeout: WAIT },
     );
     check((await bob.textContent('#currentRoom')) === 'lounge', 'bob is back in lounge');
+    for (const [who, page] of [['alice', alice], ['bob', bob]]) {
+      const code = await page.evaluate(() => document.body.dataset.lastClose);
+      check(code === '1012', `${who}'s page was closed with 1012 service restart (got ${code})`);
+    }
     for (let i = 0; ; i++) {
       // Bob's rejoin may land just after alice speaks: retry a few times.
       await say(alice, `back after the restart ${i}`);

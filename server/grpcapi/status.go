@@ -28,6 +28,7 @@ var errorCodes = map[string]codes.Code{
 var streamCodes = map[hub.DisconnectCode]codes.Code{
 	hub.DisconnectSlow:       codes.ResourceExhausted,
 	hub.DisconnectShutdown:   codes.Unavailable,
+	hub.DisconnectRestart:    codes.Unavailable,
 	hub.DisconnectWriteError: codes.Aborted,
 	hub.DisconnectDone:       codes.OK,
 	hub.DisconnectFlood:      codes.ResourceExhausted,

@@ -40,6 +40,10 @@ type Config struct {
 	// AllowOrigin reports whether a page of another origin may call REST
 	// (see withCORS). Nil: none may.
 	AllowOrigin func(origin string) bool
+	// Stopping, if set, reports whether the node is shutting down: /health
+	// then answers 503 {"status":"shutting_down"} and every answer closes
+	// its connection, so that a load balancer or a client moves on.
+	Stopping func() bool
 }
 
 // Handler returns the HTTP handler of the edge.
@@ -66,6 +70,10 @@ func Handler(ctx context.Context, cfg Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", withCORS(cfg.AllowOrigin, requireJSON(queryAsBody(gw))))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		if cfg.Stopping != nil && cfg.Stopping() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting_down", "service": "tertulia"})
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "healthy", "service": "tertulia"})
 	})
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
@@ -86,7 +94,16 @@ func Handler(ctx context.Context, cfg Config) (http.Handler, error) {
 	for pattern, h := range cfg.Handlers {
 		mux.Handle(pattern, h)
 	}
-	return mux, nil
+	if cfg.Stopping == nil {
+		return mux, nil
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// An upgrade writes its own Connection header.
+		if cfg.Stopping() && r.Header.Get("Upgrade") == "" {
+			w.Header().Set("Connection", "close")
+		}
+		mux.ServeHTTP(w, r)
+	}), nil
 }
 
 // ReadHeaderTimeout bounds the wait for an HTTP request's head on every

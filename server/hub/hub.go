@@ -249,27 +249,6 @@ func (h *Hub) publish(ctx context.Context, topic string, ev *Event) error {
 	return nil
 }
 
-// Shutdown drains every session, telling each that the server is going
-// away, and refuses new ones. Disconnects are spread out a little so that
-// clients do not all reconnect at once; ctx bounds the whole.
-func (h *Hub) Shutdown(ctx context.Context) {
-	h.closing.Store(true)
-	sessions := h.localSessions()
-	for i, s := range sessions {
-		s.out.drain(disconnectShutdown)
-		if i%256 == 255 {
-			select {
-			case <-ctx.Done():
-				for _, s := range sessions[i+1:] {
-					s.out.drain(disconnectShutdown)
-				}
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}
-}
-
 func (h *Hub) localSessions() []*Session {
 	g := h.lookup(topicLobby)
 	if g == nil {

@@ -49,6 +49,8 @@ func (c DisconnectCode) String() string {
 		return "write_error"
 	case DisconnectDone:
 		return "done"
+	case DisconnectRestart:
+		return "restart"
 	case DisconnectFlood:
 		return "flood"
 	case DisconnectExpired:

@@ -33,6 +33,10 @@ const (
 	DisconnectKicked
 	// DisconnectBanned: the user was banned from the server.
 	DisconnectBanned
+	// DisconnectRestart: the node is going away for a moment (a rolling
+	// restart); the client should reconnect, to another node if it can,
+	// after a random wait. WebSocket 1012 "service restart", gRPC Unavailable.
+	DisconnectRestart
 )
 
 // Disconnect is the reason a session was closed by the server.
@@ -42,6 +46,6 @@ type Disconnect struct {
 }
 
 var (
-	disconnectSlow     = Disconnect{Code: DisconnectSlow, Reason: "slow consumer: outbound queue full"}
-	disconnectShutdown = Disconnect{Code: DisconnectShutdown, Reason: "server shutting down"}
+	disconnectSlow    = Disconnect{Code: DisconnectSlow, Reason: "slow consumer: outbound queue full"}
+	disconnectRestart = Disconnect{Code: DisconnectRestart, Reason: "service restart"}
 )

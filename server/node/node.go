@@ -54,7 +54,13 @@ type Config struct {
 	Limits Limits
 	// Static holds the web pages served at /static/.
 	Static fs.FS
-	// ShutdownTimeout bounds a graceful shutdown. Default DefaultShutdownTimeout.
+	// ShutdownSpread is the window over which a shutdown ends the node's
+	// sessions, evenly, so that their clients do not all reconnect at once
+	// (see shutdown.go). Default DefaultShutdownSpread.
+	ShutdownSpread time.Duration
+	// ShutdownTimeout bounds a shutdown; once it has passed, what is left
+	// ends at once. It must exceed ShutdownSpread. Default
+	// DefaultShutdownTimeout, or twice the spread if that is longer.
 	ShutdownTimeout time.Duration
 	// Logger receives the node's logs. Default: discard.
 	Logger *slog.Logger
@@ -73,8 +79,13 @@ type Config struct {
 	AdminListener net.Listener
 }
 
-// DefaultShutdownTimeout bounds a graceful shutdown unless told otherwise.
-const DefaultShutdownTimeout = 10 * time.Second
+// The shutdown defaults: a spread long enough that thousands of clients
+// reconnect elsewhere a few hundred per second, and a bound that leaves
+// time for the servers to drain after it.
+const (
+	DefaultShutdownSpread  = 10 * time.Second
+	DefaultShutdownTimeout = 30 * time.Second
+)
 
 // Node is one Tertulia server.
 type Node struct {
@@ -89,6 +100,7 @@ type Node struct {
 	tokens *grpcapi.AuthService // in Dev only
 	bridge *bridge.Bridge
 	extra  map[string]http.Handler // mounted beside the gateway: the bridge, gRPC-Web
+	stop   stopState
 }
 
 // New validates cfg and builds a node; Serve runs it.
@@ -96,8 +108,8 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	if err := cfg.shutdownDefaults(); err != nil {
+		return nil, err
 	}
 	if cfg.Broker == nil {
 		cfg.Broker = memory.New()
@@ -136,6 +148,7 @@ func New(cfg Config) (*Node, error) {
 		gate:   auth.Gate{Auth: a, AllowAnonymous: cfg.AllowAnonymous || cfg.Dev},
 		hub:    hub.New(hcfg, cfg.Broker),
 		health: health.NewServer(),
+		stop:   newStopState(),
 	}
 	n.chat = grpcapi.NewChatService(n.hub, cfg.Logger)
 	n.grpc = grpc.NewServer(append(append(n.observers(),
@@ -167,11 +180,13 @@ func New(cfg Config) (*Node, error) {
 func (n *Node) Hub() *hub.Hub { return n.hub }
 
 // Serve runs the node on the given listeners until ctx is cancelled, then
-// shuts down gracefully within Config.ShutdownTimeout: sessions are told,
-// gRPC stops gracefully (or not, when time runs out), HTTP drains. The
+// shuts down as a lame duck (see shutdown.go) within
+// Config.ShutdownTimeout, or at once after Force. It returns once every
+// session has left the broker: the caller closes the broker after it. The
 // node's authenticator is closed when Serve returns.
 func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	defer n.auth.Close()
+	listeners := []net.Listener{grpcLis, httpLis}
 	httpLis = tlsListener(httpLis, n.cfg.TLS)
 	conn, err := grpc.NewClient("passthrough:///"+grpcLis.Addr().String(),
 		grpc.WithTransportCredentials(selfCreds(n.cfg.TLS)))
@@ -196,6 +211,7 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 		Handlers: n.extra,
 		// REST grants CORS to the origins WebSocket and gRPC-Web allow.
 		AllowOrigin: bridge.Origins{Allowed: n.cfg.AllowedOrigins, Dev: n.cfg.Dev}.AllowOrigin,
+		Stopping:    n.stop.stopping.Load,
 	})
 	if err != nil {
 		return err
@@ -218,13 +234,19 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
-	n.shutdown(httpSrv)
+	n.shutdown(httpSrv, listeners)
 	for range 2 - boolToInt(serveErr != nil) {
-		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) && serveErr == nil {
+		if err := <-errc; err != nil && !stoppedServing(err) && serveErr == nil {
 			serveErr = err
 		}
 	}
 	return serveErr
+}
+
+// stoppedServing reports whether err is how a server's Serve ends when the
+// node shuts down: its listener was closed first, then the server.
+func stoppedServing(err error) bool {
+	return errors.Is(err, http.ErrServerClosed) || errors.Is(err, grpc.ErrServerStopped) || errors.Is(err, net.ErrClosed)
 }
 
 func boolToInt(b bool) int {
@@ -232,33 +254,6 @@ func boolToInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-func (n *Node) shutdown(httpSrv *http.Server) {
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
-	defer cancel()
-	n.health.Shutdown()
-	// Half the budget goes to telling sessions, spread out, the rest to
-	// draining the servers.
-	tell, cancelTell := context.WithTimeout(ctx, n.cfg.ShutdownTimeout/2)
-	n.hub.Shutdown(tell)
-	cancelTell()
-	n.bridge.Shutdown(ctx) // WebSockets are hijacked: the HTTP server cannot close them
-
-	stopped := make(chan struct{})
-	go func() { n.grpc.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-ctx.Done():
-		n.log.Warn("graceful stop timed out; stopping")
-		n.grpc.Stop()
-		<-stopped
-	}
-	if err := httpSrv.Shutdown(ctx); err != nil {
-		httpSrv.Close()
-	}
-	n.log.Info("shut down", "took", time.Since(start).Round(time.Millisecond))
 }
 
 // mountHandlers builds the HTTP handlers mounted beside the gateway: the

@@ -50,6 +50,7 @@ export class Connection {
     this.wanted = false; // the user wants to be connected
     this.attempt = 0;
     this.timer = null;
+    this.lastClose = null; // { code, reason } of the last connection that ended
   }
 
   get open() {
@@ -81,6 +82,7 @@ export class Connection {
     socket.onclose = (ev) => {
       if (this.socket !== socket) return;
       this.socket = null;
+      this.lastClose = { code: ev.code, reason: ev.reason };
       // A token refused before the welcome will be refused again, and so
       // will a session that expired, was disconnected or is banned: stop.
       const ended = endedFor(ev);
@@ -89,8 +91,13 @@ export class Connection {
         this.onState('disconnected', ended || ev.reason || `closed (${ev.code})`);
         return;
       }
+      // 1012 "service restart": the server is going away for a moment and
+      // closes its pages spread over time; any other node behind this
+      // origin will do. Like a dropped connection, it is retried after a
+      // random wait.
       const delay = backoff(this.attempt++);
-      this.onState('reconnecting', `${ev.reason || 'connection lost'}; retrying in ${(delay / 1000).toFixed(1)}s`);
+      const why = ev.code === 1012 ? 'server restarting' : ev.reason || 'connection lost';
+      this.onState('reconnecting', `${why}; retrying in ${(delay / 1000).toFixed(1)}s`);
       this.timer = setTimeout(() => this.connect(), delay);
     };
   }

@@ -99,7 +99,7 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), *shutdown)
 	defer cancel()
-	// Browsers hear 1001 and reconnect (elsewhere); then HTTP drains.
+	// Browsers hear 1012 and reconnect (elsewhere); then HTTP drains.
 	if err := b.Shutdown(sctx); err != nil {
 		log.Warn("websocket shutdown timed out", "err", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/tertulia/tertulia/bridge"
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
 )
@@ -85,11 +86,11 @@ func TestBridgeCommand(t *testing.T) {
 		t.Fatal("tertulia bridge did not stop within 10s")
 	}
 	for i := 0; ; i++ {
-		_, _, err := wsutil.ReadServerData(rw)
+		_, _, err := nodetest.ReadServerData(rw)
 		var ce wsutil.ClosedError
 		if err != nil {
-			if !errors.As(err, &ce) || ce.Code != ws.StatusGoingAway {
-				t.Errorf("after the bridge stopped: %v, want close 1001", err)
+			if !errors.As(err, &ce) || ce.Code != bridge.StatusServiceRestart {
+				t.Errorf("after the bridge stopped: %v, want close 1012", err)
 			}
 			break
 		}

@@ -32,6 +32,7 @@ func commands() []command {
 		{"token", "print a JWT signed like the server's", runToken},
 		{"bridge", "run the WebSocket bridge apart, in front of a node (--upstream)", runBridge},
 		{"bench", "load a running server and measure it (clients/load)", runBench},
+		{"soak", "churn thousands of connections against a running server; check memory and goroutines come back", runSoak},
 		{"chat", "chat from the terminal over gRPC", runChat},
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,7 +17,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	client "github.com/tertulia/tertulia/clients/go"
 	"github.com/tertulia/tertulia/server/auth"
 )
 
@@ -84,49 +82,17 @@ func startServe(t *testing.T, bin string, env []string, args ...string) *servePr
 func TestSIGTERMShutsDownWithinBoundAndTellsClients(t *testing.T) {
 	bin := buildBinary(t)
 	secret := "shutdown-test-secret-0123456789"
-	p := startServe(t, bin, []string{"TERTULIA_JWT_SECRET=" + secret}, "--shutdown-timeout", "3s")
-	a, err := auth.New(auth.Config{Secret: []byte(secret)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sessions []*client.Session
-	for _, name := range []string{"alice", "bob"} {
-		tok, _ := a.Issue(name, false)
-		c, err := client.Dial(p.grpcAddr, client.WithToken(tok))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		s, err := c.Connect(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		if f := <-s.Events(); f.GetSystem() == nil {
-			t.Fatalf("%s: first frame %v, want welcome", name, f)
-		}
-		sessions = append(sessions, s)
-	}
+	p := startServe(t, bin, []string{"TERTULIA_JWT_SECRET=" + secret}, "--shutdown-spread", "1s", "--shutdown-timeout", "3s")
+	sessions := openSessions(t, p.grpcAddr, secret, "alice", "bob")
 
 	start := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.exited:
-		p.exited <- err // for the cleanup
-		if err != nil {
-			t.Errorf("server exited with %v, want 0", err)
-		}
-	case <-time.After(3*time.Second + 2*time.Second):
-		t.Fatalf("server still running %v after SIGTERM, want it gone within the 3s bound", time.Since(start))
-	}
+	p.terminate(t, 3*time.Second+2*time.Second)
 	t.Logf("server exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
 	for i, s := range sessions {
 		for range s.Events() {
 		}
-		if status.Code(s.Err()) != codes.Unavailable || !strings.Contains(s.Err().Error(), "shutting down") {
-			t.Errorf("client %d: session ended with %v, want Unavailable: server shutting down", i, s.Err())
+		if status.Code(s.Err()) != codes.Unavailable || !strings.Contains(s.Err().Error(), "service restart") {
+			t.Errorf("client %d: session ended with %v, want Unavailable: service restart", i, s.Err())
 		}
 	}
 }

@@ -7,10 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/tertulia/tertulia/server/auth"
 	"github.com/tertulia/tertulia/server/hub"
@@ -32,7 +29,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	locale := fs.String("locale", "en", "language of server texts for connections whose token and Accept-Language name none we have (en, es)")
 	brokerName := fs.String("broker", "memory", "broker: memory or redis")
 	redisURL := fs.String("redis-url", "redis://127.0.0.1:6379/0", "Redis URL, with --broker redis")
-	shutdown := fs.Duration("shutdown-timeout", node.DefaultShutdownTimeout, "bound on a graceful shutdown")
+	spread := fs.Duration("shutdown-spread", node.DefaultShutdownSpread, "on SIGTERM, end the sessions evenly over this window (WebSocket 1012, gRPC Unavailable)")
+	shutdown := fs.Duration("shutdown-timeout", node.DefaultShutdownTimeout, "bound on a shutdown, counted from SIGTERM; must exceed --shutdown-spread (a second SIGTERM ends it at once)")
 	logOpts := addLogFlags(fs)
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default)")
 	adminAddr := fs.String("admin-addr", "", "serve /metrics and net/http/pprof on this address, and /metrics no longer on --http-addr (off by default)")
@@ -62,6 +60,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		AllowAnonymous:  *anon,
 		AllowedOrigins:  splitList(*origins),
 		Locale:          *locale,
+		ShutdownSpread:  *spread,
 		ShutdownTimeout: *shutdown,
 		Logger:          log,
 		Static:          staticFS(),
@@ -87,6 +86,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// Closed last: Serve returns once every session has left the broker.
 	defer closeBroker()
 	cfg.Broker = b
 	if *adminAddr != "" {
@@ -109,7 +109,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		grpcLis.Close()
 		return fmt.Errorf("listen http: %w", err)
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := onSignals(ctx, n, log)
 	defer stop()
 	printWelcome(stdout, httpLis.Addr(), grpcLis.Addr(), *dev, cfg.TLS != nil)
 	log.Info("serving", "http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(), "broker", *brokerName, "dev", *dev)

@@ -28,11 +28,23 @@ type Server struct {
 }
 
 // Start runs a node with cfg until the test ends. A config without a JWT
-// secret gets Secret.
+// secret gets Secret, and one without a shutdown spread 100ms.
 func Start(t testing.TB, cfg node.Config) *Server {
+	t.Helper()
+	return StartOn(t, cfg, "127.0.0.1:0", "127.0.0.1:0")
+}
+
+// StartOn is Start with the gRPC and HTTP ports on the given addresses: a
+// node restarted where its clients expect it.
+func StartOn(t testing.TB, cfg node.Config, grpcAddr, httpAddr string) *Server {
 	t.Helper()
 	if len(cfg.JWT.Secret) == 0 {
 		cfg.JWT.Secret = Secret
+	}
+	if cfg.ShutdownSpread == 0 {
+		// Tests end with clients still connected: a short spread keeps
+		// their shutdowns quick while still spreading.
+		cfg.ShutdownSpread = 100 * time.Millisecond
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 5 * time.Second
@@ -46,8 +58,8 @@ func Start(t testing.TB, cfg node.Config) *Server {
 		t.Fatalf("auth.New: %v", err)
 	}
 	t.Cleanup(a.Close)
-	gl := listen(t)
-	hl := listen(t)
+	gl := listen(t, grpcAddr)
+	hl := listen(t, httpAddr)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{Node: n, Config: cfg, GRPCAddr: gl.Addr().String(), HTTPAddr: hl.Addr().String(), Auth: a, stop: cancel, done: make(chan error, 1)}
 	go func() { s.done <- n.Serve(ctx, gl, hl) }()
@@ -86,9 +98,9 @@ func (s *Server) Token(t testing.TB, user string, admin bool) string {
 // URL returns http://HTTPAddr + path.
 func (s *Server) URL(path string) string { return "http://" + s.HTTPAddr + path }
 
-func listen(t testing.TB) net.Listener {
+func listen(t testing.TB, addr string) net.Listener {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}

@@ -61,7 +61,7 @@ func (c *WSClient) Await(what string, match func(map[string]any) bool) map[strin
 	c.t.Helper()
 	c.Conn.SetReadDeadline(time.Now().Add(WSTimeout))
 	for {
-		data, err := wsutil.ReadServerText(struct {
+		data, _, err := ReadServerData(struct {
 			io.Reader
 			io.Writer
 		}{c.r, c.Conn})

@@ -1,0 +1,315 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+)
+
+// Reconnecting is a chat session that outlives its connections. When a
+// connection ends for a reason worth another try (the node restarts and
+// says Unavailable, the network drops, the node dies), it waits a random,
+// growing time (see Backoff) and connects to the next of its addresses,
+// round the list, until one answers; then it joins again the rooms it had
+// joined, asking for what it missed there (join_room's since, from the
+// last offset seen in each room), asks for the private messages it missed
+// (recover_private), and sends again, with the same ids, the messages no
+// ack has answered (the server delivers an id once). It gives up only when
+// the server refuses the client itself (Unauthenticated,
+// PermissionDenied), or when its context ends or Close is called.
+//
+// Events delivers the frames of every connection in order; each connection
+// starts with its own welcome (a system frame with a new connection id),
+// followed by the room_joined frames of the rooms joined again (recovered
+// true when every missed message follows, false when some are beyond the
+// history: reload those with GetHistory) and the missed messages. Missed
+// private messages may come after live ones that arrived meanwhile: order
+// them by offset.
+//
+// Its methods are safe for concurrent use.
+type Reconnecting struct {
+	addrs  []string
+	opts   []Option
+	wait   Backoff
+	events chan *chatv1.ServerFrame
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the connection loop has ended
+
+	mu         sync.Mutex // protects the fields below
+	sess       *Session   // the current connection's session; nil between connections
+	addr       string     // the current connection's address
+	rec        *Recovery  // rooms, positions and unacknowledged frames
+	reconnects int        // connections opened after the first
+	err        error      // why the loop gave up
+}
+
+// ErrReconnecting is returned by the sending methods of a Reconnecting
+// session between two connections. Nothing was sent: try again later.
+var ErrReconnecting = errors.New("reconnecting: not connected")
+
+// welcomeTimeout bounds the wait for a new connection's welcome.
+const welcomeTimeout = 10 * time.Second
+
+// Reconnect starts a session that connects to the first of addrs that
+// answers and reconnects as Reconnecting says, with the options of Dial
+// (WithToken, WithDialOptions, WithBackoff). It returns at once; the first
+// frame on Events is the first connection's welcome. The session ends when
+// ctx is done or Close is called.
+func Reconnect(ctx context.Context, addrs []string, opts ...Option) (*Reconnecting, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("reconnect: no address")
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	// A connection that goes silent (a peer gone without a word) is noticed
+	// within a minute, as a node's own keepalive does; the node allows a
+	// ping every 10s.
+	opts = append([]Option{WithDialOptions(grpc.WithKeepaliveParams(keepalive.ClientParameters{
+		Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}))}, opts...)
+	ctx, cancel := context.WithCancel(ctx)
+	r := &Reconnecting{
+		addrs: slices.Clone(addrs), opts: opts, wait: o.backoff,
+		events: make(chan *chatv1.ServerFrame, eventBuffer), cancel: cancel, done: make(chan struct{}),
+		rec: NewRecovery(),
+	}
+	go r.run(ctx)
+	return r, nil
+}
+
+// Events delivers the server's frames, of one connection after another. It
+// is closed when the session ends; Err then says why.
+func (r *Reconnecting) Events() <-chan *chatv1.ServerFrame { return r.events }
+
+// Err is why the session gave up (a status such as Unauthenticated), nil if
+// its context ended or Close was called. Valid once Events is closed.
+func (r *Reconnecting) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// Addr is the address of the current connection, "" between connections.
+func (r *Reconnecting) Addr() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.addr
+}
+
+// Reconnects is how many connections were opened after the first.
+func (r *Reconnecting) Reconnects() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reconnects
+}
+
+// Close ends the session and waits for its connection to close.
+func (r *Reconnecting) Close() error {
+	r.cancel()
+	<-r.done
+	return nil
+}
+
+// Join joins room now, and again on every new connection until Leave.
+// Between connections it only records the room.
+func (r *Reconnecting) Join(room string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f := r.rec.Join(room, 0)
+	if r.sess == nil {
+		return nil
+	}
+	return r.sess.SendFrame(f)
+}
+
+// Leave leaves room, and stops joining it on new connections.
+func (r *Reconnecting) Leave(room string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rec.Leave(room)
+	if r.sess == nil {
+		return nil
+	}
+	return r.sess.Leave(room)
+}
+
+// SendFrame sends f on the current connection. A message or private
+// message is given an id if it has none, kept until its ack (Recovery.Track)
+// and sent again, with the same id, on each new connection; between
+// connections it waits for the next one. Any other frame is refused with
+// ErrReconnecting between connections.
+func (r *Reconnecting) SendFrame(f *chatv1.ClientFrame) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	kept := f.GetMessage() != nil || f.GetPrivateMessage() != nil
+	f = r.rec.Track(f)
+	if r.sess == nil {
+		if kept {
+			return nil
+		}
+		return ErrReconnecting
+	}
+	// A failed send ends the connection; a kept frame goes on the next.
+	if err := r.sess.SendFrame(f); err != nil && !kept {
+		return err
+	}
+	return nil
+}
+
+// Send posts message to room, or to everyone connected if room is empty,
+// under an id of its own: it arrives once, whatever connections come and
+// go, and its ack (with that id) comes on Events.
+func (r *Reconnecting) Send(room, message string) error {
+	return r.SendFrame(&chatv1.ClientFrame{Kind: &chatv1.ClientFrame_Message{Message: &chatv1.SendMessage{Room: room, Message: message}}})
+}
+
+// Private sends message to every connection of user, as Send does.
+func (r *Reconnecting) Private(user, message string) error {
+	return r.SendFrame(&chatv1.ClientFrame{Kind: &chatv1.ClientFrame_PrivateMessage{PrivateMessage: &chatv1.SendPrivateMessage{TargetUser: user, Message: message}}})
+}
+
+// Pending is how many messages await their ack.
+func (r *Reconnecting) Pending() int { return len(r.rec.Pending()) }
+
+// run connects, serves the connection until it ends, waits and connects
+// again, until ctx ends or the server refuses the client.
+func (r *Reconnecting) run(ctx context.Context) {
+	defer close(r.done)
+	defer close(r.events)
+	next, failed, connected := 0, 0, false
+	for {
+		addr := r.addrs[next]
+		c, s, err := r.open(ctx, addr)
+		if err == nil {
+			failed = 0
+			if connected {
+				r.mu.Lock()
+				r.reconnects++
+				r.mu.Unlock()
+			}
+			connected = true
+			err = r.serve(ctx, addr, s)
+			c.Close()
+		} else if c != nil {
+			c.Close()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if permanent(err) {
+			r.mu.Lock()
+			r.err = err
+			r.mu.Unlock()
+			return
+		}
+		// The node that went away may come back, but another is likelier
+		// to answer now: try the next.
+		next = (next + 1) % len(r.addrs)
+		t := time.NewTimer(r.wait.Delay(failed))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		failed++
+	}
+}
+
+// open connects to addr and waits for the welcome.
+func (r *Reconnecting) open(ctx context.Context, addr string) (*Client, *Session, error) {
+	c, err := Dial(addr, r.opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := c.Connect(ctx)
+	if err != nil {
+		return c, nil, err
+	}
+	t := time.NewTimer(welcomeTimeout)
+	defer t.Stop()
+	select {
+	case f, ok := <-s.Events():
+		if ok && f.GetSystem() != nil {
+			r.emit(ctx, f)
+			return c, s, nil
+		}
+		err = s.Err()
+		if err == nil {
+			err = fmt.Errorf("connect %s: no welcome", addr)
+		}
+	case <-t.C:
+		err = status.Errorf(codes.DeadlineExceeded, "connect %s: no welcome within %v", addr, welcomeTimeout)
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	closeAndDrain(s)
+	return c, nil, err
+}
+
+// closeAndDrain closes s and reads what is left of its events, so that its
+// reading goroutine, which may be waiting to hand over a frame, ends.
+func closeAndDrain(s *Session) {
+	s.Close()
+	for range s.Events() {
+	}
+}
+
+// serve makes s the current session, takes up where the last one left off
+// (rooms, missed messages, unacknowledged frames) and forwards its frames
+// until it ends; it returns why it ended. A send that fails ends the
+// session: its end is seen below.
+func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error {
+	r.mu.Lock()
+	r.sess, r.addr = s, addr
+	r.rec.Resume(s) // the welcome was observed in open
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.sess, r.addr = nil, ""
+		r.mu.Unlock()
+		closeAndDrain(s)
+	}()
+	for f := range s.Events() {
+		if !r.emit(ctx, f) {
+			return ctx.Err()
+		}
+	}
+	return s.Err()
+}
+
+// emit notes what f tells of positions and acks, and hands it to the
+// reader of Events, unless ctx ends first. A message already seen (under
+// another connection) is dropped.
+func (r *Reconnecting) emit(ctx context.Context, f *chatv1.ServerFrame) bool {
+	if !r.rec.Observe(f) {
+		return true
+	}
+	select {
+	case r.events <- f:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// permanent reports whether a connection that ended with err should not be
+// tried again: the server refused the client itself, and will again.
+func permanent(err error) bool {
+	switch status.Code(err) {
+	case codes.Unauthenticated, codes.PermissionDenied, codes.InvalidArgument, codes.Unimplemented:
+		return true
+	}
+	return false
+}
