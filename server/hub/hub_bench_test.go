@@ -68,7 +68,7 @@ type room struct {
 func newRoom(b *testing.B, subs int) *room {
 	b.Helper()
 	ctx := context.Background()
-	r := &room{h: hub.New(hub.Config{QueueFrames: 1 << 20, QueueBytes: 1 << 30}, memory.New())}
+	r := &room{h: hub.New(hub.Config{QueueFrames: 1 << 20, QueueBytes: 1 << 30, Limits: unlimited}, memory.New())}
 	enc := textEncoder{}
 	open := func(i int) *hub.Session {
 		t := &countingTransport{enc: enc, frames: &r.frames, writes: &r.writes}
@@ -157,7 +157,7 @@ func BenchmarkFanoutRooms(b *testing.B) {
 	const rooms, perRoom = 100, 10
 	ctx := context.Background()
 	var frames, writes atomic.Int64
-	h := hub.New(hub.Config{QueueFrames: 1 << 20, QueueBytes: 1 << 30}, memory.New())
+	h := hub.New(hub.Config{QueueFrames: 1 << 20, QueueBytes: 1 << 30, Limits: unlimited}, memory.New())
 	pubs := make([]*hub.Session, rooms)
 	var all []*hub.Session
 	for r := range rooms {
@@ -213,7 +213,7 @@ func BenchmarkIdleSession(b *testing.B) {
 	ctx := context.Background()
 	var frames, writes atomic.Int64
 	for range b.N {
-		h := hub.New(hub.Config{}, memory.New())
+		h := hub.New(hub.Config{Limits: unlimited}, memory.New())
 		runtime.GC()
 		var ms0, ms1 runtime.MemStats
 		runtime.ReadMemStats(&ms0)
@@ -242,4 +242,11 @@ func BenchmarkIdleSession(b *testing.B) {
 		}
 		b.StartTimer()
 	}
+}
+
+// unlimited turns off the rate limits and connection caps: a benchmark is
+// one publisher as fast as it can go, and thousands of sessions of one user.
+var unlimited = hub.Limits{
+	MessagesPerSecond: hub.Off, UserMessagesPerSecond: hub.Off, JoinsPerSecond: hub.Off,
+	ConnsPerUser: hub.Off, ConnsPerIP: hub.Off, ConnsPerNode: hub.Off,
 }
