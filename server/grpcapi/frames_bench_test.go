@@ -47,7 +47,11 @@ func BenchmarkFanoutGRPC(b *testing.B) {
 	const window = 1024
 	for _, subs := range []int{10, 200} {
 		b.Run("subs="+strconv.Itoa(subs), func(b *testing.B) {
-			srv := nodetest.Start(b, node.Config{Limits: nodetest.Unlimited()})
+			// All the streams are one user's, on one connection: the caps
+			// on both are off here.
+			lim := nodetest.Unlimited()
+			lim.ConnsPerUser, lim.GRPCStreamsPerConn = hub.Off, 2*subs
+			srv := nodetest.Start(b, node.Config{Limits: lim})
 			c, err := client.Dial(srv.GRPCAddr, client.WithToken(srv.Token(b, "bench", false)))
 			if err != nil {
 				b.Fatal(err)
