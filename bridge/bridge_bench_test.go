@@ -19,6 +19,7 @@ import (
 
 	"github.com/tertulia/tertulia/bridge"
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/hub"
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
 )
@@ -49,7 +50,10 @@ func BenchmarkFanoutWS(b *testing.B) {
 	const window = 1024
 	for _, subs := range []int{10, 200} {
 		b.Run("subs="+strconv.Itoa(subs), func(b *testing.B) {
-			srv := nodetest.Start(b, node.Config{Limits: nodetest.Unlimited()})
+			// Every client is the one user "bench": its cap is off here.
+			lim := nodetest.Unlimited()
+			lim.ConnsPerUser = hub.Off
+			srv := nodetest.Start(b, node.Config{Limits: lim})
 			tok := srv.Token(b, "bench", false)
 			u := "ws://" + srv.HTTPAddr + "/api/v1/ws/authenticated?token=" + url.QueryEscape(tok)
 			var got atomic.Int64
