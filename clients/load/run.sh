@@ -32,6 +32,8 @@ SETUP_TIMEOUT=${SETUP_TIMEOUT:-60s}
 # the tool signs one token per user exactly as `tertulia token` does.
 SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
+# shellcheck source=server.sh
+source "$ROOT/clients/load/server.sh"
 mkdir -p "$OUT"
 : > "$OUT/results.tsv"
 go build -o "$BIN" "$ROOT/server/cmd/tertulia"
@@ -48,23 +50,12 @@ trap stop_server EXIT
 
 start_server() {
 	local label=$1
-	# Rate limits and connection caps off: 10,000 connections come from
-	# one address and one publisher sends 1,000 messages/s. Given in the
-	# environment, which a server without these settings ignores.
-	TERTULIA_LIMIT_MESSAGES_PER_SECOND=0 TERTULIA_LIMIT_MESSAGES_BURST=0 \
-	TERTULIA_LIMIT_USER_MESSAGES_PER_SECOND=0 TERTULIA_LIMIT_JOINS_PER_SECOND=0 \
-	TERTULIA_LIMIT_CONNS_PER_IP=0 TERTULIA_LIMIT_CONNS_PER_USER=0 \
+	# Rate limits and connection caps off (LIMITS_OFF, server.sh).
 	taskset -c "$SERVER_CORE" "$BIN" serve --jwt-secret "$SECRET" \
 		--http-addr "$HTTP" --grpc-addr "$GRPC" --pprof-addr "$PPROF" \
-		--log-level warn --limit-messages-per-second 0 --limit-user-messages-per-second 0 \
-		--limit-joins-per-second 0 --limit-conns-per-ip 0 --limit-conns-per-user 0 \
-		${SERVE_ARGS:-} >"$OUT/$label.server.log" 2>&1 &
+		--log-level warn "${LIMITS_OFF[@]}" ${SERVE_ARGS:-} >"$OUT/$label.server.log" 2>&1 &
 	server_pid=$!
-	for _ in $(seq 100); do # at most 10 s
-		curl -sf "http://$HTTP/health" >/dev/null && break
-		sleep 0.1
-	done
-	curl -sf "http://$HTTP/health" >/dev/null || { echo "server did not start; see $OUT/$label.server.log" >&2; exit 1; }
+	wait_healthy "$HTTP" "$OUT/$label.server.log"
 	# The tokens the tool signs must be what the server accepts: check one
 	# made by `tertulia token`.
 	local tok

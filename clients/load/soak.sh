@@ -21,6 +21,8 @@ GRPC=${SOAK_GRPC:-127.0.0.1:19191}
 ADMIN=${SOAK_ADMIN:-127.0.0.1:16161}
 SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
+# shellcheck source=server.sh
+source "$ROOT/clients/load/server.sh"
 mkdir -p "$OUT"
 go build -o "$BIN" "$ROOT/server/cmd/tertulia"
 
@@ -34,18 +36,11 @@ stop_server() {
 }
 trap stop_server EXIT
 
-TERTULIA_LIMIT_MESSAGES_PER_SECOND=0 TERTULIA_LIMIT_MESSAGES_BURST=0 \
-TERTULIA_LIMIT_USER_MESSAGES_PER_SECOND=0 TERTULIA_LIMIT_JOINS_PER_SECOND=0 \
-TERTULIA_LIMIT_CONNS_PER_IP=0 TERTULIA_LIMIT_CONNS_PER_USER=0 \
 TERTULIA_JWT_SECRET=$SECRET \
-	"$BIN" serve --http-addr "$HTTP" --grpc-addr "$GRPC" --admin-addr "$ADMIN" \
+	"$BIN" serve --http-addr "$HTTP" --grpc-addr "$GRPC" --admin-addr "$ADMIN" "${LIMITS_OFF[@]}" \
 	--shutdown-spread 1s --shutdown-timeout 10s --log-level warn >"$OUT/soak.server.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 100); do # at most 10 s
-	curl -sf "http://$HTTP/health" >/dev/null && break
-	sleep 0.1
-done
-curl -sf "http://$HTTP/health" >/dev/null || { echo "server did not start; see $OUT/soak.server.log" >&2; exit 1; }
+wait_healthy "$HTTP" "$OUT/soak.server.log"
 
 "$BIN" soak --jwt-secret "$SECRET" --http-addr "$HTTP" --grpc-addr "$GRPC" \
 	--metrics-url "http://$ADMIN/metrics" --gc-url "http://$ADMIN/debug/pprof/heap?gc=1" \

@@ -1,0 +1,18 @@
+# Sourced by run.sh and soak.sh: what both need to start a server to load.
+
+# LIMITS_OFF: the flags that turn off the rate limits and the per-IP and
+# per-user connection caps, since one tool process opens thousands of
+# connections from one address and publishes faster than a person.
+LIMITS_OFF=(--limit-messages-per-second 0 --limit-messages-burst 0 --limit-user-messages-per-second 0
+	--limit-joins-per-second 0 --limit-conns-per-ip 0 --limit-conns-per-user 0)
+
+# wait_healthy HTTP LOG: waits at most 10 s for the server's /health, or
+# exits pointing at its log.
+wait_healthy() {
+	for _ in $(seq 100); do
+		curl -sf "http://$1/health" >/dev/null && return 0
+		sleep 0.1
+	done
+	echo "server did not start; see $2" >&2
+	exit 1
+}
