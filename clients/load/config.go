@@ -20,6 +20,11 @@ type Config struct {
 	// (github.com/coder/websocket, frames decoded with encoding/json, as
 	// an ordinary Go client of the bridge would). Only for ws.
 	Client string
+	// OfferProtocol makes the own client offer the tertulia.v1
+	// subprotocol, with which the server may put several events in one
+	// frame; the coder client always offers it. Default: a plain client,
+	// one event per frame.
+	OfferProtocol bool
 	// HTTPAddr is the server's HTTP host:port (WebSocket). Default 127.0.0.1:8000.
 	HTTPAddr string
 	// GRPCAddr is the server's gRPC host:port. Default 127.0.0.1:9090.
