@@ -17,8 +17,8 @@ type Config struct {
 	Transport string
 	// Client is the WebSocket client: own (default; gobwas/ws frames,
 	// server frames classified by scanning their bytes) or coder
-	// (github.com/coder/websocket, frames decoded with encoding/json, as
-	// an ordinary Go client of the bridge would). Only for ws.
+	// (github.com/coder/websocket, read as a lean production client of the
+	// bridge would). Only for ws.
 	Client string
 	// OfferProtocol makes the own client offer the tertulia.v1
 	// subprotocol, with which the server may put several events in one
