@@ -188,10 +188,11 @@ func (c *wsConn) readFrame(m *member, first bool) (data bool, err error) {
 	}
 	switch h.OpCode {
 	case ws.OpClose:
-		code, reason := ws.ParseCloseFrameData(p)
-		if !c.closed.Load() {
-			c.writeFrame(ws.OpClose, p) // echo, as the protocol asks when the server closes first
+		if c.closed.Load() { // the answer to the tool's close
+			return false, errClosedByServer
 		}
+		code, reason := ws.ParseCloseFrameData(p)
+		c.writeFrame(ws.OpClose, p) // echo, as the protocol asks when the server closes first
 		return false, fmt.Errorf("%w: %d %s", errClosedByServer, code, reason)
 	case ws.OpPing:
 		err := c.writeFrame(ws.OpPong, p)
