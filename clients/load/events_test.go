@@ -2,6 +2,8 @@ package load
 
 import (
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -105,6 +107,58 @@ func TestClientsReadBatchedFrames(t *testing.T) {
 			c.close()
 			if got := m.messages.Load(); got != 4 {
 				t.Errorf("got %d messages, want 4", got)
+			}
+		})
+	}
+}
+
+// The hot paths allocate nothing: a room message read by either
+// WebSocket client (scanned, not decoded) and a message sent by the own
+// client (built in its reused buffer). An allocation here costs every
+// delivery or every publish.
+func TestHotPathsDoNotAllocate(t *testing.T) {
+	m := newMember(new(Histogram), "j1")
+	m.isReady, m.joined = true, true
+	frame := []byte(testMessage(1) + "\n" + testMessage(2))
+	if n := testing.AllocsPerRun(100, func() { scanFrame(m, frame, false, time.Now()) }); n != 0 {
+		t.Errorf("scanFrame of a message frame: got %v allocations, want 0", n)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // a sink for what is sent
+		if s, err := ln.Accept(); err == nil {
+			io.Copy(io.Discard, s)
+			s.Close()
+		}
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := &wsConn{nc: nc}
+	payload := stampPayload(make([]byte, 0, PayloadSize), time.Now(), 1)
+	if n := testing.AllocsPerRun(100, func() { c.send("bench", payload) }); n != 0 {
+		t.Errorf("send: got %v allocations, want 0", n)
+	}
+}
+
+func BenchmarkScanFrame(b *testing.B) {
+	m := newMember(new(Histogram), "j1")
+	m.isReady, m.joined = true, true
+	for _, tc := range []struct {
+		name  string
+		frame string
+	}{{"one", testMessage(1)}, {"batch-of-8", strings.Repeat(testMessage(1)+"\n", 8)}} {
+		b.Run(tc.name, func(b *testing.B) {
+			frame := []byte(tc.frame)
+			b.ReportAllocs()
+			for b.Loop() {
+				scanFrame(m, frame, false, time.Now())
 			}
 		})
 	}
