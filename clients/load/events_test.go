@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/tertulia/tertulia/bridge"
 )
 
 const (
@@ -59,6 +61,9 @@ func TestScanFrameSplitsEvents(t *testing.T) {
 // always) and read a server that batches events: every message of a
 // batched frame is counted.
 func TestClientsReadBatchedFrames(t *testing.T) {
+	if Subprotocol != bridge.Subprotocol {
+		t.Fatalf("got subprotocol %q, want the bridge's %q", Subprotocol, bridge.Subprotocol)
+	}
 	protocols := make(chan string, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{Subprotocol}})

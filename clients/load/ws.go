@@ -16,8 +16,10 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// Subprotocol is the bridge's WebSocket subprotocol (bridge.Subprotocol):
-// a client that offers it may get several events in one frame.
+// Subprotocol is the bridge's WebSocket subprotocol (bridge.Subprotocol,
+// not imported: the tool is a client and needs none of the server's code;
+// a test keeps the two equal): a client that offers it may get several
+// events in one frame.
 const Subprotocol = "tertulia.v1"
 
 // wsReadBuffer is each own-client connection's read buffer: a frame that
@@ -88,6 +90,11 @@ func (d *wsDialer) dial(ctx context.Context, user, room, joinID string, m *membe
 	u, err := wsURL(d.httpAddr, user, d.tokens)
 	if err != nil {
 		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok { // a set-up has its own bound, a lone dial this one
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, dialTimeout)
+		defer cancel()
 	}
 	nc, err := d.nd.DialContext(ctx, "tcp", d.httpAddr)
 	if err != nil {
