@@ -120,8 +120,9 @@ type Hub struct {
 
 	admission *admission // sessions by user and IP
 
-	seed   maphash.Seed
-	shards [64]groupShard // local subscribers by topic, sharded to keep fan-outs apart
+	seed    maphash.Seed
+	shards  [64]groupShard // local subscribers by topic, sharded to keep fan-outs apart
+	writers sweeper        // ends the writers that stay idle (see outbox.go)
 
 	closing atomic.Bool
 }
@@ -159,7 +160,7 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 		return nil, err
 	}
 	s := &Session{hub: h, id: newID(), who: who, enc: t.Encoder(), lang: h.language(who), rooms: make(map[string]struct{}), lim: lim}
-	s.out = outbox{t: t, maxFrames: h.cfg.QueueFrames, maxBytes: h.cfg.QueueBytes, held: true}
+	s.out = outbox{t: t, maxFrames: h.cfg.QueueFrames, maxBytes: h.cfg.QueueBytes, held: true, sweep: &h.writers}
 	if err := h.subscribe(ctx, topicLobby, s); err != nil {
 		h.unadmit(s)
 		return nil, fmt.Errorf("subscribe lobby: %w", err)
