@@ -238,10 +238,13 @@ func (h *Hub) closeSession(ctx context.Context, s *Session, rooms []string, reas
 // callers have no one better to tell.
 func (h *Hub) publish(ctx context.Context, topic string, ev *Event) error {
 	h.metrics.Published.Add(1)
-	start := time.Now()
-	err := h.broker.Publish(ctx, topic, ev)
-	if h.cfg.ObservePublish != nil {
-		h.cfg.ObservePublish(time.Since(start), err)
+	var err error
+	if observe := h.cfg.ObservePublish; observe != nil {
+		start := time.Now()
+		err = h.broker.Publish(ctx, topic, ev)
+		observe(time.Since(start), err)
+	} else {
+		err = h.broker.Publish(ctx, topic, ev) // untimed: time.Now twice per message showed in BenchmarkFanout
 	}
 	if err != nil {
 		h.log.WarnContext(ctx, "publish", "topic", topic, "kind", ev.Kind.String(), "err", err)

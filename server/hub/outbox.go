@@ -129,8 +129,8 @@ func (o *outbox) unparkLocked() {
 // the session's first writer (its welcome: most sessions then stay quiet),
 // waits writerLinger for more before it ends.
 func (o *outbox) write() {
+	o.mu.Lock()
 	for {
-		o.mu.Lock()
 		batch := o.queue
 		if len(batch) == 0 && !o.closed && o.closing == nil && !o.quit && o.runs > 1 && o.sweep != nil {
 			// A plain receive, not a select with a timer: the sweeper ends
@@ -147,6 +147,7 @@ func (o *outbox) write() {
 				o.sweep.add(o)
 			}
 			<-o.wake
+			o.mu.Lock()
 			continue
 		}
 		if len(batch) == 0 || o.closed {
@@ -172,12 +173,11 @@ func (o *outbox) write() {
 		clear(batch) // let the shared frames go
 		o.mu.Lock()
 		o.spare = batch[:0]
-		o.mu.Unlock()
 		if err != nil {
-			o.mu.Lock()
 			o.closed = true
 			o.ended = DisconnectWriteError
 			o.queue, o.queued = nil, 0
+			o.quit = false
 			o.writing = false
 			o.mu.Unlock()
 			o.t.Close(Disconnect{Code: DisconnectWriteError, Reason: err.Error()})
@@ -195,14 +195,15 @@ func (o *outbox) drain(d Disconnect) {
 	}
 	o.closing = &d
 	o.ended = d.Code
-	if o.writing {
-		// The writer closes the transport once it has drained the queue;
-		// a parked one is woken to do so.
-		o.unparkLocked()
-		return
+	if o.writing && !o.parked {
+		o.mu.Unlock()
+		return // the writer closes the transport once it has drained the queue
 	}
+	// Nothing is on its way (a parked writer has an empty queue): closed
+	// here, before drain returns, as Shutdown expects; a parked writer is
+	// woken to end.
 	o.closed = true
-	o.mu.Unlock()
+	o.unparkLocked()
 	o.t.Close(d)
 }
 
