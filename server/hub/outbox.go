@@ -16,6 +16,13 @@ import (
 // a quiet session soon holds no goroutine.
 const writerLinger = 250 * time.Millisecond
 
+// quietRuns is how many writers a session starts before its writers
+// linger: the first ones carry its welcome and the answer to its first
+// join, after which most sessions stay quiet, and 10,000 of them joining
+// at once would otherwise hold 10,000 parked goroutines (and their stacks
+// in the server's RSS) for nothing.
+const quietRuns = 2
+
 // outbox is a session's bounded outbound queue and its one writer. It has a
 // lock of its own: fanning out to a session takes only this one, never the
 // session's rooms or lifecycle.
@@ -125,14 +132,14 @@ func (o *outbox) unparkLocked() {
 	}
 }
 
-// write drains the queue in batches until it is empty and, unless this is
-// the session's first writer (its welcome: most sessions then stay quiet),
-// waits writerLinger for more before it ends.
+// write drains the queue in batches until it is empty and, unless it is
+// one of the session's first quietRuns writers, waits writerLinger for more
+// before it ends.
 func (o *outbox) write() {
 	o.mu.Lock()
 	for {
 		batch := o.queue
-		if len(batch) == 0 && !o.closed && o.closing == nil && !o.quit && o.runs > 1 && o.sweep != nil {
+		if len(batch) == 0 && !o.closed && o.closing == nil && !o.quit && o.runs > quietRuns && o.sweep != nil {
 			// A plain receive, not a select with a timer: the sweeper ends
 			// idle writers, so that a park and a wake-up cost a channel
 			// hand-off and nothing more.

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -60,6 +61,16 @@ func written(t *testing.T, o *outbox, tr *writesTransport, frame string) {
 	}
 }
 
+// quiet writes the frames of a session's first quietRuns writers, each of
+// which ends once its frame is written.
+func quiet(t *testing.T, o *outbox, tr *writesTransport) {
+	t.Helper()
+	for i := range quietRuns {
+		written(t, o, tr, fmt.Sprintf("quiet %d", i))
+		eventually(t, "quiet writer ends", func() bool { _, w := o.state(); return !w })
+	}
+}
+
 func (o *outbox) state() (runs int, writing bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -72,13 +83,12 @@ func (o *outbox) state() (runs int, writing bool) {
 func TestWriterParksBetweenBurstsThenEnds(t *testing.T) {
 	tr := &writesTransport{writes: make(chan [][]byte, 10)}
 	o := newTestOutbox(tr)
-	written(t, o, tr, "welcome") // the first writer ends at once: most sessions stay quiet
-	eventually(t, "first writer ends", func() bool { _, w := o.state(); return !w })
+	quiet(t, o, tr) // the first writers end at once: most sessions then stay quiet
 	written(t, o, tr, "a")
 	written(t, o, tr, "b")
 	written(t, o, tr, "c")
-	if runs, _ := o.state(); runs != 2 {
-		t.Fatalf("got %d writers started, want 2 (b and c woke the parked one)", runs)
+	if runs, _ := o.state(); runs != quietRuns+1 {
+		t.Fatalf("got %d writers started, want %d (b and c woke the parked one)", runs, quietRuns+1)
 	}
 	eventually(t, "idle writer ends", func() bool { _, w := o.state(); return !w })
 	eventually(t, "sweeper ends", func() bool {
@@ -87,8 +97,8 @@ func TestWriterParksBetweenBurstsThenEnds(t *testing.T) {
 		return !o.sweep.running && len(o.sweep.list) == 0
 	})
 	written(t, o, tr, "d")
-	if runs, _ := o.state(); runs != 3 {
-		t.Fatalf("got %d writers started, want 3", runs)
+	if runs, _ := o.state(); runs != quietRuns+2 {
+		t.Fatalf("got %d writers started, want %d", runs, quietRuns+2)
 	}
 	o.stop()
 	eventually(t, "stopped writer ends", func() bool { _, w := o.state(); return !w })
@@ -99,8 +109,7 @@ func TestWriterParksBetweenBurstsThenEnds(t *testing.T) {
 func TestParkedWriterWokenByDrain(t *testing.T) {
 	tr := &writesTransport{writes: make(chan [][]byte, 10)}
 	o := newTestOutbox(tr)
-	written(t, o, tr, "welcome")
-	eventually(t, "first writer ends", func() bool { _, w := o.state(); return !w })
+	quiet(t, o, tr)
 	written(t, o, tr, "a") // parks after
 	d := Disconnect{Code: DisconnectDone, Reason: "client done"}
 	o.drain(d)
