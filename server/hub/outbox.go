@@ -31,25 +31,28 @@ type outbox struct {
 	maxFrames int // bounds of the queue; push refuses past either
 	maxBytes  int
 
+	// The fields every push reads come first, to share cache lines with
+	// the Session fields a fan-out reads.
 	mu      sync.Mutex // protects the fields below
-	writeFn func()     // o.write, made once: `go o.write()` would allocate a closure per start
 	queue   [][]byte   // frames waiting for the writer
-	spare   [][]byte   // the writer's previous batch, reused as the next queue
 	queued  int        // bytes in queue
 	writing bool       // a writer goroutine is running, busy or parked
 	// parked says the writer waits on wake for frames; whoever clears it
 	// sends wake one token. wake is made with the first writer that parks.
 	parked  bool
-	wake    chan struct{}
-	quit    bool // the parked writer is to end: the sweeper found it idle
-	stale   bool // parked since the sweeper's last pass
-	listed  bool // in the sweeper's list
-	sweep   *sweeper
-	runs    int  // writers started so far
 	held    bool // not yet welcomed: frames wait, no writer starts
-	closing *Disconnect
-	ended   DisconnectCode // why the server ended the session; 0 while it has not
 	closed  bool
+	closing *Disconnect
+
+	quit    bool           // the parked writer is to end: the sweeper found it idle
+	stale   bool           // parked since the sweeper's last pass
+	listed  bool           // in the sweeper's list
+	ended   DisconnectCode // why the server ended the session; 0 while it has not
+	runs    int            // writers started so far
+	wake    chan struct{}
+	writeFn func()   // o.write, made once: `go o.write()` would allocate a closure per start
+	spare   [][]byte // the writer's previous batch, reused as the next queue
+	sweep   *sweeper
 }
 
 // push adds one frame for the writer without waiting. It reports false if
