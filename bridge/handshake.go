@@ -21,6 +21,8 @@ var (
 // of it read already. The head must fit in maxBytes and hold at most
 // maxHeaders header lines; nothing is read past maxBytes in all, so a
 // client cannot make the server hold more than that whatever it sends.
+// The head is read on into prefix's spare capacity, if it has any: the
+// caller that read its start can hand over its buffer, with no copy.
 // head is the complete head, ending with its empty line; rest holds what
 // was read after it (a client may send its first frames at once).
 //
@@ -28,8 +30,10 @@ var (
 // errTooManyHeaders, or the read's (io.ErrUnexpectedEOF for a head cut
 // short).
 func readHead(r io.Reader, prefix []byte, maxBytes, maxHeaders int) (head, rest []byte, err error) {
-	buf := make([]byte, len(prefix), min(maxBytes, max(len(prefix), headChunk)))
-	copy(buf, prefix)
+	buf := prefix[:len(prefix):max(len(prefix), min(cap(prefix), maxBytes))]
+	if len(buf) == cap(buf) && len(buf) < maxBytes {
+		buf = append(make([]byte, 0, min(maxBytes, max(2*len(buf), headChunk))), buf...)
+	}
 	lines := 0     // lines seen, the request line included
 	lineStart := 0 // where the line being scanned starts
 	scanned := 0   // bytes of buf scanned for line ends

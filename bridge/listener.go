@@ -144,8 +144,10 @@ const wsRequestLine = "GET " + wsPath
 func (s *splitListener) route(c net.Conn) {
 	defer s.untrack(c)
 	c.SetReadDeadline(time.Now().Add(s.timeout))
-	var head [len(wsRequestLine) + 1]byte
-	n, err := readPrefix(c, head[:])
+	// The buffer the head of an upgrade is read into: reading it whole
+	// from the first read on saves a read per connection.
+	head := make([]byte, max(len(wsRequestLine)+1, min(headChunk, s.b.cfg.MaxHandshakeBytes)))
+	n, err := readPrefix(c, head)
 	if err != nil && n == 0 {
 		c.Close() // nothing to serve: gone, or silent until the timeout
 		return
@@ -155,6 +157,7 @@ func (s *splitListener) route(c net.Conn) {
 		return
 	}
 	c.SetReadDeadline(time.Time{}) // the HTTP server sets its own
+	// A copy: the connection may live long, its buffer need not.
 	pc := &prefixConn{Conn: c, prefix: append([]byte(nil), head[:n]...)}
 	select {
 	case s.http <- pc:
@@ -163,11 +166,12 @@ func (s *splitListener) route(c net.Conn) {
 	}
 }
 
-// readPrefix reads until p is full, the bytes read can no longer start a
-// WebSocket request, or reading fails.
+// readPrefix reads into p until it holds as much as isWSRequest looks at
+// (p is longer: a read takes what the client has sent), the bytes read
+// can no longer start a WebSocket request, or reading fails.
 func readPrefix(c net.Conn, p []byte) (int, error) {
 	n := 0
-	for n < len(p) {
+	for n < len(wsRequestLine)+1 {
 		m, err := c.Read(p[n:])
 		n += m
 		if err != nil {
@@ -180,8 +184,10 @@ func readPrefix(c net.Conn, p []byte) (int, error) {
 	return n, nil
 }
 
+// isWSRequest reports whether a request starting with head asks for one
+// of the bridge's endpoints.
 func isWSRequest(head []byte) bool {
-	return len(head) == len(wsRequestLine)+1 && string(head[:len(wsRequestLine)]) == wsRequestLine &&
+	return len(head) > len(wsRequestLine) && string(head[:len(wsRequestLine)]) == wsRequestLine &&
 		strings.IndexByte(" ?/", head[len(wsRequestLine)]) >= 0
 }
 
