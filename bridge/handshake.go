@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -72,10 +73,14 @@ func readHead(r io.Reader, prefix []byte, maxBytes, maxHeaders int) (head, rest 
 // headChunk is the buffer a head is first read into; most fit.
 const headChunk = 1 << 10
 
+// headBuffers hold the heads of upgrades being read: a head is done with
+// once its connection is upgraded, and thousands may connect at once.
+var headBuffers = sync.Pool{New: func() any { return new([headChunk]byte) }}
+
 // handshake reads the head of a WebSocket upgrade on c, of which prefix was
 // read already, within the bridge's bounds, and upgrades c. A head over the
 // bounds is answered with 431 and c closed; one that breaks off is closed
-// without an answer.
+// without an answer. Nothing refers to prefix's array once it returns.
 func (b *Bridge) handshake(c net.Conn, prefix []byte) {
 	head, rest, err := readHead(c, prefix, b.cfg.MaxHandshakeBytes, b.cfg.MaxHandshakeHeaders)
 	if err != nil {
@@ -90,7 +95,9 @@ func (b *Bridge) handshake(c net.Conn, prefix []byte) {
 	}
 	var after net.Conn = c
 	if len(rest) > 0 {
-		after = &prefixConn{Conn: c, prefix: rest}
+		// A copy: the connection keeps it, and the buffer goes back to
+		// headBuffers.
+		after = &prefixConn{Conn: c, prefix: append([]byte(nil), rest...)}
 	}
 	// The upgrader reads the head from memory: it is whole, so it reads
 	// nothing from the socket.

@@ -146,7 +146,9 @@ func (s *splitListener) route(c net.Conn) {
 	c.SetReadDeadline(time.Now().Add(s.timeout))
 	// The buffer the head of an upgrade is read into: reading it whole
 	// from the first read on saves a read per connection.
-	head := make([]byte, max(len(wsRequestLine)+1, min(headChunk, s.b.cfg.MaxHandshakeBytes)))
+	buf := headBuffers.Get().(*[headChunk]byte)
+	defer headBuffers.Put(buf)
+	head := buf[:max(len(wsRequestLine)+1, min(headChunk, s.b.cfg.MaxHandshakeBytes))]
 	n, err := readPrefix(c, head)
 	if err != nil && n == 0 {
 		c.Close() // nothing to serve: gone, or silent until the timeout
@@ -217,7 +219,7 @@ func (b *Bridge) upgrade(c *prefixConn) {
 	var (
 		req upgradeRequest
 		a   admission
-		w   = &headWriter{prefixConn: c}
+		w   = &headWriter{prefixConn: c, timeout: b.cfg.WriteTimeout}
 	)
 	u := ws.Upgrader{
 		ReadBufferSize: 2 << 10, // the request's head; the browser sends nothing more before the answer
@@ -257,7 +259,6 @@ func (b *Bridge) upgrade(c *prefixConn) {
 			return ws.HandshakeHeaderHTTP(http.Header{"Sec-WebSocket-Protocol": {a.protocol}}), nil
 		},
 	}
-	c.SetWriteDeadline(time.Now().Add(b.cfg.WriteTimeout))
 	if _, err := u.Upgrade(w); err != nil {
 		// The upgrader has answered with an HTTP error where it could.
 		b.log.Debug("websocket upgrade refused", "remote", c.RemoteAddr().String(), "err", err)
@@ -269,19 +270,23 @@ func (b *Bridge) upgrade(c *prefixConn) {
 	if w.hold {
 		head = w.held
 	}
-	b.start(c.Conn, nil, head, a, c.RemoteAddr().String())
+	b.start(c.Conn, nil, head, a)
 }
 
 // headWriter is the connection an upgrade answers on: once hold is set,
-// what is written is kept in held instead.
+// what is written is kept in held instead. What it writes, it writes
+// within timeout: the deadline is set only then, as the connection sets
+// its own before it writes a held answer.
 type headWriter struct {
 	*prefixConn
-	hold bool
-	held []byte
+	timeout time.Duration
+	hold    bool
+	held    []byte
 }
 
 func (w *headWriter) Write(p []byte) (int, error) {
 	if !w.hold {
+		w.SetWriteDeadline(time.Now().Add(w.timeout))
 		return w.prefixConn.Write(p)
 	}
 	w.held = append(w.held, p...)
