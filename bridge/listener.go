@@ -256,7 +256,7 @@ func (b *Bridge) upgrade(c *prefixConn) {
 			if a.protocol == "" {
 				return nil, nil
 			}
-			return ws.HandshakeHeaderHTTP(http.Header{"Sec-WebSocket-Protocol": {a.protocol}}), nil
+			return protocolHeader, nil // a.protocol is Subprotocol
 		},
 	}
 	if _, err := u.Upgrade(w); err != nil {
@@ -272,6 +272,10 @@ func (b *Bridge) upgrade(c *prefixConn) {
 	}
 	b.start(c.Conn, nil, head, a)
 }
+
+// protocolHeader is the header line that echoes Subprotocol, written as
+// it is rather than built from an http.Header for every upgrade.
+var protocolHeader = ws.HandshakeHeaderString("Sec-WebSocket-Protocol: " + Subprotocol + "\r\n")
 
 // headWriter is the connection an upgrade answers on: once hold is set,
 // what is written is kept in held instead. What it writes, it writes
