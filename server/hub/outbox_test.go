@@ -92,9 +92,9 @@ func TestWriterParksBetweenBurstsThenEnds(t *testing.T) {
 	}
 	eventually(t, "idle writer ends", func() bool { _, w := o.state(); return !w })
 	eventually(t, "sweeper ends", func() bool {
-		o.sweep.mu.Lock()
-		defer o.sweep.mu.Unlock()
-		return !o.sweep.running && len(o.sweep.list) == 0
+		o.sweep.idle.mu.Lock()
+		defer o.sweep.idle.mu.Unlock()
+		return !o.sweep.idle.running && len(o.sweep.idle.list) == 0
 	})
 	written(t, o, tr, "d")
 	if runs, _ := o.state(); runs != quietRuns+2 {
