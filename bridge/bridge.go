@@ -159,7 +159,7 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request) {
 // it is still to be written.
 func (b *Bridge) start(nc net.Conn, br *bufio.Reader, head []byte, a admission, remote string) {
 	c := newConn(b, nc, br, head)
-	c.acceptLanguage = a.acceptLanguage
+	c.acceptLanguage, c.protocol = a.acceptLanguage, a.protocol
 	if !b.track(c) {
 		c.Close(StatusServiceRestart, ReasonServiceRestart)
 		c.closeSocket()
