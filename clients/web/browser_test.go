@@ -193,18 +193,8 @@ func TestPagesInChromium(t *testing.T) {
 // private messages over gRPC, each acknowledged (logged) before it returns.
 func sayWhileAway(t *testing.T, srv *server) {
 	t.Helper()
-	a, err := auth.New(auth.Config{Secret: nodetest.Secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	tok, err := a.Issue("dave", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dave := nodetest.Open(t, srv.grpc, tok, "dave")
+	dave := daveInLounge(t, srv)
 	defer dave.Cut()
-	dave.JoinFrom("lounge", nil, 0)
 	frames := make([]*chatv1.ClientFrame, 0, 8)
 	for i := range 5 {
 		frames = append(frames, nodetest.RoomMessage(fmt.Sprintf("m%d", i), "lounge", fmt.Sprintf("while away %d", i)))
@@ -226,6 +216,19 @@ const burstSize = 30
 // waits for each one's ack: the pages' writers find several queued at once.
 func sayBurst(t *testing.T, srv *server) {
 	t.Helper()
+	dave := daveInLounge(t, srv)
+	defer dave.Cut()
+	for i := range burstSize {
+		dave.Send(nodetest.RoomMessage(fmt.Sprintf("b%d", i), "lounge", fmt.Sprintf("burst %02d", i)))
+	}
+	for i := range burstSize {
+		dave.Await(fmt.Sprintf("ack b%d", i), nodetest.IsAck(fmt.Sprintf("b%d", i)))
+	}
+}
+
+// daveInLounge opens a gRPC session for dave, in room lounge.
+func daveInLounge(t *testing.T, srv *server) *nodetest.Peer {
+	t.Helper()
 	a, err := auth.New(auth.Config{Secret: nodetest.Secret})
 	if err != nil {
 		t.Fatal(err)
@@ -236,12 +239,6 @@ func sayBurst(t *testing.T, srv *server) {
 		t.Fatal(err)
 	}
 	dave := nodetest.Open(t, srv.grpc, tok, "dave")
-	defer dave.Cut()
 	dave.JoinFrom("lounge", nil, 0)
-	for i := range burstSize {
-		dave.Send(nodetest.RoomMessage(fmt.Sprintf("b%d", i), "lounge", fmt.Sprintf("burst %02d", i)))
-	}
-	for i := range burstSize {
-		dave.Await(fmt.Sprintf("ack b%d", i), nodetest.IsAck(fmt.Sprintf("b%d", i)))
-	}
+	return dave
 }
