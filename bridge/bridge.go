@@ -23,7 +23,9 @@ type Config struct {
 	// Origins says which cross-origin pages may open a WebSocket.
 	Origins Origins
 	// MaxFrameBytes bounds a client message; a bigger one closes the
-	// connection with 1009. Default hub.MaxFrameBytes (64 KiB).
+	// connection with 1009. It bounds the messages that join several
+	// events for a tertulia.v1 client too (see Conn.WriteFrames). Default
+	// hub.MaxFrameBytes (64 KiB).
 	MaxFrameBytes int
 	// PingInterval is how often the server pings; a connection silent
 	// (no frame, no pong) for two intervals is closed. Default
