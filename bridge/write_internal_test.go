@@ -2,11 +2,13 @@ package bridge
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"strings"
 	"testing"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 )
 
 // appendJoined packs events into as few messages as fit within the limit,
@@ -58,5 +60,69 @@ func TestAppendJoined(t *testing.T) {
 				t.Errorf("%d bytes after %d messages; want none", r.Len(), len(tc.groups))
 			}
 		})
+	}
+}
+
+// BenchmarkClientRead is what a client pays per event to take a burst of 64
+// off the wire with a mainstream library's reader (gobwas/ws's wsutil):
+// one WebSocket message per event (plain) or the events joined in one
+// message (tertulia.v1), then split; json adds encoding/json's decoding of
+// each event, which the two formats share.
+func BenchmarkClientRead(b *testing.B) {
+	const burst = 64
+	ev := []byte(`{"type":"message","timestamp":"2026-12-01T08:00:00.123Z","sender":"u42","user_id":"u42","room":"bench","message":"1764144000000000000 42 ...........................................","offset":1234,"epoch":"e1"}`)
+	frames := make([][]byte, burst)
+	for i := range frames {
+		frames[i] = ev
+	}
+	var plain []byte
+	for _, f := range frames {
+		plain = append(appendHeader(plain, ws.OpText, len(f)), f...)
+	}
+	wires := []struct {
+		name string
+		wire []byte
+	}{
+		{"plain", plain},
+		{"tertulia.v1", appendJoined(nil, frames, 64<<10)},
+	}
+	for _, decode := range []bool{false, true} {
+		for _, w := range wires {
+			name := w.name
+			if decode {
+				name += "+json"
+			}
+			b.Run(name, func(b *testing.B) {
+				src := bytes.NewReader(w.wire)
+				rd := wsutil.Reader{Source: src, State: ws.StateClientSide}
+				var msg bytes.Buffer
+				var f struct {
+					Type, Timestamp, Sender, UserID, Room, Message, Epoch string
+					Offset                                                int64
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					src.Reset(w.wire)
+					for n := 0; n < burst; {
+						if _, err := rd.NextFrame(); err != nil {
+							b.Fatal(err)
+						}
+						msg.Reset()
+						if _, err := msg.ReadFrom(&rd); err != nil {
+							b.Fatal(err)
+						}
+						for line := range bytes.SplitSeq(msg.Bytes(), []byte("\n")) {
+							if decode {
+								if err := json.Unmarshal(line, &f); err != nil {
+									b.Fatal(err)
+								}
+							}
+							n++
+						}
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*burst), "ns/event")
+			})
+		}
 	}
 }
