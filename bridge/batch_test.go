@@ -76,7 +76,9 @@ func TestBatchedFrames(t *testing.T) {
 	})
 }
 
-func burstText(i int) string { return fmt.Sprintf("burst %03d %s", i, strings.Repeat("x", 150)) }
+// burstText is the i-th message of the burst. It holds a newline, which
+// JSON escapes: the line an event takes in a joined message is all of it.
+func burstText(i int) string { return fmt.Sprintf("burst %03d\n%s", i, strings.Repeat("x", 150)) }
 
 // readBurst reads u's WebSocket messages until the burst's n messages have
 // come, checking that each event is a whole frame and that they come in
