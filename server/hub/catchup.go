@@ -26,6 +26,9 @@ type hold struct {
 	holding bool
 	held    []heldEvent
 	floor   Position // after the release: drop messages up to it
+	// counted is the group of the topic that counts this hold among its
+	// members' (see group.catching); nil while s is not a member.
+	counted *group
 }
 
 // heldEvent is one live event kept back, encoded for the session (b), or
@@ -47,16 +50,18 @@ func (s *Session) holdBack(topic string) {
 	if s.catch.topics == nil {
 		s.catch.topics = make(map[string]*hold)
 	}
-	if _, ok := s.catch.topics[topic]; !ok {
+	old, ok := s.catch.topics[topic]
+	if !ok {
 		s.catch.n.Add(1)
+		old = &hold{}
 	}
-	s.catch.topics[topic] = &hold{holding: true}
+	s.catch.topics[topic] = &hold{holding: true, counted: old.counted}
 }
 
 // heldBack keeps ev (encoded as b) if s holds topic back, or drops it if it
 // is below topic's floor, and reports whether it did either. The hub's
-// fan-out calls it for every delivery; it costs one atomic load while
-// nothing is caught up.
+// fan-out calls it for each member while any member of the topic's group
+// catches up on it (see group.catching).
 func (s *Session) heldBack(topic string, ev *Event, b []byte) bool {
 	if s.catch.n.Load() == 0 {
 		return false
@@ -80,9 +85,12 @@ func (s *Session) heldBack(topic string, ev *Event, b []byte) bool {
 }
 
 func (s *Session) forgetLocked(topic string) {
-	if _, ok := s.catch.topics[topic]; ok {
+	if h, ok := s.catch.topics[topic]; ok {
 		delete(s.catch.topics, topic)
 		s.catch.n.Add(-1)
+		if h.counted != nil {
+			h.counted.catching.Add(-1)
+		}
 	}
 }
 

@@ -215,8 +215,8 @@ func (s *Session) limit(cmd *Command) *Error {
 		return errorf(CodeIDTooLong, "id is %d bytes, over the limit of %d", n, lim.MaxIDBytes)
 	}
 	l := s.lim
-	if l == nil {
-		return nil
+	if l == nil || (l.msgs == nil && l.user.rate == nil && l.joins == nil) {
+		return nil // no rate to check (the load tests turn them off): no clock read
 	}
 	now := h.cfg.Now()
 	var err *Error
