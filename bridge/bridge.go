@@ -153,13 +153,13 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request) {
 	// The connection outlives this handler: returning lets net/http free
 	// the request and its response buffers, and the connection's goroutine
 	// starts with a small stack rather than deep in net/http's.
-	b.start(nc, br, nil, a, r.RemoteAddr)
+	b.start(nc, br, nil, a)
 }
 
 // start runs an upgraded connection on a goroutine of its own; br holds
 // what was read ahead of it, if anything, and head the upgrade's answer if
 // it is still to be written.
-func (b *Bridge) start(nc net.Conn, br *bufio.Reader, head []byte, a admission, remote string) {
+func (b *Bridge) start(nc net.Conn, br *bufio.Reader, head []byte, a admission) {
 	c := newConn(b, nc, br, head)
 	c.acceptLanguage, c.protocol = a.acceptLanguage, a.protocol
 	if !b.track(c) {
@@ -167,11 +167,11 @@ func (b *Bridge) start(nc net.Conn, br *bufio.Reader, head []byte, a admission, 
 		c.closeSocket()
 		return
 	}
-	go b.run(c, a, remote)
+	go b.run(c, a)
 }
 
 // run runs one upgraded connection until it closes.
-func (b *Bridge) run(c *Conn, a admission, remote string) {
+func (b *Bridge) run(c *Conn, a admission) {
 	defer b.untrack(c)
 	token := a.token
 	if token == "" && a.requireToken {
@@ -185,7 +185,9 @@ func (b *Bridge) run(c *Conn, a admission, remote string) {
 		c.Close(ws.StatusNormalClosure, "")
 	}
 	c.closeSocket()
-	b.log.Debug("websocket closed", "remote", remote, "code", int(c.CloseCode()))
+	if b.log.Enabled(context.Background(), slog.LevelDebug) { // not a formatted address per connection for nothing
+		b.log.Debug("websocket closed", "remote", c.nc.RemoteAddr().String(), "code", int(c.CloseCode()))
+	}
 }
 
 // authFrame waits for the auth frame that carries the token, and closes
