@@ -23,7 +23,9 @@ type Config struct {
 	// Origins says which cross-origin pages may open a WebSocket.
 	Origins Origins
 	// MaxFrameBytes bounds a client message; a bigger one closes the
-	// connection with 1009. Default hub.MaxFrameBytes (64 KiB).
+	// connection with 1009. It bounds the messages that join several
+	// events for a tertulia.v1 client too (see Conn.WriteFrames). Default
+	// hub.MaxFrameBytes (64 KiB).
 	MaxFrameBytes int
 	// PingInterval is how often the server pings; a connection silent
 	// (no frame, no pong) for two intervals is closed. Default
@@ -159,7 +161,7 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request) {
 // it is still to be written.
 func (b *Bridge) start(nc net.Conn, br *bufio.Reader, head []byte, a admission) {
 	c := newConn(b, nc, br, head)
-	c.acceptLanguage = a.acceptLanguage
+	c.acceptLanguage, c.protocol = a.acceptLanguage, a.protocol
 	if !b.track(c) {
 		c.Close(StatusServiceRestart, ReasonServiceRestart)
 		c.closeSocket()

@@ -55,6 +55,9 @@ type Conn struct {
 	// acceptLanguage is the handshake's Accept-Language header, which
 	// picks the language of the session's texts when its token names none.
 	acceptLanguage string
+	// protocol is the negotiated subprotocol, Subprotocol or "": with it,
+	// events written together share a WebSocket frame (see WriteFrames).
+	protocol string
 }
 
 // Errors Recv returns once the connection is over.
