@@ -23,7 +23,6 @@ type Conn struct {
 	nc   net.Conn
 	br   *bufio.Reader   // the hijacked connection's reader: it may hold bytes already
 	raw  syscall.RawConn // nc's socket, for waitReadable; nil where there is none
-	peek [1]byte
 	rd   wsutil.Reader
 	ping *time.Timer
 
@@ -79,6 +78,9 @@ func newConn(b *Bridge, nc net.Conn, br *bufio.Reader, head []byte) *Conn {
 	if br != nil {
 		c.rd.Source = br
 	}
+	// The first wait for the browser's frames is bounded from now: the
+	// goroutine that waits never arms a deadline itself (see awaitBytes).
+	nc.SetReadDeadline(time.Now().Add(c.idleTimeout()))
 	first := b.cfg.PingInterval
 	if head != nil && first > headHold {
 		first, c.headTimer = headHold, true
