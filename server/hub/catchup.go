@@ -79,10 +79,17 @@ func (s *Session) heldBack(topic string, ev *Event, b []byte) bool {
 	return false
 }
 
+// forgetLocked ends topic's catching up. The map goes with its last topic:
+// every session catches up its inbox at connect and each room at join, and
+// an emptied map kept for the next would cost each idle session a few
+// hundred bytes.
 func (s *Session) forgetLocked(topic string) {
 	if _, ok := s.catch.topics[topic]; ok {
 		delete(s.catch.topics, topic)
 		s.catch.n.Add(-1)
+		if len(s.catch.topics) == 0 {
+			s.catch.topics = nil
+		}
 	}
 }
 

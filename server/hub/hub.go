@@ -158,7 +158,7 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{hub: h, id: newID(), who: who, enc: t.Encoder(), lang: h.language(who), rooms: make(map[string]struct{}), lim: lim}
+	s := &Session{hub: h, id: newID(), who: who, enc: t.Encoder(), lang: h.language(who), lim: lim}
 	s.out = outbox{t: t, maxFrames: h.cfg.QueueFrames, maxBytes: h.cfg.QueueBytes, held: true}
 	if err := h.subscribe(ctx, topicLobby, s); err != nil {
 		h.unadmit(s)
