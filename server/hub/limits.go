@@ -116,7 +116,7 @@ type admission struct {
 
 type userEntry struct {
 	conns int
-	rate  *rate.Limiter // nil: no per-user rate
+	rate  lazyLimiter // made on the user's first message
 }
 
 func newAdmission(lim Limits, m *LimitMetrics) *admission {
@@ -142,9 +142,6 @@ func (a *admission) admit(user, ip string) (*userEntry, *Error) {
 	}
 	if u == nil {
 		u = &userEntry{}
-		if r := a.lim.UserMessagesPerSecond; r > 0 {
-			u.rate = rate.NewLimiter(rate.Limit(r), max(1, int(2*r)))
-		}
 		a.users[user] = u
 	}
 	u.conns++
@@ -243,7 +240,7 @@ func (s *Session) limit(cmd *Command) *Error {
 		switch {
 		case !l.msgs.allow(now, lim.MessagesPerSecond, lim.MessagesBurst):
 			err = errorf(CodeRateLimited, "too many messages: at most %g per second", lim.MessagesPerSecond)
-		case l.user.rate != nil && !l.user.rate.AllowN(now, 1):
+		case !l.user.rate.allow(now, lim.UserMessagesPerSecond, int(2*lim.UserMessagesPerSecond)):
 			err = errorf(CodeRateLimited, "too many messages from this user: at most %g per second", lim.UserMessagesPerSecond)
 		}
 	}
