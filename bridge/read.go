@@ -36,31 +36,47 @@ func (c *Conn) recv(refuse func(*FrameError)) (*chatv1.ClientFrame, error) {
 }
 
 // Serve hands the browser's chat frames to handle, and the frames it
-// cannot map to refuse, in order, until the connection is over, and returns
-// why, as Recv does. Refusals go through the caller so that they queue
-// behind the answers to the frames before them.
+// cannot map to refuse, in order, until the connection is over, and then
+// calls done with why, as Recv would return it. Refusals go through the
+// caller so that they queue behind the answers to the frames before them.
+// Serve returns at once.
 //
-// Between bursts of frames the calling goroutine only waits for the socket
-// to become readable, a few calls deep; the frames are read, decoded and
-// handled by one of the bridge's workers (see workers), which also arms
-// the read deadline for the next wait. Handling a frame grows a goroutine's
-// stack to 8 KiB, which a parked goroutine keeps: this way an idle
-// connection holds one goroutine with the smallest stack, 2 KiB, and no read
-// buffer. A stack that once grew to 4 KiB never shrinks back (the runtime
-// halves a stack only when less than a quarter of it, minus its 800-byte
-// guard, is in use), and a goroutine grows past 2 KiB once its frames pass
-// about 1.1 KiB: so nothing deep may run on the waiting goroutine, not even
-// setting a deadline (half a KiB of runtime timer code) or a system call
-// through the scheduler (see peekReadable). BenchmarkIdleConnectionCost
-// reports the stack per connection.
-func (c *Conn) Serve(handle func(*chatv1.ClientFrame), refuse func(*FrameError)) error {
-	burst := func() error { return c.burst(handle, refuse) }
+// Between bursts of frames a goroutine of the connection's own only waits
+// for the socket to become readable, a few calls deep; the frames are read,
+// decoded and handled by one of the bridge's workers (see workers), which
+// also arms the read deadline for the next wait. Handling a frame grows a
+// goroutine's stack to 8 KiB, which a parked goroutine keeps: this way an
+// idle connection holds one goroutine with the smallest stack, 2 KiB, and
+// no read buffer.
+//
+// That goroutine starts here, afresh, rather than being the one that set
+// the connection up: a stack that once grew to 4 KiB never shrinks back
+// (the runtime halves a stack only when less than a quarter of it, its
+// 800-byte guard included, is in use), and a goroutine grows past 2 KiB as
+// soon as its frames pass about 1.1 KiB. So the waiting goroutine is
+// shallow, allocates nothing while it waits, and runs nothing deep: not
+// setting a deadline (half a KiB of runtime timer code), not a system call
+// through the scheduler (see peekReadable). When it ran the set-up, every
+// idle connection cost 4 KiB of stack instead of 2. TestIdleConnection and
+// BenchmarkIdleConnectionCost report what an idle connection holds.
+func (c *Conn) Serve(handle func(*chatv1.ClientFrame), refuse func(*FrameError), done func(error)) {
+	// Made once: a burst allocates no task and no channel.
+	bursts := make(chan error, 1)
+	burst := func() { bursts <- c.burst(handle, refuse) }
+	go c.serve(burst, bursts, done)
+}
+
+// serve is the connection's own goroutine (see Serve).
+func (c *Conn) serve(burst func(), bursts chan error, done func(error)) {
 	for {
-		if err := c.awaitBytes(); err != nil {
-			return err
+		err := c.awaitBytes()
+		if err == nil {
+			c.b.workers.run(burst)
+			err = <-bursts
 		}
-		if err := c.b.workers.do(burst); err != nil {
-			return err
+		if err != nil {
+			done(err) // the goroutine ends: its stack may grow now
+			return
 		}
 	}
 }

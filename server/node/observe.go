@@ -63,10 +63,10 @@ type observedUpstream struct {
 	metrics *metrics.Registry
 }
 
-func (u observedUpstream) Run(ctx context.Context, token string, c *bridge.Conn) error {
-	defer u.metrics.Connected(metrics.WebSocket)()
+func (u observedUpstream) Start(ctx context.Context, token string, c *bridge.Conn, done func(error)) {
+	closed := u.metrics.Connected(metrics.WebSocket)
 	ctx = logs.With(logs.WithRequestID(ctx, logs.NewID()), slog.String("transport", metrics.WebSocket))
-	return u.Upstream.Run(ctx, token, c)
+	u.Upstream.Start(ctx, token, c, func(err error) { closed(); done(err) })
 }
 
 // metricsOnHTTP is the /metrics handler of the HTTP port: none when an
