@@ -6,9 +6,10 @@ import (
 )
 
 // workers run the connections' set-up and bursts of frames (see
-// Conn.Serve) on goroutines kept warm between bursts. A new goroutine starts with a small
-// stack, and handling a frame grew it, by copying, to 8 KiB on every burst:
-// an eighth of the server's time while connections were being set up.
+// Conn.Serve) on goroutines kept warm between bursts. A new goroutine starts
+// with a small stack, and handling a frame grew it, by copying, to 8 KiB on
+// every burst: an eighth of the server's time while connections were being
+// set up.
 type workers struct {
 	tasks   chan func() // unbuffered: a send succeeds only when a worker waits
 	maxIdle int32
