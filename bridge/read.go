@@ -187,7 +187,17 @@ func (c *Conn) readFrame(idle time.Duration) (data []byte, more bool, err error)
 	if c.br == nil {
 		c.br = readers.Get().(*bufio.Reader)
 		c.br.Reset(c.nc)
-		c.rd.Source = c.br
+	}
+	if c.rd == nil {
+		// A message is read whole, so a new reader loses no state.
+		c.rd = frameReaders.Get().(*wsutil.Reader)
+		*c.rd = wsutil.Reader{
+			Source:         c.br,
+			State:          ws.StateServerSide,
+			CheckUTF8:      true,
+			MaxMessageSize: int64(c.b.cfg.MaxFrameBytes),
+			OnIntermediate: c.control,
+		}
 	}
 	defer func() {
 		if more = c.br.Buffered() > 0; !more && err == nil {
@@ -195,7 +205,9 @@ func (c *Conn) readFrame(idle time.Duration) (data []byte, more bool, err error)
 				c.br.Reset(nil)
 				readers.Put(c.br)
 			}
-			c.br, c.rd.Source = nil, nil
+			*c.rd = wsutil.Reader{}
+			frameReaders.Put(c.rd)
+			c.br, c.rd = nil, nil
 			c.armRead(c.idleTimeout()) // for awaitBytes; ErrClosed shows there
 		}
 	}()
@@ -204,19 +216,23 @@ func (c *Conn) readFrame(idle time.Duration) (data []byte, more bool, err error)
 		return nil, false, c.readFailed(err)
 	}
 	if h.OpCode.IsControl() {
-		return nil, false, c.control(h, &c.rd)
+		return nil, false, c.control(h, c.rd)
 	}
 	// The limit on the whole message is the reader's; this only sizes the
 	// buffer, never beyond what the limit allows.
-	data, err = io.ReadAll(&c.rd)
+	data, err = io.ReadAll(c.rd)
 	if err != nil {
 		return nil, false, c.readFailed(err)
 	}
 	return data, false, nil
 }
 
-// readers are the read buffers of connections that are reading a frame.
-var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+// readers are the read buffers of connections that are reading a frame,
+// and frameReaders their frame readers.
+var (
+	readers      = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+	frameReaders = sync.Pool{New: func() any { return new(wsutil.Reader) }}
+)
 
 // readBufferSize is the read buffer of a connection; bigger frames are read
 // through it in pieces.
