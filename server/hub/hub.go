@@ -164,9 +164,10 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 		h.unadmit(s)
 		return nil, fmt.Errorf("subscribe lobby: %w", err)
 	}
-	s.holdBack(topicUser(who.UserID)) // until inboxAtConnect
-	if err := h.subscribe(ctx, topicUser(who.UserID), s); err != nil {
-		s.forgetHold(topicUser(who.UserID))
+	inboxTopic := topicUser(who.UserID) // one string, kept by the hold and the group
+	s.holdBack(inboxTopic)              // until inboxAtConnect
+	if err := h.subscribe(ctx, inboxTopic, s); err != nil {
+		s.forgetHold(inboxTopic)
 		h.unsubscribe(ctx, topicLobby, s)
 		h.unadmit(s)
 		return nil, fmt.Errorf("subscribe user: %w", err)
@@ -176,16 +177,17 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 	// new on every connect, are not looked up.
 	if !who.Guest {
 		if err := h.checkBan(ctx, who.UserID, ""); err != nil {
-			s.forgetHold(topicUser(who.UserID))
-			h.unsubscribe(ctx, topicUser(who.UserID), s)
+			s.forgetHold(inboxTopic)
+			h.unsubscribe(ctx, inboxTopic, s)
 			h.unsubscribe(ctx, topicLobby, s)
+			h.unadmit(s)
 			return nil, err
 		}
 	}
 	inbox := s.inboxAtConnect(ctx)
 	first, conns, err := h.broker.AddConn(ctx, s.presence())
 	if err != nil {
-		h.unsubscribe(ctx, topicUser(who.UserID), s)
+		h.unsubscribe(ctx, inboxTopic, s)
 		h.unsubscribe(ctx, topicLobby, s)
 		h.unadmit(s)
 		return nil, fmt.Errorf("add presence: %w", err)
