@@ -151,7 +151,7 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request) {
 	// The connection outlives this handler: returning lets net/http free
 	// the request and its response buffers, and the connection's goroutine
 	// starts with a small stack rather than deep in net/http's.
-	b.start(nc, br, nil, a, r.RemoteAddr)
+	b.start(nc, br, nil, a)
 }
 
 // start runs an upgraded connection; br holds what was read ahead of it,
@@ -159,7 +159,7 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request) {
 // The session is set up on one of the bridge's workers: the goroutine that
 // then waits for the browser's frames starts afresh, with a small stack
 // (see Conn.Serve).
-func (b *Bridge) start(nc net.Conn, br *bufio.Reader, head []byte, a admission, remote string) {
+func (b *Bridge) start(nc net.Conn, br *bufio.Reader, head []byte, a admission) {
 	c := newConn(b, nc, br, head)
 	c.acceptLanguage = a.acceptLanguage
 	if !b.track(c) {
@@ -167,31 +167,33 @@ func (b *Bridge) start(nc net.Conn, br *bufio.Reader, head []byte, a admission, 
 		c.closeSocket()
 		return
 	}
-	b.workers.run(func() { b.run(c, a, remote) })
+	b.workers.run(func() { b.run(c, a) })
 }
 
 // run starts the session of an upgraded connection; finish ends it.
-func (b *Bridge) run(c *Conn, a admission, remote string) {
+func (b *Bridge) run(c *Conn, a admission) {
 	token := a.token
 	if token == "" && a.requireToken {
 		token = b.authFrame(c)
 	}
 	if c.CloseCode() != 0 {
-		b.finish(c, remote, nil)
+		b.finish(c, nil)
 		return
 	}
-	b.cfg.Upstream.Start(peerContext(c), token, c, func(err error) { b.finish(c, remote, err) })
+	b.cfg.Upstream.Start(peerContext(c), token, c, func(err error) { b.finish(c, err) })
 }
 
 // finish closes the connection of a session that ended with err.
-func (b *Bridge) finish(c *Conn, remote string, err error) {
+func (b *Bridge) finish(c *Conn, err error) {
 	if !sessionOver(err) { // the upstream has closed c; this is a safety net
 		c.Close(ws.StatusInternalServerError, "internal error")
 	}
 	c.Close(ws.StatusNormalClosure, "")
 	c.closeSocket()
 	b.untrack(c)
-	b.log.Debug("websocket closed", "remote", remote, "code", int(c.CloseCode()))
+	if b.log.Enabled(context.Background(), slog.LevelDebug) { // not a formatted address per connection for nothing
+		b.log.Debug("websocket closed", "remote", c.nc.RemoteAddr().String(), "code", int(c.CloseCode()))
+	}
 }
 
 // authFrame waits for the auth frame that carries the token, and closes

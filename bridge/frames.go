@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,28 +21,31 @@ import (
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // serverJSON is a server frame as JSON. Fields a frame type does not carry
-// are left empty and omitted; delivered is a pointer because 0 is an answer.
+// are left empty and omitted; delivered is optional because 0 is an answer.
+// EncodeFrame writes it with appendJSON; its tags say what encoding/json
+// would write, which appendJSON must match. It holds no pointers, so that
+// filling one on the stack allocates nothing.
 type serverJSON struct {
-	Type         string `json:"type"`
-	Timestamp    string `json:"timestamp"`
-	ID           string `json:"id,omitempty"`
-	Message      string `json:"message,omitempty"`
-	Sender       string `json:"sender,omitempty"`
-	UserID       string `json:"user_id,omitempty"`
-	Username     string `json:"username,omitempty"`
-	ConnectionID string `json:"connection_id,omitempty"`
-	Room         string `json:"room,omitempty"`
-	TargetUser   string `json:"target_user,omitempty"`
-	Delivered    *int32 `json:"delivered,omitempty"`
-	Code         string `json:"code,omitempty"`
+	Type         string     `json:"type"`
+	Timestamp    frameTime  `json:"timestamp"`
+	ID           string     `json:"id,omitempty"`
+	Message      string     `json:"message,omitempty"`
+	Sender       string     `json:"sender,omitempty"`
+	UserID       string     `json:"user_id,omitempty"`
+	Username     string     `json:"username,omitempty"`
+	ConnectionID string     `json:"connection_id,omitempty"`
+	Room         string     `json:"room,omitempty"`
+	TargetUser   string     `json:"target_user,omitempty"`
+	Delivered    opt[int32] `json:"delivered,omitzero"`
+	Code         string     `json:"code,omitempty"`
 	// Offset and Epoch place a message in its log, or give a log's position;
-	// pointers, because offset 0 and epoch "" are answers too.
-	Offset    *uint64       `json:"offset,omitempty"`
-	Epoch     *string       `json:"epoch,omitempty"`
-	Recovered *bool         `json:"recovered,omitempty"`
-	Inbox     *positionJSON `json:"inbox,omitempty"`
-	ExpiresAt string        `json:"expires_at,omitempty"`
-	Kicked    bool          `json:"kicked,omitempty"`
+	// optional, because offset 0 and epoch "" are answers too.
+	Offset    opt[uint64]       `json:"offset,omitzero"`
+	Epoch     opt[string]       `json:"epoch,omitzero"`
+	Recovered opt[bool]         `json:"recovered,omitzero"`
+	Inbox     opt[positionJSON] `json:"inbox,omitzero"`
+	ExpiresAt opt[frameTime]    `json:"expires_at,omitzero"`
+	Kicked    bool              `json:"kicked,omitempty"`
 }
 
 // positionJSON is a place in a log, as frames carry it both ways.
@@ -55,7 +57,14 @@ type positionJSON struct {
 // setPosition puts offset and epoch on j, if there is a position to give.
 func (j *serverJSON) setPosition(offset uint64, epoch string) {
 	if offset != 0 || epoch != "" {
-		j.Offset, j.Epoch = &offset, &epoch
+		j.Offset, j.Epoch = some(offset), some(epoch)
+	}
+}
+
+// setExpiresAt puts ts on j as expires_at, if it is set.
+func (j *serverJSON) setExpiresAt(ts *timestamppb.Timestamp) {
+	if ts != nil {
+		j.ExpiresAt = some(frameTime{ts.AsTime()})
 	}
 }
 
@@ -63,13 +72,25 @@ func (j *serverJSON) setPosition(offset uint64, epoch string) {
 // kind in the core's table (hub.Kind.String). It is safe for concurrent
 // use; the hub calls it once per event for all browser sessions.
 func EncodeFrame(f *chatv1.ServerFrame) ([]byte, error) {
-	j := serverJSON{ID: f.GetId(), Timestamp: f.GetTimestamp().AsTime().UTC().Format(timeLayout)}
+	var j serverJSON
+	if err := j.fill(f); err != nil {
+		return nil, err
+	}
+	// Pages render text with textContent, so "<" needs no escaping here, and
+	// frames stay readable in a browser's devtools: the JSON is
+	// encoding/json's with HTML escaping off (see appendJSON).
+	return j.appendJSON(make([]byte, 0, frameSizeHint(&j))), nil
+}
+
+// fill sets the fields of j, which is empty, to those of f's JSON frame.
+func (j *serverJSON) fill(f *chatv1.ServerFrame) error {
+	j.ID, j.Timestamp = f.GetId(), frameTime{f.GetTimestamp().AsTime()}
 	switch e := f.GetEvent().(type) {
 	case *chatv1.ServerFrame_System:
 		j.Type = hub.KindSystem.String()
 		j.Message, j.ConnectionID, j.UserID = e.System.GetMessage(), e.System.GetConnectionId(), e.System.GetUserId()
-		j.Inbox = &positionJSON{Offset: e.System.GetInbox().GetOffset(), Epoch: e.System.GetInbox().GetEpoch()}
-		j.ExpiresAt = timeOf(e.System.GetExpiresAt())
+		j.Inbox = some(positionJSON{Offset: e.System.GetInbox().GetOffset(), Epoch: e.System.GetInbox().GetEpoch()})
+		j.setExpiresAt(e.System.GetExpiresAt())
 	case *chatv1.ServerFrame_UserJoined:
 		j.Type = hub.KindUserJoined.String()
 		j.Message, j.UserID, j.Username = e.UserJoined.GetMessage(), e.UserJoined.GetUserId(), e.UserJoined.GetUsername()
@@ -86,7 +107,9 @@ func EncodeFrame(f *chatv1.ServerFrame) ([]byte, error) {
 		r := e.RoomJoined
 		j.Message, j.Room, j.UserID, j.Username = r.GetMessage(), r.GetRoom(), r.GetUserId(), r.GetUsername()
 		j.setPosition(r.GetOffset(), r.GetEpoch())
-		j.Recovered = r.Recovered
+		if r.Recovered != nil {
+			j.Recovered = some(*r.Recovered)
+		}
 	case *chatv1.ServerFrame_RoomLeft:
 		j.Type = hub.KindRoomLeft.String()
 		r := e.RoomLeft
@@ -99,8 +122,7 @@ func EncodeFrame(f *chatv1.ServerFrame) ([]byte, error) {
 		j.setPosition(p.GetOffset(), p.GetEpoch())
 	case *chatv1.ServerFrame_PrivateSent:
 		j.Type = hub.KindPrivateSent.String()
-		d := e.PrivateSent.GetDelivered()
-		j.Message, j.TargetUser, j.Delivered = e.PrivateSent.GetMessage(), e.PrivateSent.GetTargetUser(), &d
+		j.Message, j.TargetUser, j.Delivered = e.PrivateSent.GetMessage(), e.PrivateSent.GetTargetUser(), some(e.PrivateSent.GetDelivered())
 	case *chatv1.ServerFrame_AdminBroadcast:
 		j.Type = hub.KindAdminBroadcast.String()
 		j.Message, j.Room = e.AdminBroadcast.GetMessage(), e.AdminBroadcast.GetRoom()
@@ -114,31 +136,21 @@ func EncodeFrame(f *chatv1.ServerFrame) ([]byte, error) {
 	case *chatv1.ServerFrame_PrivateRecovered:
 		j.Type = "private_recovered"
 		p := e.PrivateRecovered
-		offset, epoch, ok := p.GetOffset(), p.GetEpoch(), p.GetRecovered()
-		j.Offset, j.Epoch, j.Recovered = &offset, &epoch, &ok
+		j.Offset, j.Epoch, j.Recovered = some(p.GetOffset()), some(p.GetEpoch()), some(p.GetRecovered())
 	case *chatv1.ServerFrame_Refreshed:
 		j.Type = hub.KindRefreshed.String()
-		j.ExpiresAt = timeOf(e.Refreshed.GetExpiresAt())
+		j.setExpiresAt(e.Refreshed.GetExpiresAt())
 	default:
-		return nil, fmt.Errorf("encode server frame: unknown event %T", f.GetEvent())
+		return fmt.Errorf("encode server frame: unknown event %T", f.GetEvent())
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	// Pages render text with textContent, so "<" needs no escaping here, and
-	// frames stay readable in a browser's devtools.
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&j); err != nil {
-		return nil, fmt.Errorf("encode %s frame: %w", j.Type, err)
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+	return nil
 }
 
-// timeOf is ts in the frames' time layout, "" (omitted) if unset.
-func timeOf(ts *timestamppb.Timestamp) string {
-	if ts == nil {
-		return ""
-	}
-	return ts.AsTime().UTC().Format(timeLayout)
+// frameSizeHint is about the size of j as JSON: its strings, and room for
+// the keys, numbers and a few escapes.
+func frameSizeHint(j *serverJSON) int {
+	return 160 + len(j.ID) + len(j.Message) + len(j.Sender) + len(j.UserID) + len(j.Username) +
+		len(j.ConnectionID) + len(j.Room) + len(j.TargetUser) + len(j.Code)
 }
 
 // ErrorFrame is the error frame the bridge itself answers a bad client frame

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -21,6 +22,8 @@ var (
 // of it read already. The head must fit in maxBytes and hold at most
 // maxHeaders header lines; nothing is read past maxBytes in all, so a
 // client cannot make the server hold more than that whatever it sends.
+// The head is read on into prefix's spare capacity, if it has any: the
+// caller that read its start can hand over its buffer, with no copy.
 // head is the complete head, ending with its empty line; rest holds what
 // was read after it (a client may send its first frames at once).
 //
@@ -28,8 +31,10 @@ var (
 // errTooManyHeaders, or the read's (io.ErrUnexpectedEOF for a head cut
 // short).
 func readHead(r io.Reader, prefix []byte, maxBytes, maxHeaders int) (head, rest []byte, err error) {
-	buf := make([]byte, len(prefix), min(maxBytes, max(len(prefix), headChunk)))
-	copy(buf, prefix)
+	buf := prefix[:len(prefix):max(len(prefix), min(cap(prefix), maxBytes))]
+	if len(buf) == cap(buf) && len(buf) < maxBytes {
+		buf = append(make([]byte, 0, min(maxBytes, max(2*len(buf), headChunk))), buf...)
+	}
 	lines := 0     // lines seen, the request line included
 	lineStart := 0 // where the line being scanned starts
 	scanned := 0   // bytes of buf scanned for line ends
@@ -68,10 +73,14 @@ func readHead(r io.Reader, prefix []byte, maxBytes, maxHeaders int) (head, rest 
 // headChunk is the buffer a head is first read into; most fit.
 const headChunk = 1 << 10
 
+// headBuffers hold the heads of upgrades being read: a head is done with
+// once its connection is upgraded, and thousands may connect at once.
+var headBuffers = sync.Pool{New: func() any { return new([headChunk]byte) }}
+
 // handshake reads the head of a WebSocket upgrade on c, of which prefix was
 // read already, within the bridge's bounds, and upgrades c. A head over the
 // bounds is answered with 431 and c closed; one that breaks off is closed
-// without an answer.
+// without an answer. Nothing refers to prefix's array once it returns.
 func (b *Bridge) handshake(c net.Conn, prefix []byte) {
 	head, rest, err := readHead(c, prefix, b.cfg.MaxHandshakeBytes, b.cfg.MaxHandshakeHeaders)
 	if err != nil {
@@ -86,7 +95,9 @@ func (b *Bridge) handshake(c net.Conn, prefix []byte) {
 	}
 	var after net.Conn = c
 	if len(rest) > 0 {
-		after = &prefixConn{Conn: c, prefix: rest}
+		// A copy: the connection keeps it, and the buffer goes back to
+		// headBuffers.
+		after = &prefixConn{Conn: c, prefix: append([]byte(nil), rest...)}
 	}
 	// The upgrader reads the head from memory: it is whole, so it reads
 	// nothing from the socket.

@@ -144,8 +144,12 @@ const wsRequestLine = "GET " + wsPath
 func (s *splitListener) route(c net.Conn) {
 	defer s.untrack(c)
 	c.SetReadDeadline(time.Now().Add(s.timeout))
-	var head [len(wsRequestLine) + 1]byte
-	n, err := readPrefix(c, head[:])
+	// The buffer the head of an upgrade is read into: reading it whole
+	// from the first read on saves a read per connection.
+	buf := headBuffers.Get().(*[headChunk]byte)
+	defer headBuffers.Put(buf)
+	head := buf[:max(len(wsRequestLine)+1, min(headChunk, s.b.cfg.MaxHandshakeBytes))]
+	n, err := readPrefix(c, head)
 	if err != nil && n == 0 {
 		c.Close() // nothing to serve: gone, or silent until the timeout
 		return
@@ -155,6 +159,7 @@ func (s *splitListener) route(c net.Conn) {
 		return
 	}
 	c.SetReadDeadline(time.Time{}) // the HTTP server sets its own
+	// A copy: the connection may live long, its buffer need not.
 	pc := &prefixConn{Conn: c, prefix: append([]byte(nil), head[:n]...)}
 	select {
 	case s.http <- pc:
@@ -163,11 +168,12 @@ func (s *splitListener) route(c net.Conn) {
 	}
 }
 
-// readPrefix reads until p is full, the bytes read can no longer start a
-// WebSocket request, or reading fails.
+// readPrefix reads into p until it holds as much as isWSRequest looks at
+// (p is longer: a read takes what the client has sent), the bytes read
+// can no longer start a WebSocket request, or reading fails.
 func readPrefix(c net.Conn, p []byte) (int, error) {
 	n := 0
-	for n < len(p) {
+	for n < len(wsRequestLine)+1 {
 		m, err := c.Read(p[n:])
 		n += m
 		if err != nil {
@@ -180,8 +186,10 @@ func readPrefix(c net.Conn, p []byte) (int, error) {
 	return n, nil
 }
 
+// isWSRequest reports whether a request starting with head asks for one
+// of the bridge's endpoints.
 func isWSRequest(head []byte) bool {
-	return len(head) == len(wsRequestLine)+1 && string(head[:len(wsRequestLine)]) == wsRequestLine &&
+	return len(head) > len(wsRequestLine) && string(head[:len(wsRequestLine)]) == wsRequestLine &&
 		strings.IndexByte(" ?/", head[len(wsRequestLine)]) >= 0
 }
 
@@ -211,7 +219,7 @@ func (b *Bridge) upgrade(c *prefixConn) {
 	var (
 		req upgradeRequest
 		a   admission
-		w   = &headWriter{prefixConn: c}
+		w   = &headWriter{prefixConn: c, timeout: b.cfg.WriteTimeout}
 	)
 	u := ws.Upgrader{
 		ReadBufferSize: 2 << 10, // the request's head; the browser sends nothing more before the answer
@@ -248,10 +256,9 @@ func (b *Bridge) upgrade(c *prefixConn) {
 			if a.protocol == "" {
 				return nil, nil
 			}
-			return ws.HandshakeHeaderHTTP(http.Header{"Sec-WebSocket-Protocol": {a.protocol}}), nil
+			return protocolHeader, nil // a.protocol is Subprotocol
 		},
 	}
-	c.SetWriteDeadline(time.Now().Add(b.cfg.WriteTimeout))
 	if _, err := u.Upgrade(w); err != nil {
 		// The upgrader has answered with an HTTP error where it could.
 		b.log.Debug("websocket upgrade refused", "remote", c.RemoteAddr().String(), "err", err)
@@ -263,19 +270,27 @@ func (b *Bridge) upgrade(c *prefixConn) {
 	if w.hold {
 		head = w.held
 	}
-	b.start(c.Conn, nil, head, a, c.RemoteAddr().String())
+	b.start(c.Conn, nil, head, a)
 }
 
+// protocolHeader is the header line that echoes Subprotocol, written as
+// it is rather than built from an http.Header for every upgrade.
+var protocolHeader = ws.HandshakeHeaderString("Sec-WebSocket-Protocol: " + Subprotocol + "\r\n")
+
 // headWriter is the connection an upgrade answers on: once hold is set,
-// what is written is kept in held instead.
+// what is written is kept in held instead. What it writes, it writes
+// within timeout: the deadline is set only then, as the connection sets
+// its own before it writes a held answer.
 type headWriter struct {
 	*prefixConn
-	hold bool
-	held []byte
+	timeout time.Duration
+	hold    bool
+	held    []byte
 }
 
 func (w *headWriter) Write(p []byte) (int, error) {
 	if !w.hold {
+		w.SetWriteDeadline(time.Now().Add(w.timeout))
 		return w.prefixConn.Write(p)
 	}
 	w.held = append(w.held, p...)

@@ -17,9 +17,14 @@ type Config struct {
 	Transport string
 	// Client is the WebSocket client: own (default; gobwas/ws frames,
 	// server frames classified by scanning their bytes) or coder
-	// (github.com/coder/websocket, frames decoded with encoding/json, as
-	// an ordinary Go client of the bridge would). Only for ws.
+	// (github.com/coder/websocket, read as a lean production client of the
+	// bridge would). Only for ws.
 	Client string
+	// OfferProtocol makes the own client offer the tertulia.v1
+	// subprotocol, with which the server may put several events in one
+	// frame; the coder client always offers it. Default: a plain client,
+	// one event per frame.
+	OfferProtocol bool
 	// HTTPAddr is the server's HTTP host:port (WebSocket). Default 127.0.0.1:8000.
 	HTTPAddr string
 	// GRPCAddr is the server's gRPC host:port. Default 127.0.0.1:9090.

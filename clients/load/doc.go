@@ -1,7 +1,7 @@
 // Package load is Tertulia's load tool: it opens many real connections to a
 // running server, over the WebSocket bridge (JSON frames) or over gRPC, drives
 // one scenario, and measures what a user would see: deliveries per second,
-// latency from the publisher's send to the subscriber's read, messages lost,
+// latency from the publisher's send to the subscriber's read, messages refused and lost,
 // connections dropped, and the CPU and memory the server and the tool used.
 //
 // Scenarios:
@@ -20,11 +20,23 @@
 // (Config.Room "-") give the lighter set-up of sharing users, to compare.
 //
 // Over WebSocket the tool has two clients: its own (Client "own"), which
-// classifies server frames by scanning their bytes so that one core reads a
-// million a second, and github.com/coder/websocket with encoding/json
-// (Client "coder"), which reads them as an ordinary Go client would. The
+// sets each connection up in the dialing goroutine and classifies server
+// frames by scanning their bytes, so that one core reads a million a second
+// and the tool costs less per connection than the server it loads; and
+// github.com/coder/websocket (Client "coder"), read as a lean production
+// client would (one reused buffer, room messages found by a byte scan, the
+// other events decoded with encoding/json). The coder client offers the
+// tertulia.v1 subprotocol, with which the server may put several events in
+// one frame, one a line; the own client offers it with OfferProtocol. The
 // tool's CPU time per delivered message, from getrusage over the measured
-// phase, is what the server's frames cost that client.
+// phase, is what the server's frames cost that client; per connection set
+// up, what a connection costs it. Tokens are signed before anything is
+// timed.
+//
+// A connection counts as set up once its welcome and its own room_joined
+// have been read. A message the server refuses with an unavailable error
+// (its broker is away) is counted as refused, not lost: lost is what was
+// sent without refusal and never delivered.
 //
 // Every loop is bounded by a count and by time, and only loopback targets
 // are accepted unless Config.AllowRemote is set. Run is the entry point;

@@ -63,7 +63,7 @@ func (d *grpcDialer) closeAll() {
 	d.conns, d.cc = nil, nil
 }
 
-func (d *grpcDialer) dial(ctx context.Context, user string, m *member) (conn, error) {
+func (d *grpcDialer) dial(ctx context.Context, user, room, joinID string, m *member) (conn, error) {
 	cc, err := d.clientConn()
 	if err != nil {
 		return nil, err
@@ -86,6 +86,16 @@ func (d *grpcDialer) dial(ctx context.Context, user string, m *member) (conn, er
 	}
 	c := &grpcConn{stream: stream, cancel: cancel, done: make(chan struct{})}
 	go c.read(m)
+	if room != "" {
+		if err := c.join(room, joinID); err != nil {
+			c.close()
+			return nil, fmt.Errorf("join %s: %w", room, err)
+		}
+	}
+	if err := m.waitReady(ctx); err != nil {
+		c.close()
+		return nil, fmt.Errorf("set-up: %w", err)
+	}
 	return c, nil
 }
 
@@ -99,17 +109,23 @@ type grpcConn struct {
 func (c *grpcConn) read(m *member) {
 	defer close(c.done)
 	var f rawFrame
-	for {
+	for first := true; ; first = false {
 		if err := c.stream.RecvMsg(&f); err != nil {
 			m.onEnd(err, c.closed.Load())
 			return
 		}
 		now := time.Now()
-		switch field, body, id := f.event(); field {
-		case fieldMessage:
+		switch field, body, id := f.event(); {
+		case first && field == fieldSystem:
+			m.onWelcome()
+		case first:
+			m.failSetup(fmt.Errorf("got event field %d first, want the welcome (system)", field))
+		case field == fieldMessage:
 			onMessage(m, nested(body, fieldMessageText), now)
-		case fieldRoomJoined:
+		case field == fieldRoomJoined:
 			onJoined(m, id)
+		case field == fieldError:
+			onError(m, nested(body, fieldErrorCode), id, nested(body, fieldErrorMessage))
 		}
 	}
 }
@@ -165,10 +181,14 @@ type rawFrame struct{ b []byte }
 
 // Field numbers of chat.v1 (proto/chat/v1/chat.proto) that the tool reads.
 const (
-	fieldID          protowire.Number = 2 // ServerFrame.id
-	fieldMessage     protowire.Number = 6 // ServerFrame.message
-	fieldRoomJoined  protowire.Number = 7 // ServerFrame.room_joined
-	fieldMessageText protowire.Number = 3 // Message.message
+	fieldID           protowire.Number = 2  // ServerFrame.id
+	fieldSystem       protowire.Number = 3  // ServerFrame.system
+	fieldMessage      protowire.Number = 6  // ServerFrame.message
+	fieldRoomJoined   protowire.Number = 7  // ServerFrame.room_joined
+	fieldError        protowire.Number = 12 // ServerFrame.error
+	fieldMessageText  protowire.Number = 3  // Message.message
+	fieldErrorMessage protowire.Number = 1  // Error.message
+	fieldErrorCode    protowire.Number = 2  // Error.code
 )
 
 // event returns the field number and body of the frame's event, and its id.
@@ -195,7 +215,7 @@ func (f *rawFrame) event() (field protowire.Number, body, id []byte) {
 		switch {
 		case num == fieldID:
 			id = v
-		case num >= 3: // the event oneof: fields 3 to 12
+		case num >= 3: // the event oneof: fields 3 and up
 			field, body = num, v
 		}
 	}

@@ -72,8 +72,8 @@ func TestDialErrorHidesToken(t *testing.T) {
 	ln.Close() // nothing listens there now
 	const tok = "eyJhbGciOiJIUzI1NiJ9.secret-part.signature"
 	tokens := func(string) (string, error) { return tok, nil }
-	for _, d := range []dialer{&wsDialer{httpAddr: addr, tokens: tokens}, newCoderDialer(addr, tokens)} {
-		_, err := d.dial(context.Background(), "alice", newMember(nil, ""))
+	for _, d := range []dialer{newWSDialer(addr, tokens, false), newCoderDialer(addr, tokens)} {
+		_, err := d.dial(context.Background(), "alice", "", "", newMember(nil, ""))
 		if err == nil {
 			t.Fatalf("%s: dial to a closed port succeeded", d.name())
 		}

@@ -45,6 +45,8 @@ func TestScenariosDeliverEverything(t *testing.T) {
 		}{
 			{"fanout", load.Config{Scenario: "fanout", Conns: 20, Rate: 200, Duration: 500 * time.Millisecond}},
 			{"fanout-lobby", load.Config{Scenario: "fanout", Conns: 20, Users: 2, Room: "-", Rate: 200, Duration: 500 * time.Millisecond}},
+			// Over WebSocket, offering tertulia.v1 (gRPC ignores it).
+			{"fanout-subprotocol", load.Config{Scenario: "fanout", Conns: 20, OfferProtocol: true, Rate: 200, Duration: 500 * time.Millisecond}},
 			{"rooms", load.Config{Scenario: "rooms", Conns: 20, Rooms: 4, Rate: 10, Duration: 500 * time.Millisecond}},
 			{"churn", load.Config{Scenario: "churn", Conns: 10, Rate: 100, ChurnRate: 50, Duration: 500 * time.Millisecond}},
 		} {

@@ -73,7 +73,7 @@ func (r *runner) reconnect(ctx context.Context, res *Result) error {
 		r.mu.Unlock()
 	})
 	res.ReconnectSec = time.Since(start).Seconds()
-	res.SetupServerCPU, res.SetupToolCPU = stormSrv.busy(), stormTool.busy()
+	setupCPU(res, stormSrv, stormTool, len(old)-int(failed.Load()))
 	res.ReconnectFailed, res.ReconnectRetries = failed.Load(), retries.Load()
 	fmt.Fprintf(cfg.Progress, "reconnect: %d re-joined in %.2fs, %d failed, %d retries\n",
 		int64(len(old))-res.ReconnectFailed, res.ReconnectSec, res.ReconnectFailed, res.ReconnectRetries)

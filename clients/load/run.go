@@ -26,14 +26,19 @@ type Result struct {
 	Expected     int64   `json:"expected,omitempty"`
 	Delivered    int64   `json:"delivered,omitempty"`
 	DeliveredSec float64 `json:"delivered_per_s,omitempty"`
-	Lost         int64   `json:"lost"`
-	P50          float64 `json:"p50_ms,omitempty"`
-	P90          float64 `json:"p90_ms,omitempty"`
-	P99          float64 `json:"p99_ms,omitempty"`
-	Max          float64 `json:"max_ms,omitempty"`
-	Dropped      int     `json:"dropped"`
-	ChurnCycles  int64   `json:"churn_cycles,omitempty"`
-	ChurnFailed  int64   `json:"churn_failed,omitempty"`
+	// Refused is how many published messages the server refused with an
+	// unavailable error (its broker was away): their senders were told, so
+	// they are neither expected nor lost. Lost is what was expected (sent,
+	// not refused) and never arrived.
+	Refused     int64   `json:"refused"`
+	Lost        int64   `json:"lost"`
+	P50         float64 `json:"p50_ms,omitempty"`
+	P90         float64 `json:"p90_ms,omitempty"`
+	P99         float64 `json:"p99_ms,omitempty"`
+	Max         float64 `json:"max_ms,omitempty"`
+	Dropped     int     `json:"dropped"`
+	ChurnCycles int64   `json:"churn_cycles,omitempty"`
+	ChurnFailed int64   `json:"churn_failed,omitempty"`
 
 	// ServerWrites is the server's write system calls while measuring;
 	// FramesPerWrite is Delivered over it (the publisher's own copies and
@@ -57,11 +62,16 @@ type Result struct {
 	// reconnected them (100% = one core): which of the two bounds the rate.
 	SetupServerCPU float64 `json:"setup_server_cpu_pct,omitempty"`
 	SetupToolCPU   float64 `json:"setup_tool_cpu_pct,omitempty"`
-	ServerCPU      float64 `json:"server_cpu_pct,omitempty"`
-	ToolCPU        float64 `json:"tool_cpu_pct"`
-	ServerRSSMiB   float64 `json:"server_rss_mib,omitempty"`
-	ServerRSSConn  float64 `json:"server_rss_per_conn_kib,omitempty"`
-	ToolRSSConnKiB float64 `json:"tool_rss_per_conn_kib,omitempty"`
+	// SetupServerCPUPerConn and SetupToolCPUPerConn are the CPU time each
+	// side spent on that set-up divided by the connections set up, in
+	// microseconds.
+	SetupServerCPUPerConn float64 `json:"setup_server_cpu_per_conn_us,omitempty"`
+	SetupToolCPUPerConn   float64 `json:"setup_tool_cpu_per_conn_us,omitempty"`
+	ServerCPU             float64 `json:"server_cpu_pct,omitempty"`
+	ToolCPU               float64 `json:"tool_cpu_pct"`
+	ServerRSSMiB          float64 `json:"server_rss_mib,omitempty"`
+	ServerRSSConn         float64 `json:"server_rss_per_conn_kib,omitempty"`
+	ToolRSSConnKiB        float64 `json:"tool_rss_per_conn_kib,omitempty"`
 
 	// The reconnect storm: how long closing every connection at once took,
 	// then how long until every one had reconnected and re-joined, how many
@@ -156,14 +166,24 @@ func (r *runner) setupDialer() error {
 			cache[user] = t
 			return t, nil
 		}
+		// Sign the set-up's tokens now, before anything is timed: signing
+		// is the deployment's identity provider's work, not the client's.
+		for i := range min(r.cfg.Users, r.cfg.Conns) {
+			if _, err := tokens(r.user(i)); err != nil {
+				return err
+			}
+		}
+		if _, err := tokens(r.named("pub")); err != nil {
+			return err
+		}
 	}
 	switch {
 	case r.cfg.Transport == "ws" && r.cfg.Client == "coder":
 		r.d = newCoderDialer(r.cfg.HTTPAddr, tokens)
 		r.pubd = newCoderDialer(r.cfg.PubHTTPAddr, tokens)
 	case r.cfg.Transport == "ws":
-		r.d = &wsDialer{httpAddr: r.cfg.HTTPAddr, tokens: tokens}
-		r.pubd = &wsDialer{httpAddr: r.cfg.PubHTTPAddr, tokens: tokens}
+		r.d = newWSDialer(r.cfg.HTTPAddr, tokens, r.cfg.OfferProtocol)
+		r.pubd = newWSDialer(r.cfg.PubHTTPAddr, tokens, r.cfg.OfferProtocol)
 	case r.cfg.Transport == "grpc":
 		r.d = &grpcDialer{addr: r.cfg.GRPCAddr, perConn: r.cfg.StreamsPerConn, tokens: tokens}
 		r.pubd = &grpcDialer{addr: r.cfg.PubGRPCAddr, perConn: r.cfg.StreamsPerConn, tokens: tokens}
@@ -187,23 +207,18 @@ func (r *runner) open(ctx context.Context, user, room, joinID string, hist *Hist
 
 // openOn is open through dialer d.
 func (r *runner) openOn(ctx context.Context, d dialer, user, room, joinID string, hist *Histogram) (*client, error) {
+	if room == "-" {
+		room = ""
+	}
+	if room == "" {
+		joinID = ""
+	}
 	m := newMember(hist, joinID)
-	c, err := d.dial(ctx, user, m)
+	c, err := d.dial(ctx, user, room, joinID, m)
 	if err != nil {
 		return nil, err
 	}
-	cl := &client{c: c, m: m}
-	if room != "" && room != "-" {
-		if err := c.join(room, joinID); err != nil {
-			c.close()
-			return nil, fmt.Errorf("join %s: %w", room, err)
-		}
-		if err := m.waitJoined(ctx); err != nil {
-			c.close()
-			return nil, fmt.Errorf("join %s: no room_joined: %w", room, err)
-		}
-	}
-	return cl, nil
+	return &client{c: c, m: m}, nil
 }
 
 // openMany opens n connections, Dialers at a time; connection i joins
@@ -324,6 +339,21 @@ func (r *runner) connected() int {
 	return n
 }
 
+// refused sums, over the connections, the messages each sent that the
+// server refused, weighted by the deliveries each of them would have made.
+func (r *runner) refused(deliveries func(i int) int64) (messages, lostDeliveries int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, cl := range r.clients {
+		if cl != nil {
+			n := cl.m.refused.Load()
+			messages += n
+			lostDeliveries += n * deliveries(i)
+		}
+	}
+	return messages, lostDeliveries
+}
+
 // received sums the messages received by clients[from:to].
 func (r *runner) received(from, to int) int64 {
 	r.mu.Lock()
@@ -337,14 +367,18 @@ func (r *runner) received(from, to int) int64 {
 	return n
 }
 
-// drain waits, at most Drain, until clients[from:to] have received want
-// messages in all, and returns how many they have.
-func (r *runner) drain(ctx context.Context, from, to int, want int64) int64 {
+// drain waits, at most Drain, until clients[from:to] have received all
+// the messages published (sent deliveries in all) that the server did not
+// refuse, and returns how many they received and how many messages were
+// refused and how many deliveries that took off the count. deliveries(i)
+// is how many deliveries a message of connection i makes.
+func (r *runner) drain(ctx context.Context, from, to int, sent int64, deliveries func(i int) int64) (got, refused, unexpected int64) {
 	deadline := time.Now().Add(r.cfg.Drain)
 	for {
-		got := r.received(from, to)
-		if got >= want || time.Now().After(deadline) || ctx.Err() != nil {
-			return got
+		got = r.received(from, to)
+		refused, unexpected = r.refused(deliveries)
+		if got >= sent-unexpected || time.Now().After(deadline) || ctx.Err() != nil {
+			return got, refused, unexpected
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -380,8 +414,9 @@ func pace(ctx context.Context, rate float64, d time.Duration, send func(k int64)
 	return k, time.Since(start), nil
 }
 
-// finish fills in the latency, loss and load figures of res.
-func (r *runner) finish(res *Result, expected, delivered int64, took time.Duration, srv, tool procStats) {
+// finish fills in the latency, loss and load figures of res: expected
+// counts only the deliveries of messages the server did not refuse.
+func (r *runner) finish(res *Result, expected, delivered, refused int64, took time.Duration, srv, tool procStats) {
 	res.ServerCPU, res.ToolCPU = srv.busy(), tool.busy()
 	if delivered > 0 {
 		perMsg := func(p procStats) float64 { return float64(p.cpu().Microseconds()) / float64(delivered) }
@@ -390,7 +425,7 @@ func (r *runner) finish(res *Result, expected, delivered int64, took time.Durati
 	if res.ServerWrites = srv.writeCalls(); res.ServerWrites > 0 {
 		res.FramesPerWrite = float64(delivered) / float64(res.ServerWrites)
 	}
-	res.Expected, res.Delivered = expected, delivered
+	res.Expected, res.Delivered, res.Refused = expected, delivered, refused
 	res.Lost = max(0, expected-delivered)
 	res.Seconds = took.Seconds()
 	if took > 0 {

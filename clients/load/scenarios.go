@@ -48,6 +48,7 @@ func (r *runner) publishToAll(ctx context.Context, res *Result, churn bool) erro
 		return fmt.Errorf("publisher: %w", err)
 	}
 	r.mu.Lock()
+	pubIndex := len(r.clients)
 	r.clients = append(r.clients, pub)
 	r.mu.Unlock()
 	sleep(ctx, settle)
@@ -69,9 +70,13 @@ func (r *runner) publishToAll(ctx context.Context, res *Result, churn bool) erro
 		res.ChurnCycles, res.ChurnFailed = ch.stop()
 	}
 	res.Published = sent
-	expected := sent * int64(cfg.Conns)
-	got := r.drain(ctx, 0, cfg.Conns, expected)
-	r.finish(res, expected, got, took, srv, tool)
+	got, refused, unexpected := r.drain(ctx, 0, cfg.Conns, sent*int64(cfg.Conns), func(i int) int64 {
+		if i == pubIndex {
+			return int64(cfg.Conns)
+		}
+		return 0
+	})
+	r.finish(res, sent*int64(cfg.Conns)-unexpected, got, refused, took, srv, tool)
 	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
@@ -173,12 +178,27 @@ func (r *runner) rooms(ctx context.Context, res *Result) error {
 		return r.clients[i].c.send(roomOf(i), stampPayload(payload, time.Now(), uint64(k)))
 	})
 	res.Published = sent
-	got := r.drain(ctx, 0, cfg.Conns, expected)
-	r.finish(res, expected, got, took, srv, tool)
+	got, refused, unexpected := r.drain(ctx, 0, cfg.Conns, expected, func(i int) int64 {
+		if i < cfg.Conns {
+			return members[i%cfg.Rooms]
+		}
+		return 0
+	})
+	r.finish(res, expected-unexpected, got, refused, took, srv, tool)
 	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
 	return nil
+}
+
+// setupCPU fills in how busy the server and the tool were over a set-up of
+// n connections that has just ended, and what each connection cost each.
+func setupCPU(res *Result, srv, tool procStats, n int) {
+	res.SetupServerCPU, res.SetupToolCPU = srv.busy(), tool.busy()
+	if n > 0 {
+		perConn := func(p procStats) float64 { return float64(p.cpu().Microseconds()) / float64(n) }
+		res.SetupServerCPUPerConn, res.SetupToolCPUPerConn = perConn(srv), perConn(tool)
+	}
 }
 
 // idle: Conns connections, each joined to one of Rooms rooms, held for
@@ -197,7 +217,7 @@ func (r *runner) idle(ctx context.Context, res *Result) error {
 	fmt.Fprintf(cfg.Progress, "idle: %d connections in %d rooms over %s\n", cfg.Conns, cfg.Rooms, r.d.name())
 	setupSrv, setupTool := startStats(cfg.ServerPID), startStats(os.Getpid())
 	err := r.setUp(ctx, res, func(i int) string { return "r" + strconv.Itoa(i%cfg.Rooms) })
-	res.SetupServerCPU, res.SetupToolCPU = setupSrv.busy(), setupTool.busy()
+	setupCPU(res, setupSrv, setupTool, r.connected())
 	if err != nil {
 		return err
 	}

@@ -302,7 +302,7 @@ func (ch *soakChurn) cycle(ctx context.Context, overWS bool, user, k int) error 
 	token := func(string) (string, error) { return ch.tokens[user], nil }
 	var d dialer
 	if overWS {
-		d = &wsDialer{httpAddr: ch.cfg.HTTPAddr, tokens: token}
+		d = newWSDialer(ch.cfg.HTTPAddr, token, false)
 	} else {
 		g := &grpcDialer{addr: ch.cfg.GRPCAddr, perConn: 1, tokens: token}
 		defer g.closeAll() // one HTTP/2 connection per cycle, closed with it
@@ -311,7 +311,8 @@ func (ch *soakChurn) cycle(ctx context.Context, overWS bool, user, k int) error 
 	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	m := newMember(nil, "j"+strconv.Itoa(k))
-	c, err := d.dial(dialCtx, soakUser(user), m)
+	room := "soak" + strconv.Itoa(rand.N(ch.cfg.Rooms))
+	c, err := d.dial(dialCtx, soakUser(user), room, m.joinID, m)
 	if err != nil {
 		return err
 	}
@@ -319,13 +320,6 @@ func (ch *soakChurn) cycle(ctx context.Context, overWS bool, user, k int) error 
 		c.close()
 		ch.received.Add(m.messages.Load())
 	}()
-	room := "soak" + strconv.Itoa(rand.N(ch.cfg.Rooms))
-	if err := c.join(room, m.joinID); err != nil {
-		return fmt.Errorf("join: %w", err)
-	}
-	if err := m.waitJoined(dialCtx); err != nil {
-		return fmt.Errorf("join: no room_joined: %w", err)
-	}
 	hold := ch.cfg.Hold/2 + rand.N(ch.cfg.Hold+1)
 	until := time.Now().Add(hold)
 	payload := make([]byte, 0, PayloadSize)

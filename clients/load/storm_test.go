@@ -27,7 +27,7 @@ func checkAllDelivered(t *testing.T, res *load.Result) {
 	}
 }
 
-// The coder/websocket client, decoding every frame with encoding/json,
+// The coder/websocket client, read as a lean production client would,
 // receives every message of a fan-out to distinct users in a room, and the
 // tool reports what each delivery cost it.
 func TestCoderClientDeliversEverything(t *testing.T) {

@@ -192,19 +192,20 @@ func (a *Authenticator) Verify(token string) (hub.Identity, error) {
 		return a.verify(token)
 	}
 	now := time.Now()
-	if who, ok := a.seen.get(token, now); ok {
+	k := tokenKey(token)
+	if who, ok := a.seen.get(k, now); ok {
 		return who, nil
 	}
 	who, err := a.verify(token)
 	if err == nil {
-		a.seen.put(token, who, who.Expires.Add(a.cfg.Leeway), now)
+		a.seen.put(k, who, who.Expires.Add(a.cfg.Leeway), now)
 	}
 	return who, err
 }
 
 // verify parses and checks token.
 func (a *Authenticator) verify(token string) (hub.Identity, error) {
-	var c Claims
+	var c tokenClaims
 	_, err := a.parser.ParseWithClaims(token, &c, a.keyFor)
 	if err != nil {
 		return hub.Identity{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
@@ -216,8 +217,8 @@ func (a *Authenticator) verify(token string) (hub.Identity, error) {
 	if name == "" {
 		name = c.Subject
 	}
-	return hub.Identity{UserID: c.Subject, Name: name, Admin: slices.Contains(c.Roles, RoleAdmin), Rooms: slices.Clip(c.Rooms), Locale: c.Locale,
-		Expires: c.ExpiresAt.Time}, nil
+	return hub.Identity{UserID: c.Subject, Name: name, Admin: slices.Contains(c.Roles, RoleAdmin), Rooms: c.Rooms.list(), Locale: c.Locale,
+		Expires: c.ExpiresAt.date.Time}, nil
 }
 
 // keyFor is the jwt.Keyfunc: the keys pinned to the token's algorithm

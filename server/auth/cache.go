@@ -36,10 +36,12 @@ func newVerified() *verified {
 	return &verified{entries: make(map[[sha256.Size]byte]verifiedEntry)}
 }
 
-// get returns the identity of token if it was verified and is still
-// valid at now.
-func (v *verified) get(token string, now time.Time) (hub.Identity, bool) {
-	k := sha256.Sum256([]byte(token))
+// tokenKey is what verified keys token by.
+func tokenKey(token string) [sha256.Size]byte { return sha256.Sum256([]byte(token)) }
+
+// get returns the identity of the token keyed k if it was verified and is
+// still valid at now.
+func (v *verified) get(k [sha256.Size]byte, now time.Time) (hub.Identity, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	e, ok := v.entries[k]
@@ -53,23 +55,22 @@ func (v *verified) get(token string, now time.Time) (hub.Identity, bool) {
 	return e.who, true
 }
 
-// put remembers that token carries who until until. When full, it drops
-// the entries that have run out, or else one entry.
-func (v *verified) put(token string, who hub.Identity, until, now time.Time) {
-	k := sha256.Sum256([]byte(token))
+// put remembers that the token keyed k carries who until until. When
+// full, it drops the entries that have run out, or else one entry.
+func (v *verified) put(k [sha256.Size]byte, who hub.Identity, until, now time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if len(v.entries) >= verifiedEntries {
-		for k, e := range v.entries {
+		for old, e := range v.entries {
 			if !now.Before(e.until) {
-				delete(v.entries, k)
+				delete(v.entries, old)
 			}
 		}
-		for k := range v.entries {
+		for old := range v.entries {
 			if len(v.entries) < verifiedEntries {
 				break
 			}
-			delete(v.entries, k)
+			delete(v.entries, old)
 		}
 	}
 	v.entries[k] = verifiedEntry{who: who, until: until}

@@ -1,13 +1,18 @@
 package auth
 
 import (
+	"bytes"
 	"encoding/json"
-	"fmt"
+	"errors"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Claims are Tertulia's JWT claims.
+// Claims are Tertulia's JWT claims, as Issue mints them.
 type Claims struct {
 	Username string   `json:"username,omitempty"`
 	Roles    []string `json:"roles,omitempty"`
@@ -20,49 +25,128 @@ type Claims struct {
 	jwt.RegisteredClaims
 }
 
-// UnmarshalJSON decodes c, refusing an exp, nbf or iat that is not a JSON
-// number: jwt.NumericDate takes "1999999999", a string, as well, and RFC
-// 7519 says NumericDate is a number. The claims are decoded in one pass:
-// a token is verified on every connection.
+// UnmarshalJSON decodes c as Verify reads a token's claims (see
+// tokenClaims): exp, nbf and iat must be JSON numbers.
 func (c *Claims) UnmarshalJSON(b []byte) error {
-	var w struct {
-		Username  string           `json:"username"`
-		Roles     []string         `json:"roles"`
-		Rooms     jwt.ClaimStrings `json:"rooms"`
-		Locale    string           `json:"locale"`
-		Issuer    string           `json:"iss"`
-		Subject   string           `json:"sub"`
-		Audience  jwt.ClaimStrings `json:"aud"`
-		ExpiresAt json.RawMessage  `json:"exp"`
-		NotBefore json.RawMessage  `json:"nbf"`
-		IssuedAt  json.RawMessage  `json:"iat"`
-		ID        string           `json:"jti"`
-	}
-	if err := json.Unmarshal(b, &w); err != nil {
+	var t tokenClaims
+	if err := json.Unmarshal(b, &t); err != nil {
 		return err
 	}
-	*c = Claims{Username: w.Username, Roles: w.Roles, Rooms: w.Rooms, Locale: w.Locale,
-		RegisteredClaims: jwt.RegisteredClaims{Issuer: w.Issuer, Subject: w.Subject, Audience: w.Audience, ID: w.ID}}
-	for _, d := range []struct {
-		name string
-		raw  json.RawMessage
-		to   **jwt.NumericDate
-	}{{"exp", w.ExpiresAt, &c.ExpiresAt}, {"nbf", w.NotBefore, &c.NotBefore}, {"iat", w.IssuedAt, &c.IssuedAt}} {
-		if d.raw == nil {
-			continue
-		}
-		if !isNumber(d.raw) {
-			return fmt.Errorf("%s must be a number", d.name)
-		}
-		*d.to = new(jwt.NumericDate)
-		if err := (*d.to).UnmarshalJSON(d.raw); err != nil {
-			return err
-		}
-	}
+	*c = t.claims()
 	return nil
 }
 
-// isNumber reports whether raw, a valid JSON value, is a number.
-func isNumber(raw json.RawMessage) bool {
-	return len(raw) > 0 && (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9')
+// tokenClaims is what Verify decodes a token's claims into. The jwt parser
+// decodes it with encoding/json in one pass, straight into these fields
+// (a token is verified on every connection: a Claims with its own
+// UnmarshalJSON cost the claims a second and third pass), and its
+// validator reads exp, nbf and iat through the jwt.Claims methods.
+type tokenClaims struct {
+	Username  string       `json:"username"`
+	Roles     []string     `json:"roles"`
+	Rooms     claimStrings `json:"rooms"`
+	Locale    string       `json:"locale"`
+	Issuer    string       `json:"iss"`
+	Subject   string       `json:"sub"`
+	Audience  claimStrings `json:"aud"`
+	ExpiresAt numericDate  `json:"exp"`
+	NotBefore numericDate  `json:"nbf"`
+	IssuedAt  numericDate  `json:"iat"`
+	ID        string       `json:"jti"`
+}
+
+func (c *tokenClaims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt.date, nil }
+func (c *tokenClaims) GetNotBefore() (*jwt.NumericDate, error)      { return c.NotBefore.date, nil }
+func (c *tokenClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.IssuedAt.date, nil }
+func (c *tokenClaims) GetIssuer() (string, error)                   { return c.Issuer, nil }
+func (c *tokenClaims) GetSubject() (string, error)                  { return c.Subject, nil }
+func (c *tokenClaims) GetAudience() (jwt.ClaimStrings, error) {
+	return jwt.ClaimStrings(c.Audience.list()), nil
+}
+
+// claims is c as a Claims.
+func (c *tokenClaims) claims() Claims {
+	return Claims{Username: c.Username, Roles: c.Roles, Rooms: c.Rooms.list(), Locale: c.Locale,
+		RegisteredClaims: jwt.RegisteredClaims{Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience.list(), ID: c.ID,
+			ExpiresAt: c.ExpiresAt.date, NotBefore: c.NotBefore.date, IssuedAt: c.IssuedAt.date}}
+}
+
+// numericDate is exp, nbf or iat: a JSON number of seconds since the
+// epoch, and nothing else. jwt.NumericDate takes "1999999999", a string,
+// as well, and RFC 7519 says NumericDate is a number. It is a struct, not
+// a pointer, so that encoding/json hands it a null too, which it refuses.
+type numericDate struct {
+	date *jwt.NumericDate // nil if the claim is absent
+}
+
+// errDateNotNumber refuses an exp, nbf or iat that is not a JSON number.
+var errDateNotNumber = errors.New("exp, nbf and iat must be numbers")
+
+// UnmarshalJSON reads b, a valid JSON value, as jwt.NumericDate does
+// (fractions of a second kept to jwt.TimePrecision), but only if it is a
+// number.
+func (d *numericDate) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || b[0] != '-' && (b[0] < '0' || b[0] > '9') {
+		return errDateNotNumber
+	}
+	// A valid JSON number is also one for ParseFloat.
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return errDateNotNumber
+	}
+	secs, frac := math.Modf(f)
+	d.date = jwt.NewNumericDate(time.Unix(int64(secs), int64(frac*1e9)))
+	return nil
+}
+
+// claimStrings is aud or rooms: one string or a list of strings, as
+// jwt.ClaimStrings reads them (null is no list; a list holding anything
+// but strings is refused), without its detour through []any.
+type claimStrings []claimString
+
+// list is s as strings, nil if there are none.
+func (s claimStrings) list() []string {
+	if len(s) == 0 {
+		return nil
+	}
+	l := make([]string, len(s))
+	for i, v := range s {
+		l[i] = string(v)
+	}
+	return l
+}
+
+func (s *claimStrings) UnmarshalJSON(b []byte) error {
+	switch {
+	case len(b) > 0 && b[0] == '"':
+		*s = claimStrings{""}
+		return (&(*s)[0]).UnmarshalJSON(b)
+	case len(b) > 0 && b[0] == '[':
+		var l []claimString
+		if err := json.Unmarshal(b, &l); err != nil {
+			return err
+		}
+		*s = l
+		return nil
+	case string(b) == "null":
+		return nil
+	}
+	return jwt.ErrInvalidType
+}
+
+// claimString is one string of a claimStrings, which must be a string:
+// encoding/json would read a null as "".
+type claimString string
+
+// UnmarshalJSON reads b, a valid JSON value. A string without escapes is
+// taken as it is: encoding/json checked it already.
+func (s *claimString) UnmarshalJSON(b []byte) error {
+	if len(b) < 2 || b[0] != '"' {
+		return jwt.ErrInvalidType
+	}
+	if inner := b[1 : len(b)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		*s = claimString(inner)
+		return nil
+	}
+	return json.Unmarshal(b, (*string)(s))
 }

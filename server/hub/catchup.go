@@ -33,6 +33,9 @@ type hold struct {
 	holding bool
 	held    []heldEvent
 	floor   Position // after the release: drop messages up to it
+	// counted is the group of the topic that counts this hold among its
+	// members' (see group.catching); nil while s is not a member.
+	counted *group
 }
 
 // heldEvent is one live event kept back, encoded for the session (b), or
@@ -63,7 +66,7 @@ func (s *Session) holdBack(topic string) {
 	s.catch.mu.Lock()
 	defer s.catch.mu.Unlock()
 	if h := s.catch.find(topic); h != nil {
-		*h = hold{topic: topic, holding: true}
+		*h = hold{topic: topic, holding: true, counted: h.counted}
 		return
 	}
 	s.catch.topics = append(s.catch.topics, hold{topic: topic, holding: true})
@@ -72,8 +75,8 @@ func (s *Session) holdBack(topic string) {
 
 // heldBack keeps ev (encoded as b) if s holds topic back, or drops it if it
 // is below topic's floor, and reports whether it did either. The hub's
-// fan-out calls it for every delivery; it costs one atomic load while
-// nothing is caught up.
+// fan-out calls it for each member while any member of the topic's group
+// catches up on it (see group.catching).
 func (s *Session) heldBack(topic string, ev *Event, b []byte) bool {
 	if s.catch.n.Load() == 0 {
 		return false
@@ -102,6 +105,9 @@ func (s *Session) forgetLocked(topic string) {
 	i := slices.IndexFunc(s.catch.topics, func(h hold) bool { return h.topic == topic })
 	if i < 0 {
 		return
+	}
+	if g := s.catch.topics[i].counted; g != nil {
+		g.catching.Add(-1)
 	}
 	s.catch.topics = slices.Delete(s.catch.topics, i, i+1)
 	s.catch.n.Add(-1)

@@ -14,8 +14,11 @@
 // others).
 //
 // The hub never waits on a client. Each session has a bounded outbound queue
-// drained by at most one writer goroutine, started only while frames are
-// queued; a session whose queue overflows is disconnected as slow and counted.
+// drained by at most one writer goroutine, started when frames are queued;
+// a session that keeps receiving keeps its writer parked between bursts (a
+// wake-up costs less than a goroutine start), and a writer idle for
+// writerLinger ends, so a quiet session holds none. A session whose queue
+// overflows is disconnected as slow and counted.
 // An event is encoded once per wire format and the bytes shared by every
 // recipient that speaks it.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tertulia/tertulia/server/i18n"
 )
@@ -23,24 +24,46 @@ type group struct {
 	// that a member leaves in constant time.
 	list    []*Session
 	members map[*Session]int
+
+	// catching counts the members that hold this topic back or drop its
+	// messages up to a floor (see catchup.go). While it is 0, as it is but
+	// for the moments after joins, the fan-out asks no member: asking each
+	// took its catch-up lock and a map lookup by topic per delivery, because
+	// a session keeps the floor of its user's topic until a private message
+	// above it comes, often never.
+	catching atomic.Int32
 }
 
-// add makes s a member. The caller holds g.mu.
-func (g *group) add(s *Session) {
+// add makes s a member of topic's group g. The caller holds g.mu. A hold
+// on topic made before (see Session.holdBack) is counted in g.catching
+// until it ends or s leaves: holds are made before subscribing.
+func (g *group) add(topic string, s *Session) {
 	if _, ok := g.members[s]; ok {
 		return
 	}
 	g.members[s] = len(g.list)
 	g.list = append(g.list, s)
+	s.catch.mu.Lock()
+	if h := s.catch.find(topic); h != nil && h.counted == nil {
+		h.counted = g
+		g.catching.Add(1)
+	}
+	s.catch.mu.Unlock()
 }
 
-// remove ends the membership of s, moving the last member into its place.
-// The caller holds g.mu.
-func (g *group) remove(s *Session) {
+// remove ends the membership of s in topic's group g, moving the last
+// member into its place. The caller holds g.mu.
+func (g *group) remove(topic string, s *Session) {
 	i, ok := g.members[s]
 	if !ok {
 		return
 	}
+	s.catch.mu.Lock()
+	if h := s.catch.find(topic); h != nil && h.counted == g {
+		h.counted = nil
+		g.catching.Add(-1)
+	}
+	s.catch.mu.Unlock()
 	last := len(g.list) - 1
 	if i != last {
 		g.list[i] = g.list[last]
@@ -101,7 +124,7 @@ func (h *Hub) subscribe(ctx context.Context, topic string, s *Session) error {
 			g.subscribed = true
 		}
 		g.mu.Lock()
-		g.add(s)
+		g.add(topic, s)
 		g.mu.Unlock()
 		g.subMu.Unlock()
 		return nil
@@ -118,7 +141,7 @@ func (h *Hub) unsubscribe(ctx context.Context, topic string, s *Session) {
 	g.subMu.Lock()
 	defer g.subMu.Unlock()
 	g.mu.Lock()
-	g.remove(s)
+	g.remove(topic, s)
 	empty := len(g.list) == 0
 	g.mu.Unlock()
 	if !empty || g.dead {
@@ -172,9 +195,10 @@ func (h *Hub) deliver(topic string, ev *Event) {
 	n := 0
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	catching := g.catching.Load() > 0 // asked once per fan-out, not per member
 	for _, s := range g.list {
 		if shared != ev && s.id == ev.ReplyTo {
-			if !s.heldBack(topic, ev, nil) {
+			if !catching || !s.heldBack(topic, ev, nil) {
 				s.send(ev)
 			}
 			continue
@@ -202,7 +226,7 @@ func (h *Hub) deliver(topic string, ev *Event) {
 				n++
 			}
 		}
-		if s.heldBack(topic, ev, b) {
+		if catching && s.heldBack(topic, ev, b) {
 			continue
 		}
 		s.enqueue(b)

@@ -51,10 +51,14 @@ func (s *Session) appendOptions(topic, id string, lim LogLimits) AppendOptions {
 func (s *Session) append(ctx context.Context, topic string, ev *Event, id string, lim LogLimits) (Receipt, error) {
 	h := s.hub
 	h.metrics.Published.Add(1)
-	start := time.Now()
-	r, err := h.broker.Append(ctx, topic, ev, s.appendOptions(topic, id, lim))
-	if h.cfg.ObservePublish != nil {
-		h.cfg.ObservePublish(time.Since(start), err)
+	var r Receipt
+	var err error
+	if observe := h.cfg.ObservePublish; observe != nil {
+		start := time.Now()
+		r, err = h.broker.Append(ctx, topic, ev, s.appendOptions(topic, id, lim))
+		observe(time.Since(start), err)
+	} else {
+		r, err = h.broker.Append(ctx, topic, ev, s.appendOptions(topic, id, lim))
 	}
 	if err != nil {
 		h.log.WarnContext(ctx, "append", "conn", s.id, "topic", topic, "kind", ev.Kind.String(), "err", err)

@@ -225,8 +225,8 @@ func (s *Session) limit(cmd *Command) *Error {
 		return errorf(CodeIDTooLong, "id is %d bytes, over the limit of %d", n, lim.MaxIDBytes)
 	}
 	l := s.lim
-	if l == nil {
-		return nil
+	if l == nil || (lim.MessagesPerSecond <= 0 && lim.UserMessagesPerSecond <= 0 && lim.JoinsPerSecond <= 0) {
+		return nil // no rate to check (the load tests turn them off): no clock read
 	}
 	now := h.cfg.Now()
 	var err *Error

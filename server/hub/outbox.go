@@ -1,6 +1,27 @@
 package hub
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
+
+// writerLinger is how long, at least, a writer waits for more frames once
+// its queue is empty before it ends (at most twice that). Starting a
+// goroutine, scheduling it and tearing it down cost more than the rest of a
+// delivery together (runtime.newproc1, gfget and goexit0 were a third of
+// BenchmarkFanout/mode=paced's CPU): a room that hears a message every few
+// hundred milliseconds keeps its members' writers parked between messages
+// instead, and each message wakes them with a channel send. It is longer
+// than the gap of the fan-out load test (10 messages/s), short enough that
+// a quiet session soon holds no goroutine.
+const writerLinger = 250 * time.Millisecond
+
+// quietRuns is how many writers a session starts before its writers
+// linger: the first ones carry its welcome and the answer to its first
+// join, after which most sessions stay quiet, and 10,000 of them joining
+// at once would otherwise hold 10,000 parked goroutines (and their stacks
+// in the server's RSS) for nothing.
+const quietRuns = 2
 
 // outbox is a session's bounded outbound queue and its one writer. It has a
 // lock of its own: fanning out to a session takes only this one, never the
@@ -10,16 +31,28 @@ type outbox struct {
 	maxFrames int // bounds of the queue; push refuses past either
 	maxBytes  int
 
+	// The fields every push reads come first, to share cache lines with
+	// the Session fields a fan-out reads.
 	mu      sync.Mutex // protects the fields below
-	writeFn func()     // o.write, made once: `go o.write()` would allocate a closure per start
 	queue   [][]byte   // frames waiting for the writer
-	spare   [][]byte   // the writer's previous batch, reused as the next queue
 	queued  int        // bytes in queue
-	writing bool       // a writer goroutine is running
-	held    bool       // not yet welcomed: frames wait, no writer starts
-	closing *Disconnect
-	ended   DisconnectCode // why the server ended the session; 0 while it has not
+	writing bool       // a writer goroutine is running, busy or parked
+	// parked says the writer waits on wake for frames; whoever clears it
+	// sends wake one token. wake is made with the first writer that parks.
+	parked  bool
+	held    bool // not yet welcomed: frames wait, no writer starts
 	closed  bool
+	closing *Disconnect
+
+	quit    bool           // the parked writer is to end: the sweeper found it idle
+	stale   bool           // parked since the sweeper's last pass
+	listed  bool           // in the sweeper's list
+	ended   DisconnectCode // why the server ended the session; 0 while it has not
+	runs    int            // writers started so far
+	wake    chan struct{}
+	writeFn func()   // o.write, made once: `go o.write()` would allocate a closure per start
+	spare   [][]byte // the writer's previous batch, reused as the next queue
+	sweep   *sweeper
 }
 
 // push adds one frame for the writer without waiting. It reports false if
@@ -35,7 +68,7 @@ func (o *outbox) push(b []byte) bool {
 		o.closed = true
 		o.ended = DisconnectSlow
 		o.queue, o.queued = nil, 0
-		o.mu.Unlock()
+		o.unparkLocked()
 		return false
 	}
 	o.queue = append(o.queue, b)
@@ -64,12 +97,17 @@ func (o *outbox) welcome(b []byte) {
 	o.startWriterLocked()
 }
 
-// startWriterLocked starts the writer unless one runs or the outbox is
-// held, and unlocks o.mu.
+// startWriterLocked wakes the parked writer, or starts one unless one runs
+// or the outbox is held, and unlocks o.mu.
 func (o *outbox) startWriterLocked() {
+	if o.parked {
+		o.unparkLocked()
+		return
+	}
 	start := !o.writing && !o.held
 	if start {
 		o.writing = true
+		o.runs++
 		if o.writeFn == nil {
 			o.writeFn = o.write
 		}
@@ -77,22 +115,53 @@ func (o *outbox) startWriterLocked() {
 	write := o.writeFn
 	o.mu.Unlock()
 	if start {
-		// The writer exists only while frames wait, so an idle session holds
-		// no goroutine, and everything queued meanwhile goes out as one batch.
-		// Starting it allocates nothing: a func value called without
-		// arguments needs no closure, where `go s.write()` allocated one per
-		// recipient of every fan-out, and the allocations made the fan-out
-		// loop trigger GC work and give up its processor halfway through.
+		// The writer exists only while frames wait (and writerLinger after),
+		// so an idle session holds no goroutine, and everything queued
+		// meanwhile goes out as one batch. Starting it allocates nothing: a
+		// func value called without arguments needs no closure.
 		go write()
 	}
 }
 
-// write drains the queue in batches until it is empty.
+// unparkLocked wakes the writer if it is parked, and unlocks o.mu. The
+// send never blocks: wake holds one token, and only the one who cleared
+// parked sends it.
+func (o *outbox) unparkLocked() {
+	wake := o.parked
+	o.parked = false
+	o.mu.Unlock()
+	if wake {
+		o.wake <- struct{}{}
+	}
+}
+
+// write drains the queue in batches until it is empty and, unless it is
+// one of the session's first quietRuns writers, waits writerLinger for more
+// before it ends.
 func (o *outbox) write() {
+	o.mu.Lock()
 	for {
-		o.mu.Lock()
 		batch := o.queue
+		if len(batch) == 0 && !o.closed && o.closing == nil && !o.quit && o.runs > quietRuns && o.sweep != nil {
+			// A plain receive, not a select with a timer: the sweeper ends
+			// idle writers, so that a park and a wake-up cost a channel
+			// hand-off and nothing more.
+			if o.wake == nil {
+				o.wake = make(chan struct{}, 1)
+			}
+			o.parked, o.stale = true, false
+			list := !o.listed
+			o.listed = true
+			o.mu.Unlock()
+			if list {
+				o.sweep.add(o)
+			}
+			<-o.wake
+			o.mu.Lock()
+			continue
+		}
 		if len(batch) == 0 || o.closed {
+			o.quit = false
 			o.writing = false
 			d := o.closing
 			if d != nil && !o.closed {
@@ -114,12 +183,11 @@ func (o *outbox) write() {
 		clear(batch) // let the shared frames go
 		o.mu.Lock()
 		o.spare = batch[:0]
-		o.mu.Unlock()
 		if err != nil {
-			o.mu.Lock()
 			o.closed = true
 			o.ended = DisconnectWriteError
 			o.queue, o.queued = nil, 0
+			o.quit = false
 			o.writing = false
 			o.mu.Unlock()
 			o.t.Close(Disconnect{Code: DisconnectWriteError, Reason: err.Error()})
@@ -137,22 +205,91 @@ func (o *outbox) drain(d Disconnect) {
 	}
 	o.closing = &d
 	o.ended = d.Code
-	if o.writing {
+	if o.writing && !o.parked {
 		o.mu.Unlock()
 		return // the writer closes the transport once it has drained the queue
 	}
+	// Nothing is on its way (a parked writer has an empty queue): closed
+	// here, before drain returns, as Shutdown expects; a parked writer is
+	// woken to end.
 	o.closed = true
-	o.mu.Unlock()
+	o.unparkLocked()
 	o.t.Close(d)
 }
 
 // stop drops what is queued and takes no more frames, and returns why the
 // server ended the session (0 if it did not). The transport is not told:
-// its session is being closed.
+// its session is being closed. A parked writer is woken to end.
 func (o *outbox) stop() DisconnectCode {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	o.closed = true
 	o.queue, o.queued = nil, 0
-	return o.ended
+	ended := o.ended
+	o.unparkLocked()
+	return ended
+}
+
+// sweeper ends the writers that stayed parked for writerLinger. It keeps a
+// list of the outboxes whose writer parked, and runs while that list is not
+// empty: a node whose sessions are quiet runs no sweeper.
+type sweeper struct {
+	mu      sync.Mutex // protects the fields below
+	list    []*outbox
+	running bool
+}
+
+// add puts o, whose writer is about to park, on the list.
+func (w *sweeper) add(o *outbox) {
+	w.mu.Lock()
+	w.list = append(w.list, o)
+	start := !w.running
+	w.running = true
+	w.mu.Unlock()
+	if start {
+		go w.run()
+	}
+}
+
+// run passes over the list every writerLinger until it is empty: a writer
+// parked at two passes in a row is told to end, and an outbox whose writer
+// has ended leaves the list.
+func (w *sweeper) run() {
+	for {
+		time.Sleep(writerLinger)
+		w.mu.Lock()
+		kept := w.list[:0]
+		for _, o := range w.list {
+			if o.pass() {
+				kept = append(kept, o)
+			}
+		}
+		clear(w.list[len(kept):])
+		w.list = kept
+		if len(kept) == 0 {
+			w.running = false
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+	}
+}
+
+// pass is one pass of the sweeper over o: it marks a parked writer stale,
+// or tells a stale one to end. It reports whether o stays on the list.
+func (o *outbox) pass() bool {
+	o.mu.Lock()
+	switch {
+	case !o.writing:
+		o.listed = false
+		o.mu.Unlock()
+		return false
+	case o.parked && o.stale:
+		o.quit, o.listed = true, false
+		o.unparkLocked()
+		return false
+	case o.parked:
+		o.stale = true
+	}
+	o.mu.Unlock()
+	return true
 }

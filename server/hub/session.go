@@ -32,13 +32,15 @@ type Identity struct {
 // for concurrent use; Handle is meant to be called from the connection's one
 // reader goroutine so that a client's frames are carried out in order.
 type Session struct {
+	// What a fan-out reads of each member comes first, together, so that
+	// it spans few cache lines: id, enc, lang, out.
 	hub *Hub
 	id  string
-	who Identity
 	enc Encoder
 	// lang is the language of the session's texts, picked at Open.
 	lang i18n.Lang
-	out  outbox         // what is on its way to the client
+	out  outbox // what is on its way to the client
+	who  Identity
 	lim  *sessionLimits // rate buckets and admission; set by Open
 	life lifetime       // when the session ends for its token
 	ops  sync.Mutex     // serialises the client's commands with moderation (kicks)

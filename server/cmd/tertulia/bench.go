@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -20,7 +21,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var cfg load.Config
 	fs.StringVar(&cfg.Scenario, "scenario", "fanout", "scenario: "+strings.Join(load.Scenarios, ", "))
 	fs.StringVar(&cfg.Transport, "transport", "ws", "transport: ws (JSON over the WebSocket bridge) or grpc")
-	fs.StringVar(&cfg.Client, "client", "own", "WebSocket client: own (zero-copy frames) or coder (coder/websocket and encoding/json, as an ordinary client)")
+	fs.StringVar(&cfg.Client, "client", "own", "WebSocket client: own (zero-copy frames) or coder (coder/websocket, as a lean production client)")
+	fs.BoolVar(&cfg.OfferProtocol, "subprotocol", false, "own client: offer the tertulia.v1 subprotocol, with which a frame may carry several events (coder always does)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8000", "server HTTP address (WebSocket)")
 	fs.StringVar(&cfg.PubHTTPAddr, "pub-http-addr", "", "fanout: the publisher's node HTTP address, for delivery across a cluster (default: --http-addr)")
 	fs.StringVar(&cfg.PubGRPCAddr, "pub-grpc-addr", "", "fanout: the publisher's node gRPC address (default: --grpc-addr)")
@@ -44,6 +46,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.ProfileOut, "profile-out", "", "save the server's CPU profile over the measured phase here")
 	svg := fs.String("svg", "", "write the latency distribution to this SVG file")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile over the whole run to this file")
 	markdown := fs.String("markdown", "", "instead of a run, print the results in this file (label TAB JSON lines) as a Markdown table")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -57,6 +60,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
 	res, runErr := load.Run(ctx, cfg)
 	if res == nil {
 		return runErr
@@ -81,6 +91,24 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	return runErr
+}
+
+// startCPUProfile profiles this process into file until the returned
+// function is called: what the load tool itself spends, to keep it from
+// being the bottleneck of what it measures.
+func startCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // printMarkdown prints the results saved in file as a Markdown table.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -79,7 +78,7 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		json.NewEncoder(w).Encode(map[string]any{"status": "healthy", "service": "tertulia-bridge", "connections": b.Conns()})
 	})
 
-	lis, err := net.Listen("tcp", *httpAddr)
+	lis, err := bridge.Listen(ctx, *httpAddr)
 	if err != nil {
 		return fmt.Errorf("listen http: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/tertulia/tertulia/bridge"
 	"github.com/tertulia/tertulia/server/auth"
 	"github.com/tertulia/tertulia/server/hub"
 	"github.com/tertulia/tertulia/server/metrics"
@@ -104,7 +105,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("listen grpc: %w", err)
 	}
-	httpLis, err := net.Listen("tcp", *httpAddr)
+	// The keepalives of the HTTP port's connections are set once, on the
+	// listener (see bridge.Listen).
+	httpLis, err := bridge.Listen(ctx, *httpAddr)
 	if err != nil {
 		grpcLis.Close()
 		return fmt.Errorf("listen http: %w", err)
