@@ -23,11 +23,14 @@ type Remote struct {
 
 var _ Upstream = Remote{}
 
-// Run implements Upstream.
-func (u Remote) Run(ctx context.Context, token string, c *Conn) error {
-	err := u.run(ctx, token, c)
-	c.Close(closeForStatus(err))
-	return err
+// Start implements Upstream. The session runs on a goroutine of its own,
+// which reads the browser's frames while the stream's are forwarded.
+func (u Remote) Start(ctx context.Context, token string, c *Conn, done func(error)) {
+	go func() {
+		err := u.run(ctx, token, c)
+		c.Close(closeForStatus(err))
+		done(err)
+	}()
 }
 
 func (u Remote) run(ctx context.Context, token string, c *Conn) error {
