@@ -95,6 +95,14 @@ func (c *Conn) WriteFrames(frames [][]byte) error {
 	if cap(buf) < n {
 		buf = make([]byte, 0, n)
 	}
+	if c.head != nil && c.headTimer && c.ping.Stop() {
+		// The answer goes out with this write: the timer that would have
+		// sent it alone has nothing to do, and its run at headHold would
+		// cost every new connection a goroutine. It is set for the first
+		// ping instead. (If Stop failed, sendPing runs now and sets it.)
+		c.headTimer = false
+		c.ping.Reset(c.b.cfg.PingInterval)
+	}
 	buf, c.head = append(buf, c.head...), nil
 	if c.protocol == Subprotocol {
 		buf = appendJoined(buf, frames, c.b.cfg.MaxFrameBytes)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -125,4 +127,26 @@ func BenchmarkClientRead(b *testing.B) {
 			})
 		}
 	}
+}
+
+// The upgrade's answer that goes out with the welcome leaves the ping timer
+// set for the first ping: its run at headHold, with nothing left to send,
+// would have cost every new connection a goroutine.
+func TestHeadSentWithWelcomeDisarmsTheHeadTimer(t *testing.T) {
+	b := &Bridge{cfg: Config{PingInterval: time.Hour}.withDefaults()}
+	server, client := net.Pipe()
+	defer client.Close()
+	c := newConn(b, server, nil, []byte("HTTP/1.1 101 Switching Protocols\r\n\r\n"))
+	defer c.ping.Stop()
+	go io.Copy(io.Discard, client)
+	if err := c.WriteFrames([][]byte{[]byte(`{"type":"system"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	armed := c.headTimer
+	c.mu.Unlock()
+	if armed {
+		t.Error("the head went out with the welcome, but the timer still waits to send it at headHold")
+	}
+	server.Close()
 }
