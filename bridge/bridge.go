@@ -23,7 +23,9 @@ type Config struct {
 	// Origins says which cross-origin pages may open a WebSocket.
 	Origins Origins
 	// MaxFrameBytes bounds a client message; a bigger one closes the
-	// connection with 1009. Default hub.MaxFrameBytes (64 KiB).
+	// connection with 1009. It bounds the messages that join several
+	// events for a tertulia.v1 client too (see Conn.WriteFrames). Default
+	// hub.MaxFrameBytes (64 KiB).
 	MaxFrameBytes int
 	// PingInterval is how often the server pings; a connection silent
 	// (no frame, no pong) for two intervals is closed. Default
@@ -154,35 +156,43 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request) {
 	b.start(nc, br, nil, a)
 }
 
-// start runs an upgraded connection on a goroutine of its own; br holds
-// what was read ahead of it, if anything, and head the upgrade's answer if
-// it is still to be written.
+// start runs an upgraded connection; br holds what was read ahead of it,
+// if anything, and head the upgrade's answer if it is still to be written.
+// The session is set up on one of the bridge's workers: the goroutine that
+// then waits for the browser's frames starts afresh, with a small stack
+// (see Conn.Serve).
 func (b *Bridge) start(nc net.Conn, br *bufio.Reader, head []byte, a admission) {
 	c := newConn(b, nc, br, head)
-	c.acceptLanguage = a.acceptLanguage
+	c.acceptLanguage, c.protocol = a.acceptLanguage, a.protocol
 	if !b.track(c) {
 		c.Close(StatusServiceRestart, ReasonServiceRestart)
 		c.closeSocket()
 		return
 	}
-	go b.run(c, a)
+	b.workers.run(func() { b.run(c, a) })
 }
 
-// run runs one upgraded connection until it closes.
+// run starts the session of an upgraded connection; finish ends it.
 func (b *Bridge) run(c *Conn, a admission) {
-	defer b.untrack(c)
 	token := a.token
 	if token == "" && a.requireToken {
-		b.workers.do(func() error { token = b.authFrame(c); return nil })
+		token = b.authFrame(c)
 	}
-	if c.CloseCode() == 0 {
-		err := b.cfg.Upstream.Run(peerContext(c), token, c)
-		if !sessionOver(err) { // the upstream has closed c; this is a safety net
-			c.Close(ws.StatusInternalServerError, "internal error")
-		}
-		c.Close(ws.StatusNormalClosure, "")
+	if c.CloseCode() != 0 {
+		b.finish(c, nil)
+		return
 	}
+	b.cfg.Upstream.Start(peerContext(c), token, c, func(err error) { b.finish(c, err) })
+}
+
+// finish closes the connection of a session that ended with err.
+func (b *Bridge) finish(c *Conn, err error) {
+	if !sessionOver(err) { // the upstream has closed c; this is a safety net
+		c.Close(ws.StatusInternalServerError, "internal error")
+	}
+	c.Close(ws.StatusNormalClosure, "")
 	c.closeSocket()
+	b.untrack(c)
 	if b.log.Enabled(context.Background(), slog.LevelDebug) { // not a formatted address per connection for nothing
 		b.log.Debug("websocket closed", "remote", c.nc.RemoteAddr().String(), "code", int(c.CloseCode()))
 	}

@@ -11,5 +11,7 @@
 //
 // A connection costs its reader goroutine and, while frames wait, the hub's
 // writer; pings ride on a timer, and a batch of frames goes out in one
-// socket write.
+// socket write. A plain client gets one JSON object per WebSocket message;
+// a client that negotiated Subprotocol (tertulia.v1) gets the frames of a
+// batch in one message, one JSON object per line (write.go).
 package bridge

@@ -1,6 +1,7 @@
 package bridge_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -98,6 +99,9 @@ type wsUser struct {
 	// welcome is the system frame the connection opened with.
 	welcome frame
 	proto   string // the subprotocol the server chose
+	// queued are the events of the last message not yet read: with the
+	// tertulia.v1 subprotocol one message carries several, split on '\n'.
+	queued [][]byte
 }
 
 // dialOpts are the knobs of a dial.
@@ -171,11 +175,28 @@ func (u *wsUser) read() (frame, error) { return u.readWithin(waitTimeout) }
 
 // readWithin reads the next frame, waiting at most d.
 func (u *wsUser) readWithin(d time.Duration) (frame, error) {
+	if len(u.queued) == 0 {
+		data, err := u.message(d)
+		if err != nil {
+			return nil, err
+		}
+		u.queued = bytes.Split(data, []byte("\n"))
+	}
+	data := u.queued[0]
+	u.queued = u.queued[1:]
+	return u.parse(data), nil
+}
+
+// message reads the next WebSocket message as it came, waiting at most d.
+func (u *wsUser) message(d time.Duration) ([]byte, error) {
 	u.conn.SetReadDeadline(time.Now().Add(d))
 	data, _, err := nodetest.ReadServerData(u.rw)
-	if err != nil {
-		return nil, err
-	}
+	return data, err
+}
+
+// parse decodes one event, checking what every event has.
+func (u *wsUser) parse(data []byte) frame {
+	u.t.Helper()
 	var f frame
 	if err := json.Unmarshal(data, &f); err != nil {
 		u.t.Fatalf("%s: frame %q is not JSON: %v", u.name, data, err)
@@ -186,7 +207,7 @@ func (u *wsUser) readWithin(d time.Duration) (frame, error) {
 	if ts, err := time.Parse(time.RFC3339, f.str("timestamp")); err != nil || ts.Location() != time.UTC {
 		u.t.Errorf("%s: timestamp %q is not RFC 3339 UTC", u.name, f.str("timestamp"))
 	}
-	return f, nil
+	return f
 }
 
 // await skips frames until one satisfies match, and returns it.

@@ -22,47 +22,49 @@ type InProcess struct {
 
 var _ Upstream = InProcess{}
 
-// Run implements Upstream.
-func (u InProcess) Run(ctx context.Context, token string, c *Conn) error {
-	// Verifying the token, opening and closing the session run on the
-	// bridge's workers, as the frames do: this goroutine, which lasts as
-	// long as the connection, keeps a small stack (see Conn.Serve).
-	var sess *grpcapi.Session
-	err := c.b.workers.do(func() error {
-		who, err := u.Gate.Session(token)
-		if err != nil {
-			c.Close(ws.StatusPolicyViolation, err.Error())
-			return err
-		}
-		who.AcceptLanguage = c.acceptLanguage
-		sess, err = u.Chat.Open(ctx, who, socketSink{c})
-		if reason, ok := tooManyConns(err); ok {
-			c.Close(ws.StatusPolicyViolation, reason)
-			return err
-		}
-		var banned *hub.BannedError
-		if errors.As(err, &banned) {
-			c.Close(CloseModerated, banned.Error())
-			return err
-		}
-		if err != nil {
-			// Whether the node is shutting down or cannot reach its
-			// cluster, the browser had better try again, elsewhere.
-			if errors.Is(err, hub.ErrShuttingDown) {
-				c.Close(StatusServiceRestart, ReasonServiceRestart)
-			} else {
-				c.Close(ws.StatusGoingAway, closeShutdown)
-			}
-			return err
-		}
-		return nil
-	})
+// Start implements Upstream. It verifies the token and opens the session
+// on the calling goroutine (one of the bridge's workers), and leaves the
+// waiting for frames to c.Serve.
+func (u InProcess) Start(ctx context.Context, token string, c *Conn, done func(error)) {
+	sess, err := u.open(ctx, token, c)
 	if err != nil {
-		return err
+		done(err)
+		return
 	}
-	served := c.Serve(sess.Handle, func(fe *FrameError) { sess.Refuse(echoedID(fe.ID), fe.Refusal()) })
-	c.b.workers.do(func() error { sess.Close(); return nil })
-	return served
+	c.Serve(sess.Handle, func(fe *FrameError) { sess.Refuse(echoedID(fe.ID), fe.Refusal()) },
+		func(err error) { sess.Close(); done(err) })
+}
+
+// open opens the session of c, or closes c with the code that says why it
+// could not.
+func (u InProcess) open(ctx context.Context, token string, c *Conn) (*grpcapi.Session, error) {
+	who, err := u.Gate.Session(token)
+	if err != nil {
+		c.Close(ws.StatusPolicyViolation, err.Error())
+		return nil, err
+	}
+	who.AcceptLanguage = c.acceptLanguage
+	sess, err := u.Chat.Open(ctx, who, socketSink{c})
+	if reason, ok := tooManyConns(err); ok {
+		c.Close(ws.StatusPolicyViolation, reason)
+		return nil, err
+	}
+	var banned *hub.BannedError
+	if errors.As(err, &banned) {
+		c.Close(CloseModerated, banned.Error())
+		return nil, err
+	}
+	if err != nil {
+		// Whether the node is shutting down or cannot reach its
+		// cluster, the browser had better try again, elsewhere.
+		if errors.Is(err, hub.ErrShuttingDown) {
+			c.Close(StatusServiceRestart, ReasonServiceRestart)
+		} else {
+			c.Close(ws.StatusGoingAway, closeShutdown)
+		}
+		return nil, err
+	}
+	return sess, nil
 }
 
 // socketSink is a browser connection as the FrameSink of its session.

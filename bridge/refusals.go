@@ -64,6 +64,18 @@ func (r *refusals) swap(f *chatv1.ServerFrame, now time.Time) *chatv1.ServerFram
 	return ErrorFrame(now, echoedID(fe.ID), fe.Code, msg)
 }
 
+// forwarded is what the browser gets for f, a frame of the core: the
+// refusal f answers, nil for the answer to a barrier with none held, else f.
+func (r *refusals) forwarded(f *chatv1.ServerFrame, now time.Time) *chatv1.ServerFrame {
+	if s := r.swap(f, now); s != nil {
+		return s
+	}
+	if f.GetId() == r.barrier {
+		return nil
+	}
+	return f
+}
+
 // barrierText is the English text of the core's answer to a barrier: an
 // empty frame.
 const barrierText = "unknown frame type"

@@ -23,11 +23,14 @@ type Remote struct {
 
 var _ Upstream = Remote{}
 
-// Run implements Upstream.
-func (u Remote) Run(ctx context.Context, token string, c *Conn) error {
-	err := u.run(ctx, token, c)
-	c.Close(closeForStatus(err))
-	return err
+// Start implements Upstream. The session runs on a goroutine of its own,
+// which reads the browser's frames while the stream's are forwarded.
+func (u Remote) Start(ctx context.Context, token string, c *Conn, done func(error)) {
+	go func() {
+		err := u.run(ctx, token, c)
+		c.Close(closeForStatus(err))
+		done(err)
+	}()
 }
 
 func (u Remote) run(ctx context.Context, token string, c *Conn) error {
@@ -85,30 +88,80 @@ func (u Remote) run(ctx context.Context, token string, c *Conn) error {
 // forward copies the core's frames to the browser until the stream ends,
 // then closes the browser connection with the fitting code so that the
 // reader stops, and returns the stream's status.
+//
+// The stream is read on a goroutine of its own, a few frames ahead of the
+// browser: the frames that arrive while a write is under way go out
+// together in the next one, as the in-process writer sends what its
+// session queued (and a tertulia.v1 browser gets them in one message).
 func forward(st grpc.BidiStreamingClient[chatv1.ClientFrame, chatv1.ServerFrame], c *Conn, held *refusals) error {
-	for {
-		f, err := st.Recv()
-		if errors.Is(err, io.EOF) {
-			c.Close(ws.StatusNormalClosure, "")
-			return nil
+	frames := make(chan *chatv1.ServerFrame, forwardAhead)
+	ended := make(chan error, 1) // why the stream ended, once frames is closed
+	go func() {
+		defer close(frames)
+		for {
+			f, err := st.Recv()
+			if err != nil {
+				ended <- err
+				return
+			}
+			frames <- f
 		}
-		if err != nil {
-			c.Close(closeForStatus(err))
-			return err
+	}()
+	// abandon waits, once the browser is gone, for the stream to end: the
+	// core ends it once run has closed its side, or run cancels it.
+	abandon := func() {
+		for range frames {
 		}
-		if r := held.swap(f, c.b.now()); r != nil {
-			f = r
-		} else if f.GetId() == held.barrier {
+	}
+	batch := make([][]byte, 0, forwardAhead)
+	for f := range frames {
+		batch = batch[:0]
+	queued: // f, and the frames that came in behind it
+		for {
+			if f = held.forwarded(f, c.b.now()); f != nil {
+				b, err := EncodeFrame(f)
+				if err != nil {
+					c.Close(ws.StatusInternalServerError, "internal error")
+					abandon()
+					return err
+				}
+				batch = append(batch, b)
+			}
+			if len(batch) == forwardAhead {
+				break
+			}
+			select {
+			case next, ok := <-frames:
+				if !ok {
+					break queued
+				}
+				f = next
+			default:
+				break queued
+			}
+		}
+		if len(batch) == 0 {
 			continue
 		}
-		if err := c.writeFrame(f); err != nil {
+		if err := c.WriteFrames(batch); err != nil {
 			// The browser did not take a frame within WriteTimeout (or is
 			// gone): it is a slow consumer here as in the core.
 			c.Close(ws.StatusPolicyViolation, "slow consumer: write timed out")
+			abandon()
 			return err
 		}
 	}
+	if err := <-ended; !errors.Is(err, io.EOF) {
+		c.Close(closeForStatus(err))
+		return err
+	}
+	c.Close(ws.StatusNormalClosure, "")
+	return nil
 }
+
+// forwardAhead bounds the core's frames read ahead of a browser that is
+// being written to.
+const forwardAhead = 64
 
 // closeForStatus maps how a remote session ended (nil, a read error of the
 // browser's connection, or the core's gRPC status) onto a WebSocket close

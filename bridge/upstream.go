@@ -6,11 +6,16 @@ import "context"
 // through the Chat service's session contract, Remote over a real
 // chat.v1 Connect stream.
 type Upstream interface {
-	// Run runs a session for a browser presenting token ("" for a guest,
-	// where guests are allowed) until either side ends it. It reads client
-	// frames with c.Recv or c.Serve and sends server frames with
-	// c.WriteFrames. Before it returns it has closed c with the code that
-	// says how the session ended (1008 for a token refused before any chat
-	// traffic); its error says the same for the logs.
-	Run(ctx context.Context, token string, c *Conn) error
+	// Start starts a session for a browser presenting token ("" for a
+	// guest, where guests are allowed), and calls done once, with why, when
+	// either side has ended it. It reads client frames with c.Recv or
+	// c.Serve and sends server frames with c.WriteFrames. Before done is
+	// called, c has been closed with the code that says how the session
+	// ended (1008 for a token refused before any chat traffic); done's
+	// error says the same for the logs.
+	//
+	// Start need not return before the session ends, but a session that
+	// returns and leaves its waiting to c.Serve costs an idle connection
+	// one goroutine with the smallest stack (see Conn.Serve).
+	Start(ctx context.Context, token string, c *Conn, done func(error))
 }

@@ -11,4 +11,4 @@ import (
 // waits in the frame reader itself.
 func rawConnOf(net.Conn) syscall.RawConn { return nil }
 
-func waitReadable(syscall.RawConn, *[1]byte) error { return nil }
+func waitReadable(syscall.RawConn) error { return nil }

@@ -26,12 +26,9 @@ func rawConnOf(nc net.Conn) syscall.RawConn {
 //
 // It exists for memory: a connection's goroutine spends its idle life
 // parked here, a few frames deep, rather than at the bottom of the frame
-// reader, so the garbage collector can shrink its stack.
-func waitReadable(rc syscall.RawConn, peek *[1]byte) error {
-	return rc.Read(func(fd uintptr) bool {
-		_, _, err := syscall.Recvfrom(int(fd), peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		// On EAGAIN, wait for the poller and look again; anything else,
-		// a byte, the end or an error, is for the reader to meet.
-		return err != syscall.EAGAIN && err != syscall.EINTR
-	})
+// reader, so that its stack stays at the smallest size (see Conn.Serve).
+// peekReadable is a plain function, not a closure, so that a wait
+// allocates nothing.
+func waitReadable(rc syscall.RawConn) error {
+	return rc.Read(peekReadable)
 }

@@ -5,10 +5,11 @@ import (
 	"sync/atomic"
 )
 
-// workers run the connections' bursts of frames (see Conn.Serve) on
-// goroutines kept warm between bursts. A new goroutine starts with a small
-// stack, and handling a frame grew it, by copying, to 8 KiB on every burst:
-// an eighth of the server's time while connections were being set up.
+// workers run the connections' set-up and bursts of frames (see
+// Conn.Serve) on goroutines kept warm between bursts. A new goroutine starts
+// with a small stack, and handling a frame grew it, by copying, to 8 KiB on
+// every burst: an eighth of the server's time while connections were being
+// set up.
 type workers struct {
 	tasks   chan func() // unbuffered: a send succeeds only when a worker waits
 	maxIdle int32
@@ -29,14 +30,6 @@ func (w *workers) run(f func()) {
 	default:
 		go w.loop(f)
 	}
-}
-
-// do runs f on a worker and returns its error once it is done. The
-// calling goroutine keeps the small stack it has.
-func (w *workers) do(f func() error) error {
-	done := make(chan error, 1)
-	w.run(func() { done <- f() })
-	return <-done
 }
 
 // loop runs f, then waits for more unless enough workers wait already.

@@ -70,8 +70,16 @@ func (c *Conn) writeHead() error {
 // pingFrame is an empty, unmasked ping (RFC 6455 5.5.2).
 var pingFrame = []byte{0x80 | byte(ws.OpPing), 0}
 
-// WriteFrames sends frames as text messages in one socket write. It is the
-// hub's writer (in-process) or the upstream reader (remote) that calls it.
+// WriteFrames sends frames, each one event's JSON, in one socket write. It
+// is the hub's writer (in-process) or the upstream reader (remote) that
+// calls it.
+//
+// A plain client gets one WebSocket text message per event, as the seed
+// sent them. A client that negotiated Subprotocol gets the events joined
+// with '\n' in as few messages as fit within MaxFrameBytes each (an event
+// bigger than that goes alone): a client pays per message it reads, in
+// its WebSocket library's framing and in its event loop, and encoding/json
+// never writes a raw newline inside an object, so the split is unambiguous.
 func (c *Conn) WriteFrames(frames [][]byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -87,10 +95,22 @@ func (c *Conn) WriteFrames(frames [][]byte) error {
 	if cap(buf) < n {
 		buf = make([]byte, 0, n)
 	}
+	if c.head != nil && c.headTimer && c.ping.Stop() {
+		// The answer goes out with this write: the timer that would have
+		// sent it alone has nothing to do, and its run at headHold would
+		// cost every new connection a goroutine. It is set for the first
+		// ping instead. (If Stop failed, sendPing runs now and sets it.)
+		c.headTimer = false
+		c.ping.Reset(c.b.cfg.PingInterval)
+	}
 	buf, c.head = append(buf, c.head...), nil
-	for _, f := range frames {
-		buf = appendHeader(buf, ws.OpText, len(f))
-		buf = append(buf, f...)
+	if c.protocol == Subprotocol {
+		buf = appendJoined(buf, frames, c.b.cfg.MaxFrameBytes)
+	} else {
+		for _, f := range frames {
+			buf = appendHeader(buf, ws.OpText, len(f))
+			buf = append(buf, f...)
+		}
 	}
 	c.armWrite()
 	_, err := c.nc.Write(buf)
@@ -103,6 +123,25 @@ func (c *Conn) WriteFrames(frames [][]byte) error {
 	}
 	c.welcomeOnce.Do(func() { close(c.welcomed) })
 	return nil
+}
+
+// appendJoined appends frames as text messages of the events joined with
+// '\n', each message as long as fits within limit bytes, in order.
+func appendJoined(b []byte, frames [][]byte, limit int) []byte {
+	for len(frames) > 0 {
+		k, n := 1, len(frames[0])
+		for k < len(frames) && n+1+len(frames[k]) <= limit {
+			n += 1 + len(frames[k])
+			k++
+		}
+		b = appendHeader(b, ws.OpText, n)
+		b = append(b, frames[0]...)
+		for _, f := range frames[1:k] {
+			b = append(append(b, '\n'), f...)
+		}
+		frames = frames[k:]
+	}
+	return b
 }
 
 // writeBuffers hold batches while they are written. They are shared by all

@@ -108,7 +108,9 @@ func need(t *testing.T) string {
 // chat in a room and privately, see each other online, HTML stays text, the
 // pages reconnect by themselves after the server restarts, and after their
 // network drops they show what was said meanwhile, once; a page joining a
-// room shows its recent history. The pages reach the node through a proxy
+// room shows its recent history; a burst of messages, which the rooms page
+// (tertulia.v1) gets several to a WebSocket message, shows whole and in
+// order. The pages reach the node through a proxy
 // that can cut their connections (CUT).
 func TestPagesInChromium(t *testing.T) {
 	nodeBin := need(t)
@@ -155,6 +157,9 @@ func TestPagesInChromium(t *testing.T) {
 			sayWhileAway(t, srv)
 			net.up()
 			io.WriteString(stdin, "CUT-DONE\n")
+		case line == "BURST":
+			sayBurst(t, srv)
+			io.WriteString(stdin, "BURST-DONE\n")
 		case line == "OK":
 			ok = true
 		case strings.HasPrefix(line, "FAIL"):
@@ -188,18 +193,8 @@ func TestPagesInChromium(t *testing.T) {
 // private messages over gRPC, each acknowledged (logged) before it returns.
 func sayWhileAway(t *testing.T, srv *server) {
 	t.Helper()
-	a, err := auth.New(auth.Config{Secret: nodetest.Secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	tok, err := a.Issue("dave", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dave := nodetest.Open(t, srv.grpc, tok, "dave")
+	dave := daveInLounge(t, srv)
 	defer dave.Cut()
-	dave.JoinFrom("lounge", nil, 0)
 	frames := make([]*chatv1.ClientFrame, 0, 8)
 	for i := range 5 {
 		frames = append(frames, nodetest.RoomMessage(fmt.Sprintf("m%d", i), "lounge", fmt.Sprintf("while away %d", i)))
@@ -211,4 +206,39 @@ func sayWhileAway(t *testing.T, srv *server) {
 		dave.Send(f)
 		dave.Await("ack "+f.Id, nodetest.IsAck(f.Id))
 	}
+}
+
+// burstSize is how many messages sayBurst sends: within a new connection's
+// burst allowance (40), so that none is refused as rate_limited.
+const burstSize = 30
+
+// sayBurst has dave send burstSize messages to lounge back to back, and
+// waits for each one's ack: the pages' writers find several queued at once.
+func sayBurst(t *testing.T, srv *server) {
+	t.Helper()
+	dave := daveInLounge(t, srv)
+	defer dave.Cut()
+	for i := range burstSize {
+		dave.Send(nodetest.RoomMessage(fmt.Sprintf("b%d", i), "lounge", fmt.Sprintf("burst %02d", i)))
+	}
+	for i := range burstSize {
+		dave.Await(fmt.Sprintf("ack b%d", i), nodetest.IsAck(fmt.Sprintf("b%d", i)))
+	}
+}
+
+// daveInLounge opens a gRPC session for dave, in room lounge.
+func daveInLounge(t *testing.T, srv *server) *nodetest.Peer {
+	t.Helper()
+	a, err := auth.New(auth.Config{Secret: nodetest.Secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	tok, err := a.Issue("dave", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dave := nodetest.Open(t, srv.grpc, tok, "dave")
+	dave.JoinFrom("lounge", nil, 0)
+	return dave
 }

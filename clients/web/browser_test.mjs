@@ -25,10 +25,15 @@ function step(what) {
   console.log(`step: ${what}`);
 }
 
+/** The payloads of the WebSocket messages each page received, by page. */
+const received = new Map();
+
 /** A page logged in as user on rooms.html. */
 async function login(context, user) {
   const page = await context.newPage();
   page.on('pageerror', (err) => console.log(`${user}: page error: ${err.message}`));
+  received.set(page, []);
+  page.on('websocket', (ws) => ws.on('framereceived', (f) => received.get(page).push(String(f.payload))));
   await page.goto(`${BASE}/static/rooms.html`);
   await page.fill('#usernameInput', user);
   await page.click('#loginButton');
@@ -239,6 +244,25 @@ async function main() {
       if (name === 'index.html') await guest.screenshot({ path: path.join(SHOTS, 'guest.png') });
       await guest.close();
     }
+    step('a burst of messages comes several to a WebSocket message and shows whole, in order');
+    const BURST = 30; // browser_test.go's burstSize
+    const burst = [...Array(BURST).keys()].map((i) => `burst ${String(i).padStart(2, '0')}`);
+    const mark = received.get(bob).length;
+    console.log('BURST');
+    const burstAnswer = await lines.next();
+    check(burstAnswer.value === 'BURST-DONE', `burst sent (got ${JSON.stringify(burstAnswer.value)})`);
+    for (const text of burst) await seeLine(bob, 'bob', 'message', text, '[data-room="lounge"]');
+    const shownBurst = await bob.$$eval('#messages .line[data-type="message"] .text', (els) =>
+      els.map((el) => el.textContent).filter((t) => t.startsWith('burst ')),
+    );
+    check(shownBurst.join('|') === burst.join('|'), `bob shows the burst once each, in order (got ${shownBurst.join(', ')})`);
+    const carriers = received.get(bob).slice(mark).filter((p) => p.includes('"burst '));
+    console.log(`bob got the ${BURST} messages in ${carriers.length} WebSocket messages`);
+    check(carriers.length < BURST, `bob's page got the burst batched (${carriers.length} WebSocket messages for ${BURST})`);
+    for (const p of carriers) {
+      for (const line of p.split('\n')) JSON.parse(line); // each line one whole frame
+    }
+
     step('an administrator disconnects bob: his page says why and stays disconnected');
     const root = await fetch(`${BASE}/api/v1/websocket/test-token`, {
       method: 'POST',

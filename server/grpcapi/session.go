@@ -59,8 +59,12 @@ type Session struct {
 	sink FrameSink
 	enc  hub.Encoder
 
-	once  sync.Once
-	ended chan struct{} // closed once the core has ended the session
+	// The channel Drain waits on is made only when Drain is called: most
+	// sessions are never drained, and an idle one need not hold it.
+	mu      sync.Mutex    // protects the fields below
+	closing bool          // the core is ending the session
+	ended   bool          // the sink's Disconnect has returned
+	drained chan struct{} // made by Drain, closed once ended
 }
 
 // Open starts a chat session for who, whose frames go to sink. Once it
@@ -68,7 +72,7 @@ type Session struct {
 // hub.ErrShuttingDown while the server shuts down, another one if the
 // cluster could not take the session; sink is not called then.
 func (s *ChatService) Open(ctx context.Context, who hub.Identity, sink FrameSink) (*Session, error) {
-	sess := &Session{ctx: ctx, sink: sink, enc: s.encoderFor(sink.WireFormat()), ended: make(chan struct{})}
+	sess := &Session{ctx: ctx, sink: sink, enc: s.encoderFor(sink.WireFormat())}
 	hs, err := s.hub.Open(withPeerIP(ctx), who, (*sessionTransport)(sess))
 	if err != nil {
 		return nil, err
@@ -99,8 +103,18 @@ const drainTimeout = 5 * time.Second
 // drainTimeout has passed.
 func (s *Session) Drain(ctx context.Context) {
 	s.sess.Drain()
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	if s.drained == nil {
+		s.drained = make(chan struct{})
+	}
+	drained := s.drained
+	s.mu.Unlock()
 	select {
-	case <-s.ended:
+	case <-drained:
 	case <-ctx.Done():
 	case <-time.After(drainTimeout):
 	}
@@ -121,10 +135,20 @@ type sessionTransport Session
 func (t *sessionTransport) Encoder() hub.Encoder        { return t.enc }
 func (t *sessionTransport) Write(frames [][]byte) error { return t.sink.WriteFrames(frames) }
 func (t *sessionTransport) Close(d hub.Disconnect) {
-	t.once.Do(func() {
-		t.sink.Disconnect(d)
-		close(t.ended)
-	})
+	t.mu.Lock()
+	if t.closing {
+		t.mu.Unlock()
+		return
+	}
+	t.closing = true
+	t.mu.Unlock()
+	t.sink.Disconnect(d)
+	t.mu.Lock()
+	t.ended = true
+	if t.drained != nil {
+		close(t.drained)
+	}
+	t.mu.Unlock()
 }
 
 // frameEncoder is a hub.Encoder for one wire format.

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -14,15 +15,21 @@ import (
 // this node when the hold ends: after the release, the topic's messages up
 // to the position read (its floor) are dropped until one above it comes;
 // messages come in offset order, so none after that is below it.
+//
+// The topics are a slice, not a map: a session has a floored topic for its
+// inbox and for each room it joined until a message comes above the floor,
+// which in a quiet room may be never, and a map of one or two of them cost
+// each idle session about 250 bytes more.
 type catchup struct {
 	n atomic.Int32 // topics held or floored; read by every delivery, so kept apart from mu
 
 	mu     sync.Mutex // protects topics
-	topics map[string]*hold
+	topics []hold
 }
 
 // hold is one topic being caught up.
 type hold struct {
+	topic   string
 	holding bool
 	held    []heldEvent
 	floor   Position // after the release: drop messages up to it
@@ -43,19 +50,27 @@ func logged(ev *Event) bool {
 	return (ev.Kind == KindMessage || ev.Kind == KindPrivateMessage) && ev.Epoch != ""
 }
 
+// find returns topic's hold, or nil; the caller holds mu, and the pointer
+// is good until it lets mu go or a topic is added or forgotten.
+func (c *catchup) find(topic string) *hold {
+	for i := range c.topics {
+		if c.topics[i].topic == topic {
+			return &c.topics[i]
+		}
+	}
+	return nil
+}
+
 // holdBack starts holding topic's live events for s.
 func (s *Session) holdBack(topic string) {
 	s.catch.mu.Lock()
 	defer s.catch.mu.Unlock()
-	if s.catch.topics == nil {
-		s.catch.topics = make(map[string]*hold)
+	if h := s.catch.find(topic); h != nil {
+		*h = hold{topic: topic, holding: true, counted: h.counted}
+		return
 	}
-	old, ok := s.catch.topics[topic]
-	if !ok {
-		s.catch.n.Add(1)
-		old = &hold{}
-	}
-	s.catch.topics[topic] = &hold{holding: true, counted: old.counted}
+	s.catch.topics = append(s.catch.topics, hold{topic: topic, holding: true})
+	s.catch.n.Add(1)
 }
 
 // heldBack keeps ev (encoded as b) if s holds topic back, or drops it if it
@@ -68,7 +83,7 @@ func (s *Session) heldBack(topic string, ev *Event, b []byte) bool {
 	}
 	s.catch.mu.Lock()
 	defer s.catch.mu.Unlock()
-	h := s.catch.topics[topic]
+	h := s.catch.find(topic)
 	switch {
 	case h == nil:
 		return false
@@ -84,13 +99,20 @@ func (s *Session) heldBack(topic string, ev *Event, b []byte) bool {
 	return false
 }
 
+// forgetLocked ends topic's catching up. The slice goes with its last
+// topic, so that a session that has caught up holds none.
 func (s *Session) forgetLocked(topic string) {
-	if h, ok := s.catch.topics[topic]; ok {
-		delete(s.catch.topics, topic)
-		s.catch.n.Add(-1)
-		if h.counted != nil {
-			h.counted.catching.Add(-1)
-		}
+	i := slices.IndexFunc(s.catch.topics, func(h hold) bool { return h.topic == topic })
+	if i < 0 {
+		return
+	}
+	if g := s.catch.topics[i].counted; g != nil {
+		g.catching.Add(-1)
+	}
+	s.catch.topics = slices.Delete(s.catch.topics, i, i+1)
+	s.catch.n.Add(-1)
+	if len(s.catch.topics) == 0 {
+		s.catch.topics = nil
 	}
 }
 
@@ -108,7 +130,7 @@ func (s *Session) forgetHold(topic string) {
 func (s *Session) release(topic string, first []*Event, floor Position, skip func(*Event) bool) {
 	s.catch.mu.Lock()
 	defer s.catch.mu.Unlock()
-	h := s.catch.topics[topic]
+	h := s.catch.find(topic)
 	if h == nil {
 		return
 	}

@@ -88,8 +88,7 @@ func (s *Session) Handle(ctx context.Context, cmd Command) {
 func (s *Session) member(room string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.rooms[room]
-	return ok
+	return s.rooms.has(room)
 }
 
 func (s *Session) message(ctx context.Context, cmd Command) *Error {
@@ -136,10 +135,10 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 	}
 	s.mu.Lock()
 	closed := s.closed
-	_, already := s.rooms[room]
+	already := s.rooms.has(room)
 	full := len(s.rooms) >= s.hub.cfg.MaxRooms
 	if !closed && !already && !full {
-		s.rooms[room] = struct{}{} // claimed now so that a racing join cannot pass the limit
+		s.rooms = append(s.rooms, room) // claimed now so that a racing join cannot pass the limit
 	}
 	s.mu.Unlock()
 	switch {
@@ -176,7 +175,7 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 
 func (s *Session) forget(room string) {
 	s.mu.Lock()
-	delete(s.rooms, room)
+	s.rooms.remove(room)
 	s.mu.Unlock()
 }
 
@@ -186,8 +185,7 @@ func (s *Session) leave(ctx context.Context, cmd Command) *Error {
 		return err
 	}
 	s.mu.Lock()
-	_, ok := s.rooms[room]
-	delete(s.rooms, room)
+	ok := s.rooms.remove(room)
 	s.mu.Unlock()
 	if !ok {
 		return errorf(CodeNotInRoom, "not in room %q", room)

@@ -44,7 +44,7 @@ func (g *group) add(topic string, s *Session) {
 	g.members[s] = len(g.list)
 	g.list = append(g.list, s)
 	s.catch.mu.Lock()
-	if h := s.catch.topics[topic]; h != nil && h.counted == nil {
+	if h := s.catch.find(topic); h != nil && h.counted == nil {
 		h.counted = g
 		g.catching.Add(1)
 	}
@@ -59,7 +59,7 @@ func (g *group) remove(topic string, s *Session) {
 		return
 	}
 	s.catch.mu.Lock()
-	if h := s.catch.topics[topic]; h != nil && h.counted == g {
+	if h := s.catch.find(topic); h != nil && h.counted == g {
 		h.counted = nil
 		g.catching.Add(-1)
 	}

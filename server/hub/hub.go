@@ -159,15 +159,16 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{hub: h, id: newID(), who: who, enc: t.Encoder(), lang: h.language(who), rooms: make(map[string]struct{}), lim: lim}
+	s := &Session{hub: h, id: newID(), who: who, enc: t.Encoder(), lang: h.language(who), lim: lim}
 	s.out = outbox{t: t, maxFrames: h.cfg.QueueFrames, maxBytes: h.cfg.QueueBytes, held: true, sweep: &h.writers}
 	if err := h.subscribe(ctx, topicLobby, s); err != nil {
 		h.unadmit(s)
 		return nil, fmt.Errorf("subscribe lobby: %w", err)
 	}
-	s.holdBack(topicUser(who.UserID)) // until inboxAtConnect
-	if err := h.subscribe(ctx, topicUser(who.UserID), s); err != nil {
-		s.forgetHold(topicUser(who.UserID))
+	inboxTopic := topicUser(who.UserID) // one string, kept by the hold and the group
+	s.holdBack(inboxTopic)              // until inboxAtConnect
+	if err := h.subscribe(ctx, inboxTopic, s); err != nil {
+		s.forgetHold(inboxTopic)
 		h.unsubscribe(ctx, topicLobby, s)
 		h.unadmit(s)
 		return nil, fmt.Errorf("subscribe user: %w", err)
@@ -177,16 +178,17 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 	// new on every connect, are not looked up.
 	if !who.Guest {
 		if err := h.checkBan(ctx, who.UserID, ""); err != nil {
-			s.forgetHold(topicUser(who.UserID))
-			h.unsubscribe(ctx, topicUser(who.UserID), s)
+			s.forgetHold(inboxTopic)
+			h.unsubscribe(ctx, inboxTopic, s)
 			h.unsubscribe(ctx, topicLobby, s)
+			h.unadmit(s)
 			return nil, err
 		}
 	}
 	inbox := s.inboxAtConnect(ctx)
 	first, conns, err := h.broker.AddConn(ctx, s.presence())
 	if err != nil {
-		h.unsubscribe(ctx, topicUser(who.UserID), s)
+		h.unsubscribe(ctx, inboxTopic, s)
 		h.unsubscribe(ctx, topicLobby, s)
 		h.unadmit(s)
 		return nil, fmt.Errorf("add presence: %w", err)

@@ -116,7 +116,7 @@ type admission struct {
 
 type userEntry struct {
 	conns int
-	rate  *rate.Limiter // nil: no per-user rate
+	rate  lazyLimiter // made on the user's first message
 }
 
 func newAdmission(lim Limits, m *LimitMetrics) *admission {
@@ -142,9 +142,6 @@ func (a *admission) admit(user, ip string) (*userEntry, *Error) {
 	}
 	if u == nil {
 		u = &userEntry{}
-		if r := a.lim.UserMessagesPerSecond; r > 0 {
-			u.rate = rate.NewLimiter(rate.Limit(r), max(1, int(2*r)))
-		}
 		a.users[user] = u
 	}
 	u.conns++
@@ -172,12 +169,15 @@ func (a *admission) release(user, ip string) {
 	}
 }
 
-// sessionLimits are one session's rate buckets and flood state.
+// sessionLimits are one session's rate buckets and flood state. The
+// buckets are made on the session's first frame of their kind: a full
+// bucket made then allows what one made at Open would have, and an idle
+// session, most of them, holds none.
 type sessionLimits struct {
 	ip    string
 	user  *userEntry
-	msgs  *rate.Limiter // nil: off
-	joins *rate.Limiter // nil: off
+	msgs  lazyLimiter
+	joins lazyLimiter
 
 	flooded atomic.Bool // closed as a flood, or about to be
 
@@ -186,15 +186,25 @@ type sessionLimits struct {
 	lastBreach time.Time
 }
 
-func newSessionLimits(lim Limits, ip string, u *userEntry) *sessionLimits {
-	l := &sessionLimits{ip: ip, user: u}
-	if lim.MessagesPerSecond > 0 {
-		l.msgs = rate.NewLimiter(rate.Limit(lim.MessagesPerSecond), max(1, lim.MessagesBurst))
+func newSessionLimits(ip string, u *userEntry) *sessionLimits {
+	return &sessionLimits{ip: ip, user: u}
+}
+
+// lazyLimiter is a token bucket made on its first use.
+type lazyLimiter struct{ p atomic.Pointer[rate.Limiter] }
+
+// allow reports whether one event at now fits a bucket of r per second
+// with burst b; r <= 0 means no limit.
+func (z *lazyLimiter) allow(now time.Time, r float64, b int) bool {
+	if r <= 0 {
+		return true
 	}
-	if lim.JoinsPerSecond > 0 {
-		l.joins = rate.NewLimiter(rate.Limit(lim.JoinsPerSecond), max(1, int(2*lim.JoinsPerSecond)))
+	l := z.p.Load()
+	if l == nil {
+		z.p.CompareAndSwap(nil, rate.NewLimiter(rate.Limit(r), max(1, b)))
+		l = z.p.Load()
 	}
-	return l
+	return l.AllowN(now, 1)
 }
 
 // breachGap is how long a connection must keep within its rates for a run
@@ -215,22 +225,22 @@ func (s *Session) limit(cmd *Command) *Error {
 		return errorf(CodeIDTooLong, "id is %d bytes, over the limit of %d", n, lim.MaxIDBytes)
 	}
 	l := s.lim
-	if l == nil || (l.msgs == nil && l.user.rate == nil && l.joins == nil) {
+	if l == nil || (lim.MessagesPerSecond <= 0 && lim.UserMessagesPerSecond <= 0 && lim.JoinsPerSecond <= 0) {
 		return nil // no rate to check (the load tests turn them off): no clock read
 	}
 	now := h.cfg.Now()
 	var err *Error
 	switch cmd.Kind {
 	case CmdJoinRoom:
-		if l.joins != nil && !l.joins.AllowN(now, 1) {
+		if !l.joins.allow(now, lim.JoinsPerSecond, int(2*lim.JoinsPerSecond)) {
 			err = errorf(CodeRateLimited, "too many joins: at most %g per second", lim.JoinsPerSecond)
 		}
 	case CmdLeaveRoom:
 	default:
 		switch {
-		case l.msgs != nil && !l.msgs.AllowN(now, 1):
+		case !l.msgs.allow(now, lim.MessagesPerSecond, lim.MessagesBurst):
 			err = errorf(CodeRateLimited, "too many messages: at most %g per second", lim.MessagesPerSecond)
-		case l.user.rate != nil && !l.user.rate.AllowN(now, 1):
+		case !l.user.rate.allow(now, lim.UserMessagesPerSecond, int(2*lim.UserMessagesPerSecond)):
 			err = errorf(CodeRateLimited, "too many messages from this user: at most %g per second", lim.UserMessagesPerSecond)
 		}
 	}
@@ -260,7 +270,7 @@ func (h *Hub) admit(ctx context.Context, who Identity) (*sessionLimits, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newSessionLimits(h.cfg.Limits, ip, u), nil
+	return newSessionLimits(ip, u), nil
 }
 
 // unadmit undoes admit once s is detached.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -251,4 +252,33 @@ func TestConnectionCounts(t *testing.T) {
 	if m.RefusedUser.Load() != 1 || m.RefusedIP.Load() != 1 || m.RefusedNode.Load() != 1 {
 		t.Errorf("refusals counted user %d ip %d node %d, want 1 each", m.RefusedUser.Load(), m.RefusedIP.Load(), m.RefusedNode.Load())
 	}
+}
+
+// TestBannedOpenReleasesItsCount checks that a session refused for a ban
+// gives back its place in the connection counts: a banned user retrying
+// must not fill the per-user cap, so that once unbanned they can connect.
+func TestBannedOpenReleasesItsCount(t *testing.T) {
+	ctx := context.Background()
+	h := hub.New(hub.Config{Limits: hub.Limits{ConnsPerUser: 1}}, memory.New())
+	var frames, writes atomic.Int64
+	open := func() (*hub.Session, error) {
+		return h.Open(ctx, hub.Identity{UserID: "ana", Name: "ana"}, &countingTransport{enc: textEncoder{}, frames: &frames, writes: &writes})
+	}
+	if _, err := h.Ban(ctx, hub.Ban{User: "ana", Reason: "test", Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		var banned *hub.BannedError
+		if _, err := open(); !errors.As(err, &banned) {
+			t.Fatalf("open while banned: got %v, want a BannedError", err)
+		}
+	}
+	if _, err := h.Unban(ctx, "ana", ""); err != nil {
+		t.Fatal(err)
+	}
+	s, err := open()
+	if err != nil {
+		t.Fatalf("open after the unban: got %v, want a session", err)
+	}
+	s.Close(ctx)
 }

@@ -238,8 +238,7 @@ func (s *Session) kick(ctx context.Context, room string) {
 	s.ops.Lock()
 	defer s.ops.Unlock()
 	s.mu.Lock()
-	_, ok := s.rooms[room]
-	delete(s.rooms, room)
+	ok := s.rooms.remove(room)
 	s.mu.Unlock()
 	if ok {
 		s.hub.log.Info("kicked from room", "conn", s.id, "user", s.who.UserID, "room", room)

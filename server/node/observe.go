@@ -63,10 +63,11 @@ type observedUpstream struct {
 	metrics *metrics.Registry
 }
 
-func (u observedUpstream) Run(ctx context.Context, token string, c *bridge.Conn) error {
-	defer u.metrics.Connected(metrics.WebSocket)()
-	ctx = logs.With(logs.WithRequestID(ctx, logs.NewID()), slog.String("transport", metrics.WebSocket))
-	return u.Upstream.Run(ctx, token, c)
+func (u observedUpstream) Start(ctx context.Context, token string, c *bridge.Conn, done func(error)) {
+	closed := u.metrics.Connected(metrics.WebSocket)
+	// One With for both: the context is held as long as the session is.
+	ctx = logs.With(ctx, slog.String("request_id", logs.NewID()), slog.String("transport", metrics.WebSocket))
+	u.Upstream.Start(ctx, token, c, func(err error) { closed(); done(err) })
 }
 
 // metricsOnHTTP is the /metrics handler of the HTTP port: none when an

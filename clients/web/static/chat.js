@@ -66,18 +66,14 @@ export class Connection {
     this.socket = socket;
     let welcomed = false;
     socket.onmessage = (ev) => {
-      let frame;
-      try {
-        frame = JSON.parse(ev.data);
-      } catch {
-        return;
+      for (const frame of events(ev.data)) {
+        if (frame.type === 'system' && !welcomed) {
+          welcomed = true;
+          this.attempt = 0;
+          this.onState('connected');
+        }
+        this.onFrame(frame);
       }
-      if (frame.type === 'system' && !welcomed) {
-        welcomed = true;
-        this.attempt = 0;
-        this.onState('connected');
-      }
-      this.onFrame(frame);
     };
     socket.onclose = (ev) => {
       if (this.socket !== socket) return;
@@ -119,6 +115,25 @@ export class Connection {
     this.socket.send(JSON.stringify(frame));
     return true;
   }
+}
+
+/**
+ * events are the server frames one WebSocket message carries, in order. With
+ * the tertulia.v1 subprotocol the server sends the frames it has queued
+ * together in one message, one JSON object per line (JSON never holds a raw
+ * newline); a plain connection gets one per message. A line that is not
+ * JSON is skipped.
+ */
+export function events(data) {
+  const frames = [];
+  for (const line of String(data).split('\n')) {
+    try {
+      frames.push(JSON.parse(line));
+    } catch {
+      // not a frame: nothing to show
+    }
+  }
+  return frames;
 }
 
 /** backoff is the delay before reconnect attempt n: 0.5s doubling to 15s, full jitter. */

@@ -36,7 +36,7 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	httpAddr := fs.String("http-addr", ":8000", "HTTP address of the WebSocket endpoints")
 	dev := fs.Bool("dev", false, "development mode: allow localhost origins")
 	origins := fs.String("allowed-origins", "", "comma-separated origins allowed to open WebSockets")
-	maxFrame := fs.Int("max-frame-bytes", hub.MaxFrameBytes, "largest client frame; a bigger one closes the connection with 1009")
+	maxFrame := fs.Int("max-frame-bytes", hub.MaxFrameBytes, "largest client frame (a bigger one closes the connection with 1009), and largest message of several frames sent to a tertulia.v1 client")
 	ping := fs.Duration("ping-interval", bridge.DefaultPingInterval, "server ping interval; a connection silent for two is closed")
 	shutdown := fs.Duration("shutdown-timeout", node.DefaultShutdownTimeout, "bound on a graceful shutdown")
 	logOpts := addLogFlags(fs)

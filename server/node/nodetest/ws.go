@@ -1,6 +1,7 @@
 package nodetest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -21,6 +22,10 @@ type WSClient struct {
 	t    testing.TB
 	Conn net.Conn
 	r    io.Reader // Conn, behind what the handshake read ahead
+	// queued are the events of the last message not yet awaited: with the
+	// tertulia.v1 subprotocol, one message carries the events written
+	// together, separated by '\n'.
+	queued [][]byte
 	// Welcome is the system frame the session opened with.
 	Welcome map[string]any
 }
@@ -61,13 +66,18 @@ func (c *WSClient) Await(what string, match func(map[string]any) bool) map[strin
 	c.t.Helper()
 	c.Conn.SetReadDeadline(time.Now().Add(WSTimeout))
 	for {
-		data, _, err := ReadServerData(struct {
-			io.Reader
-			io.Writer
-		}{c.r, c.Conn})
-		if err != nil {
-			c.t.Fatalf("ws: waiting for %s: %v", what, err)
+		if len(c.queued) == 0 {
+			data, _, err := ReadServerData(struct {
+				io.Reader
+				io.Writer
+			}{c.r, c.Conn})
+			if err != nil {
+				c.t.Fatalf("ws: waiting for %s: %v", what, err)
+			}
+			c.queued = bytes.Split(data, []byte("\n"))
 		}
+		data := c.queued[0]
+		c.queued = c.queued[1:]
 		var f map[string]any
 		if err := json.Unmarshal(data, &f); err != nil {
 			c.t.Fatalf("ws: frame %q: %v", data, err)
