@@ -9,3 +9,29 @@ func CatchingUp(h *Hub, topic string) int {
 	}
 	return int(g.catching.Load())
 }
+
+// PauseAnnouncements keeps h's sweeper from passing over held announcements
+// until resume is called, as if its next pass had not come yet: a test then
+// sees them go out only with the frames that wake writers. h must hold no
+// announcements when it is called.
+func PauseAnnouncements(h *Hub) (resume func()) {
+	p := &h.writers.later
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.running {
+		panic("PauseAnnouncements: the sweeper is already passing over announcements")
+	}
+	p.running = true // add then lists outboxes without starting a pass
+	return func() {
+		p.mu.Lock()
+		start := len(p.list) > 0
+		p.running = start
+		p.mu.Unlock()
+		if start {
+			go p.run(announceDelay, (*outbox).flush)
+		}
+	}
+}
+
+// AnnounceDelay is the longest a held announcement waits.
+const AnnounceDelay = announceDelay

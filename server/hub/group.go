@@ -162,6 +162,16 @@ func (h *Hub) unsubscribe(ctx context.Context, topic string, s *Session) {
 	g.dead = true
 }
 
+// announce queues b, another member's presence announcement, to go out
+// with the next frame that wakes the writer, or within announceDelay (see
+// outbox.pushLater). A session's own room_joined and room_left are not
+// announcements to it: they answer its frames and go at once.
+func (s *Session) announce(b []byte) {
+	if !s.out.pushLater(b) {
+		s.closeSlow()
+	}
+}
+
 // encoded caches one event's bytes for one wire format and language during
 // a fan-out.
 type encoded struct {
@@ -174,7 +184,9 @@ type encoded struct {
 // subscribed to topic, encoding it once per wire format (and, for an
 // announcement, per language). A client's id goes only to the session that
 // sent it: that one copy is encoded on its own, and every other recipient
-// shares the bytes of the event without it.
+// shares the bytes of the event without it. Announcements of others'
+// presence wake no writer (see Session.announce): they go out with the
+// next frame that does, within announceDelay.
 func (h *Hub) deliver(topic string, ev *Event) {
 	if ev.Kind == KindDisconnect || ev.Kind == KindKick {
 		h.moderate(topic, ev)
@@ -229,7 +241,11 @@ func (h *Hub) deliver(topic string, ev *Event) {
 		if catching && s.heldBack(topic, ev, b) {
 			continue
 		}
-		s.enqueue(b)
+		if perLang && s.id != ev.ReplyTo {
+			s.announce(b)
+		} else {
+			s.enqueue(b)
+		}
 	}
 	h.metrics.Deliveries.Add(int64(len(g.list)))
 }

@@ -46,7 +46,8 @@ type outbox struct {
 
 	quit    bool           // the parked writer is to end: the sweeper found it idle
 	stale   bool           // parked since the sweeper's last pass
-	listed  bool           // in the sweeper's list
+	listed  bool           // in the sweeper's list of idle writers
+	later   bool           // in the sweeper's list of held announcements
 	ended   DisconnectCode // why the server ended the session; 0 while it has not
 	runs    int            // writers started so far
 	wake    chan struct{}
@@ -58,7 +59,16 @@ type outbox struct {
 // push adds one frame for the writer without waiting. It reports false if
 // the queue would pass its bounds: the outbox is then closed, its queue
 // dropped, and the caller must close the transport as slow.
-func (o *outbox) push(b []byte) bool {
+func (o *outbox) push(b []byte) bool { return o.add(b, false) }
+
+// pushLater adds one frame like push but wakes no writer for it: it goes
+// out with the next frame pushed, in its place in the queue, or when the
+// sweeper next passes over held frames, within announceDelay. A storm of
+// announcements then costs a member one write per announceDelay rather
+// than one per announcement (see announceDelay).
+func (o *outbox) pushLater(b []byte) bool { return o.add(b, o.sweep != nil) }
+
+func (o *outbox) add(b []byte, later bool) bool {
 	o.mu.Lock()
 	if o.closed || o.closing != nil {
 		o.mu.Unlock()
@@ -73,7 +83,19 @@ func (o *outbox) push(b []byte) bool {
 	}
 	o.queue = append(o.queue, b)
 	o.queued += len(b)
-	o.startWriterLocked()
+	if !later {
+		o.startWriterLocked()
+		return true
+	}
+	// A busy writer takes b with what it writes next, and a held outbox
+	// sends everything once welcomed: only a parked or ended writer needs
+	// the sweeper.
+	list := !o.later && !o.held && (o.parked || !o.writing)
+	o.later = o.later || list
+	o.mu.Unlock()
+	if list {
+		o.sweep.holdLater(o)
+	}
 	return true
 }
 
@@ -154,7 +176,7 @@ func (o *outbox) write() {
 			o.listed = true
 			o.mu.Unlock()
 			if list {
-				o.sweep.add(o)
+				o.sweep.idle.add(o, writerLinger, (*outbox).endIdle)
 			}
 			<-o.wake
 			o.mu.Lock()
@@ -209,9 +231,14 @@ func (o *outbox) drain(d Disconnect) {
 		o.mu.Unlock()
 		return // the writer closes the transport once it has drained the queue
 	}
-	// Nothing is on its way (a parked writer has an empty queue): closed
-	// here, before drain returns, as Shutdown expects; a parked writer is
-	// woken to end.
+	if len(o.queue) > 0 && !o.held {
+		// Announcements wait for the sweeper (see pushLater): the writer,
+		// woken or started now, writes them, then closes the transport.
+		o.startWriterLocked()
+		return
+	}
+	// Nothing is on its way: closed here, before drain returns, as
+	// Shutdown expects; a parked writer is woken to end.
 	o.closed = true
 	o.unparkLocked()
 	o.t.Close(d)
@@ -227,69 +254,4 @@ func (o *outbox) stop() DisconnectCode {
 	ended := o.ended
 	o.unparkLocked()
 	return ended
-}
-
-// sweeper ends the writers that stayed parked for writerLinger. It keeps a
-// list of the outboxes whose writer parked, and runs while that list is not
-// empty: a node whose sessions are quiet runs no sweeper.
-type sweeper struct {
-	mu      sync.Mutex // protects the fields below
-	list    []*outbox
-	running bool
-}
-
-// add puts o, whose writer is about to park, on the list.
-func (w *sweeper) add(o *outbox) {
-	w.mu.Lock()
-	w.list = append(w.list, o)
-	start := !w.running
-	w.running = true
-	w.mu.Unlock()
-	if start {
-		go w.run()
-	}
-}
-
-// run passes over the list every writerLinger until it is empty: a writer
-// parked at two passes in a row is told to end, and an outbox whose writer
-// has ended leaves the list.
-func (w *sweeper) run() {
-	for {
-		time.Sleep(writerLinger)
-		w.mu.Lock()
-		kept := w.list[:0]
-		for _, o := range w.list {
-			if o.pass() {
-				kept = append(kept, o)
-			}
-		}
-		clear(w.list[len(kept):])
-		w.list = kept
-		if len(kept) == 0 {
-			w.running = false
-			w.mu.Unlock()
-			return
-		}
-		w.mu.Unlock()
-	}
-}
-
-// pass is one pass of the sweeper over o: it marks a parked writer stale,
-// or tells a stale one to end. It reports whether o stays on the list.
-func (o *outbox) pass() bool {
-	o.mu.Lock()
-	switch {
-	case !o.writing:
-		o.listed = false
-		o.mu.Unlock()
-		return false
-	case o.parked && o.stale:
-		o.quit, o.listed = true, false
-		o.unparkLocked()
-		return false
-	case o.parked:
-		o.stale = true
-	}
-	o.mu.Unlock()
-	return true
 }

@@ -92,9 +92,9 @@ func TestWriterParksBetweenBurstsThenEnds(t *testing.T) {
 	}
 	eventually(t, "idle writer ends", func() bool { _, w := o.state(); return !w })
 	eventually(t, "sweeper ends", func() bool {
-		o.sweep.mu.Lock()
-		defer o.sweep.mu.Unlock()
-		return !o.sweep.running && len(o.sweep.list) == 0
+		o.sweep.idle.mu.Lock()
+		defer o.sweep.idle.mu.Unlock()
+		return !o.sweep.idle.running && len(o.sweep.idle.list) == 0
 	})
 	written(t, o, tr, "d")
 	if runs, _ := o.state(); runs != quietRuns+2 {
@@ -122,4 +122,49 @@ func TestParkedWriterWokenByDrain(t *testing.T) {
 		t.Fatalf("got closed with %+v, want %+v", *tr.closed, d)
 	}
 	eventually(t, "writer ends", func() bool { _, w := o.state(); return !w })
+}
+
+// Frames pushed for later wake no writer: they go out with the next frame
+// pushed, before it, in one write. Past the queue's bounds they are
+// refused like any other, and the session is slow.
+func TestPushLaterWaitsForTheNextPush(t *testing.T) {
+	tr := &writesTransport{writes: make(chan [][]byte, 10)}
+	o := newTestOutbox(tr)
+	o.sweep.later.running = true // as if the sweeper's next pass had not come
+	quiet(t, o, tr)
+	written(t, o, tr, "a") // the writer parks after it
+	for _, f := range []string{"x", "y"} {
+		if !o.pushLater([]byte(f)) {
+			t.Fatalf("pushLater %q refused", f)
+		}
+	}
+	select {
+	case got := <-tr.writes:
+		t.Fatalf("got %q written, want nothing before the next push", got)
+	default:
+	}
+	if !o.push([]byte("m")) {
+		t.Fatal("push refused")
+	}
+	select {
+	case got := <-tr.writes:
+		if want := []string{"x", "y", "m"}; fmt.Sprintf("%s", got) != fmt.Sprintf("%s", want) {
+			t.Fatalf("got %q written, want %q in one write", got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing written within 5s")
+	}
+	eventually(t, "writer parks", func() bool { o.mu.Lock(); defer o.mu.Unlock(); return o.parked })
+	for i := range o.maxFrames {
+		if !o.pushLater([]byte("z")) {
+			t.Fatalf("pushLater %d refused, want the first %d taken", i, o.maxFrames)
+		}
+	}
+	if o.pushLater([]byte("z")) {
+		t.Fatalf("pushLater past %d frames taken, want refused", o.maxFrames)
+	}
+	if got := o.stop(); got != DisconnectSlow {
+		t.Fatalf("ended %v, want DisconnectSlow", got)
+	}
+	eventually(t, "stopped writer ends", func() bool { _, w := o.state(); return !w })
 }

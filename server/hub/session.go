@@ -73,6 +73,11 @@ func (s *Session) enqueue(b []byte) {
 	if s.out.push(b) {
 		return
 	}
+	s.closeSlow()
+}
+
+// closeSlow disconnects s, whose queue overflowed, as slow.
+func (s *Session) closeSlow() {
 	s.hub.metrics.SlowDisconnects.Add(1)
 	s.hub.log.Warn("disconnecting slow consumer", "conn", s.id, "user", s.who.UserID)
 	// Close may take a moment on some transports; the caller is fanning out.
