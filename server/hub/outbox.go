@@ -185,6 +185,11 @@ func (o *outbox) write() {
 		if len(batch) == 0 || o.closed {
 			o.quit = false
 			o.writing = false
+			// The writer ends with the session idle: its batch arrays go
+			// too. A member of a busy room that joined early may have
+			// grown them to hundreds of entries; kept, they were most of
+			// an idle connection's heap.
+			o.queue, o.spare = nil, nil
 			d := o.closing
 			if d != nil && !o.closed {
 				o.closed = true

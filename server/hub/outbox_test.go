@@ -168,3 +168,33 @@ func TestPushLaterWaitsForTheNextPush(t *testing.T) {
 	}
 	eventually(t, "stopped writer ends", func() bool { _, w := o.state(); return !w })
 }
+
+// A writer that ends lets its batch arrays go: a session that got a burst
+// (the announcements of a room filling up) and went idle keeps no queue.
+func TestEndedWriterKeepsNoBatchArrays(t *testing.T) {
+	tr := &writesTransport{writes: make(chan [][]byte, 10)}
+	o := newTestOutbox(tr)
+	o.mu.Lock()
+	o.held = true // queue the burst before the writer starts
+	o.mu.Unlock()
+	for i := range 64 {
+		if !o.push(fmt.Appendf(nil, "frame %d", i)) {
+			t.Fatalf("push %d refused", i)
+		}
+	}
+	o.welcome(nil)
+	select {
+	case got := <-tr.writes:
+		if len(got) != 64 {
+			t.Fatalf("got %d frames in the first write, want 64", len(got))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing written within 5s")
+	}
+	eventually(t, "the session's first writer ends", func() bool { _, w := o.state(); return !w })
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if cap(o.queue) != 0 || cap(o.spare) != 0 {
+		t.Errorf("idle outbox keeps arrays of %d and %d entries, want none", cap(o.queue), cap(o.spare))
+	}
+}
