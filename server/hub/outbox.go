@@ -44,12 +44,17 @@ type outbox struct {
 	closed  bool
 	closing *Disconnect
 
-	quit    bool           // the parked writer is to end: the sweeper found it idle
-	stale   bool           // parked since the sweeper's last pass
-	listed  bool           // in the sweeper's list of idle writers
-	later   bool           // in the sweeper's list of held announcements
-	ended   DisconnectCode // why the server ended the session; 0 while it has not
-	runs    int            // writers started so far
+	quit   bool           // the parked writer is to end: the sweeper found it idle
+	stale  bool           // parked since the sweeper's last pass
+	listed bool           // in the sweeper's list of idle writers
+	later  bool           // in the sweeper's list of held announcements
+	ended  DisconnectCode // why the server ended the session; 0 while it has not
+	runs   int            // writers started so far
+	// pushed: a frame other than an announcement was pushed since the
+	// writer last parked or ended. Only such a writer lingers: announcements alone
+	// (a room filling up) say nothing of more frames to come, and parking
+	// every member's writer for them held a goroutine per member.
+	pushed  bool
 	wake    chan struct{}
 	writeFn func()   // o.write, made once: `go o.write()` would allocate a closure per start
 	spare   [][]byte // the writer's previous batch, reused as the next queue
@@ -84,6 +89,7 @@ func (o *outbox) add(b []byte, later bool) bool {
 	o.queue = append(o.queue, b)
 	o.queued += len(b)
 	if !later {
+		o.pushed = true
 		o.startWriterLocked()
 		return true
 	}
@@ -164,7 +170,8 @@ func (o *outbox) write() {
 	o.mu.Lock()
 	for {
 		batch := o.queue
-		if len(batch) == 0 && !o.closed && o.closing == nil && !o.quit && o.runs > quietRuns && o.sweep != nil {
+		if len(batch) == 0 && o.pushed && !o.closed && o.closing == nil && !o.quit && o.runs > quietRuns && o.sweep != nil {
+			o.pushed = false
 			// A plain receive, not a select with a timer: the sweeper ends
 			// idle writers, so that a park and a wake-up cost a channel
 			// hand-off and nothing more.
@@ -190,6 +197,7 @@ func (o *outbox) write() {
 			// grown them to hundreds of entries; kept, they were most of
 			// an idle connection's heap.
 			o.queue, o.spare = nil, nil
+			o.pushed = false
 			d := o.closing
 			if d != nil && !o.closed {
 				o.closed = true

@@ -198,3 +198,40 @@ func TestEndedWriterKeepsNoBatchArrays(t *testing.T) {
 		t.Errorf("idle outbox keeps arrays of %d and %d entries, want none", cap(o.queue), cap(o.spare))
 	}
 }
+
+// A writer that only announcements woke ends once they are written, rather
+// than park: a room filling up would otherwise hold a parked goroutine per
+// member.
+func TestAnnouncementsAloneLeaveNoParkedWriter(t *testing.T) {
+	tr := &writesTransport{writes: make(chan [][]byte, 10)}
+	o := newTestOutbox(tr)
+	o.sweep.later.running = true // the test flushes by hand
+	quiet(t, o, tr)
+	if !o.pushLater([]byte("joined")) {
+		t.Fatal("pushLater refused")
+	}
+	o.flush()
+	select {
+	case got := <-tr.writes:
+		if len(got) != 1 || string(got[0]) != "joined" {
+			t.Fatalf("got %q written, want [joined]", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing written within 5s")
+	}
+	var parked bool
+	eventually(t, "the writer parks or ends", func() bool {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		parked = o.parked
+		return parked || !o.writing
+	})
+	if parked {
+		t.Error("the writer parked after writing announcements alone, want it ended")
+	}
+	// A frame pushed after still gets a writer that lingers.
+	written(t, o, tr, "hello")
+	eventually(t, "the writer parks", func() bool { o.mu.Lock(); defer o.mu.Unlock(); return o.parked })
+	o.stop()
+	eventually(t, "stopped writer ends", func() bool { _, w := o.state(); return !w })
+}
