@@ -36,20 +36,12 @@ run() { # run COMMIT BENCH-ARGS...: one run of the workload against the server a
 	if [[ $help == *limit-messages-per-second* ]]; then off=("${LIMITS_OFF[@]}"); fi
 	taskset -c 0 "$bin" serve --jwt-secret "$SECRET" --http-addr "$HTTP" --grpc-addr "$GRPC" \
 		--log-level warn "${off[@]}" >"$OUT/$c.log" 2>&1 &
-	pid=$!
+	server_pid=$!
 	wait_healthy "$HTTP" "$OUT/$c.log"
 	taskset -c 1 "$OUT/bench" bench --jwt-secret "$SECRET" --http-addr "$HTTP" --grpc-addr "$GRPC" \
-		--server-pid "$pid" --quiet "$@" 2>>"$OUT/$c.err" | { grep '^{' || true; } |
+		--server-pid "$server_pid" --quiet "$@" 2>>"$OUT/$c.err" | { grep '^{' || true; } |
 		sed -E 's/^/'"$c"' /; s/"(scenario|transport|client|conns|rooms|rate|seconds|published|expected|delivered|server_writes|tool_rss_per_conn_kib)":[^,}]*,?//g'
 	stop_server
-}
-pid=""
-stop_server() {
-	if [[ -n $pid ]]; then
-		kill -TERM "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-		pid=""
-	fi
 }
 trap stop_server EXIT
 for _ in $(seq "$rounds"); do

@@ -38,14 +38,6 @@ mkdir -p "$OUT"
 : > "$OUT/results.tsv"
 go build -o "$BIN" "$ROOT/server/cmd/tertulia"
 
-server_pid=""
-stop_server() {
-	if [[ -n $server_pid ]]; then
-		kill -TERM "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
-		server_pid=""
-	fi
-}
 trap stop_server EXIT
 
 start_server() {

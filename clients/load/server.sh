@@ -16,3 +16,14 @@ wait_healthy() {
 	echo "server did not start; see $2" >&2
 	exit 1
 }
+
+# server_pid is the server a script started; stop_server stops it (SIGTERM,
+# then waits) if there is one. Scripts call it between runs and on EXIT.
+server_pid=""
+stop_server() {
+	if [[ -n $server_pid ]]; then
+		kill -TERM "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+		server_pid=""
+	fi
+}

@@ -26,14 +26,6 @@ source "$ROOT/clients/load/server.sh"
 mkdir -p "$OUT"
 go build -o "$BIN" "$ROOT/server/cmd/tertulia"
 
-server_pid=""
-stop_server() {
-	if [[ -n $server_pid ]]; then
-		kill -TERM "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
-		server_pid=""
-	fi
-}
 trap stop_server EXIT
 
 TERTULIA_JWT_SECRET=$SECRET \
