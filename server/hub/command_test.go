@@ -233,4 +233,9 @@ func TestHandleAfterClose(t *testing.T) {
 	if len(st.Rooms) != 0 || st.TotalConnections != 0 {
 		t.Errorf("after a join on a closed session: rooms %v, connections %d; want none", st.Rooms, st.TotalConnections)
 	}
+	// The broker forgets a member whose connection it no longer knows, so
+	// the hub's own groups are what show a closed session left subscribed.
+	if n := h.Rooms(); n != 0 || hub.CatchingUp(h, "room:a") != -1 {
+		t.Errorf("after a join on a closed session: the hub has %d local rooms, room:a's group exists: %v; want none", n, hub.CatchingUp(h, "room:a") != -1)
+	}
 }
