@@ -37,10 +37,13 @@ func (b *Broker) AddBan(ctx context.Context, ban hub.Ban) error {
 		return fmt.Errorf("encode ban: %w", err)
 	}
 	key := b.banKey(ban.User, ban.Room)
-	_, err = b.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		p.Set(ctx, key, v, 0)
-		p.PExpireAt(ctx, key, ban.Until)
-		return nil
+	err = b.call(ctx, func(ctx context.Context) error {
+		_, err := b.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			p.Set(ctx, key, v, 0)
+			p.PExpireAt(ctx, key, ban.Until)
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("add ban: %w", err)
@@ -50,7 +53,11 @@ func (b *Broker) AddBan(ctx context.Context, ban hub.Ban) error {
 
 // RemoveBan implements hub.Bans.
 func (b *Broker) RemoveBan(ctx context.Context, user, room string) (hub.Ban, bool, error) {
-	v, err := b.rdb.GetDel(ctx, b.banKey(user, room)).Result()
+	var v string
+	err := b.call(ctx, func(ctx context.Context) (err error) {
+		v, err = b.rdb.GetDel(ctx, b.banKey(user, room)).Result()
+		return err
+	})
 	if errors.Is(err, goredis.Nil) {
 		return hub.Ban{}, false, nil
 	}
@@ -61,12 +68,18 @@ func (b *Broker) RemoveBan(ctx context.Context, user, room string) (hub.Ban, boo
 }
 
 // Banned implements hub.Bans: one round trip, the server ban and the room's.
+// It is made at every connect and join, so it is bound like the session's
+// other calls: while Redis is taken for unreachable it fails at once.
 func (b *Broker) Banned(ctx context.Context, user, room string) (hub.Ban, bool, error) {
 	keys := []string{b.banKey(user, "")}
 	if room != "" {
 		keys = append(keys, b.banKey(user, room))
 	}
-	vals, err := b.rdb.MGet(ctx, keys...).Result()
+	var vals []any
+	err := b.call(ctx, func(ctx context.Context) (err error) {
+		vals, err = b.rdb.MGet(ctx, keys...).Result()
+		return err
+	})
 	if err != nil {
 		return hub.Ban{}, false, fmt.Errorf("check bans: %w", err)
 	}

@@ -48,6 +48,18 @@ func (b *Broker) settle(ctx context.Context, err error) error {
 	return err
 }
 
+// call runs f, a session's Redis call, under bound(ctx) and settles its
+// outcome: f fails at once while Redis is taken for unreachable, and takes
+// at most CallTimeout otherwise.
+func (b *Broker) call(ctx context.Context, f func(ctx context.Context) error) error {
+	cctx, cancel, err := b.bound(ctx)
+	defer cancel()
+	if err == nil {
+		err = f(cctx)
+	}
+	return b.settle(ctx, err)
+}
+
 // ping checks that Redis answers a call within CallTimeout; if it does
 // not, Redis is taken for unreachable.
 func (b *Broker) ping(ctx context.Context) {

@@ -183,3 +183,30 @@ func TestSilentPubSubConnectionIsReplaced(t *testing.T) {
 		t.Errorf("event published after redis resumed not delivered")
 	}
 }
+
+// A ban check, made at every connect and join, is bound like the session's
+// other calls: it fails at once while Redis is taken for unreachable, and
+// within about CallTimeout while Redis hangs.
+func TestBanCheckIsBound(t *testing.T) {
+	srv := redistest.Start(t)
+	b, _ := hungBroker(t, srv, time.Hour)
+	ctx := context.Background()
+	if _, _, err := b.Banned(ctx, "eve", "lounge"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause(t)
+	start := time.Now()
+	if _, _, err := b.Banned(ctx, "eve", "lounge"); err == nil {
+		t.Fatal("ban check while redis is paused: got no error")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("ban check while redis is paused took %v, want about CallTimeout", d)
+	}
+	if !b.down.Load() {
+		t.Error("a ban check that timed out left redis taken for reachable")
+	}
+	if _, _, err := b.Banned(ctx, "eve", "lounge"); !errors.Is(err, errUnreachable) {
+		t.Errorf("ban check while redis is taken for unreachable: got %v, want it to fail at once", err)
+	}
+	srv.Resume(t)
+}
