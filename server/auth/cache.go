@@ -19,8 +19,9 @@ import (
 // far smaller than it; at most verifiedEntries are kept, about 200 bytes
 // each, besides the identities' strings that the sessions share.
 type verified struct {
-	mu      sync.Mutex
-	entries map[[sha256.Size]byte]verifiedEntry
+	mu        sync.Mutex
+	entries   map[[sha256.Size]byte]verifiedEntry
+	lastSweep time.Time // when put last dropped the entries that ran out
 }
 
 type verifiedEntry struct {
@@ -55,22 +56,29 @@ func (v *verified) get(k [sha256.Size]byte, now time.Time) (hub.Identity, bool) 
 	return e.who, true
 }
 
+// sweepEvery bounds how often a full cache looks for entries that ran out:
+// a scan of every entry, under the lock every Verify takes, on each new
+// token would make a reconnect storm against a full cache quadratic.
+const sweepEvery = time.Minute
+
 // put remembers that the token keyed k carries who until until. When
-// full, it drops the entries that have run out, or else one entry.
+// full, it drops the entries that have run out (at most every sweepEvery),
+// and one entry if that freed none.
 func (v *verified) put(k [sha256.Size]byte, who hub.Identity, until, now time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if len(v.entries) >= verifiedEntries {
+	if len(v.entries) >= verifiedEntries && now.Sub(v.lastSweep) >= sweepEvery {
+		v.lastSweep = now
 		for old, e := range v.entries {
 			if !now.Before(e.until) {
 				delete(v.entries, old)
 			}
 		}
+	}
+	if len(v.entries) >= verifiedEntries {
 		for old := range v.entries {
-			if len(v.entries) < verifiedEntries {
-				break
-			}
 			delete(v.entries, old)
+			break
 		}
 	}
 	v.entries[k] = verifiedEntry{who: who, until: until}
