@@ -32,7 +32,7 @@ func (s *ChatService) Connect(stream chatv1.ChatService_ConnectServer) error {
 	if st, ok := refusal(err); ok {
 		return st
 	} else if errors.Is(err, hub.ErrShuttingDown) {
-		return status.Error(codes.Unavailable, err.Error())
+		return statusFromError(err)
 	} else if err != nil {
 		s.log.WarnContext(ctx, "connect", "user", who.UserID, "err", err)
 		return status.Error(codes.Unavailable, "could not start session")

@@ -7,7 +7,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/server/hub"
@@ -28,17 +27,18 @@ func withPeerIP(ctx context.Context) context.Context {
 	return hub.WithPeerIP(ctx, host)
 }
 
-// refusal maps the hub's refusal of a session over a connection limit onto
-// ResourceExhausted, and of a banned user onto PermissionDenied with the
-// reason "banned" (see chatv1.ReasonOf); ok is false for any other error.
+// refusal is the status of the hub's refusal of a session: a banned user
+// gets PermissionDenied with the reason "banned" (see chatv1.ReasonOf), a
+// refusal with a code (a connection limit) the status of its code
+// (statusFromError). ok is false for any other error.
 func refusal(err error) (st error, ok bool) {
-	var he *hub.Error
-	if errors.As(err, &he) && he.Code == hub.CodeTooManyConns {
-		return status.Error(codes.ResourceExhausted, he.Message), true
-	}
 	var banned *hub.BannedError
 	if errors.As(err, &banned) {
 		return chatv1.ReasonStatus(codes.PermissionDenied, banned.Error(), chatv1.ReasonBanned), true
+	}
+	var he *hub.Error
+	if errors.As(err, &he) {
+		return statusFromError(he), true
 	}
 	return nil, false
 }

@@ -5,9 +5,6 @@ import (
 	"log/slog"
 	"sync"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/server/auth"
 	"github.com/tertulia/tertulia/server/hub"
@@ -44,12 +41,8 @@ func (s *ChatService) encoderFor(f WireFormat) *frameEncoder {
 
 // Broadcast implements chat.v1.ChatService. The caller must be an admin.
 func (s *ChatService) Broadcast(ctx context.Context, req *chatv1.BroadcastRequest) (*chatv1.BroadcastResponse, error) {
-	who, ok := auth.FromContext(ctx)
-	if !ok || who.Guest {
-		return nil, status.Error(codes.Unauthenticated, "authentication required")
-	}
-	if !who.Admin {
-		return nil, status.Error(codes.PermissionDenied, "admin role required")
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
 	}
 	if req.GetRoom() != "" {
 		if err := s.MayRead(ctx, req.GetRoom()); err != nil {
@@ -60,6 +53,7 @@ func (s *ChatService) Broadcast(ctx context.Context, req *chatv1.BroadcastReques
 	if err != nil {
 		return nil, statusFromError(err)
 	}
+	who, _ := auth.FromContext(ctx)
 	texts := s.hub.Texts()
 	lang := texts.Match(who.Locale, acceptLanguage(ctx))
 	msg := texts.Sprintf(lang, "Message sent to everyone")
