@@ -80,9 +80,6 @@ func New() *Registry {
 	return r
 }
 
-// Registerer is where further collectors go: the history store's, say.
-func (r *Registry) Registerer() prometheus.Registerer { return r.reg }
-
 // Handler serves the registry in the Prometheus exposition formats. Errors
 // gathering a metric are logged to log and the rest still served.
 func (r *Registry) Handler(log *slog.Logger) http.Handler {

@@ -69,6 +69,11 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if res.Cycles == 0 {
 		return errors.New("soak: no connection completed a cycle")
 	}
+	if res.Failed > 0 {
+		// A server that refuses connections holds less memory: a soak
+		// passes only if every cycle did what a user would.
+		return fmt.Errorf("soak: %d of %d cycles failed; first: %s", res.Failed, res.Cycles+res.Failed, res.FirstFailure)
+	}
 	fmt.Fprintln(stdout, "soak: PASS: goroutines, heap and RSS back near the baseline")
 	return nil
 }
