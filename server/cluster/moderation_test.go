@@ -87,18 +87,7 @@ func wsRefused(t *testing.T, srv *nodetest.Server, name string) (ws.StatusCode, 
 // ended waits for a gRPC session to end and returns its status.
 func (u *user) ended() error {
 	u.t.Helper()
-	deadline := time.After(waitTimeout)
-	for {
-		select {
-		case _, ok := <-u.s.Events():
-			if !ok {
-				return u.s.Err()
-			}
-		case <-deadline:
-			u.t.Fatalf("%s: session still open after %v", u.name, waitTimeout)
-			return nil
-		}
-	}
+	return nodetest.Ended(u.t, u.name, u.s, waitTimeout)
 }
 
 // grpcRefused opens a gRPC session for name on srv and returns the status it

@@ -49,18 +49,7 @@ func connectWith(t *testing.T, srv *nodetest.Server, name, token string) *user {
 // ended waits for the session to end and returns its status.
 func (u *user) ended() error {
 	u.t.Helper()
-	deadline := time.After(waitTimeout)
-	for {
-		select {
-		case _, ok := <-u.s.Events():
-			if !ok {
-				return u.s.Err()
-			}
-		case <-deadline:
-			u.t.Fatalf("%s: session still open after %v", u.name, waitTimeout)
-			return nil
-		}
-	}
+	return nodetest.Ended(u.t, u.name, u.s, waitTimeout)
 }
 
 // A gRPC session whose token expires ends with Unauthenticated, reason

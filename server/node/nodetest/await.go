@@ -45,3 +45,22 @@ func Join(t testing.TB, name string, s *client.Session, room, userID string) {
 		return j != nil && j.Room == room && j.UserId == userID
 	})
 }
+
+// Ended waits at most within for session s (of the client called name) to
+// end, skipping its frames, and returns the status it ended with. It fails
+// the test if the session is still open by then.
+func Ended(t testing.TB, name string, s *client.Session, within time.Duration) error {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case _, ok := <-s.Events():
+			if !ok {
+				return s.Err()
+			}
+		case <-deadline:
+			t.Fatalf("%s: session still open after %v", name, within)
+			return nil
+		}
+	}
+}
