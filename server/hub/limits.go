@@ -43,6 +43,10 @@ type Limits struct {
 	FloodTimeout time.Duration
 }
 
+// DefaultLimits are the limits of a hub configured with none: DESIGN.md's
+// defaults.
+func DefaultLimits() Limits { return Limits{}.withDefaults() }
+
 func (l Limits) withDefaults() Limits {
 	l.MessagesPerSecond = orDefault(l.MessagesPerSecond, 20)
 	l.MessagesBurst = orDefault(l.MessagesBurst, 40)

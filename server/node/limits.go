@@ -28,6 +28,10 @@ type Limits struct {
 	HTTPIdleTimeout time.Duration `yaml:"http_idle_timeout"`
 }
 
+// DefaultLimits are the limits of a node configured with none: DESIGN.md's
+// defaults, which the --limit-* flags show.
+func DefaultLimits() Limits { return Limits{Limits: hub.DefaultLimits()}.withDefaults() }
+
 func (l Limits) withDefaults() Limits {
 	if l.GRPCStreamsPerConn == 0 {
 		l.GRPCStreamsPerConn = 100

@@ -12,15 +12,16 @@ import (
 // (TERTULIA_LIMIT_* in the environment) and returns what reads them once
 // fs is parsed. On the command line 0 turns a limit off.
 func limitFlags(fs *flag.FlagSet) func() node.Limits {
-	msgs := fs.Float64("limit-messages-per-second", 20, "messages per second per connection (token bucket); 0: off")
-	burst := fs.Int("limit-messages-burst", 40, "burst of the per-connection message bucket")
-	user := fs.Float64("limit-user-messages-per-second", 50, "messages per second per user on this node; 0: off")
-	joins := fs.Float64("limit-joins-per-second", 10, "room joins per second per connection; 0: off")
-	perUser := fs.Int("limit-conns-per-user", 100, "connections per user on this node; 0: off")
-	perIP := fs.Int("limit-conns-per-ip", 1000, "connections per client IP address on this node; 0: off")
-	perNode := fs.Int("limit-conns-per-node", 100_000, "connections on this node; 0: off")
-	streams := fs.Int("limit-grpc-streams-per-conn", 100, "concurrent streams per gRPC connection; 0: off")
-	idle := fs.Duration("limit-http-idle-timeout", 120*time.Second, "close keep-alive HTTP and stream-less gRPC connections idle this long; 0: off")
+	d := node.DefaultLimits()
+	msgs := fs.Float64("limit-messages-per-second", d.MessagesPerSecond, "messages per second per connection (token bucket); 0: off")
+	burst := fs.Int("limit-messages-burst", d.MessagesBurst, "burst of the per-connection message bucket")
+	user := fs.Float64("limit-user-messages-per-second", d.UserMessagesPerSecond, "messages per second per user on this node; 0: off")
+	joins := fs.Float64("limit-joins-per-second", d.JoinsPerSecond, "room joins per second per connection; 0: off")
+	perUser := fs.Int("limit-conns-per-user", d.ConnsPerUser, "connections per user on this node; 0: off")
+	perIP := fs.Int("limit-conns-per-ip", d.ConnsPerIP, "connections per client IP address on this node; 0: off")
+	perNode := fs.Int("limit-conns-per-node", d.ConnsPerNode, "connections on this node; 0: off")
+	streams := fs.Int("limit-grpc-streams-per-conn", d.GRPCStreamsPerConn, "concurrent streams per gRPC connection; 0: off")
+	idle := fs.Duration("limit-http-idle-timeout", d.HTTPIdleTimeout, "close keep-alive HTTP and stream-less gRPC connections idle this long; 0: off")
 	return func() node.Limits {
 		return node.Limits{
 			Limits: hub.Limits{
