@@ -61,7 +61,15 @@ func TestRecoveryFails(t *testing.T) {
 	post(1)
 	m := alice.Await("message", func(f *chatv1.ServerFrame) bool { return f.GetMessage() != nil }).GetMessage()
 	alice.Cut()
+	// bob's sends are asynchronous: alice joins again only once they are
+	// all in the log, which carol, in the room, sees as they are delivered.
+	carol := nodetest.Open(t, srv.GRPCAddr, tok("carol"), "carol")
+	carol.JoinFrom(room, nil, 0)
 	post(6) // one more than the history holds
+	for range 6 {
+		carol.Await("bob's message", func(f *chatv1.ServerFrame) bool { return f.GetMessage() != nil })
+	}
+	carol.Drain()
 	pos := &chatv1.Position{Offset: m.Offset, Epoch: m.Epoch}
 	for _, tc := range []struct {
 		name  string
