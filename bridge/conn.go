@@ -13,8 +13,8 @@ import (
 )
 
 // Conn is one browser WebSocket, after the upgrade: reading (read.go),
-// writing (write.go) and closing (close.go). Recv is called by one
-// goroutine at a time; WriteFrames, Close and the ping timer may run
+// writing (write.go) and closing (close.go). Its frames are read by one
+// goroutine at a time (Serve, recv); WriteFrames, Close and the ping timer may run
 // concurrently with it and with each other. Only the handler that owns a
 // Conn calls closeSocket, once, last.
 type Conn struct {
@@ -47,12 +47,6 @@ type Conn struct {
 	closing atomic.Bool // set before closed, without mu, so readers stop early
 	code    atomic.Uint32
 
-	// welcomed is closed by the first write: the session's welcome. The
-	// bridge's own frames wait for it, so that a browser's first frame is
-	// always the welcome, even when its first frame is refused at once.
-	welcomed    chan struct{}
-	welcomeOnce sync.Once
-
 	// acceptLanguage is the handshake's Accept-Language header, which
 	// picks the language of the session's texts when its token names none.
 	acceptLanguage string
@@ -61,7 +55,7 @@ type Conn struct {
 	protocol string
 }
 
-// Errors Recv returns once the connection is over.
+// Errors the reading returns once the connection is over.
 var (
 	// ErrClosed: the bridge or the server closed the connection.
 	ErrClosed = errors.New("websocket closed")
@@ -73,7 +67,7 @@ var (
 // bytes already (nil if none), and whose upgrade answer head is still to be
 // written (nil if it was).
 func newConn(b *Bridge, nc net.Conn, br *bufio.Reader, head []byte) *Conn {
-	c := &Conn{b: b, nc: nc, br: br, raw: rawConnOf(nc), welcomed: make(chan struct{}), head: head}
+	c := &Conn{b: b, nc: nc, br: br, raw: rawConnOf(nc), head: head}
 	// The first wait for the browser's frames is bounded from now: the
 	// goroutine that waits never arms a deadline itself (see awaitBytes).
 	nc.SetReadDeadline(time.Now().Add(c.idleTimeout()))

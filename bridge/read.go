@@ -15,14 +15,11 @@ import (
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 )
 
-// Recv returns the next chat frame from the browser. Bad frames (invalid
-// JSON, unknown types) are answered with an error frame and skipped; control
-// frames are handled. It returns an error once the connection is over, after
-// closing it with the fitting code when the browser broke a rule (1009 for a
-// frame over the size limit).
-func (c *Conn) Recv() (*chatv1.ClientFrame, error) { return c.recv(c.refuse) }
-
-// recv is Recv handing the frames it cannot map to refuse.
+// recv returns the next chat frame from the browser. Bad frames (invalid
+// JSON, unknown types) are handed to refuse and skipped; control frames are
+// handled. It returns an error once the connection is over, after closing
+// it with the fitting code when the browser broke a rule (1009 for a frame
+// over the size limit).
 func (c *Conn) recv(refuse func(*FrameError)) (*chatv1.ClientFrame, error) {
 	for {
 		data, err := c.readMessage(c.idleTimeout())
@@ -37,7 +34,7 @@ func (c *Conn) recv(refuse func(*FrameError)) (*chatv1.ClientFrame, error) {
 
 // Serve hands the browser's chat frames to handle, and the frames it
 // cannot map to refuse, in order, until the connection is over, and then
-// calls done with why, as Recv would return it. Refusals go through the
+// calls done with why, as recv would return it. Refusals go through the
 // caller so that they queue behind the answers to the frames before them.
 // Serve returns at once.
 //
@@ -116,18 +113,6 @@ func (c *Conn) clientFrame(data []byte, refuse func(*FrameError)) *chatv1.Client
 		return nil
 	}
 	return m.Frame
-}
-
-// refuse answers a frame the bridge could not map, writing the error
-// straight to the browser. The connection goes on.
-// Before the session's welcome is out there is nothing to answer to yet.
-func (c *Conn) refuse(fe *FrameError) {
-	select {
-	case <-c.welcomed:
-	case <-time.After(c.b.cfg.WriteTimeout):
-		return
-	}
-	c.writeFrame(ErrorFrame(c.b.now(), echoedID(fe.ID), fe.Code, fe.Message))
 }
 
 // readMessage returns the payload of the next data message, waiting at
@@ -239,7 +224,7 @@ var (
 const readBufferSize = 1 << 10
 
 // readFailed closes the connection with the code the failure calls for and
-// returns the error Recv reports.
+// returns the error recv reports.
 func (c *Conn) readFailed(err error) error {
 	switch {
 	case errors.Is(err, wsutil.ErrMessageTooLarge), errors.Is(err, wsutil.ErrFrameTooLarge):

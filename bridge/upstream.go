@@ -8,8 +8,8 @@ import "context"
 type Upstream interface {
 	// Start starts a session for a browser presenting token ("" for a
 	// guest, where guests are allowed), and calls done once, with why, when
-	// either side has ended it. It reads client frames with c.Recv or
-	// c.Serve and sends server frames with c.WriteFrames. Before done is
+	// either side has ended it. It reads client frames with c.Serve
+	// and sends server frames with c.WriteFrames. Before done is
 	// called, c has been closed with the code that says how the session
 	// ended (1008 for a token refused before any chat traffic); done's
 	// error says the same for the logs.

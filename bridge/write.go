@@ -11,7 +11,7 @@ import (
 )
 
 // sendPing keeps the connection alive through proxies and lets a silent
-// peer be noticed: the browser answers with a pong, which Recv counts as
+// peer be noticed: the browser answers with a pong, which the reader counts as
 // life. It runs on the timer, so an idle connection holds no goroutine.
 // Its first run may be for the upgrade's answer instead (see headHold).
 func (c *Conn) sendPing() {
@@ -121,7 +121,6 @@ func (c *Conn) WriteFrames(frames [][]byte) error {
 	if err != nil {
 		return fmt.Errorf("write websocket: %w", err)
 	}
-	c.welcomeOnce.Do(func() { close(c.welcomed) })
 	return nil
 }
 
