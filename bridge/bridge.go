@@ -39,13 +39,13 @@ type Config struct {
 	AuthTimeout time.Duration
 	// CloseTimeout bounds the closing handshake. Default 2s.
 	CloseTimeout time.Duration
-	// Logger receives the bridge's logs; tokens never reach it. Default: discard.
 	// MaxHandshakeBytes and MaxHandshakeHeaders bound the request line and
 	// headers of an upgrade served by Listener; a bigger one is answered
 	// with 431. Defaults 8 KiB and 64 header fields.
 	MaxHandshakeBytes   int
 	MaxHandshakeHeaders int
-	Logger              *slog.Logger
+	// Logger receives the bridge's logs; tokens never reach it. Default: discard.
+	Logger *slog.Logger
 	// Now is the clock of the bridge's own error frames. Default time.Now.
 	Now func() time.Time
 }
