@@ -223,12 +223,12 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 		// A frame refused for good is not sent again; one not carried out
 		// now stays pending, to be sent again (ResendPending, Resume).
 		code := f.GetError().GetCode()
-		if f.Id == "" || code == "unavailable" || code == "rate_limited" {
+		if f.Id == "" || code == chatv1.CodeUnavailable || code == chatv1.CodeRateLimited {
 			return true
 		}
 		r.acked(f.Id)
 		for room, rp := range r.rooms {
-			if rp.joinID == f.Id && code != "already_in_room" {
+			if rp.joinID == f.Id && code != chatv1.CodeAlreadyInRoom {
 				r.forget(room) // a refused join is not tried again
 			}
 		}

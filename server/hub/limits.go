@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 )
 
 // Off, as the value of a Limits field, turns that limit off. (The zero
@@ -70,10 +72,10 @@ func orDefault[T int | float64 | time.Duration](v, def T) T {
 // The error codes of limits, on error frames (and, for the connection
 // counts, in the status that refuses a session).
 const (
-	CodeRateLimited  = "rate_limited"         // a frame over a rate; it was not carried out
-	CodeFlood        = "flood"                // starts the close reason of a flooding connection
-	CodeIDTooLong    = "id_too_long"          // a frame's id over MaxIDBytes; it was not carried out
-	CodeTooManyConns = "too_many_connections" // a session over a connection count, refused
+	CodeRateLimited  = chatv1.CodeRateLimited
+	CodeFlood        = chatv1.CodeFlood
+	CodeIDTooLong    = chatv1.CodeIDTooLong
+	CodeTooManyConns = chatv1.CodeTooManyConns
 )
 
 // LimitMetrics count the breaches of Limits, but for rate limits, which

@@ -15,9 +15,9 @@ import (
 const (
 	ReasonDomain = "tertulia.chat.v1"
 
-	ReasonTokenExpired = "token_expired" // Unauthenticated: the token expired, unrefreshed
-	ReasonDisconnected = "disconnected"  // PermissionDenied: an administrator disconnected the user
-	ReasonBanned       = "banned"        // PermissionDenied: the user is banned
+	ReasonTokenExpired = CodeTokenExpired // Unauthenticated: the token expired, unrefreshed
+	ReasonDisconnected = CodeDisconnected // PermissionDenied: an administrator disconnected the user
+	ReasonBanned       = CodeBanned       // PermissionDenied: the user is banned
 )
 
 // ReasonStatus is a status of code with msg, carrying reason as an ErrorInfo
