@@ -56,12 +56,10 @@ func (u InProcess) open(ctx context.Context, token string, c *Conn) (*grpcapi.Se
 	}
 	if err != nil {
 		// Whether the node is shutting down or cannot reach its
-		// cluster, the browser had better try again, elsewhere.
-		if errors.Is(err, hub.ErrShuttingDown) {
-			c.Close(StatusServiceRestart, ReasonServiceRestart)
-		} else {
-			c.Close(ws.StatusGoingAway, closeShutdown)
-		}
+		// cluster, the browser had better try again after a random wait,
+		// elsewhere: 1012, as the remote bridge closes for the
+		// Unavailable status Connect answers in both cases.
+		c.Close(StatusServiceRestart, ReasonServiceRestart)
 		return nil, err
 	}
 	return sess, nil
@@ -88,7 +86,7 @@ const closeShutdown = "server shutting down"
 // close with 1011.
 var disconnectCloses = map[hub.DisconnectCode]ws.StatusCode{
 	hub.DisconnectSlow:       ws.StatusPolicyViolation, // the client read too slowly
-	hub.DisconnectShutdown:   ws.StatusGoingAway,
+	hub.DisconnectShutdown:   StatusServiceRestart, // as over gRPC: Unavailable
 	hub.DisconnectRestart:    StatusServiceRestart,
 	hub.DisconnectWriteError: ws.StatusInternalServerError,
 	hub.DisconnectDone:       ws.StatusNormalClosure,

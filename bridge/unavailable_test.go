@@ -1,0 +1,44 @@
+package bridge_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tertulia/tertulia/bridge"
+	"github.com/tertulia/tertulia/server/broker/redis"
+	"github.com/tertulia/tertulia/server/broker/redis/redistest"
+	"github.com/tertulia/tertulia/server/node"
+)
+
+// A session the node cannot open because its cluster is out of reach is
+// closed with 1012 "service restart" on both paths, as the browser is told
+// after a restart: it comes back after a random wait. (In-process used to
+// close with 1001 where the remote bridge, reading Connect's Unavailable,
+// closed with 1012.)
+func TestOpenWithoutTheClusterCloses1012(t *testing.T) {
+	runModes(t, func(t *testing.T, m mode) {
+		rs := redistest.Start(t)
+		cfg, err := redis.ParseURL(rs.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.CallTimeout = 200 * time.Millisecond
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		b, err := redis.New(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		tg := start(t, m, node.Config{Broker: b}, bridge.Config{})
+		rs.Stop(t)
+		u, err := dialRaw(t, tg, "/api/v1/ws/authenticated?token="+tg.node.Token(t, "alice", false), dialOpts{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, reason := u.closed(); code != bridge.StatusServiceRestart {
+			t.Errorf("open while redis is down: close %d %q, want %d", code, reason, bridge.StatusServiceRestart)
+		}
+	})
+}
