@@ -86,7 +86,7 @@ const closeShutdown = "server shutting down"
 // close with 1011.
 var disconnectCloses = map[hub.DisconnectCode]ws.StatusCode{
 	hub.DisconnectSlow:       ws.StatusPolicyViolation, // the client read too slowly
-	hub.DisconnectShutdown:   StatusServiceRestart, // as over gRPC: Unavailable
+	hub.DisconnectShutdown:   StatusServiceRestart,     // as over gRPC: Unavailable
 	hub.DisconnectRestart:    StatusServiceRestart,
 	hub.DisconnectWriteError: ws.StatusInternalServerError,
 	hub.DisconnectDone:       ws.StatusNormalClosure,
