@@ -1,0 +1,89 @@
+package load
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Frames as Centrifugo v6.9.1 wrote them to a connection of the tool (the
+// TestCentrifugo run against the real server checks the same end to end,
+// where a binary is at hand): the connect and subscribe replies, then one
+// frame batching publications with the publish replies, one a line.
+const (
+	cfConnectReply   = `{"id":1,"connect":{"client":"747e14c8-ad0e-46ec-b298-bfa0a25ccb15","version":"6.9.1 OSS","expires":true,"ttl":3600,"ping":25,"pong":true}}`
+	cfSubscribeReply = `{"id":2,"subscribe":{}}`
+	cfBatch          = `{"push":{"channel":"bench","pub":{"data":"1796143576198074715 0 ..........................................","info":{"user":"alice","client":"747e14c8"}}}}` + "\n" +
+		`{"id":3,"publish":{}}` + "\n" +
+		`{"push":{"channel":"bench","pub":{"data":"1796143576198117329 1 ..........................................","info":{"user":"alice","client":"747e14c8"}}}}` + "\n" +
+		`{"id":4,"publish":{}}`
+)
+
+func TestCentrifugoFramesSetUpAndCount(t *testing.T) {
+	m := newMember(new(Histogram), "j7")
+	pongs := 0
+	pong := func() error { pongs++; return nil }
+	now := time.Unix(0, 1796143576198074715).Add(time.Millisecond)
+	for i, f := range []string{cfConnectReply, cfSubscribeReply + "\n{}", cfBatch} {
+		if err := cfFrame(m, "j7", []byte(f), now, pong); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if i == 0 && m.isReady {
+			t.Fatal("ready after the connect reply alone, want it after the subscribe reply")
+		}
+	}
+	if !m.isReady || m.setupErr != nil {
+		t.Errorf("got ready %v, error %v; want set up", m.isReady, m.setupErr)
+	}
+	if got := m.messages.Load(); got != 2 {
+		t.Errorf("got %d messages from the batched frame, want 2", got)
+	}
+	if pongs != 1 {
+		t.Errorf("got %d pongs for one ping, want 1", pongs)
+	}
+}
+
+func TestCentrifugoRefusalsFailTheSetUp(t *testing.T) {
+	for _, tc := range []struct{ name, frame, want string }{
+		{"connect", `{"id":1,"error":{"code":109,"message":"token expired"}}`, "connect refused: 109: token expired"},
+		{"subscribe", cfConnectReply + "\n" + `{"id":2,"error":{"code":103,"message":"permission denied"}}`, "join refused: 103: permission denied"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMember(nil, "j1")
+			if err := cfFrame(m, "j1", []byte(tc.frame), time.Now(), nil); err != nil {
+				t.Fatal(err)
+			}
+			if m.setupErr == nil || !strings.Contains(m.setupErr.Error(), tc.want) {
+				t.Errorf("got set-up error %v, want %q", m.setupErr, tc.want)
+			}
+		})
+	}
+}
+
+func TestCentrifugoBadFramesEndTheConnection(t *testing.T) {
+	m := newMember(nil, "")
+	if err := cfFrame(m, "", []byte(cfConnectReply+"\nnot json"), time.Now(), nil); err == nil || !strings.Contains(err.Error(), "undecodable reply") {
+		t.Errorf("got %v, want an undecodable reply", err)
+	}
+	failed := errors.New("broken pipe")
+	if err := cfFrame(m, "", []byte("{}"), time.Now(), func() error { return failed }); !errors.Is(err, failed) {
+		t.Errorf("got %v, want the pong's error", err)
+	}
+}
+
+func TestCentrifugoCommandFrames(t *testing.T) {
+	got := string(cfSetUpFrame(nil, "tok", "café con leche"))
+	want := `{"id":1,"connect":{"token":"tok"}}` + "\n" + `{"id":2,"subscribe":{"channel":"café con leche"}}`
+	if got != want {
+		t.Errorf("set-up frame:\n got %s\nwant %s", got, want)
+	}
+	if got := string(cfSetUpFrame(nil, "tok", "")); got != `{"id":1,"connect":{"token":"tok"}}` {
+		t.Errorf("set-up frame without a room: got %s", got)
+	}
+	p := stampPayload(nil, time.Unix(0, 1796143576198074715), 9)
+	got = string(cfPublishFrame(nil, 12, "bench", p))
+	if want := `{"id":12,"publish":{"channel":"bench","data":"` + string(p) + `"}}`; got != want {
+		t.Errorf("publish frame:\n got %s\nwant %s", got, want)
+	}
+}
