@@ -60,24 +60,9 @@ run() {
 	local label=$1
 	shift
 	start_server "$label"
-	set +e
-	taskset -c "$LOAD_CORE" "$BIN" bench --jwt-secret "$SECRET" --http-addr "$HTTP" --grpc-addr "$GRPC" \
+	bench_run "$label" taskset -c "$LOAD_CORE" "$BIN" bench --jwt-secret "$SECRET" --http-addr "$HTTP" --grpc-addr "$GRPC" \
 		--server-pid "$server_pid" --quiet --svg "$OUT/$label.svg" \
-		--profile-url "http://$PPROF/debug/pprof/profile" --profile-out "$OUT/$label.pprof" \
-		"$@" >"$OUT/$label.txt" 2>"$OUT/$label.err"
-	local rc=$?
-	set -e
-	stop_server
-	local json
-	json=$(grep '^{' "$OUT/$label.txt" || true)
-	if [[ -z $json ]]; then
-		echo "$label: no result (exit $rc): $(tail -3 "$OUT/$label.err")" >&2
-		return 0
-	fi
-	printf '%s\t%s\n' "$label" "$json" >>"$OUT/results.tsv"
-	[[ $rc -eq 0 ]] || echo "$label: $(tail -1 "$OUT/$label.err")" >&2
-	printf '%-28s %s\n' "$label" "$(sed -n 2p "$OUT/$label.txt")"
-	LAST_JSON=$json
+		--profile-url "http://$PPROF/debug/pprof/profile" --profile-out "$OUT/$label.pprof" "$@"
 }
 
 # ok: the last run delivered everything (nothing refused, nothing lost),
