@@ -60,19 +60,29 @@ cp "$CF_CONFIG" "$OUT/config.json"
 
 trap stop_server EXIT
 
-# pinned CORE CMD...: CMD on CORE, unless PIN=0.
-pinned() {
-	local core=$1
-	shift
-	if [[ $PIN == 0 ]]; then "$@"; else taskset -c "$core" "$@"; fi
-}
+# PIN_SERVER and PIN_TOOL prefix the server's and the tool's command: taskset
+# onto their cores, unless PIN=0. (Prefixes, not a shell function, so that
+# $! is the server itself: taskset and env exec what they run.)
+PIN_SERVER=(taskset -c "$SERVER_CORE")
+PIN_TOOL=(taskset -c "$LOAD_CORE")
+if [[ $PIN == 0 ]]; then PIN_SERVER=() PIN_TOOL=(); fi
 
 start_centrifugo() {
 	local label=$1
-	CENTRIFUGO_HTTP_SERVER_PORT=$PORT CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY=$SECRET \
-		pinned "$SERVER_CORE" "$CF_BIN" --config "$CF_CONFIG" >"$OUT/$label.server.log" 2>&1 &
+	if curl -s -o /dev/null "http://$HTTP/health"; then
+		echo "something already listens on $HTTP: stop it or set CENTRIFUGO_PORT" >&2
+		exit 1
+	fi
+	# This script's own CENTRIFUGO_* settings are not Centrifugo's.
+	env -u CENTRIFUGO_BIN -u CENTRIFUGO_CACHE -u CENTRIFUGO_PORT \
+		CENTRIFUGO_HTTP_SERVER_PORT="$PORT" CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY="$SECRET" \
+		"${PIN_SERVER[@]}" "$CF_BIN" --config "$CF_CONFIG" >"$OUT/$label.server.log" 2>&1 &
 	server_pid=$!
 	wait_healthy "$HTTP" "$OUT/$label.server.log"
+	if ! kill -0 "$server_pid" 2>/dev/null; then
+		echo "centrifugo exited; see $OUT/$label.server.log" >&2
+		exit 1
+	fi
 }
 
 # run LABEL BENCH-FLAGS...: one scenario against a fresh centrifugo.
@@ -80,7 +90,7 @@ run() {
 	local label=$1
 	shift
 	start_centrifugo "$label"
-	bench_run "$label" pinned "$LOAD_CORE" "$BIN" bench --protocol centrifugo --jwt-secret "$SECRET" --http-addr "$HTTP" \
+	bench_run "$label" "${PIN_TOOL[@]}" "$BIN" bench --protocol centrifugo --jwt-secret "$SECRET" --http-addr "$HTTP" \
 		--server-pid "$server_pid" --quiet --svg "$OUT/$label.svg" \
 		--profile-url "http://$HTTP/debug/pprof/profile" --profile-out "$OUT/$label.pprof" "$@"
 }

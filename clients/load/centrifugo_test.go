@@ -52,7 +52,12 @@ func startCentrifugo(t *testing.T, bin string) (addr string, pid int) {
 	}
 	defer logFile.Close()
 	cmd := exec.Command(bin, "--config", "centrifugo.json")
-	cmd.Env = append(os.Environ(), "CENTRIFUGO_HTTP_SERVER_PORT="+strconv.Itoa(port),
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CENTRIFUGO_") { // ours, not Centrifugo's settings
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "CENTRIFUGO_HTTP_SERVER_PORT="+strconv.Itoa(port),
 		"CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY="+string(cfSecret))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
