@@ -13,12 +13,13 @@
 # Centrifugo is an instrument here, not a dependency of the project: the
 # binary is $CENTRIFUGO_BIN, or built once with `go install` into
 # $CENTRIFUGO_CACHE (default ~/.cache/tertulia/centrifugo-v6.9.1). Its
-# configuration is centrifugo.json (channels without namespace: no
-# presence, no join/leave, no history, subscribe and publish allowed to
-# clients; no connection limits); the port and the token secret come from
-# the environment. DURATION overrides the publishing/holding time of every
-# run (e.g. DURATION=2s for a quick check), PIN=0 runs without taskset
-# (when the machine is shared and pinning would disturb others).
+# configuration is centrifugo.json: channels without namespace, no presence,
+# no join/leave, no history, subscribe and publish allowed to clients; no
+# connection limits; a slow client bounded as by Tertulia's defaults (a
+# 4 MiB outbound queue, a 10 s write timeout). The port and the token secret
+# come from the environment. DURATION overrides the publishing/holding time
+# of every run (e.g. DURATION=2s for a quick check); PIN=0 runs without
+# taskset (when the machine is shared and pinning would disturb others).
 #
 # Outputs go to bench-out/centrifugo/ (override with BENCH_OUT): per run the
 # tool's output, centrifugo's log and CPU profile; results.tsv holds one
