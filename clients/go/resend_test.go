@@ -10,6 +10,7 @@ import (
 
 	client "github.com/tertulia/tertulia/clients/go"
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/broker/redis/redistest"
 	"github.com/tertulia/tertulia/server/hub"
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
@@ -112,6 +113,32 @@ func TestRateLimitedMessageIsSentAgain(t *testing.T) {
 	}
 	if n := alice.Pending(); n != 0 {
 		t.Errorf("%d messages pending after their acks, want 0", n)
+	}
+}
+
+// A message the node cannot take while its Redis is down (unavailable) is
+// sent again, on the same connection, once Redis is back: the other member
+// gets it once, no reconnect needed.
+func TestUnavailableMessageIsSentAgain(t *testing.T) {
+	rs := redistest.Start(t)
+	srv := startOnRedis(t, rs)
+	bob := nodetest.Open(t, srv.GRPCAddr, srv.Token(t, "bob", false), "bob")
+	bob.JoinFrom(resendRoom, nil, 0)
+	alice := joinAlice(t, srv, client.Backoff{Min: 100 * time.Millisecond, Max: 500 * time.Millisecond})
+
+	rs.Stop(t)
+	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "uno"))
+	await(t, alice.Events(), "m1's refusal", refusal("m1", chatv1.CodeUnavailable))
+	rs.Restart(t) // empty: the room's log starts again
+	await(t, alice.Events(), "m1's ack", nodetest.IsAck("m1"))
+	send(t, alice, nodetest.RoomMessage("m2", resendRoom, "dos"))
+	await(t, alice.Events(), "m2's ack", nodetest.IsAck("m2"))
+
+	if got, want := roomTexts(bob, "dos"), []string{"uno", "dos"}; !slices.Equal(got, want) {
+		t.Errorf("bob saw %q, want %q: each once", got, want)
+	}
+	if n := alice.Reconnects(); n != 0 {
+		t.Errorf("%d reconnects, want 0: the resend goes on the live connection", n)
 	}
 }
 
