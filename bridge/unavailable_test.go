@@ -1,7 +1,6 @@
 package bridge_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -9,6 +8,7 @@ import (
 	"github.com/tertulia/tertulia/server/broker/redis"
 	"github.com/tertulia/tertulia/server/broker/redis/redistest"
 	"github.com/tertulia/tertulia/server/node"
+	"github.com/tertulia/tertulia/server/node/nodetest"
 )
 
 // A session the node cannot open because its cluster is out of reach is
@@ -19,18 +19,7 @@ import (
 func TestOpenWithoutTheClusterCloses1012(t *testing.T) {
 	runModes(t, func(t *testing.T, m mode) {
 		rs := redistest.Start(t)
-		cfg, err := redis.ParseURL(rs.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.CallTimeout = 200 * time.Millisecond
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		b, err := redis.New(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { b.Close() })
+		b := nodetest.RedisBroker(t, rs.URL(), func(c *redis.Config) { c.CallTimeout = 200 * time.Millisecond })
 		tg := start(t, m, node.Config{Broker: b}, bridge.Config{})
 		rs.Stop(t)
 		u, err := dialRaw(t, tg, "/api/v1/ws/authenticated?token="+tg.node.Token(t, "alice", false), dialOpts{})

@@ -121,7 +121,7 @@ func TestRateLimitedMessageIsSentAgain(t *testing.T) {
 // gets it once, no reconnect needed.
 func TestUnavailableMessageIsSentAgain(t *testing.T) {
 	rs := redistest.Start(t)
-	srv := startOnRedis(t, rs)
+	srv := nodetest.StartOnRedis(t, rs.URL())
 	bob := nodetest.Open(t, srv.GRPCAddr, srv.Token(t, "bob", false), "bob")
 	bob.JoinFrom(resendRoom, nil, 0)
 	alice := joinAlice(t, srv, client.Backoff{Min: 100 * time.Millisecond, Max: 500 * time.Millisecond})
