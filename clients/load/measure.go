@@ -140,8 +140,12 @@ func (r *runner) finish(res *Result, p publishing, perMember int, d deliveries, 
 	res.TargetRate, res.Published, res.Seconds = r.cfg.Rate, p.sent, p.took.Seconds()
 	res.Rate = p.rate() / float64(perMember)
 	if res.Rate < 0.95*res.TargetRate {
-		fmt.Fprintf(r.cfg.Warnings, "warning: %s published %.4g msg/s, %.0f%% of the %g msg/s asked: the figures are those of a lighter load\n",
-			res.Scenario, res.Rate, 100*res.Rate/res.TargetRate, res.TargetRate)
+		unit := "msg/s"
+		if perMember > 1 {
+			unit = "msg/s per member"
+		}
+		fmt.Fprintf(r.cfg.Warnings, "warning: %s published %s %s, %.0f%% of the %s asked: the figures are those of a lighter load\n",
+			res.Scenario, num(res.Rate), unit, 100*res.Rate/res.TargetRate, num(res.TargetRate))
 	}
 	res.Expected, res.Delivered, res.Lost, res.Extra, res.Refused = d.expected, d.got, d.lost, d.extra, d.refused
 	if window := d.end.Sub(p.start); window > 0 {
