@@ -54,12 +54,9 @@ func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error
 }
 
 func (b *Broker) publish(ctx context.Context, topic string, payload []byte) error {
-	cctx, cancel, err := b.bound(ctx)
-	defer cancel()
-	if err == nil {
-		err = b.rdb.Publish(cctx, b.channel(topic), payload).Err()
-	}
-	return b.settle(ctx, err)
+	return b.call(ctx, func(ctx context.Context) error {
+		return b.rdb.Publish(ctx, b.channel(topic), payload).Err()
+	})
 }
 
 // strayTTL is how long a stray is remembered: far longer than any pause
