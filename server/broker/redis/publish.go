@@ -70,21 +70,21 @@ func (b *Broker) noteStray(seq uint64) {
 		return
 	}
 	now := time.Now()
-	b.pingMu.Lock()
+	b.echoMu.Lock()
 	for s, at := range b.strays { // few: one per call in flight when Redis stopped answering
 		if now.Sub(at) > strayTTL {
 			delete(b.strays, s)
 		}
 	}
 	b.strays[seq] = now
-	b.pingMu.Unlock()
+	b.echoMu.Unlock()
 }
 
 // stray reports whether event seq of this node was already delivered here,
 // and forgets it.
 func (b *Broker) stray(seq uint64) bool {
-	b.pingMu.Lock()
-	defer b.pingMu.Unlock()
+	b.echoMu.Lock()
+	defer b.echoMu.Unlock()
 	_, ok := b.strays[seq]
 	delete(b.strays, seq)
 	return ok
@@ -97,11 +97,11 @@ func (b *Broker) expectEcho(topic string) (uint64, chan struct{}) {
 		return 0, nil
 	}
 	done := make(chan struct{})
-	b.pingMu.Lock()
+	b.echoMu.Lock()
 	b.echoSeq++
 	seq := b.echoSeq
 	b.echoes[seq] = echo{topic: topic, done: done}
-	b.pingMu.Unlock()
+	b.echoMu.Unlock()
 	return seq, done
 }
 
@@ -128,30 +128,30 @@ func (b *Broker) dropEcho(seq uint64) {
 	if seq == 0 {
 		return
 	}
-	b.pingMu.Lock()
+	b.echoMu.Lock()
 	delete(b.echoes, seq)
-	b.pingMu.Unlock()
+	b.echoMu.Unlock()
 }
 
 // echoed releases the Publish waiting for event seq of this node, if any.
 func (b *Broker) echoed(seq uint64) {
-	b.pingMu.Lock()
+	b.echoMu.Lock()
 	if e, ok := b.echoes[seq]; ok {
 		close(e.done)
 		delete(b.echoes, seq)
 	}
-	b.pingMu.Unlock()
+	b.echoMu.Unlock()
 }
 
 // releaseEchoes releases the Publish calls waiting on topic (all topics if
 // topic is empty): their events will not come back.
 func (b *Broker) releaseEchoes(topic string) {
-	b.pingMu.Lock()
+	b.echoMu.Lock()
 	for seq, e := range b.echoes {
 		if topic == "" || e.topic == topic {
 			close(e.done)
 			delete(b.echoes, seq)
 		}
 	}
-	b.pingMu.Unlock()
+	b.echoMu.Unlock()
 }
