@@ -17,19 +17,10 @@ import (
 // every heartbeat, and what its handler is given.
 func hungBroker(t *testing.T, srv *redistest.Server, heartbeat time.Duration) (*Broker, *events) {
 	t.Helper()
-	cfg, err := ParseURL(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Prefix = fmt.Sprintf("t%d", prefixes.Add(1))
-	cfg.Heartbeat, cfg.PresenceTTL, cfg.CallTimeout = heartbeat, 2*time.Hour, 100*time.Millisecond
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	b, err := New(ctx, cfg)
-	if err != nil {
-		t.Fatalf("new broker: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := startBroker(t, srv, func(cfg *Config) {
+		cfg.Prefix = fmt.Sprintf("t%d", prefixes.Add(1))
+		cfg.Heartbeat, cfg.PresenceTTL, cfg.CallTimeout = heartbeat, 2*time.Hour, 100*time.Millisecond
+	})
 	seen := &events{}
 	b.SetHandler(seen.handle)
 	return b, seen

@@ -53,11 +53,20 @@ func newCluster(t *testing.T, srv *redistest.Server, n int, tm timings) []*Broke
 
 func newBroker(t *testing.T, srv *redistest.Server, prefix string, tm timings) *Broker {
 	t.Helper()
+	return startBroker(t, srv, func(cfg *Config) {
+		cfg.Prefix, cfg.Heartbeat, cfg.PresenceTTL = prefix, tm.heartbeat, tm.ttl
+	})
+}
+
+// startBroker starts a broker on srv, with its Config set by set, and
+// closes it when the test ends.
+func startBroker(t *testing.T, srv *redistest.Server, set func(cfg *Config)) *Broker {
+	t.Helper()
 	cfg, err := ParseURL(srv.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Prefix, cfg.Heartbeat, cfg.PresenceTTL = prefix, tm.heartbeat, tm.ttl
+	set(&cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	b, err := New(ctx, cfg)
