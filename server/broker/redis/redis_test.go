@@ -110,6 +110,19 @@ func (e *events) has(s string) bool {
 	return slices.Contains(e.list, s)
 }
 
+// count is how many times s was handled.
+func (e *events) count(s string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, got := range e.list {
+		if got == s {
+			n++
+		}
+	}
+	return n
+}
+
 // eventually polls cond every 10ms until it holds or within fails.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
