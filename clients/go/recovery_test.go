@@ -146,22 +146,26 @@ var setups = []struct {
 	}},
 	{"another node", func(t *testing.T) nodes {
 		rs := redistest.Start(t)
-		start := func() *nodetest.Server {
-			cfg, err := redis.ParseURL(rs.URL())
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			b, err := redis.New(ctx, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { b.Close() })
-			return nodetest.Start(t, node.Config{Broker: b, Limits: nodetest.Unlimited()})
-		}
-		return nodes{start(), start(), start()}
+		return nodes{startOnRedis(t, rs), startOnRedis(t, rs), startOnRedis(t, rs)}
 	}},
+}
+
+// startOnRedis starts a node of the cluster that rs holds, with no rate
+// limits.
+func startOnRedis(t *testing.T, rs *redistest.Server) *nodetest.Server {
+	t.Helper()
+	cfg, err := redis.ParseURL(rs.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, err := redis.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return nodetest.Start(t, node.Config{Broker: b, Limits: nodetest.Unlimited()})
 }
 
 // A client's network is cut while messages flow into its room, and more are

@@ -51,10 +51,14 @@ func newCluster(t *testing.T, srv *redistest.Server, n int, tm timings) []*Broke
 	return bs
 }
 
-func newBroker(t *testing.T, srv *redistest.Server, prefix string, tm timings) *Broker {
+// newBroker starts a broker on srv under prefix, its config changed by opts.
+func newBroker(t *testing.T, srv *redistest.Server, prefix string, tm timings, opts ...func(*Config)) *Broker {
 	t.Helper()
 	return startBroker(t, srv, func(cfg *Config) {
 		cfg.Prefix, cfg.Heartbeat, cfg.PresenceTTL = prefix, tm.heartbeat, tm.ttl
+		for _, opt := range opts {
+			opt(cfg)
+		}
 	})
 }
 
