@@ -15,7 +15,8 @@ import (
 // closed with 1012 "service restart" on both paths, as the browser is told
 // after a restart: it comes back after a random wait. (In-process used to
 // close with 1001 where the remote bridge, reading Connect's Unavailable,
-// closed with 1012.)
+// closed with 1012; then the remote bridge gave the status's text, "could
+// not start session", where in-process said "service restart".)
 func TestOpenWithoutTheClusterCloses1012(t *testing.T) {
 	runModes(t, func(t *testing.T, m mode) {
 		rs := redistest.Start(t)
@@ -26,8 +27,8 @@ func TestOpenWithoutTheClusterCloses1012(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if code, reason := u.closed(); code != bridge.StatusServiceRestart {
-			t.Errorf("open while redis is down: close %d %q, want %d", code, reason, bridge.StatusServiceRestart)
+		if code, reason := u.closed(); code != bridge.StatusServiceRestart || reason != bridge.ReasonServiceRestart {
+			t.Errorf("open while redis is down: close %d %q, want %d %q", code, reason, bridge.StatusServiceRestart, bridge.ReasonServiceRestart)
 		}
 	})
 }
