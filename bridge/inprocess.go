@@ -2,9 +2,10 @@ package bridge
 
 import (
 	"context"
-	"errors"
 
 	"github.com/gobwas/ws"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tertulia/tertulia/server/auth"
 	"github.com/tertulia/tertulia/server/grpcapi"
@@ -28,6 +29,9 @@ var _ Upstream = InProcess{}
 func (u InProcess) Start(ctx context.Context, token string, c *Conn, done func(error)) {
 	sess, err := u.open(ctx, token, c)
 	if err != nil {
+		// The same refusal as over gRPC, closed as the remote bridge
+		// closes for it.
+		c.Close(closeForStatus(err))
 		done(err)
 		return
 	}
@@ -35,34 +39,16 @@ func (u InProcess) Start(ctx context.Context, token string, c *Conn, done func(e
 		func(err error) { sess.Close(); done(err) })
 }
 
-// open opens the session of c, or closes c with the code that says why it
-// could not.
+// open opens the session of c, or returns the gRPC status of its refusal,
+// the one a Connect stream would end with: the token's, as StreamAuth
+// refuses it, or the core's (see grpcapi.ChatService.Open).
 func (u InProcess) open(ctx context.Context, token string, c *Conn) (*grpcapi.Session, error) {
 	who, err := u.Gate.Session(token)
 	if err != nil {
-		c.Close(ws.StatusPolicyViolation, err.Error())
-		return nil, err
+		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
 	who.AcceptLanguage = c.acceptLanguage
-	sess, err := u.Chat.Open(ctx, who, socketSink{c})
-	if reason, ok := tooManyConns(err); ok {
-		c.Close(ws.StatusPolicyViolation, reason)
-		return nil, err
-	}
-	var banned *hub.BannedError
-	if errors.As(err, &banned) {
-		c.Close(CloseModerated, banned.Error())
-		return nil, err
-	}
-	if err != nil {
-		// Whether the node is shutting down or cannot reach its
-		// cluster, the browser had better try again after a random wait,
-		// elsewhere: 1012, as the remote bridge closes for the
-		// Unavailable status Connect answers in both cases.
-		c.Close(StatusServiceRestart, ReasonServiceRestart)
-		return nil, err
-	}
-	return sess, nil
+	return u.Chat.Open(ctx, who, socketSink{c})
 }
 
 // socketSink is a browser connection as the FrameSink of its session.

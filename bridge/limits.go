@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/tertulia/tertulia/server/hub"
-
 	"github.com/gobwas/ws"
 	"google.golang.org/grpc/peer"
 )
@@ -46,14 +44,4 @@ func echoedID(id string) string {
 		return ""
 	}
 	return id
-}
-
-// tooManyConns is the reason the core refused a session over a connection
-// count, if it did: the browser is told with 1008 and that reason.
-func tooManyConns(err error) (reason string, ok bool) {
-	var he *hub.Error
-	if errors.As(err, &he) && he.Code == hub.CodeTooManyConns {
-		return he.Message, true
-	}
-	return "", false
 }

@@ -185,8 +185,10 @@ func closeForStatus(err error) (ws.StatusCode, string) {
 		return ws.StatusPolicyViolation, st.Message()
 	case codes.Unavailable:
 		// The node is restarting (or cannot reach its cluster): the
-		// browser should come back after a random wait.
-		return StatusServiceRestart, st.Message()
+		// browser should come back after a random wait. The reason is the
+		// one of a restart, whatever the status says: the browser acts on
+		// it alike, and a transport error's text names internal addresses.
+		return StatusServiceRestart, ReasonServiceRestart
 	case codes.Canceled:
 		return ws.StatusGoingAway, closeShutdown
 	default:

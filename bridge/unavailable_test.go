@@ -1,7 +1,6 @@
 package bridge_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -9,36 +8,27 @@ import (
 	"github.com/tertulia/tertulia/server/broker/redis"
 	"github.com/tertulia/tertulia/server/broker/redis/redistest"
 	"github.com/tertulia/tertulia/server/node"
+	"github.com/tertulia/tertulia/server/node/nodetest"
 )
 
 // A session the node cannot open because its cluster is out of reach is
 // closed with 1012 "service restart" on both paths, as the browser is told
 // after a restart: it comes back after a random wait. (In-process used to
 // close with 1001 where the remote bridge, reading Connect's Unavailable,
-// closed with 1012.)
+// closed with 1012; then the remote bridge gave the status's text, "could
+// not start session", where in-process said "service restart".)
 func TestOpenWithoutTheClusterCloses1012(t *testing.T) {
 	runModes(t, func(t *testing.T, m mode) {
 		rs := redistest.Start(t)
-		cfg, err := redis.ParseURL(rs.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.CallTimeout = 200 * time.Millisecond
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		b, err := redis.New(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { b.Close() })
+		b := nodetest.RedisBroker(t, rs.URL(), func(c *redis.Config) { c.CallTimeout = 200 * time.Millisecond })
 		tg := start(t, m, node.Config{Broker: b}, bridge.Config{})
 		rs.Stop(t)
 		u, err := dialRaw(t, tg, "/api/v1/ws/authenticated?token="+tg.node.Token(t, "alice", false), dialOpts{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if code, reason := u.closed(); code != bridge.StatusServiceRestart {
-			t.Errorf("open while redis is down: close %d %q, want %d", code, reason, bridge.StatusServiceRestart)
+		if code, reason := u.closed(); code != bridge.StatusServiceRestart || reason != bridge.ReasonServiceRestart {
+			t.Errorf("open while redis is down: close %d %q, want %d %q", code, reason, bridge.StatusServiceRestart, bridge.ReasonServiceRestart)
 		}
 	})
 }

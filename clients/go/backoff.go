@@ -9,7 +9,9 @@ import (
 // connect: a random time in [d/2, d), where d starts at Min and doubles with
 // each failed attempt up to Max. The randomness spreads the clients of a
 // node that restarts over time, so that the next node is not hit by all of
-// them in the same instant.
+// them in the same instant. It is also the wait before a Reconnecting
+// session sends again, on the same connection, what the server refused for
+// now (unavailable, rate_limited): n counts those waits since the last ack.
 type Backoff struct {
 	// Min is the first d. Default 250ms.
 	Min time.Duration

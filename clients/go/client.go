@@ -45,8 +45,9 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(o *options) { o.dial = append(o.dial, opts...) }
 }
 
-// WithBackoff sets the waits between the attempts of a Reconnecting
-// session (Reconnect); other calls ignore it.
+// WithBackoff sets the waits of a Reconnecting session (Reconnect):
+// between its attempts to connect, and before it sends again what the
+// server refused for now. Other calls ignore it.
 func WithBackoff(b Backoff) Option { return func(o *options) { o.backoff = b } }
 
 // Dial returns a client for the node at target ("host:port"). It does not

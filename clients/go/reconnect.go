@@ -24,7 +24,11 @@ import (
 // joined, asking for what it missed there (join_room's since, from the
 // last offset seen in each room), asks for the private messages it missed
 // (recover_private), and sends again, with the same ids, the messages no
-// ack has answered (the server delivers an id once). It gives up only when
+// ack has answered (the server delivers an id once). A message the server
+// refuses for now (an error with code unavailable or rate_limited) is sent
+// again on the same connection after a wait (Backoff again, one wait for
+// all such messages, longer after each refusal until an ack); one refused
+// for good (any other code) is not sent again. It gives up only when
 // the server refuses the client itself (Unauthenticated,
 // PermissionDenied), or when its context ends or Close is called.
 //
@@ -268,25 +272,52 @@ func closeAndDrain(s *Session) {
 
 // serve makes s the current session, takes up where the last one left off
 // (rooms, missed messages, unacknowledged frames) and forwards its frames
-// until it ends; it returns why it ended. A send that fails ends the
-// session: its end is seen below.
+// until it ends; it returns why it ended. Frames the server refuses for now
+// are sent again on s after a backoff (resendTimer); the timer goes with s,
+// since the next connection's Resume sends them anyway. A send that fails
+// ends the session: its end is seen below.
 func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error {
 	r.mu.Lock()
 	r.sess, r.addr = s, addr
 	r.rec.Resume(s) // the welcome was observed in open
 	r.mu.Unlock()
+	resend := resendTimer{wait: r.wait}
 	defer func() {
+		resend.stop()
 		r.mu.Lock()
 		r.sess, r.addr = nil, ""
 		r.mu.Unlock()
 		closeAndDrain(s)
 	}()
-	for f := range s.Events() {
-		if !r.emit(ctx, f) {
+	for {
+		select {
+		case f, ok := <-s.Events():
+			if !ok {
+				return s.Err()
+			}
+			// Armed before f is handed over: whoever reads the refusal
+			// finds the resend under way.
+			switch {
+			case r.rec.refusedForNow(f):
+				resend.arm()
+			case f.GetAck() != nil:
+				resend.acked()
+			}
+			if !r.emit(ctx, f) {
+				return ctx.Err()
+			}
+		case <-resend.C():
+			resend.fired()
+			if ctx.Err() != nil { // closed meanwhile: send nothing more
+				return ctx.Err()
+			}
+			r.mu.Lock() // in order with SendFrame's sends
+			r.rec.ResendPending(s)
+			r.mu.Unlock()
+		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	return s.Err()
 }
 
 // emit notes what f tells of positions and acks, and hands it to the

@@ -223,7 +223,7 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 		// A frame refused for good is not sent again; one not carried out
 		// now stays pending, to be sent again (ResendPending, Resume).
 		code := f.GetError().GetCode()
-		if f.Id == "" || code == chatv1.CodeUnavailable || code == chatv1.CodeRateLimited {
+		if f.Id == "" || retryable(code) {
 			return true
 		}
 		r.acked(f.Id)
@@ -234,6 +234,27 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 		}
 	}
 	return true
+}
+
+// retryable reports whether an error with code refuses a frame for now
+// only: the server could not carry it out (unavailable: its broker is out
+// of reach) or not yet (rate_limited), and the same frame may pass later.
+// Every other code refuses it for good.
+func retryable(code string) bool {
+	return code == chatv1.CodeUnavailable || code == chatv1.CodeRateLimited
+}
+
+// refusedForNow reports whether f is an error that refuses, for now only
+// (retryable), a frame still awaiting its ack: one that ResendPending sends
+// again.
+func (r *Recovery) refusedForNow(f *chatv1.ServerFrame) bool {
+	if f.GetError() == nil || f.Id == "" || !retryable(f.GetError().GetCode()) {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.pending[f.Id]
+	return ok
 }
 
 // ownJoin returns the room whose join frame had id, now named room: the
@@ -325,10 +346,12 @@ func (r *Recovery) Resume(s *Session) error {
 	return r.ResendPending(s)
 }
 
-// ResendPending sends on s, with their ids, the frames that got no ack:
-// after an error with code "unavailable" (the server could not take them
-// then), or on a new connection (Resume calls it). The server delivers
-// each once, however often it is sent within its dedup window.
+// ResendPending sends on s, in the order they were first sent and with
+// their ids, the frames that got no ack: after an error with code
+// unavailable or rate_limited (the server could not take them then; wait
+// before, as Reconnecting does), or on a new connection (Resume calls it).
+// The server delivers each once, however often it is sent within its dedup
+// window.
 func (r *Recovery) ResendPending(s *Session) error {
 	for _, f := range r.Pending() {
 		if err := s.SendFrame(f); err != nil {

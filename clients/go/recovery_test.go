@@ -14,7 +14,6 @@ import (
 
 	client "github.com/tertulia/tertulia/clients/go"
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
-	"github.com/tertulia/tertulia/server/broker/redis"
 	"github.com/tertulia/tertulia/server/broker/redis/redistest"
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
@@ -146,21 +145,7 @@ var setups = []struct {
 	}},
 	{"another node", func(t *testing.T) nodes {
 		rs := redistest.Start(t)
-		start := func() *nodetest.Server {
-			cfg, err := redis.ParseURL(rs.URL())
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			b, err := redis.New(ctx, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { b.Close() })
-			return nodetest.Start(t, node.Config{Broker: b, Limits: nodetest.Unlimited()})
-		}
-		return nodes{start(), start(), start()}
+		return nodes{nodetest.StartOnRedis(t, rs.URL()), nodetest.StartOnRedis(t, rs.URL()), nodetest.StartOnRedis(t, rs.URL())}
 	}},
 }
 

@@ -97,7 +97,7 @@ run() {
 }
 
 echo "$(cat "$OUT/version.txt"), pinned: $([[ $PIN == 0 ]] && echo no || echo "server core $SERVER_CORE, tool core $LOAD_CORE")"
-printf "%-28s %s\n" run "scenario transport conns rate/s secs delivered/s p50 p90 p99 max refused lost dropped conn/s srv-cpu% tool-cpu% srv-us/msg tool-us/msg srv-KiB/conn frames/write reconnect-s"
+bench_header
 case $MODE in
 targets)
 	# Issue 10's four workloads, as run.sh's issue_targets.

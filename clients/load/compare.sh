@@ -40,7 +40,7 @@ run() { # run COMMIT BENCH-ARGS...: one run of the workload against the server a
 	wait_healthy "$HTTP" "$OUT/$c.log"
 	taskset -c 1 "$OUT/bench" bench --jwt-secret "$SECRET" --http-addr "$HTTP" --grpc-addr "$GRPC" \
 		--server-pid "$server_pid" --quiet "$@" 2>>"$OUT/$c.err" | { grep '^{' || true; } |
-		sed -E 's/^/'"$c"' /; s/"(scenario|transport|client|conns|rooms|rate|seconds|published|expected|delivered|server_writes|tool_rss_per_conn_kib)":[^,}]*,?//g'
+		sed -E 's/^/'"$c"' /; s/"(scenario|transport|client|conns|rooms|target_rate_per_s|seconds|published|expected|delivered|server_writes|tool_rss_per_conn_kib)":[^,}]*,?//g'
 	stop_server
 }
 trap stop_server EXIT

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"time"
 )
 
@@ -99,6 +100,11 @@ type Config struct {
 	ProfileOut string
 	// Progress receives one line per phase. Default: discard.
 	Progress io.Writer
+	// Warnings receives a line for each figure of the run that is not
+	// what was asked for, such as a publishing rate that fell short of
+	// Rate; each line starts with "warning: ". Default: os.Stderr, as
+	// these lines must be seen even when the progress is not.
+	Warnings io.Writer
 }
 
 // The scenarios, transports and WebSocket clients Run knows.
@@ -168,6 +174,9 @@ func (c Config) withDefaults() Config {
 	def(&c.StreamsPerConn, 1)
 	if c.Progress == nil {
 		c.Progress = io.Discard
+	}
+	if c.Warnings == nil {
+		c.Warnings = os.Stderr
 	}
 	return c
 }

@@ -41,11 +41,11 @@ type member struct {
 	welcomed, joined, isReady bool
 	setupErr                  error
 
-	messages atomic.Int64 // chat messages with a send time received
-	refused  atomic.Int64 // messages this connection sent that the server refused as unavailable
-	ended    atomic.Bool  // the connection ended
-	dropped  atomic.Bool  // ...and not because the tool closed it
-	errMsg   atomic.Pointer[string]
+	seen    seqTally     // the tool's messages received, each told apart
+	refused atomic.Int64 // messages this connection sent that the server refused as unavailable
+	ended   atomic.Bool  // the connection ended
+	dropped atomic.Bool  // ...and not because the tool closed it
+	errMsg  atomic.Pointer[string]
 }
 
 func newMember(h *Histogram, joinID string) *member {
@@ -83,16 +83,25 @@ func onError[T string | []byte](m *member, code, id, text T) {
 	}
 }
 
-// onMessage is called by readers for every chat message, with its payload.
+// onMessage is called by readers for every chat message, with its payload
+// and the time its frame was read; messages not stamped by the tool are
+// skipped. A copy of a message already received counts as extra, and its
+// latency is recorded as well.
 func onMessage[T string | []byte](m *member, payload T, now time.Time) {
-	sent, ok := payloadTime(payload)
+	s, ok := readStamp(payload)
 	if !ok {
 		return
 	}
-	m.messages.Add(1)
+	m.seen.record(s, now)
 	if m.hist != nil {
-		m.hist.Record(now.Sub(time.Unix(0, sent)))
+		m.hist.Record(now.Sub(time.Unix(0, s.sent)))
 	}
+}
+
+// received is how many of the tool's messages the connection read: each
+// distinct one once, plus the extra copies.
+func (m *member) received() int64 {
+	return m.seen.got.Load() + m.seen.extra.Load()
 }
 
 func (m *member) checkReady() {

@@ -41,14 +41,27 @@
 //
 // A connection counts as set up once its welcome and its own room_joined
 // have been read. A message the server refuses with an unavailable error
-// (its broker is away) is counted as refused, not lost: lost is what was
-// sent without refusal and never delivered.
+// (its broker is away) is counted as refused, not lost. Every message
+// carries its publisher's id and sequence number, and each subscriber
+// counts its own (seqTally): lost is, summed over subscribers, what one
+// should have received (sent to its room, not refused) and did not; extra
+// is the copies of messages it had already received. One subscriber's
+// duplicate cannot hide another's loss. The count relies on the server
+// delivering a room's messages to each connection in order; a little
+// reordering is tolerated.
+//
+// The rate reported is the publishing rate achieved, beside the target;
+// Run warns (Config.Warnings) when it falls below 95% of the target.
+// Deliveries per second are over the window they were counted in: from
+// the first publish to the last delivery, or to the end of the drain if
+// some never came.
 //
 // Every loop is bounded by a count and by time, and only loopback targets
 // are accepted unless Config.AllowRemote is set. Run is the entry point;
 // `tertulia bench` is its command line.
 //
-// Latency is measured on one clock: the publisher writes its send time into
-// the 64-byte payload and the subscriber, in the same process, subtracts it
-// from the time it read the frame.
+// Latency is measured on one clock: the publisher writes its send time
+// (with its id and sequence number) into the 64-byte payload and the
+// subscriber, in the same process, subtracts it from the time it read the
+// frame.
 package load

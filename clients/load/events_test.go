@@ -24,7 +24,7 @@ const (
 
 // testMessage is a room message carrying a payload stamped now.
 func testMessage(seq uint64) string {
-	p := stampPayload(make([]byte, 0, PayloadSize), time.Now(), seq)
+	p := stampPayload(make([]byte, 0, PayloadSize), time.Now(), 0, seq)
 	return `{"type":"message","timestamp":"2026-11-26T06:40:00.123Z","message":"` + string(p) + `","sender":"u2","user_id":"u2","room":"bench","offset":1,"epoch":"e1"}`
 }
 
@@ -47,8 +47,8 @@ func TestScanFrameSplitsEvents(t *testing.T) {
 			for i, f := range tc.frames {
 				scanFrame(m, []byte(f), i == 0, time.Now())
 			}
-			if m.isReady != tc.ready || m.messages.Load() != tc.messages || m.refused.Load() != tc.refused {
-				t.Errorf("got ready %v, %d messages, %d refused; want %v, %d, %d", m.isReady, m.messages.Load(), m.refused.Load(), tc.ready, tc.messages, tc.refused)
+			if m.isReady != tc.ready || m.received() != tc.messages || m.refused.Load() != tc.refused {
+				t.Errorf("got ready %v, %d messages, %d refused; want %v, %d, %d", m.isReady, m.received(), m.refused.Load(), tc.ready, tc.messages, tc.refused)
 			}
 			if wantErr := tc.name == "no welcome first"; (m.setupErr != nil) != wantErr {
 				t.Errorf("got set-up error %v, want one: %v", m.setupErr, wantErr)
@@ -110,7 +110,7 @@ func TestClientsReadBatchedFrames(t *testing.T) {
 				<-c.done
 			}
 			c.close()
-			if got := m.messages.Load(); got != 4 {
+			if got := m.received(); got != 4 {
 				t.Errorf("got %d messages, want 4", got)
 			}
 		})
@@ -146,7 +146,7 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 	}
 	defer nc.Close()
 	c := &wsConn{nc: nc}
-	payload := stampPayload(make([]byte, 0, PayloadSize), time.Now(), 1)
+	payload := stampPayload(make([]byte, 0, PayloadSize), time.Now(), 0, 1)
 	if n := testing.AllocsPerRun(100, func() { c.send("bench", payload) }); n != 0 {
 		t.Errorf("send: got %v allocations, want 0", n)
 	}

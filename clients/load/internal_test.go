@@ -8,19 +8,24 @@ import (
 	"time"
 )
 
-func TestPayloadCarriesSendTime(t *testing.T) {
+func TestPayloadCarriesSendTimeAndSequence(t *testing.T) {
 	now := time.Date(2026, 11, 26, 8, 0, 0, 123456789, time.UTC)
-	p := stampPayload(make([]byte, 0, PayloadSize), now, 42)
-	if len(p) != PayloadSize {
-		t.Fatalf("got %d payload bytes, want %d", len(p), PayloadSize)
+	for _, want := range []stamp{
+		{sent: now.UnixNano(), pub: 0, seq: 42},
+		{sent: now.UnixNano(), pub: 99_999, seq: 1<<63 - 1},
+	} {
+		p := stampPayload(make([]byte, 0, PayloadSize), now, want.pub, want.seq)
+		if len(p) != PayloadSize {
+			t.Fatalf("got %d payload bytes, want %d", len(p), PayloadSize)
+		}
+		if got, ok := readStamp(string(p)); !ok || got != want {
+			t.Errorf("readStamp(%q): got %+v %v, want %+v true", p, got, ok, want)
+		}
 	}
-	got, ok := payloadTime(string(p))
-	if !ok || got != now.UnixNano() {
-		t.Errorf("got %d %v, want %d true", got, ok, now.UnixNano())
-	}
-	for _, other := range []string{"", "hello", "12345 not a time", "17641440001234567890123 x"} {
-		if _, ok := payloadTime(other); ok {
-			t.Errorf("payloadTime(%q) ok, want not a time", other)
+	for _, other := range []string{"", "hello", "12345 not a time", "17641440001234567890123 x",
+		"1764144000123456789 42 ....", "1764144000123456789  42 ...", "1764144000123456789 99999999999 1 ..."} {
+		if s, ok := readStamp(other); ok {
+			t.Errorf("readStamp(%q): got %+v, want not a stamp", other, s)
 		}
 	}
 }

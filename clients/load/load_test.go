@@ -28,6 +28,7 @@ func run(t *testing.T, srv *nodetest.Server, cfg load.Config) *load.Result {
 	cfg.Drain = drain
 	cfg.JWTSecret = nodetest.Secret
 	cfg.ServerPID = os.Getpid() // the node runs in this process
+	cfg.Warnings = testLog{t}   // a machine busy with other tests may slow the publisher
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	res, err := load.Run(ctx, cfg)
@@ -35,6 +36,14 @@ func run(t *testing.T, srv *nodetest.Server, cfg load.Config) *load.Result {
 		t.Fatalf("run %s over %s: %v", cfg.Scenario, cfg.Transport, err)
 	}
 	return res
+}
+
+// testLog writes to the test's log.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }
 
 func TestScenariosDeliverEverything(t *testing.T) {
@@ -142,6 +151,12 @@ func TestReportFormats(t *testing.T) {
 	if back["scenario"] != "fanout" || back["delivered"].(float64) != float64(res.Delivered) {
 		t.Errorf("got JSON %s, want scenario fanout and delivered %d", js.String(), res.Delivered)
 	}
+	// run.sh reads these by name.
+	for _, key := range []string{"lost", "extra", "refused", "dropped", "p99_ms", "rate_per_s", "target_rate_per_s", "delivered_per_s", "connected", "conns"} {
+		if _, ok := back[key]; !ok {
+			t.Errorf("got JSON %s, want a %q field", js.String(), key)
+		}
+	}
 
 	labels, results, err := load.ReadResults(strings.NewReader("noise\nfanout-5\t" + js.String()))
 	if err != nil || len(results) != 1 || labels[0] != "fanout-5" || results[0].Delivered != res.Delivered {
@@ -150,6 +165,9 @@ func TestReportFormats(t *testing.T) {
 	var md, table, svg bytes.Buffer
 	if err := load.WriteMarkdown(&md, labels, results); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "| lost | extra |") {
+		t.Errorf("got Markdown %q, want an extra column beside lost", md.String())
 	}
 	if !strings.Contains(md.String(), "| fanout-5 | fanout | ws | 5 |") {
 		t.Errorf("got Markdown %q, want a row for fanout-5", md.String())

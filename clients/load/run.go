@@ -14,24 +14,44 @@ import (
 // Result is what one run measured. Durations are in milliseconds so that the
 // JSON line reads without conversion.
 type Result struct {
-	Scenario  string  `json:"scenario"`
-	Transport string  `json:"transport"`
-	Client    string  `json:"client,omitempty"` // ws only: own or coder
-	Conns     int     `json:"conns"`
-	Rooms     int     `json:"rooms,omitempty"`
-	Rate      float64 `json:"rate,omitempty"`
-	Seconds   float64 `json:"seconds"`
+	Scenario  string `json:"scenario"`
+	Transport string `json:"transport"`
+	Client    string `json:"client,omitempty"` // ws only: own or coder
+	Conns     int    `json:"conns"`
+	Rooms     int    `json:"rooms,omitempty"`
+	// TargetRate is the publishing rate asked for, Config.Rate: in all for
+	// fanout, churn and reconnect, per member for rooms. Rate is the rate
+	// achieved, in the same unit: the messages published over the
+	// publishing time plus one interval at the target rate, so that a
+	// publisher on time reports the target. Below 95% of the target, Run
+	// warns (Config.Warnings): the figures are those of a lighter load.
+	TargetRate float64 `json:"target_rate_per_s,omitempty"`
+	Rate       float64 `json:"rate_per_s,omitempty"`
+	// Seconds is the publishing time (idle: the holding time).
+	Seconds float64 `json:"seconds"`
 
-	Published    int64   `json:"published,omitempty"`
-	Expected     int64   `json:"expected,omitempty"`
-	Delivered    int64   `json:"delivered,omitempty"`
+	Published int64 `json:"published,omitempty"`
+	// Expected is, summed over the subscribers, the messages each should
+	// have received: every message published to its room that the server
+	// did not refuse. Delivered is the distinct messages they received
+	// (each subscriber's first copy of each message).
+	Expected  int64 `json:"expected,omitempty"`
+	Delivered int64 `json:"delivered,omitempty"`
+	// DeliveredSec is Delivered over the window the deliveries were
+	// counted in: from the first publish to the last delivery, or, if
+	// some never came, to the end of the drain (Config.Drain).
 	DeliveredSec float64 `json:"delivered_per_s,omitempty"`
 	// Refused is how many published messages the server refused with an
 	// unavailable error (its broker was away): their senders were told, so
-	// they are neither expected nor lost. Lost is what was expected (sent,
-	// not refused) and never arrived.
+	// they are neither expected nor lost. Lost and Extra are counted
+	// subscriber by subscriber, each one's messages told apart by publisher
+	// and sequence number, and summed: Lost is the messages a subscriber
+	// should have received and did not, Extra the copies of messages it
+	// had already received (duplicates). One subscriber's duplicate does
+	// not make up for another's loss: a run is clean only with both 0.
 	Refused     int64   `json:"refused"`
 	Lost        int64   `json:"lost"`
+	Extra       int64   `json:"extra"`
 	P50         float64 `json:"p50_ms,omitempty"`
 	P90         float64 `json:"p90_ms,omitempty"`
 	P99         float64 `json:"p99_ms,omitempty"`
@@ -41,13 +61,15 @@ type Result struct {
 	ChurnFailed int64   `json:"churn_failed,omitempty"`
 
 	// ServerWrites is the server's write system calls while measuring;
-	// FramesPerWrite is Delivered over it (the publisher's own copies and
-	// other frames included, so slightly understated).
+	// FramesPerWrite is the messages read (Delivered + Extra) over it
+	// (those writes also carry the publisher's own copies and other
+	// frames, so it is slightly understated).
 	ServerWrites   int64   `json:"server_writes,omitempty"`
 	FramesPerWrite float64 `json:"frames_per_write,omitempty"`
 
 	// ToolCPUPerMsg and ServerCPUPerMsg are the CPU time each process
-	// spent over the measured phase divided by Delivered, in microseconds:
+	// spent over the measured phase divided by the messages read
+	// (Delivered + Extra), in microseconds:
 	// what one delivered message costs the client (all of the tool's
 	// connections, the publisher included) and the server.
 	ToolCPUPerMsg   float64 `json:"tool_cpu_per_msg_us,omitempty"`
@@ -339,101 +361,4 @@ func (r *runner) connected() int {
 		}
 	}
 	return n
-}
-
-// refused sums, over the connections, the messages each sent that the
-// server refused, weighted by the deliveries each of them would have made.
-func (r *runner) refused(deliveries func(i int) int64) (messages, lostDeliveries int64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i, cl := range r.clients {
-		if cl != nil {
-			n := cl.m.refused.Load()
-			messages += n
-			lostDeliveries += n * deliveries(i)
-		}
-	}
-	return messages, lostDeliveries
-}
-
-// received sums the messages received by clients[from:to].
-func (r *runner) received(from, to int) int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var n int64
-	for _, cl := range r.clients[from:to] {
-		if cl != nil {
-			n += cl.m.messages.Load()
-		}
-	}
-	return n
-}
-
-// drain waits, at most Drain, until clients[from:to] have received all
-// the messages published (sent deliveries in all) that the server did not
-// refuse, and returns how many they received and how many messages were
-// refused and how many deliveries that took off the count. deliveries(i)
-// is how many deliveries a message of connection i makes.
-func (r *runner) drain(ctx context.Context, from, to int, sent int64, deliveries func(i int) int64) (got, refused, unexpected int64) {
-	deadline := time.Now().Add(r.cfg.Drain)
-	for {
-		got = r.received(from, to)
-		refused, unexpected = r.refused(deliveries)
-		if got >= sent-unexpected || time.Now().After(deadline) || ctx.Err() != nil {
-			return got, refused, unexpected
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// pace calls send for message k = 0, 1, ... at rate per second, spread
-// evenly, until total messages have been sent or d has passed (a little
-// slack for a late start) or ctx ends. It returns how many were sent and
-// the first error of send, after which it stops.
-func pace(ctx context.Context, rate float64, d time.Duration, send func(k int64) error) (int64, time.Duration, error) {
-	total := int64(rate * d.Seconds())
-	start := time.Now()
-	hard := start.Add(d + d/10 + time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	var k int64
-	for k < total {
-		due := min(total, int64(time.Since(start).Seconds()*rate)+1)
-		for ; k < due; k++ {
-			if err := send(k); err != nil {
-				return k, time.Since(start), err
-			}
-		}
-		if time.Now().After(hard) {
-			break
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return k, time.Since(start), nil
-		}
-	}
-	return k, time.Since(start), nil
-}
-
-// finish fills in the latency, loss and load figures of res: expected
-// counts only the deliveries of messages the server did not refuse.
-func (r *runner) finish(res *Result, expected, delivered, refused int64, took time.Duration, srv, tool procStats) {
-	res.ServerCPU, res.ToolCPU = srv.busy(), tool.busy()
-	if delivered > 0 {
-		perMsg := func(p procStats) float64 { return float64(p.cpu().Microseconds()) / float64(delivered) }
-		res.ServerCPUPerMsg, res.ToolCPUPerMsg = perMsg(srv), perMsg(tool)
-	}
-	if res.ServerWrites = srv.writeCalls(); res.ServerWrites > 0 {
-		res.FramesPerWrite = float64(delivered) / float64(res.ServerWrites)
-	}
-	res.Expected, res.Delivered, res.Refused = expected, delivered, refused
-	res.Lost = max(0, expected-delivered)
-	res.Seconds = took.Seconds()
-	if took > 0 {
-		res.DeliveredSec = float64(delivered) / took.Seconds()
-	}
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	res.P50, res.P90, res.P99 = ms(r.hist.Quantile(.5)), ms(r.hist.Quantile(.9)), ms(r.hist.Quantile(.99))
-	res.Max = ms(r.hist.Max())
 }

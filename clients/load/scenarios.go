@@ -38,7 +38,6 @@ func (r *runner) fanout(ctx context.Context, res *Result, churn bool) error {
 // connections, all in Room, receive.
 func (r *runner) publishToAll(ctx context.Context, res *Result, churn bool) error {
 	cfg := r.cfg
-	res.Rate = cfg.Rate
 	room, sendRoom := cfg.Room, cfg.Room
 	if room == "-" {
 		sendRoom = ""
@@ -63,20 +62,18 @@ func (r *runner) publishToAll(ctx context.Context, res *Result, churn bool) erro
 	}
 	fmt.Fprintf(cfg.Progress, "%s: publishing %g msg/s for %v\n", cfg.Scenario, cfg.Rate, cfg.Duration)
 	payload := make([]byte, 0, PayloadSize)
-	sent, took, err := pace(ctx, cfg.Rate, cfg.Duration, func(k int64) error {
-		return pub.c.send(sendRoom, stampPayload(payload, time.Now(), uint64(k)))
+	p, err := pace(ctx, cfg.Rate, cfg.Duration, func(k int64) error {
+		return pub.c.send(sendRoom, stampPayload(payload, time.Now(), 0, uint64(k)))
 	})
 	if ch != nil {
 		res.ChurnCycles, res.ChurnFailed = ch.stop()
 	}
-	res.Published = sent
-	got, refused, unexpected := r.drain(ctx, 0, cfg.Conns, sent*int64(cfg.Conns), func(i int) int64 {
-		if i == pubIndex {
-			return int64(cfg.Conns)
-		}
-		return 0
+	// Every subscriber should get each message the server took.
+	d := r.drain(ctx, 0, cfg.Conns, func(refusedBy []int64) func(int) int64 {
+		want := p.sent - refusedBy[pubIndex]
+		return func(int) int64 { return want }
 	})
-	r.finish(res, sent*int64(cfg.Conns)-unexpected, got, refused, took, srv, tool)
+	r.finish(res, p, 1, d, srv, tool)
 	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
@@ -153,12 +150,8 @@ func (ch *churner) stop() (cycles, failed int64) {
 // room at Rate messages/s.
 func (r *runner) rooms(ctx context.Context, res *Result) error {
 	cfg := r.cfg
-	res.Rooms, res.Rate = cfg.Rooms, cfg.Rate
+	res.Rooms = cfg.Rooms
 	roomOf := func(i int) string { return "r" + strconv.Itoa(i%cfg.Rooms) }
-	members := make([]int64, cfg.Rooms)
-	for i := range cfg.Conns {
-		members[i%cfg.Rooms]++
-	}
 	fmt.Fprintf(cfg.Progress, "rooms: %d connections in %d rooms over %s\n", cfg.Conns, cfg.Rooms, r.d.name())
 	if err := r.setUp(ctx, res, roomOf); err != nil {
 		return err
@@ -171,20 +164,25 @@ func (r *runner) rooms(ctx context.Context, res *Result) error {
 	defer profiled()
 	fmt.Fprintf(cfg.Progress, "rooms: publishing %g msg/s per member for %v\n", cfg.Rate, cfg.Duration)
 	payload := make([]byte, 0, PayloadSize)
-	var expected int64
-	sent, took, err := pace(ctx, cfg.Rate*float64(cfg.Conns), cfg.Duration, func(k int64) error {
+	sentBy := make([]int64, cfg.Conns) // member i's messages carry publisher id i, numbered 0, 1, ...
+	p, err := pace(ctx, cfg.Rate*float64(cfg.Conns), cfg.Duration, func(k int64) error {
 		i := int(k % int64(cfg.Conns))
-		expected += members[i%cfg.Rooms]
-		return r.clients[i].c.send(roomOf(i), stampPayload(payload, time.Now(), uint64(k)))
-	})
-	res.Published = sent
-	got, refused, unexpected := r.drain(ctx, 0, cfg.Conns, expected, func(i int) int64 {
-		if i < cfg.Conns {
-			return members[i%cfg.Rooms]
+		if err := r.clients[i].c.send(roomOf(i), stampPayload(payload, time.Now(), uint32(i), uint64(sentBy[i]))); err != nil {
+			return err
 		}
-		return 0
+		sentBy[i]++
+		return nil
 	})
-	r.finish(res, expected-unexpected, got, refused, took, srv, tool)
+	// Every member, the sender included, should get each message its
+	// room's members sent that the server took.
+	d := r.drain(ctx, 0, cfg.Conns, func(refusedBy []int64) func(int) int64 {
+		want := make([]int64, cfg.Rooms)
+		for j, n := range sentBy {
+			want[j%cfg.Rooms] += n - refusedBy[j]
+		}
+		return func(i int) int64 { return want[i%cfg.Rooms] }
+	})
+	r.finish(res, p, cfg.Conns, d, srv, tool)
 	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}

@@ -28,6 +28,11 @@ stop_server() {
 	fi
 }
 
+# bench_header prints the heading of the rows bench_run prints.
+bench_header() {
+	printf "%-28s %s\n" run "scenario transport conns rate/s secs delivered/s p50 p90 p99 max refused lost extra dropped conn/s srv-cpu% tool-cpu% srv-us/msg tool-us/msg srv-KiB/conn frames/write reconnect-s"
+}
+
 # bench_run LABEL CMD...: runs CMD, a `tertulia bench` against the server a
 # script started, into $OUT/LABEL.txt and .err, then stops that server;
 # appends "LABEL TAB JSON" to $OUT/results.tsv, prints the table row, and
@@ -49,6 +54,8 @@ bench_run() {
 	fi
 	printf '%s\t%s\n' "$label" "$json" >>"$OUT/results.tsv"
 	[[ $rc -eq 0 ]] || echo "$label: $(tail -1 "$OUT/$label.err")" >&2
+	# The tool's warnings (a publisher short of its rate): seen even with --quiet.
+	sed -n 's/^warning: /'"$label"': warning: /p' "$OUT/$label.err" >&2
 	printf '%-28s %s\n' "$label" "$(sed -n 2p "$OUT/$label.txt")"
 	LAST_JSON=$json
 }

@@ -318,13 +318,13 @@ func (ch *soakChurn) cycle(ctx context.Context, overWS bool, user, k int) error 
 	}
 	defer func() {
 		c.close()
-		ch.received.Add(m.messages.Load())
+		ch.received.Add(m.received()) // every copy: the soak counts what was read, not who lost what
 	}()
 	hold := ch.cfg.Hold/2 + rand.N(ch.cfg.Hold+1)
 	until := time.Now().Add(hold)
 	payload := make([]byte, 0, PayloadSize)
 	for n := uint64(0); time.Now().Before(until) && ctx.Err() == nil; n++ {
-		if err := c.send(room, stampPayload(payload, time.Now(), n)); err != nil {
+		if err := c.send(room, stampPayload(payload, time.Now(), uint32(user), n)); err != nil {
 			return fmt.Errorf("send: %w", err)
 		}
 		ch.sent.Add(1)

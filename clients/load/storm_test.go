@@ -10,14 +10,18 @@ import (
 )
 
 // checkAllDelivered fails the test unless res published something and
-// every subscriber received every message with no connection dropped.
+// every subscriber received every message once, with no connection
+// dropped.
 func checkAllDelivered(t *testing.T, res *load.Result) {
 	t.Helper()
 	if res.Published == 0 {
 		t.Fatalf("got 0 messages published, want some")
 	}
-	if res.Delivered != res.Expected || res.Lost != 0 {
-		t.Errorf("got %d of %d deliveries (%d lost), want all", res.Delivered, res.Expected, res.Lost)
+	if res.Delivered != res.Expected || res.Lost != 0 || res.Extra != 0 {
+		t.Errorf("got %d of %d deliveries (%d lost, %d extra), want all, each once", res.Delivered, res.Expected, res.Lost, res.Extra)
+	}
+	if res.Rate <= 0 || res.Rate > res.TargetRate*1.01 || res.DeliveredSec <= 0 {
+		t.Errorf("got rate %v/s of target %v/s, delivered %v/s; want the rate achieved, > 0 and not above the target, and deliveries", res.Rate, res.TargetRate, res.DeliveredSec)
 	}
 	if res.Dropped != 0 {
 		t.Errorf("got %d dropped connections (%s), want 0", res.Dropped, res.FirstDrop)

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,6 +67,15 @@ func (m *member) record(text string) {
 		m.bad = append(m.bad, fmt.Sprintf("%s after %s:%d", text, sender, last))
 	}
 	m.last[sender] = k
+}
+
+// pending is how many of m's own frames its client still holds unacknowledged
+// (0 for a browser).
+func (m *member) pending() int {
+	if m.r == nil {
+		return 0
+	}
+	return m.r.Pending()
 }
 
 // missing lists the messages of sent (sender -> count) that m has not read.
@@ -180,9 +190,14 @@ func TestRollingRestartLosesNothing(t *testing.T) {
 		readersOf = append(readersOf, w.member)
 	}
 	for _, m := range readersOf {
-		eventually(t, 4*waitTimeout, m.name+" reads every message of "+m.room, func() bool {
-			return len(m.missing(want[m.room])) == 0
-		})
+		deadline := time.Now().Add(4 * waitTimeout)
+		for len(m.missing(want[m.room])) > 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if miss := m.missing(want[m.room]); len(miss) > 0 {
+			slices.Sort(miss)
+			t.Fatalf("%s never read %d messages of %s: %v (pending on m's own client: %d)", m.name, len(miss), m.room, miss, m.pending())
+		}
 	}
 	for _, w := range browsers {
 		w.close()

@@ -29,13 +29,8 @@ func (s *ChatService) Connect(stream chatv1.ChatService_ConnectServer) error {
 	}
 	sink := &streamSink{stream: stream, ended: make(chan struct{})}
 	sess, err := s.Open(ctx, who, sink)
-	if st, ok := refusal(err); ok {
-		return st
-	} else if errors.Is(err, hub.ErrShuttingDown) {
-		return statusFromError(err)
-	} else if err != nil {
-		s.log.WarnContext(ctx, "connect", "user", who.UserID, "err", err)
-		return status.Error(codes.Unavailable, "could not start session")
+	if err != nil {
+		return err
 	}
 	defer sess.Close()
 

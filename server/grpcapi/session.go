@@ -68,14 +68,17 @@ type Session struct {
 }
 
 // Open starts a chat session for who, whose frames go to sink. Once it
-// returns, the client's welcome is on its way. The error is
-// hub.ErrShuttingDown while the server shuts down, another one if the
-// cluster could not take the session; sink is not called then.
+// returns, the client's welcome is on its way. Otherwise the error is the
+// gRPC status Connect ends the stream with (see openStatus): Unavailable
+// while the server shuts down or if the cluster could not take the
+// session, PermissionDenied for a banned user, ResourceExhausted over a
+// connection limit; sink is not called then. Every transport maps that
+// status onto its own refusal, so that a client is told the same on each.
 func (s *ChatService) Open(ctx context.Context, who hub.Identity, sink FrameSink) (*Session, error) {
 	sess := &Session{ctx: ctx, sink: sink, enc: s.encoderFor(sink.WireFormat())}
 	hs, err := s.hub.Open(withPeerIP(ctx), who, (*sessionTransport)(sess))
 	if err != nil {
-		return nil, err
+		return nil, s.openStatus(ctx, who, err)
 	}
 	sess.sess = hs
 	return sess, nil

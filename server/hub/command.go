@@ -184,15 +184,24 @@ func (s *Session) leave(ctx context.Context, cmd Command) *Error {
 	if err != nil {
 		return err
 	}
+	if !s.quit(ctx, room, cmd.ID, false) {
+		return errorf(CodeNotInRoom, "not in room %q", room)
+	}
+	return nil
+}
+
+// quit takes s out of room, if it is there, and reports whether it was:
+// its catching up ends and the room is told (see Hub.leave). id is the
+// leave frame's, kicked says an administrator took s out.
+func (s *Session) quit(ctx context.Context, room, id string, kicked bool) bool {
 	s.mu.Lock()
 	ok := s.rooms.remove(room)
 	s.mu.Unlock()
-	if !ok {
-		return errorf(CodeNotInRoom, "not in room %q", room)
+	if ok {
+		s.forgetHold(topicRoom(room))
+		s.hub.leave(ctx, s, room, id, kicked)
 	}
-	s.forgetHold(topicRoom(room))
-	s.hub.leave(ctx, s, room, cmd.ID, false)
-	return nil
+	return ok
 }
 
 // leave takes s out of room and tells the room, if within its presence

@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"fmt"
-	"time"
 )
 
 // This file is the history contract of DESIGN.md ("History,
@@ -50,16 +49,11 @@ func (s *Session) appendOptions(topic, id string, lim LogLimits) AppendOptions {
 // publish does for unlogged events: counted, timed, a failure logged.
 func (s *Session) append(ctx context.Context, topic string, ev *Event, id string, lim LogLimits) (Receipt, error) {
 	h := s.hub
-	h.metrics.Published.Add(1)
 	var r Receipt
-	var err error
-	if observe := h.cfg.ObservePublish; observe != nil {
-		start := time.Now()
+	err := h.observed(func() (err error) {
 		r, err = h.broker.Append(ctx, topic, ev, s.appendOptions(topic, id, lim))
-		observe(time.Since(start), err)
-	} else {
-		r, err = h.broker.Append(ctx, topic, ev, s.appendOptions(topic, id, lim))
-	}
+		return err
+	})
 	if err != nil {
 		h.log.WarnContext(ctx, "append", "conn", s.id, "topic", topic, "kind", ev.Kind.String(), "err", err)
 	}

@@ -151,7 +151,7 @@ var ErrShuttingDown = errors.New("server shutting down")
 // welcomed, and the cluster told if this is the user's first connection
 // and the lobby is within its presence limit.
 // The caller must call Session.Close when the connection ends.
-func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, error) {
+func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (_ *Session, err error) {
 	if h.closing.Load() {
 		return nil, ErrShuttingDown
 	}
@@ -161,36 +161,46 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (*Session, er
 	}
 	s := &Session{hub: h, id: newID(), who: who, enc: t.Encoder(), lang: h.language(who), lim: lim}
 	s.out = outbox{t: t, maxFrames: h.cfg.QueueFrames, maxBytes: h.cfg.QueueBytes, held: true, sweep: &h.writers}
-	if err := h.subscribe(ctx, topicLobby, s); err != nil {
+	inboxTopic := topicUser(who.UserID) // one string, kept by the hold and the group
+	// What Open has done so far, undone in reverse if a later step fails.
+	var inLobby, holding, inInbox bool
+	defer func() {
+		if err == nil {
+			return
+		}
+		if holding {
+			s.forgetHold(inboxTopic)
+		}
+		if inInbox {
+			h.unsubscribe(ctx, inboxTopic, s)
+		}
+		if inLobby {
+			h.unsubscribe(ctx, topicLobby, s)
+		}
 		h.unadmit(s)
+	}()
+	if err := h.subscribe(ctx, topicLobby, s); err != nil {
 		return nil, fmt.Errorf("subscribe lobby: %w", err)
 	}
-	inboxTopic := topicUser(who.UserID) // one string, kept by the hold and the group
-	s.holdBack(inboxTopic)              // until inboxAtConnect
+	inLobby = true
+	s.holdBack(inboxTopic) // until inboxAtConnect
+	holding = true
 	if err := h.subscribe(ctx, inboxTopic, s); err != nil {
-		s.forgetHold(inboxTopic)
-		h.unsubscribe(ctx, topicLobby, s)
-		h.unadmit(s)
 		return nil, fmt.Errorf("subscribe user: %w", err)
 	}
+	inInbox = true
 	// Checked once the user's topic is subscribed: a ban recorded after
 	// this check sends its order there (see Ban). Guests, whose ids are
 	// new on every connect, are not looked up.
 	if !who.Guest {
 		if err := h.checkBan(ctx, who.UserID, ""); err != nil {
-			s.forgetHold(inboxTopic)
-			h.unsubscribe(ctx, inboxTopic, s)
-			h.unsubscribe(ctx, topicLobby, s)
-			h.unadmit(s)
 			return nil, err
 		}
 	}
-	inbox := s.inboxAtConnect(ctx)
+	inbox := s.inboxAtConnect(ctx) // ends the hold
+	holding = false
 	first, conns, err := h.broker.AddConn(ctx, s.presence())
 	if err != nil {
-		h.unsubscribe(ctx, inboxTopic, s)
-		h.unsubscribe(ctx, topicLobby, s)
-		h.unadmit(s)
 		return nil, fmt.Errorf("add presence: %w", err)
 	}
 	h.metrics.Sessions.Add(1)
@@ -239,20 +249,27 @@ func (h *Hub) closeSession(ctx context.Context, s *Session, rooms []string, reas
 // publish sends ev to topic through the broker, logging a failure: the
 // callers have no one better to tell.
 func (h *Hub) publish(ctx context.Context, topic string, ev *Event) error {
-	h.metrics.Published.Add(1)
-	var err error
-	if observe := h.cfg.ObservePublish; observe != nil {
-		start := time.Now()
-		err = h.broker.Publish(ctx, topic, ev)
-		observe(time.Since(start), err)
-	} else {
-		err = h.broker.Publish(ctx, topic, ev) // untimed: time.Now twice per message showed in BenchmarkFanout
-	}
+	err := h.observed(func() error { return h.broker.Publish(ctx, topic, ev) })
 	if err != nil {
 		h.log.WarnContext(ctx, "publish", "topic", topic, "kind", ev.Kind.String(), "err", err)
 		return err
 	}
 	return nil
+}
+
+// observed runs send, one publish or append to the broker, counted and,
+// if Config.ObservePublish is set, timed. Untimed otherwise: time.Now
+// twice per message showed in BenchmarkFanout.
+func (h *Hub) observed(send func() error) error {
+	h.metrics.Published.Add(1)
+	observe := h.cfg.ObservePublish
+	if observe == nil {
+		return send()
+	}
+	start := time.Now()
+	err := send()
+	observe(time.Since(start), err)
+	return err
 }
 
 func (h *Hub) localSessions() []*Session {

@@ -237,12 +237,7 @@ func (s *Session) kick(ctx context.Context, room string) {
 	// came is done, then undone.
 	s.ops.Lock()
 	defer s.ops.Unlock()
-	s.mu.Lock()
-	ok := s.rooms.remove(room)
-	s.mu.Unlock()
-	if ok {
+	if s.quit(ctx, room, "", true) {
 		s.hub.log.Info("kicked from room", "conn", s.id, "user", s.who.UserID, "room", room)
-		s.forgetHold(topicRoom(room))
-		s.hub.leave(ctx, s, room, "", true)
 	}
 }

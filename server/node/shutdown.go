@@ -14,11 +14,13 @@ import (
 // A node shuts down as a lame duck, so that a rolling restart of a cluster
 // loses nobody and causes no reconnect storm:
 //
-//  1. it reports NOT_SERVING on grpc.health.v1 (watchers are told at
-//     once), and /health answers 503;
-//  2. it stops accepting: both listeners close, so new connections are
+//  1. it stops accepting: both listeners close, so new connections are
 //     refused and clients go to another node; the connections it already
-//     has go on (a health check on one sees NOT_SERVING);
+//     has go on;
+//  2. it reports NOT_SERVING on grpc.health.v1 (watchers are told at
+//     once), and /health answers 503 on those connections. In this order,
+//     as DESIGN.md has it: whoever hears NOT_SERVING finds the node no
+//     longer accepting;
 //  3. it ends its sessions spread evenly over ShutdownSpread with
 //     hub.DisconnectRestart: WebSocket close 1012 "service restart", gRPC
 //     Unavailable;
@@ -84,11 +86,11 @@ func (n *Node) shutdown(httpSrv *http.Server, listeners []net.Listener) {
 		}
 	}()
 
-	n.stop.stopping.Store(true)
-	n.health.Shutdown()
 	for _, l := range listeners {
 		l.Close()
 	}
+	n.stop.stopping.Store(true)
+	n.health.Shutdown()
 	n.log.Info("lame duck: not serving, not accepting; ending sessions", "sessions", n.hub.Sessions(), "spread", n.cfg.ShutdownSpread)
 
 	n.hub.Shutdown(ctx, n.cfg.ShutdownSpread)

@@ -2,11 +2,10 @@ package memory
 
 import (
 	"context"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/tertulia/tertulia/server/broker"
 	"github.com/tertulia/tertulia/server/hub"
 )
 
@@ -73,11 +72,6 @@ func (b *Broker) ListBans(context.Context) ([]hub.Ban, error) {
 			out = append(out, ban)
 		}
 	}
-	slices.SortFunc(out, func(x, y hub.Ban) int {
-		if c := strings.Compare(x.User, y.User); c != 0 {
-			return c
-		}
-		return strings.Compare(x.Room, y.Room)
-	})
+	broker.SortBans(out)
 	return out, nil
 }

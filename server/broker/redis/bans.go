@@ -11,6 +11,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/tertulia/tertulia/server/broker"
 	"github.com/tertulia/tertulia/server/hub"
 )
 
@@ -118,12 +119,7 @@ func (b *Broker) ListBans(ctx context.Context) ([]hub.Ban, error) {
 			}
 		}
 	}
-	slices.SortFunc(out, func(x, y hub.Ban) int {
-		if c := strings.Compare(x.User, y.User); c != 0 {
-			return c
-		}
-		return strings.Compare(x.Room, y.Room)
-	})
+	broker.SortBans(out)
 	return out, nil
 }
 

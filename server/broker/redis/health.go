@@ -21,21 +21,25 @@ var errUnreachable = errors.New("redis unreachable")
 // refused) until a PING every ProbeInterval is answered. Then the node
 // registers its presence again at once.
 
-// bound returns ctx bounded by CallTimeout for one call to Redis, or
-// errUnreachable at once while Redis is taken for unreachable. The caller
-// reports the call's outcome to settle.
-func (b *Broker) bound(ctx context.Context) (context.Context, context.CancelFunc, error) {
+// call runs f, one call to Redis, bounded by CallTimeout, and settles its
+// outcome: f is not run at all while Redis is taken for unreachable (the
+// error is errUnreachable, at once), and an f that fails the way an
+// unreachable Redis makes calls fail takes Redis for unreachable (settle).
+// f must make its calls with the ctx it is given.
+func (b *Broker) call(ctx context.Context, f func(ctx context.Context) error) error {
 	if b.down.Load() {
-		return ctx, func() {}, errUnreachable
+		return errUnreachable
 	}
-	bctx, cancel := context.WithTimeout(ctx, b.cfg.CallTimeout)
-	return bctx, cancel, nil
+	cctx, cancel := context.WithTimeout(ctx, b.cfg.CallTimeout)
+	defer cancel()
+	return b.settle(ctx, f(cctx))
 }
 
-// settle notes the outcome of a call made under bound(ctx) and returns err.
-// An error from Redis itself (a script error, a missing key) says Redis
-// answers; a caller that gave up (ctx ended) says nothing about Redis; any
-// other error, the bound running out included, takes Redis for unreachable.
+// settle notes the outcome of a call to Redis and returns err. An error
+// from Redis itself (a script error, a missing key) says Redis answers; a
+// caller that gave up (ctx ended) says nothing about Redis; any other
+// error, a call's CallTimeout running out included, takes Redis for
+// unreachable.
 func (b *Broker) settle(ctx context.Context, err error) error {
 	if err == nil || errors.Is(err, errUnreachable) || ctx.Err() != nil {
 		return err
@@ -48,27 +52,10 @@ func (b *Broker) settle(ctx context.Context, err error) error {
 	return err
 }
 
-// call runs f, a session's Redis call, under bound(ctx) and settles its
-// outcome: f fails at once while Redis is taken for unreachable, and takes
-// at most CallTimeout otherwise.
-func (b *Broker) call(ctx context.Context, f func(ctx context.Context) error) error {
-	cctx, cancel, err := b.bound(ctx)
-	defer cancel()
-	if err == nil {
-		err = f(cctx)
-	}
-	return b.settle(ctx, err)
-}
-
 // ping checks that Redis answers a call within CallTimeout; if it does
 // not, Redis is taken for unreachable.
 func (b *Broker) ping(ctx context.Context) {
-	cctx, cancel, err := b.bound(ctx)
-	defer cancel()
-	if err == nil {
-		err = b.rdb.Ping(cctx).Err()
-	}
-	b.settle(ctx, err)
+	b.call(ctx, func(ctx context.Context) error { return b.rdb.Ping(ctx).Err() })
 }
 
 // unreachable takes Redis for unreachable until a probe is answered.

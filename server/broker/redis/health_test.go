@@ -17,19 +17,10 @@ import (
 // every heartbeat, and what its handler is given.
 func hungBroker(t *testing.T, srv *redistest.Server, heartbeat time.Duration) (*Broker, *events) {
 	t.Helper()
-	cfg, err := ParseURL(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Prefix = fmt.Sprintf("t%d", prefixes.Add(1))
-	cfg.Heartbeat, cfg.PresenceTTL, cfg.CallTimeout = heartbeat, 2*time.Hour, 100*time.Millisecond
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	b, err := New(ctx, cfg)
-	if err != nil {
-		t.Fatalf("new broker: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := startBroker(t, srv, func(cfg *Config) {
+		cfg.Prefix = fmt.Sprintf("t%d", prefixes.Add(1))
+		cfg.Heartbeat, cfg.PresenceTTL, cfg.CallTimeout = heartbeat, 2*time.Hour, 100*time.Millisecond
+	})
 	seen := &events{}
 	b.SetHandler(seen.handle)
 	return b, seen
@@ -145,16 +136,8 @@ func TestEventDeliveredOnceAcrossAPause(t *testing.T) {
 	if !seen.has("lobby message after") {
 		t.Fatalf("event published after redis resumed not delivered")
 	}
-	seen.mu.Lock()
-	defer seen.mu.Unlock()
-	n := 0
-	for _, e := range seen.list {
-		if e == "lobby message during" {
-			n++
-		}
-	}
-	if n != 1 {
-		t.Errorf("event published while redis was paused delivered %d times, want 1: %q", n, seen.list)
+	if n := seen.count("lobby message during"); n != 1 {
+		t.Errorf("event published while redis was paused delivered %d times, want 1", n)
 	}
 }
 
@@ -209,4 +192,45 @@ func TestBanCheckIsBound(t *testing.T) {
 		t.Errorf("ban check while redis is taken for unreachable: got %v, want it to fail at once", err)
 	}
 	srv.Resume(t)
+}
+
+// lateReplies makes Redis's replies to PUBLISH late: the command runs (its
+// event reaches the subscribers), then the caller waits until the event
+// has reached this node's handler and is told the call timed out, as when
+// a reply is stuck behind a slow network.
+type lateReplies struct{ seen func() bool }
+
+func (lateReplies) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+func (lateReplies) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return next
+}
+func (h lateReplies) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		if err := next(ctx, cmd); err != nil || cmd.Name() != "publish" {
+			return err
+		}
+		for !h.seen() && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+		cmd.SetErr(context.DeadlineExceeded)
+		return context.DeadlineExceeded
+	}
+}
+
+// An event Redis published, whose reply came back too late, has reached
+// this node already: Publish does not deliver it here a second time.
+func TestEventWithALateReplyDeliveredOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	b, seen := hungBroker(t, srv, time.Hour)
+	ctx := context.Background()
+	if err := b.Subscribe(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	b.rdb.AddHook(lateReplies{seen: func() bool { return seen.has("lobby message late") }})
+	if err := b.Publish(ctx, "lobby", &hub.Event{Kind: hub.KindMessage, Message: "late"}); err != nil {
+		t.Fatalf("publish with a late reply: %v", err)
+	}
+	if n := seen.count("lobby message late"); n != 1 {
+		t.Errorf("event with a late reply delivered %d times, want 1", n)
+	}
 }

@@ -123,14 +123,13 @@ func (b *Broker) append(ctx context.Context, topic string, ev *hub.Event, opt hu
 	var epoch [8]byte
 	rand.Read(epoch[:])
 	keys := append(b.logKeys(topic), b.prefix+"dedup:"+opt.DedupKey)
-	cctx, cancel, err := b.bound(ctx)
-	defer cancel()
 	var res []any
-	if err == nil {
-		res, err = appendScript.Run(cctx, b.rdb, keys, b.channel(topic), payload[1:], hex.EncodeToString(epoch[:]),
+	err = b.call(ctx, func(ctx context.Context) (err error) {
+		res, err = appendScript.Run(ctx, b.rdb, keys, b.channel(topic), payload[1:], hex.EncodeToString(epoch[:]),
 			size, ttl.Milliseconds(), dttl.Milliseconds()).Slice()
-	}
-	if err = b.settle(ctx, err); err != nil {
+		return err
+	})
+	if err != nil {
 		b.dropEcho(seq)
 		return hub.Receipt{}, fmt.Errorf("append to %s: %w", topic, err)
 	}
@@ -177,13 +176,12 @@ func (b *Broker) ReadLog(ctx context.Context, topic string, q hub.LogQuery) (hub
 	if q.Tail {
 		mode = "tail"
 	}
-	cctx, cancel, err := b.bound(ctx)
-	defer cancel()
 	var res []any
-	if err == nil {
-		res, err = readScript.Run(cctx, b.rdb, b.logKeys(topic), lim.Size, q.Limit, mode, q.After).Slice()
-	}
-	if err = b.settle(ctx, err); err != nil {
+	err := b.call(ctx, func(ctx context.Context) (err error) {
+		res, err = readScript.Run(ctx, b.rdb, b.logKeys(topic), lim.Size, q.Limit, mode, q.After).Slice()
+		return err
+	})
+	if err != nil {
 		return hub.LogPage{}, fmt.Errorf("read log of %s: %w", topic, err)
 	}
 	if len(res) != 3 {

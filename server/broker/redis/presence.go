@@ -56,14 +56,13 @@ func (p *presence) init(b *Broker) {
 func (b *Broker) AddConn(ctx context.Context, c hub.PresenceRecord) (bool, int, error) {
 	b.regMu.RLock()
 	defer b.regMu.RUnlock()
-	cctx, cancel, err := b.bound(ctx)
-	defer cancel()
 	var first bool
 	var conns int
-	if err == nil {
-		first, conns, err = b.addConn(cctx, c)
-	}
-	if err = b.settle(ctx, err); err != nil {
+	err := b.call(ctx, func(ctx context.Context) (err error) {
+		first, conns, err = b.addConn(ctx, c)
+		return err
+	})
+	if err != nil {
 		b.mayHaveRun(err, c.ID, "") // the session is refused: it must not stay in Redis
 		return false, 0, fmt.Errorf("add connection %s: %w", c.ID, err)
 	}
@@ -96,13 +95,12 @@ func (b *Broker) RemoveConn(ctx context.Context, c hub.PresenceRecord) (bool, in
 	b.presence.mu.Lock()
 	delete(b.presence.conns, c.ID)
 	b.presence.mu.Unlock()
-	cctx, cancel, err := b.bound(ctx)
-	defer cancel()
 	var res []int64
-	if err == nil {
-		res, err = removeConnScript.Run(cctx, b.rdb, nil, b.prefix, c.ID).Int64Slice()
-	}
-	if err = b.settle(ctx, err); err == nil && len(res) != 2 {
+	err := b.call(ctx, func(ctx context.Context) (err error) {
+		res, err = removeConnScript.Run(ctx, b.rdb, nil, b.prefix, c.ID).Int64Slice()
+		return err
+	})
+	if err == nil && len(res) != 2 {
 		err = fmt.Errorf("unexpected reply %v", res)
 	}
 	if err != nil {
@@ -117,13 +115,12 @@ func (b *Broker) RemoveConn(ctx context.Context, c hub.PresenceRecord) (bool, in
 func (b *Broker) AddMember(ctx context.Context, room string, c hub.PresenceRecord) (int, error) {
 	b.regMu.RLock()
 	defer b.regMu.RUnlock()
-	cctx, cancel, err := b.bound(ctx)
-	defer cancel()
 	var n int
-	if err == nil {
-		n, err = addMemberScript.Run(cctx, b.rdb, nil, b.prefix, room, c.ID, c.User).Int()
-	}
-	if err = b.settle(ctx, err); err != nil {
+	err := b.call(ctx, func(ctx context.Context) (err error) {
+		n, err = addMemberScript.Run(ctx, b.rdb, nil, b.prefix, room, c.ID, c.User).Int()
+		return err
+	})
+	if err != nil {
 		b.mayHaveRun(err, c.ID, room) // the join is refused
 		return 0, fmt.Errorf("add %s to room %q: %w", c.ID, room, err)
 	}
@@ -148,13 +145,12 @@ func (b *Broker) RemoveMember(ctx context.Context, room string, c hub.PresenceRe
 		}
 	}
 	b.presence.mu.Unlock()
-	cctx, cancel, err := b.bound(ctx)
-	defer cancel()
 	var n int
-	if err == nil {
-		n, err = removeMemberScript.Run(cctx, b.rdb, nil, b.prefix, room, c.ID, c.User).Int()
-	}
-	if err = b.settle(ctx, err); err != nil {
+	err := b.call(ctx, func(ctx context.Context) (err error) {
+		n, err = removeMemberScript.Run(ctx, b.rdb, nil, b.prefix, room, c.ID, c.User).Int()
+		return err
+	})
+	if err != nil {
 		b.mustRemove(c.ID, room)
 		return 0, fmt.Errorf("remove %s from room %q: %w", c.ID, room, err)
 	}
@@ -163,13 +159,12 @@ func (b *Broker) RemoveMember(ctx context.Context, room string, c hub.PresenceRe
 
 // Members implements hub.Presence: one script, O(log members + limit).
 func (b *Broker) Members(ctx context.Context, room, after string, limit int) ([]hub.Member, int, error) {
-	cctx, cancel, err := b.bound(ctx)
-	defer cancel()
 	var res []any
-	if err == nil {
-		res, err = membersScript.Run(cctx, b.rdb, nil, b.prefix, room, after, limit).Slice()
-	}
-	if err = b.settle(ctx, err); err != nil {
+	err := b.call(ctx, func(ctx context.Context) (err error) {
+		res, err = membersScript.Run(ctx, b.rdb, nil, b.prefix, room, after, limit).Slice()
+		return err
+	})
+	if err != nil {
 		return nil, 0, fmt.Errorf("members of room %q: %w", room, err)
 	}
 	total, _ := res[0].(int64)
@@ -185,13 +180,12 @@ func (b *Broker) Members(ctx context.Context, room, after string, limit int) ([]
 
 // UserConns implements hub.Presence.
 func (b *Broker) UserConns(ctx context.Context, user string) (int, error) {
-	cctx, cancel, err := b.bound(ctx)
-	defer cancel()
 	var n int
-	if err == nil {
-		n, err = b.rdb.HGet(cctx, b.prefix+"users", user).Int()
-	}
-	if err = b.settle(ctx, err); err == goredis.Nil {
+	err := b.call(ctx, func(ctx context.Context) (err error) {
+		n, err = b.rdb.HGet(ctx, b.prefix+"users", user).Int()
+		return err
+	})
+	if err == goredis.Nil {
 		return 0, nil
 	}
 	if err != nil {
@@ -206,17 +200,16 @@ func (b *Broker) Snapshot(ctx context.Context) (hub.Snapshot, error) {
 	var conns *goredis.IntCmd
 	var users *goredis.StringSliceCmd
 	var rooms *goredis.MapStringStringCmd
-	cctx, cancel, err := b.bound(ctx)
-	defer cancel()
-	if err == nil {
-		_, err = b.rdb.TxPipelined(cctx, func(p goredis.Pipeliner) error {
-			conns = p.HLen(cctx, b.prefix+"conns")
-			users = p.HKeys(cctx, b.prefix+"users")
-			rooms = p.HGetAll(cctx, b.prefix+"rooms")
+	err := b.call(ctx, func(ctx context.Context) error {
+		_, err := b.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			conns = p.HLen(ctx, b.prefix+"conns")
+			users = p.HKeys(ctx, b.prefix+"users")
+			rooms = p.HGetAll(ctx, b.prefix+"rooms")
 			return nil
 		})
-	}
-	if err = b.settle(ctx, err); err != nil {
+		return err
+	})
+	if err != nil {
 		return hub.Snapshot{}, fmt.Errorf("presence snapshot: %w", err)
 	}
 	s := hub.Snapshot{Connections: int(conns.Val()), Users: users.Val(), Rooms: make(map[string]int, len(rooms.Val()))}

@@ -63,19 +63,9 @@ func TestCrashedNodesUsersAnnouncedWithinTheLimitOnly(t *testing.T) {
 
 func limitedBroker(t *testing.T, srv *redistest.Server, prefix string, limit int) *Broker {
 	t.Helper()
-	cfg, err := ParseURL(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Prefix, cfg.Heartbeat, cfg.PresenceTTL, cfg.LobbyPresenceLimit = prefix, time.Hour, 2*time.Hour, limit
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	b, err := New(ctx, cfg)
-	if err != nil {
-		t.Fatalf("new broker: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
+	return startBroker(t, srv, func(cfg *Config) {
+		cfg.Prefix, cfg.Heartbeat, cfg.PresenceTTL, cfg.LobbyPresenceLimit = prefix, time.Hour, 2*time.Hour, limit
+	})
 }
 
 // expireNode sets the deadline of a's presence in the past, as if it had

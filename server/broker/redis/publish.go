@@ -9,10 +9,13 @@ import (
 	"github.com/tertulia/tertulia/server/hub"
 )
 
-// echo is a Publish call waiting for its own event.
+// echo is a Publish (or Append) call waiting for its own event. The entry
+// stays until the call drops it (dropEcho), so that a call whose reply was
+// late can still tell that its event came back.
 type echo struct {
 	topic string
-	done  chan struct{}
+	done  chan struct{} // closed, and set to nil, once the wait is over
+	back  bool          // the event came back from Redis
 }
 
 // Publish implements hub.Broker. When this node subscribes to topic, Publish
@@ -24,7 +27,6 @@ type echo struct {
 // node's sessions go on talking among themselves. Metrics.LocalOnly counts
 // these.
 func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error {
-	var stray uint64 // ev's number if Redis may still publish it
 	if b.up.Load() {
 		seq, done := b.expectEcho(topic)
 		payload, err := encodeEvent(ev, b.cfg.NodeID, seq)
@@ -36,61 +38,84 @@ func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error
 			b.awaitEcho(ctx, seq, done)
 			return nil
 		}
-		b.dropEcho(seq)
+		// Redis may have published ev all the same, or may still (unless
+		// the call was not even sent). In one step with forgetting the
+		// wait, ev is either found back (only the reply was late: ev is
+		// published) or, if it is about to be delivered here without
+		// Redis, noted as a stray, which is dropped when it comes.
+		mayRun := ctx.Err() == nil && !errors.Is(err, errUnreachable)
+		if b.abandonEcho(seq, mayRun && b.live(topic)) {
+			b.metrics.Published.Add(1)
+			b.awaitEcho(ctx, seq, done)
+			return nil
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("publish to %s: %w", topic, err)
 		}
-		if !errors.Is(err, errUnreachable) {
-			stray = seq
+		if mayRun {
 			b.log.Warn("publish failed; delivering on this node only", "topic", topic, "err", err)
 		}
 	}
 	b.metrics.LocalOnly.Add(1)
 	if b.live(topic) {
-		b.noteStray(stray)
 		b.dispatch(topic, ev)
 	}
 	return nil
 }
 
 func (b *Broker) publish(ctx context.Context, topic string, payload []byte) error {
-	cctx, cancel, err := b.bound(ctx)
-	defer cancel()
-	if err == nil {
-		err = b.rdb.Publish(cctx, b.channel(topic), payload).Err()
-	}
-	return b.settle(ctx, err)
+	return b.call(ctx, func(ctx context.Context) error {
+		return b.rdb.Publish(ctx, b.channel(topic), payload).Err()
+	})
 }
 
 // strayTTL is how long a stray is remembered: far longer than any pause
 // after which Redis would still run what it was sent before.
 const strayTTL = 10 * time.Minute
 
-// noteStray remembers event seq of this node, sent to Redis but delivered
-// here without it.
-func (b *Broker) noteStray(seq uint64) {
+// abandonEcho forgets the wait for event seq of this node, whose publish
+// failed, unless the event came back all the same: then it reports so, and
+// the caller still waits for it to have been handled (awaitEcho). If it did
+// not come back and stray is set, the event is remembered as delivered here
+// without Redis, in the same step: it cannot come back in between
+// unnoticed.
+func (b *Broker) abandonEcho(seq uint64, stray bool) (back bool) {
 	if seq == 0 {
-		return
+		return false
 	}
 	now := time.Now()
-	b.pingMu.Lock()
+	b.echoMu.Lock()
+	defer b.echoMu.Unlock()
+	if b.echoes[seq].back {
+		return true
+	}
+	delete(b.echoes, seq)
+	if !stray {
+		return false
+	}
 	for s, at := range b.strays { // few: one per call in flight when Redis stopped answering
 		if now.Sub(at) > strayTTL {
 			delete(b.strays, s)
 		}
 	}
 	b.strays[seq] = now
-	b.pingMu.Unlock()
+	return false
 }
 
-// stray reports whether event seq of this node was already delivered here,
-// and forgets it.
-func (b *Broker) stray(seq uint64) bool {
-	b.pingMu.Lock()
-	defer b.pingMu.Unlock()
-	_, ok := b.strays[seq]
-	delete(b.strays, seq)
-	return ok
+// cameBack notes that event seq of this node came back from Redis, and
+// reports whether it is a stray, already delivered here (forgetting it).
+func (b *Broker) cameBack(seq uint64) (stray bool) {
+	b.echoMu.Lock()
+	defer b.echoMu.Unlock()
+	if _, ok := b.strays[seq]; ok {
+		delete(b.strays, seq)
+		return true
+	}
+	if e, ok := b.echoes[seq]; ok {
+		e.back = true
+		b.echoes[seq] = e
+	}
+	return false
 }
 
 // expectEcho registers a Publish to topic that will wait for its event to
@@ -100,11 +125,11 @@ func (b *Broker) expectEcho(topic string) (uint64, chan struct{}) {
 		return 0, nil
 	}
 	done := make(chan struct{})
-	b.pingMu.Lock()
+	b.echoMu.Lock()
 	b.echoSeq++
 	seq := b.echoSeq
 	b.echoes[seq] = echo{topic: topic, done: done}
-	b.pingMu.Unlock()
+	b.echoMu.Unlock()
 	return seq, done
 }
 
@@ -131,30 +156,34 @@ func (b *Broker) dropEcho(seq uint64) {
 	if seq == 0 {
 		return
 	}
-	b.pingMu.Lock()
+	b.echoMu.Lock()
 	delete(b.echoes, seq)
-	b.pingMu.Unlock()
+	b.echoMu.Unlock()
 }
 
-// echoed releases the Publish waiting for event seq of this node, if any.
+// echoed releases the Publish waiting for event seq of this node, if any:
+// its event has been handled here.
 func (b *Broker) echoed(seq uint64) {
-	b.pingMu.Lock()
-	if e, ok := b.echoes[seq]; ok {
+	b.echoMu.Lock()
+	if e, ok := b.echoes[seq]; ok && e.done != nil {
 		close(e.done)
-		delete(b.echoes, seq)
+		e.done = nil
+		b.echoes[seq] = e
 	}
-	b.pingMu.Unlock()
+	b.echoMu.Unlock()
 }
 
 // releaseEchoes releases the Publish calls waiting on topic (all topics if
-// topic is empty): their events will not come back.
+// topic is empty): their events will not come back. An event that has come
+// back is being handled: its call is released once it has been (echoed).
 func (b *Broker) releaseEchoes(topic string) {
-	b.pingMu.Lock()
+	b.echoMu.Lock()
 	for seq, e := range b.echoes {
-		if topic == "" || e.topic == topic {
+		if e.done != nil && !e.back && (topic == "" || e.topic == topic) {
 			close(e.done)
-			delete(b.echoes, seq)
+			e.done = nil
+			b.echoes[seq] = e
 		}
 	}
-	b.pingMu.Unlock()
+	b.echoMu.Unlock()
 }

@@ -127,7 +127,7 @@ func (b *Broker) received(m *goredis.Message) {
 		return
 	}
 	own := w.Seq != 0 && w.Origin == b.cfg.NodeID
-	if own && b.stray(w.Seq) {
+	if own && b.cameBack(w.Seq) {
 		return // delivered here when Redis did not take it in time
 	}
 	b.fillGap(topic, ev)

@@ -77,10 +77,17 @@ type Broker struct {
 	subMu  sync.Mutex // protects topics
 	topics map[string]*topicState
 
-	pingMu sync.Mutex // protects pings, pingSeq, echoes, echoSeq and strays
-	pings  map[string]chan struct{}
-	// pingSeq numbers the PINGs that confirm subscriptions.
-	pingSeq uint64
+	// pings are the PINGs on the pub/sub connection that confirm a
+	// subscription (sync), by token, each waiting for its PONG.
+	pingMu  sync.Mutex // protects pings and pingSeq
+	pings   map[string]chan struct{}
+	pingSeq uint64 // numbers the tokens
+
+	// This node's own events, by the number each carries (echoSeq gives
+	// them out): the Publish calls waiting for theirs to come back, and
+	// the strays. One lock, as they share the numbers; no path takes it
+	// together with pingMu.
+	echoMu sync.Mutex // protects echoes, echoSeq and strays
 	// echoes are the Publish calls waiting for their event to come back to
 	// this node's handler, by the number they gave it.
 	echoes  map[uint64]echo

@@ -51,13 +51,26 @@ func newCluster(t *testing.T, srv *redistest.Server, n int, tm timings) []*Broke
 	return bs
 }
 
-func newBroker(t *testing.T, srv *redistest.Server, prefix string, tm timings) *Broker {
+// newBroker starts a broker on srv under prefix, its config changed by opts.
+func newBroker(t *testing.T, srv *redistest.Server, prefix string, tm timings, opts ...func(*Config)) *Broker {
+	t.Helper()
+	return startBroker(t, srv, func(cfg *Config) {
+		cfg.Prefix, cfg.Heartbeat, cfg.PresenceTTL = prefix, tm.heartbeat, tm.ttl
+		for _, opt := range opts {
+			opt(cfg)
+		}
+	})
+}
+
+// startBroker starts a broker on srv, with its Config set by set, and
+// closes it when the test ends.
+func startBroker(t *testing.T, srv *redistest.Server, set func(cfg *Config)) *Broker {
 	t.Helper()
 	cfg, err := ParseURL(srv.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Prefix, cfg.Heartbeat, cfg.PresenceTTL = prefix, tm.heartbeat, tm.ttl
+	set(&cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	b, err := New(ctx, cfg)
@@ -99,6 +112,19 @@ func (e *events) has(s string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return slices.Contains(e.list, s)
+}
+
+// count is how many times s was handled.
+func (e *events) count(s string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, got := range e.list {
+		if got == s {
+			n++
+		}
+	}
+	return n
 }
 
 // eventually polls cond every 10ms until it holds or within fails.
