@@ -26,6 +26,14 @@ type Config struct {
 	// frame; the coder client always offers it. Default: a plain client,
 	// one event per frame.
 	OfferProtocol bool
+	// Protocol is what the server speaks: tertulia (default), or
+	// centrifugo, Centrifugo v6's bidirectional JSON protocol over
+	// WebSocket (centrifugo.go), to measure Centrifugo on the same machine
+	// with the same scenarios; then HTTPAddr is Centrifugo's, Transport is
+	// ws, the client is the centrifugo one (built on coder/websocket; Client
+	// and OfferProtocol are not used), the room is a channel and JWTSecret
+	// is Centrifugo's token HMAC secret.
+	Protocol string
 	// HTTPAddr is the server's HTTP host:port (WebSocket). Default 127.0.0.1:8000.
 	HTTPAddr string
 	// GRPCAddr is the server's gRPC host:port. Default 127.0.0.1:9090.
@@ -104,6 +112,7 @@ var (
 	Scenarios  = []string{"fanout", "rooms", "idle", "churn", "reconnect"}
 	Transports = []string{"ws", "grpc"}
 	Clients    = []string{"own", "coder"}
+	Protocols  = []string{"tertulia", "centrifugo"}
 )
 
 // maxConns bounds Conns: a few more than the 20,000 open files a process may
@@ -128,7 +137,13 @@ func (c Config) withDefaults() Config {
 	if c.PubGRPCAddr == "" {
 		c.PubGRPCAddr = c.GRPCAddr
 	}
-	if c.Client == "" {
+	if c.Protocol == "" {
+		c.Protocol = "tertulia"
+	}
+	switch {
+	case c.Protocol == "centrifugo":
+		c.Client = "centrifugo" // the one client of that protocol, so reported
+	case c.Client == "":
 		c.Client = "own"
 	}
 	def(&c.Conns, 1000)
@@ -174,7 +189,12 @@ func (c Config) validate() error {
 	if !contains(Transports, c.Transport) {
 		errs = append(errs, fmt.Errorf("unknown transport %q: want one of %v", c.Transport, Transports))
 	}
-	if !contains(Clients, c.Client) {
+	if !contains(Protocols, c.Protocol) {
+		errs = append(errs, fmt.Errorf("unknown protocol %q: want one of %v", c.Protocol, Protocols))
+	}
+	if c.Protocol == "centrifugo" {
+		errs = append(errs, c.validateCentrifugo()...)
+	} else if !contains(Clients, c.Client) {
 		errs = append(errs, fmt.Errorf("unknown client %q: want one of %v", c.Client, Clients))
 	} else if c.Client != "own" && c.Transport != "ws" {
 		errs = append(errs, fmt.Errorf("client %q is a WebSocket client: want transport ws", c.Client))
@@ -201,6 +221,22 @@ func (c Config) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateCentrifugo checks what the centrifugo protocol needs: the
+// WebSocket transport, a channel (not the lobby) and a token per user.
+func (c Config) validateCentrifugo() []error {
+	var errs []error
+	if c.Transport != "ws" {
+		errs = append(errs, fmt.Errorf("protocol centrifugo is spoken over WebSocket: want transport ws, not %q", c.Transport))
+	}
+	if c.Room == "-" {
+		errs = append(errs, errors.New("protocol centrifugo has no lobby: want a room (a channel)"))
+	}
+	if len(c.JWTSecret) == 0 && c.Token == "" {
+		errs = append(errs, errors.New("protocol centrifugo needs a token: want a jwt secret or a token"))
+	}
+	return errs
 }
 
 // checkLoopback refuses a target that is not on this machine's loopback

@@ -33,6 +33,12 @@
 // up, what a connection costs it. Tokens are signed before anything is
 // timed.
 //
+// To say which figures this machine bounds, the same scenarios measure
+// Centrifugo v6 (Protocol "centrifugo", centrifugo.go): its bidirectional
+// JSON protocol over coder/websocket, the room a channel, the user's token
+// signed as for Tertulia; centrifugo.sh runs issue 10's workloads against
+// it. Centrifugo is an instrument, not a dependency.
+//
 // A connection counts as set up once its welcome and its own room_joined
 // have been read. A message the server refuses with an unavailable error
 // (its broker is away) is counted as refused, not lost. Every message

@@ -200,6 +200,8 @@ func (r *runner) setupDialer() error {
 		}
 	}
 	switch {
+	case r.cfg.Protocol == "centrifugo":
+		r.d, r.pubd = newCentrifugoDialer(r.cfg.HTTPAddr, tokens), newCentrifugoDialer(r.cfg.PubHTTPAddr, tokens)
 	case r.cfg.Transport == "ws" && r.cfg.Client == "coder":
 		r.d = newCoderDialer(r.cfg.HTTPAddr, tokens)
 		r.pubd = newCoderDialer(r.cfg.PubHTTPAddr, tokens)

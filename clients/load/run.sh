@@ -60,26 +60,9 @@ run() {
 	local label=$1
 	shift
 	start_server "$label"
-	set +e
-	taskset -c "$LOAD_CORE" "$BIN" bench --jwt-secret "$SECRET" --http-addr "$HTTP" --grpc-addr "$GRPC" \
+	bench_run "$label" taskset -c "$LOAD_CORE" "$BIN" bench --jwt-secret "$SECRET" --http-addr "$HTTP" --grpc-addr "$GRPC" \
 		--server-pid "$server_pid" --quiet --svg "$OUT/$label.svg" \
-		--profile-url "http://$PPROF/debug/pprof/profile" --profile-out "$OUT/$label.pprof" \
-		"$@" >"$OUT/$label.txt" 2>"$OUT/$label.err"
-	local rc=$?
-	set -e
-	stop_server
-	local json
-	json=$(grep '^{' "$OUT/$label.txt" || true)
-	if [[ -z $json ]]; then
-		echo "$label: no result (exit $rc): $(tail -3 "$OUT/$label.err")" >&2
-		return 0
-	fi
-	printf '%s\t%s\n' "$label" "$json" >>"$OUT/results.tsv"
-	[[ $rc -eq 0 ]] || echo "$label: $(tail -1 "$OUT/$label.err")" >&2
-	# The tool's warnings (a publisher short of its rate): seen even with --quiet.
-	sed -n 's/^warning: /'"$label"': warning: /p' "$OUT/$label.err" >&2
-	printf '%-28s %s\n' "$label" "$(sed -n 2p "$OUT/$label.txt")"
-	LAST_JSON=$json
+		--profile-url "http://$PPROF/debug/pprof/profile" --profile-out "$OUT/$label.pprof" "$@"
 }
 
 # num NAME: the number NAME in the last run's JSON line, empty if absent.
@@ -157,7 +140,7 @@ issue_targets() {
 
 : > "$OUT/saturation.txt"
 : > "$OUT/targets.txt"
-printf "%-28s %s\n" run "scenario transport conns rate/s secs delivered/s p50 p90 p99 max refused lost extra dropped conn/s srv-cpu% tool-cpu% srv-us/msg tool-us/msg srv-KiB/conn frames/write reconnect-s"
+bench_header
 case $MODE in
 short)
 	for t in ws grpc; do

@@ -1,4 +1,4 @@
-# Sourced by run.sh and soak.sh: what both need to start a server to load.
+# Sourced by run.sh, soak.sh and centrifugo.sh: what they need to start a server to load.
 
 # LIMITS_OFF: the flags that turn off the rate limits and the per-IP and
 # per-user connection caps, since one tool process opens thousands of
@@ -26,4 +26,36 @@ stop_server() {
 		wait "$server_pid" 2>/dev/null || true
 		server_pid=""
 	fi
+}
+
+# bench_header prints the heading of the rows bench_run prints.
+bench_header() {
+	printf "%-28s %s\n" run "scenario transport conns rate/s secs delivered/s p50 p90 p99 max refused lost extra dropped conn/s srv-cpu% tool-cpu% srv-us/msg tool-us/msg srv-KiB/conn frames/write reconnect-s"
+}
+
+# bench_run LABEL CMD...: runs CMD, a `tertulia bench` against the server a
+# script started, into $OUT/LABEL.txt and .err, then stops that server;
+# appends "LABEL TAB JSON" to $OUT/results.tsv, prints the table row, and
+# leaves the JSON line in LAST_JSON. A run without a result is reported,
+# not fatal.
+bench_run() {
+	local label=$1
+	shift
+	set +e
+	"$@" >"$OUT/$label.txt" 2>"$OUT/$label.err"
+	local rc=$?
+	set -e
+	stop_server
+	local json
+	json=$(grep '^{' "$OUT/$label.txt" || true)
+	if [[ -z $json ]]; then
+		echo "$label: no result (exit $rc): $(tail -3 "$OUT/$label.err")" >&2
+		return 0
+	fi
+	printf '%s\t%s\n' "$label" "$json" >>"$OUT/results.tsv"
+	[[ $rc -eq 0 ]] || echo "$label: $(tail -1 "$OUT/$label.err")" >&2
+	# The tool's warnings (a publisher short of its rate): seen even with --quiet.
+	sed -n 's/^warning: /'"$label"': warning: /p' "$OUT/$label.err" >&2
+	printf '%-28s %s\n' "$label" "$(sed -n 2p "$OUT/$label.txt")"
+	LAST_JSON=$json
 }

@@ -23,6 +23,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.Transport, "transport", "ws", "transport: ws (JSON over the WebSocket bridge) or grpc")
 	fs.StringVar(&cfg.Client, "client", "own", "WebSocket client: own (zero-copy frames) or coder (coder/websocket, as a lean production client)")
 	fs.BoolVar(&cfg.OfferProtocol, "subprotocol", false, "own client: offer the tertulia.v1 subprotocol, with which a frame may carry several events (coder always does)")
+	fs.StringVar(&cfg.Protocol, "protocol", "tertulia", "what the server speaks: tertulia, or centrifugo (Centrifugo v6's JSON protocol over WebSocket, to compare; --http-addr is Centrifugo's, --jwt-secret its token HMAC secret)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8000", "server HTTP address (WebSocket)")
 	fs.StringVar(&cfg.PubHTTPAddr, "pub-http-addr", "", "fanout: the publisher's node HTTP address, for delivery across a cluster (default: --http-addr)")
 	fs.StringVar(&cfg.PubGRPCAddr, "pub-grpc-addr", "", "fanout: the publisher's node gRPC address (default: --grpc-addr)")
