@@ -56,6 +56,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return printMarkdown(*markdown, stdout)
 	}
 	cfg.JWTSecret = []byte(*secret)
+	cfg.Warnings = stderr // even with --quiet
 	if !*quiet {
 		cfg.Progress = stderr
 	}
