@@ -18,7 +18,9 @@
 # connection limits; a slow client bounded as by Tertulia's defaults (a
 # 4 MiB outbound queue, a 10 s write timeout). The port and the token secret
 # come from the environment. DURATION overrides the publishing/holding time
-# of every run (e.g. DURATION=2s for a quick check); PIN=0 runs without
+# of every run (e.g. DURATION=2s for a quick check); BENCH_ARGS are added to
+# every run's flags (e.g. BENCH_ARGS="--drain 30s" to tell a late delivery
+# from a lost one); PIN=0 runs without
 # taskset (when the machine is shared and pinning would disturb others).
 #
 # Outputs go to bench-out/centrifugo/ (override with BENCH_OUT): per run the
@@ -93,7 +95,7 @@ run() {
 	start_centrifugo "$label"
 	bench_run "$label" "${PIN_TOOL[@]}" "$BIN" bench --protocol centrifugo --jwt-secret "$SECRET" --http-addr "$HTTP" \
 		--server-pid "$server_pid" --quiet --svg "$OUT/$label.svg" \
-		--profile-url "http://$HTTP/debug/pprof/profile" --profile-out "$OUT/$label.pprof" "$@"
+		--profile-url "http://$HTTP/debug/pprof/profile" --profile-out "$OUT/$label.pprof" "$@" ${BENCH_ARGS:-}
 }
 
 echo "$(cat "$OUT/version.txt"), pinned: $([[ $PIN == 0 ]] && echo no || echo "server core $SERVER_CORE, tool core $LOAD_CORE")"

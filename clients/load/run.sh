@@ -4,7 +4,7 @@
 # to core 1 (taskset -c 1), and prints the table; the full run also writes the
 # figures into BENCHMARKS.md between its "bench:begin" and "bench:end" markers.
 #
-#   clients/load/run.sh [full|short|targets|history]   (make bench / make bench-short / WS targets only / history on and off)
+#   clients/load/run.sh [full|short|targets|issue|peer|history]   (make bench / make bench-short / WS targets only / issue 10's four figures / the same with the coder client, as centrifugo.sh / history on and off)
 #
 # Every connection is a distinct user with its own token and every subscriber
 # joins the room, as in a deployment; the rows marked "100users" and "lobby"
@@ -161,6 +161,19 @@ history)
 		SERVE_ARGS="${SERVE_ARGS:-} --history-size $h" run "rooms-ws-history-$h" --scenario rooms --transport ws --conns 1000 --rooms 100 --rate 10 --duration 10s
 	done
 	;;
+issue)
+	# Issue 10's four figures alone (about a minute).
+	issue_targets
+	;;
+peer)
+	# Issue 10's workloads with the coder/websocket client throughout, as
+	# centrifugo.sh measures Centrifugo (its client is built on the same
+	# library): the set-up and the 10k fan-out as a peer would see them.
+	run "join-10k-one-room-ws-coder" --scenario idle --transport ws --client coder --conns 10000 --rooms 1 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 10s
+	run "fanout-10k-room-ws-coder" --scenario fanout --transport ws --client coder --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 10s
+	run "fanout-1k-ws-coder" --scenario fanout --transport ws --client coder --conns 1000 --rate 1000 --duration 10s
+	run "reconnect-10k-ws-coder" --scenario reconnect --transport ws --client coder --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 3s
+	;;
 targets)
 	# The issue's WebSocket targets only, for a quick re-measure.
 	issue_targets
@@ -188,7 +201,7 @@ full)
 	saturate grpc 10s 100 200 300 500 750 1000 1500
 	;;
 *)
-	echo "usage: $0 [full|short|targets|history]" >&2
+	echo "usage: $0 [full|short|targets|issue|peer|history]" >&2
 	exit 2
 	;;
 esac
