@@ -192,6 +192,9 @@ func closeForStatus(err error) (ws.StatusCode, string) {
 	case codes.Canceled:
 		return ws.StatusGoingAway, closeShutdown
 	default:
-		return ws.StatusInternalServerError, st.Message()
+		// A status the node does not send for a session (Internal,
+		// Unknown…) comes from the gRPC client itself: its text is not
+		// for the browser.
+		return ws.StatusInternalServerError, "internal error"
 	}
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/server/node/nodetest"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func (c *cluster) tokens(t *testing.T) func(string) string {
@@ -48,6 +51,18 @@ func TestUnavailableWhileRedisIsDown(t *testing.T) {
 		got := alice.await("answer to "+f.Id, func(f2 *chatv1.ServerFrame) bool { return f2.Id == f.Id })
 		if got.GetError().GetCode() != "unavailable" {
 			t.Errorf("answer to %s while Redis is down: %v, want an error with code unavailable", f.Id, got)
+		}
+	}
+	// The calls that read the cluster say it is unavailable, and nothing of
+	// what is behind it (the broker, its address, its keys): that is the
+	// operator's business, in the node's log.
+	raw := alice.c.Raw()
+	_, histErr := raw.GetHistory(context.Background(), &chatv1.GetHistoryRequest{Room: "lounge"})
+	_, membersErr := raw.ListMembers(context.Background(), &chatv1.ListMembersRequest{Room: "lounge"})
+	for name, err := range map[string]error{"GetHistory": histErr, "ListMembers": membersErr} {
+		st := status.Convert(err)
+		if msg := strings.ToLower(st.Message()); st.Code() != codes.Unavailable || strings.Contains(msg, "redis") || strings.Contains(msg, c.redis.Addr) || strings.Contains(msg, "room:") {
+			t.Errorf("%s while Redis is down: %v %q, want Unavailable naming nothing behind it", name, st.Code(), st.Message())
 		}
 	}
 }

@@ -51,7 +51,7 @@ func (s *ChatService) Broadcast(ctx context.Context, req *chatv1.BroadcastReques
 	}
 	n, err := s.hub.Broadcast(ctx, req.GetMessage(), req.GetRoom())
 	if err != nil {
-		return nil, statusFromError(err)
+		return nil, s.failed(ctx, err)
 	}
 	who, _ := auth.FromContext(ctx)
 	texts := s.hub.Texts()
@@ -67,7 +67,7 @@ func (s *ChatService) Broadcast(ctx context.Context, req *chatv1.BroadcastReques
 func (s *ChatService) GetStats(ctx context.Context, _ *chatv1.GetStatsRequest) (*chatv1.GetStatsResponse, error) {
 	st, err := s.hub.Stats(ctx)
 	if err != nil {
-		return nil, statusFromError(err)
+		return nil, s.failed(ctx, err)
 	}
 	return &chatv1.GetStatsResponse{
 		TotalConnections: int32(st.TotalConnections),
@@ -81,7 +81,7 @@ func (s *ChatService) GetStats(ctx context.Context, _ *chatv1.GetStatsRequest) (
 func (s *ChatService) ListRooms(ctx context.Context, _ *chatv1.ListRoomsRequest) (*chatv1.ListRoomsResponse, error) {
 	st, err := s.hub.Stats(ctx)
 	if err != nil {
-		return nil, statusFromError(err)
+		return nil, s.failed(ctx, err)
 	}
 	return &chatv1.ListRoomsResponse{Rooms: roomCounts(st.Rooms), TotalRooms: int32(len(st.Rooms))}, nil
 }
@@ -90,7 +90,7 @@ func (s *ChatService) ListRooms(ctx context.Context, _ *chatv1.ListRoomsRequest)
 func (s *ChatService) ListUsers(ctx context.Context, _ *chatv1.ListUsersRequest) (*chatv1.ListUsersResponse, error) {
 	st, err := s.hub.Stats(ctx)
 	if err != nil {
-		return nil, statusFromError(err)
+		return nil, s.failed(ctx, err)
 	}
 	users := st.Users
 	if users == nil {

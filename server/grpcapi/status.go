@@ -46,7 +46,10 @@ var streamReasons = map[hub.DisconnectCode]string{
 	hub.DisconnectBanned:  chatv1.ReasonBanned,
 }
 
-// statusFromError maps an error of the core onto a gRPC status.
+// statusFromError maps an error of the core onto a gRPC status. An error
+// without a code of the core (its broker out of reach, say) is Unavailable
+// with a fixed message: its text names internal hosts and addresses, which
+// are the operator's business, not the client's.
 func statusFromError(err error) error {
 	var he *hub.Error
 	if errors.As(err, &he) {
@@ -59,8 +62,22 @@ func statusFromError(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return status.FromContextError(err).Err()
 	}
-	return status.Error(codes.Unavailable, err.Error())
+	return status.Error(codes.Unavailable, unavailableMessage)
 }
+
+// failed is statusFromError for the service's calls, which also logs a
+// failure that is not the client's own (its text is kept from the client).
+func (s *ChatService) failed(ctx context.Context, err error) error {
+	var he *hub.Error
+	if !errors.As(err, &he) && ctx.Err() == nil {
+		s.log.WarnContext(ctx, "call failed", "err", err)
+	}
+	return statusFromError(err)
+}
+
+// unavailableMessage is what a client is told of a failure that is not its
+// own: the server cannot do it now.
+const unavailableMessage = "service unavailable, try again later"
 
 // statusFromDisconnect is the status Connect returns when the core has
 // ended its session for d: nil for a session drained as the client asked.

@@ -173,6 +173,33 @@ func TestHandlePrivateReachesTarget(t *testing.T) {
 	}
 }
 
+// A session the broker cannot subscribe leaves no group behind in the hub:
+// a guest's topic is new on every connect, and each attempt while Redis is
+// away kept one before.
+func TestOpenRefusedLeavesNoGroup(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	cfg, err := redis.ParseURL(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := redis.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	h := hub.New(hub.Config{}, b)
+	srv.Stop(t)
+	if _, err := h.Open(ctx, hub.Identity{UserID: "guest-1", Name: "guest-1", Guest: true}, &recordingTransport{enc: fieldsEncoder{}}); err == nil {
+		t.Fatal("Open while Redis is down succeeded, want an error")
+	}
+	for _, topic := range []string{"lobby", "user:guest-1"} {
+		if n := hub.CatchingUp(h, topic); n != -1 {
+			t.Errorf("after the refused open, the hub still has a group for %s", topic)
+		}
+	}
+}
+
 // While the broker is unreachable, what needs the cluster is refused with
 // unavailable and the session goes on.
 func TestHandleUnavailable(t *testing.T) {

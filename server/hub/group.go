@@ -118,6 +118,10 @@ func (h *Hub) subscribe(ctx context.Context, topic string, s *Session) error {
 		}
 		if !g.subscribed {
 			if err := h.broker.Subscribe(ctx, topic); err != nil {
+				// The group made for s goes with it: a guest's topic is new
+				// on every connect, and each attempt while the broker is
+				// away would leave one behind.
+				h.forgetIfEmpty(topic, g)
 				g.subMu.Unlock()
 				return err
 			}
@@ -152,6 +156,19 @@ func (h *Hub) unsubscribe(ctx context.Context, topic string, s *Session) {
 			h.log.Warn("unsubscribe", "topic", topic, "err", err)
 		}
 		g.subscribed = false
+	}
+	h.forgetIfEmpty(topic, g)
+}
+
+// forgetIfEmpty takes g, topic's group, out of the hub if no member is
+// left in it: a later subscribe makes a new one. The caller holds g.subMu,
+// under which members are added.
+func (h *Hub) forgetIfEmpty(topic string, g *group) {
+	g.mu.Lock()
+	empty := len(g.list) == 0
+	g.mu.Unlock()
+	if !empty {
+		return
 	}
 	sh := h.shard(topic)
 	sh.mu.Lock()

@@ -209,10 +209,10 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (_ *Session, 
 	if !who.Guest {
 		greeting = s.text("Welcome %s", who.Name)
 	}
-	b, err := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: greeting, ConnectionID: s.id, UserID: who.UserID,
+	b, encErr := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: greeting, ConnectionID: s.id, UserID: who.UserID,
 		Offset: inbox.Offset, Epoch: inbox.Epoch, ExpiresAt: who.Expires})
-	if err != nil {
-		h.log.Error("encode welcome", "err", err)
+	if encErr != nil {
+		h.log.Error("encode welcome", "err", encErr)
 	}
 	s.out.welcome(b)
 	s.expireAt(who.Expires)
