@@ -173,22 +173,29 @@ func TestHandlePrivateReachesTarget(t *testing.T) {
 	}
 }
 
+// redisHub is a hub on a broker of a real redis-server of its own, with
+// query added to its URL; both end with the test.
+func redisHub(t *testing.T, query string) (*redistest.Server, *hub.Hub) {
+	t.Helper()
+	srv := redistest.Start(t)
+	cfg, err := redis.ParseURL(srv.URL() + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := redis.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return srv, hub.New(hub.Config{}, b)
+}
+
 // A session the broker cannot subscribe leaves no group behind in the hub:
 // a guest's topic is new on every connect, and each attempt while Redis is
 // away kept one before.
 func TestOpenRefusedLeavesNoGroup(t *testing.T) {
 	ctx := context.Background()
-	srv := redistest.Start(t)
-	cfg, err := redis.ParseURL(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := redis.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	h := hub.New(hub.Config{}, b)
+	srv, h := redisHub(t, "")
 	srv.Stop(t)
 	if _, err := h.Open(ctx, hub.Identity{UserID: "guest-1", Name: "guest-1", Guest: true}, &recordingTransport{enc: fieldsEncoder{}}); err == nil {
 		t.Fatal("Open while Redis is down succeeded, want an error")
@@ -204,17 +211,7 @@ func TestOpenRefusedLeavesNoGroup(t *testing.T) {
 // unavailable and the session goes on.
 func TestHandleUnavailable(t *testing.T) {
 	ctx := context.Background()
-	srv := redistest.Start(t)
-	cfg, err := redis.ParseURL("redis://" + srv.Addr + "/0?heartbeat=100ms&presence_ttl=300ms")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := redis.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	h := hub.New(hub.Config{}, b)
+	srv, h := redisHub(t, "?heartbeat=100ms&presence_ttl=300ms")
 	alice := &recordingTransport{enc: fieldsEncoder{}}
 	as, err := h.Open(ctx, hub.Identity{UserID: "alice", Name: "Alice"}, alice)
 	if err != nil {
