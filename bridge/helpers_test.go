@@ -108,6 +108,7 @@ type wsUser struct {
 type dialOpts struct {
 	header    http.Header
 	protocols []string
+	from      string // the loopback address to dial from (127.0.0.2…), if not the default
 }
 
 // dialRaw opens a WebSocket to path without reading anything.
@@ -116,6 +117,10 @@ func dialRaw(t testing.TB, tg *target, path string, o dialOpts) (*wsUser, error)
 	d := ws.Dialer{Timeout: waitTimeout, Protocols: o.protocols}
 	if o.header != nil {
 		d.Header = ws.HandshakeHeaderHTTP(o.header)
+	}
+	if o.from != "" {
+		nd := net.Dialer{Timeout: waitTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(o.from)}}
+		d.NetDial = nd.DialContext
 	}
 
 	conn, br, hs, err := d.Dial(context.Background(), tg.wsBase+path)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -314,6 +315,48 @@ func TestConnectionCapsRefuseWithAReason(t *testing.T) {
 				t.Errorf("third connection closed %d %q, want 1008 containing %q", code, reason, tc.want)
 			}
 		})
+	}
+}
+
+// The per-IP count is of the browser's address on both paths: a bridge
+// apart from the node names it, and the node (trusting loopback by
+// default) counts it, not the bridge's own. Before, every browser behind
+// one bridge shared its count: the cap's next browser from anywhere was
+// refused.
+func TestConnsPerIPCountsTheBrowser(t *testing.T) {
+	runModes(t, func(t *testing.T, m mode) {
+		tg := start(t, m, node.Config{Limits: node.Limits{Limits: hub.Limits{ConnsPerIP: 2}}}, bridge.Config{})
+		path := func(user string) string { return "/api/v1/ws/authenticated?token=" + tg.node.Token(t, user, false) }
+		for i, from := range []string{"127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"} {
+			connect(t, tg, fmt.Sprintf("user%d", i), path(fmt.Sprintf("user%d", i)), dialOpts{from: from})
+		}
+		u, err := dialRaw(t, tg, path("user4"), dialOpts{from: "127.0.0.2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.name = "user4"
+		if code, reason := u.closed(); code != ws.StatusPolicyViolation || !strings.Contains(reason, "an address may open at most 2") {
+			t.Errorf("a third connection from 127.0.0.2 closed %d %q, want 1008 naming the per-address cap", code, reason)
+		}
+	})
+}
+
+// A node that trusts no proxy does not take a peer's word for the address
+// it relays: behind a bridge it does not trust, browsers from two addresses
+// share the bridge's count.
+func TestUntrustedBridgeIsCountedItself(t *testing.T) {
+	cfg := node.Config{Limits: node.Limits{Limits: hub.Limits{ConnsPerIP: 2}}, TrustedProxies: []netip.Prefix{}}
+	tg := start(t, remote, cfg, bridge.Config{})
+	path := func(user string) string { return "/api/v1/ws/authenticated?token=" + tg.node.Token(t, user, false) }
+	connect(t, tg, "user0", path("user0"), dialOpts{from: "127.0.0.2"})
+	connect(t, tg, "user1", path("user1"), dialOpts{from: "127.0.0.3"})
+	u, err := dialRaw(t, tg, path("user2"), dialOpts{from: "127.0.0.4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.name = "user2"
+	if code, reason := u.closed(); code != ws.StatusPolicyViolation || !strings.Contains(reason, "an address may open at most 2") {
+		t.Errorf("a third browser behind an untrusted bridge closed %d %q, want 1008 naming the per-address cap", code, reason)
 	}
 }
 

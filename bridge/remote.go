@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/grpcapi"
 )
 
 // Remote runs each session as a real Connect stream to a core node, with
@@ -41,6 +43,11 @@ func (u Remote) run(ctx context.Context, token string, c *Conn) error {
 	}
 	if c.acceptLanguage != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "accept-language", c.acceptLanguage)
+	}
+	// The node counts the session against the browser's address, not this
+	// bridge's, if it trusts this bridge (node.Config.TrustedProxies).
+	if host, _, err := net.SplitHostPort(c.nc.RemoteAddr().String()); err == nil {
+		ctx = metadata.AppendToOutgoingContext(ctx, grpcapi.ClientIPMetadata, host)
 	}
 	st, err := u.Client.Connect(ctx)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/improbable-eng/grpc-web/go/grpcweb"
@@ -73,6 +74,11 @@ type Config struct {
 	// Metrics is the node's metrics registry, one per node. Default: a new
 	// one. A caller passes its own to add collectors (the Redis broker's).
 	Metrics *metrics.Registry
+	// TrustedProxies are the peers whose relayed client address
+	// (grpcapi.ClientIPMetadata, which `tertulia bridge` sends) the node
+	// counts a session against, for the per-IP limit. Nil:
+	// grpcapi.DefaultTrustedProxies (loopback); empty: none.
+	TrustedProxies []netip.Prefix
 	// AdminListener, if set, serves /metrics and net/http/pprof
 	// (/debug/pprof/), and the HTTP port no longer serves /metrics. Serve
 	// closes it.
@@ -151,6 +157,10 @@ func New(cfg Config) (*Node, error) {
 		stop:   newStopState(),
 	}
 	n.chat = grpcapi.NewChatService(n.hub, cfg.Logger)
+	n.chat.TrustedProxies = cfg.TrustedProxies
+	if cfg.TrustedProxies == nil {
+		n.chat.TrustedProxies = grpcapi.DefaultTrustedProxies
+	}
 	n.grpc = grpc.NewServer(append(append(n.observers(),
 		serverCreds(cfg.TLS),
 		grpcapi.ServerCodec(),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 
 	"github.com/tertulia/tertulia/bridge"
@@ -35,6 +36,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logOpts := addLogFlags(fs)
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default)")
 	adminAddr := fs.String("admin-addr", "", "serve /metrics and net/http/pprof on this address, and /metrics no longer on --http-addr (off by default)")
+	proxies := fs.String("trusted-proxies", "127.0.0.0/8,::1/128", "comma-separated networks whose `tertulia bridge` may name the browser's address for the per-IP limit (empty: none)")
 	presenceLimit := fs.Int("presence-limit", hub.DefaultPresenceLimit, "announce joins and leaves only while the lobby or a room has at most this many connections")
 	sec := addSecurityFlags(fs)
 	hist := historyFlags(fs)
@@ -46,6 +48,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	namespaces, err := configFile()
 	if err != nil {
 		return err
+	}
+	trusted, err := parsePrefixes(*proxies)
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	if *presenceLimit <= 0 {
 		return fmt.Errorf("--presence-limit %d: want a positive number of connections", *presenceLimit)
@@ -68,6 +74,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Metrics:         metrics.New(),
 		Hub:             hist.config(),
 		Limits:          limits(),
+		TrustedProxies:  trusted,
 	}
 	cfg.Hub.PresenceLimit = *presenceLimit
 	cfg.Hub.Namespaces = namespaces
@@ -147,4 +154,22 @@ func printWelcome(w io.Writer, httpAddr, grpcAddr net.Addr, dev, tls bool) {
 	if dev {
 		fmt.Fprintf(w, "           curl -X POST '%s://%s/api/v1/websocket/test-token?username=alice'\n", scheme, h)
 	}
+}
+
+// parsePrefixes reads a comma-separated list of networks ("10.0.0.0/8") or
+// addresses (one address is a network of one); empty is an empty list.
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	out := []netip.Prefix{}
+	for _, item := range splitList(list) {
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			a, aerr := netip.ParseAddr(item)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is neither a network nor an address", item)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
