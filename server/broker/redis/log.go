@@ -148,9 +148,9 @@ func (b *Broker) append(ctx context.Context, topic string, ev *hub.Event, opt hu
 		b.awaitEcho(ctx, seq, done)
 	} else if b.live(topic) {
 		// Redis took it, but this node's pub/sub connection is down: its
-		// own sessions would not see it come back.
-		b.gaps.note(topic, ev)
-		b.dispatch(topic, ev)
+		// own sessions would not see it come back, nor those that others
+		// appended meanwhile: they are read back first.
+		b.deliver(topic, ev)
 	}
 	return r, nil
 }

@@ -130,8 +130,7 @@ func (b *Broker) received(m *goredis.Message) {
 	if own && b.cameBack(w.Seq) {
 		return // delivered here when Redis did not take it in time
 	}
-	b.fillGap(topic, ev)
-	b.dispatchIfLive(topic, ev)
+	b.deliver(topic, ev)
 	if own {
 		b.echoed(w.Seq)
 	}
