@@ -27,8 +27,11 @@ type echo struct {
 // node's sessions go on talking among themselves. Metrics.LocalOnly counts
 // these.
 func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error {
+	// Read once, so that an event noted as a stray is the one delivered
+	// here without Redis, and the other way round.
+	live := b.live(topic)
 	if b.up.Load() {
-		seq, done := b.expectEcho(topic)
+		seq, done := b.expectEcho(topic, live)
 		payload, err := encodeEvent(ev, b.cfg.NodeID, seq)
 		if err == nil {
 			err = b.publish(ctx, topic, payload)
@@ -44,7 +47,7 @@ func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error
 		// published) or, if it is about to be delivered here without
 		// Redis, noted as a stray, which is dropped when it comes.
 		mayRun := ctx.Err() == nil && !errors.Is(err, errUnreachable)
-		if b.abandonEcho(seq, mayRun && b.live(topic)) {
+		if b.abandonEcho(seq, mayRun && live) {
 			b.metrics.Published.Add(1)
 			b.awaitEcho(ctx, seq, done)
 			return nil
@@ -57,8 +60,8 @@ func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error
 		}
 	}
 	b.metrics.LocalOnly.Add(1)
-	if b.live(topic) {
-		b.dispatch(topic, ev)
+	if live {
+		b.dispatchIfLive(topic, ev) // not if unsubscribed meanwhile
 	}
 	return nil
 }
@@ -119,9 +122,9 @@ func (b *Broker) cameBack(seq uint64) (stray bool) {
 }
 
 // expectEcho registers a Publish to topic that will wait for its event to
-// come back, if this node subscribes to topic. It returns 0 if not.
-func (b *Broker) expectEcho(topic string) (uint64, chan struct{}) {
-	if !b.live(topic) {
+// come back, if this node subscribes to topic (live). It returns 0 if not.
+func (b *Broker) expectEcho(topic string, live bool) (uint64, chan struct{}) {
+	if !live {
 		return 0, nil
 	}
 	done := make(chan struct{})

@@ -13,20 +13,9 @@ import (
 	"github.com/tertulia/tertulia/server/hub"
 )
 
-// dispatch hands ev to the handler, one call at a time.
-func (b *Broker) dispatch(topic string, ev *hub.Event) {
-	h := b.handler.Load()
-	if h == nil {
-		return
-	}
-	b.dispatchMu.Lock()
-	defer b.dispatchMu.Unlock()
-	(*h)(topic, ev)
-}
-
-// dispatchIfLive hands ev to the handler if this node still subscribes to
-// topic: an UNSUBSCRIBE takes effect in Redis a little after Unsubscribe
-// returns.
+// dispatchIfLive hands ev to the handler, one call at a time, if this node
+// still subscribes to topic: an UNSUBSCRIBE takes effect in Redis a little
+// after Unsubscribe returns.
 func (b *Broker) dispatchIfLive(topic string, ev *hub.Event) {
 	b.subMu.Lock()
 	st := b.topics[topic]
