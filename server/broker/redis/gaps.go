@@ -10,14 +10,23 @@ import (
 // maxGapFill bounds how many missed messages one gap fill reads back.
 const maxGapFill = 1000
 
-// gaps remembers the last logged offset this node received per topic, so
-// that messages it missed while its pub/sub connection was away (Redis
+// gaps remembers the last logged offset this node handed to the hub per
+// topic (received, or appended here while its pub/sub connection was
+// down), so that messages it missed while its pub/sub connection was away (Redis
 // pub/sub does not keep them) are read back from the topic's log and handed
 // to the hub before the first one that came after: a session in a room
 // sees no gap even when its node's subscription broke for a moment.
+//
+// Both paths that hand logged events to the handler, the receive loop and
+// Append's local path (taken while the pub/sub connection is down), go
+// through deliver, one at a time: each logged event reaches the handler
+// once, in offset order, whichever path brings it first.
 type gaps struct {
-	mu   sync.Mutex // protects last
-	last map[string]hub.Position
+	// order is held while a logged event is noted, the events missed
+	// before it are read back, and it is handed over.
+	order sync.Mutex
+	mu    sync.Mutex // protects last
+	last  map[string]hub.Position
 }
 
 // note records ev as topic's latest logged event and returns the one before.
@@ -42,16 +51,32 @@ func (g *gaps) forget(topic string) {
 	g.mu.Unlock()
 }
 
-// fillGap hands the handler the logged events of topic this node missed
-// before ev, if any. It is called from the receive loop, before ev.
-func (b *Broker) fillGap(topic string, ev *hub.Event) {
+// deliver hands the handler ev, an event of topic, if this node subscribes
+// to it. A logged event comes after the logged events this node missed
+// before it (read back from the log), and not at all if it has been handed
+// over already: its offset is at or below the one noted for its log. (One
+// can come both ways when the pub/sub connection returns while this node
+// appends: through Redis and by Append's local path.)
+func (b *Broker) deliver(topic string, ev *hub.Event) {
 	if ev.Offset == 0 || ev.Epoch == "" {
+		b.dispatchIfLive(topic, ev)
 		return
 	}
+	b.gaps.order.Lock()
+	defer b.gaps.order.Unlock()
 	prev, ok := b.gaps.note(topic, ev)
-	if !ok {
+	if ok && prev.Epoch == ev.Epoch && ev.Offset <= prev.Offset {
 		return
 	}
+	if ok {
+		b.fillGap(topic, ev, prev)
+	}
+	b.dispatchIfLive(topic, ev)
+}
+
+// fillGap hands the handler the logged events of topic this node missed
+// between prev, the last one it noted, and ev.
+func (b *Broker) fillGap(topic string, ev *hub.Event, prev hub.Position) {
 	seen := prev.Offset // the last offset of ev's log this node has seen
 	if prev.Epoch != ev.Epoch {
 		// A new log (Redis restarted empty, or the log expired): none of

@@ -234,3 +234,74 @@ func TestEventWithALateReplyDeliveredOnce(t *testing.T) {
 		t.Errorf("event with a late reply delivered %d times, want 1", n)
 	}
 }
+
+// strayCount is how many strays b remembers.
+func (b *Broker) strayCount() int {
+	b.echoMu.Lock()
+	defer b.echoMu.Unlock()
+	return len(b.strays)
+}
+
+// A publish Redis refuses with an error reply (here NOPERM: the node's user
+// may no longer publish) never runs: the event is delivered on this node
+// only, and is not remembered as a stray that might come back.
+func TestRefusedPublishLeavesNoStray(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	allow := func(rule string) {
+		t.Helper()
+		if err := rdb.Do(ctx, "ACL", "SETUSER", "node", "on", ">node-secret", "~*", "&*", "+@all", rule).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allow("+publish")
+	b := newBroker(t, srv, fmt.Sprintf("t%d", prefixes.Add(1)), steady, func(cfg *Config) {
+		cfg.Options.Username, cfg.Options.Password = "node", "node-secret"
+	})
+	got := make(chan string, 4)
+	b.SetHandler(func(_ string, ev *hub.Event) { got <- ev.Message })
+	if err := b.Subscribe(ctx, "room:refused"); err != nil {
+		t.Fatal(err)
+	}
+	allow("-publish")
+	if err := b.Publish(ctx, "room:refused", &hub.Event{Kind: hub.KindMessage, Time: time.Now(), Message: "m"}); err != nil {
+		t.Fatalf("publish refused by redis: %v, want delivered on this node", err)
+	}
+	select {
+	case m := <-got:
+		if m != "m" {
+			t.Fatalf("got %q, want m", m)
+		}
+	default:
+		t.Fatal("refused event not delivered on this node")
+	}
+	if n := b.Metrics().LocalOnly.Load(); n != 1 {
+		t.Errorf("%d events delivered on this node only, want 1", n)
+	}
+	if n := b.strayCount(); n != 0 {
+		t.Errorf("%d strays remembered after a refused publish, want 0: Redis never ran it", n)
+	}
+	if b.down.Load() {
+		t.Error("redis taken for unreachable after an error reply")
+	}
+}
+
+// Strays are forgotten after strayTTL, and never more than maxStrays are
+// remembered.
+func TestStraysAreBounded(t *testing.T) {
+	srv := redistest.Start(t)
+	b := newCluster(t, srv, 1, steady)[0]
+	for seq := range uint64(maxStrays + 10) {
+		b.abandonEcho(1<<40+seq, true) // numbers no Publish of b's has
+	}
+	if n := b.strayCount(); n != maxStrays {
+		t.Errorf("%d strays remembered, want the bound %d", n, maxStrays)
+	}
+	b.sweepStrays(time.Now().Add(strayTTL + time.Second))
+	if n := b.strayCount(); n != 0 {
+		t.Errorf("%d strays remembered after strayTTL, want 0", n)
+	}
+}

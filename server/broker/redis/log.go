@@ -107,11 +107,11 @@ func (b *Broker) append(ctx context.Context, topic string, ev *hub.Event, opt hu
 	if opt.DedupKey != "" {
 		dttl = max(opt.DedupTTL, time.Millisecond)
 	}
-	up := b.up.Load()
+	up, live := b.up.Load(), b.live(topic)
 	var seq uint64
 	var done chan struct{}
 	if up {
-		seq, done = b.expectEcho(topic)
+		seq, done = b.expectEcho(topic, live)
 	}
 	plain := *ev
 	plain.Offset, plain.Epoch = 0, "" // the script puts them first
@@ -146,11 +146,11 @@ func (b *Broker) append(ctx context.Context, topic string, ev *hub.Event, opt hu
 	ev.Offset, ev.Epoch = r.Offset, r.Epoch
 	if up {
 		b.awaitEcho(ctx, seq, done)
-	} else if b.live(topic) {
+	} else if live {
 		// Redis took it, but this node's pub/sub connection is down: its
-		// own sessions would not see it come back.
-		b.gaps.note(topic, ev)
-		b.dispatch(topic, ev)
+		// own sessions would not see it come back, nor those that others
+		// appended meanwhile: they are read back first.
+		b.deliver(topic, ev)
 	}
 	return r, nil
 }

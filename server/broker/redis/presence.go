@@ -234,6 +234,7 @@ func (b *Broker) beat(ctx context.Context) {
 		case <-t.C:
 		case <-b.beatNow: // Redis answers again: register at once
 		}
+		b.sweepStrays(time.Now())
 		// A beat must not outlast the next one.
 		err := errUnreachable // the prober will say when it answers
 		if !b.down.Load() {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/tertulia/tertulia/server/hub"
 )
 
@@ -22,15 +24,19 @@ type echo struct {
 // returns once its own handler has been given ev, as with the memory broker:
 // a session that publishes, then leaves, has seen its own event.
 //
-// While Redis is unreachable, or does not take ev within CallTimeout, ev is
-// delivered to this node's own subscribers only, and Publish succeeds: the
-// node's sessions go on talking among themselves. Metrics.LocalOnly counts
-// these.
+// While Redis is unreachable, or does not take ev within CallTimeout, or
+// refuses it (an error reply), ev is delivered to this node's own
+// subscribers only, and Publish succeeds: the node's sessions go on talking
+// among themselves. Metrics.LocalOnly counts these.
 func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error {
+	// Read once, so that an event noted as a stray is the one delivered
+	// here without Redis, and the other way round.
+	live := b.live(topic)
 	if b.up.Load() {
-		seq, done := b.expectEcho(topic)
+		seq, done := b.expectEcho(topic, live)
 		payload, err := encodeEvent(ev, b.cfg.NodeID, seq)
-		if err == nil {
+		sent := err == nil
+		if sent {
 			err = b.publish(ctx, topic, payload)
 		}
 		if err == nil {
@@ -38,13 +44,14 @@ func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error
 			b.awaitEcho(ctx, seq, done)
 			return nil
 		}
-		// Redis may have published ev all the same, or may still (unless
-		// the call was not even sent). In one step with forgetting the
-		// wait, ev is either found back (only the reply was late: ev is
-		// published) or, if it is about to be delivered here without
-		// Redis, noted as a stray, which is dropped when it comes.
-		mayRun := ctx.Err() == nil && !errors.Is(err, errUnreachable)
-		if b.abandonEcho(seq, mayRun && b.live(topic)) {
+		// Redis may have published ev all the same, or may still, unless
+		// the call was not even sent or Redis refused it. In one step with
+		// forgetting the wait, ev is either found back (only the reply was
+		// late: ev is published) or, if it is about to be delivered here
+		// without Redis, noted as a stray, which is dropped when it comes.
+		var refused goredis.Error // an error reply: NOPERM, BUSY, OOM...
+		mayRun := sent && ctx.Err() == nil && !errors.Is(err, errUnreachable) && !errors.As(err, &refused)
+		if b.abandonEcho(seq, mayRun && live) {
 			b.metrics.Published.Add(1)
 			b.awaitEcho(ctx, seq, done)
 			return nil
@@ -52,13 +59,13 @@ func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error
 		if ctx.Err() != nil {
 			return fmt.Errorf("publish to %s: %w", topic, err)
 		}
-		if mayRun {
+		if !errors.Is(err, errUnreachable) {
 			b.log.Warn("publish failed; delivering on this node only", "topic", topic, "err", err)
 		}
 	}
 	b.metrics.LocalOnly.Add(1)
-	if b.live(topic) {
-		b.dispatch(topic, ev)
+	if live {
+		b.dispatchIfLive(topic, ev) // not if unsubscribed meanwhile
 	}
 	return nil
 }
@@ -69,9 +76,16 @@ func (b *Broker) publish(ctx context.Context, topic string, payload []byte) erro
 	})
 }
 
-// strayTTL is how long a stray is remembered: far longer than any pause
-// after which Redis would still run what it was sent before.
-const strayTTL = 10 * time.Minute
+const (
+	// strayTTL is how long a stray is remembered: far longer than any
+	// pause after which Redis would still run what it was sent before.
+	strayTTL = 10 * time.Minute
+	// maxStrays bounds the strays remembered. They are few (one per call
+	// in flight when Redis stopped answering: later calls are not sent),
+	// unless Redis keeps coming and going; past the bound a late event of
+	// this node's may be delivered here twice.
+	maxStrays = 4096
+)
 
 // abandonEcho forgets the wait for event seq of this node, whose publish
 // failed, unless the event came back all the same: then it reports so, and
@@ -93,13 +107,23 @@ func (b *Broker) abandonEcho(seq uint64, stray bool) (back bool) {
 	if !stray {
 		return false
 	}
-	for s, at := range b.strays { // few: one per call in flight when Redis stopped answering
+	if len(b.strays) >= maxStrays {
+		b.log.Warn("too many strays remembered; this one may be delivered here twice", "max", maxStrays)
+		return false
+	}
+	b.strays[seq] = now
+	return false
+}
+
+// sweepStrays forgets the strays older than strayTTL. The heartbeat runs it.
+func (b *Broker) sweepStrays(now time.Time) {
+	b.echoMu.Lock()
+	defer b.echoMu.Unlock()
+	for s, at := range b.strays {
 		if now.Sub(at) > strayTTL {
 			delete(b.strays, s)
 		}
 	}
-	b.strays[seq] = now
-	return false
 }
 
 // cameBack notes that event seq of this node came back from Redis, and
@@ -119,9 +143,9 @@ func (b *Broker) cameBack(seq uint64) (stray bool) {
 }
 
 // expectEcho registers a Publish to topic that will wait for its event to
-// come back, if this node subscribes to topic. It returns 0 if not.
-func (b *Broker) expectEcho(topic string) (uint64, chan struct{}) {
-	if !b.live(topic) {
+// come back, if this node subscribes to topic (live). It returns 0 if not.
+func (b *Broker) expectEcho(topic string, live bool) (uint64, chan struct{}) {
+	if !live {
 		return 0, nil
 	}
 	done := make(chan struct{})

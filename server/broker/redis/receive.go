@@ -13,20 +13,9 @@ import (
 	"github.com/tertulia/tertulia/server/hub"
 )
 
-// dispatch hands ev to the handler, one call at a time.
-func (b *Broker) dispatch(topic string, ev *hub.Event) {
-	h := b.handler.Load()
-	if h == nil {
-		return
-	}
-	b.dispatchMu.Lock()
-	defer b.dispatchMu.Unlock()
-	(*h)(topic, ev)
-}
-
-// dispatchIfLive hands ev to the handler if this node still subscribes to
-// topic: an UNSUBSCRIBE takes effect in Redis a little after Unsubscribe
-// returns.
+// dispatchIfLive hands ev to the handler, one call at a time, if this node
+// still subscribes to topic: an UNSUBSCRIBE takes effect in Redis a little
+// after Unsubscribe returns.
 func (b *Broker) dispatchIfLive(topic string, ev *hub.Event) {
 	b.subMu.Lock()
 	st := b.topics[topic]
@@ -130,8 +119,7 @@ func (b *Broker) received(m *goredis.Message) {
 	if own && b.cameBack(w.Seq) {
 		return // delivered here when Redis did not take it in time
 	}
-	b.fillGap(topic, ev)
-	b.dispatchIfLive(topic, ev)
+	b.deliver(topic, ev)
 	if own {
 		b.echoed(w.Seq)
 	}

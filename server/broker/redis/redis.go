@@ -95,7 +95,8 @@ type Broker struct {
 	// strays are this node's events that Redis did not take in time and
 	// that were delivered here instead, by number, with when: a Redis that
 	// was only paused publishes them later, and they are not delivered here
-	// twice.
+	// twice. At most maxStrays; the heartbeat forgets those older than
+	// strayTTL (sweepStrays).
 	strays map[uint64]time.Time
 
 	up atomic.Bool // the pub/sub connection is live
