@@ -20,18 +20,19 @@ const breachGap = time.Second
 // and the server delivers an id once, so the refused frames go again, with
 // their ids, after a wait.
 //
-// From the first such refusal until every kept frame is answered, the
-// connection is held: new messages are only tracked, and the frames due
-// (joins refused for now, then every message awaiting its ack, in send
-// order) go one at a time, each released by the answer to the one before,
-// after one wait, and the first refusal of a round ends it and starts the
-// wait again. So a round re-sends at most one frame the server refuses,
-// the room reads one sender's messages in order, and, since the wait after
-// rate_limited is at least breachGap, the node's run of breaches ends at
-// every round: a backlog however large is never taken for a flood. The wait
-// is the session's Backoff, its attempt counting the rounds in a row that
-// got nothing through; a round that gets every due frame through, with no
-// refusal, ends the hold and starts the backoff over.
+// From the first such refusal until no frame is due, the connection is
+// held: new messages are only tracked, and the frames due (the joins
+// refused for now, then the messages awaiting their ack, in send order) go
+// one at a time, each released by the answer to the one before. A round
+// starts after the wait and ends at its first refusal, which starts the
+// wait again. So each round sends at most one frame the server refuses,
+// and the room reads one sender's messages in send order. After
+// rate_limited the wait is at least breachGap, so the node's run of
+// breaches ends before each round: a backlog however large is worked off
+// at the server's rate, never taken for a flood. The wait is the session's
+// Backoff, its attempt counting the rounds in a row that got nothing
+// through (rounds that move frames keep the shortest wait); a round that
+// gets every due frame through ends the hold and starts the backoff over.
 //
 // Messages sent before the first refusal came back were already on their
 // way: the server may take one of those before the refused one, as it
@@ -67,8 +68,8 @@ func (rs *resender) sent(id string) { rs.owed[id]++ }
 // observe passes f, a frame of the connection, to the Recovery and takes
 // the next step of the resend that f answers. It reports whether f is for
 // the reader of Events: not a message already seen (Recovery.Observe), nor
-// a second answer to a message already acknowledged (a resend that crossed
-// its ack).
+// a second answer to a message already acknowledged (one sent again before
+// its first answer came back), so that each message gets one ack.
 func (rs *resender) observe(f *chatv1.ServerFrame) bool {
 	answer := f.Id != "" && (f.GetAck() != nil || f.GetError() != nil)
 	if answer && rs.owed[f.Id] > 0 {
@@ -114,8 +115,14 @@ func (rs *resender) delay(code string) time.Duration {
 // C delivers when the frames due are to go again.
 func (rs *resender) C() <-chan time.Time { return rs.timer.C }
 
-// fired starts a round, once C has delivered.
+// fired starts a round, once C has delivered, unless the frame resent
+// last is still unanswered (a refusal of a frame sent before it restarted
+// the wait): its answer moves the resend on, and one frame at a time is
+// out.
 func (rs *resender) fired() {
+	if rs.inflight != "" {
+		return
+	}
 	rs.moved = false
 	rs.next()
 }

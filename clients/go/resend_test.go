@@ -312,3 +312,24 @@ func TestRateLimitedJoinIsSentAgain(t *testing.T) {
 		t.Errorf("%d reconnects, want 0: the join is sent again on the live connection", n)
 	}
 }
+
+// A message sent twice with the same id is delivered once and acknowledged
+// once: the server's second ack is not handed over.
+func TestOneAckPerID(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{})
+	bob := nodetest.Open(t, srv.GRPCAddr, srv.Token(t, "bob", false), "bob")
+	bob.JoinFrom(resendRoom, nil, 0)
+	alice := joinAlice(t, srv, client.Backoff{})
+
+	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "uno"))
+	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "uno"))
+	send(t, alice, nodetest.RoomMessage("m2", resendRoom, "dos"))
+	acks := 0
+	await(t, alice.Events(), "m2's ack", counting(&acks, nodetest.IsAck("m1"), nodetest.IsAck("m2")))
+	if acks != 1 {
+		t.Errorf("m1 acknowledged %d times, want once", acks)
+	}
+	if got, want := roomTexts(bob, "dos"), []string{"uno", "dos"}; !slices.Equal(got, want) {
+		t.Errorf("bob saw %q, want %q", got, want)
+	}
+}
