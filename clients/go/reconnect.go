@@ -26,13 +26,14 @@ import (
 // (recover_private), and sends again, with the same ids, the messages no
 // ack has answered (the server delivers an id once). A message or join the
 // server refuses for now (an error with code unavailable or rate_limited)
-// is sent again on the same connection after a wait, and messages sent
-// meanwhile go after it, one at a time (see resender: a backlog is paced
-// by the server's refusals, never taken for a flood); one refused for good
-// (any other code) is not sent again. Each message gets one ack on Events.
-// It gives up only when
-// the server refuses the client itself (Unauthenticated,
-// PermissionDenied), or when its context ends or Close is called.
+// is sent again on the same connection after a wait (Backoff; a second at
+// least after rate_limited), and the messages sent meanwhile after it, in
+// send order, one at a time, each after the ack of the one before: a
+// backlog is worked off at the server's rate, never taken for a flood. One
+// refused for good (any other code) is not sent again. Each message gets
+// one ack on Events. It gives up only when the server refuses the client
+// itself (Unauthenticated, PermissionDenied), or when its context ends or
+// Close is called.
 //
 // Events delivers the frames of every connection in order; each connection
 // starts with its own welcome (a system frame with a new connection id),
