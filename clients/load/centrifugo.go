@@ -189,6 +189,11 @@ func cfPublication(ev []byte) ([]byte, bool) {
 	return p[:end], true
 }
 
+// cfNotAvailable is Centrifugo's error 108, "not available": a command it
+// cannot carry out for now (its broker is away, say), counted as refused as
+// Tertulia's unavailable is, not as lost.
+const cfNotAvailable = 108
+
 // cfOnReply hands a decoded reply to m: the connect reply is the welcome, the
 // subscribe reply the join (joinID's), an error to either fails the
 // set-up; a publication in another layout is still a message.
@@ -202,6 +207,8 @@ func cfOnReply(m *member, joinID string, r *cfReply, now time.Time) {
 		onError(m, strconv.Itoa(int(r.Error.Code)), joinID, r.Error.Message)
 	case r.ID == cfSubscribeID:
 		onJoined(m, joinID)
+	case r.Error != nil && r.Error.Code == cfNotAvailable:
+		onError(m, codeUnavailable, "", r.Error.Message) // refused, as Tertulia's unavailable
 	case r.Error != nil:
 		onError(m, strconv.Itoa(int(r.Error.Code)), "", r.Error.Message)
 	case r.Push != nil && r.Push.Pub != nil:

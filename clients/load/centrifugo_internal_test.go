@@ -103,3 +103,20 @@ func TestCentrifugoCommandFrames(t *testing.T) {
 		t.Errorf("publish frame:\n got %s\nwant %s", got, want)
 	}
 }
+
+// A publish Centrifugo refuses as "not available" (108) is counted as
+// refused, as Tertulia's unavailable is; any other error is not.
+func TestCentrifugoNotAvailableIsRefused(t *testing.T) {
+	m := newMember(new(Histogram), "j7")
+	for _, f := range []string{
+		`{"id":9,"error":{"code":108,"message":"not available"}}`,
+		`{"id":10,"error":{"code":111,"message":"too many requests"}}`,
+	} {
+		if err := cfFrame(m, "j7", []byte(f), time.Now(), func() error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := m.refused.Load(); got != 1 {
+		t.Errorf("refused %d, want 1 (the 108 only)", got)
+	}
+}

@@ -140,6 +140,20 @@ func TestDrainWindowEndsAtLastDelivery(t *testing.T) {
 	}
 }
 
+// A message lost does not stretch the window to the end of the wait: the
+// rate is over the deliveries that came, and the loss is counted as lost.
+func TestDrainWindowEndsAtLastDeliveryWithALoss(t *testing.T) {
+	start := time.Now().Add(-time.Minute)
+	a := newMember(nil, "")
+	for seq := range uint64(3) { // the fourth never comes
+		deliver(a, 0, seq, start.Add(time.Duration(seq)*time.Second))
+	}
+	d := testRunner(50*time.Millisecond, a).drain(context.Background(), 0, 1, all4(4))
+	if last := start.Add(2 * time.Second); d.lost != 1 || !d.end.Equal(last) {
+		t.Errorf("got lost %d, window end %v; want 1, the last delivery %v", d.lost, d.end, last)
+	}
+}
+
 // The rate reported is the rate achieved, beside the target, with a warning
 // when it falls short.
 func TestFinishReportsAchievedRate(t *testing.T) {

@@ -45,6 +45,7 @@ func Run(t *testing.T, newCluster Cluster) {
 		{"LogIsBounded", testLogBounded},
 		{"LogIsShared", testLogShared},
 		{"AppendDedups", testAppendDedup},
+		{"AppendDedupsAtOnce", testAppendDedupAtOnce},
 		{"UnloggedAppend", testUnlogged},
 		{"BansHoldOnEveryNodeAndLapse", testBans},
 	}

@@ -183,6 +183,42 @@ func testAppendDedup(t *testing.T, nodes []*node) {
 	}
 }
 
+// Resends of one frame that arrive together, on every node at once, are
+// logged and delivered once, and all answered with its position.
+func testAppendDedupAtOnce(t *testing.T, nodes []*node) {
+	c := ctx(t)
+	const topic, sends = "room:dedup-at-once", 8
+	sub := at(nodes, 1)
+	must(t, sub.Subscribe(c, topic))
+	for round := range 20 {
+		opt := logged(100)
+		opt.DedupKey, opt.DedupTTL = fmt.Sprintf("bob/m%d", round), time.Minute
+		receipts := make([]hub.Receipt, sends)
+		errs := make([]error, sends)
+		var wg sync.WaitGroup
+		for i := range sends {
+			wg.Go(func() { receipts[i], errs[i] = at(nodes, i).Append(c, topic, msg(opt.DedupKey), opt) })
+		}
+		wg.Wait()
+		firsts := 0
+		for i, r := range receipts {
+			must(t, errs[i])
+			if !r.Duplicate {
+				firsts++
+			}
+			if r.Position != receipts[0].Position {
+				t.Fatalf("round %d: receipts %+v and %+v name different positions", round, receipts[0], r)
+			}
+		}
+		if firsts != 1 {
+			t.Fatalf("round %d: %d receipts not duplicates, want 1", round, firsts)
+		}
+	}
+	if got := len(sub.rec.wait(topic, 20)); got != 20 {
+		t.Errorf("delivered %d events, want 20: one per round", got)
+	}
+}
+
 // An Append without a log publishes with no offset, and may be deduplicated.
 func testUnlogged(t *testing.T, nodes []*node) {
 	c := ctx(t)

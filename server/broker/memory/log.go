@@ -70,9 +70,10 @@ func (b *Broker) Append(ctx context.Context, topic string, ev *hub.Event, opt hu
 			return hub.Receipt{Position: e.pos, Duplicate: true}, nil
 		}
 		if e != nil && !e.ok && e.done != nil {
+			done := e.done // read under dmu: the appender sets it to nil once done
 			h.dmu.Unlock()
 			select { // the same key is being appended: wait for its answer
-			case <-e.done:
+			case <-done:
 				continue
 			case <-ctx.Done():
 				return hub.Receipt{}, ctx.Err()
