@@ -11,7 +11,8 @@ import (
 // node that restarts over time, so that the next node is not hit by all of
 // them in the same instant. It is also the wait before a Reconnecting
 // session sends again, on the same connection, what the server refused for
-// now (unavailable, rate_limited): n counts those waits since the last ack.
+// now (unavailable, rate_limited): n counts the resends in a row that got
+// nothing through, and a wait after rate_limited is at least a second.
 type Backoff struct {
 	// Min is the first d. Default 250ms.
 	Min time.Duration

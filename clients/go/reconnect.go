@@ -24,13 +24,16 @@ import (
 // joined, asking for what it missed there (join_room's since, from the
 // last offset seen in each room), asks for the private messages it missed
 // (recover_private), and sends again, with the same ids, the messages no
-// ack has answered (the server delivers an id once). A message the server
-// refuses for now (an error with code unavailable or rate_limited) is sent
-// again on the same connection after a wait (Backoff again, one wait for
-// all such messages, longer after each refusal until an ack); one refused
-// for good (any other code) is not sent again. It gives up only when
-// the server refuses the client itself (Unauthenticated,
-// PermissionDenied), or when its context ends or Close is called.
+// ack has answered (the server delivers an id once). A message or join the
+// server refuses for now (an error with code unavailable or rate_limited)
+// is sent again on the same connection after a wait (Backoff; a second at
+// least after rate_limited), and the messages sent meanwhile after it, in
+// send order, one at a time, each after the ack of the one before: a
+// backlog is worked off at the server's rate, never taken for a flood. One
+// refused for good (any other code) is not sent again. Each message gets
+// one ack on Events. It gives up only when the server refuses the client
+// itself (Unauthenticated, PermissionDenied), or when its context ends or
+// Close is called.
 //
 // Events delivers the frames of every connection in order; each connection
 // starts with its own welcome (a system frame with a new connection id),
@@ -51,6 +54,7 @@ type Reconnecting struct {
 
 	mu         sync.Mutex // protects the fields below
 	sess       *Session   // the current connection's session; nil between connections
+	resend     *resender  // the current connection's resends; nil between connections
 	addr       string     // the current connection's address
 	rec        *Recovery  // rooms, positions and unacknowledged frames
 	reconnects int        // connections opened after the first
@@ -151,8 +155,9 @@ func (r *Reconnecting) Leave(room string) error {
 // SendFrame sends f on the current connection. A message or private
 // message is given an id if it has none, kept until its ack (Recovery.Track)
 // and sent again, with the same id, on each new connection; between
-// connections it waits for the next one. Any other frame is refused with
-// ErrReconnecting between connections.
+// connections, or while frames refused for now wait to go again, it waits
+// for its turn. Any other frame is refused with ErrReconnecting between
+// connections.
 func (r *Reconnecting) SendFrame(f *chatv1.ClientFrame) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -164,9 +169,13 @@ func (r *Reconnecting) SendFrame(f *chatv1.ClientFrame) error {
 		}
 		return ErrReconnecting
 	}
-	// A failed send ends the connection; a kept frame goes on the next.
-	if err := r.sess.SendFrame(f); err != nil && !kept {
-		return err
+	if !kept {
+		return r.sess.SendFrame(f)
+	}
+	if !r.resend.held {
+		// A failed send ends the connection; a kept frame goes on the next.
+		r.sess.SendFrame(f)
+		r.resend.sent(f.Id)
 	}
 	return nil
 }
@@ -273,19 +282,22 @@ func closeAndDrain(s *Session) {
 // serve makes s the current session, takes up where the last one left off
 // (rooms, missed messages, unacknowledged frames) and forwards its frames
 // until it ends; it returns why it ended. Frames the server refuses for now
-// are sent again on s after a backoff (resendTimer); the timer goes with s,
-// since the next connection's Resume sends them anyway. A send that fails
-// ends the session: its end is seen below.
+// are sent again on s (resender), which goes with s, since the next
+// connection's Resume sends them anyway. A send that fails ends the
+// session: its end is seen below.
 func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error {
+	resend := newResender(r.rec, s, r.wait)
 	r.mu.Lock()
-	r.sess, r.addr = s, addr
+	r.sess, r.addr, r.resend = s, addr, resend
 	r.rec.Resume(s) // the welcome was observed in open
+	for _, f := range r.rec.Pending() {
+		resend.sent(f.Id)
+	}
 	r.mu.Unlock()
-	resend := resendTimer{wait: r.wait}
 	defer func() {
-		resend.stop()
 		r.mu.Lock()
-		r.sess, r.addr = nil, ""
+		resend.stop()
+		r.sess, r.addr, r.resend = nil, "", nil
 		r.mu.Unlock()
 		closeAndDrain(s)
 	}()
@@ -295,24 +307,20 @@ func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error
 			if !ok {
 				return s.Err()
 			}
-			// Armed before f is handed over: whoever reads the refusal
-			// finds the resend under way.
-			switch {
-			case r.rec.refusedForNow(f):
-				resend.arm()
-			case f.GetAck() != nil:
-				resend.acked()
-			}
-			if !r.emit(ctx, f) {
+			// The resend moves on before f is handed over: whoever reads a
+			// refusal finds the resend under way.
+			r.mu.Lock() // in order with SendFrame's sends
+			fresh := resend.observe(f)
+			r.mu.Unlock()
+			if fresh && !r.hand(ctx, f) {
 				return ctx.Err()
 			}
 		case <-resend.C():
-			resend.fired()
 			if ctx.Err() != nil { // closed meanwhile: send nothing more
 				return ctx.Err()
 			}
-			r.mu.Lock() // in order with SendFrame's sends
-			r.rec.ResendPending(s)
+			r.mu.Lock()
+			resend.fired()
 			r.mu.Unlock()
 		case <-ctx.Done():
 			return ctx.Err()
@@ -324,9 +332,11 @@ func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error
 // reader of Events, unless ctx ends first. A message already seen (under
 // another connection) is dropped.
 func (r *Reconnecting) emit(ctx context.Context, f *chatv1.ServerFrame) bool {
-	if !r.rec.Observe(f) {
-		return true
-	}
+	return !r.rec.Observe(f) || r.hand(ctx, f)
+}
+
+// hand hands f to the reader of Events, unless ctx ends first.
+func (r *Reconnecting) hand(ctx context.Context, f *chatv1.ServerFrame) bool {
 	select {
 	case r.events <- f:
 		return true

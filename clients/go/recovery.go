@@ -54,6 +54,7 @@ type roomPosition struct {
 	pos     *chatv1.Position // the last message seen; nil before the first room_joined
 	history int32            // how many logged messages the first join asks for
 	joinID  string           // the id of its join frames, which the own room_joined echoes
+	due     bool             // its join was refused for now: join again (nextDue)
 	// gap is what a join with recovered false could not replay: the
 	// messages after gap[0] (in gap[1]'s epoch when both share it) up to
 	// gap[1]. nil when nothing is missing.
@@ -189,6 +190,7 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 		if rp == nil {
 			return true
 		}
+		rp.due = false
 		at := &chatv1.Position{Offset: j.Offset, Epoch: j.Epoch}
 		switch {
 		case j.Recovered != nil && !*j.Recovered:
@@ -223,7 +225,13 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 		// A frame refused for good is not sent again; one not carried out
 		// now stays pending, to be sent again (ResendPending, Resume).
 		code := f.GetError().GetCode()
-		if f.Id == "" || retryable(code) {
+		if f.Id == "" {
+			return true
+		}
+		if retryable(code) {
+			if rp := r.joinOf(f.Id); rp != nil {
+				rp.due = true
+			}
 			return true
 		}
 		r.acked(f.Id)
@@ -245,8 +253,8 @@ func retryable(code string) bool {
 }
 
 // refusedForNow reports whether f is an error that refuses, for now only
-// (retryable), a frame still awaiting its ack: one that ResendPending sends
-// again.
+// (retryable), a frame still awaiting its ack or the join of a joined room:
+// one to send again.
 func (r *Recovery) refusedForNow(f *chatv1.ServerFrame) bool {
 	if f.GetError() == nil || f.Id == "" || !retryable(f.GetError().GetCode()) {
 		return false
@@ -254,7 +262,43 @@ func (r *Recovery) refusedForNow(f *chatv1.ServerFrame) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	_, ok := r.pending[f.Id]
+	return ok || r.joinOf(f.Id) != nil
+}
+
+// isPending reports whether the frame with id awaits its ack.
+func (r *Recovery) isPending(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.pending[id]
 	return ok
+}
+
+// joinOf returns the joined room whose join frames have id, nil if none.
+func (r *Recovery) joinOf(id string) *roomPosition {
+	for _, rp := range r.rooms {
+		if rp.joinID == id {
+			return rp
+		}
+	}
+	return nil
+}
+
+// nextDue returns the first frame to send again after a refusal for now,
+// as it stands now: the join of a room refused for now, in join order,
+// then the first frame awaiting its ack. nil if none.
+func (r *Recovery) nextDue() *chatv1.ClientFrame {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, room := range r.order {
+		if rp := r.rooms[room]; rp.due {
+			rp.due = false
+			return rp.joinFrame(room)
+		}
+	}
+	if len(r.sent) > 0 {
+		return r.pending[r.sent[0]]
+	}
+	return nil
 }
 
 // ownJoin returns the room whose join frame had id, now named room: the
@@ -331,6 +375,7 @@ func (r *Recovery) Resume(s *Session) error {
 	r.mu.Lock()
 	frames := make([]*chatv1.ClientFrame, 0, len(r.order)+1)
 	for _, room := range r.order {
+		r.rooms[room].due = false
 		frames = append(frames, r.rooms[room].joinFrame(room))
 	}
 	if r.inbox != nil && r.welcomes > 1 { // on the first connection nothing was missed

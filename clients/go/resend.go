@@ -1,59 +1,145 @@
 package client
 
-import "time"
+import (
+	"time"
 
-// resendTimer is how a Reconnecting session sends again, on a live
-// connection, what the server refused for now: a frame answered by an error
-// with code unavailable (its broker out of reach) or rate_limited. "No ack
-// means not accepted: resending is safe" (DESIGN.md), and the server
-// delivers an id once, so the refused frames go again, with their ids,
-// after a wait.
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+)
+
+// breachGap is how long a client must keep within a node's rates for its
+// run of rate_limited answers to end (the node's hub.breachGap; DESIGN.md,
+// "Limits"): a run that lasts the node's FloodTimeout is closed as a flood.
+// A resend after rate_limited waits at least this long, so that each run
+// of refusals ends before the next resend.
+const breachGap = time.Second
+
+// resender is how a Reconnecting session sends again, on a live
+// connection, what the server refused for now: a message or a join
+// answered by an error with code unavailable (its broker out of reach) or
+// rate_limited. "No ack means not accepted: resending is safe" (DESIGN.md),
+// and the server delivers an id once, so the refused frames go again, with
+// their ids, after a wait.
 //
-// One timer for every refused frame: each resend of k pending frames may
-// bring back k refusals, and a timer each would multiply the resends by k
-// every round, against a server that is already refusing or limiting. The
-// wait is the session's Backoff (jittered, bounded by its Max), its attempt
-// counting the rounds since the last ack.
+// From the first such refusal until no frame is due, the connection is
+// held: new messages are only tracked, and the frames due (the joins
+// refused for now, then the messages awaiting their ack, in send order) go
+// one at a time, each released by the answer to the one before. A round
+// starts after the wait and ends at its first refusal, which starts the
+// wait again. So each round sends at most one frame the server refuses,
+// and the room reads one sender's messages in send order. After
+// rate_limited the wait is at least breachGap, so the node's run of
+// breaches ends before each round: a backlog however large is worked off
+// at the server's rate, never taken for a flood. The wait is the session's
+// Backoff, its attempt counting the rounds in a row that got nothing
+// through (rounds that move frames keep the shortest wait); a round that
+// gets every due frame through ends the hold and starts the backoff over.
 //
-// A resendTimer belongs to the goroutine that serves one connection: it is
-// not safe for concurrent use, and it starts no goroutine (that goroutine
-// selects on C), so stopping it, or dropping it with its connection,
-// leaves nothing behind. The zero value with wait set is ready.
-type resendTimer struct {
-	wait   Backoff
-	timer  *time.Timer // nil when not armed
-	rounds int         // timers armed since the last ack
+// Messages sent before the first refusal came back were already on their
+// way: the server may take one of those before the refused one, as it
+// answers each as it comes.
+//
+// A resender belongs to one connection and is dropped with it (the next
+// connection's Resume sends everything anyway). Its methods are called
+// with the Reconnecting's mu held; it starts no goroutine (the serving
+// goroutine selects on its timer's C), so stopping it leaves nothing behind.
+type resender struct {
+	rec  *Recovery
+	sess *Session
+	wait Backoff
+	// timer fires when the frames due are to go again; stopped otherwise.
+	// Reset and Stop leave no stale tick in C (Go 1.23 timers).
+	timer    *time.Timer
+	held     bool           // a refusal for now is being worked off: new messages wait
+	inflight string         // the id of the frame resent and not yet answered; "" if none
+	moved    bool           // the current round got a frame through
+	rounds   int            // rounds in a row that got nothing through
+	owed     map[string]int // answers still to come to messages sent on this connection, by id
 }
 
-// arm starts the wait before the next resend, unless one is under way.
-func (t *resendTimer) arm() {
-	if t.timer != nil {
+func newResender(rec *Recovery, s *Session, wait Backoff) *resender {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &resender{rec: rec, sess: s, wait: wait, timer: t, owed: make(map[string]int)}
+}
+
+// sent records that the message with id was sent on the connection.
+func (rs *resender) sent(id string) { rs.owed[id]++ }
+
+// observe passes f, a frame of the connection, to the Recovery and takes
+// the next step of the resend that f answers. It reports whether f is for
+// the reader of Events: not a message already seen (Recovery.Observe), nor
+// a second answer to a message already acknowledged (one sent again before
+// its first answer came back), so that each message gets one ack.
+func (rs *resender) observe(f *chatv1.ServerFrame) bool {
+	answer := f.Id != "" && (f.GetAck() != nil || f.GetError() != nil)
+	if answer && rs.owed[f.Id] > 0 {
+		if rs.owed[f.Id]--; rs.owed[f.Id] == 0 {
+			delete(rs.owed, f.Id)
+		}
+		if !rs.rec.isPending(f.Id) {
+			return false
+		}
+	}
+	refused := rs.rec.refusedForNow(f)
+	if !rs.rec.Observe(f) {
+		return false
+	}
+	switch {
+	case refused:
+		rs.held = true
+		if f.Id == rs.inflight {
+			rs.inflight = ""
+			if !rs.moved {
+				rs.rounds++
+			}
+		}
+		// From the last refusal: the node's run of breaches ends before
+		// the next resend.
+		rs.timer.Reset(rs.delay(f.GetError().GetCode()))
+	case f.Id != "" && f.Id == rs.inflight && (answer || f.GetRoomJoined() != nil):
+		rs.moved = true
+		rs.next()
+	}
+	return true
+}
+
+// delay is the wait before the next round after a refusal with code.
+func (rs *resender) delay(code string) time.Duration {
+	d := rs.wait.Delay(rs.rounds)
+	if code == chatv1.CodeRateLimited {
+		d = max(d, breachGap)
+	}
+	return d
+}
+
+// C delivers when the frames due are to go again.
+func (rs *resender) C() <-chan time.Time { return rs.timer.C }
+
+// fired starts a round, once C has delivered, unless the frame resent
+// last is still unanswered (a refusal of a frame sent before it restarted
+// the wait): its answer moves the resend on, and one frame at a time is
+// out.
+func (rs *resender) fired() {
+	if rs.inflight != "" {
 		return
 	}
-	t.timer = time.NewTimer(t.wait.Delay(t.rounds))
-	t.rounds++
+	rs.moved = false
+	rs.next()
 }
 
-// C delivers once when the pending frames are due; it is nil (it never
-// delivers) when the timer is not armed.
-func (t *resendTimer) C() <-chan time.Time {
-	if t.timer == nil {
-		return nil
+// next sends the first frame due, or ends the hold if none is.
+func (rs *resender) next() {
+	f := rs.rec.nextDue()
+	if f == nil {
+		rs.held, rs.inflight, rs.rounds = false, "", 0
+		return
 	}
-	return t.timer.C
-}
-
-// fired disarms the timer once C has delivered: the next refusal arms it
-// again, for a longer wait.
-func (t *resendTimer) fired() { t.timer = nil }
-
-// acked starts the backoff over: the server takes frames again.
-func (t *resendTimer) acked() { t.rounds = 0 }
-
-// stop disarms the timer, if armed.
-func (t *resendTimer) stop() {
-	if t.timer != nil {
-		t.timer.Stop()
-		t.timer = nil
+	rs.inflight = f.Id
+	if f.GetJoinRoom() == nil {
+		rs.sent(f.Id)
 	}
+	rs.sess.SendFrame(f) // a failed send ends the connection, and the resender with it
 }
+
+// stop stops the timer.
+func (rs *resender) stop() { rs.timer.Stop() }

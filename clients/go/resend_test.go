@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -183,8 +184,8 @@ func TestCloseWhileAResendWaits(t *testing.T) {
 	before := goleak.IgnoreCurrent()
 	alice := joinAlice(t, srv, client.Backoff{Min: 300 * time.Millisecond, Max: time.Hour})
 
-	// One message every 1,000 s: m2 is refused again at each resend, and
-	// the wait before the next grows ([150, 300) ms, then [300, 600) ms).
+	// One message every 1,000 s: m2 is refused again at each resend, after
+	// a wait of a second at least (the node's breach gap).
 	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "uno"))
 	send(t, alice, nodetest.RoomMessage("m2", resendRoom, "dos"))
 	await(t, alice.Events(), "m2's refusal", refusal("m2", chatv1.CodeRateLimited))
@@ -214,4 +215,121 @@ func TestCloseWhileAResendWaits(t *testing.T) {
 	}
 	c.Close()
 	goleak.VerifyNone(t, before, goleak.IgnoreTopFunction("github.com/desertbit/timer.timerRoutine"))
+}
+
+// A backlog far over the rate limit's burst is worked off without the node
+// taking the client for a flood: the resends are paced by the refusals,
+// and each waits out the node's breach gap (1 s), so that no run of
+// breaches lasts FloodTimeout. Every message arrives once, in order, and
+// is acknowledged once.
+func TestRateLimitedBacklogIsNoFlood(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Limits: node.Limits{Limits: hub.Limits{
+		MessagesPerSecond: 20, MessagesBurst: 20, FloodTimeout: 1500 * time.Millisecond,
+		UserMessagesPerSecond: hub.Off, JoinsPerSecond: hub.Off, ConnsPerIP: hub.Off,
+	}}})
+	bob := nodetest.Open(t, srv.GRPCAddr, srv.Token(t, "bob", false), "bob")
+	bob.JoinFrom(resendRoom, nil, 0)
+	alice := joinAlice(t, srv, client.Backoff{})
+
+	// 80 at once: 20 pass, and the other 60 need 3 s at 20/s, twice the
+	// FloodTimeout.
+	var want []string
+	for i := range 80 {
+		want = append(want, fmt.Sprint(i))
+		send(t, alice, nodetest.RoomMessage("b"+want[i], resendRoom, want[i]))
+	}
+	// Answers come in the order of the frames: once the last one is
+	// acknowledged, everything sent before was answered.
+	send(t, alice, nodetest.RoomMessage("last", resendRoom, "last"))
+	acks := map[string]int{}
+	await(t, alice.Events(), "the last ack", func(f *chatv1.ServerFrame) bool {
+		if f.GetAck() != nil {
+			acks[f.Id]++
+		}
+		return nodetest.IsAck("last")(f) && len(acks) == 81
+	})
+	for id, n := range acks {
+		if n != 1 {
+			t.Errorf("%s acknowledged %d times, want once", id, n)
+		}
+	}
+	if got, want := roomTexts(bob, "last"), append(want, "last"); !slices.Equal(got, want) {
+		t.Errorf("bob saw %q, want %q: each once, in order", got, want)
+	}
+	if n := alice.Reconnects(); n != 0 {
+		t.Errorf("%d reconnects, want 0: the node closed alice as a flood", n)
+	}
+}
+
+// A message sent while earlier ones wait to be sent again goes after them:
+// the room reads one sender's messages in the order they were sent.
+func TestNewMessagesWaitForTheResend(t *testing.T) {
+	srv, bob := limitedRoom(t, 2)
+	alice := joinAlice(t, srv, client.Backoff{Min: 2 * time.Second, Max: 2 * time.Second})
+
+	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "uno"))
+	send(t, alice, nodetest.RoomMessage("m2", resendRoom, "dos"))
+	refused := 0
+	await(t, alice.Events(), "m2's refusal", counting(&refused, refusal("m2", chatv1.CodeRateLimited),
+		func(f *chatv1.ServerFrame) bool { return f.Id == "m2" }))
+	if refused == 0 {
+		t.Fatal("m2 was acknowledged without a refusal: the rate limit did not bite")
+	}
+	// Not a synchronisation: the bucket holds a token again after 500 ms,
+	// which m3 would take if it went out before m2's resend (1 s at least).
+	// Were the sleep too short, the test would pass whatever the client did.
+	time.Sleep(600 * time.Millisecond)
+	send(t, alice, nodetest.RoomMessage("m3", resendRoom, "tres"))
+	await(t, alice.Events(), "m3's ack", nodetest.IsAck("m3"))
+
+	if got, want := roomTexts(bob, "tres"), []string{"uno", "dos", "tres"}; !slices.Equal(got, want) {
+		t.Errorf("bob saw %q, want %q: in send order", got, want)
+	}
+}
+
+// A join refused with rate_limited is sent again on the same connection
+// after a wait: the room is joined, no reconnect needed.
+func TestRateLimitedJoinIsSentAgain(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Limits: node.Limits{Limits: hub.Limits{
+		JoinsPerSecond: 1, MessagesPerSecond: hub.Off, UserMessagesPerSecond: hub.Off, ConnsPerIP: hub.Off,
+	}}})
+	alice := joinAlice(t, srv, client.Backoff{})
+
+	// A burst of two joins: resendRoom's and copas's; cañas's is refused
+	// until the bucket refills (1 s).
+	for _, room := range []string{"copas", "cañas"} {
+		if err := alice.Join(room); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refused := 0
+	isRefusal := func(f *chatv1.ServerFrame) bool { return f.GetError().GetCode() == chatv1.CodeRateLimited }
+	await(t, alice.Events(), "cañas joined", counting(&refused, isRefusal, joined("cañas")))
+	if refused == 0 {
+		t.Fatal("cañas was joined without a refusal: the rate limit did not bite")
+	}
+	if n := alice.Reconnects(); n != 0 {
+		t.Errorf("%d reconnects, want 0: the join is sent again on the live connection", n)
+	}
+}
+
+// A message sent twice with the same id is delivered once and acknowledged
+// once: the server's second ack is not handed over.
+func TestOneAckPerID(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{})
+	bob := nodetest.Open(t, srv.GRPCAddr, srv.Token(t, "bob", false), "bob")
+	bob.JoinFrom(resendRoom, nil, 0)
+	alice := joinAlice(t, srv, client.Backoff{})
+
+	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "uno"))
+	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "uno"))
+	send(t, alice, nodetest.RoomMessage("m2", resendRoom, "dos"))
+	acks := 0
+	await(t, alice.Events(), "m2's ack", counting(&acks, nodetest.IsAck("m1"), nodetest.IsAck("m2")))
+	if acks != 1 {
+		t.Errorf("m1 acknowledged %d times, want once", acks)
+	}
+	if got, want := roomTexts(bob, "dos"), []string{"uno", "dos"}; !slices.Equal(got, want) {
+		t.Errorf("bob saw %q, want %q", got, want)
+	}
 }
