@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -20,10 +21,17 @@ import (
 type AdminService struct {
 	chatv1.UnimplementedAdminServiceServer
 	hub *hub.Hub
+	log *slog.Logger
 }
 
-// NewAdminService returns the moderation service for h.
-func NewAdminService(h *hub.Hub) *AdminService { return &AdminService{hub: h} }
+// NewAdminService returns the moderation service for h, which logs to log
+// (nil: nowhere) the failures it does not tell its callers the cause of.
+func NewAdminService(h *hub.Hub, log *slog.Logger) *AdminService {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &AdminService{hub: h, log: log}
+}
 
 // Bounds on what an administrator's call may carry.
 const (
@@ -70,7 +78,7 @@ func (s *AdminService) DisconnectUser(ctx context.Context, req *chatv1.Disconnec
 	}
 	n, err := s.hub.DisconnectUser(ctx, req.GetUser(), req.GetReason())
 	if err != nil {
-		return nil, statusFromError(err)
+		return nil, failed(ctx, s.log, err)
 	}
 	return &chatv1.DisconnectUserResponse{Connections: int32(n)}, nil
 }
@@ -85,10 +93,10 @@ func (s *AdminService) KickUser(ctx context.Context, req *chatv1.KickUserRequest
 	}
 	room, rerr := hub.RoomName(req.GetRoom())
 	if rerr != nil {
-		return nil, statusFromError(rerr)
+		return nil, failed(ctx, s.log, rerr)
 	}
 	if err := s.hub.Kick(ctx, room, req.GetUser()); err != nil {
-		return nil, statusFromError(err)
+		return nil, failed(ctx, s.log, err)
 	}
 	return &chatv1.KickUserResponse{Room: room, User: req.GetUser()}, nil
 }
@@ -107,7 +115,7 @@ func (s *AdminService) BanUser(ctx context.Context, req *chatv1.BanUserRequest) 
 	}
 	b, err := s.hub.Ban(ctx, hub.Ban{User: req.GetUser(), Room: req.GetRoom(), Reason: req.GetReason(), Until: time.Now().Add(d)})
 	if err != nil {
-		return nil, statusFromError(err)
+		return nil, failed(ctx, s.log, err)
 	}
 	return &chatv1.BanUserResponse{Ban: banProto(b)}, nil
 }
@@ -119,7 +127,7 @@ func (s *AdminService) ListBans(ctx context.Context, _ *chatv1.ListBansRequest) 
 	}
 	bans, err := s.hub.Bans(ctx)
 	if err != nil {
-		return nil, statusFromError(err)
+		return nil, failed(ctx, s.log, err)
 	}
 	out := make([]*chatv1.Ban, len(bans))
 	for i, b := range bans {
@@ -145,7 +153,7 @@ func (s *AdminService) LiftBan(ctx context.Context, req *chatv1.LiftBanRequest) 
 		return nil, status.Errorf(codes.NotFound, "%s is not banned from %s", req.GetUser(), where)
 	}
 	if err != nil {
-		return nil, statusFromError(err)
+		return nil, failed(ctx, s.log, err)
 	}
 	return &chatv1.LiftBanResponse{Ban: banProto(b)}, nil
 }

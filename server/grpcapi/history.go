@@ -22,7 +22,7 @@ func (s *ChatService) GetHistory(ctx context.Context, req *chatv1.GetHistoryRequ
 	}
 	room, page, err := s.hub.History(ctx, req.GetRoom(), since, int(req.GetLimit()))
 	if err != nil {
-		return nil, s.failed(ctx, err)
+		return nil, failed(ctx, s.log, err)
 	}
 	out := &chatv1.GetHistoryResponse{Room: room, Epoch: page.Epoch, Offset: page.Offset,
 		Messages: make([]*chatv1.HistoryMessage, 0, len(page.Events))}

@@ -16,7 +16,7 @@ func (s *ChatService) ListMembers(ctx context.Context, req *chatv1.ListMembersRe
 	}
 	page, err := s.hub.Members(ctx, req.GetRoom(), int(req.GetLimit()), req.GetCursor())
 	if err != nil {
-		return nil, s.failed(ctx, err)
+		return nil, failed(ctx, s.log, err)
 	}
 	out := &chatv1.ListMembersResponse{
 		Room:         page.Room,

@@ -55,7 +55,7 @@ func (s *ChatService) Broadcast(ctx context.Context, req *chatv1.BroadcastReques
 	}
 	n, err := s.hub.Broadcast(ctx, req.GetMessage(), req.GetRoom())
 	if err != nil {
-		return nil, s.failed(ctx, err)
+		return nil, failed(ctx, s.log, err)
 	}
 	who, _ := auth.FromContext(ctx)
 	texts := s.hub.Texts()
@@ -71,7 +71,7 @@ func (s *ChatService) Broadcast(ctx context.Context, req *chatv1.BroadcastReques
 func (s *ChatService) GetStats(ctx context.Context, _ *chatv1.GetStatsRequest) (*chatv1.GetStatsResponse, error) {
 	st, err := s.hub.Stats(ctx)
 	if err != nil {
-		return nil, s.failed(ctx, err)
+		return nil, failed(ctx, s.log, err)
 	}
 	return &chatv1.GetStatsResponse{
 		TotalConnections: int32(st.TotalConnections),
@@ -85,7 +85,7 @@ func (s *ChatService) GetStats(ctx context.Context, _ *chatv1.GetStatsRequest) (
 func (s *ChatService) ListRooms(ctx context.Context, _ *chatv1.ListRoomsRequest) (*chatv1.ListRoomsResponse, error) {
 	st, err := s.hub.Stats(ctx)
 	if err != nil {
-		return nil, s.failed(ctx, err)
+		return nil, failed(ctx, s.log, err)
 	}
 	return &chatv1.ListRoomsResponse{Rooms: roomCounts(st.Rooms), TotalRooms: int32(len(st.Rooms))}, nil
 }
@@ -94,7 +94,7 @@ func (s *ChatService) ListRooms(ctx context.Context, _ *chatv1.ListRoomsRequest)
 func (s *ChatService) ListUsers(ctx context.Context, _ *chatv1.ListUsersRequest) (*chatv1.ListUsersResponse, error) {
 	st, err := s.hub.Stats(ctx)
 	if err != nil {
-		return nil, s.failed(ctx, err)
+		return nil, failed(ctx, s.log, err)
 	}
 	users := st.Users
 	if users == nil {

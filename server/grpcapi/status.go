@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -65,12 +66,12 @@ func statusFromError(err error) error {
 	return status.Error(codes.Unavailable, unavailableMessage)
 }
 
-// failed is statusFromError for the service's calls, which also logs a
+// failed is statusFromError for a service's calls, which also logs to log a
 // failure that is not the client's own (its text is kept from the client).
-func (s *ChatService) failed(ctx context.Context, err error) error {
+func failed(ctx context.Context, log *slog.Logger, err error) error {
 	var he *hub.Error
 	if !errors.As(err, &he) && ctx.Err() == nil {
-		s.log.WarnContext(ctx, "call failed", "err", err)
+		log.WarnContext(ctx, "call failed", "err", err)
 	}
 	return statusFromError(err)
 }

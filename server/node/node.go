@@ -169,7 +169,7 @@ func New(cfg Config) (*Node, error) {
 		grpc.MaxRecvMsgSize(hub.MaxFrameBytes),
 	), cfg.Limits.grpcOptions()...)...)
 	chatv1.RegisterChatServiceServer(n.grpc, n.chat)
-	chatv1.RegisterAdminServiceServer(n.grpc, grpcapi.NewAdminService(n.hub))
+	chatv1.RegisterAdminServiceServer(n.grpc, grpcapi.NewAdminService(n.hub, cfg.Logger))
 	if cfg.Dev {
 		// websocket_url answers to direct gRPC calls point at the HTTP
 		// listener, known in Serve.
