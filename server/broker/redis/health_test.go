@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -198,7 +199,10 @@ func TestBanCheckIsBound(t *testing.T) {
 // event reaches the subscribers), then the caller waits until the event
 // has reached this node's handler and is told the call timed out, as when
 // a reply is stuck behind a slow network.
-type lateReplies struct{ seen func() bool }
+type lateReplies struct {
+	seen func() bool
+	cmds []string // the commands whose replies come late; default publish
+}
 
 func (lateReplies) DialHook(next goredis.DialHook) goredis.DialHook { return next }
 func (lateReplies) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
@@ -206,7 +210,11 @@ func (lateReplies) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis
 }
 func (h lateReplies) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	return func(ctx context.Context, cmd goredis.Cmder) error {
-		if err := next(ctx, cmd); err != nil || cmd.Name() != "publish" {
+		cmds := h.cmds
+		if cmds == nil {
+			cmds = []string{"publish"}
+		}
+		if err := next(ctx, cmd); err != nil || !slices.Contains(cmds, cmd.Name()) {
 			return err
 		}
 		for !h.seen() && ctx.Err() == nil {
@@ -232,6 +240,35 @@ func TestEventWithALateReplyDeliveredOnce(t *testing.T) {
 	}
 	if n := seen.count("lobby message late"); n != 1 {
 		t.Errorf("event with a late reply delivered %d times, want 1", n)
+	}
+}
+
+// An Append whose script ran but whose reply came back too late has been
+// logged and delivered: the sender is told so, with its position, not that
+// it failed (it would send it again, and a resend without an id is a second
+// message), and it is delivered here once.
+func TestAppendWithALateReplySucceeds(t *testing.T) {
+	srv := redistest.Start(t)
+	b, seen := hungBroker(t, srv, time.Hour)
+	ctx := context.Background()
+	if err := b.Subscribe(ctx, "room:late"); err != nil {
+		t.Fatal(err)
+	}
+	opt := hub.AppendOptions{Log: hub.LogLimits{Size: 10}}
+	first, err := b.Append(ctx, "room:late", &hub.Event{Kind: hub.KindMessage, Message: "first"}, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.rdb.AddHook(lateReplies{seen: func() bool { return seen.has("room:late message late") }, cmds: []string{"evalsha", "eval"}})
+	r, err := b.Append(ctx, "room:late", &hub.Event{Kind: hub.KindMessage, Message: "late"}, opt)
+	if err != nil {
+		t.Fatalf("append with a late reply: %v, want it acknowledged", err)
+	}
+	if r.Offset != first.Offset+1 || r.Epoch != first.Epoch {
+		t.Errorf("late append at %+v, want offset %d of epoch %q", r.Position, first.Offset+1, first.Epoch)
+	}
+	if n := seen.count("room:late message late"); n != 1 {
+		t.Errorf("late append delivered %d times, want 1", n)
 	}
 }
 

@@ -130,7 +130,15 @@ func (b *Broker) append(ctx context.Context, topic string, ev *hub.Event, opt hu
 		return err
 	})
 	if err != nil {
-		b.dropEcho(seq)
+		// Only the reply may have been late: if ev came back, Redis logged
+		// and published it, and the sender must hear so, not that it
+		// failed (a resend without an id would be a second message).
+		if back, pos := b.abandonEcho(seq, false); back && pos.Offset != 0 {
+			b.metrics.Published.Add(1)
+			ev.Offset, ev.Epoch = pos.Offset, pos.Epoch
+			b.awaitEcho(ctx, seq, done)
+			return hub.Receipt{Position: pos}, nil
+		}
 		return hub.Receipt{}, fmt.Errorf("append to %s: %w", topic, err)
 	}
 	r, err := parseReceipt(res)

@@ -18,6 +18,7 @@ type echo struct {
 	topic string
 	done  chan struct{} // closed, and set to nil, once the wait is over
 	back  bool          // the event came back from Redis
+	pos   hub.Position  // where the event came back logged (an Append's), if it was
 }
 
 // Publish implements hub.Broker. When this node subscribes to topic, Publish
@@ -51,7 +52,7 @@ func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error
 		// without Redis, noted as a stray, which is dropped when it comes.
 		var refused goredis.Error // an error reply: NOPERM, BUSY, OOM...
 		mayRun := sent && ctx.Err() == nil && !errors.Is(err, errUnreachable) && !errors.As(err, &refused)
-		if b.abandonEcho(seq, mayRun && live) {
+		if back, _ := b.abandonEcho(seq, mayRun && live); back {
 			b.metrics.Published.Add(1)
 			b.awaitEcho(ctx, seq, done)
 			return nil
@@ -93,26 +94,26 @@ const (
 // not come back and stray is set, the event is remembered as delivered here
 // without Redis, in the same step: it cannot come back in between
 // unnoticed.
-func (b *Broker) abandonEcho(seq uint64, stray bool) (back bool) {
+func (b *Broker) abandonEcho(seq uint64, stray bool) (back bool, pos hub.Position) {
 	if seq == 0 {
-		return false
+		return false, hub.Position{}
 	}
 	now := time.Now()
 	b.echoMu.Lock()
 	defer b.echoMu.Unlock()
-	if b.echoes[seq].back {
-		return true
+	if e := b.echoes[seq]; e.back {
+		return true, e.pos
 	}
 	delete(b.echoes, seq)
 	if !stray {
-		return false
+		return false, hub.Position{}
 	}
 	if len(b.strays) >= maxStrays {
 		b.log.Warn("too many strays remembered; this one may be delivered here twice", "max", maxStrays)
-		return false
+		return false, hub.Position{}
 	}
 	b.strays[seq] = now
-	return false
+	return false, hub.Position{}
 }
 
 // sweepStrays forgets the strays older than strayTTL. The heartbeat runs it.
@@ -128,7 +129,7 @@ func (b *Broker) sweepStrays(now time.Time) {
 
 // cameBack notes that event seq of this node came back from Redis, and
 // reports whether it is a stray, already delivered here (forgetting it).
-func (b *Broker) cameBack(seq uint64) (stray bool) {
+func (b *Broker) cameBack(seq uint64, pos hub.Position) (stray bool) {
 	b.echoMu.Lock()
 	defer b.echoMu.Unlock()
 	if _, ok := b.strays[seq]; ok {
@@ -136,7 +137,7 @@ func (b *Broker) cameBack(seq uint64) (stray bool) {
 		return true
 	}
 	if e, ok := b.echoes[seq]; ok {
-		e.back = true
+		e.back, e.pos = true, pos
 		b.echoes[seq] = e
 	}
 	return false

@@ -116,7 +116,7 @@ func (b *Broker) received(m *goredis.Message) {
 		return
 	}
 	own := w.Seq != 0 && w.Origin == b.cfg.NodeID
-	if own && b.cameBack(w.Seq) {
+	if own && b.cameBack(w.Seq, hub.Position{Offset: ev.Offset, Epoch: ev.Epoch}) {
 		return // delivered here when Redis did not take it in time
 	}
 	b.deliver(topic, ev)
