@@ -119,7 +119,7 @@ func TestSpanishAcceptLanguage(t *testing.T) {
 	runModes(t, func(t *testing.T, m mode) {
 		tg := start(t, m, node.Config{AllowAnonymous: true}, bridge.Config{})
 		h := http.Header{"Accept-Language": {"es-419,es;q=0.9"}}
-		u := connect(t, tg, "ana", "/api/v1/ws/authenticated?token="+tg.node.Token(t, "ana", false), dialOpts{header: h})
+		u := connect(t, tg, "ana", authPath(t, tg, "ana"), dialOpts{header: h})
 		if got := u.welcome.str("message"); got != "Bienvenido ana" {
 			t.Errorf("welcome = %q, want Bienvenido ana", got)
 		}
