@@ -168,7 +168,13 @@ func authPath(t testing.TB, tg *target, user string) string {
 // login connects name to /api/v1/ws/authenticated with a token in the URL.
 func login(t testing.TB, tg *target, name string) *wsUser {
 	t.Helper()
-	return connect(t, tg, name, authPath(t, tg, name), dialOpts{})
+	return loginWith(t, tg, name, dialOpts{})
+}
+
+// loginWith is login with dial options o.
+func loginWith(t testing.TB, tg *target, name string, o dialOpts) *wsUser {
+	t.Helper()
+	return connect(t, tg, name, authPath(t, tg, name), o)
 }
 
 // next returns the next frame, failing the test after waitTimeout.

@@ -47,6 +47,11 @@ func TestRefusedMessagesAreNotLost(t *testing.T) {
 			if res.Lost != max(0, res.Expected-res.Delivered) {
 				t.Errorf("got %d lost, want expected %d - delivered %d", res.Lost, res.Expected, res.Delivered)
 			}
+			// What the test is for: were refused messages still expected,
+			// each would be lost at every subscriber.
+			if res.Lost >= res.Refused*conns {
+				t.Errorf("got %d lost for %d refused to %d subscribers: the refused ones are counted as lost", res.Lost, res.Refused, conns)
+			}
 		})
 	}
 }
