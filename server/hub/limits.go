@@ -6,9 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
 	"golang.org/x/time/rate"
-
-	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 )
 
 // Off, as the value of a Limits field, turns that limit off. (The zero
@@ -72,10 +71,10 @@ func orDefault[T int | float64 | time.Duration](v, def T) T {
 // The error codes of limits, on error frames (and, for the connection
 // counts, in the status that refuses a session).
 const (
-	CodeRateLimited  = chatv1.CodeRateLimited
-	CodeFlood        = chatv1.CodeFlood
-	CodeIDTooLong    = chatv1.CodeIDTooLong
-	CodeTooManyConns = chatv1.CodeTooManyConns
+	CodeRateLimited  = chatcodes.CodeRateLimited
+	CodeFlood        = chatcodes.CodeFlood
+	CodeIDTooLong    = chatcodes.CodeIDTooLong
+	CodeTooManyConns = chatcodes.CodeTooManyConns
 )
 
 // LimitMetrics count the breaches of Limits, but for rate limits, which
