@@ -300,7 +300,7 @@ func TestARunOfRefusalsKeepsTheSendersOrder(t *testing.T) {
 	send := func(id string) { s.Handle(ctx, hub.Command{Kind: hub.CmdMessage, Message: id, ID: id}) }
 	send("m1")
 	send("m2")
-	send("m3") // over the burst: refused
+	send("m3")                          // over the burst: refused
 	clk.advance(500 * time.Millisecond) // five tokens back, but within the run
 	send("m4")
 	waitFor(t, "answers", func() bool { return tr.count("error rate_limited") == 2 })
