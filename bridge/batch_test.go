@@ -32,7 +32,7 @@ func TestBatchedFrames(t *testing.T) {
 	)
 	runModes(t, func(t *testing.T, m mode) {
 		tg := start(t, m, node.Config{Limits: nodetest.Unlimited()}, bridge.Config{MaxFrameBytes: maxFrame})
-		v1 := connect(t, tg, "v1", "/api/v1/ws/authenticated?token="+tg.node.Token(t, "vera", false),
+		v1 := connect(t, tg, "v1", authPath(t, tg, "vera"),
 			dialOpts{protocols: []string{bridge.Subprotocol}})
 		if v1.proto != bridge.Subprotocol {
 			t.Fatalf("server chose subprotocol %q, want %q", v1.proto, bridge.Subprotocol)

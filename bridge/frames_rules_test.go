@@ -12,11 +12,22 @@ import (
 // The rules of DESIGN.md's "Frames: rules every transport keeps", over
 // WebSocket.
 
+// runModesAndReaders runs fn on both bridge modes, for a plain client (one
+// event per message) and a tertulia.v1 one (several, joined): the rules
+// hold for both.
+func runModesAndReaders(t *testing.T, fn func(t *testing.T, m mode, o dialOpts)) {
+	runModes(t, func(t *testing.T, m mode) {
+		for name, o := range map[string]dialOpts{"plain": {}, bridge.Subprotocol: {protocols: []string{bridge.Subprotocol}}} {
+			t.Run(name, func(t *testing.T) { fn(t, m, o) })
+		}
+	})
+}
+
 // bob's copies of alice's frames never carry alice's ids; hers do.
 func TestIDsReachOnlyTheirSender(t *testing.T) {
-	runModes(t, func(t *testing.T, m mode) {
+	runModesAndReaders(t, func(t *testing.T, m mode, o dialOpts) {
 		tg := start(t, m, node.Config{}, bridge.Config{})
-		alice, bob := login(t, tg, "alice"), login(t, tg, "bob")
+		alice, bob := loginWith(t, tg, "alice", o), loginWith(t, tg, "bob", o)
 		bob.join("den")
 		alice.sendJSON(map[string]string{"type": "join_room", "room": "den", "id": "j1"})
 		alice.sendJSON(map[string]string{"type": "message", "room": "den", "message": "hola", "id": "m1"})
@@ -61,9 +72,9 @@ func TestIDsReachOnlyTheirSender(t *testing.T) {
 // interleave: a join (answered through the broker), an unknown type and
 // invalid JSON (refused by the bridge), a leave.
 func TestAnswersKeepTheOrderOfFrames(t *testing.T) {
-	runModes(t, func(t *testing.T, m mode) {
+	runModesAndReaders(t, func(t *testing.T, m mode, o dialOpts) {
 		tg := start(t, m, node.Config{}, bridge.Config{})
-		alice := login(t, tg, "alice")
+		alice := loginWith(t, tg, "alice", o)
 		for i := range 30 {
 			room := "r" + string(rune('a'+i))
 			alice.sendJSON(map[string]string{"type": "join_room", "room": room, "id": "j"})
@@ -119,7 +130,7 @@ func TestSpanishAcceptLanguage(t *testing.T) {
 	runModes(t, func(t *testing.T, m mode) {
 		tg := start(t, m, node.Config{AllowAnonymous: true}, bridge.Config{})
 		h := http.Header{"Accept-Language": {"es-419,es;q=0.9"}}
-		u := connect(t, tg, "ana", "/api/v1/ws/authenticated?token="+tg.node.Token(t, "ana", false), dialOpts{header: h})
+		u := connect(t, tg, "ana", authPath(t, tg, "ana"), dialOpts{header: h})
 		if got := u.welcome.str("message"); got != "Bienvenido ana" {
 			t.Errorf("welcome = %q, want Bienvenido ana", got)
 		}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -24,6 +25,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/grpcapi"
+	"github.com/tertulia/tertulia/server/hub"
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
 )
@@ -228,20 +231,26 @@ func TestGRPCWebCORS(t *testing.T) {
 	}
 }
 
-// Connect, a bidirectional stream, over gRPC-Web's WebSocket transport; a
-// bridge (JSON) client in the same room sees its messages and vice versa.
-func TestGRPCWebWebSocketConnect(t *testing.T) {
-	srv := nodetest.Start(t, node.Config{})
-	tg := &target{node: srv, wsBase: "ws://" + srv.HTTPAddr, host: srv.HTTPAddr}
-	web := login(t, tg, "alice")
-	web.join("lounge")
+// grpcWebConnect is a Connect stream over gRPC-Web's WebSocket transport.
+type grpcWebConnect struct {
+	conn net.Conn
+	send func(*chatv1.ClientFrame)
+	// next returns the next server frame, or nil and the stream's end as
+	// "grpc-status N message".
+	next func() (*chatv1.ServerFrame, string)
+}
 
+// openGRPCWebConnect opens Connect on srv's HTTP port over gRPC-Web's
+// WebSocket transport, with headers (lines "name: value", CRLF apart) as
+// its metadata.
+func openGRPCWebConnect(t *testing.T, srv *nodetest.Server, headers string) grpcWebConnect {
+	t.Helper()
 	d := ws.Dialer{Timeout: waitTimeout, Protocols: []string{"grpc-websockets"}}
 	conn, br, _, err := d.Dial(context.Background(), "ws://"+srv.HTTPAddr+"/chat.v1.ChatService/Connect")
 	if err != nil {
 		t.Fatalf("dial grpc-websockets: %v", err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	var r io.Reader = conn
 	if br != nil {
 		r = br
@@ -256,12 +265,7 @@ func TestGRPCWebWebSocketConnect(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	send([]byte("content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\nauthorization: Bearer " + srv.Token(t, "bob", false) + "\r\n"))
-	sendFrame := func(f *chatv1.ClientFrame) {
-		t.Helper()
-		b, _ := proto.Marshal(f)
-		send(append([]byte{0}, grpcWebFrame(0, b)...))
-	}
+	send([]byte("content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n" + headers + "\r\n"))
 	// The server's messages carry a byte stream of gRPC-Web frames.
 	pr, pw := io.Pipe()
 	go func() {
@@ -275,26 +279,65 @@ func TestGRPCWebWebSocketConnect(t *testing.T) {
 			pw.Write(b)
 		}
 	}()
-	defer pr.Close()
-	next := func() *chatv1.ServerFrame {
-		t.Helper()
-		for {
-			flag, msg, err := readGRPCWebFrame(pr)
-			if err != nil {
-				t.Fatalf("grpc-web stream: %v", err)
-			}
-			if flag&0x80 != 0 {
-				if h := parseTrailers(msg); h.Get("Grpc-Status") != "" {
-					t.Fatalf("stream ended: grpc-status %s %s", h.Get("Grpc-Status"), h.Get("Grpc-Message"))
+	t.Cleanup(func() { pr.Close() })
+	return grpcWebConnect{conn: conn,
+		send: func(f *chatv1.ClientFrame) {
+			t.Helper()
+			b, _ := proto.Marshal(f)
+			send(append([]byte{0}, grpcWebFrame(0, b)...))
+		},
+		next: func() (*chatv1.ServerFrame, string) {
+			t.Helper()
+			for {
+				flag, msg, err := readGRPCWebFrame(pr)
+				if err != nil {
+					t.Fatalf("grpc-web stream: %v", err)
 				}
-				continue // response headers
+				if flag&0x80 != 0 {
+					if h := parseTrailers(msg); h.Get("Grpc-Status") != "" {
+						return nil, "grpc-status " + h.Get("Grpc-Status") + " " + h.Get("Grpc-Message")
+					}
+					continue // response headers
+				}
+				var f chatv1.ServerFrame
+				if err := proto.Unmarshal(msg, &f); err != nil {
+					t.Fatal(err)
+				}
+				return &f, ""
 			}
-			var f chatv1.ServerFrame
-			if err := proto.Unmarshal(msg, &f); err != nil {
-				t.Fatal(err)
-			}
-			return &f
+		}}
+}
+
+// A gRPC-Web client cannot name its own address for the per-IP count: the
+// metadata a bridge relays it in is believed on the gRPC port only. From
+// loopback (trusted), with that header, it is still counted as itself.
+func TestGRPCWebCannotNameItsAddress(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Limits: node.Limits{Limits: hub.Limits{ConnsPerIP: 1}}})
+	tg := &target{node: srv, wsBase: "ws://" + srv.HTTPAddr, host: srv.HTTPAddr}
+	login(t, tg, "alice") // 127.0.0.1's one connection
+	gw := openGRPCWebConnect(t, srv, "authorization: Bearer "+srv.Token(t, "bob", false)+"\r\n"+grpcapi.ClientIPMetadata+": 10.9.9.9")
+	f, st := gw.next()
+	if f != nil || !strings.Contains(st, "an address may open at most 1") {
+		t.Errorf("gRPC-Web Connect naming 10.9.9.9: got %v %q, want it refused by 127.0.0.1's cap", f, st)
+	}
+}
+
+// Connect, a bidirectional stream, over gRPC-Web's WebSocket transport; a
+// bridge (JSON) client in the same room sees its messages and vice versa.
+func TestGRPCWebWebSocketConnect(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{})
+	tg := &target{node: srv, wsBase: "ws://" + srv.HTTPAddr, host: srv.HTTPAddr}
+	web := login(t, tg, "alice")
+	web.join("lounge")
+
+	gw := openGRPCWebConnect(t, srv, "authorization: Bearer "+srv.Token(t, "bob", false))
+	sendFrame, next := gw.send, func() *chatv1.ServerFrame {
+		t.Helper()
+		f, st := gw.next()
+		if st != "" {
+			t.Fatalf("stream ended: %s", st)
 		}
+		return f
 	}
 	await := func(what string, match func(*chatv1.ServerFrame) bool) *chatv1.ServerFrame {
 		t.Helper()
@@ -325,8 +368,8 @@ func TestGRPCWebWebSocketConnect(t *testing.T) {
 	web.sendJSON(map[string]string{"room": "lounge", "message": "from the bridge"})
 	await("the bridge client's message", func(f *chatv1.ServerFrame) bool { return f.GetMessage().GetMessage() == "from the bridge" })
 
-	wsutil.WriteClientMessage(conn, ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
-	conn.Close()
+	wsutil.WriteClientMessage(gw.conn, ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
+	gw.conn.Close()
 }
 
 // A cross-origin page may not open gRPC-Web's WebSocket either.

@@ -160,10 +160,21 @@ func guest(t testing.TB, tg *target) *wsUser {
 	return connect(t, tg, "guest", "/api/v1/ws", dialOpts{})
 }
 
+// authPath is the authenticated endpoint's path with a token for user.
+func authPath(t testing.TB, tg *target, user string) string {
+	return "/api/v1/ws/authenticated?token=" + tg.node.Token(t, user, false)
+}
+
 // login connects name to /api/v1/ws/authenticated with a token in the URL.
 func login(t testing.TB, tg *target, name string) *wsUser {
 	t.Helper()
-	return connect(t, tg, name, "/api/v1/ws/authenticated?token="+tg.node.Token(t, name, false), dialOpts{})
+	return loginWith(t, tg, name, dialOpts{})
+}
+
+// loginWith is login with dial options o.
+func loginWith(t testing.TB, tg *target, name string, o dialOpts) *wsUser {
+	t.Helper()
+	return connect(t, tg, name, authPath(t, tg, name), o)
 }
 
 // next returns the next frame, failing the test after waitTimeout.

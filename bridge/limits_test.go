@@ -305,16 +305,22 @@ func TestConnectionCapsRefuseWithAReason(t *testing.T) {
 			for _, u := range tc.users[:2] {
 				login(t, tg, u)
 			}
-			last := tc.users[2]
-			u, err := dialRaw(t, tg, "/api/v1/ws/authenticated?token="+tg.node.Token(t, last, false), dialOpts{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			u.name = last
-			if code, reason := u.closed(); code != ws.StatusPolicyViolation || !strings.Contains(reason, tc.want) {
-				t.Errorf("third connection closed %d %q, want 1008 containing %q", code, reason, tc.want)
-			}
+			expectCapped(t, tg, tc.users[2], dialOpts{}, tc.want)
 		})
+	}
+}
+
+// expectCapped dials user's WebSocket with o and checks that it is closed
+// with 1008 and a reason containing want: a connection cap's refusal.
+func expectCapped(t *testing.T, tg *target, user string, o dialOpts, want string) {
+	t.Helper()
+	u, err := dialRaw(t, tg, authPath(t, tg, user), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.name = user
+	if code, reason := u.closed(); code != ws.StatusPolicyViolation || !strings.Contains(reason, want) {
+		t.Errorf("%s (from %q) closed %d %q, want 1008 containing %q", user, o.from, code, reason, want)
 	}
 }
 
@@ -326,18 +332,10 @@ func TestConnectionCapsRefuseWithAReason(t *testing.T) {
 func TestConnsPerIPCountsTheBrowser(t *testing.T) {
 	runModes(t, func(t *testing.T, m mode) {
 		tg := start(t, m, node.Config{Limits: node.Limits{Limits: hub.Limits{ConnsPerIP: 2}}}, bridge.Config{})
-		path := func(user string) string { return "/api/v1/ws/authenticated?token=" + tg.node.Token(t, user, false) }
 		for i, from := range []string{"127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"} {
-			connect(t, tg, fmt.Sprintf("user%d", i), path(fmt.Sprintf("user%d", i)), dialOpts{from: from})
+			connect(t, tg, fmt.Sprintf("user%d", i), authPath(t, tg, fmt.Sprintf("user%d", i)), dialOpts{from: from})
 		}
-		u, err := dialRaw(t, tg, path("user4"), dialOpts{from: "127.0.0.2"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		u.name = "user4"
-		if code, reason := u.closed(); code != ws.StatusPolicyViolation || !strings.Contains(reason, "an address may open at most 2") {
-			t.Errorf("a third connection from 127.0.0.2 closed %d %q, want 1008 naming the per-address cap", code, reason)
-		}
+		expectCapped(t, tg, "user4", dialOpts{from: "127.0.0.2"}, "an address may open at most 2")
 	})
 }
 
@@ -347,17 +345,9 @@ func TestConnsPerIPCountsTheBrowser(t *testing.T) {
 func TestUntrustedBridgeIsCountedItself(t *testing.T) {
 	cfg := node.Config{Limits: node.Limits{Limits: hub.Limits{ConnsPerIP: 2}}, TrustedProxies: []netip.Prefix{}}
 	tg := start(t, remote, cfg, bridge.Config{})
-	path := func(user string) string { return "/api/v1/ws/authenticated?token=" + tg.node.Token(t, user, false) }
-	connect(t, tg, "user0", path("user0"), dialOpts{from: "127.0.0.2"})
-	connect(t, tg, "user1", path("user1"), dialOpts{from: "127.0.0.3"})
-	u, err := dialRaw(t, tg, path("user2"), dialOpts{from: "127.0.0.4"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.name = "user2"
-	if code, reason := u.closed(); code != ws.StatusPolicyViolation || !strings.Contains(reason, "an address may open at most 2") {
-		t.Errorf("a third browser behind an untrusted bridge closed %d %q, want 1008 naming the per-address cap", code, reason)
-	}
+	connect(t, tg, "user0", authPath(t, tg, "user0"), dialOpts{from: "127.0.0.2"})
+	connect(t, tg, "user1", authPath(t, tg, "user1"), dialOpts{from: "127.0.0.3"})
+	expectCapped(t, tg, "user2", dialOpts{from: "127.0.0.4"}, "an address may open at most 2")
 }
 
 // A frame with a 60 KB id is refused with id_too_long, without its id, and

@@ -31,7 +31,7 @@ func TestModeratedSessionsClose4003(t *testing.T) {
 		if _, err := h.Ban(ctx, hub.Ban{User: "alice", Reason: "spam", Until: time.Now().Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
-		v, err := dialRaw(t, tg, "/api/v1/ws/authenticated?token="+tg.node.Token(t, "alice", false), dialOpts{})
+		v, err := dialRaw(t, tg, authPath(t, tg, "alice"), dialOpts{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,7 +23,7 @@ func TestOpenWithoutTheClusterCloses1012(t *testing.T) {
 		b := nodetest.RedisBroker(t, rs.URL(), func(c *redis.Config) { c.CallTimeout = 200 * time.Millisecond })
 		tg := start(t, m, node.Config{Broker: b}, bridge.Config{})
 		rs.Stop(t)
-		u, err := dialRaw(t, tg, "/api/v1/ws/authenticated?token="+tg.node.Token(t, "alice", false), dialOpts{})
+		u, err := dialRaw(t, tg, authPath(t, tg, "alice"), dialOpts{})
 		if err != nil {
 			t.Fatal(err)
 		}

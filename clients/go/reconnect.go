@@ -308,10 +308,17 @@ func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error
 				return s.Err()
 			}
 			// The resend moves on before f is handed over: whoever reads a
-			// refusal finds the resend under way.
-			r.mu.Lock() // in order with SendFrame's sends
-			fresh := resend.observe(f)
-			r.mu.Unlock()
+			// refusal finds the resend under way. A frame without an id
+			// (other members' messages, presence) answers nothing: it
+			// takes no lock that SendFrame holds across its network write.
+			var fresh bool
+			if f.Id == "" {
+				fresh = r.rec.Observe(f)
+			} else {
+				r.mu.Lock() // in order with SendFrame's sends
+				fresh = resend.observe(f)
+				r.mu.Unlock()
+			}
 			if fresh && !r.hand(ctx, f) {
 				return ctx.Err()
 			}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
 )
 
 // This file is the client side of DESIGN.md's "History,
@@ -236,7 +237,7 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 		}
 		r.acked(f.Id)
 		for room, rp := range r.rooms {
-			if rp.joinID == f.Id && code != chatv1.CodeAlreadyInRoom {
+			if rp.joinID == f.Id && code != chatcodes.CodeAlreadyInRoom {
 				r.forget(room) // a refused join is not tried again
 			}
 		}
@@ -249,7 +250,7 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 // of reach) or not yet (rate_limited), and the same frame may pass later.
 // Every other code refuses it for good.
 func retryable(code string) bool {
-	return code == chatv1.CodeUnavailable || code == chatv1.CodeRateLimited
+	return code == chatcodes.CodeUnavailable || code == chatcodes.CodeRateLimited
 }
 
 // refusedForNow reports whether f is an error that refuses, for now only

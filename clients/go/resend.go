@@ -4,6 +4,7 @@ import (
 	"time"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
 )
 
 // breachGap is how long a client must keep within a node's rates for its
@@ -106,7 +107,7 @@ func (rs *resender) observe(f *chatv1.ServerFrame) bool {
 // delay is the wait before the next round after a refusal with code.
 func (rs *resender) delay(code string) time.Duration {
 	d := rs.wait.Delay(rs.rounds)
-	if code == chatv1.CodeRateLimited {
+	if code == chatcodes.CodeRateLimited {
 		d = max(d, breachGap)
 	}
 	return d

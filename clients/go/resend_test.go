@@ -11,6 +11,7 @@ import (
 
 	client "github.com/tertulia/tertulia/clients/go"
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
 	"github.com/tertulia/tertulia/server/broker/redis/redistest"
 	"github.com/tertulia/tertulia/server/hub"
 	"github.com/tertulia/tertulia/server/node"
@@ -99,7 +100,7 @@ func TestRateLimitedMessageIsSentAgain(t *testing.T) {
 	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "uno"))
 	send(t, alice, nodetest.RoomMessage("m2", resendRoom, "dos"))
 	refused := 0
-	await(t, alice.Events(), "m2's ack", counting(&refused, refusal("m2", chatv1.CodeRateLimited), nodetest.IsAck("m2")))
+	await(t, alice.Events(), "m2's ack", counting(&refused, refusal("m2", chatcodes.CodeRateLimited), nodetest.IsAck("m2")))
 	if refused == 0 {
 		t.Fatal("m2 was acknowledged without a refusal: the rate limit did not bite")
 	}
@@ -129,7 +130,7 @@ func TestUnavailableMessageIsSentAgain(t *testing.T) {
 
 	rs.Stop(t)
 	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "uno"))
-	await(t, alice.Events(), "m1's refusal", refusal("m1", chatv1.CodeUnavailable))
+	await(t, alice.Events(), "m1's refusal", refusal("m1", chatcodes.CodeUnavailable))
 	rs.Restart(t) // empty: the room's log starts again
 	await(t, alice.Events(), "m1's ack", nodetest.IsAck("m1"))
 	send(t, alice, nodetest.RoomMessage("m2", resendRoom, "dos"))
@@ -155,9 +156,9 @@ func TestRefusedForGoodIsNotSentAgain(t *testing.T) {
 	send(t, alice, nodetest.RoomMessage("m2", resendRoom, "dos"))
 	badErrors, limited := 0, 0
 	isBad := func(f *chatv1.ServerFrame) bool { return f.Id == "bad" && f.GetError() != nil }
-	await(t, alice.Events(), "bad's refusal", counting(&badErrors, isBad, refusal("bad", chatv1.CodeInvalidRoom)))
+	await(t, alice.Events(), "bad's refusal", counting(&badErrors, isBad, refusal("bad", chatcodes.CodeInvalidRoom)))
 	await(t, alice.Events(), "m2's ack", counting(&badErrors, isBad,
-		counting(&limited, refusal("m2", chatv1.CodeRateLimited), nodetest.IsAck("m2"))))
+		counting(&limited, refusal("m2", chatcodes.CodeRateLimited), nodetest.IsAck("m2"))))
 	if limited == 0 {
 		t.Fatal("m2 was acknowledged without a refusal: the rate limit did not bite")
 	}
@@ -188,8 +189,8 @@ func TestCloseWhileAResendWaits(t *testing.T) {
 	// a wait of a second at least (the node's breach gap).
 	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "uno"))
 	send(t, alice, nodetest.RoomMessage("m2", resendRoom, "dos"))
-	await(t, alice.Events(), "m2's refusal", refusal("m2", chatv1.CodeRateLimited))
-	await(t, alice.Events(), "m2's refusal after a resend", refusal("m2", chatv1.CodeRateLimited))
+	await(t, alice.Events(), "m2's refusal", refusal("m2", chatcodes.CodeRateLimited))
+	await(t, alice.Events(), "m2's refusal after a resend", refusal("m2", chatcodes.CodeRateLimited))
 	// The timer is armed before the refusal is handed over: it waits now.
 
 	alice.Close()
@@ -270,7 +271,7 @@ func TestNewMessagesWaitForTheResend(t *testing.T) {
 	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "uno"))
 	send(t, alice, nodetest.RoomMessage("m2", resendRoom, "dos"))
 	refused := 0
-	await(t, alice.Events(), "m2's refusal", counting(&refused, refusal("m2", chatv1.CodeRateLimited),
+	await(t, alice.Events(), "m2's refusal", counting(&refused, refusal("m2", chatcodes.CodeRateLimited),
 		func(f *chatv1.ServerFrame) bool { return f.Id == "m2" }))
 	if refused == 0 {
 		t.Fatal("m2 was acknowledged without a refusal: the rate limit did not bite")
@@ -303,7 +304,7 @@ func TestRateLimitedJoinIsSentAgain(t *testing.T) {
 		}
 	}
 	refused := 0
-	isRefusal := func(f *chatv1.ServerFrame) bool { return f.GetError().GetCode() == chatv1.CodeRateLimited }
+	isRefusal := func(f *chatv1.ServerFrame) bool { return f.GetError().GetCode() == chatcodes.CodeRateLimited }
 	await(t, alice.Events(), "cañas joined", counting(&refused, isRefusal, joined("cañas")))
 	if refused == 0 {
 		t.Fatal("cañas was joined without a refusal: the rate limit did not bite")

@@ -9,7 +9,6 @@ import (
 	"github.com/tertulia/tertulia/clients/load"
 	"github.com/tertulia/tertulia/server/broker/redis"
 	"github.com/tertulia/tertulia/server/broker/redis/redistest"
-	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
 )
 
@@ -19,19 +18,7 @@ func TestFanoutAcrossTwoNodes(t *testing.T) {
 	const conns = 20
 	rs := redistest.Start(t)
 	startNode := func() *nodetest.Server {
-		cfg, err := redis.ParseURL(rs.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Prefix = "loadtest"
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		b, err := redis.New(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { b.Close() })
-		return nodetest.Start(t, node.Config{Broker: b, Limits: nodetest.Unlimited()})
+		return nodetest.StartOnRedis(t, rs.URL(), func(c *redis.Config) { c.Prefix = "loadtest" })
 	}
 	for _, transport := range load.Transports {
 		t.Run(transport, func(t *testing.T) {

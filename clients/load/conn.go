@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
 )
 
 // conn is one client connection of either transport, set up: its welcome
@@ -55,7 +55,7 @@ func newMember(h *Histogram, joinID string) *member {
 // codeUnavailable is the error code of a message the server could not take
 // (its broker is away): the message was refused, not lost, and the sender
 // was told so.
-const codeUnavailable = chatv1.CodeUnavailable
+const codeUnavailable = chatcodes.CodeUnavailable
 
 // onWelcome is called for the connection's first frame, its welcome.
 func (m *member) onWelcome() {

@@ -38,8 +38,8 @@ type Result struct {
 	Expected  int64 `json:"expected,omitempty"`
 	Delivered int64 `json:"delivered,omitempty"`
 	// DeliveredSec is Delivered over the window the deliveries were
-	// counted in: from the first publish to the last delivery, or, if
-	// some never came, to the end of the drain (Config.Drain).
+	// counted in: from the first publish to the last delivery, whether or
+	// not some never came (those are Lost).
 	DeliveredSec float64 `json:"delivered_per_s,omitempty"`
 	// Refused is how many published messages the server refused with an
 	// unavailable error (its broker was away): their senders were told, so

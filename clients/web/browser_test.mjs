@@ -263,6 +263,27 @@ async function main() {
       for (const line of p.split('\n')) JSON.parse(line); // each line one whole frame
     }
 
+    step('a page that sends faster than its rate: what is refused as rate_limited goes again, and shows once each, in order');
+    // 60 messages at once, past a connection's burst (40): the rest are
+    // refused for now and resent by the page after its backoff.
+    const FAST = 60;
+    const fast = [...Array(FAST).keys()].map((i) => `fast ${String(i).padStart(2, '0')}`);
+    await alice.evaluate((texts) => {
+      const input = document.getElementById('messageInput');
+      for (const text of texts) {
+        input.value = text;
+        document.getElementById('sendButton').click();
+      }
+    }, fast);
+    for (const text of fast) await seeLine(bob, 'bob', 'message', text, '[data-room="lounge"]');
+    const shownFast = await bob.$$eval('#messages .line[data-type="message"] .text', (els) =>
+      els.map((el) => el.textContent).filter((t) => t.startsWith('fast ')),
+    );
+    check(shownFast.join('|') === fast.join('|'), `bob shows alice's fast messages once each, in order (got ${shownFast.join(', ')})`);
+    const refusedFast = received.get(alice).filter((p) => p.includes('"rate_limited"')).length;
+    console.log(`alice's page was refused ${refusedFast} times as rate_limited`);
+    check(refusedFast > 0, 'some of the fast messages were refused as rate_limited (else this step tests nothing)');
+
     step('an administrator disconnects bob: his page says why and stays disconnected');
     const root = await fetch(`${BASE}/api/v1/websocket/test-token`, {
       method: 'POST',

@@ -25,17 +25,6 @@ type Claims struct {
 	jwt.RegisteredClaims
 }
 
-// UnmarshalJSON decodes c as Verify reads a token's claims (see
-// tokenClaims): exp, nbf and iat must be JSON numbers.
-func (c *Claims) UnmarshalJSON(b []byte) error {
-	var t tokenClaims
-	if err := json.Unmarshal(b, &t); err != nil {
-		return err
-	}
-	*c = t.claims()
-	return nil
-}
-
 // tokenClaims is what Verify decodes a token's claims into. The jwt parser
 // decodes it with encoding/json in one pass, straight into these fields
 // (a token is verified on every connection: a Claims with its own
@@ -62,13 +51,6 @@ func (c *tokenClaims) GetIssuer() (string, error)                   { return c.I
 func (c *tokenClaims) GetSubject() (string, error)                  { return c.Subject, nil }
 func (c *tokenClaims) GetAudience() (jwt.ClaimStrings, error) {
 	return jwt.ClaimStrings(c.Audience.list()), nil
-}
-
-// claims is c as a Claims.
-func (c *tokenClaims) claims() Claims {
-	return Claims{Username: c.Username, Roles: c.Roles, Rooms: c.Rooms.list(), Locale: c.Locale,
-		RegisteredClaims: jwt.RegisteredClaims{Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience.list(), ID: c.ID,
-			ExpiresAt: c.ExpiresAt.date, NotBefore: c.NotBefore.date, IssuedAt: c.IssuedAt.date}}
 }
 
 // numericDate is exp, nbf or iat: a JSON number of seconds since the

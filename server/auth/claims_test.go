@@ -105,3 +105,10 @@ func checkClaimsAgree(t *testing.T, b []byte) {
 		t.Fatalf("%s:\ntokenClaims %+v\njwt's types %+v", b, got, want)
 	}
 }
+
+// claims is c as a Claims, to compare with a reference decoding.
+func (c *tokenClaims) claims() Claims {
+	return Claims{Username: c.Username, Roles: c.Roles, Rooms: c.Rooms.list(), Locale: c.Locale,
+		RegisteredClaims: jwt.RegisteredClaims{Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience.list(), ID: c.ID,
+			ExpiresAt: c.ExpiresAt.date, NotBefore: c.NotBefore.date, IssuedAt: c.IssuedAt.date}}
+}

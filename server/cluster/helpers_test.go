@@ -183,11 +183,20 @@ func isMessage(text string) func(*chatv1.ServerFrame) bool {
 func eventually(t testing.TB, d time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
+	if !within(d, cond) {
+		t.Fatalf("%s: not within %v", what, d)
+	}
+	return time.Since(start)
+}
+
+// within reports whether cond holds within d, polling it.
+func within(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
 	for !cond() {
-		if time.Since(start) > d {
-			t.Fatalf("%s: not within %v", what, d)
+		if time.Now().After(deadline) {
+			return false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return time.Since(start)
+	return true
 }

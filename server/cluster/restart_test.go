@@ -190,11 +190,8 @@ func TestRollingRestartLosesNothing(t *testing.T) {
 		readersOf = append(readersOf, w.member)
 	}
 	for _, m := range readersOf {
-		deadline := time.Now().Add(4 * waitTimeout)
-		for len(m.missing(want[m.room])) > 0 && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if miss := m.missing(want[m.room]); len(miss) > 0 {
+		if !within(4*waitTimeout, func() bool { return len(m.missing(want[m.room])) == 0 }) {
+			miss := m.missing(want[m.room])
 			slices.Sort(miss)
 			t.Fatalf("%s never read %d messages of %s: %v (pending on m's own client: %d)", m.name, len(miss), m.room, miss, m.pending())
 		}

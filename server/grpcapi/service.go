@@ -3,7 +3,6 @@ package grpcapi
 import (
 	"context"
 	"log/slog"
-	"net/netip"
 	"sync"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
@@ -16,9 +15,6 @@ type ChatService struct {
 	chatv1.UnimplementedChatServiceServer
 	hub *hub.Hub
 	log *slog.Logger
-	// TrustedProxies are the peers allowed to name the client address
-	// they relay (ClientIPMetadata). Set it before serving; nil trusts none.
-	TrustedProxies []netip.Prefix
 
 	mu      sync.Mutex // protects formats
 	formats map[string]*frameEncoder

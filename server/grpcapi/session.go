@@ -76,7 +76,7 @@ type Session struct {
 // status onto its own refusal, so that a client is told the same on each.
 func (s *ChatService) Open(ctx context.Context, who hub.Identity, sink FrameSink) (*Session, error) {
 	sess := &Session{ctx: ctx, sink: sink, enc: s.encoderFor(sink.WireFormat())}
-	hs, err := s.hub.Open(withPeerIP(ctx, s.TrustedProxies), who, (*sessionTransport)(sess))
+	hs, err := s.hub.Open(withPeerIP(ctx), who, (*sessionTransport)(sess))
 	if err != nil {
 		return nil, s.openStatus(ctx, who, err)
 	}

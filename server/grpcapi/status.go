@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"google.golang.org/grpc/codes"
@@ -98,21 +99,17 @@ func statusFromDisconnect(d hub.Disconnect) error {
 
 // openStatus is the status of the hub's refusal to open a session for who,
 // the one Connect returns: a banned user gets PermissionDenied with the
-// reason "banned" (see chatv1.ReasonOf), a refusal with a code (a
-// connection limit) the status of its code (statusFromError), a node
-// shutting down Unavailable. Any other error (the cluster out of reach) is
-// logged and answered with Unavailable: the client should come back later.
+// reason "banned" (see chatv1.ReasonOf); any other refusal is the status of
+// the error (failed): a connection limit's code, Unavailable for a node
+// shutting down or a cluster out of reach (logged), so that the client
+// comes back later.
 func (s *ChatService) openStatus(ctx context.Context, who hub.Identity, err error) error {
 	var banned *hub.BannedError
-	var he *hub.Error
-	switch {
-	case errors.As(err, &banned):
+	if errors.As(err, &banned) {
 		return chatv1.ReasonStatus(codes.PermissionDenied, banned.Error(), chatv1.ReasonBanned)
-	case errors.As(err, &he):
-		return statusFromError(he)
-	case errors.Is(err, hub.ErrShuttingDown):
-		return statusFromError(err)
 	}
-	s.log.WarnContext(ctx, "open session", "user", who.UserID, "err", err)
-	return status.Error(codes.Unavailable, "could not start session")
+	if errors.Is(err, hub.ErrShuttingDown) {
+		return statusFromError(err) // nothing to log
+	}
+	return failed(ctx, s.log, fmt.Errorf("open session for %s: %w", who.UserID, err))
 }

@@ -1,8 +1,12 @@
 package hub_test
 
 import (
+	"context"
+	"slices"
 	"testing"
+	"time"
 
+	"github.com/tertulia/tertulia/server/broker/memory"
 	"github.com/tertulia/tertulia/server/hub"
 )
 
@@ -89,5 +93,30 @@ func TestNewNamespacesRefuses(t *testing.T) {
 		if _, err := hub.NewNamespaces(byName); err == nil {
 			t.Errorf("%s: NewNamespaces succeeded, want an error", name)
 		}
+	}
+}
+
+// The bans come listed by user, then by room (a server ban first), however
+// they were made: an administrator reads the list, REST and gRPC alike.
+func TestBansAreListedByUserThenRoom(t *testing.T) {
+	ctx := context.Background()
+	h := hub.New(hub.Config{}, memory.New())
+	until := time.Now().Add(time.Hour)
+	for _, b := range []hub.Ban{{User: "carol", Room: "lounge"}, {User: "bob", Room: "lounge"}, {User: "carol"}, {User: "alice", Room: "den"}} {
+		b.Until = until
+		if _, err := h.Ban(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bans, err := h.Bans(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, b := range bans {
+		got = append(got, b.User+"/"+b.Room)
+	}
+	if want := []string{"alice/den", "bob/lounge", "carol/", "carol/lounge"}; !slices.Equal(got, want) {
+		t.Errorf("bans listed as %q, want %q", got, want)
 	}
 }

@@ -19,6 +19,7 @@ const (
 	CmdPrivateMessage
 	CmdRecoverPrivate
 	CmdRefresh
+	numCommandKinds // not a kind: one past the last, which every table covers
 )
 
 // Command is one client frame, in the hub's terms.

@@ -8,7 +8,7 @@
 // outbox.go (a session's bounded queue and its writer), sweeper.go (the
 // hub-wide passes that end idle writers and flush held announcements),
 // group.go (local subscribers by topic, and the fan-out), event.go (events
-// and the one table of their kinds), errors.go (the refusal codes, named from chatv1's catalog),
+// and the one table of their kinds), errors.go (the refusal codes, named from the wire's catalog, chatcodes),
 // expiry.go (a session ends with its token, unless refreshed),
 // moderation.go (disconnect, kick and bans, carried to every node through
 // the broker), transport.go and broker.go (the interfaces the hub asks of

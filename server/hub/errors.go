@@ -3,40 +3,40 @@ package hub
 import (
 	"fmt"
 
-	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
 )
 
-// The catalog of error codes is the wire contract's (chatv1, codes.go,
-// where each is described): the hub names them, every transport reuses
+// The catalog of error codes is the wire contract's (proto/chat/v1/chatcodes,
+// where each is described, a package that imports nothing): the hub names them, every transport reuses
 // these constants and maps them onto its own statuses where it has any
 // (see grpcapi).
 const (
 	// Refusals of a command by the hub.
-	CodeInvalidRoom          = chatv1.CodeInvalidRoom
-	CodeEmptyMessage         = chatv1.CodeEmptyMessage
-	CodeMessageTooLong       = chatv1.CodeMessageTooLong
-	CodeInvalidMessage       = chatv1.CodeInvalidMessage
-	CodeNotInRoom            = chatv1.CodeNotInRoom
-	CodeAlreadyInRoom        = chatv1.CodeAlreadyInRoom
-	CodeTooManyRooms         = chatv1.CodeTooManyRooms
-	CodeInvalidTarget        = chatv1.CodeInvalidTarget
-	CodeUnknownType          = chatv1.CodeUnknownType
-	CodeUnavailable          = chatv1.CodeUnavailable
-	CodeForbidden            = chatv1.CodeForbidden
-	CodeInvalidJSON          = chatv1.CodeInvalidJSON
-	CodeInvalidFrame         = chatv1.CodeInvalidFrame
-	CodeAlreadyAuthenticated = chatv1.CodeAlreadyAuthenticated
-	CodeInvalidHistory       = chatv1.CodeInvalidHistory
-	CodeInvalidLimit         = chatv1.CodeInvalidLimit
-	CodeInvalidCursor        = chatv1.CodeInvalidCursor
+	CodeInvalidRoom          = chatcodes.CodeInvalidRoom
+	CodeEmptyMessage         = chatcodes.CodeEmptyMessage
+	CodeMessageTooLong       = chatcodes.CodeMessageTooLong
+	CodeInvalidMessage       = chatcodes.CodeInvalidMessage
+	CodeNotInRoom            = chatcodes.CodeNotInRoom
+	CodeAlreadyInRoom        = chatcodes.CodeAlreadyInRoom
+	CodeTooManyRooms         = chatcodes.CodeTooManyRooms
+	CodeInvalidTarget        = chatcodes.CodeInvalidTarget
+	CodeUnknownType          = chatcodes.CodeUnknownType
+	CodeUnavailable          = chatcodes.CodeUnavailable
+	CodeForbidden            = chatcodes.CodeForbidden
+	CodeInvalidJSON          = chatcodes.CodeInvalidJSON
+	CodeInvalidFrame         = chatcodes.CodeInvalidFrame
+	CodeAlreadyAuthenticated = chatcodes.CodeAlreadyAuthenticated
+	CodeInvalidHistory       = chatcodes.CodeInvalidHistory
+	CodeInvalidLimit         = chatcodes.CodeInvalidLimit
+	CodeInvalidCursor        = chatcodes.CodeInvalidCursor
 
 	// Refreshes, moderation, and the reasons a session ends for them (see
 	// expiry.go and moderation.go).
-	CodeInvalidToken    = chatv1.CodeInvalidToken
-	CodeTokenExpired    = chatv1.CodeTokenExpired
-	CodeBanned          = chatv1.CodeBanned
-	CodeDisconnected    = chatv1.CodeDisconnected
-	CodeInvalidDuration = chatv1.CodeInvalidDuration
+	CodeInvalidToken    = chatcodes.CodeInvalidToken
+	CodeTokenExpired    = chatcodes.CodeTokenExpired
+	CodeBanned          = chatcodes.CodeBanned
+	CodeDisconnected    = chatcodes.CodeDisconnected
+	CodeInvalidDuration = chatcodes.CodeInvalidDuration
 )
 
 // Error is a refusal the client is told about in an error event. The session

@@ -6,9 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
 	"golang.org/x/time/rate"
-
-	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 )
 
 // Off, as the value of a Limits field, turns that limit off. (The zero
@@ -72,10 +71,10 @@ func orDefault[T int | float64 | time.Duration](v, def T) T {
 // The error codes of limits, on error frames (and, for the connection
 // counts, in the status that refuses a session).
 const (
-	CodeRateLimited  = chatv1.CodeRateLimited
-	CodeFlood        = chatv1.CodeFlood
-	CodeIDTooLong    = chatv1.CodeIDTooLong
-	CodeTooManyConns = chatv1.CodeTooManyConns
+	CodeRateLimited  = chatcodes.CodeRateLimited
+	CodeFlood        = chatcodes.CodeFlood
+	CodeIDTooLong    = chatcodes.CodeIDTooLong
+	CodeTooManyConns = chatcodes.CodeTooManyConns
 )
 
 // LimitMetrics count the breaches of Limits, but for rate limits, which
@@ -190,6 +189,7 @@ type sessionLimits struct {
 	mu         sync.Mutex // protects the flood state
 	floodStart time.Time  // first breach of the current run of breaches
 	lastBreach time.Time
+	msgBreach  time.Time // the last message refused for its rate
 }
 
 func newSessionLimits(ip string, u *userEntry) *sessionLimits {
@@ -216,6 +216,13 @@ func (z *lazyLimiter) allow(now time.Time, r float64, b int) bool {
 // breachGap is how long a connection must keep within its rates for a run
 // of breaches to end: a client that backs off for it starts afresh.
 const breachGap = time.Second
+
+// breaching reports whether a run of message breaches is under way at now.
+func (l *sessionLimits) breaching(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.msgBreach.IsZero() && now.Sub(l.msgBreach) <= breachGap
+}
 
 // limit checks cmd against the session's limits before it is carried out.
 // It returns the error to answer cmd with, or nil to carry it out; it
@@ -244,6 +251,12 @@ func (s *Session) limit(cmd *Command) *Error {
 	case CmdLeaveRoom:
 	default:
 		switch {
+		case l.breaching(now):
+			// Within a run of breaches every message is refused, a token
+			// that came back meanwhile notwithstanding: the one refused
+			// first, sent again once the run is over (breachGap), must not
+			// find a later one taken ahead of it.
+			err = errorf(CodeRateLimited, "too many messages: at most %g per second; wait %v before sending again", lim.MessagesPerSecond, breachGap)
 		case !l.msgs.allow(now, lim.MessagesPerSecond, lim.MessagesBurst):
 			err = errorf(CodeRateLimited, "too many messages: at most %g per second", lim.MessagesPerSecond)
 		case !l.user.rate.allow(now, lim.UserMessagesPerSecond, int(2*lim.UserMessagesPerSecond)):
@@ -259,6 +272,9 @@ func (s *Session) limit(cmd *Command) *Error {
 		l.floodStart = now
 	}
 	l.lastBreach = now
+	if cmd.Kind != CmdJoinRoom {
+		l.msgBreach = now
+	}
 	flood := lim.FloodTimeout > 0 && now.Sub(l.floodStart) >= lim.FloodTimeout
 	l.mu.Unlock()
 	if flood && !l.flooded.Swap(true) {

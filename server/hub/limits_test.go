@@ -282,3 +282,33 @@ func TestBannedOpenReleasesItsCount(t *testing.T) {
 	}
 	s.Close(ctx)
 }
+
+// Within a run of refusals a connection's messages are all refused, a
+// token that came back meanwhile notwithstanding: the first one refused,
+// sent again once the run is over, is not overtaken by a later one. The
+// run ends a second (breachGap) after the last refusal.
+func TestARunOfRefusalsKeepsTheSendersOrder(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{now: time.Unix(1_700_000_000, 0)}
+	h := hub.New(hub.Config{Now: clk.Now, Limits: hub.Limits{MessagesPerSecond: 10, MessagesBurst: 2}}, memory.New())
+	tr := &closingTransport{}
+	s, err := h.Open(ctx, hub.Identity{UserID: "u", Name: "u"}, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	send := func(id string) { s.Handle(ctx, hub.Command{Kind: hub.CmdMessage, Message: id, ID: id}) }
+	send("m1")
+	send("m2")
+	send("m3")                          // over the burst: refused
+	clk.advance(500 * time.Millisecond) // five tokens back, but within the run
+	send("m4")
+	waitFor(t, "answers", func() bool { return tr.count("error rate_limited") == 2 })
+	clk.advance(1100 * time.Millisecond) // the run is over
+	send("m3")
+	send("m4")
+	waitFor(t, "the resends", func() bool { return tr.count("message") == 4 })
+	if got := tr.count("error rate_limited"); got != 2 {
+		t.Errorf("%d refusals, want 2: m3 in the burst's place, m4 within its run", got)
+	}
+}

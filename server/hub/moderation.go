@@ -1,9 +1,12 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -35,7 +38,7 @@ type Bans interface {
 	// server ban first, else the ban from room (room "" asks for the server
 	// ban only).
 	Banned(ctx context.Context, user, room string) (b Ban, ok bool, err error)
-	// ListBans returns the bans in force, sorted by user, then room.
+	// ListBans returns the bans in force, in no particular order.
 	ListBans(ctx context.Context) ([]Ban, error)
 }
 
@@ -183,12 +186,16 @@ func (h *Hub) Unban(ctx context.Context, user, room string) (Ban, error) {
 	return b, nil
 }
 
-// Bans lists the bans in force across the cluster.
+// Bans lists the bans in force across the cluster, by user, then by room
+// (a server ban, room "", first).
 func (h *Hub) Bans(ctx context.Context) ([]Ban, error) {
 	bans, err := h.broker.ListBans(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list bans: %w", err)
 	}
+	slices.SortFunc(bans, func(x, y Ban) int {
+		return cmp.Or(strings.Compare(x.User, y.User), strings.Compare(x.Room, y.Room))
+	})
 	return bans, nil
 }
 

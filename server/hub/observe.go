@@ -19,7 +19,7 @@ const (
 // cmdNames are the command kinds' names in metrics: the frame types of
 // DESIGN.md. A table, so that a new kind without a name shows in
 // TestEveryCommandKindHasAName rather than as "unknown" in production.
-var cmdNames = [...]string{
+var cmdNames = [numCommandKinds]string{
 	CmdMessage:        "message",
 	CmdJoinRoom:       "join_room",
 	CmdLeaveRoom:      "leave_room",

@@ -77,7 +77,7 @@ type Config struct {
 	// TrustedProxies are the peers whose relayed client address
 	// (grpcapi.ClientIPMetadata, which `tertulia bridge` sends) the node
 	// counts a session against, for the per-IP limit. Nil:
-	// grpcapi.DefaultTrustedProxies (loopback); empty: none.
+	// DefaultTrustedProxies (loopback); empty: none.
 	TrustedProxies []netip.Prefix
 	// AdminListener, if set, serves /metrics and net/http/pprof
 	// (/debug/pprof/), and the HTTP port no longer serves /metrics. Serve
@@ -107,6 +107,9 @@ type Node struct {
 	bridge *bridge.Bridge
 	extra  map[string]http.Handler // mounted beside the gateway: the bridge, gRPC-Web
 	stop   stopState
+	// trusted are the peers whose relayed browser address counts
+	// (Config.TrustedProxies, or DefaultTrustedProxies).
+	trusted []netip.Prefix
 }
 
 // New validates cfg and builds a node; Serve runs it.
@@ -157,9 +160,9 @@ func New(cfg Config) (*Node, error) {
 		stop:   newStopState(),
 	}
 	n.chat = grpcapi.NewChatService(n.hub, cfg.Logger)
-	n.chat.TrustedProxies = cfg.TrustedProxies
-	if cfg.TrustedProxies == nil {
-		n.chat.TrustedProxies = grpcapi.DefaultTrustedProxies
+	n.trusted = cfg.TrustedProxies
+	if n.trusted == nil {
+		n.trusted = DefaultTrustedProxies
 	}
 	n.grpc = grpc.NewServer(append(append(n.observers(),
 		serverCreds(cfg.TLS),

@@ -25,7 +25,7 @@ import (
 func (n *Node) observers() []grpc.ServerOption {
 	return append(n.cfg.Metrics.GRPCServerOptions(),
 		grpc.ChainUnaryInterceptor(logs.UnaryServer(n.log)),
-		grpc.ChainStreamInterceptor(logs.StreamServer(n.log), n.countConnect),
+		grpc.ChainStreamInterceptor(logs.StreamServer(n.log), n.countConnect, n.relayedPeer),
 	)
 }
 

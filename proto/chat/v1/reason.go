@@ -3,6 +3,7 @@ package chatv1
 import (
 	"errors"
 
+	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -15,9 +16,9 @@ import (
 const (
 	ReasonDomain = "tertulia.chat.v1"
 
-	ReasonTokenExpired = CodeTokenExpired // Unauthenticated: the token expired, unrefreshed
-	ReasonDisconnected = CodeDisconnected // PermissionDenied: an administrator disconnected the user
-	ReasonBanned       = CodeBanned       // PermissionDenied: the user is banned
+	ReasonTokenExpired = chatcodes.CodeTokenExpired // Unauthenticated: the token expired, unrefreshed
+	ReasonDisconnected = chatcodes.CodeDisconnected // PermissionDenied: an administrator disconnected the user
+	ReasonBanned       = chatcodes.CodeBanned       // PermissionDenied: the user is banned
 )
 
 // ReasonStatus is a status of code with msg, carrying reason as an ErrorInfo

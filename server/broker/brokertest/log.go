@@ -214,8 +214,17 @@ func testAppendDedupAtOnce(t *testing.T, nodes []*node) {
 			t.Fatalf("round %d: %d receipts not duplicates, want 1", round, firsts)
 		}
 	}
-	if got := len(sub.rec.wait(topic, 20)); got != 20 {
-		t.Errorf("delivered %d events, want 20: one per round", got)
+	// A last event: once it is in, everything before it is (one order
+	// per topic), a late duplicate included.
+	_, err := at(nodes, 0).Append(c, topic, msg("last"), logged(100))
+	must(t, err)
+	got := texts(sub.rec.wait(topic, 21))
+	want := make([]string, 0, 21)
+	for round := range 20 {
+		want = append(want, fmt.Sprintf("bob/m%d", round))
+	}
+	if want = append(want, "last"); !slices.Equal(got, want) {
+		t.Errorf("delivered %q, want each round's event once, in order, then last", got)
 	}
 }
 

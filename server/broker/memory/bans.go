@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tertulia/tertulia/server/broker"
 	"github.com/tertulia/tertulia/server/hub"
 )
 
@@ -72,6 +71,5 @@ func (b *Broker) ListBans(context.Context) ([]hub.Ban, error) {
 			out = append(out, ban)
 		}
 	}
-	broker.SortBans(out)
 	return out, nil
 }

@@ -11,7 +11,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/tertulia/tertulia/server/broker"
 	"github.com/tertulia/tertulia/server/hub"
 )
 
@@ -119,7 +118,6 @@ func (b *Broker) ListBans(ctx context.Context) ([]hub.Ban, error) {
 			}
 		}
 	}
-	broker.SortBans(out)
 	return out, nil
 }
 

@@ -19,56 +19,66 @@ const maxGapFill = 1000
 //
 // Both paths that hand logged events to the handler, the receive loop and
 // Append's local path (taken while the pub/sub connection is down), go
-// through deliver, one at a time: each logged event reaches the handler
-// once, in offset order, whichever path brings it first.
+// through deliver, one at a time per topic: each logged event reaches the
+// handler once, in offset order, whichever path brings it first. Topics do
+// not wait for each other: a gap's read-back goes to Redis.
 type gaps struct {
-	// order is held while a logged event is noted, the events missed
-	// before it are read back, and it is handed over.
-	order sync.Mutex
-	mu    sync.Mutex // protects last
-	last  map[string]hub.Position
+	mu     sync.Mutex // protects topics
+	topics map[string]*topicGap
 }
 
-// note records ev as topic's latest logged event and returns the one before.
-func (g *gaps) note(topic string, ev *hub.Event) (prev hub.Position, ok bool) {
+// topicGap is what gaps knows of one topic's log.
+type topicGap struct {
+	// mu is held while a logged event is noted, the events missed before
+	// it are read back, and it is handed over.
+	mu    sync.Mutex
+	last  hub.Position // the last logged event handed over
+	known bool         // last is set
+}
+
+// topic is topic's state, made if need be.
+func (g *gaps) topic(topic string) *topicGap {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.last == nil {
-		g.last = make(map[string]hub.Position)
+	if g.topics == nil {
+		g.topics = make(map[string]*topicGap)
 	}
-	prev, ok = g.last[topic]
-	if !ok || prev.Epoch != ev.Epoch || ev.Offset > prev.Offset {
-		g.last[topic] = hub.Position{Offset: ev.Offset, Epoch: ev.Epoch}
+	t := g.topics[topic]
+	if t == nil {
+		t = &topicGap{}
+		g.topics[topic] = t
 	}
-	return prev, ok
+	return t
 }
 
 // forget drops what is known of topic: a node that subscribes afresh has no
 // gap to fill.
 func (g *gaps) forget(topic string) {
 	g.mu.Lock()
-	delete(g.last, topic)
+	delete(g.topics, topic)
 	g.mu.Unlock()
 }
 
 // deliver hands the handler ev, an event of topic, if this node subscribes
 // to it. A logged event comes after the logged events this node missed
 // before it (read back from the log), and not at all if it has been handed
-// over already: its offset is at or below the one noted for its log. (One
-// can come both ways when the pub/sub connection returns while this node
+// over already: its offset is at or below the last of its log. (One can
+// come both ways when the pub/sub connection returns while this node
 // appends: through Redis and by Append's local path.)
 func (b *Broker) deliver(topic string, ev *hub.Event) {
 	if ev.Offset == 0 || ev.Epoch == "" {
 		b.dispatchIfLive(topic, ev)
 		return
 	}
-	b.gaps.order.Lock()
-	defer b.gaps.order.Unlock()
-	prev, ok := b.gaps.note(topic, ev)
-	if ok && prev.Epoch == ev.Epoch && ev.Offset <= prev.Offset {
+	t := b.gaps.topic(topic)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	prev, known := t.last, t.known
+	if known && prev.Epoch == ev.Epoch && ev.Offset <= prev.Offset {
 		return
 	}
-	if ok {
+	t.last, t.known = hub.Position{Offset: ev.Offset, Epoch: ev.Epoch}, true
+	if known {
 		b.fillGap(topic, ev, prev)
 	}
 	b.dispatchIfLive(topic, ev)

@@ -27,6 +27,17 @@ func hungBroker(t *testing.T, srv *redistest.Server, heartbeat time.Duration) (*
 	return b, seen
 }
 
+// subscribedHung is a hungBroker on srv with a heartbeat too slow to
+// matter, subscribed to topic.
+func subscribedHung(t *testing.T, srv *redistest.Server, topic string) (*Broker, *events) {
+	t.Helper()
+	b, seen := hungBroker(t, srv, time.Hour)
+	if err := b.Subscribe(context.Background(), topic); err != nil {
+		t.Fatal(err)
+	}
+	return b, seen
+}
+
 // connections is the cluster's connection count as Redis has it.
 func connections(t *testing.T, b *Broker) int {
 	t.Helper()
@@ -113,11 +124,8 @@ func TestRefusedConnectionIsRemovedWhenRedisResumes(t *testing.T) {
 // not deliver it twice.
 func TestEventDeliveredOnceAcrossAPause(t *testing.T) {
 	srv := redistest.Start(t)
-	b, seen := hungBroker(t, srv, time.Hour)
+	b, seen := subscribedHung(t, srv, "lobby")
 	ctx := context.Background()
-	if err := b.Subscribe(ctx, "lobby"); err != nil {
-		t.Fatal(err)
-	}
 	srv.Pause(t)
 	start := time.Now()
 	if err := b.Publish(ctx, "lobby", &hub.Event{Kind: hub.KindMessage, Message: "during"}); err != nil {
@@ -228,12 +236,8 @@ func (h lateReplies) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 // An event Redis published, whose reply came back too late, has reached
 // this node already: Publish does not deliver it here a second time.
 func TestEventWithALateReplyDeliveredOnce(t *testing.T) {
-	srv := redistest.Start(t)
-	b, seen := hungBroker(t, srv, time.Hour)
+	b, seen := subscribedHung(t, redistest.Start(t), "lobby")
 	ctx := context.Background()
-	if err := b.Subscribe(ctx, "lobby"); err != nil {
-		t.Fatal(err)
-	}
 	b.rdb.AddHook(lateReplies{seen: func() bool { return seen.has("lobby message late") }})
 	if err := b.Publish(ctx, "lobby", &hub.Event{Kind: hub.KindMessage, Message: "late"}); err != nil {
 		t.Fatalf("publish with a late reply: %v", err)
@@ -248,12 +252,8 @@ func TestEventWithALateReplyDeliveredOnce(t *testing.T) {
 // it failed (it would send it again, and a resend without an id is a second
 // message), and it is delivered here once.
 func TestAppendWithALateReplySucceeds(t *testing.T) {
-	srv := redistest.Start(t)
-	b, seen := hungBroker(t, srv, time.Hour)
+	b, seen := subscribedHung(t, redistest.Start(t), "room:late")
 	ctx := context.Background()
-	if err := b.Subscribe(ctx, "room:late"); err != nil {
-		t.Fatal(err)
-	}
 	opt := hub.AppendOptions{Log: hub.LogLimits{Size: 10}}
 	first, err := b.Append(ctx, "room:late", &hub.Event{Kind: hub.KindMessage, Message: "first"}, opt)
 	if err != nil {

@@ -133,7 +133,7 @@ func (b *Broker) append(ctx context.Context, topic string, ev *hub.Event, opt hu
 		// Only the reply may have been late: if ev came back, Redis logged
 		// and published it, and the sender must hear so, not that it
 		// failed (a resend without an id would be a second message).
-		if back, pos := b.abandonEcho(seq, false); back && pos.Offset != 0 {
+		if back, pos := b.abandonEcho(seq, false); back {
 			b.metrics.Published.Add(1)
 			ev.Offset, ev.Epoch = pos.Offset, pos.Epoch
 			b.awaitEcho(ctx, seq, done)

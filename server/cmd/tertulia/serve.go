@@ -36,7 +36,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logOpts := addLogFlags(fs)
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default)")
 	adminAddr := fs.String("admin-addr", "", "serve /metrics and net/http/pprof on this address, and /metrics no longer on --http-addr (off by default)")
-	proxies := fs.String("trusted-proxies", "127.0.0.0/8,::1/128", "comma-separated networks whose `tertulia bridge` may name the browser's address for the per-IP limit (empty: none)")
+	proxies := fs.String("trusted-proxies", joinPrefixes(node.DefaultTrustedProxies), "comma-separated networks whose `tertulia bridge` may name the browser's address for the per-IP limit (empty: none)")
 	presenceLimit := fs.Int("presence-limit", hub.DefaultPresenceLimit, "announce joins and leaves only while the lobby or a room has at most this many connections")
 	sec := addSecurityFlags(fs)
 	hist := historyFlags(fs)
@@ -172,4 +172,13 @@ func parsePrefixes(list string) ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// joinPrefixes is the comma-separated list parsePrefixes reads.
+func joinPrefixes(ps []netip.Prefix) string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return strings.Join(out, ",")
 }

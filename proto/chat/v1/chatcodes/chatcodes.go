@@ -1,4 +1,7 @@
-package chatv1
+// Package chatcodes is the catalog of chat.v1's error codes. It imports
+// nothing, so that the server's core (server/hub), which must not depend on
+// gRPC, names the codes the wire carries without importing chatv1.
+package chatcodes
 
 // The catalog of error codes: the code of every error frame (ServerFrame
 // Error.code, the WebSocket "error" frame's "code"), whichever transport
