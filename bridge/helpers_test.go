@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -41,8 +42,9 @@ var modes = []mode{inProcess, remote}
 // target is a node and the address of a bridge in front of it.
 type target struct {
 	node   *nodetest.Server
-	wsBase string // ws://host:port
-	host   string // host:port of the bridge
+	wsBase string      // ws://host:port, or wss://host:port
+	host   string      // host:port of the bridge
+	tls    *tls.Config // the clients' TLS, for wss://; nil for ws://
 }
 
 // start runs a node with cfg and a bridge of mode m in front of it; bcfg
@@ -108,19 +110,28 @@ type wsUser struct {
 type dialOpts struct {
 	header    http.Header
 	protocols []string
-	from      string // the loopback address to dial from (127.0.0.2…), if not the default
+	from      string      // the loopback address to dial from (127.0.0.2…), if not the default
+	tls       *tls.Config // for wss://, if not the target's
+	// netDial dials the TCP connection, if not net.Dialer.
+	netDial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // dialRaw opens a WebSocket to path without reading anything.
 func dialRaw(t testing.TB, tg *target, path string, o dialOpts) (*wsUser, error) {
 	t.Helper()
-	d := ws.Dialer{Timeout: waitTimeout, Protocols: o.protocols}
+	d := ws.Dialer{Timeout: waitTimeout, Protocols: o.protocols, TLSConfig: tg.tls}
 	if o.header != nil {
 		d.Header = ws.HandshakeHeaderHTTP(o.header)
 	}
 	if o.from != "" {
 		nd := net.Dialer{Timeout: waitTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(o.from)}}
 		d.NetDial = nd.DialContext
+	}
+	if o.netDial != nil {
+		d.NetDial = o.netDial
+	}
+	if o.tls != nil {
+		d.TLSConfig = o.tls
 	}
 
 	conn, br, hs, err := d.Dial(context.Background(), tg.wsBase+path)

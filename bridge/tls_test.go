@@ -1,0 +1,177 @@
+package bridge_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws/wsutil"
+
+	"github.com/tertulia/tertulia/server/node"
+	"github.com/tertulia/tertulia/server/node/nodetest"
+	"github.com/tertulia/tertulia/server/tlsconfig"
+	"github.com/tertulia/tertulia/server/tlsconfig/tlstest"
+)
+
+// startTLS runs a node with cfg whose HTTP port speaks TLS, with a
+// certificate of a throwaway CA, and returns it as a target that its
+// clients reach over wss://, trusting that CA.
+func startTLS(tb testing.TB, cfg node.Config) *target {
+	tb.Helper()
+	ca := tlstest.NewCA(tb)
+	dir := tb.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.Install(tb, 1, certFile, keyFile)
+	r, err := tlsconfig.New(tlsconfig.Config{CertFile: certFile, KeyFile: keyFile})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.TLS = r
+	srv := nodetest.Start(tb, cfg)
+	return &target{node: srv, wsBase: "wss://" + srv.HTTPAddr, host: srv.HTTPAddr,
+		tls: &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}}
+}
+
+// heldFrame is the i-th frame of TestTLSHeldFrames: a message to room whose
+// frame, masked as a client's, is exactly heldFrameBytes long.
+func heldFrame(t *testing.T, room string, i int) (text string, frame []byte) {
+	t.Helper()
+	const header = 6 // 2 bytes, then the 4 of the mask: the payload is under 126 bytes
+	text = fmt.Sprintf("held %03d ", i)
+	b, _ := json.Marshal(map[string]string{"type": "message", "room": room, "message": text})
+	text += strings.Repeat("x", heldFrameBytes-header-len(b))
+	b, _ = json.Marshal(map[string]string{"type": "message", "room": room, "message": text})
+	var buf bytes.Buffer
+	if err := wsutil.WriteClientText(&buf, b); err != nil || buf.Len() != heldFrameBytes {
+		t.Fatalf("frame %d is %d bytes (%v), want %d", i, buf.Len(), err, heldFrameBytes)
+	}
+	return text, buf.Bytes()
+}
+
+// heldFrameBytes divides the bridge's read buffer (1 KiB): a read of it
+// that is full ends at a frame's end.
+const heldFrameBytes = 128
+
+// TestTLSHeldFrames sends frames over wss faster than the bridge reads
+// them, and checks that every one is answered. After a burst the bridge
+// waits for the TCP socket to become readable; a frame that tls.Conn
+// already holds does not make it so, and would sit unread, its answer
+// never coming. The frames are 128 bytes, so the bridge's 1 KiB read
+// buffer empties at a frame's end every eight frames, while tls.Conn holds
+// the rest:
+//   - decrypted: all the frames in one record, read whole off the socket
+//     (a record is decrypted whole);
+//   - in whole records, read off the socket together: eight frames to a
+//     record, all in one TCP write.
+func TestTLSHeldFrames(t *testing.T) {
+	const n = 60
+	tg := startTLS(t, node.Config{Limits: nodetest.Unlimited()})
+	var frames [][]byte
+	texts := make([]string, n)
+	for i := range n {
+		var f []byte
+		texts[i], f = heldFrame(t, "held", i)
+		frames = append(frames, f)
+	}
+	answered := func(u *wsUser) {
+		t.Helper()
+		for i, text := range texts {
+			u.await(fmt.Sprintf("the answer to frame %d of %d", i, n), isMessage(text))
+		}
+	}
+
+	t.Run("one record", func(t *testing.T) {
+		cfg := tg.tls.Clone()
+		cfg.DynamicRecordSizingDisabled = true // records up to 16 KiB from the start
+		u := loginWith(t, tg, "rena", dialOpts{tls: cfg})
+		u.join("held")
+		if _, err := u.conn.Write(bytes.Join(frames, nil)); err != nil {
+			t.Fatalf("write the frames: %v", err)
+		}
+		answered(u)
+	})
+
+	t.Run("records in one segment", func(t *testing.T) {
+		var sc *segmentConn
+		dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{Timeout: waitTimeout}).DialContext(ctx, network, addr)
+			sc = &segmentConn{Conn: c}
+			return sc, err
+		}
+		u := loginWith(t, tg, "seg", dialOpts{netDial: dial})
+		u.join("held")
+		sc.hold = true
+		for f := frames; len(f) > 0; f = f[min(8, len(f)):] {
+			if _, err := u.conn.Write(bytes.Join(f[:min(8, len(f))], nil)); err != nil { // one record
+				t.Fatalf("write the frames: %v", err)
+			}
+		}
+		if err := sc.flush(); err != nil {
+			t.Fatalf("write the records: %v", err)
+		}
+		answered(u)
+	})
+}
+
+// segmentConn is a client's TCP connection that, while hold is set, keeps
+// what is written for flush to send in one write: TLS records written one
+// by one reach the server together.
+type segmentConn struct {
+	net.Conn
+	hold bool
+	held []byte
+}
+
+func (c *segmentConn) Write(p []byte) (int, error) {
+	if c.hold {
+		c.held = append(c.held, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *segmentConn) flush() error {
+	c.hold = false
+	_, err := c.Conn.Write(c.held)
+	c.held = nil
+	return err
+}
+
+// TestTLSFramesWithTheUpgrade sends a frame right behind the upgrade
+// request, in a record of its own, before the answer: the TLS handshake's
+// reads may take it off the socket along with the request, and it must
+// still be answered.
+func TestTLSFramesWithTheUpgrade(t *testing.T) {
+	tg := startTLS(t, node.Config{Limits: nodetest.Unlimited()})
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: waitTimeout}, "tcp", tg.host, tg.tls)
+	if err != nil {
+		t.Fatalf("tls dial: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(waitTimeout))
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", authPath(t, tg, "ugo"), tg.host)
+	if err := wsutil.WriteClientText(conn, []byte(`{"type":"join_room","room":"early"}`)); err != nil {
+		t.Fatalf("send join_room: %v", err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v, %v; want 101", resp, err)
+	}
+	u := &wsUser{t: t, name: "ugo", conn: conn, rw: struct {
+		io.Reader
+		io.Writer
+	}{br, conn}}
+	u.await("room_joined early", func(f frame) bool { return f.str("type") == "room_joined" && f.str("room") == "early" })
+}
