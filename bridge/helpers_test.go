@@ -35,6 +35,7 @@ type mode string
 const (
 	inProcess mode = "in-process" // inside the node, on its HTTP port
 	remote    mode = "remote"     // a separate bridge server over gRPC to the node
+	overTLS   mode = "tls"        // inside the node, on its HTTP port over TLS (see tls.go)
 )
 
 var modes = []mode{inProcess, remote}
@@ -51,6 +52,10 @@ type target struct {
 // tunes the bridge (its Upstream is set here).
 func start(t *testing.T, m mode, cfg node.Config, bcfg bridge.Config) *target {
 	t.Helper()
+	if m == overTLS {
+		cfg.Bridge = bcfg
+		return startTLS(t, cfg)
+	}
 	if m == inProcess {
 		cfg.Bridge = bcfg
 		srv := nodetest.Start(t, cfg)
@@ -316,6 +321,14 @@ func runModes(t *testing.T, fn func(t *testing.T, m mode)) {
 	for _, m := range modes {
 		t.Run(string(m), func(t *testing.T) { fn(t, m) })
 	}
+}
+
+// runModesAndTLS runs fn once per bridge mode, and once in-process over
+// TLS terminated by the node: for the tests of how a connection reads,
+// waits and closes, which TLS changes (see tls.go).
+func runModesAndTLS(t *testing.T, fn func(t *testing.T, m mode)) {
+	runModes(t, fn)
+	t.Run(string(overTLS), func(t *testing.T) { fn(t, overTLS) })
 }
 
 // tokenFrom mints a token for user with cfg (another secret, or a lifetime
