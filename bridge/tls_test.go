@@ -28,6 +28,16 @@ import (
 // clients reach over wss://, trusting that CA.
 func startTLS(tb testing.TB, cfg node.Config) *target {
 	tb.Helper()
+	var client *tls.Config
+	cfg.TLS, client = testCert(tb)
+	srv := nodetest.Start(tb, cfg)
+	return &target{node: srv, wsBase: "wss://" + srv.HTTPAddr, host: srv.HTTPAddr, tls: client}
+}
+
+// testCert returns a server's certificate from a throwaway CA, and a client
+// configuration that trusts that CA.
+func testCert(tb testing.TB) (*tlsconfig.Reloader, *tls.Config) {
+	tb.Helper()
 	ca := tlstest.NewCA(tb)
 	dir := tb.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
@@ -36,10 +46,38 @@ func startTLS(tb testing.TB, cfg node.Config) *target {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cfg.TLS = r
-	srv := nodetest.Start(tb, cfg)
-	return &target{node: srv, wsBase: "wss://" + srv.HTTPAddr, host: srv.HTTPAddr,
-		tls: &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}}
+	return r, &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
+}
+
+// A TLS handshake, or the head after it, that stops coming is cut off at
+// the handshake deadline: the TLS handshake runs under the deadline of the
+// head's first read (Listener).
+func TestSlowTLSHandshakeIsCutOff(t *testing.T) {
+	r, client := testCert(t)
+	addr, _, _ := listenCounting(t, 300*time.Millisecond, func(l net.Listener) net.Listener {
+		return tls.NewListener(l, r.ServerConfig("http/1.1"))
+	})
+	cutOff := func(what string, c net.Conn) {
+		t.Helper()
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(waitTimeout))
+		if n, err := c.Read(make([]byte, 1)); err == nil || isTimeoutErr(err) {
+			t.Errorf("%s: read %d bytes, %v; want the connection closed at the handshake deadline", what, n, err)
+		}
+	}
+
+	silent, err := net.Dial("tcp", addr) // not even a ClientHello
+	if err != nil {
+		t.Fatal(err)
+	}
+	cutOff("no TLS handshake", silent)
+
+	slow, err := tls.Dial("tcp", addr, client)
+	if err != nil {
+		t.Fatalf("tls dial: %v", err)
+	}
+	io.WriteString(slow, "GET /api/v1/ws HTTP/1.1\r\nHost: x\r\n")
+	cutOff("a head that stops after the TLS handshake", slow)
 }
 
 // heldFrame is the i-th frame of TestTLSHeldFrames: a message to room whose
