@@ -14,11 +14,14 @@ import (
 // worker read and decrypt the records and handle the frames. No worker
 // stays parked in a TLS read, and no read buffer is held, while it is idle.
 //
-// What that cannot release is tls.Conn's own: its state (keys, cipher
-// states, session secrets) and the capacity its raw input buffer and
-// handshake buffer grew to, which crypto/tls keeps for the connection's
-// life and offers no way to let go of. BenchmarkIdleConnectionCost reports
-// the difference.
+// What that cannot release is tls.Conn's own, about 6.5 KiB of heap per
+// connection (Go 1.26, TLS 1.3, a heap profile of idle connections): its
+// raw input and handshake buffers, about 3.5 KiB, at the size reading the
+// ClientHello grew them to (a post-quantum key share makes it 1.5 KiB);
+// the AES-GCM states of both directions, 1.8 KiB; the tls.Conn itself,
+// 0.9 KiB. crypto/tls keeps them for the connection's life and offers no
+// way to let go of its buffers. BenchmarkIdleConnectionCost reports what an
+// idle connection costs over ws and over wss.
 //
 // tls.Conn may hold input the socket no longer shows: the rest of a
 // decrypted record that the read buffer had no room for, or whole records
