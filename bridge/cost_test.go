@@ -2,11 +2,14 @@ package bridge_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"runtime"
@@ -24,7 +27,7 @@ import (
 // openIdle opens n WebSocket sessions on tg, each for a distinct user (as
 // issue 10's load does), and waits for each one's welcome, so that every
 // connection counted is an open session, not one being refused.
-func openIdle(tb testing.TB, tg *target, n int) []net.Conn {
+func openIdle(tb testing.TB, tg *target, n int, dial idleDial) []net.Conn {
 	tb.Helper()
 	open := make([]net.Conn, 0, n)
 	tb.Cleanup(func() {
@@ -33,7 +36,7 @@ func openIdle(tb testing.TB, tg *target, n int) []net.Conn {
 		}
 	})
 	for i := range n {
-		c, err := dialIdle(tg.wsBase, tg.tls, tg.node.Token(tb, idleUser(i), false))
+		c, err := dial(tg.wsBase, tg.tls, tg.node.Token(tb, idleUser(i), false))
 		if err != nil {
 			tb.Fatalf("connection %d: %v", i, err)
 		}
@@ -44,8 +47,11 @@ func openIdle(tb testing.TB, tg *target, n int) []net.Conn {
 
 func idleUser(i int) string { return "idle" + strconv.Itoa(i) }
 
-// dialIdle opens a WebSocket session on base (ws:// or wss://, with
+// idleDial opens a WebSocket session on base (ws:// or wss://, with
 // tlsConfig) with token, and waits for its welcome.
+type idleDial func(base string, tlsConfig *tls.Config, token string) (net.Conn, error)
+
+// dialIdle is an idleDial, a browser's.
 func dialIdle(base string, tlsConfig *tls.Config, token string) (net.Conn, error) {
 	c, br, _, err := ws.Dialer{Timeout: waitTimeout, TLSConfig: tlsConfig}.Dial(context.Background(),
 		base+"/api/v1/ws/authenticated?token="+token)
@@ -93,6 +99,54 @@ func steady() int {
 	return g
 }
 
+// dialPipelined is an idleDial that sends a ping frame right behind the
+// upgrade request, in the same write (over TLS, the same record), as a
+// client may that does not wait for the answer.
+func dialPipelined(base string, tlsConfig *tls.Config, token string) (net.Conn, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, err
+	}
+	d := &net.Dialer{Timeout: waitTimeout}
+	var c net.Conn
+	if u.Scheme == "wss" {
+		c, err = tls.DialWithDialer(d, "tcp", u.Host, tlsConfig)
+	} else {
+		c, err = d.Dial("tcp", u.Host)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var req bytes.Buffer
+	fmt.Fprintf(&req, "GET /api/v1/ws/authenticated?token=%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"+
+		"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", token, u.Host)
+	ws.WriteFrame(&req, ws.MaskFrameInPlace(ws.NewPingFrame([]byte("pipelined"))))
+	c.SetDeadline(time.Now().Add(waitTimeout))
+	if _, err := c.Write(req.Bytes()); err != nil {
+		c.Close()
+		return nil, err
+	}
+	// The answer, then the welcome and the pong, in either order.
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		c.Close()
+		return nil, fmt.Errorf("upgrade: %v, %v; want 101", resp, err)
+	}
+	for got := 0; got < 2; got++ {
+		h, err := ws.ReadHeader(br)
+		if err == nil {
+			_, err = io.CopyN(io.Discard, br, h.Length)
+		}
+		if err != nil || h.OpCode != ws.OpText && h.OpCode != ws.OpPong {
+			c.Close()
+			return nil, fmt.Errorf("got frame %v (err %v), want the welcome and a pong", h.OpCode, err)
+		}
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
 // idleTarget runs a node for idle connections to open on over scheme: ws
 // (plaintext) or wss (TLS terminated by the node).
 func idleTarget(tb testing.TB, scheme string) *target {
@@ -117,20 +171,22 @@ var schemes = []string{"ws", "wss"}
 func TestIdleConnection(t *testing.T) {
 	const conns = 40
 	for _, scheme := range schemes {
-		t.Run(scheme, func(t *testing.T) {
-			tg := idleTarget(t, scheme)
-			// The growth from a first batch of connections to a second
-			// one: what the node starts once (its sweeper, its waiting
-			// workers) or another test left winding down is in both
-			// counts, and cancels out.
-			openIdle(t, tg, conns)
-			g1 := steady()
-			openIdle(t, tg, conns)
-			const most = conns + conns/4
-			if g := settle(g1+most) - g1; g > most {
-				t.Errorf("%d more idle %s connections hold %d more goroutines, want about one each", conns, scheme, g)
-			}
-		})
+		for name, dial := range map[string]idleDial{"": dialIdle, "/a frame with the upgrade": dialPipelined} {
+			t.Run(scheme+name, func(t *testing.T) {
+				tg := idleTarget(t, scheme)
+				// The growth from a first batch of connections to a
+				// second one: what the node starts once (its sweeper,
+				// its waiting workers) or another test left winding
+				// down is in both counts, and cancels out.
+				openIdle(t, tg, conns, dial)
+				g1 := steady()
+				openIdle(t, tg, conns, dial)
+				const most = conns + conns/4
+				if g := settle(g1+most) - g1; g > most {
+					t.Errorf("%d more idle %s connections hold %d more goroutines, want about one each", conns, scheme, g)
+				}
+			})
+		}
 	}
 }
 
