@@ -64,6 +64,14 @@ func (r *Recovery) drop(id string) {
 	r.acked(id)
 }
 
+// roomOf returns the room of the message with id that awaits its ack, ""
+// if none.
+func (r *Recovery) roomOf(id string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pending[id].GetMessage().GetRoom()
+}
+
 // joinOf returns the joined room whose join frames have id, nil if none.
 func (r *Recovery) joinOf(id string) *roomPosition {
 	for _, rp := range r.rooms {

@@ -36,7 +36,8 @@ import (
 // not_in_room before: if the join is refused for now, the room's messages
 // go once it is, in send order; if it is refused for good (banned,
 // forbidden, ...), each of them is answered on Events by an error frame
-// with its id and the join's code and text. So messages to different
+// with its id and the join's code and text, as are those sent to the room
+// later on the connection, until it is joined again or left. So messages to different
 // rooms may overtake each other; those to one room keep their order. Each
 // message gets one last answer on Events, after any refusals for now: its
 // ack, or an error that refuses it for good. It gives up only when the
@@ -147,6 +148,7 @@ func (r *Reconnecting) Join(room string) error {
 	if r.sess == nil {
 		return nil
 	}
+	r.resend.clear(room)
 	return r.sess.SendFrame(f)
 }
 
@@ -159,6 +161,7 @@ func (r *Reconnecting) Leave(room string) error {
 		return nil
 	}
 	err := r.sess.Leave(room)
+	r.resend.clear(room)
 	r.resend.flush() // what waited for room's join: the server answers not_in_room
 	return err
 }

@@ -44,7 +44,9 @@ const breachGap = time.Second
 // waits for that room's room_joined, since the server would refuse it with
 // not_in_room. The messages waiting go then, in send order. If the join is
 // refused for good (banned, forbidden, ...), each fails with that join's
-// error, handed over as an error frame with the message's id.
+// error, handed over as an error frame with the message's id; so do those
+// sent to the room later on the connection, which the server refuses with
+// not_in_room, until the room is joined again or left.
 //
 // A resender belongs to one connection and is dropped with it (the next
 // connection's resume sends everything anyway). Its methods are called
@@ -63,12 +65,17 @@ type resender struct {
 	rounds   int             // rounds in a row that got nothing through
 	owed     map[string]int  // answers still to come to messages sent on this connection, by id
 	waiting  map[string]bool // messages not sent on this connection: behind their room's join
+	// refused holds, by room, the error that refused its join for good on
+	// this connection, until Join or Leave: it answers the room's messages
+	// in place of the server's not_in_room.
+	refused map[string]*chatv1.Error
 }
 
 func newResender(rec *Recovery, s *Session, wait Backoff) *resender {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &resender{rec: rec, sess: s, wait: wait, timer: t, owed: make(map[string]int), waiting: make(map[string]bool)}
+	return &resender{rec: rec, sess: s, wait: wait, timer: t, owed: make(map[string]int),
+		waiting: make(map[string]bool), refused: make(map[string]*chatv1.Error)}
 }
 
 // sent records that the message with id was sent on the connection.
@@ -114,6 +121,10 @@ func (rs *resender) flush() {
 	}
 }
 
+// clear forgets that the join of room was refused: it is joined again, or
+// left.
+func (rs *resender) clear(room string) { delete(rs.refused, room) }
+
 // fail fails the messages waiting behind the join of room, which refusal
 // refuses for good: it returns an error frame for each, with its id and
 // the refusal's code and text, and ends its wait for an ack.
@@ -149,10 +160,18 @@ func (rs *resender) observe(f *chatv1.ServerFrame) (fresh bool, failed []*chatv1
 	}
 	refused := rs.rec.refusedForNow(f)
 	refusedRoom := rs.rec.refusedJoin(f)
+	if f.GetError().GetCode() == chatcodes.CodeNotInRoom {
+		// A message sent after its room's join was refused, that refusal
+		// came back meanwhile: it was not joined for that reason.
+		if e := rs.refused[rs.rec.roomOf(f.Id)]; e != nil {
+			f.GetError().Code, f.GetError().Message = e.Code, e.Message
+		}
+	}
 	if !rs.rec.Observe(f) {
 		return false, nil
 	}
 	if refusedRoom != "" {
+		rs.refused[refusedRoom] = f.GetError()
 		failed = rs.fail(refusedRoom, f.GetError())
 	}
 	switch {
