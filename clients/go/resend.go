@@ -3,6 +3,8 @@ package client
 import (
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
 )
@@ -171,7 +173,7 @@ func (rs *resender) observe(f *chatv1.ServerFrame) (fresh bool, failed []*chatv1
 		return false, nil
 	}
 	if refusedRoom != "" {
-		rs.refused[refusedRoom] = f.GetError()
+		rs.refused[refusedRoom] = proto.CloneOf(f.GetError()) // f goes to the reader of Events
 		failed = rs.fail(refusedRoom, f.GetError())
 	}
 	switch {
