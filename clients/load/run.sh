@@ -69,18 +69,11 @@ run() {
 		--profile-url "http://$PPROF/debug/pprof/profile" --profile-out "$OUT/$label.pprof" "$@"
 }
 
-# num NAME: the number NAME in the last run's JSON line, empty if absent.
-num() {
-	sed -nE "s/.*\"$1\":([0-9.eE+-]+).*/\1/p" <<<"$LAST_JSON"
-}
-
-# ok: the last run published at the rate asked (95% of it at least),
+# ok MS: the last run published at the rate asked (95% of it at least),
 # delivered every message to every subscriber once (nothing refused, lost
-# or extra: duplicates), dropped nobody and had p99 under $1 ms.
+# or extra: duplicates), dropped nobody and had p99 under MS ms.
 ok() {
-	awk -v p="$(num p99_ms)" -v r="$(num refused)" -v l="$(num lost)" -v x="$(num extra)" -v d="$(num dropped)" \
-		-v a="$(num rate_per_s)" -v t="$(num target_rate_per_s)" -v m="$1" \
-		'BEGIN { exit !(p != "" && r != "" && l != "" && x != "" && d != "" && p + 0 < m + 0 && r + 0 == 0 && l + 0 == 0 && x + 0 == 0 && d + 0 == 0 && a + 0 >= 0.95 * t) }'
+	[[ $(judge "$LAST_JSON" "q >= 0.95 && p > 0 && p < $1 && r == 0 && l == 0 && x == 0 && d == 0") == met* ]]
 }
 
 # saturate TRANSPORT DURATION RATES...: the highest rate with 1,000
@@ -97,34 +90,39 @@ saturate() {
 	echo "saturation over $transport: ${best:-none} msg/s to 1,000 subscribers" | tee -a "$OUT/saturation.txt"
 }
 
-# field LABEL NAME: the number NAME in LABEL's JSON line, empty if absent.
-field() {
-	awk -F'\t' -v l="$1" '$1 == l { print $2 }' "$OUT/results.tsv" | sed -nE "s/.*\"$2\":([0-9.eE+-]+).*/\1/p"
+# judge JSON CONDITION: "met" or "NOT MET", then the run's figures, for
+# the run whose JSON line is JSON and CONDITION, an awk expression over the
+# variables c (connect_per_s), k (server KiB/conn), p (p99 ms), r (refused:
+# messages the server said it could not take, unavailable), l (lost: summed
+# over subscribers, the messages each should have received, not refused,
+# and did not), x (extra: summed over subscribers, the copies of messages
+# each had already received), q (the publishing rate achieved over the rate
+# asked; 1 where nothing is published), d (dropped), s (reconnect_s), f
+# (reconnect_failed), n (connected) and w (the run's wanted connections).
+# A figure missing from JSON counts as 0.
+judge() {
+	local json=$1 cond=$2
+	num() { sed -nE "s/.*\"$1\":([0-9.eE+-]+).*/\1/p" <<<"$json"; }
+	awk -v c="$(num connect_per_s)" -v k="$(num server_rss_per_conn_kib)" \
+		-v p="$(num p99_ms)" -v r="$(num refused)" -v l="$(num lost)" \
+		-v x="$(num extra)" -v d="$(num dropped)" \
+		-v a="$(num rate_per_s)" -v t="$(num target_rate_per_s)" \
+		-v s="$(num reconnect_s)" -v f="$(num reconnect_failed)" \
+		-v n="$(num connected)" -v w="$(num conns)" \
+		"BEGIN { c += 0; k += 0; p += 0; r += 0; l += 0; x += 0; d += 0; a += 0; t += 0; s += 0; f += 0; n += 0; w += 0
+			q = t > 0 ? a / t : 1
+			printf \"%s (conn/s %.0f, KiB/conn %.1f, p99 %.1f ms, rate %.4g of %.4g/s, refused %d, lost %d, extra %d, dropped %d, reconnect %.2f s, %d of %d connected)\", ($cond) ? \"met\" : \"NOT MET\", c, k, p, a, t, r, l, x, d, s, n, w }"
 }
 
 # target LABEL TEXT CONDITION: records in targets.txt whether LABEL's run met
-# CONDITION, an awk expression over the variables c (connect_per_s), k
-# (server KiB/conn), p (p99 ms), r (refused: messages the server said it
-# could not take, unavailable), l (lost: summed over subscribers, the
-# messages each should have received, not refused, and did not), x (extra:
-# summed over subscribers, the copies of messages each had already
-# received), q (the publishing rate achieved over the rate asked; 1 where
-# nothing is published), d (dropped), s (reconnect_s), f
-# (reconnect_failed), n (connected) and w (the run's wanted connections).
+# CONDITION (see judge).
 target() {
-	local label=$1 text=$2 cond=$3 verdict
-	if ! awk -F'\t' -v l="$label" '$1 == l { found = 1 } END { exit !found }' "$OUT/results.tsv"; then
+	local label=$1 text=$2 cond=$3 json verdict
+	json=$(awk -F'\t' -v l="$label" '$1 == l { print $2 }' "$OUT/results.tsv")
+	if [[ -z $json ]]; then
 		verdict="no result"
 	else
-		verdict=$(awk -v c="$(field "$label" connect_per_s)" -v k="$(field "$label" server_rss_per_conn_kib)" \
-			-v p="$(field "$label" p99_ms)" -v r="$(field "$label" refused)" -v l="$(field "$label" lost)" \
-			-v x="$(field "$label" extra)" -v d="$(field "$label" dropped)" \
-			-v a="$(field "$label" rate_per_s)" -v t="$(field "$label" target_rate_per_s)" \
-			-v s="$(field "$label" reconnect_s)" -v f="$(field "$label" reconnect_failed)" \
-			-v n="$(field "$label" connected)" -v w="$(field "$label" conns)" \
-			"BEGIN { c += 0; k += 0; p += 0; r += 0; l += 0; x += 0; d += 0; a += 0; t += 0; s += 0; f += 0; n += 0; w += 0
-				q = t > 0 ? a / t : 1
-				printf \"%s (conn/s %.0f, KiB/conn %.1f, p99 %.1f ms, rate %.4g of %.4g/s, refused %d, lost %d, extra %d, dropped %d, reconnect %.2f s, %d of %d connected)\", ($cond) ? \"met\" : \"NOT MET\", c, k, p, a, t, r, l, x, d, s, n, w }")
+		verdict=$(judge "$json" "$cond")
 	fi
 	echo "$text: $verdict" | tee -a "$OUT/targets.txt"
 }
