@@ -2,6 +2,8 @@ package redis
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/tertulia/tertulia/server/hub"
@@ -10,53 +12,84 @@ import (
 // maxGapFill bounds how many missed messages one gap fill reads back.
 const maxGapFill = 1000
 
-// gaps remembers the last logged offset this node handed to the hub per
-// topic (received, or appended here while its pub/sub connection was
-// down), so that messages it missed while its pub/sub connection was away (Redis
-// pub/sub does not keep them) are read back from the topic's log and handed
-// to the hub before the first one that came after: a session in a room
-// sees no gap even when its node's subscription broke for a moment.
+// topicGap is what this node knows of a subscribed topic's log, so that
+// the messages it missed while its pub/sub connection was away (Redis
+// pub/sub does not keep them) are read back from the log and handed to the
+// hub before the first one that came after: a session in a room sees no gap
+// even when its node's subscription broke for a moment.
+//
+// From the moment the node subscribes it knows where the log stood (its
+// floor, read by Subscribe once the subscription is in effect); then, the
+// last logged event it handed over. The floor is no threshold: an event at
+// or below it was appended after the subscription took effect, is on its
+// way through pub/sub, and is handed over when it comes. Only what is above
+// the floor and missing before an event is read back.
 //
 // Both paths that hand logged events to the handler, the receive loop and
 // Append's local path (taken while the pub/sub connection is down), go
 // through deliver, one at a time per topic: each logged event reaches the
 // handler once, in offset order, whichever path brings it first. Topics do
 // not wait for each other: a gap's read-back goes to Redis.
-type gaps struct {
-	mu     sync.Mutex // protects topics
-	topics map[string]*topicGap
-}
-
-// topicGap is what gaps knows of one topic's log.
 type topicGap struct {
 	// mu is held while a logged event is noted, the events missed before
 	// it are read back, and it is handed over.
 	mu    sync.Mutex
-	last  hub.Position // the last logged event handed over
+	last  hub.Position // the last logged event handed over, or the floor
 	known bool         // last is set
+	floor bool         // last is the floor: nothing handed over since subscribing
 }
 
-// topic is topic's state, made if need be.
-func (g *gaps) topic(topic string) *topicGap {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.topics == nil {
-		g.topics = make(map[string]*topicGap)
-	}
-	t := g.topics[topic]
-	if t == nil {
-		t = &topicGap{}
-		g.topics[topic] = t
-	}
-	return t
+// reset forgets what is known of the log: the topic is being subscribed
+// afresh.
+func (t *topicGap) reset() {
+	t.mu.Lock()
+	t.last, t.known, t.floor = hub.Position{}, false, false
+	t.mu.Unlock()
 }
 
-// forget drops what is known of topic: a node that subscribes afresh has no
-// gap to fill.
-func (g *gaps) forget(topic string) {
-	g.mu.Lock()
-	delete(g.topics, topic)
-	g.mu.Unlock()
+// noteFloor reads where topic's log stands and keeps it as st's floor,
+// unless an event has been handed over meanwhile (it then knows better).
+// Subscribe calls it once the subscription is in effect and marked live, so
+// that every event above the floor either comes through pub/sub or is read
+// back. It costs one round trip (HMGET) per first subscription of a topic
+// on this node. If Redis does not answer, the topic goes without a floor:
+// what is missed before its first event is not read back.
+func (b *Broker) noteFloor(ctx context.Context, topic string, st *topicState) {
+	var vals []any
+	err := b.call(ctx, func(ctx context.Context) (err error) {
+		vals, err = b.rdb.HMGet(ctx, b.logKeys(topic)[0], "o", "e").Result()
+		return err
+	})
+	var pos hub.Position
+	if err == nil {
+		pos, err = parsePosition(vals)
+	}
+	if err != nil {
+		b.log.Warn("where the log stands is unknown: what is missed before its first event is not read back",
+			"topic", topic, "err", err)
+		return
+	}
+	t := &st.gap
+	t.mu.Lock()
+	if !t.known {
+		t.last, t.known, t.floor = pos, true, true
+	}
+	t.mu.Unlock()
+}
+
+// parsePosition reads HMGET's reply for a log's offset and epoch; a log
+// that does not exist stands at {0, ""}.
+func parsePosition(vals []any) (hub.Position, error) {
+	if len(vals) != 2 || vals[0] == nil {
+		return hub.Position{}, nil
+	}
+	o, _ := vals[0].(string)
+	e, _ := vals[1].(string)
+	n, err := strconv.ParseUint(o, 10, 64)
+	if err != nil {
+		return hub.Position{}, fmt.Errorf("log offset %q: %w", o, err)
+	}
+	return hub.Position{Offset: n, Epoch: e}, nil
 }
 
 // deliver hands the handler ev, an event of topic, if this node subscribes
@@ -70,14 +103,21 @@ func (b *Broker) deliver(topic string, ev *hub.Event) {
 		b.dispatchIfLive(topic, ev)
 		return
 	}
-	t := b.gaps.topic(topic)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	prev, known := t.last, t.known
-	if known && prev.Epoch == ev.Epoch && ev.Offset <= prev.Offset {
+	st := b.state(topic)
+	if st == nil {
 		return
 	}
-	t.last, t.known = hub.Position{Offset: ev.Offset, Epoch: ev.Epoch}, true
+	t := &st.gap
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !st.live.Load() { // not yet, or no longer, subscribed
+		return
+	}
+	prev, known, floor := t.last, t.known, t.floor
+	if known && !floor && prev.Epoch == ev.Epoch && ev.Offset <= prev.Offset {
+		return
+	}
+	t.last, t.known, t.floor = hub.Position{Offset: ev.Offset, Epoch: ev.Epoch}, true, false
 	if known {
 		b.fillGap(topic, ev, prev)
 	}
@@ -85,12 +125,13 @@ func (b *Broker) deliver(topic string, ev *hub.Event) {
 }
 
 // fillGap hands the handler the logged events of topic this node missed
-// between prev, the last one it noted, and ev.
+// between prev, the last one it noted (or its floor), and ev.
 func (b *Broker) fillGap(topic string, ev *hub.Event, prev hub.Position) {
 	seen := prev.Offset // the last offset of ev's log this node has seen
 	if prev.Epoch != ev.Epoch {
-		// A new log (Redis restarted empty, or the log expired): none of
-		// it reached this node before ev, which would have noted its epoch.
+		// A new log (Redis restarted empty, or the log expired, or it did
+		// not exist when this node subscribed): none of it reached this
+		// node before ev, which would have noted its epoch.
 		seen = 0
 	}
 	if ev.Offset <= seen+1 {

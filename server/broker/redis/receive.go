@@ -17,9 +17,7 @@ import (
 // still subscribes to topic: an UNSUBSCRIBE takes effect in Redis a little
 // after Unsubscribe returns.
 func (b *Broker) dispatchIfLive(topic string, ev *hub.Event) {
-	b.subMu.Lock()
-	st := b.topics[topic]
-	b.subMu.Unlock()
+	st := b.state(topic)
 	h := b.handler.Load()
 	if st == nil || h == nil {
 		return

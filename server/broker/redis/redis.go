@@ -108,7 +108,6 @@ type Broker struct {
 	recvNow  chan struct{} // cuts the pub/sub reader's backoff: Redis answers again
 
 	presence // this node's share of presence
-	gaps     gaps
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
