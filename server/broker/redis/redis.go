@@ -67,6 +67,7 @@ type Broker struct {
 	rdb     *goredis.Client
 	ps      *goredis.PubSub
 	prefix  string // cfg.Prefix + ":", before every key and channel
+	claim   string // this broker's token in its claim of the node id (claim.go)
 	metrics Metrics
 
 	handler atomic.Pointer[func(topic string, ev *hub.Event)]
@@ -119,7 +120,8 @@ var _ hub.Broker = (*Broker)(nil)
 // New connects to Redis, registers the node's presence and starts its
 // pub/sub reader and heartbeat. It fails if Redis cannot be reached now:
 // the caller decides whether to retry (the tertulia command does, with
-// backoff).
+// backoff). It fails with ErrNodeIDTaken, naming the id, if a live broker
+// of the cluster has cfg.NodeID.
 func New(ctx context.Context, cfg Config) (*Broker, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -130,6 +132,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		log:    cfg.Logger.With("broker", "redis", "node", cfg.NodeID),
 		rdb:    goredis.NewClient(options(cfg.Options, cfg.CallTimeout)),
 		prefix: cfg.Prefix + ":",
+		claim:  newClaimToken(),
 		topics: make(map[string]*topicState),
 		pings:  make(map[string]chan struct{}),
 		echoes: make(map[uint64]echo),
@@ -145,8 +148,11 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		b.rdb.Close()
 		return nil, fmt.Errorf("redis at %s: %w", cfg.Options.Addr, err)
 	}
-	if _, err := b.heartbeat(ctx); err != nil {
+	if _, err := b.heartbeatAs(ctx, true); err != nil {
 		b.rdb.Close()
+		if errors.Is(err, ErrNodeIDTaken) {
+			return nil, fmt.Errorf("redis broker: %w", err)
+		}
 		return nil, fmt.Errorf("redis at %s: register node: %w", cfg.Options.Addr, err)
 	}
 	b.ps = b.rdb.Subscribe(ctx)
