@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/tertulia/tertulia/server/hub"
 )
 
@@ -55,15 +57,7 @@ func (t *topicGap) reset() {
 // on this node. If Redis does not answer, the topic goes without a floor:
 // what is missed before its first event is not read back.
 func (b *Broker) noteFloor(ctx context.Context, topic string, st *topicState) {
-	var vals []any
-	err := b.call(ctx, func(ctx context.Context) (err error) {
-		vals, err = b.rdb.HMGet(ctx, b.logKeys(topic)[0], "o", "e").Result()
-		return err
-	})
-	var pos hub.Position
-	if err == nil {
-		pos, err = parsePosition(vals)
-	}
+	pos, err := b.logPositions(ctx, []string{topic})
 	if err != nil {
 		b.log.Warn("where the log stands is unknown: what is missed before its first event is not read back",
 			"topic", topic, "err", err)
@@ -72,9 +66,84 @@ func (b *Broker) noteFloor(ctx context.Context, topic string, st *topicState) {
 	t := &st.gap
 	t.mu.Lock()
 	if !t.known {
-		t.last, t.known, t.floor = pos, true, true
+		t.last, t.known, t.floor = pos[0], true, true
 	}
 	t.mu.Unlock()
+}
+
+// readBackBatch is how many topics' positions one pipelined round trip
+// reads when the pub/sub connection is back.
+const readBackBatch = 512
+
+// readBack hands the handler, for every topic this node subscribes to,
+// the logged events appended after the last one it handed over (or its
+// floor): those it missed while its pub/sub connection was away, which
+// would otherwise wait for the topic's next event. The receive loop calls
+// it when the connection is back, before it handles what came on it: by
+// then Redis has subscribed the connection again to every channel, so what
+// is appended after the positions are read comes through pub/sub, and is
+// dropped there if it was read back already. It costs one pipelined round
+// trip per readBackBatch topics, and one read of the log per topic that
+// missed something. What cannot be read (Redis does not answer) is tried
+// again on the next heartbeat while the connection is up (readBackDue).
+func (b *Broker) readBack(ctx context.Context) {
+	b.readBackDue.Store(false)
+	var topics []string
+	var states []*topicState
+	b.subMu.Lock()
+	for topic, st := range b.topics {
+		if st.live.Load() {
+			topics, states = append(topics, topic), append(states, st)
+		}
+	}
+	b.subMu.Unlock()
+	pos, err := b.logPositions(ctx, topics)
+	if err != nil {
+		b.readBackDue.Store(true)
+		b.log.Warn("missed messages not read back yet", "err", err)
+		return
+	}
+	for i, st := range states {
+		t := &st.gap
+		t.mu.Lock()
+		if st.live.Load() && t.known && (pos[i].Epoch != t.last.Epoch || pos[i].Offset > t.last.Offset) {
+			if b.fillGap(topics[i], hub.Position{Offset: pos[i].Offset + 1, Epoch: pos[i].Epoch}, t.last) {
+				t.last, t.floor = pos[i], false
+			} else {
+				b.readBackDue.Store(true)
+			}
+		}
+		t.mu.Unlock()
+	}
+}
+
+// logPositions reads where the logs of topics stand, in pipelined batches.
+func (b *Broker) logPositions(ctx context.Context, topics []string) ([]hub.Position, error) {
+	out := make([]hub.Position, 0, len(topics))
+	for start := 0; start < len(topics); start += readBackBatch {
+		part := topics[start:min(start+readBackBatch, len(topics))]
+		cmds := make([]*goredis.SliceCmd, len(part))
+		err := b.call(ctx, func(ctx context.Context) error {
+			_, err := b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+				for i, topic := range part {
+					cmds[i] = p.HMGet(ctx, b.logKeys(topic)[0], "o", "e")
+				}
+				return nil
+			})
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read where the logs stand: %w", err)
+		}
+		for _, c := range cmds {
+			pos, err := parsePosition(c.Val())
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, pos)
+		}
+	}
+	return out, nil
 }
 
 // parsePosition reads HMGET's reply for a log's offset and epoch; a log
@@ -117,42 +186,45 @@ func (b *Broker) deliver(topic string, ev *hub.Event) {
 	if known && !floor && prev.Epoch == ev.Epoch && ev.Offset <= prev.Offset {
 		return
 	}
-	t.last, t.known, t.floor = hub.Position{Offset: ev.Offset, Epoch: ev.Epoch}, true, false
+	at := hub.Position{Offset: ev.Offset, Epoch: ev.Epoch}
+	t.last, t.known, t.floor = at, true, false
 	if known {
-		b.fillGap(topic, ev, prev)
+		b.fillGap(topic, at, prev)
 	}
 	b.dispatchIfLive(topic, ev)
 }
 
 // fillGap hands the handler the logged events of topic this node missed
-// between prev, the last one it noted (or its floor), and ev.
-func (b *Broker) fillGap(topic string, ev *hub.Event, prev hub.Position) {
-	seen := prev.Offset // the last offset of ev's log this node has seen
-	if prev.Epoch != ev.Epoch {
+// between prev, the last one it noted (or its floor), and at, and reports
+// whether it could read them.
+func (b *Broker) fillGap(topic string, at, prev hub.Position) bool {
+	seen := prev.Offset // the last offset of at's log this node has seen
+	if prev.Epoch != at.Epoch {
 		// A new log (Redis restarted empty, or the log expired, or it did
 		// not exist when this node subscribed): none of it reached this
-		// node before ev, which would have noted its epoch.
+		// node before at, which would have noted its epoch.
 		seen = 0
 	}
-	if ev.Offset <= seen+1 {
-		return
+	if at.Offset <= seen+1 {
+		return true
 	}
-	missed := min(ev.Offset-seen-1, maxGapFill)
+	missed := min(at.Offset-seen-1, maxGapFill)
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.SyncTimeout)
 	defer cancel()
-	page, err := b.ReadLog(ctx, topic, hub.LogQuery{After: ev.Offset - 1 - missed, Limit: int(missed),
+	page, err := b.ReadLog(ctx, topic, hub.LogQuery{After: at.Offset - 1 - missed, Limit: int(missed),
 		Limits: hub.LogLimits{Size: 1 << 30}})
 	if err != nil {
-		b.log.Warn("missed messages not read back", "topic", topic, "from", seen+1, "to", ev.Offset-1, "err", err)
-		return
+		b.log.Warn("missed messages not read back", "topic", topic, "from", seen+1, "to", at.Offset-1, "err", err)
+		return false
 	}
 	n := 0
 	for _, m := range page.Events {
-		if m.Epoch == ev.Epoch && m.Offset > seen && m.Offset < ev.Offset {
+		if m.Epoch == at.Epoch && m.Offset > seen && m.Offset < at.Offset {
 			b.dispatchIfLive(topic, m)
 			n++
 		}
 	}
 	b.metrics.GapsFilled.Add(int64(n))
 	b.log.Warn("read back messages missed while the pub/sub connection was away", "topic", topic, "count", n)
+	return true
 }

@@ -15,12 +15,12 @@ import (
 )
 
 // Messages appended while a node's pub/sub connection is down reach its
-// handler anyway, read back from the log, before the first one after, which
-// comes either through Redis when the connection returns or by Append's
-// local path when the node appends itself meanwhile; then the next one, and
-// each once. This holds also for a node that has subscribed but not yet
-// been given any of the room's messages: it knows where the log stood when
-// it subscribed, and what was appended before that is not read back.
+// handler anyway, read back from the log: when the connection returns, or
+// before the node's own append if it appends meanwhile (Append's local
+// path); then the next ones, each once. This holds also for a node that has
+// subscribed but not yet been given any of the room's messages: it knows
+// where the log stood when it subscribed, and what was appended before that
+// is not read back.
 func TestMissedMessagesAreReadBack(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -46,22 +46,42 @@ func TestMissedMessagesAreReadBack(t *testing.T) {
 			r.send(r.pub, "m1")
 			r.send(r.pub, "m2")
 			if tc.local {
-				r.send(r.sub, "m3") // delivered by sub's local path
+				r.send(r.sub, "m3") // delivered by sub's local path, after m1 and m2
+				r.expect("m1", "m2", "m3")
 			}
 			if n := r.subscribers(); n != 0 {
 				t.Fatalf("%d subscribers while m1 to m3 were appended, want 0: nothing to read back", n)
 			}
 			r.restore()
+			next := []string{"m4"}
 			if !tc.local {
+				r.expect("m1", "m2") // with nothing appended since
 				r.send(r.pub, "m3")
+				next = []string{"m3", "m4"}
 			}
-			r.send(r.pub, "m4") // after any copy of the others
-			r.expect("m1", "m2", "m3", "m4")
+			r.send(r.pub, "m4")
+			r.expect(next...) // and nothing twice
 			if n := r.sub.Metrics().GapsFilled.Load(); n != 2 {
 				t.Errorf("%d messages read back, want 2 (m1 and m2)", n)
 			}
 		})
 	}
+}
+
+// A node whose pub/sub connection returns while it still takes Redis for
+// unreachable (its prober has not yet had an answer) reads back what it
+// missed as soon as Redis answers, without waiting for the next message.
+func TestMissedMessagesAreReadBackWhenRedisAnswersAgain(t *testing.T) {
+	r := newCutRig(t, quiet, "room:late")
+	r.cut()
+	eventually(t, waitTimeout, "sub notices its pub/sub connection is down", func() bool { return !r.sub.up.Load() })
+	r.send(r.pub, "m1")
+	r.send(r.pub, "m2")
+	r.sub.down.Store(true) // as if a call had timed out; the prober is not woken yet
+	r.login("on")
+	eventually(t, waitTimeout, "sub back on the channel", func() bool { return r.subscribers() == 1 && r.sub.up.Load() })
+	kick(r.sub.probeNow)
+	r.expect("m1", "m2")
 }
 
 // Events appended while a node subscribes reach its handler once each and

@@ -223,7 +223,9 @@ func (b *Broker) Snapshot(ctx context.Context) (hub.Snapshot, error) {
 	return s, nil
 }
 
-// beat renews the node's presence every Heartbeat until ctx ends.
+// beat renews the node's presence every Heartbeat until ctx ends, and
+// reads back what the node missed if that could not be done when its
+// pub/sub connection returned.
 func (b *Broker) beat(ctx context.Context) {
 	t := time.NewTicker(b.cfg.Heartbeat)
 	defer t.Stop()
@@ -248,6 +250,9 @@ func (b *Broker) beat(ctx context.Context) {
 			if !errors.Is(err, ErrNodeIDTaken) { // Redis answered
 				b.settle(ctx, err)
 			}
+		}
+		if b.readBackDue.Load() && b.up.Load() && !b.down.Load() {
+			b.readBack(ctx)
 		}
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:

@@ -81,6 +81,7 @@ func (b *Broker) receive(ctx context.Context) {
 			kick(b.beatNow) // registers this node's presence again now that it receives
 			b.log.Warn("redis pub/sub connection back; resubscribed", "topics", b.subscribedCount(),
 				"down_for", time.Since(downSince).Round(time.Millisecond))
+			b.readBack(ctx)
 		}
 		switch m := msg.(type) {
 		case *goredis.Message:

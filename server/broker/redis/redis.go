@@ -101,6 +101,9 @@ type Broker struct {
 	strays map[uint64]time.Time
 
 	up atomic.Bool // the pub/sub connection is live
+	// readBackDue: what this node missed while its pub/sub connection was
+	// away could not all be read back when it returned (gaps.go).
+	readBackDue atomic.Bool
 	// down: Redis did not answer a call in time and has not answered a
 	// probe since (health.go).
 	down     atomic.Bool
