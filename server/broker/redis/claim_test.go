@@ -64,7 +64,9 @@ func TestNodeIDInUseIsRefused(t *testing.T) {
 // broker with the same id starts, and takes over none of the dead one's
 // presence.
 func TestNodeIDOfADeadBrokerIsFreedWithItsPresence(t *testing.T) {
-	s := newSameID(t, fast)
+	// A TTL long enough for the check right after the crash on a busy
+	// machine, short enough for the test.
+	s := newSameID(t, timings{100 * time.Millisecond, time.Second})
 	a := s.start()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
@@ -100,7 +102,9 @@ func TestNodeIDOfADeadBrokerIsFreedWithItsPresence(t *testing.T) {
 // off from Redis for longer than PresenceTTL) renews neither, and does not
 // take Redis for unreachable: Redis answers.
 func TestHeartbeatOfAnIDClaimedElsewhereTouchesNothing(t *testing.T) {
-	s := newSameID(t, fast)
+	// A heartbeat of 250ms, as steady's: a shorter one may time out on a
+	// busy machine, and Redis be taken for unreachable for that reason.
+	s := newSameID(t, timings{250 * time.Millisecond, 500 * time.Millisecond})
 	a := s.start()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
