@@ -1,8 +1,6 @@
 package bridge
 
 import (
-	"bytes"
-	"encoding/json"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -139,24 +137,10 @@ func some[T any](v T) opt[T] { return opt[T]{v: v, set: true} }
 // IsZero is what omitzero omits: an opt not set.
 func (o opt[T]) IsZero() bool { return !o.set }
 
-// MarshalJSON writes the value as encoding/json does, HTML escaping off.
-func (o opt[T]) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	err := enc.Encode(o.v)
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), err
-}
-
 // frameTime is a time in a frame: a JSON string in timeLayout, in UTC.
 type frameTime struct{ time.Time }
 
-// MarshalJSON is what appendJSON writes, as encoding/json would write it.
-func (t frameTime) MarshalJSON() ([]byte, error) {
-	return json.Marshal(t.UTC().Format(timeLayout))
-}
-
-// appendJSON appends t as MarshalJSON does; years of four digits, all a
+// appendJSON appends t as a JSON string in timeLayout; years of four digits, all a
 // timestamppb.Timestamp holds but the first millennium, without
 // time.Format's parsing of the layout.
 func (t frameTime) appendJSON(dst []byte) []byte {

@@ -13,6 +13,23 @@ import (
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 )
 
+// The oracle's side of the frame types: encoding/json writes them through
+// these, and each frame's appendJSON must write the same bytes.
+
+// MarshalJSON writes the value as encoding/json does, HTML escaping off.
+func (o opt[T]) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(o.v)
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), err
+}
+
+// MarshalJSON is what appendJSON writes, as encoding/json would write it.
+func (t frameTime) MarshalJSON() ([]byte, error) {
+	return json.Marshal(t.UTC().Format(timeLayout))
+}
+
 // referenceJSON is j as encoding/json writes it with HTML escaping off:
 // what EncodeFrame wrote before appendJSON, and must still write.
 func referenceJSON(t *testing.T, j *serverJSON) []byte {

@@ -30,10 +30,19 @@ import (
 // least after rate_limited), and the messages sent meanwhile after it, in
 // send order, one at a time, each after the ack of the one before: a
 // backlog is worked off at the server's rate, never taken for a flood. One
-// refused for good (any other code) is not sent again. Each message gets
-// one ack on Events. It gives up only when the server refuses the client
-// itself (Unauthenticated, PermissionDenied), or when its context ends or
-// Close is called.
+// refused for good (any other code) is not sent again. A message to a room
+// waits for that room's join (the first, or the join again on a new
+// connection) to be accepted, since the server would refuse it with
+// not_in_room before: if the join is refused for now, the room's messages
+// go once it is, in send order; if it is refused for good (banned,
+// forbidden, ...), each of them is answered on Events by an error frame
+// with its id and the join's code and text, as are those sent to the room
+// later on the connection, until it is joined again or left. So messages to different
+// rooms may overtake each other; those to one room keep their order. Each
+// message gets one last answer on Events, after any refusals for now: its
+// ack, or an error that refuses it for good. It gives up only when the
+// server refuses the client itself (Unauthenticated, PermissionDenied), or
+// when its context ends or Close is called.
 //
 // Events delivers the frames of every connection in order; each connection
 // starts with its own welcome (a system frame with a new connection id),
@@ -130,7 +139,8 @@ func (r *Reconnecting) Close() error {
 }
 
 // Join joins room now, and again on every new connection until Leave.
-// Between connections it only records the room.
+// Between connections it only records the room. Messages to room wait for
+// the join's room_joined (see Reconnecting).
 func (r *Reconnecting) Join(room string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -138,6 +148,7 @@ func (r *Reconnecting) Join(room string) error {
 	if r.sess == nil {
 		return nil
 	}
+	r.resend.clear(room)
 	return r.sess.SendFrame(f)
 }
 
@@ -149,14 +160,18 @@ func (r *Reconnecting) Leave(room string) error {
 	if r.sess == nil {
 		return nil
 	}
-	return r.sess.Leave(room)
+	err := r.sess.Leave(room)
+	r.resend.clear(room)
+	r.resend.flush() // what waited for room's join: the server answers not_in_room
+	return err
 }
 
 // SendFrame sends f on the current connection. A message or private
 // message is given an id if it has none, kept until its ack (Recovery.Track)
 // and sent again, with the same id, on each new connection; between
-// connections, or while frames refused for now wait to go again, it waits
-// for its turn. Any other frame is refused with ErrReconnecting between
+// connections, while frames refused for now wait to go again, or while
+// its room's join has not been accepted on the connection, it waits for
+// its turn. Any other frame is refused with ErrReconnecting between
 // connections.
 func (r *Reconnecting) SendFrame(f *chatv1.ClientFrame) error {
 	r.mu.Lock()
@@ -172,11 +187,7 @@ func (r *Reconnecting) SendFrame(f *chatv1.ClientFrame) error {
 	if !kept {
 		return r.sess.SendFrame(f)
 	}
-	if !r.resend.held {
-		// A failed send ends the connection; a kept frame goes on the next.
-		r.sess.SendFrame(f)
-		r.resend.sent(f.Id)
-	}
+	r.resend.add(f)
 	return nil
 }
 
@@ -283,16 +294,18 @@ func closeAndDrain(s *Session) {
 // (rooms, missed messages, unacknowledged frames) and forwards its frames
 // until it ends; it returns why it ended. Frames the server refuses for now
 // are sent again on s (resender), which goes with s, since the next
-// connection's Resume sends them anyway. A send that fails ends the
-// session: its end is seen below.
+// connection sends them anyway (resender.resume). A send that fails ends
+// the session: its end is seen below.
 func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error {
 	resend := newResender(r.rec, s, r.wait)
 	r.mu.Lock()
 	r.sess, r.addr, r.resend = s, addr, resend
-	r.rec.Resume(s) // the welcome was observed in open
-	for _, f := range r.rec.Pending() {
-		resend.sent(f.Id)
+	// The welcome was observed in open. A failed send ends the session:
+	// its end is seen below.
+	for _, f := range r.rec.rejoin() {
+		s.SendFrame(f)
 	}
+	resend.resume()
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
@@ -311,16 +324,22 @@ func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error
 			// refusal finds the resend under way. A frame without an id
 			// (other members' messages, presence) answers nothing: it
 			// takes no lock that SendFrame holds across its network write.
-			var fresh bool
 			if f.Id == "" {
-				fresh = r.rec.Observe(f)
-			} else {
-				r.mu.Lock() // in order with SendFrame's sends
-				fresh = resend.observe(f)
-				r.mu.Unlock()
+				if r.rec.Observe(f) && !r.hand(ctx, f) {
+					return ctx.Err()
+				}
+				continue
 			}
+			r.mu.Lock() // in order with SendFrame's sends
+			fresh, failed := resend.observe(f)
+			r.mu.Unlock()
 			if fresh && !r.hand(ctx, f) {
 				return ctx.Err()
+			}
+			for _, f := range failed {
+				if !r.hand(ctx, f) {
+					return ctx.Err()
+				}
 			}
 		case <-resend.C():
 			if ctx.Err() != nil { // closed meanwhile: send nothing more

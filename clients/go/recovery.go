@@ -56,6 +56,7 @@ type roomPosition struct {
 	history int32            // how many logged messages the first join asks for
 	joinID  string           // the id of its join frames, which the own room_joined echoes
 	due     bool             // its join was refused for now: join again (nextDue)
+	live    bool             // joined on the current connection: its room_joined came since Resume
 	// gap is what a join with recovered false could not replay: the
 	// messages after gap[0] (in gap[1]'s epoch when both share it) up to
 	// gap[1]. nil when nothing is missing.
@@ -191,7 +192,7 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 		if rp == nil {
 			return true
 		}
-		rp.due = false
+		rp.due, rp.live = false, true
 		at := &chatv1.Position{Offset: j.Offset, Epoch: j.Epoch}
 		switch {
 		case j.Recovered != nil && !*j.Recovered:
@@ -243,63 +244,6 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 		}
 	}
 	return true
-}
-
-// retryable reports whether an error with code refuses a frame for now
-// only: the server could not carry it out (unavailable: its broker is out
-// of reach) or not yet (rate_limited), and the same frame may pass later.
-// Every other code refuses it for good.
-func retryable(code string) bool {
-	return code == chatcodes.CodeUnavailable || code == chatcodes.CodeRateLimited
-}
-
-// refusedForNow reports whether f is an error that refuses, for now only
-// (retryable), a frame still awaiting its ack or the join of a joined room:
-// one to send again.
-func (r *Recovery) refusedForNow(f *chatv1.ServerFrame) bool {
-	if f.GetError() == nil || f.Id == "" || !retryable(f.GetError().GetCode()) {
-		return false
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, ok := r.pending[f.Id]
-	return ok || r.joinOf(f.Id) != nil
-}
-
-// isPending reports whether the frame with id awaits its ack.
-func (r *Recovery) isPending(id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, ok := r.pending[id]
-	return ok
-}
-
-// joinOf returns the joined room whose join frames have id, nil if none.
-func (r *Recovery) joinOf(id string) *roomPosition {
-	for _, rp := range r.rooms {
-		if rp.joinID == id {
-			return rp
-		}
-	}
-	return nil
-}
-
-// nextDue returns the first frame to send again after a refusal for now,
-// as it stands now: the join of a room refused for now, in join order,
-// then the first frame awaiting its ack. nil if none.
-func (r *Recovery) nextDue() *chatv1.ClientFrame {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, room := range r.order {
-		if rp := r.rooms[room]; rp.due {
-			rp.due = false
-			return rp.joinFrame(room)
-		}
-	}
-	if len(r.sent) > 0 {
-		return r.pending[r.sent[0]]
-	}
-	return nil
 }
 
 // ownJoin returns the room whose join frame had id, now named room: the
@@ -369,27 +313,41 @@ func position(p *chatv1.Position) *chatv1.Position {
 
 // Resume is called on a new connection once its welcome was observed: it
 // joins the rooms again from their last positions, asks for the private
-// messages missed (unless this is the first connection), and sends again, with the same ids, every frame that got
-// no ack (ResendPending). It returns the first send error (the connection broke: call it
-// again on the next one).
+// messages missed (unless this is the first connection), and sends again,
+// with the same ids, every frame that got no ack (ResendPending). It
+// returns the first send error (the connection broke: call it again on the
+// next one).
+//
+// Everything goes at once, and the server takes the frames in order: a
+// message to a room whose join it refuses is refused with not_in_room,
+// and Observe ends its wait. Reconnecting instead holds each message back
+// until its room's join is accepted.
 func (r *Recovery) Resume(s *Session) error {
-	r.mu.Lock()
-	frames := make([]*chatv1.ClientFrame, 0, len(r.order)+1)
-	for _, room := range r.order {
-		r.rooms[room].due = false
-		frames = append(frames, r.rooms[room].joinFrame(room))
-	}
-	if r.inbox != nil && r.welcomes > 1 { // on the first connection nothing was missed
-		frames = append(frames, &chatv1.ClientFrame{Id: "recover_private", Kind: &chatv1.ClientFrame_RecoverPrivate{
-			RecoverPrivate: &chatv1.RecoverPrivate{Since: proto.Clone(r.inbox).(*chatv1.Position)}}})
-	}
-	r.mu.Unlock()
-	for _, f := range frames {
+	for _, f := range r.rejoin() {
 		if err := s.SendFrame(f); err != nil {
 			return err
 		}
 	}
 	return r.ResendPending(s)
+}
+
+// rejoin marks every room as not joined on the new connection and returns
+// the frames that join them again, then the one that asks for the private
+// messages missed, if any.
+func (r *Recovery) rejoin() []*chatv1.ClientFrame {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	frames := make([]*chatv1.ClientFrame, 0, len(r.order)+1)
+	for _, room := range r.order {
+		rp := r.rooms[room]
+		rp.due, rp.live = false, false
+		frames = append(frames, rp.joinFrame(room))
+	}
+	if r.inbox != nil && r.welcomes > 1 { // on the first connection nothing was missed
+		frames = append(frames, &chatv1.ClientFrame{Id: "recover_private", Kind: &chatv1.ClientFrame_RecoverPrivate{
+			RecoverPrivate: &chatv1.RecoverPrivate{Since: proto.Clone(r.inbox).(*chatv1.Position)}}})
+	}
+	return frames
 }
 
 // ResendPending sends on s, in the order they were first sent and with

@@ -3,6 +3,8 @@ package client
 import (
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
 )
@@ -39,8 +41,17 @@ const breachGap = time.Second
 // way: the server may take one of those before the refused one, as it
 // answers each as it comes.
 //
+// A message to a room whose join has not been accepted on the connection
+// (sent, or refused for now and due again) is not sent, held or not: it
+// waits for that room's room_joined, since the server would refuse it with
+// not_in_room. The messages waiting go then, in send order. If the join is
+// refused for good (banned, forbidden, ...), each fails with that join's
+// error, handed over as an error frame with the message's id; so do those
+// sent to the room later on the connection, which the server refuses with
+// not_in_room, until the room is joined again or left.
+//
 // A resender belongs to one connection and is dropped with it (the next
-// connection's Resume sends everything anyway). Its methods are called
+// connection's resume sends everything anyway). Its methods are called
 // with the Reconnecting's mu held; it starts no goroutine (the serving
 // goroutine selects on its timer's C), so stopping it leaves nothing behind.
 type resender struct {
@@ -50,40 +61,120 @@ type resender struct {
 	// timer fires when the frames due are to go again; stopped otherwise.
 	// Reset and Stop leave no stale tick in C (Go 1.23 timers).
 	timer    *time.Timer
-	held     bool           // a refusal for now is being worked off: new messages wait
-	inflight string         // the id of the frame resent and not yet answered; "" if none
-	moved    bool           // the current round got a frame through
-	rounds   int            // rounds in a row that got nothing through
-	owed     map[string]int // answers still to come to messages sent on this connection, by id
+	held     bool            // a refusal for now is being worked off: new messages wait
+	inflight string          // the id of the frame resent and not yet answered; "" if none
+	moved    bool            // the current round got a frame through
+	rounds   int             // rounds in a row that got nothing through
+	owed     map[string]int  // answers still to come to messages sent on this connection, by id
+	waiting  map[string]bool // messages not sent on this connection: behind their room's join
+	// refused holds, by room, the error that refused its join for good on
+	// this connection, until Join or Leave: it answers the room's messages
+	// in place of the server's not_in_room.
+	refused map[string]*chatv1.Error
 }
 
 func newResender(rec *Recovery, s *Session, wait Backoff) *resender {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &resender{rec: rec, sess: s, wait: wait, timer: t, owed: make(map[string]int)}
+	return &resender{rec: rec, sess: s, wait: wait, timer: t, owed: make(map[string]int),
+		waiting: make(map[string]bool), refused: make(map[string]*chatv1.Error)}
 }
 
 // sent records that the message with id was sent on the connection.
-func (rs *resender) sent(id string) { rs.owed[id]++ }
+func (rs *resender) sent(id string) {
+	rs.owed[id]++
+	delete(rs.waiting, id)
+}
+
+// add sends f, a message just tracked, unless it must wait: behind its
+// room's join, or while the connection is held (next sends it).
+func (rs *resender) add(f *chatv1.ClientFrame) {
+	switch {
+	case rs.rec.behindJoin(f):
+		rs.waiting[f.Id] = true
+	case !rs.held:
+		// A failed send ends the connection; a kept frame goes on the next.
+		rs.sess.SendFrame(f)
+		rs.sent(f.Id)
+	}
+}
+
+// resume starts the connection's messages: every message awaiting its ack
+// waits, and those not behind their room's join go now.
+func (rs *resender) resume() {
+	for _, f := range rs.rec.Pending() {
+		rs.waiting[f.Id] = true
+	}
+	rs.flush()
+}
+
+// flush sends, in send order, the waiting messages whose room's join has
+// been accepted (or whose room was left). A held connection sends them as
+// they come due (next).
+func (rs *resender) flush() {
+	if rs.held || len(rs.waiting) == 0 {
+		return
+	}
+	for _, f := range rs.rec.Pending() {
+		if rs.waiting[f.Id] && !rs.rec.behindJoin(f) {
+			rs.sess.SendFrame(f) // a failed send ends the connection, and the resender with it
+			rs.sent(f.Id)
+		}
+	}
+}
+
+// clear forgets that the join of room was refused: it is joined again, or
+// left.
+func (rs *resender) clear(room string) { delete(rs.refused, room) }
+
+// fail fails the messages waiting behind the join of room, which refusal
+// refuses for good: it returns an error frame for each, with its id and
+// the refusal's code and text, and ends its wait for an ack.
+func (rs *resender) fail(room string, refusal *chatv1.Error) []*chatv1.ServerFrame {
+	var failed []*chatv1.ServerFrame
+	for _, f := range rs.rec.Pending() {
+		if rs.waiting[f.Id] && f.GetMessage().GetRoom() == room {
+			delete(rs.waiting, f.Id)
+			rs.rec.drop(f.Id)
+			failed = append(failed, &chatv1.ServerFrame{Id: f.Id, Event: &chatv1.ServerFrame_Error{
+				Error: &chatv1.Error{Code: refusal.Code, Message: refusal.Message}}})
+		}
+	}
+	return failed
+}
 
 // observe passes f, a frame of the connection, to the Recovery and takes
 // the next step of the resend that f answers. It reports whether f is for
 // the reader of Events: not a message already seen (Recovery.Observe), nor
 // a second answer to a message already acknowledged (one sent again before
-// its first answer came back), so that each message gets one ack.
-func (rs *resender) observe(f *chatv1.ServerFrame) bool {
+// its first answer came back), so that each message gets one ack. failed
+// are the answers to the messages that waited behind a join f refuses for
+// good, to hand over after f.
+func (rs *resender) observe(f *chatv1.ServerFrame) (fresh bool, failed []*chatv1.ServerFrame) {
 	answer := f.Id != "" && (f.GetAck() != nil || f.GetError() != nil)
 	if answer && rs.owed[f.Id] > 0 {
 		if rs.owed[f.Id]--; rs.owed[f.Id] == 0 {
 			delete(rs.owed, f.Id)
 		}
 		if !rs.rec.isPending(f.Id) {
-			return false
+			return false, nil
 		}
 	}
 	refused := rs.rec.refusedForNow(f)
+	refusedRoom := rs.rec.refusedJoin(f)
+	if f.GetError().GetCode() == chatcodes.CodeNotInRoom {
+		// A message sent after its room's join was refused, that refusal
+		// came back meanwhile: it was not joined for that reason.
+		if e := rs.refused[rs.rec.roomOf(f.Id)]; e != nil {
+			f.GetError().Code, f.GetError().Message = e.Code, e.Message
+		}
+	}
 	if !rs.rec.Observe(f) {
-		return false
+		return false, nil
+	}
+	if refusedRoom != "" {
+		rs.refused[refusedRoom] = proto.CloneOf(f.GetError()) // f goes to the reader of Events
+		failed = rs.fail(refusedRoom, f.GetError())
 	}
 	switch {
 	case refused:
@@ -100,8 +191,10 @@ func (rs *resender) observe(f *chatv1.ServerFrame) bool {
 	case f.Id != "" && f.Id == rs.inflight && (answer || f.GetRoomJoined() != nil):
 		rs.moved = true
 		rs.next()
+	case f.GetRoomJoined() != nil:
+		rs.flush()
 	}
-	return true
+	return true, failed
 }
 
 // delay is the wait before the next round after a refusal with code.
@@ -128,7 +221,8 @@ func (rs *resender) fired() {
 	rs.next()
 }
 
-// next sends the first frame due, or ends the hold if none is.
+// next sends the first frame due, or ends the hold if none is: then every
+// message still waiting is behind its room's join.
 func (rs *resender) next() {
 	f := rs.rec.nextDue()
 	if f == nil {

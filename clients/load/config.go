@@ -1,6 +1,7 @@
 package load
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -93,6 +94,14 @@ type Config struct {
 	// ServerPID, when set, is the server process whose CPU and RSS are read
 	// from /proc.
 	ServerPID int
+	// Restart, when set, makes the reconnect storm a real restart of the
+	// server (WebSocket only): it is called with every connection set up,
+	// must end the server at once (as kill -9 or a crash would, or as a
+	// shutdown does) and start it again on the same addresses, and returns
+	// the new server's process id (0 if unknown) once it serves. Each client
+	// reconnects as soon as it sees its connection end, with backoff, while
+	// the server is still starting.
+	Restart func(ctx context.Context) (pid int, err error)
 	// ProfileURL, when set with ProfileOut, is the server's pprof CPU
 	// profile endpoint (http://HOST:PORT/debug/pprof/profile): the tool
 	// records the server's profile over the measured phase into ProfileOut.
@@ -198,6 +207,9 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("unknown client %q: want one of %v", c.Client, Clients))
 	} else if c.Client != "own" && c.Transport != "ws" {
 		errs = append(errs, fmt.Errorf("client %q is a WebSocket client: want transport ws", c.Client))
+	}
+	if c.Restart != nil && (c.Scenario != "reconnect" || c.Transport != "ws" || c.Protocol != "tertulia") {
+		errs = append(errs, errors.New("a restart is for the reconnect scenario over ws of a tertulia server"))
 	}
 	if c.Conns > maxConns {
 		errs = append(errs, fmt.Errorf("%d connections is over the limit of %d", c.Conns, maxConns))

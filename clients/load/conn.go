@@ -41,15 +41,16 @@ type member struct {
 	welcomed, joined, isReady bool
 	setupErr                  error
 
-	seen    seqTally     // the tool's messages received, each told apart
-	refused atomic.Int64 // messages this connection sent that the server refused as unavailable
-	ended   atomic.Bool  // the connection ended
-	dropped atomic.Bool  // ...and not because the tool closed it
+	seen    seqTally      // the tool's messages received, each told apart
+	refused atomic.Int64  // messages this connection sent that the server refused as unavailable
+	ended   atomic.Bool   // the connection ended
+	gone    chan struct{} // closed when the connection ends
+	dropped atomic.Bool   // ...and not because the tool closed it
 	errMsg  atomic.Pointer[string]
 }
 
 func newMember(h *Histogram, joinID string) *member {
-	return &member{hist: h, joinID: joinID, ready: make(chan struct{})}
+	return &member{hist: h, joinID: joinID, ready: make(chan struct{}), gone: make(chan struct{})}
 }
 
 // codeUnavailable is the error code of a message the server could not take
@@ -122,6 +123,7 @@ func (m *member) failSetup(err error) {
 // says the tool ended it.
 func (m *member) onEnd(err error, closedByUs bool) {
 	m.ended.Store(true)
+	close(m.gone)
 	if !closedByUs {
 		m.dropped.Store(true)
 		if err != nil {

@@ -13,7 +13,10 @@
 //   - churn:  a fanout while other connections keep opening, joining and closing.
 //   - reconnect: N subscribers in one room, all closed at once and all
 //     reconnected and re-joined at once, as after a server restart (the time
-//     until the last is back), then a fanout to show none is missing.
+//     until the last is back), then a fanout to show none is missing. With
+//     Config.Restart the server really restarts (`tertulia bench --restart`
+//     kills it with SIGKILL and starts it again), and each client reconnects
+//     when it sees its connection end.
 //
 // Every connection is a distinct user with a token of its own and every
 // subscriber joins the room, as in a deployment; Config.Users and the lobby

@@ -105,6 +105,9 @@ func TestIdleMeasuresMemoryAndConnectRate(t *testing.T) {
 	}
 }
 
+// noRestart is a Config.Restart that must not be called.
+func noRestart(context.Context) (int, error) { panic("restart called") }
+
 func TestBadConfigIsRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -120,6 +123,8 @@ func TestBadConfigIsRefused(t *testing.T) {
 		{"too many conns", load.Config{Scenario: "idle", Transport: "ws", Conns: 1_000_000}, "over the limit"},
 		{"more rooms than conns", load.Config{Scenario: "rooms", Transport: "ws", Conns: 10, Rooms: 20}, "at most one room per connection"},
 		{"endless", load.Config{Scenario: "fanout", Transport: "ws", Duration: 48 * time.Hour}, "over the limit of 1h"},
+		{"restart over grpc", load.Config{Scenario: "reconnect", Transport: "grpc", Restart: noRestart}, "a restart is for the reconnect scenario over ws"},
+		{"restart in a fanout", load.Config{Scenario: "fanout", Transport: "ws", Restart: noRestart}, "a restart is for the reconnect scenario over ws"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := load.Run(context.Background(), tc.cfg)

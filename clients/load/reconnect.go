@@ -13,17 +13,19 @@ import (
 
 // Reconnect storm bounds: a client retries a failed reconnect at most
 // stormAttempts times in all, waiting about stormBackoff, doubled each time
-// up to stormMaxBackoff, with jitter, as a well-behaved client would.
+// up to stormMaxBackoff, with jitter, as a well-behaved client would: about
+// 7 s in all, time for a restarted server to come back.
 const (
-	stormAttempts   = 5
+	stormAttempts   = 8
 	stormBackoff    = 100 * time.Millisecond
 	stormMaxBackoff = 2 * time.Second
 )
 
 // reconnect: Conns users connected and joined to Room, then every
 // connection closed at once and every one reconnected and re-joined at once,
-// as after a server restart; then a fanout for Duration shows each of them is
-// back in the room and misses nothing.
+// as after a server restart, or after a real one with Config.Restart; then a
+// fanout for Duration shows each of them is back in the room and misses
+// nothing.
 func (r *runner) reconnect(ctx context.Context, res *Result) error {
 	cfg := r.cfg
 	fmt.Fprintf(cfg.Progress, "reconnect: %d connections in %s over %s\n", cfg.Conns, cfg.Room, r.d.name())
@@ -42,25 +44,51 @@ func (r *runner) reconnect(ctx context.Context, res *Result) error {
 	old := r.clients
 	r.clients = make([]*client, len(old))
 	r.mu.Unlock()
-	fmt.Fprintf(cfg.Progress, "reconnect: closing %d connections at once\n", len(old))
-	start := time.Now()
-	all(len(old), func(i int) {
-		if old[i] != nil {
-			old[i].c.close()
-		}
-	})
-	closeDialers(r.d) // over gRPC, the TCP connections go too
-	res.StormCloseSec = time.Since(start).Seconds()
-
-	fmt.Fprintf(cfg.Progress, "reconnect: reconnecting %d connections at once\n", len(old))
-	stormSrv, stormTool := startStats(cfg.ServerPID), startStats(os.Getpid())
 	sctx, cancel := context.WithTimeoutCause(ctx, cfg.SetupTimeout,
 		fmt.Errorf("reconnect storm of %d connections took over %v", len(old), cfg.SetupTimeout))
 	defer cancel()
+	var start time.Time
+	var stormSrv procStats
+	var restarted chan error
+	if cfg.Restart == nil {
+		fmt.Fprintf(cfg.Progress, "reconnect: closing %d connections at once\n", len(old))
+		start = time.Now()
+		all(len(old), func(i int) {
+			if old[i] != nil {
+				old[i].c.close()
+			}
+		})
+		closeDialers(r.d) // over gRPC, the TCP connections go too
+		res.StormCloseSec = time.Since(start).Seconds()
+		fmt.Fprintf(cfg.Progress, "reconnect: reconnecting %d connections at once\n", len(old))
+		stormSrv = startStats(cfg.ServerPID)
+		start = time.Now()
+	} else {
+		// The server goes with every connection at once, and each client
+		// reconnects when it sees its own end, while the server is still
+		// starting: the storm a restart brings, timed from its start.
+		fmt.Fprintf(cfg.Progress, "reconnect: restarting the server under %d connections\n", len(old))
+		start = time.Now()
+		restarted = make(chan error, 1)
+		go func() {
+			pid, err := cfg.Restart(sctx)
+			res.RestartSec = time.Since(start).Seconds()
+			r.cfg.ServerPID = pid
+			// All the new server's CPU is the storm's: its start-up too.
+			stormSrv = procStats{pid: pid, start: start}
+			restarted <- err
+		}()
+	}
+	stormTool := startStats(os.Getpid())
 	var failed, retries atomic.Int64
 	var firstErr, firstRetry atomic.Pointer[error]
-	start = time.Now()
 	all(len(old), func(i int) {
+		if restarted != nil && !r.awaitEnd(sctx, old[i]) {
+			err := fmt.Errorf("connection %d outlived the restart: %w", i, context.Cause(sctx))
+			failed.Add(1)
+			firstErr.CompareAndSwap(nil, &err)
+			return
+		}
 		cl, n, err := r.rejoin(sctx, i, &firstRetry)
 		retries.Add(int64(n))
 		if err != nil {
@@ -73,6 +101,12 @@ func (r *runner) reconnect(ctx context.Context, res *Result) error {
 		r.mu.Unlock()
 	})
 	res.ReconnectSec = time.Since(start).Seconds()
+	if restarted != nil {
+		if err := <-restarted; err != nil {
+			return fmt.Errorf("restart: %w", err)
+		}
+		fmt.Fprintf(cfg.Progress, "reconnect: the server was back in %.2fs\n", res.RestartSec)
+	}
 	setupCPU(res, stormSrv, stormTool, len(old)-int(failed.Load()))
 	res.ReconnectFailed, res.ReconnectRetries = failed.Load(), retries.Load()
 	fmt.Fprintf(cfg.Progress, "reconnect: %d re-joined in %.2fs, %d failed, %d retries\n",
@@ -84,6 +118,21 @@ func (r *runner) reconnect(ctx context.Context, res *Result) error {
 		return fmt.Errorf("reconnect storm: %d of %d did not re-join: first: %w", res.ReconnectFailed, len(old), *p)
 	}
 	return r.publishToAll(ctx, res, false)
+}
+
+// awaitEnd waits until the connection of cl (nil: none) has ended, as the
+// server's restart ends it, and reports whether it did before ctx ended.
+func (r *runner) awaitEnd(ctx context.Context, cl *client) bool {
+	if cl == nil {
+		return true
+	}
+	select {
+	case <-cl.m.gone:
+		cl.c.close() // the reader is done; this lets the socket go
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // rejoin reconnects connection i as its user and re-joins Room, retrying

@@ -97,8 +97,12 @@ type Result struct {
 
 	// The reconnect storm: how long closing every connection at once took,
 	// then how long until every one had reconnected and re-joined, how many
-	// never did and how many retries they took.
+	// never did and how many retries they took. With Config.Restart,
+	// ReconnectSec runs from the start of the restart, which ends the
+	// connections, and RestartSec is how long until the new server was
+	// serving (by the tool's count: it started in the storm).
 	StormCloseSec    float64 `json:"storm_close_s,omitempty"`
+	RestartSec       float64 `json:"restart_s,omitempty"`
 	ReconnectSec     float64 `json:"reconnect_s,omitempty"`
 	ReconnectFailed  int64   `json:"reconnect_failed,omitempty"`
 	ReconnectRetries int64   `json:"reconnect_retries,omitempty"`

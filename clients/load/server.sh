@@ -23,7 +23,9 @@ server_pid=""
 stop_server() {
 	if [[ -n $server_pid ]]; then
 		kill -TERM "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
+		# Braces: a server killed by a signal (kill -9 by bench --restart) is
+		# not reported by the shell either.
+		{ wait "$server_pid"; } 2>/dev/null || true
 		server_pid=""
 	fi
 }

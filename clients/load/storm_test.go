@@ -1,6 +1,8 @@
 package load_test
 
 import (
+	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -65,4 +67,28 @@ func TestReconnectStormRejoinsEveryone(t *testing.T) {
 			checkAllDelivered(t, res)
 		})
 	}
+}
+
+// A real restart: the node shuts down under its connections and starts
+// again on the same addresses, every client reconnects when it sees its
+// connection end, and every user is back in the room.
+func TestRestartStormRejoinsEveryone(t *testing.T) {
+	const conns = 30
+	cfg := node.Config{Limits: nodetest.Unlimited()}
+	srv := nodetest.Start(t, cfg)
+	restarts := 0
+	res := run(t, srv, load.Config{Scenario: "reconnect", Transport: "ws", Conns: conns, Rate: 100, Duration: 300 * time.Millisecond,
+		Restart: func(context.Context) (int, error) {
+			restarts++
+			srv.Stop(t)
+			nodetest.StartOn(t, cfg, srv.GRPCAddr, srv.HTTPAddr)
+			return os.Getpid(), nil
+		}})
+	if restarts != 1 || res.RestartSec <= 0 || res.ReconnectSec < res.RestartSec {
+		t.Errorf("got %d restarts, back in %vs, all re-joined in %vs; want 1, then all re-joined after", restarts, res.RestartSec, res.ReconnectSec)
+	}
+	if res.ReconnectFailed != 0 || res.Connected != conns {
+		t.Errorf("got %d failed reconnects and %d connected, want 0 and %d", res.ReconnectFailed, res.Connected, conns)
+	}
+	checkAllDelivered(t, res)
 }

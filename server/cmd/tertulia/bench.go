@@ -43,6 +43,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.SetupTimeout, "setup-timeout", 0, "bound on setting up the connections, and on the reconnect storm (default 2m)")
 	fs.IntVar(&cfg.StreamsPerConn, "streams-per-conn", 1, "gRPC streams per HTTP/2 connection")
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "server process to read CPU and RSS from /proc")
+	restart := fs.String("restart", "", "reconnect over ws: restart the server for the storm: kill --server-pid with SIGKILL, run this command (sh -c) in its place on the same addresses, and stop it with SIGTERM after the run")
 	fs.StringVar(&cfg.ProfileURL, "profile-url", "", "server pprof CPU profile URL, e.g. http://127.0.0.1:6060/debug/pprof/profile")
 	fs.StringVar(&cfg.ProfileOut, "profile-out", "", "save the server's CPU profile over the measured phase here")
 	svg := fs.String("svg", "", "write the latency distribution to this SVG file")
@@ -68,6 +69,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer stopProfile()
+	}
+	if *restart != "" {
+		if cfg.Progress == nil {
+			cfg.Progress = io.Discard
+		}
+		r := &restarter{cmdline: *restart, pid: cfg.ServerPID, health: "http://" + cfg.HTTPAddr + "/health", log: stderr, progress: cfg.Progress}
+		cfg.Restart = r.restart
+		defer r.stop()
 	}
 	res, runErr := load.Run(ctx, cfg)
 	if res == nil {
