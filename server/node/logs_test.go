@@ -108,7 +108,12 @@ func TestLogsHoldNoTokenNorMessageBody(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("broadcast: status %d, want 200", resp.StatusCode)
 	}
-	dave.Await("the broadcast", func(f map[string]any) bool { return f["type"] == "admin_broadcast" })
+	for _, u := range []*nodetest.WSClient{dave, alice} {
+		u.Await("the broadcast", func(f map[string]any) bool { return f["type"] == "admin_broadcast" })
+	}
+	// alice has had all that was coming to her: no write to her is in
+	// flight when she closes (one would fail, and end her session with
+	// write_error rather than client).
 	alice.Conn.Close()
 	aliceConn := alice.Welcome["connection_id"].(string)
 	closed := `"msg":"session closed","conn":"` + aliceConn + `","user":"alice","reason":"client"`
