@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/tertulia/tertulia/server/node"
@@ -180,6 +181,7 @@ func (c *segmentConn) Write(p []byte) (int, error) {
 
 func (c *segmentConn) flush() error {
 	c.hold = false
+	c.Conn.SetWriteDeadline(time.Time{}) // a close_notify leaves one in the past
 	_, err := c.Conn.Write(c.held)
 	c.held = nil
 	return err
@@ -212,4 +214,30 @@ func TestTLSFramesWithTheUpgrade(t *testing.T) {
 		io.Writer
 	}{br, conn}}
 	u.await("room_joined early", func(f frame) bool { return f.str("type") == "room_joined" && f.str("room") == "early" })
+}
+
+// TestTLSCloseNotifyIsSeen ends a wss client's TLS with close_notify right
+// behind a frame, in one TCP write, and keeps its TCP connection open: the
+// bridge must see the end in what tls.Conn holds, not wait on a socket that
+// has nothing more to say, and close the connection.
+func TestTLSCloseNotifyIsSeen(t *testing.T) {
+	tg := startTLS(t, node.Config{Limits: nodetest.Unlimited()})
+	var sc *segmentConn
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{Timeout: waitTimeout}).DialContext(ctx, network, addr)
+		sc = &segmentConn{Conn: c}
+		return sc, err
+	}
+	u := loginWith(t, tg, "nora", dialOpts{netDial: dial})
+	sc.hold = true
+	u.sendJSON(map[string]string{"type": "join_room", "room": "notify"})
+	if err := u.conn.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatalf("close_notify: %v", err)
+	}
+	if err := sc.flush(); err != nil {
+		t.Fatalf("write the records: %v", err)
+	}
+	if code, _ := u.closed(); code != ws.StatusNormalClosure {
+		t.Errorf("close %d, want 1000", code)
+	}
 }
