@@ -141,13 +141,8 @@ func TestTLSHeldFrames(t *testing.T) {
 	})
 
 	t.Run("records in one segment", func(t *testing.T) {
-		var sc *segmentConn
-		dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := (&net.Dialer{Timeout: waitTimeout}).DialContext(ctx, network, addr)
-			sc = &segmentConn{Conn: c}
-			return sc, err
-		}
-		u := loginWith(t, tg, "seg", dialOpts{netDial: dial})
+		sc, o := segmented()
+		u := loginWith(t, tg, "seg", o)
 		u.join("held")
 		sc.hold = true
 		for f := frames; len(f) > 0; f = f[min(8, len(f)):] {
@@ -169,6 +164,17 @@ type segmentConn struct {
 	net.Conn
 	hold bool
 	held []byte
+}
+
+// segmented returns dial options whose TCP connection is the segmentConn
+// it also returns, set once dialed.
+func segmented() (*segmentConn, dialOpts) {
+	sc := new(segmentConn)
+	return sc, dialOpts{netDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{Timeout: waitTimeout}).DialContext(ctx, network, addr)
+		sc.Conn = c
+		return sc, err
+	}}
 }
 
 func (c *segmentConn) Write(p []byte) (int, error) {
@@ -222,13 +228,8 @@ func TestTLSFramesWithTheUpgrade(t *testing.T) {
 // has nothing more to say, and close the connection.
 func TestTLSCloseNotifyIsSeen(t *testing.T) {
 	tg := startTLS(t, node.Config{Limits: nodetest.Unlimited()})
-	var sc *segmentConn
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{Timeout: waitTimeout}).DialContext(ctx, network, addr)
-		sc = &segmentConn{Conn: c}
-		return sc, err
-	}
-	u := loginWith(t, tg, "nora", dialOpts{netDial: dial})
+	sc, o := segmented()
+	u := loginWith(t, tg, "nora", o)
 	sc.hold = true
 	u.sendJSON(map[string]string{"type": "join_room", "room": "notify"})
 	if err := u.conn.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
