@@ -23,7 +23,8 @@ type Conn struct {
 	nc net.Conn
 	// br is the read buffer, held only while there is something to read
 	// (bytes, or an error a TLS connection holds) or a frame is being
-	// read; at first, the hijacked connection's reader if it holds bytes.
+	// read; at first, one that holds what was read ahead of the upgrade,
+	// if anything (the hijacked connection's reader, or a restReader).
 	br  *bufio.Reader
 	raw syscall.RawConn // nc's socket, for waitReadable; nil where there is none
 	// tc is nc if it is a TLS connection, which may hold input its socket
