@@ -43,8 +43,9 @@ const breachGap = time.Second
 //
 // A message to a room whose join has not been accepted on the connection
 // (sent, or refused for now and due again) is not sent, held or not: it
-// waits for that room's room_joined, since the server would refuse it with
-// not_in_room. The messages waiting go then, in send order. If the join is
+// waits for that room's room_joined (or already_in_room answering the
+// join: the connection was in the room already), since the server would
+// refuse it with not_in_room. The messages waiting go then, in send order. If the join is
 // refused for good (banned, forbidden, ...), each fails with that join's
 // error, handed over as an error frame with the message's id; so do those
 // sent to the room later on the connection, which the server refuses with
@@ -125,7 +126,7 @@ func (rs *resender) flush() {
 
 // clear forgets that the join of room was refused: it is joined again, or
 // left.
-func (rs *resender) clear(room string) { delete(rs.refused, room) }
+func (rs *resender) clear(room string) { delete(rs.refused, roomKey(room)) }
 
 // fail fails the messages waiting behind the join of room, which refusal
 // refuses for good: it returns an error frame for each, with its id and
@@ -133,7 +134,7 @@ func (rs *resender) clear(room string) { delete(rs.refused, room) }
 func (rs *resender) fail(room string, refusal *chatv1.Error) []*chatv1.ServerFrame {
 	var failed []*chatv1.ServerFrame
 	for _, f := range rs.rec.Pending() {
-		if rs.waiting[f.Id] && f.GetMessage().GetRoom() == room {
+		if rs.waiting[f.Id] && roomKey(f.GetMessage().GetRoom()) == room {
 			delete(rs.waiting, f.Id)
 			rs.rec.drop(f.Id)
 			failed = append(failed, &chatv1.ServerFrame{Id: f.Id, Event: &chatv1.ServerFrame_Error{
@@ -191,8 +192,8 @@ func (rs *resender) observe(f *chatv1.ServerFrame) (fresh bool, failed []*chatv1
 	case f.Id != "" && f.Id == rs.inflight && (answer || f.GetRoomJoined() != nil):
 		rs.moved = true
 		rs.next()
-	case f.GetRoomJoined() != nil:
-		rs.flush()
+	case f.GetRoomJoined() != nil || f.GetError().GetCode() == chatcodes.CodeAlreadyInRoom:
+		rs.flush() // a room may be joined now
 	}
 	return true, failed
 }

@@ -1,0 +1,85 @@
+package client_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	client "github.com/tertulia/tertulia/clients/go"
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
+	"github.com/tertulia/tertulia/server/node"
+	"github.com/tertulia/tertulia/server/node/nodetest"
+)
+
+// cañasNFD is cañas spelled decomposed (n and a combining tilde): the
+// server names the room in NFC, as its room_joined says.
+const cañasNFD = "can\u0303as"
+
+// sendAcked sends a message with id to room on r and reads r's events up
+// to its answer, failing the test unless it is an ack.
+func sendAcked(t *testing.T, r *client.Reconnecting, id, room string) {
+	t.Helper()
+	send(t, r, nodetest.RoomMessage(id, room, "hola"))
+	got := newAnswers()
+	got.read(t, r.Events(), id+"'s answer", func(*chatv1.ServerFrame) bool { return got.final(id) })
+	if got.acks[id] != 1 {
+		t.Fatalf("%s to %q: errors %q, want an ack", id, room, got.errors[id])
+	}
+}
+
+// reconnecting starts alice's Reconnecting session on addrs and reads its
+// welcome.
+func reconnecting(t *testing.T, addrs []string, token string) *client.Reconnecting {
+	t.Helper()
+	alice, err := client.Reconnect(context.Background(), addrs, client.WithToken(token),
+		client.WithBackoff(client.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alice.Close() })
+	await(t, alice.Events(), "welcome", isWelcome)
+	return alice
+}
+
+// joinAgain has r join room, which its connection is in, and reads the
+// server's already_in_room.
+func joinAgain(t *testing.T, r *client.Reconnecting, room string) {
+	t.Helper()
+	if err := r.Join(room); err != nil {
+		t.Fatal(err)
+	}
+	await(t, r.Events(), "already_in_room", func(f *chatv1.ServerFrame) bool {
+		return f.GetError().GetCode() == chatcodes.CodeAlreadyInRoom
+	})
+}
+
+// A room joined under one spelling of its name (NFD) and joined again
+// under the same: the server says already_in_room, the room is joined, and
+// a message to it is acknowledged, on this connection and on the next one.
+func TestJoinUnderAnotherSpellingLetsItsMessagesGo(t *testing.T) {
+	a := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
+	b := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
+	alice := reconnecting(t, []string{a.GRPCAddr, b.GRPCAddr}, a.Token(t, "alice", false))
+	if err := alice.Join(cañasNFD); err != nil {
+		t.Fatal(err)
+	}
+	await(t, alice.Events(), "cañas joined", joined("cañas"))
+	joinAgain(t, alice, cañasNFD)
+	sendAcked(t, alice, "m1", cañasNFD)
+
+	a.Stop(t)
+	await(t, alice.Events(), "a new welcome", isWelcome)
+	sendAcked(t, alice, "m2", cañasNFD)
+}
+
+// A room joined by a join_room frame sent by hand, then by Join: the
+// server says already_in_room, and a message to it is acknowledged.
+func TestJoinAfterAJoinRoomFrameLetsItsMessagesGo(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
+	alice := reconnecting(t, []string{srv.GRPCAddr}, srv.Token(t, "alice", false))
+	send(t, alice, &chatv1.ClientFrame{Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: "copas"}}})
+	await(t, alice.Events(), "copas joined", joined("copas"))
+	joinAgain(t, alice, "copas")
+	sendAcked(t, alice, "m1", "copas")
+}
