@@ -83,3 +83,28 @@ func TestJoinAfterAJoinRoomFrameLetsItsMessagesGo(t *testing.T) {
 	joinAgain(t, alice, "copas")
 	sendAcked(t, alice, "m1", "copas")
 }
+
+// Join, Send and Leave in a row: the message goes before the leave, right
+// behind the join, and is acknowledged, not refused with not_in_room.
+func TestMessageBetweenJoinAndLeaveGoes(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
+	bob := nodetest.Open(t, srv.GRPCAddr, srv.Token(t, "bob", false), "bob")
+	bob.JoinFrom("copas", nil, 0)
+	alice := reconnecting(t, []string{srv.GRPCAddr}, srv.Token(t, "alice", false))
+	if err := alice.Join("copas"); err != nil {
+		t.Fatal(err)
+	}
+	send(t, alice, nodetest.RoomMessage("m1", "copas", "hola y adiós"))
+	if err := alice.Leave("copas"); err != nil {
+		t.Fatal(err)
+	}
+	got := newAnswers()
+	got.read(t, alice.Events(), "m1's answer", func(*chatv1.ServerFrame) bool { return got.final("m1") })
+	if got.acks["m1"] != 1 {
+		t.Fatalf("m1: errors %q, want an ack", got.errors["m1"])
+	}
+	bob.Await("alice's message", func(f *chatv1.ServerFrame) bool { return f.GetMessage().GetMessage() == "hola y adiós" })
+	if n := alice.Pending(); n != 0 {
+		t.Errorf("%d messages pending, want 0", n)
+	}
+}

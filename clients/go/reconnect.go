@@ -152,7 +152,11 @@ func (r *Reconnecting) Join(room string) error {
 	return r.sess.SendFrame(f)
 }
 
-// Leave leaves room, and stops joining it on new connections.
+// Leave leaves room, and stops joining it on new connections. Messages to
+// room waiting for its join go first, right behind the join, so that they
+// are taken before the leave; but while frames refused for now are sent
+// again one at a time, they go after it, and the server answers
+// not_in_room.
 func (r *Reconnecting) Leave(room string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -160,10 +164,9 @@ func (r *Reconnecting) Leave(room string) error {
 	if r.sess == nil {
 		return nil
 	}
-	err := r.sess.Leave(room)
 	r.resend.clear(room)
-	r.resend.flush() // what waited for room's join: the server answers not_in_room
-	return err
+	r.resend.flush()
+	return r.sess.Leave(room)
 }
 
 // SendFrame sends f on the current connection. A message or private
