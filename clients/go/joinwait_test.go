@@ -8,6 +8,7 @@ import (
 	client "github.com/tertulia/tertulia/clients/go"
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
+	"github.com/tertulia/tertulia/server/broker/redis/redistest"
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
 )
@@ -106,5 +107,40 @@ func TestMessageBetweenJoinAndLeaveGoes(t *testing.T) {
 	bob.Await("alice's message", func(f *chatv1.ServerFrame) bool { return f.GetMessage().GetMessage() == "hola y adiós" })
 	if n := alice.Pending(); n != 0 {
 		t.Errorf("%d messages pending, want 0", n)
+	}
+}
+
+// After an administrator kicked alice from a room, Join holds her messages
+// to it until the join is accepted, as it promises: with the join refused
+// for now (the node's Redis does not answer), a message sent right behind
+// it waits and is acknowledged once the join passes, not refused with
+// not_in_room.
+func TestJoinAfterAKickHoldsItsMessages(t *testing.T) {
+	rs := redistest.Start(t)
+	srv := nodetest.StartOnRedis(t, rs.URL())
+	alice := joinAlice(t, srv, client.Backoff{Min: 100 * time.Millisecond, Max: 500 * time.Millisecond})
+	admin, err := client.Dial(srv.GRPCAddr, client.WithToken(srv.Token(t, "root", true)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.Kick(context.Background(), resendRoom, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	await(t, alice.Events(), "alice's room_left", func(f *chatv1.ServerFrame) bool { return f.GetRoomLeft().GetKicked() })
+
+	rs.Pause(t)
+	if err := alice.Join(resendRoom); err != nil {
+		t.Fatal(err)
+	}
+	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "he vuelto"))
+	got := newAnswers()
+	got.read(t, alice.Events(), "the join's refusal", func(f *chatv1.ServerFrame) bool {
+		return f.GetError().GetCode() == chatcodes.CodeUnavailable || got.final("m1")
+	})
+	rs.Resume(t)
+	got.read(t, alice.Events(), "m1's answer", func(*chatv1.ServerFrame) bool { return got.final("m1") })
+	if got.acks["m1"] != 1 || len(got.errors["m1"]) != 0 {
+		t.Errorf("m1: %d acks and errors %q, want one ack", got.acks["m1"], got.errors["m1"])
 	}
 }

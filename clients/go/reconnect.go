@@ -140,7 +140,9 @@ func (r *Reconnecting) Close() error {
 
 // Join joins room now, and again on every new connection until Leave.
 // Between connections it only records the room. Messages to room wait for
-// the join's room_joined (see Reconnecting).
+// the join's room_joined, or its already_in_room if the connection is in
+// the room (see Reconnecting): also after the connection was kicked out of
+// it.
 func (r *Reconnecting) Join(room string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -83,7 +83,10 @@ func roomKey(room string) string { return norm.NFC.String(room) }
 
 // Join records room as joined and returns the frame that joins it: with
 // since (the last message seen) once the room was seen, otherwise asking
-// for the last history messages (0: none).
+// for the last history messages (0: none). Until that frame's answer
+// (room_joined, or already_in_room), the room counts as not joined on the
+// connection: the connection may have left it meanwhile (an administrator
+// kicked it out).
 func (r *Recovery) Join(room string, history int) *chatv1.ClientFrame {
 	room = roomKey(room)
 	r.mu.Lock()
@@ -94,6 +97,7 @@ func (r *Recovery) Join(room string, history int) *chatv1.ClientFrame {
 		r.rooms[room] = rp
 		r.order = append(r.order, room)
 	}
+	rp.due, rp.live = false, false
 	return rp.joinFrame(room)
 }
 
