@@ -2,13 +2,16 @@ package client_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	client "github.com/tertulia/tertulia/clients/go"
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
+	"github.com/tertulia/tertulia/server/broker/redis"
 	"github.com/tertulia/tertulia/server/broker/redis/redistest"
+	"github.com/tertulia/tertulia/server/hub"
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
 )
@@ -142,5 +145,46 @@ func TestJoinAfterAKickHoldsItsMessages(t *testing.T) {
 	got.read(t, alice.Events(), "m1's answer", func(*chatv1.ServerFrame) bool { return got.final("m1") })
 	if got.acks["m1"] != 1 || len(got.errors["m1"]) != 0 {
 		t.Errorf("m1: %d acks and errors %q, want one ack", got.acks["m1"], got.errors["m1"])
+	}
+}
+
+// A message refused for now (rate_limited) whose room's join is sent
+// again before its resend (Join), and answered only after the resend's
+// wait ran out (a frame before it waits on the node's hung Redis), goes
+// once that join is answered: it is acknowledged, not kept unsent until
+// the next connection.
+func TestMessageRefusedForNowGoesAfterItsRoomsSlowJoin(t *testing.T) {
+	rs := redistest.Start(t)
+	srv := nodetest.Start(t, node.Config{
+		// A call to the hung Redis is given up after 3s: long after the
+		// resend's wait (1s after rate_limited).
+		Broker: nodetest.RedisBroker(t, rs.URL(), func(c *redis.Config) { c.CallTimeout = 3 * time.Second }),
+		Limits: node.Limits{Limits: hub.Limits{
+			MessagesPerSecond: 0.5, MessagesBurst: 1,
+			UserMessagesPerSecond: hub.Off, JoinsPerSecond: hub.Off, ConnsPerIP: hub.Off,
+		}},
+	})
+	alice := joinAlice(t, srv, client.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond})
+	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "uno"))
+	await(t, alice.Events(), "m1's ack", nodetest.IsAck("m1"))
+
+	rs.Pause(t)
+	send(t, alice, nodetest.RoomMessage("m2", resendRoom, "dos")) // refused: m1 took the bucket's token
+	// A join of another room, sent by hand: the node waits for Redis.
+	send(t, alice, &chatv1.ClientFrame{Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: "copas"}}})
+	if err := alice.Join(resendRoom); err != nil {
+		t.Fatal(err)
+	}
+	got := newAnswers()
+	got.read(t, alice.Events(), "the join's already_in_room", func(f *chatv1.ServerFrame) bool {
+		return f.GetError().GetCode() == chatcodes.CodeAlreadyInRoom
+	})
+	if !slices.Contains(got.errors["m2"], chatcodes.CodeRateLimited) {
+		t.Fatalf("m2: errors %q, want rate_limited first: the test tests nothing", got.errors["m2"])
+	}
+	rs.Resume(t)
+	got.read(t, alice.Events(), "m2's answer", func(*chatv1.ServerFrame) bool { return got.final("m2") })
+	if got.acks["m2"] != 1 || slices.ContainsFunc(got.errors["m2"], func(c string) bool { return c != chatcodes.CodeRateLimited && c != chatcodes.CodeUnavailable }) {
+		t.Errorf("m2: %d acks and errors %q, want one ack", got.acks["m2"], got.errors["m2"])
 	}
 }
