@@ -75,17 +75,36 @@ func (b *Broker) noteFloor(ctx context.Context, topic string, st *topicState) {
 // reads when the pub/sub connection is back.
 const readBackBatch = 512
 
+// readBacks runs readBack each time it is asked (readBackNow) while it is
+// due, the pub/sub connection is up and Redis answers, until ctx ends. The
+// pub/sub reader asks when its connection is back, and the heartbeat while
+// readBack is still due: neither waits for it. (With thousands of rooms
+// behind, reading back takes seconds: the pub/sub reader goes on handing
+// over live events and PONGs meanwhile, and heartbeats go on.)
+func (b *Broker) readBacks(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.readBackNow:
+		}
+		if b.readBackDue.Load() && b.up.Load() && !b.down.Load() {
+			b.readBack(ctx)
+		}
+	}
+}
+
 // readBack hands the handler, for every topic this node subscribes to,
 // the logged events appended after the last one it handed over (or its
 // floor): those it missed while its pub/sub connection was away, which
-// would otherwise wait for the topic's next event. The receive loop calls
-// it when the connection is back, before it handles what came on it: by
-// then Redis has subscribed the connection again to every channel, so what
-// is appended after the positions are read comes through pub/sub, and is
-// dropped there if it was read back already. It costs one pipelined round
-// trip per readBackBatch topics, and one read of the log per topic that
-// missed something. What cannot be read (Redis does not answer) is tried
-// again on the next heartbeat while the connection is up (readBackDue).
+// would otherwise wait for the topic's next event. readBacks runs it once
+// the connection is back: by then Redis has subscribed the connection
+// again to every channel, so what is appended after the positions are read
+// comes through pub/sub, and is dropped there if it was read back already.
+// It costs one pipelined round trip per readBackBatch topics, and one read
+// of the log per topic that missed something. What cannot be read (Redis
+// does not answer) is tried again on the next heartbeat while the
+// connection is up (readBackDue).
 func (b *Broker) readBack(ctx context.Context) {
 	b.readBackDue.Store(false)
 	var topics []string

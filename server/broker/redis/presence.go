@@ -224,8 +224,8 @@ func (b *Broker) Snapshot(ctx context.Context) (hub.Snapshot, error) {
 }
 
 // beat renews the node's presence every Heartbeat until ctx ends, and
-// reads back what the node missed if that could not be done when its
-// pub/sub connection returned.
+// asks again for what the node missed to be read back if that could not
+// be done when its pub/sub connection returned.
 func (b *Broker) beat(ctx context.Context) {
 	t := time.NewTicker(b.cfg.Heartbeat)
 	defer t.Stop()
@@ -251,8 +251,8 @@ func (b *Broker) beat(ctx context.Context) {
 				b.settle(ctx, err)
 			}
 		}
-		if b.readBackDue.Load() && b.up.Load() && !b.down.Load() {
-			b.readBack(ctx)
+		if b.readBackDue.Load() {
+			kick(b.readBackNow)
 		}
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:

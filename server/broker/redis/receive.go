@@ -81,7 +81,10 @@ func (b *Broker) receive(ctx context.Context) {
 			kick(b.beatNow) // registers this node's presence again now that it receives
 			b.log.Warn("redis pub/sub connection back; resubscribed", "topics", b.subscribedCount(),
 				"down_for", time.Since(downSince).Round(time.Millisecond))
-			b.readBack(ctx)
+			// Read back by its own goroutine: this one goes on handing
+			// over what comes live meanwhile.
+			b.readBackDue.Store(true)
+			kick(b.readBackNow)
 		}
 		switch m := msg.(type) {
 		case *goredis.Message:

@@ -111,6 +111,9 @@ type Broker struct {
 	probeNow chan struct{} // wakes the prober when down is set
 	beatNow  chan struct{} // asks for a heartbeat now: Redis answers again
 	recvNow  chan struct{} // cuts the pub/sub reader's backoff: Redis answers again
+	// readBackNow asks for what this node missed to be read back
+	// (readBacks), if readBackDue.
+	readBackNow chan struct{}
 
 	presence // this node's share of presence
 
@@ -122,7 +125,7 @@ type Broker struct {
 var _ hub.Broker = (*Broker)(nil)
 
 // New connects to Redis, registers the node's presence and starts its
-// pub/sub reader and heartbeat. It fails if Redis cannot be reached now:
+// pub/sub reader, heartbeat, prober and reader-back of missed events. It fails if Redis cannot be reached now:
 // the caller decides whether to retry (the tertulia command does, with
 // backoff). It fails with ErrNodeIDTaken, naming the id, if a live broker
 // of the cluster has cfg.NodeID.
@@ -145,6 +148,8 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		probeNow: make(chan struct{}, 1),
 		beatNow:  make(chan struct{}, 1),
 		recvNow:  make(chan struct{}, 1),
+
+		readBackNow: make(chan struct{}, 1),
 	}
 	b.presence.init(b)
 	b.up.Store(true) // so that the first heartbeat may announce who left with crashed nodes
@@ -162,10 +167,11 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b.ps = b.rdb.Subscribe(ctx)
 	loops, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	b.cancel = cancel
-	b.wg.Add(3)
+	b.wg.Add(4)
 	go func() { defer b.wg.Done(); b.receive(loops) }()
 	go func() { defer b.wg.Done(); b.beat(loops) }()
 	go func() { defer b.wg.Done(); b.probe(loops) }()
+	go func() { defer b.wg.Done(); b.readBacks(loops) }()
 	b.log.Info("joined cluster", "redis", cfg.Options.Addr, "prefix", cfg.Prefix,
 		"heartbeat", cfg.Heartbeat, "presence_ttl", cfg.PresenceTTL)
 	return b, nil
