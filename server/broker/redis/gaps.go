@@ -27,10 +27,11 @@ const maxGapFill = 1000
 // way through pub/sub, and is handed over when it comes. Only what is above
 // the floor and missing before an event is read back.
 //
-// Both paths that hand logged events to the handler, the receive loop and
-// Append's local path (taken while the pub/sub connection is down), go
-// through deliver, one at a time per topic: each logged event reaches the
-// handler once, in offset order, whichever path brings it first. Topics do
+// The paths that hand logged events to the handler, the receive loop and
+// Append's local path (taken while the pub/sub connection is down) through
+// deliver, and readBack, go one at a time per topic, under mu: each logged
+// event reaches the handler once, in offset order, whichever path brings it
+// first. Topics do
 // not wait for each other: a gap's read-back goes to Redis.
 type topicGap struct {
 	// mu is held while a logged event is noted, the events missed before
@@ -55,8 +56,12 @@ func (t *topicGap) reset() {
 // that every event above the floor either comes through pub/sub or is read
 // back. It costs one round trip (HMGET) per first subscription of a topic
 // on this node. If Redis does not answer, the topic goes without a floor:
-// what is missed before its first event is not read back.
+// what is missed before its first event is not read back. If the pub/sub
+// connection came back while the floor was being read, the read-back of
+// its return may have passed the topic by (it had no floor yet): it is
+// asked for again.
 func (b *Broker) noteFloor(ctx context.Context, topic string, st *topicState) {
+	returns := b.metrics.Reconnects.Load()
 	pos, err := b.logPositions(ctx, []string{topic})
 	if err != nil {
 		b.log.Warn("where the log stands is unknown: what is missed before its first event is not read back",
@@ -69,6 +74,10 @@ func (b *Broker) noteFloor(ctx context.Context, topic string, st *topicState) {
 		t.last, t.known, t.floor = pos[0], true, true
 	}
 	t.mu.Unlock()
+	if b.metrics.Reconnects.Load() != returns {
+		b.readBackDue.Store(true)
+		kick(b.readBackNow)
+	}
 }
 
 // readBackBatch is how many topics' positions one pipelined round trip
@@ -101,10 +110,19 @@ func (b *Broker) readBacks(ctx context.Context) {
 // the connection is back: by then Redis has subscribed the connection
 // again to every channel, so what is appended after the positions are read
 // comes through pub/sub, and is dropped there if it was read back already.
-// It costs one pipelined round trip per readBackBatch topics, and one read
-// of the log per topic that missed something. What cannot be read (Redis
-// does not answer) is tried again on the next heartbeat while the
-// connection is up (readBackDue).
+//
+// Before it compares, it waits until the pub/sub reader has handed over
+// what Redis published on the connection before the positions were read
+// (a PING's PONG comes after it): only what did not come that way, which
+// will not come, is read back. Events still on their way, read back first,
+// would be dropped when they came if they were at or below a fresh
+// subscription's floor (lost), and handed over out of order otherwise.
+//
+// It costs one pipelined round trip per readBackBatch topics, one PING on
+// the pub/sub connection, and one read of the log per topic that missed
+// something. What cannot be read (Redis does not answer) is tried again on
+// the next heartbeat while the connection is up (readBackDue). It must not
+// run in the pub/sub reader, which it waits for.
 func (b *Broker) readBack(ctx context.Context) {
 	b.readBackDue.Store(false)
 	var topics []string
@@ -117,6 +135,9 @@ func (b *Broker) readBack(ctx context.Context) {
 	}
 	b.subMu.Unlock()
 	pos, err := b.logPositions(ctx, topics)
+	if err == nil {
+		err = b.sync(ctx)
+	}
 	if err != nil {
 		b.readBackDue.Store(true)
 		b.log.Warn("missed messages not read back yet", "err", err)
