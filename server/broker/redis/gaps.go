@@ -42,6 +42,15 @@ type topicGap struct {
 	floor bool         // last is the floor: nothing handed over since subscribing
 }
 
+// gapMark is what a topicGap knows at one moment.
+type gapMark struct {
+	last         hub.Position
+	known, floor bool
+}
+
+// mark is what t knows now; t.mu is held.
+func (t *topicGap) mark() gapMark { return gapMark{t.last, t.known, t.floor} }
+
 // reset forgets what is known of the log: the topic is being subscribed
 // afresh.
 func (t *topicGap) reset() {
@@ -134,6 +143,15 @@ func (b *Broker) readBack(ctx context.Context) {
 		}
 	}
 	b.subMu.Unlock()
+	// What each topic knows before its position is read: one that has
+	// been handed an event since (live, by its gap's read) is up to date
+	// with a position the read may be older than.
+	marks := make([]gapMark, len(states))
+	for i, st := range states {
+		st.gap.mu.Lock()
+		marks[i] = st.gap.mark()
+		st.gap.mu.Unlock()
+	}
 	pos, err := b.logPositions(ctx, topics)
 	if err == nil {
 		err = b.sync(ctx)
@@ -146,7 +164,8 @@ func (b *Broker) readBack(ctx context.Context) {
 	for i, st := range states {
 		t := &st.gap
 		t.mu.Lock()
-		if st.live.Load() && t.known && (pos[i].Epoch != t.last.Epoch || pos[i].Offset > t.last.Offset) {
+		if st.live.Load() && t.known && t.mark() == marks[i] &&
+			(pos[i].Epoch != t.last.Epoch || pos[i].Offset > t.last.Offset) {
 			if b.fillGap(topics[i], hub.Position{Offset: pos[i].Offset + 1, Epoch: pos[i].Epoch}, t.last) {
 				t.last, t.floor = pos[i], false
 			} else {

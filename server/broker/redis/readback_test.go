@@ -237,3 +237,29 @@ func TestSubscribeAcrossAReconnectReadsBackWhatWasMissed(t *testing.T) {
 	}
 	r.expect("m1")
 }
+
+// A read-back that read where a room's log stood before the room's next
+// event came live does not take that position for newer than the event:
+// after the log was lost (it expired, or Redis restarted empty), the first
+// event of the new log is handed over once. The test holds the reply of the
+// read-back's read until that event has come.
+func TestReadBackOlderThanALiveEventKeepsIt(t *testing.T) {
+	r := newCutRig(t, quiet, "room:reborn", "b1", "b2")
+	positions := holdCall(t, r.sub, false, r.sub.readsPosition(r.topic))
+	if err := r.rdb.Del(r.ctx, r.sub.logKeys(r.topic)...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	readBack := func() {
+		r.sub.readBackDue.Store(true) // as if the last one had failed
+		kick(r.sub.readBackNow)
+	}
+	readBack()
+	positions.wait(t)   // no log
+	r.send(r.pub, "n1") // the new log's first
+	r.expect("n1")
+	positions.letGo()
+	readBack() // once the first is done
+	eventually(t, waitTimeout, "sub reads back again", func() bool { return positions.calls.Load() == 2 })
+	r.send(r.pub, "n2")
+	r.expect("n2")
+}
