@@ -407,5 +407,12 @@ func (b *Broker) announce(ctx context.Context, ev *hub.Event) {
 // leave forgets this node's presence and releases its node id, unless
 // another broker holds the id.
 func (b *Broker) leave(ctx context.Context) error {
-	return leaveScript.Run(ctx, b.rdb, nil, b.prefix, b.cfg.NodeID, b.claim).Err()
+	return leaveScript.Run(ctx, b.rdb, nil, b.prefix, b.cfg.NodeID, b.claim, "0").Err()
+}
+
+// leaveIfClaimed is leave if this broker holds the node id, and nothing
+// otherwise: a start that may not have claimed it must not remove what a
+// broker that died with the id left (a start removes it telling who left).
+func (b *Broker) leaveIfClaimed(ctx context.Context) error {
+	return leaveScript.Run(ctx, b.rdb, nil, b.prefix, b.cfg.NodeID, b.claim, "1").Err()
 }

@@ -128,7 +128,10 @@ var _ hub.Broker = (*Broker)(nil)
 // pub/sub reader, heartbeat, prober and reader-back of missed events. It fails if Redis cannot be reached now:
 // the caller decides whether to retry (the tertulia command does, with
 // backoff). It fails with ErrNodeIDTaken, naming the id, if a live broker
-// of the cluster has cfg.NodeID.
+// of the cluster has cfg.NodeID. A start that fails otherwise once it may
+// have claimed the id (its heartbeat's reply lost, or too late for ctx)
+// releases it, as far as Redis answers within CallTimeout: the next try
+// is not refused.
 func New(ctx context.Context, cfg Config) (*Broker, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -158,10 +161,16 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("redis at %s: %w", cfg.Options.Addr, err)
 	}
 	if _, err := b.heartbeatAs(ctx, true); err != nil {
-		b.rdb.Close()
 		if errors.Is(err, ErrNodeIDTaken) {
+			b.rdb.Close()
 			return nil, fmt.Errorf("redis broker: %w", err)
 		}
+		// The heartbeat may have run, its reply lost or too late: the id
+		// claimed would refuse the next start for PresenceTTL.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.CallTimeout)
+		_ = b.leaveIfClaimed(lctx)
+		cancel()
+		b.rdb.Close()
 		return nil, fmt.Errorf("redis at %s: register node: %w", cfg.Options.Addr, err)
 	}
 	b.ps = b.rdb.Subscribe(ctx)
