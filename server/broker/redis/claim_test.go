@@ -266,3 +266,71 @@ func TestStartFailedLateLeavesTheNodeIDFree(t *testing.T) {
 		t.Fatalf("a broker started right after a failed start with the same id: %v; want it started", err)
 	}
 }
+
+// A broker whose id another broker claimed while it was cut off from Redis
+// (taken for dead, an orchestrator started a replacement) is fenced off:
+// it records no new connections, and publishes and appends nothing under
+// the other's id, which would take those events for its own; Fenced says
+// so. When the other closes, it claims its id again, and registers its
+// presence again: the cluster, told its users left, is told they are back.
+func TestBrokerWhoseIDIsClaimedElsewhereIsFencedOff(t *testing.T) {
+	s := newSameID(t, steady)
+	a := s.start()
+	seen := &events{}
+	a.SetHandler(seen.handle)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*waitTimeout)
+	defer cancel()
+	alice := hub.PresenceRecord{ID: "a1", User: "alice", Name: "Alice"}
+	if _, _, err := a.AddConn(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: s.srv.Addr})
+	defer rdb.Close()
+	// a's claim expired while it was cut off; a broker starts with its id,
+	// and removes its presence as a dead broker's.
+	if err := rdb.Del(ctx, a.prefix+"claim:n1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	twin := s.start()
+	eventually(t, waitTimeout, "a finds its id claimed elsewhere", a.Fenced)
+
+	bob := hub.PresenceRecord{ID: "b1", User: "bob", Name: "Bob"}
+	if _, _, err := a.AddConn(ctx, bob); !errors.Is(err, ErrNodeIDTaken) {
+		t.Errorf("a fenced-off broker records a connection: %v; want ErrNodeIDTaken", err)
+	}
+	if _, err := a.AddMember(ctx, "lounge", alice); !errors.Is(err, ErrNodeIDTaken) {
+		t.Errorf("a fenced-off broker records a membership: %v; want ErrNodeIDTaken", err)
+	}
+	ev := &hub.Event{Kind: hub.KindMessage, Time: time.Now(), Message: "hi"}
+	if err := a.Publish(ctx, "lobby", ev); !errors.Is(err, ErrNodeIDTaken) {
+		t.Errorf("a fenced-off broker publishes: %v; want ErrNodeIDTaken", err)
+	}
+	if _, err := a.Append(ctx, "room:x", ev, hub.AppendOptions{Log: hub.LogLimits{Size: 10}}); !errors.Is(err, ErrNodeIDTaken) {
+		t.Errorf("a fenced-off broker appends: %v; want ErrNodeIDTaken", err)
+	}
+	snap, err := twin.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Users) != 0 {
+		t.Errorf("users %v while a is fenced off, want none", snap.Users)
+	}
+	if n := a.Metrics().Fenced.Load(); n != 1 {
+		t.Errorf("fenced %d times, want 1", n)
+	}
+
+	if err := a.Subscribe(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	if err := twin.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitTimeout, "a claims its id again", func() bool { return !a.Fenced() })
+	eventually(t, waitTimeout, "alice back, and told so", func() bool {
+		s, err := a.Snapshot(ctx)
+		return err == nil && slices.Equal(s.Users, []string{"alice"}) && seen.has("lobby user_joined alice")
+	})
+	if _, _, err := a.AddConn(ctx, bob); err != nil {
+		t.Errorf("a broker that claimed its id again records a connection: %v", err)
+	}
+}

@@ -117,7 +117,8 @@ func (b *Broker) received(m *goredis.Message) {
 		b.log.Error("dropping event", "topic", topic, "err", err)
 		return
 	}
-	own := w.Seq != 0 && w.Origin == b.cfg.NodeID
+	// Under this node's id, but another broker's while it holds the id.
+	own := w.Seq != 0 && w.Origin == b.cfg.NodeID && !b.fenced.Load()
 	if own && b.cameBack(w.Seq, hub.Position{Offset: ev.Offset, Epoch: ev.Epoch}) {
 		return // delivered here when Redis did not take it in time
 	}

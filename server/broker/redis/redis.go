@@ -17,8 +17,8 @@
 // publish.go (Publish and the wait for its own event), subscribe.go,
 // receive.go (the pub/sub reader and the handler calls), presence.go,
 // presence_repair.go (undoing changes Redis may have run unseen), claim.go
-// (one live broker per node id), log.go, gaps.go (reading back what pub/sub
-// missed), codec.go.
+// (one live broker per node id, and the fence of one whose id another
+// claimed), log.go, gaps.go (reading back what pub/sub missed), codec.go.
 //
 // Keys and channels all start with Config.Prefix, so several clusters (or
 // tests) can share one Redis. Redis Cluster is not supported: the scripts
@@ -49,6 +49,9 @@ type Metrics struct {
 	// being lost.
 	Reconnects atomic.Int64
 	GapsFilled atomic.Int64 // logged events missed by pub/sub and read back from their log
+	// Fenced counts the times another broker was found holding this
+	// broker's node id (claim.go).
+	Fenced atomic.Int64
 	// Unreachable counts the times Redis did not answer a call within
 	// CallTimeout and was taken for unreachable until a probe was answered.
 	Unreachable atomic.Int64
@@ -105,6 +108,8 @@ type Broker struct {
 	// readBackDue: what this node missed while its pub/sub connection was
 	// away could not all be read back when it returned (gaps.go).
 	readBackDue atomic.Bool
+	// fenced: another broker holds the node id (claim.go).
+	fenced atomic.Bool
 	// down: Redis did not answer a call in time and has not answered a
 	// probe since (health.go).
 	down     atomic.Bool
