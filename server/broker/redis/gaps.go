@@ -158,10 +158,15 @@ func (b *Broker) readBack(ctx context.Context) {
 	}
 	if err != nil {
 		b.readBackDue.Store(true)
-		b.log.Warn("missed messages not read back yet", "err", err)
+		if ctx.Err() == nil {
+			b.log.Warn("missed messages not read back yet", "err", err)
+		}
 		return
 	}
 	for i, st := range states {
+		if ctx.Err() != nil { // closing
+			return
+		}
 		t := &st.gap
 		t.mu.Lock()
 		if st.live.Load() && t.known && t.mark() == marks[i] &&
