@@ -211,9 +211,9 @@ func TestReadBackWhileLiveKeepsEventsOnTheirWay(t *testing.T) {
 // log's position read meanwhile, gets what was appended while the
 // connection was away without waiting for its next event. The test holds
 // the reply of that read until the read-back of the connection's return
-// has read where the log stands. (Before the mend this showed the loss
-// unless the read-back had not yet looked at the room when the reply came;
-// it looks at once.)
+// has read where the log stands too. (Without the mend the test shows the
+// loss as long as that read-back, which then looks at the room at once,
+// does so before the test lets the held reply go: in every run so far.)
 func TestSubscribeAcrossAReconnectReadsBackWhatWasMissed(t *testing.T) {
 	r := newCutRig(t, quiet, "room:first")
 	const room = "room:floor"
