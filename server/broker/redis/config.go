@@ -21,7 +21,10 @@ type Config struct {
 	Options *goredis.Options
 	// Prefix starts every key and channel. Default "tertulia".
 	Prefix string
-	// NodeID names this node in presence. Default: random.
+	// NodeID names this node in presence. Default: random. No two live
+	// brokers of a cluster may have the same: New refuses an id in use
+	// (ErrNodeIDTaken), and one whose broker died without closing until
+	// PresenceTTL after that broker's last heartbeat.
 	NodeID string
 	// Heartbeat is how often a node renews its presence and looks for
 	// crashed nodes. Default 1s.

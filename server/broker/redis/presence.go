@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -222,7 +223,9 @@ func (b *Broker) Snapshot(ctx context.Context) (hub.Snapshot, error) {
 	return s, nil
 }
 
-// beat renews the node's presence every Heartbeat until ctx ends.
+// beat renews the node's presence every Heartbeat until ctx ends, and
+// reads back what the node missed if that could not be done when its
+// pub/sub connection returned.
 func (b *Broker) beat(ctx context.Context) {
 	t := time.NewTicker(b.cfg.Heartbeat)
 	defer t.Stop()
@@ -244,7 +247,12 @@ func (b *Broker) beat(ctx context.Context) {
 		}
 		if err != nil {
 			b.presence.lost.Store(true)
-			b.settle(ctx, err)
+			if !errors.Is(err, ErrNodeIDTaken) { // Redis answered
+				b.settle(ctx, err)
+			}
+		}
+		if b.readBackDue.Load() && b.up.Load() && !b.down.Load() {
+			b.readBack(ctx)
 		}
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
@@ -257,15 +265,33 @@ func (b *Broker) beat(ctx context.Context) {
 	}
 }
 
-// heartbeat renews the node's presence, registers it again if Redis lost
-// it, and removes crashed nodes' presence, telling the lobby who left.
+// heartbeat renews the node's presence and its claim of the node id,
+// registers it again if Redis lost it, and removes crashed nodes' presence,
+// telling the lobby who left. It fails with ErrNodeIDTaken, touching
+// nothing, if another broker holds the id.
 func (b *Broker) heartbeat(ctx context.Context) (status int64, err error) {
+	return b.heartbeatAs(ctx, false)
+}
+
+// heartbeatAs is heartbeat; starting, by New, it also removes what
+// presence the node id has left from a broker that died with it.
+func (b *Broker) heartbeatAs(ctx context.Context, starting bool) (status int64, err error) {
 	ttl := b.cfg.PresenceTTL.Milliseconds()
-	res, err := heartbeatScript.Run(ctx, b.rdb, nil, b.prefix, b.cfg.NodeID, ttl).Slice()
+	start := "0"
+	if starting {
+		start = "1"
+	}
+	res, err := heartbeatScript.Run(ctx, b.rdb, nil, b.prefix, b.cfg.NodeID, ttl, b.claim, start).Slice()
 	if err != nil {
 		return 0, fmt.Errorf("heartbeat: %w", err)
 	}
-	status, _ = res[0].(int64)
+	if len(res) < 2 {
+		return 0, fmt.Errorf("heartbeat: unexpected reply %v", res)
+	}
+	if status, _ = res[0].(int64); status == 3 {
+		ms, _ := res[1].(int64)
+		return status, b.idTaken(ms)
+	}
 	// Registered again also when presence may have been lost unseen: a
 	// heartbeat whose reply was lost may have been the one that told this
 	// node it had expired, and the next ones say it is known.
@@ -378,7 +404,8 @@ func (b *Broker) announce(ctx context.Context, ev *hub.Event) {
 	}
 }
 
-// leave forgets this node's presence.
+// leave forgets this node's presence and releases its node id, unless
+// another broker holds the id.
 func (b *Broker) leave(ctx context.Context) error {
-	return leaveScript.Run(ctx, b.rdb, nil, b.prefix, b.cfg.NodeID).Err()
+	return leaveScript.Run(ctx, b.rdb, nil, b.prefix, b.cfg.NodeID, b.claim).Err()
 }

@@ -14,6 +14,7 @@ import goredis "github.com/redis/go-redis/v9"
 //	P:node:<node>      set   conn ids of one node
 //	P:nodes            zset  node -> deadline (ms, Redis clock) of its presence
 //	P:reaped:<node>    string, set for an hour when a node's presence expired
+//	P:claim:<node>     string, the token of the broker holding the node id (claim.go)
 //
 // Every change is one Lua script, so counts stay consistent and "first" and
 // "last" connection of a user are decided once, cluster-wide; each returns
@@ -108,23 +109,20 @@ for i, id in ipairs(ids) do
 end
 return out`)
 
-	// ARGV: P, node, ttl ms. Renews the node's deadline and removes every
-	// node whose deadline has passed. Returns {status, removed, conns,
+	// ARGV: P, node, ttl ms, claim token, "1" if the broker is starting.
+	// Claims the node id for the broker holding the token (P:claim:<node>,
+	// for ttl ms), renews the node's deadline and removes every node whose
+	// deadline has passed. A broker starting takes over none of its id's
+	// presence: what is left of it is a dead broker's, removed as a crashed
+	// node's. Returns {3, ms before the claim expires} if another broker
+	// holds the id, touching nothing; otherwise {status, removed, conns,
 	// left...}: status 0 if the node was known, 1 if its presence had
 	// expired (it was reaped), 2 if Redis did not know it (a new node, or a
 	// Redis that lost its data); removed counts the connections of reaped
 	// nodes; conns the cluster's connections before; left is user id, name
 	// pairs of users whose last connection went with them.
 	heartbeatScript = goredis.NewScript(luaRemoveConn + `
-local P, node = ARGV[1], ARGV[2]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local out = {0, 0, redis.call('HLEN', P .. 'conns')}
-if redis.call('ZADD', P .. 'nodes', now + tonumber(ARGV[3]), node) == 1 then
-  out[1] = 2
-  if redis.call('DEL', P .. 'reaped:' .. node) == 1 then out[1] = 1 end
-end
-for _, dead in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', '(' .. now)) do
+local function remove_node(P, dead, out)
   for _, id in ipairs(redis.call('SMEMBERS', P .. 'node:' .. dead)) do
     out[2] = out[2] + 1
     local c = remove_conn(P, id)
@@ -132,13 +130,35 @@ for _, dead in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', '(' .. n
   end
   redis.call('DEL', P .. 'node:' .. dead)
   redis.call('ZREM', P .. 'nodes', dead)
+end
+local P, node, token = ARGV[1], ARGV[2], ARGV[4]
+local ck = P .. 'claim:' .. node
+local held = redis.call('GET', ck)
+if held and held ~= token then return {3, redis.call('PTTL', ck)} end
+redis.call('SET', ck, token, 'PX', ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {0, 0, redis.call('HLEN', P .. 'conns')}
+if ARGV[5] == '1' then remove_node(P, node, out) end
+if redis.call('ZADD', P .. 'nodes', now + tonumber(ARGV[3]), node) == 1 then
+  out[1] = 2
+  if redis.call('DEL', P .. 'reaped:' .. node) == 1 then out[1] = 1 end
+end
+for _, dead in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', '(' .. now)) do
+  remove_node(P, dead, out)
   redis.call('SET', P .. 'reaped:' .. dead, 1, 'PX', 3600000)
 end
 return out`)
 
-	// ARGV: P, node. A node leaving on purpose: its presence goes, no marker.
+	// ARGV: P, node, claim token. A node leaving on purpose: its presence
+	// goes, no marker, and its claim of the id. Nothing is touched if
+	// another broker holds the id.
 	leaveScript = goredis.NewScript(luaRemoveConn + `
 local P, node = ARGV[1], ARGV[2]
+local ck = P .. 'claim:' .. node
+local held = redis.call('GET', ck)
+if held and held ~= ARGV[3] then return 0 end
+redis.call('DEL', ck)
 for _, id in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node)) do remove_conn(P, id) end
 redis.call('DEL', P .. 'node:' .. node)
 redis.call('ZREM', P .. 'nodes', node)

@@ -17,9 +17,7 @@ import (
 // still subscribes to topic: an UNSUBSCRIBE takes effect in Redis a little
 // after Unsubscribe returns.
 func (b *Broker) dispatchIfLive(topic string, ev *hub.Event) {
-	b.subMu.Lock()
-	st := b.topics[topic]
-	b.subMu.Unlock()
+	st := b.state(topic)
 	h := b.handler.Load()
 	if st == nil || h == nil {
 		return
@@ -83,6 +81,7 @@ func (b *Broker) receive(ctx context.Context) {
 			kick(b.beatNow) // registers this node's presence again now that it receives
 			b.log.Warn("redis pub/sub connection back; resubscribed", "topics", b.subscribedCount(),
 				"down_for", time.Since(downSince).Round(time.Millisecond))
+			b.readBack(ctx)
 		}
 		switch m := msg.(type) {
 		case *goredis.Message:

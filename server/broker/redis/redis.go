@@ -16,8 +16,9 @@
 // health.go (the bound on every call, and the probe of an unreachable Redis),
 // publish.go (Publish and the wait for its own event), subscribe.go,
 // receive.go (the pub/sub reader and the handler calls), presence.go,
-// presence_repair.go (undoing changes Redis may have run unseen), log.go,
-// gaps.go, codec.go.
+// presence_repair.go (undoing changes Redis may have run unseen), claim.go
+// (one live broker per node id), log.go, gaps.go (reading back what pub/sub
+// missed), codec.go.
 //
 // Keys and channels all start with Config.Prefix, so several clusters (or
 // tests) can share one Redis. Redis Cluster is not supported: the scripts
@@ -67,6 +68,7 @@ type Broker struct {
 	rdb     *goredis.Client
 	ps      *goredis.PubSub
 	prefix  string // cfg.Prefix + ":", before every key and channel
+	claim   string // this broker's token in its claim of the node id (claim.go)
 	metrics Metrics
 
 	handler atomic.Pointer[func(topic string, ev *hub.Event)]
@@ -100,6 +102,9 @@ type Broker struct {
 	strays map[uint64]time.Time
 
 	up atomic.Bool // the pub/sub connection is live
+	// readBackDue: what this node missed while its pub/sub connection was
+	// away could not all be read back when it returned (gaps.go).
+	readBackDue atomic.Bool
 	// down: Redis did not answer a call in time and has not answered a
 	// probe since (health.go).
 	down     atomic.Bool
@@ -108,7 +113,6 @@ type Broker struct {
 	recvNow  chan struct{} // cuts the pub/sub reader's backoff: Redis answers again
 
 	presence // this node's share of presence
-	gaps     gaps
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -120,7 +124,8 @@ var _ hub.Broker = (*Broker)(nil)
 // New connects to Redis, registers the node's presence and starts its
 // pub/sub reader and heartbeat. It fails if Redis cannot be reached now:
 // the caller decides whether to retry (the tertulia command does, with
-// backoff).
+// backoff). It fails with ErrNodeIDTaken, naming the id, if a live broker
+// of the cluster has cfg.NodeID.
 func New(ctx context.Context, cfg Config) (*Broker, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -131,6 +136,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		log:    cfg.Logger.With("broker", "redis", "node", cfg.NodeID),
 		rdb:    goredis.NewClient(options(cfg.Options, cfg.CallTimeout)),
 		prefix: cfg.Prefix + ":",
+		claim:  newClaimToken(),
 		topics: make(map[string]*topicState),
 		pings:  make(map[string]chan struct{}),
 		echoes: make(map[uint64]echo),
@@ -146,8 +152,11 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		b.rdb.Close()
 		return nil, fmt.Errorf("redis at %s: %w", cfg.Options.Addr, err)
 	}
-	if _, err := b.heartbeat(ctx); err != nil {
+	if _, err := b.heartbeatAs(ctx, true); err != nil {
 		b.rdb.Close()
+		if errors.Is(err, ErrNodeIDTaken) {
+			return nil, fmt.Errorf("redis broker: %w", err)
+		}
 		return nil, fmt.Errorf("redis at %s: register node: %w", cfg.Options.Addr, err)
 	}
 	b.ps = b.rdb.Subscribe(ctx)

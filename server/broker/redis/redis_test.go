@@ -66,6 +66,16 @@ func newBroker(t *testing.T, srv *redistest.Server, prefix string, tm timings, o
 // closes it when the test ends.
 func startBroker(t *testing.T, srv *redistest.Server, set func(cfg *Config)) *Broker {
 	t.Helper()
+	b, err := tryBroker(t, srv, set)
+	if err != nil {
+		t.Fatalf("new broker: %v", err)
+	}
+	return b
+}
+
+// tryBroker is startBroker, New's error returned.
+func tryBroker(t *testing.T, srv *redistest.Server, set func(cfg *Config)) (*Broker, error) {
+	t.Helper()
 	cfg, err := ParseURL(srv.URL())
 	if err != nil {
 		t.Fatal(err)
@@ -75,10 +85,10 @@ func startBroker(t *testing.T, srv *redistest.Server, set func(cfg *Config)) *Br
 	defer cancel()
 	b, err := New(ctx, cfg)
 	if err != nil {
-		t.Fatalf("new broker: %v", err)
+		return nil, err
 	}
 	t.Cleanup(func() { b.Close() })
-	return b
+	return b, nil
 }
 
 func TestConformance(t *testing.T) {

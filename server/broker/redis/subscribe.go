@@ -16,12 +16,19 @@ type topicState struct {
 	// holders counts the callers using this state; guarded by Broker.subMu.
 	// The state is dropped when no caller holds it and refs is 0.
 	holders int
+	gap     topicGap // what this node knows of the topic's log (gaps.go)
+}
+
+// state is topic's state, nil if this node neither subscribes to it nor
+// is (un)subscribing it.
+func (b *Broker) state(topic string) *topicState {
+	b.subMu.Lock()
+	defer b.subMu.Unlock()
+	return b.topics[topic]
 }
 
 func (b *Broker) live(topic string) bool {
-	b.subMu.Lock()
-	st := b.topics[topic]
-	b.subMu.Unlock()
+	st := b.state(topic)
 	return st != nil && st.live.Load()
 }
 
@@ -50,7 +57,9 @@ func (b *Broker) release(topic string, st *topicState) {
 // Subscribe implements hub.Broker. Subscriptions are counted: a topic stays
 // subscribed until as many Unsubscribe calls. The first one returns once
 // Redis has confirmed the subscription, so that what is published after it
-// returns is delivered.
+// returns is delivered, and once it has read where the topic's log stands
+// (one more round trip), so that what this node misses of it from then on
+// is read back (gaps.go).
 func (b *Broker) Subscribe(ctx context.Context, topic string) error {
 	st := b.hold(topic)
 	defer b.release(topic, st)
@@ -75,8 +84,9 @@ func (b *Broker) Subscribe(ctx context.Context, topic string) error {
 		return fmt.Errorf("subscribe %s: %w", topic, err)
 	}
 	st.refs = 1
-	b.gaps.forget(topic)
+	st.gap.reset()
 	st.live.Store(true)
+	b.noteFloor(ctx, topic, st)
 	return nil
 }
 
