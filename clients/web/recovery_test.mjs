@@ -145,4 +145,23 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
   r.observe(welcome(0, ''));
   assert.deepEqual(r.resume().filter((f) => f.type === 'join_room').map((f) => f.room), ['copas'], 'a refused room is not joined again');
 }
+// On a live connection too, a message to a room waits for that room's
+// join: already_in_room accepts it; leaving the room lets the messages go
+// (the server answers them).
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const j = r.join('tapas');
+  const m1 = r.submit({ type: 'message', room: 'tapas', message: 'uno' });
+  assert.equal(m1, null, 'behind the join');
+  assert.ok(r.submit({ type: 'message', message: 'lobby' }), 'a lobby message does not wait');
+  r.observe({ type: 'error', id: j.id, code: 'already_in_room', message: 'already in room' });
+  assert.deepEqual(r.takeReady().map((f) => f.message), ['uno']);
+  const j2 = r.join('copas');
+  r.submit({ type: 'message', room: 'copas', message: 'dos' });
+  r.leave('copas');
+  assert.deepEqual(r.takeReady().map((f) => f.message), ['dos']);
+  r.observe({ type: 'error', id: j2.id, code: 'rate_limited', message: 'too many joins' });
+  assert.deepEqual(r.retryFrames().filter((f) => f.type === 'join_room'), [], 'a room left is not joined again');
+}
 console.log('OK');
