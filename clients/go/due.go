@@ -27,7 +27,8 @@ func (r *Recovery) refusedForNow(f *chatv1.ServerFrame) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	_, ok := r.pending[f.Id]
-	return ok || r.joinOf(f.Id) != nil
+	_, rp := r.joinOf(f.Id)
+	return ok || rp != nil
 }
 
 // refusedJoin returns the room whose join f refuses for good, "" if f is
@@ -40,12 +41,8 @@ func (r *Recovery) refusedJoin(f *chatv1.ServerFrame) string {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for room, rp := range r.rooms {
-		if rp.joinID == f.Id {
-			return room
-		}
-	}
-	return ""
+	room, _ := r.joinOf(f.Id)
+	return room
 }
 
 // isPending reports whether the frame with id awaits its ack.
@@ -69,17 +66,18 @@ func (r *Recovery) drop(id string) {
 func (r *Recovery) roomOf(id string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.pending[id].GetMessage().GetRoom()
+	return roomKey(r.pending[id].GetMessage().GetRoom())
 }
 
-// joinOf returns the joined room whose join frames have id, nil if none.
-func (r *Recovery) joinOf(id string) *roomPosition {
-	for _, rp := range r.rooms {
+// joinOf returns the joined room whose join frames have id, and where it
+// is; "" and nil if none.
+func (r *Recovery) joinOf(id string) (string, *roomPosition) {
+	for room, rp := range r.rooms {
 		if rp.joinID == id {
-			return rp
+			return room, rp
 		}
 	}
-	return nil
+	return "", nil
 }
 
 // behindJoin reports whether f is a message to a room joined (Join) but
@@ -94,7 +92,7 @@ func (r *Recovery) behindJoin(f *chatv1.ClientFrame) bool {
 }
 
 func (r *Recovery) waitsForJoin(f *chatv1.ClientFrame) bool {
-	room := f.GetMessage().GetRoom()
+	room := roomKey(f.GetMessage().GetRoom())
 	rp := r.rooms[room]
 	return room != "" && rp != nil && !rp.live
 }

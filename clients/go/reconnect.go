@@ -140,7 +140,9 @@ func (r *Reconnecting) Close() error {
 
 // Join joins room now, and again on every new connection until Leave.
 // Between connections it only records the room. Messages to room wait for
-// the join's room_joined (see Reconnecting).
+// the join's room_joined, or its already_in_room if the connection is in
+// the room (see Reconnecting): also after the connection was kicked out of
+// it.
 func (r *Reconnecting) Join(room string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -152,7 +154,11 @@ func (r *Reconnecting) Join(room string) error {
 	return r.sess.SendFrame(f)
 }
 
-// Leave leaves room, and stops joining it on new connections.
+// Leave leaves room, and stops joining it on new connections. Messages to
+// room waiting for its join go first, right behind the join, so that they
+// are taken before the leave; but while frames refused for now are sent
+// again one at a time, they go after it, and the server answers
+// not_in_room.
 func (r *Reconnecting) Leave(room string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -160,10 +166,9 @@ func (r *Reconnecting) Leave(room string) error {
 	if r.sess == nil {
 		return nil
 	}
-	err := r.sess.Leave(room)
 	r.resend.clear(room)
-	r.resend.flush() // what waited for room's join: the server answers not_in_room
-	return err
+	r.resend.flush()
+	return r.sess.Leave(room)
 }
 
 // SendFrame sends f on the current connection. A message or private

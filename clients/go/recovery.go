@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/text/unicode/norm"
 	"google.golang.org/protobuf/proto"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
@@ -75,10 +76,19 @@ func NewRecovery() *Recovery {
 	}
 }
 
+// roomKey is the name the server gives room (hub.RoomName, NFC): a
+// Recovery knows a room by it, so that two spellings of one name are one
+// room.
+func roomKey(room string) string { return norm.NFC.String(room) }
+
 // Join records room as joined and returns the frame that joins it: with
 // since (the last message seen) once the room was seen, otherwise asking
-// for the last history messages (0: none).
+// for the last history messages (0: none). Until that frame's answer
+// (room_joined, or already_in_room), the room counts as not joined on the
+// connection: the connection may have left it meanwhile (an administrator
+// kicked it out).
 func (r *Recovery) Join(room string, history int) *chatv1.ClientFrame {
+	room = roomKey(room)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rp, ok := r.rooms[room]
@@ -87,6 +97,7 @@ func (r *Recovery) Join(room string, history int) *chatv1.ClientFrame {
 		r.rooms[room] = rp
 		r.order = append(r.order, room)
 	}
+	rp.due, rp.live = false, false
 	return rp.joinFrame(room)
 }
 
@@ -104,7 +115,7 @@ func (rp *roomPosition) joinFrame(room string) *chatv1.ClientFrame {
 func (r *Recovery) Leave(room string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.forget(room)
+	r.forget(roomKey(room))
 }
 
 func (r *Recovery) forget(room string) {
@@ -149,7 +160,7 @@ func (r *Recovery) Pending() []*chatv1.ClientFrame {
 func (r *Recovery) Position(room string) *chatv1.Position {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if rp := r.rooms[room]; rp != nil && rp.pos != nil {
+	if rp := r.rooms[roomKey(room)]; rp != nil && rp.pos != nil {
 		return proto.Clone(rp.pos).(*chatv1.Position)
 	}
 	return nil
@@ -174,7 +185,8 @@ func (r *Recovery) Inbox() *chatv1.Position {
 // private messages were not missed: they predate the client); an ack ends
 // the wait for its frame; the own room_joined places the room, and one
 // with recovered false moves the room to the server's position (what lies
-// before it is for Reload).
+// before it is for Reload). An already_in_room answering a room's join
+// says it is joined too (it was already, under the same name).
 func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -223,25 +235,23 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 			r.inbox = &chatv1.Position{Offset: p.Offset, Epoch: p.Epoch}
 			r.advanceInbox()
 		}
-	case f.GetError() != nil:
+	case f.GetError() != nil && f.Id != "":
 		// A frame refused for good is not sent again; one not carried out
 		// now stays pending, to be sent again (ResendPending, Resume).
 		code := f.GetError().GetCode()
-		if f.Id == "" {
-			return true
-		}
-		if retryable(code) {
-			if rp := r.joinOf(f.Id); rp != nil {
+		room, rp := r.joinOf(f.Id)
+		switch {
+		case retryable(code):
+			if rp != nil {
 				rp.due = true
 			}
 			return true
+		case rp != nil && code == chatcodes.CodeAlreadyInRoom:
+			rp.due, rp.live = false, true
+		case rp != nil:
+			r.forget(room) // a refused join is not tried again
 		}
 		r.acked(f.Id)
-		for room, rp := range r.rooms {
-			if rp.joinID == f.Id && code != chatcodes.CodeAlreadyInRoom {
-				r.forget(room) // a refused join is not tried again
-			}
-		}
 	}
 	return true
 }
@@ -373,6 +383,7 @@ func (r *Recovery) ResendPending(s *Session) error {
 func (r *Recovery) Reload(ctx context.Context, c *Client, room string, limit int) ([]*chatv1.HistoryMessage, error) {
 	r.mu.Lock()
 	var gap [2]*chatv1.Position
+	room = roomKey(room)
 	if rp := r.rooms[room]; rp != nil && rp.gap != nil {
 		gap = *rp.gap
 	}

@@ -43,8 +43,9 @@ const breachGap = time.Second
 //
 // A message to a room whose join has not been accepted on the connection
 // (sent, or refused for now and due again) is not sent, held or not: it
-// waits for that room's room_joined, since the server would refuse it with
-// not_in_room. The messages waiting go then, in send order. If the join is
+// waits for that room's room_joined (or already_in_room answering the
+// join: the connection was in the room already), since the server would
+// refuse it with not_in_room. The messages waiting go then, in send order. If the join is
 // refused for good (banned, forbidden, ...), each fails with that join's
 // error, handed over as an error frame with the message's id; so do those
 // sent to the room later on the connection, which the server refuses with
@@ -61,12 +62,14 @@ type resender struct {
 	// timer fires when the frames due are to go again; stopped otherwise.
 	// Reset and Stop leave no stale tick in C (Go 1.23 timers).
 	timer    *time.Timer
-	held     bool            // a refusal for now is being worked off: new messages wait
-	inflight string          // the id of the frame resent and not yet answered; "" if none
-	moved    bool            // the current round got a frame through
-	rounds   int             // rounds in a row that got nothing through
-	owed     map[string]int  // answers still to come to messages sent on this connection, by id
-	waiting  map[string]bool // messages not sent on this connection: behind their room's join
+	held     bool   // a refusal for now is being worked off: new messages wait
+	inflight string // the id of the frame resent and not yet answered; "" if none
+	moved    bool   // the current round got a frame through
+	rounds   int    // rounds in a row that got nothing through
+	// owed counts, by id, the answers still to come to messages sent on
+	// this connection. A message awaiting its ack that owes none is not on
+	// its way: it waits for its room's join, or for the hold to end.
+	owed map[string]int
 	// refused holds, by room, the error that refused its join for good on
 	// this connection, until Join or Leave: it answers the room's messages
 	// in place of the server's not_in_room.
@@ -77,46 +80,40 @@ func newResender(rec *Recovery, s *Session, wait Backoff) *resender {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	return &resender{rec: rec, sess: s, wait: wait, timer: t, owed: make(map[string]int),
-		waiting: make(map[string]bool), refused: make(map[string]*chatv1.Error)}
+		refused: make(map[string]*chatv1.Error)}
 }
 
 // sent records that the message with id was sent on the connection.
-func (rs *resender) sent(id string) {
-	rs.owed[id]++
-	delete(rs.waiting, id)
-}
+func (rs *resender) sent(id string) { rs.owed[id]++ }
 
 // add sends f, a message just tracked, unless it must wait: behind its
 // room's join, or while the connection is held (next sends it).
 func (rs *resender) add(f *chatv1.ClientFrame) {
-	switch {
-	case rs.rec.behindJoin(f):
-		rs.waiting[f.Id] = true
-	case !rs.held:
-		// A failed send ends the connection; a kept frame goes on the next.
-		rs.sess.SendFrame(f)
-		rs.sent(f.Id)
+	if rs.held || rs.rec.behindJoin(f) {
+		return // flush or next sends it
 	}
+	// A failed send ends the connection; a kept frame goes on the next.
+	rs.sess.SendFrame(f)
+	rs.sent(f.Id)
 }
 
-// resume starts the connection's messages: every message awaiting its ack
-// waits, and those not behind their room's join go now.
-func (rs *resender) resume() {
-	for _, f := range rs.rec.Pending() {
-		rs.waiting[f.Id] = true
-	}
-	rs.flush()
-}
+// resume starts the connection's messages: those awaiting their ack and
+// not behind their room's join go now.
+func (rs *resender) resume() { rs.flush() }
 
-// flush sends, in send order, the waiting messages whose room's join has
-// been accepted (or whose room was left). A held connection sends them as
-// they come due (next).
+// flush sends, in send order, the messages awaiting their ack that are not
+// on their way (they owe no answer on this connection) and no longer
+// behind their room's join: it has been accepted, or the room was left. A
+// held connection sends them as they come due (next). When the hold ends,
+// every message awaiting its ack is on its way or behind its room's join
+// (nextDue found none due), so the messages flush sends are those that
+// waited for their room's join.
 func (rs *resender) flush() {
-	if rs.held || len(rs.waiting) == 0 {
+	if rs.held {
 		return
 	}
 	for _, f := range rs.rec.Pending() {
-		if rs.waiting[f.Id] && !rs.rec.behindJoin(f) {
+		if rs.owed[f.Id] == 0 && !rs.rec.behindJoin(f) {
 			rs.sess.SendFrame(f) // a failed send ends the connection, and the resender with it
 			rs.sent(f.Id)
 		}
@@ -125,16 +122,16 @@ func (rs *resender) flush() {
 
 // clear forgets that the join of room was refused: it is joined again, or
 // left.
-func (rs *resender) clear(room string) { delete(rs.refused, room) }
+func (rs *resender) clear(room string) { delete(rs.refused, roomKey(room)) }
 
-// fail fails the messages waiting behind the join of room, which refusal
-// refuses for good: it returns an error frame for each, with its id and
-// the refusal's code and text, and ends its wait for an ack.
+// fail fails the messages to room not on their way, which wait for its
+// join, refused for good by refusal: it returns an error frame for each,
+// with its id and the refusal's code and text, and ends its wait for an
+// ack.
 func (rs *resender) fail(room string, refusal *chatv1.Error) []*chatv1.ServerFrame {
 	var failed []*chatv1.ServerFrame
 	for _, f := range rs.rec.Pending() {
-		if rs.waiting[f.Id] && f.GetMessage().GetRoom() == room {
-			delete(rs.waiting, f.Id)
+		if to := f.GetMessage().GetRoom(); rs.owed[f.Id] == 0 && to != "" && roomKey(to) == room {
 			rs.rec.drop(f.Id)
 			failed = append(failed, &chatv1.ServerFrame{Id: f.Id, Event: &chatv1.ServerFrame_Error{
 				Error: &chatv1.Error{Code: refusal.Code, Message: refusal.Message}}})
@@ -191,8 +188,8 @@ func (rs *resender) observe(f *chatv1.ServerFrame) (fresh bool, failed []*chatv1
 	case f.Id != "" && f.Id == rs.inflight && (answer || f.GetRoomJoined() != nil):
 		rs.moved = true
 		rs.next()
-	case f.GetRoomJoined() != nil:
-		rs.flush()
+	case f.GetRoomJoined() != nil || f.GetError().GetCode() == chatcodes.CodeAlreadyInRoom:
+		rs.flush() // a room may be joined now
 	}
 	return true, failed
 }

@@ -79,6 +79,7 @@ var (
 	redisAppendsDesc     = desc("tertulia_history_appends_total", "Messages this node added to the history in Redis (its size is Redis's: XLEN).")
 	redisAppendErrsDesc  = desc("tertulia_history_append_errors_total", "Appends of this node to the history in Redis that failed.")
 	redisUnreachableDesc = desc("tertulia_redis_unreachable_total", "Times Redis did not answer a call within its bound and was taken for unreachable until a probe was answered.")
+	redisFencedDesc      = desc("tertulia_redis_fenced_total", "Times another broker was found holding this node's id: fenced off (no publishing, no new presence) until it claimed it again.")
 )
 
 // redisCollector reads a Redis broker's counters at scrape time.
@@ -86,7 +87,7 @@ type redisCollector struct{ m *redis.Metrics }
 
 func (c redisCollector) Describe(ch chan<- *prometheus.Desc) {
 	describe(ch, redisPublishedDesc, redisReceivedDesc, redisLocalOnlyDesc, redisReapedDesc, redisReconnectsDesc, redisGapsFilledDesc, redisUnreachableDesc,
-		redisAppendsDesc, redisAppendErrsDesc)
+		redisAppendsDesc, redisAppendErrsDesc, redisFencedDesc)
 }
 
 func (c redisCollector) Collect(ch chan<- prometheus.Metric) {
@@ -103,6 +104,7 @@ func (c redisCollector) Collect(ch chan<- prometheus.Metric) {
 		{redisUnreachableDesc, c.m.Unreachable.Load()},
 		{redisAppendsDesc, c.m.HistoryAppends.Load()},
 		{redisAppendErrsDesc, c.m.HistoryAppendErrors.Load()},
+		{redisFencedDesc, c.m.Fenced.Load()},
 	} {
 		ch <- prometheus.MustNewConstMetric(v.d, prometheus.CounterValue, float64(v.n))
 	}

@@ -31,6 +31,51 @@ func newClaimToken() string {
 	return hex.EncodeToString(b[:])
 }
 
+// A running broker can lose its claim: cut off from Redis for longer than
+// PresenceTTL, it is taken for dead, and a broker started meanwhile with
+// the same id (an orchestrator's replacement) claims it and removes its
+// presence. The first broker's next heartbeat finds the id held: from then
+// until a heartbeat claims it again (the other has closed, or died and its
+// claim expired) it is fenced off. Its connections and memberships are
+// not recorded (AddConn and AddMember fail; removals go on: they name
+// connections of its own), and what it publishes or appends is refused
+// rather than sent under the other broker's id, which would take it for
+// its own; events under the id are not taken for its own either.
+// Fenced reports it; Metrics.Fenced counts the times. The heartbeat that
+// claims the id again removes what presence the id has left (the other's,
+// if it died), registers this node's again and tells the cluster its users
+// are back.
+
+// Fenced reports whether another broker holds this broker's node id, which
+// it is fenced off from until it claims it again: its publishes, appends
+// and new connections and memberships fail. A node is not ready meanwhile.
+func (b *Broker) Fenced() bool { return b.fenced.Load() }
+
+// errFenced is the error of what a fenced broker refuses.
+func (b *Broker) errFenced() error {
+	return fmt.Errorf("%w: %q was claimed by another broker while this one was cut off from redis; "+
+		"this node is fenced off until it claims it again", ErrNodeIDTaken, b.cfg.NodeID)
+}
+
+// fence notes that another broker holds the node id.
+func (b *Broker) fence() {
+	if b.fenced.Swap(true) {
+		return
+	}
+	b.metrics.Fenced.Add(1)
+	b.presence.toldLeft.Store(true)
+	b.releaseEchoes("") // none of this node's events will come back
+	b.log.Error("node id claimed by another broker: fenced off (no publishing, no new presence) until it is claimed again",
+		"node", b.cfg.NodeID)
+}
+
+// unfence notes that this broker holds the node id again.
+func (b *Broker) unfence() {
+	if b.fenced.Swap(false) {
+		b.log.Warn("node id claimed again: no longer fenced off", "node", b.cfg.NodeID)
+	}
+}
+
 // idTaken is the error of a heartbeat that found the node id claimed by
 // another broker, whose claim expires in ms milliseconds unless renewed.
 func (b *Broker) idTaken(ms int64) error {

@@ -1,11 +1,15 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,5 +141,196 @@ func TestHeartbeatOfAnIDClaimedElsewhereTouchesNothing(t *testing.T) {
 	}
 	if got := rdb.Get(ctx, claim).Val(); got != "another broker" {
 		t.Errorf("after a closed, the claim of n1 is %q, want the other broker's", got)
+	}
+}
+
+// replyCutter is a TCP proxy to Redis that, on a connection that runs a
+// script, passes no more of Redis's replies back: replies lost on the way,
+// the scripts run. (go-redis tries a call that timed out again, on another
+// connection: its replies are lost too.)
+type replyCutter struct {
+	ln   net.Listener
+	addr string
+	wg   sync.WaitGroup
+	lost atomic.Int64 // reply bytes not passed back
+	mu   sync.Mutex
+	open []net.Conn
+}
+
+func startReplyCutter(t *testing.T, redisAddr string) *replyCutter {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &replyCutter{ln: ln, addr: ln.Addr().String()}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", redisAddr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.open = append(p.open, c, s)
+			p.mu.Unlock()
+			var chosen atomic.Bool // replies are lost
+			p.wg.Add(2)
+			go func() { // to Redis
+				defer p.wg.Done()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 && bytes.Contains(bytes.ToUpper(buf[:n]), []byte("EVAL")) {
+						chosen.Store(true)
+					}
+					if n > 0 {
+						if _, err := s.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+					if err != nil {
+						s.Close()
+						return
+					}
+				}
+			}()
+			go func() { // back
+				defer p.wg.Done()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := s.Read(buf)
+					if chosen.Load() {
+						p.lost.Add(int64(n))
+					} else if n > 0 {
+						if _, err := c.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+					if err != nil {
+						c.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		for _, c := range p.open {
+			c.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
+	return p
+}
+
+// A broker whose start failed after Redis ran its heartbeat (the reply
+// came too late) releases the node id it claimed there: a broker started
+// again with it right after is not refused (it would be until the claim
+// expired, PresenceTTL later).
+func TestStartFailedLateLeavesTheNodeIDFree(t *testing.T) {
+	s := newSameID(t, timings{time.Second, time.Minute})
+	rdb := goredis.NewClient(&goredis.Options{Addr: s.srv.Addr})
+	defer rdb.Close()
+	ctx := context.Background()
+	// Loaded, so that each script is one EVALSHA, run at once.
+	for _, sc := range []*goredis.Script{heartbeatScript, leaveScript} {
+		if err := sc.Load(ctx, rdb).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proxy := startReplyCutter(t, s.srv.Addr)
+	cfg, err := ParseURL("redis://" + proxy.addr + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.set(&cfg)
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if b, err := New(short, cfg); err == nil {
+		b.Close()
+		t.Fatal("a broker started with its heartbeat's reply lost")
+	}
+	if proxy.lost.Load() == 0 {
+		t.Fatal("the heartbeat's reply was not lost: the test did not run its case")
+	}
+	if _, err := tryBroker(t, s.srv, s.set); err != nil {
+		t.Fatalf("a broker started right after a failed start with the same id: %v; want it started", err)
+	}
+}
+
+// A broker whose id another broker claimed while it was cut off from Redis
+// (taken for dead, an orchestrator started a replacement) is fenced off:
+// it records no new connections, and publishes and appends nothing under
+// the other's id, which would take those events for its own; Fenced says
+// so. When the other closes, it claims its id again, and registers its
+// presence again: the cluster, told its users left, is told they are back.
+func TestBrokerWhoseIDIsClaimedElsewhereIsFencedOff(t *testing.T) {
+	s := newSameID(t, steady)
+	a := s.start()
+	seen := &events{}
+	a.SetHandler(seen.handle)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*waitTimeout)
+	defer cancel()
+	alice := hub.PresenceRecord{ID: "a1", User: "alice", Name: "Alice"}
+	if _, _, err := a.AddConn(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: s.srv.Addr})
+	defer rdb.Close()
+	// a's claim expired while it was cut off; a broker starts with its id,
+	// and removes its presence as a dead broker's.
+	if err := rdb.Del(ctx, a.prefix+"claim:n1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	twin := s.start()
+	eventually(t, waitTimeout, "a finds its id claimed elsewhere", a.Fenced)
+
+	bob := hub.PresenceRecord{ID: "b1", User: "bob", Name: "Bob"}
+	if _, _, err := a.AddConn(ctx, bob); !errors.Is(err, ErrNodeIDTaken) {
+		t.Errorf("a fenced-off broker records a connection: %v; want ErrNodeIDTaken", err)
+	}
+	if _, err := a.AddMember(ctx, "lounge", alice); !errors.Is(err, ErrNodeIDTaken) {
+		t.Errorf("a fenced-off broker records a membership: %v; want ErrNodeIDTaken", err)
+	}
+	ev := &hub.Event{Kind: hub.KindMessage, Time: time.Now(), Message: "hi"}
+	if err := a.Publish(ctx, "lobby", ev); !errors.Is(err, ErrNodeIDTaken) {
+		t.Errorf("a fenced-off broker publishes: %v; want ErrNodeIDTaken", err)
+	}
+	if _, err := a.Append(ctx, "room:x", ev, hub.AppendOptions{Log: hub.LogLimits{Size: 10}}); !errors.Is(err, ErrNodeIDTaken) {
+		t.Errorf("a fenced-off broker appends: %v; want ErrNodeIDTaken", err)
+	}
+	snap, err := twin.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Users) != 0 {
+		t.Errorf("users %v while a is fenced off, want none", snap.Users)
+	}
+	if n := a.Metrics().Fenced.Load(); n != 1 {
+		t.Errorf("fenced %d times, want 1", n)
+	}
+
+	if err := a.Subscribe(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	if err := twin.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitTimeout, "a claims its id again", func() bool { return !a.Fenced() })
+	eventually(t, waitTimeout, "alice back, and told so", func() bool {
+		s, err := a.Snapshot(ctx)
+		return err == nil && slices.Equal(s.Users, []string{"alice"}) && seen.has("lobby user_joined alice")
+	})
+	if _, _, err := a.AddConn(ctx, bob); err != nil {
+		t.Errorf("a broker that claimed its id again records a connection: %v", err)
 	}
 }

@@ -27,10 +27,11 @@ const maxGapFill = 1000
 // way through pub/sub, and is handed over when it comes. Only what is above
 // the floor and missing before an event is read back.
 //
-// Both paths that hand logged events to the handler, the receive loop and
-// Append's local path (taken while the pub/sub connection is down), go
-// through deliver, one at a time per topic: each logged event reaches the
-// handler once, in offset order, whichever path brings it first. Topics do
+// The paths that hand logged events to the handler, the receive loop and
+// Append's local path (taken while the pub/sub connection is down) through
+// deliver, and readBack, go one at a time per topic, under mu: each logged
+// event reaches the handler once, in offset order, whichever path brings it
+// first. Topics do
 // not wait for each other: a gap's read-back goes to Redis.
 type topicGap struct {
 	// mu is held while a logged event is noted, the events missed before
@@ -40,6 +41,15 @@ type topicGap struct {
 	known bool         // last is set
 	floor bool         // last is the floor: nothing handed over since subscribing
 }
+
+// gapMark is what a topicGap knows at one moment.
+type gapMark struct {
+	last         hub.Position
+	known, floor bool
+}
+
+// mark is what t knows now; t.mu is held.
+func (t *topicGap) mark() gapMark { return gapMark{t.last, t.known, t.floor} }
 
 // reset forgets what is known of the log: the topic is being subscribed
 // afresh.
@@ -55,8 +65,12 @@ func (t *topicGap) reset() {
 // that every event above the floor either comes through pub/sub or is read
 // back. It costs one round trip (HMGET) per first subscription of a topic
 // on this node. If Redis does not answer, the topic goes without a floor:
-// what is missed before its first event is not read back.
+// what is missed before its first event is not read back. If the pub/sub
+// connection came back while the floor was being read, the read-back of
+// its return may have passed the topic by (it had no floor yet): it is
+// asked for again.
 func (b *Broker) noteFloor(ctx context.Context, topic string, st *topicState) {
+	returns := b.metrics.Reconnects.Load()
 	pos, err := b.logPositions(ctx, []string{topic})
 	if err != nil {
 		b.log.Warn("where the log stands is unknown: what is missed before its first event is not read back",
@@ -69,23 +83,55 @@ func (b *Broker) noteFloor(ctx context.Context, topic string, st *topicState) {
 		t.last, t.known, t.floor = pos[0], true, true
 	}
 	t.mu.Unlock()
+	if b.metrics.Reconnects.Load() != returns {
+		b.readBackDue.Store(true)
+		kick(b.readBackNow)
+	}
 }
 
 // readBackBatch is how many topics' positions one pipelined round trip
 // reads when the pub/sub connection is back.
 const readBackBatch = 512
 
+// readBacks runs readBack each time it is asked (readBackNow) while it is
+// due, the pub/sub connection is up and Redis answers, until ctx ends. The
+// pub/sub reader asks when its connection is back, and the heartbeat while
+// readBack is still due: neither waits for it. (With thousands of rooms
+// behind, reading back takes seconds: the pub/sub reader goes on handing
+// over live events and PONGs meanwhile, and heartbeats go on.)
+func (b *Broker) readBacks(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.readBackNow:
+		}
+		if b.readBackDue.Load() && b.up.Load() && !b.down.Load() {
+			b.readBack(ctx)
+		}
+	}
+}
+
 // readBack hands the handler, for every topic this node subscribes to,
 // the logged events appended after the last one it handed over (or its
 // floor): those it missed while its pub/sub connection was away, which
-// would otherwise wait for the topic's next event. The receive loop calls
-// it when the connection is back, before it handles what came on it: by
-// then Redis has subscribed the connection again to every channel, so what
-// is appended after the positions are read comes through pub/sub, and is
-// dropped there if it was read back already. It costs one pipelined round
-// trip per readBackBatch topics, and one read of the log per topic that
-// missed something. What cannot be read (Redis does not answer) is tried
-// again on the next heartbeat while the connection is up (readBackDue).
+// would otherwise wait for the topic's next event. readBacks runs it once
+// the connection is back: by then Redis has subscribed the connection
+// again to every channel, so what is appended after the positions are read
+// comes through pub/sub, and is dropped there if it was read back already.
+//
+// Before it compares, it waits until the pub/sub reader has handed over
+// what Redis published on the connection before the positions were read
+// (a PING's PONG comes after it): only what did not come that way, which
+// will not come, is read back. Events still on their way, read back first,
+// would be dropped when they came if they were at or below a fresh
+// subscription's floor (lost), and handed over out of order otherwise.
+//
+// It costs one pipelined round trip per readBackBatch topics, one PING on
+// the pub/sub connection, and one read of the log per topic that missed
+// something. What cannot be read (Redis does not answer) is tried again on
+// the next heartbeat while the connection is up (readBackDue). It must not
+// run in the pub/sub reader, which it waits for.
 func (b *Broker) readBack(ctx context.Context) {
 	b.readBackDue.Store(false)
 	var topics []string
@@ -97,16 +143,34 @@ func (b *Broker) readBack(ctx context.Context) {
 		}
 	}
 	b.subMu.Unlock()
+	// What each topic knows before its position is read: one that has
+	// been handed an event since (live, by its gap's read) is up to date
+	// with a position the read may be older than.
+	marks := make([]gapMark, len(states))
+	for i, st := range states {
+		st.gap.mu.Lock()
+		marks[i] = st.gap.mark()
+		st.gap.mu.Unlock()
+	}
 	pos, err := b.logPositions(ctx, topics)
+	if err == nil {
+		err = b.sync(ctx)
+	}
 	if err != nil {
 		b.readBackDue.Store(true)
-		b.log.Warn("missed messages not read back yet", "err", err)
+		if ctx.Err() == nil {
+			b.log.Warn("missed messages not read back yet", "err", err)
+		}
 		return
 	}
 	for i, st := range states {
+		if ctx.Err() != nil { // closing
+			return
+		}
 		t := &st.gap
 		t.mu.Lock()
-		if st.live.Load() && t.known && (pos[i].Epoch != t.last.Epoch || pos[i].Offset > t.last.Offset) {
+		if st.live.Load() && t.known && t.mark() == marks[i] &&
+			(pos[i].Epoch != t.last.Epoch || pos[i].Offset > t.last.Offset) {
 			if b.fillGap(topics[i], hub.Position{Offset: pos[i].Offset + 1, Epoch: pos[i].Epoch}, t.last) {
 				t.last, t.floor = pos[i], false
 			} else {

@@ -98,6 +98,9 @@ func (b *Broker) Append(ctx context.Context, topic string, ev *hub.Event, opt hu
 
 // append is Append, uncounted.
 func (b *Broker) append(ctx context.Context, topic string, ev *hub.Event, opt hub.AppendOptions) (hub.Receipt, error) {
+	if b.fenced.Load() {
+		return hub.Receipt{}, fmt.Errorf("append to %s: %w", topic, b.errFenced())
+	}
 	size, ttl := 0, time.Duration(0)
 	if opt.Log.Size > 0 {
 		lim := opt.Log.WithDefaults()

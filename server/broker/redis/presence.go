@@ -35,6 +35,10 @@ type presence struct {
 	// may be what was lost) or Redis stopped answering. The next heartbeat
 	// that succeeds registers everything again.
 	lost atomic.Bool
+	// toldLeft is set when the cluster may have been told this node's
+	// users left without its presence expiring: another broker claimed its
+	// node id (claim.go). They are announced back when registered again.
+	toldLeft atomic.Bool
 	// undo holds the changes Redis may have run, or not, without telling:
 	// see presence_repair.go.
 	undoMu sync.Mutex // protects undo
@@ -55,6 +59,9 @@ func (p *presence) init(b *Broker) {
 // AddConn implements hub.Presence. A connection already recorded is not
 // counted again.
 func (b *Broker) AddConn(ctx context.Context, c hub.PresenceRecord) (bool, int, error) {
+	if b.fenced.Load() {
+		return false, 0, fmt.Errorf("add connection %s: %w", c.ID, b.errFenced())
+	}
 	b.regMu.RLock()
 	defer b.regMu.RUnlock()
 	var first bool
@@ -114,6 +121,9 @@ func (b *Broker) RemoveConn(ctx context.Context, c hub.PresenceRecord) (bool, in
 // AddMember implements hub.Presence. A connection that AddConn did not
 // record joins nothing.
 func (b *Broker) AddMember(ctx context.Context, room string, c hub.PresenceRecord) (int, error) {
+	if b.fenced.Load() {
+		return 0, fmt.Errorf("add %s to room %q: %w", c.ID, room, b.errFenced())
+	}
 	b.regMu.RLock()
 	defer b.regMu.RUnlock()
 	var n int
@@ -224,8 +234,8 @@ func (b *Broker) Snapshot(ctx context.Context) (hub.Snapshot, error) {
 }
 
 // beat renews the node's presence every Heartbeat until ctx ends, and
-// reads back what the node missed if that could not be done when its
-// pub/sub connection returned.
+// asks again for what the node missed to be read back if that could not
+// be done when its pub/sub connection returned.
 func (b *Broker) beat(ctx context.Context) {
 	t := time.NewTicker(b.cfg.Heartbeat)
 	defer t.Stop()
@@ -247,12 +257,14 @@ func (b *Broker) beat(ctx context.Context) {
 		}
 		if err != nil {
 			b.presence.lost.Store(true)
-			if !errors.Is(err, ErrNodeIDTaken) { // Redis answered
+			if errors.Is(err, ErrNodeIDTaken) { // Redis answered
+				b.fence()
+			} else {
 				b.settle(ctx, err)
 			}
 		}
-		if b.readBackDue.Load() && b.up.Load() && !b.down.Load() {
-			b.readBack(ctx)
+		if b.readBackDue.Load() {
+			kick(b.readBackNow)
 		}
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
@@ -270,7 +282,9 @@ func (b *Broker) beat(ctx context.Context) {
 // telling the lobby who left. It fails with ErrNodeIDTaken, touching
 // nothing, if another broker holds the id.
 func (b *Broker) heartbeat(ctx context.Context) (status int64, err error) {
-	return b.heartbeatAs(ctx, false)
+	// Claiming the id back, as a start does: what presence it has is a
+	// dead broker's (the one that claimed it meanwhile), or gone already.
+	return b.heartbeatAs(ctx, b.fenced.Load())
 }
 
 // heartbeatAs is heartbeat; starting, by New, it also removes what
@@ -292,6 +306,7 @@ func (b *Broker) heartbeatAs(ctx context.Context, starting bool) (status int64, 
 		ms, _ := res[1].(int64)
 		return status, b.idTaken(ms)
 	}
+	b.unfence()
 	// Registered again also when presence may have been lost unseen: a
 	// heartbeat whose reply was lost may have been the one that told this
 	// node it had expired, and the next ones say it is known.
@@ -301,10 +316,13 @@ func (b *Broker) heartbeatAs(ctx context.Context, starting bool) (status int64, 
 	if lost := b.presence.lost.Swap(false); (status != 0 || lost) && !b.up.Load() {
 		b.presence.lost.Store(true)
 	} else if status != 0 || lost {
-		if err := b.reregister(ctx, status != 2); err != nil {
+		// After a fence the cluster was told this node's users left, with
+		// the presence the other broker removed: they are announced back.
+		if err := b.reregister(ctx, status != 2 || b.presence.toldLeft.Load()); err != nil {
 			b.presence.lost.Store(true)
 			return status, err
 		}
+		b.presence.toldLeft.Store(false)
 	}
 	if err := b.repair(ctx); err != nil {
 		return status, err
@@ -407,5 +425,12 @@ func (b *Broker) announce(ctx context.Context, ev *hub.Event) {
 // leave forgets this node's presence and releases its node id, unless
 // another broker holds the id.
 func (b *Broker) leave(ctx context.Context) error {
-	return leaveScript.Run(ctx, b.rdb, nil, b.prefix, b.cfg.NodeID, b.claim).Err()
+	return leaveScript.Run(ctx, b.rdb, nil, b.prefix, b.cfg.NodeID, b.claim, "0").Err()
+}
+
+// leaveIfClaimed is leave if this broker holds the node id, and nothing
+// otherwise: a start that may not have claimed it must not remove what a
+// broker that died with the id left (a start removes it telling who left).
+func (b *Broker) leaveIfClaimed(ctx context.Context) error {
+	return leaveScript.Run(ctx, b.rdb, nil, b.prefix, b.cfg.NodeID, b.claim, "1").Err()
 }

@@ -150,14 +150,15 @@ for _, dead in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', '(' .. n
 end
 return out`)
 
-	// ARGV: P, node, claim token. A node leaving on purpose: its presence
-	// goes, no marker, and its claim of the id. Nothing is touched if
-	// another broker holds the id.
+	// ARGV: P, node, claim token, "1" if only while the token holds the
+	// id. A node leaving on purpose: its presence goes, no marker, and its
+	// claim of the id. Nothing is touched if another broker holds the id,
+	// nor if nobody does and ARGV[4] is "1".
 	leaveScript = goredis.NewScript(luaRemoveConn + `
 local P, node = ARGV[1], ARGV[2]
 local ck = P .. 'claim:' .. node
 local held = redis.call('GET', ck)
-if held and held ~= ARGV[3] then return 0 end
+if held ~= ARGV[3] and (held or ARGV[4] == '1') then return 0 end
 redis.call('DEL', ck)
 for _, id in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node)) do remove_conn(P, id) end
 redis.call('DEL', P .. 'node:' .. node)

@@ -29,7 +29,12 @@ type echo struct {
 // refuses it (an error reply), ev is delivered to this node's own
 // subscribers only, and Publish succeeds: the node's sessions go on talking
 // among themselves. Metrics.LocalOnly counts these.
+//
+// A broker fenced off (another holds its node id: claim.go) refuses ev.
 func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error {
+	if b.fenced.Load() {
+		return fmt.Errorf("publish to %s: %w", topic, b.errFenced())
+	}
 	// Read once, so that an event noted as a stray is the one delivered
 	// here without Redis, and the other way round.
 	live := b.live(topic)

@@ -81,7 +81,10 @@ func (b *Broker) receive(ctx context.Context) {
 			kick(b.beatNow) // registers this node's presence again now that it receives
 			b.log.Warn("redis pub/sub connection back; resubscribed", "topics", b.subscribedCount(),
 				"down_for", time.Since(downSince).Round(time.Millisecond))
-			b.readBack(ctx)
+			// Read back by its own goroutine: this one goes on handing
+			// over what comes live meanwhile.
+			b.readBackDue.Store(true)
+			kick(b.readBackNow)
 		}
 		switch m := msg.(type) {
 		case *goredis.Message:
@@ -114,7 +117,8 @@ func (b *Broker) received(m *goredis.Message) {
 		b.log.Error("dropping event", "topic", topic, "err", err)
 		return
 	}
-	own := w.Seq != 0 && w.Origin == b.cfg.NodeID
+	// Under this node's id, but another broker's while it holds the id.
+	own := w.Seq != 0 && w.Origin == b.cfg.NodeID && !b.fenced.Load()
 	if own && b.cameBack(w.Seq, hub.Position{Offset: ev.Offset, Epoch: ev.Epoch}) {
 		return // delivered here when Redis did not take it in time
 	}

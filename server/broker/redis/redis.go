@@ -17,8 +17,8 @@
 // publish.go (Publish and the wait for its own event), subscribe.go,
 // receive.go (the pub/sub reader and the handler calls), presence.go,
 // presence_repair.go (undoing changes Redis may have run unseen), claim.go
-// (one live broker per node id), log.go, gaps.go (reading back what pub/sub
-// missed), codec.go.
+// (one live broker per node id, and the fence of one whose id another
+// claimed), log.go, gaps.go (reading back what pub/sub missed), codec.go.
 //
 // Keys and channels all start with Config.Prefix, so several clusters (or
 // tests) can share one Redis. Redis Cluster is not supported: the scripts
@@ -49,6 +49,9 @@ type Metrics struct {
 	// being lost.
 	Reconnects atomic.Int64
 	GapsFilled atomic.Int64 // logged events missed by pub/sub and read back from their log
+	// Fenced counts the times another broker was found holding this
+	// broker's node id (claim.go).
+	Fenced atomic.Int64
 	// Unreachable counts the times Redis did not answer a call within
 	// CallTimeout and was taken for unreachable until a probe was answered.
 	Unreachable atomic.Int64
@@ -105,12 +108,17 @@ type Broker struct {
 	// readBackDue: what this node missed while its pub/sub connection was
 	// away could not all be read back when it returned (gaps.go).
 	readBackDue atomic.Bool
+	// fenced: another broker holds the node id (claim.go).
+	fenced atomic.Bool
 	// down: Redis did not answer a call in time and has not answered a
 	// probe since (health.go).
 	down     atomic.Bool
 	probeNow chan struct{} // wakes the prober when down is set
 	beatNow  chan struct{} // asks for a heartbeat now: Redis answers again
 	recvNow  chan struct{} // cuts the pub/sub reader's backoff: Redis answers again
+	// readBackNow asks for what this node missed to be read back
+	// (readBacks), if readBackDue.
+	readBackNow chan struct{}
 
 	presence // this node's share of presence
 
@@ -122,10 +130,13 @@ type Broker struct {
 var _ hub.Broker = (*Broker)(nil)
 
 // New connects to Redis, registers the node's presence and starts its
-// pub/sub reader and heartbeat. It fails if Redis cannot be reached now:
+// pub/sub reader, heartbeat, prober and reader-back of missed events. It fails if Redis cannot be reached now:
 // the caller decides whether to retry (the tertulia command does, with
 // backoff). It fails with ErrNodeIDTaken, naming the id, if a live broker
-// of the cluster has cfg.NodeID.
+// of the cluster has cfg.NodeID. A start that fails otherwise once it may
+// have claimed the id (its heartbeat's reply lost, or too late for ctx)
+// releases it, as far as Redis answers within CallTimeout: the next try
+// is not refused.
 func New(ctx context.Context, cfg Config) (*Broker, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -145,6 +156,8 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		probeNow: make(chan struct{}, 1),
 		beatNow:  make(chan struct{}, 1),
 		recvNow:  make(chan struct{}, 1),
+
+		readBackNow: make(chan struct{}, 1),
 	}
 	b.presence.init(b)
 	b.up.Store(true) // so that the first heartbeat may announce who left with crashed nodes
@@ -153,19 +166,26 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("redis at %s: %w", cfg.Options.Addr, err)
 	}
 	if _, err := b.heartbeatAs(ctx, true); err != nil {
-		b.rdb.Close()
 		if errors.Is(err, ErrNodeIDTaken) {
+			b.rdb.Close()
 			return nil, fmt.Errorf("redis broker: %w", err)
 		}
+		// The heartbeat may have run, its reply lost or too late: the id
+		// claimed would refuse the next start for PresenceTTL.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.CallTimeout)
+		_ = b.leaveIfClaimed(lctx)
+		cancel()
+		b.rdb.Close()
 		return nil, fmt.Errorf("redis at %s: register node: %w", cfg.Options.Addr, err)
 	}
 	b.ps = b.rdb.Subscribe(ctx)
 	loops, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	b.cancel = cancel
-	b.wg.Add(3)
+	b.wg.Add(4)
 	go func() { defer b.wg.Done(); b.receive(loops) }()
 	go func() { defer b.wg.Done(); b.beat(loops) }()
 	go func() { defer b.wg.Done(); b.probe(loops) }()
+	go func() { defer b.wg.Done(); b.readBacks(loops) }()
 	b.log.Info("joined cluster", "redis", cfg.Options.Addr, "prefix", cfg.Prefix,
 		"heartbeat", cfg.Heartbeat, "presence_ttl", cfg.PresenceTTL)
 	return b, nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -65,7 +66,8 @@ func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 }
 
 // connectRedis tries to join the cluster redisAttempts times, waiting longer
-// each time, and logs every failure.
+// each time, and logs every failure, telling a node id in use from an
+// unreachable Redis.
 func connectRedis(ctx context.Context, cfg redis.Config, log *slog.Logger) (*redis.Broker, error) {
 	start := time.Now()
 	wait := redisFirstWait
@@ -80,7 +82,14 @@ func connectRedis(ctx context.Context, cfg redis.Config, log *slog.Logger) (*red
 			return nil, fmt.Errorf("redis broker: giving up after %d attempts over %v: %w",
 				attempt, time.Since(start).Round(100*time.Millisecond), err)
 		}
-		log.Warn("redis unreachable; retrying", "attempt", attempt, "of", redisAttempts, "retry_in", wait, "err", err)
+		msg := "redis unreachable; retrying"
+		if errors.Is(err, redis.ErrNodeIDTaken) {
+			// Not from a random id (the command's): from a NodeID set by
+			// hand, held by a live broker or one that died within
+			// PresenceTTL.
+			msg = "node id in use by another broker; retrying"
+		}
+		log.Warn(msg, "attempt", attempt, "of", redisAttempts, "retry_in", wait, "err", err)
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("redis broker: %w (last error: %v)", ctx.Err(), err)

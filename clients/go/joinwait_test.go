@@ -1,0 +1,190 @@
+package client_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	client "github.com/tertulia/tertulia/clients/go"
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
+	"github.com/tertulia/tertulia/server/broker/redis"
+	"github.com/tertulia/tertulia/server/broker/redis/redistest"
+	"github.com/tertulia/tertulia/server/hub"
+	"github.com/tertulia/tertulia/server/node"
+	"github.com/tertulia/tertulia/server/node/nodetest"
+)
+
+// cañasNFD is cañas spelled decomposed (n and a combining tilde): the
+// server names the room in NFC, as its room_joined says.
+const cañasNFD = "can\u0303as"
+
+// sendAcked sends a message with id to room on r and reads r's events up
+// to its answer, failing the test unless it is an ack.
+func sendAcked(t *testing.T, r *client.Reconnecting, id, room string) {
+	t.Helper()
+	send(t, r, nodetest.RoomMessage(id, room, "hola"))
+	got := newAnswers()
+	got.read(t, r.Events(), id+"'s answer", func(*chatv1.ServerFrame) bool { return got.final(id) })
+	if got.acks[id] != 1 {
+		t.Fatalf("%s to %q: errors %q, want an ack", id, room, got.errors[id])
+	}
+}
+
+// reconnecting starts alice's Reconnecting session on addrs and reads its
+// welcome.
+func reconnecting(t *testing.T, addrs []string, token string) *client.Reconnecting {
+	t.Helper()
+	alice, err := client.Reconnect(context.Background(), addrs, client.WithToken(token),
+		client.WithBackoff(client.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alice.Close() })
+	await(t, alice.Events(), "welcome", isWelcome)
+	return alice
+}
+
+// joinAgain has r join room, which its connection is in, and reads the
+// server's already_in_room.
+func joinAgain(t *testing.T, r *client.Reconnecting, room string) {
+	t.Helper()
+	if err := r.Join(room); err != nil {
+		t.Fatal(err)
+	}
+	await(t, r.Events(), "already_in_room", func(f *chatv1.ServerFrame) bool {
+		return f.GetError().GetCode() == chatcodes.CodeAlreadyInRoom
+	})
+}
+
+// A room joined under one spelling of its name (NFD) and joined again
+// under the same: the server says already_in_room, the room is joined, and
+// a message to it is acknowledged, on this connection and on the next one.
+func TestJoinUnderAnotherSpellingLetsItsMessagesGo(t *testing.T) {
+	a := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
+	b := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
+	alice := reconnecting(t, []string{a.GRPCAddr, b.GRPCAddr}, a.Token(t, "alice", false))
+	if err := alice.Join(cañasNFD); err != nil {
+		t.Fatal(err)
+	}
+	await(t, alice.Events(), "cañas joined", joined("cañas"))
+	joinAgain(t, alice, cañasNFD)
+	sendAcked(t, alice, "m1", cañasNFD)
+
+	a.Stop(t)
+	await(t, alice.Events(), "a new welcome", isWelcome)
+	sendAcked(t, alice, "m2", cañasNFD)
+}
+
+// A room joined by a join_room frame sent by hand, then by Join: the
+// server says already_in_room, and a message to it is acknowledged.
+func TestJoinAfterAJoinRoomFrameLetsItsMessagesGo(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
+	alice := reconnecting(t, []string{srv.GRPCAddr}, srv.Token(t, "alice", false))
+	send(t, alice, &chatv1.ClientFrame{Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: "copas"}}})
+	await(t, alice.Events(), "copas joined", joined("copas"))
+	joinAgain(t, alice, "copas")
+	sendAcked(t, alice, "m1", "copas")
+}
+
+// Join, Send and Leave in a row: the message goes before the leave, right
+// behind the join, and is acknowledged, not refused with not_in_room.
+func TestMessageBetweenJoinAndLeaveGoes(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
+	bob := nodetest.Open(t, srv.GRPCAddr, srv.Token(t, "bob", false), "bob")
+	bob.JoinFrom("copas", nil, 0)
+	alice := reconnecting(t, []string{srv.GRPCAddr}, srv.Token(t, "alice", false))
+	if err := alice.Join("copas"); err != nil {
+		t.Fatal(err)
+	}
+	send(t, alice, nodetest.RoomMessage("m1", "copas", "hola y adiós"))
+	if err := alice.Leave("copas"); err != nil {
+		t.Fatal(err)
+	}
+	got := newAnswers()
+	got.read(t, alice.Events(), "m1's answer", func(*chatv1.ServerFrame) bool { return got.final("m1") })
+	if got.acks["m1"] != 1 {
+		t.Fatalf("m1: errors %q, want an ack", got.errors["m1"])
+	}
+	bob.Await("alice's message", func(f *chatv1.ServerFrame) bool { return f.GetMessage().GetMessage() == "hola y adiós" })
+	if n := alice.Pending(); n != 0 {
+		t.Errorf("%d messages pending, want 0", n)
+	}
+}
+
+// After an administrator kicked alice from a room, Join holds her messages
+// to it until the join is accepted, as it promises: with the join refused
+// for now (the node's Redis does not answer), a message sent right behind
+// it waits and is acknowledged once the join passes, not refused with
+// not_in_room.
+func TestJoinAfterAKickHoldsItsMessages(t *testing.T) {
+	rs := redistest.Start(t)
+	srv := nodetest.StartOnRedis(t, rs.URL())
+	alice := joinAlice(t, srv, client.Backoff{Min: 100 * time.Millisecond, Max: 500 * time.Millisecond})
+	admin, err := client.Dial(srv.GRPCAddr, client.WithToken(srv.Token(t, "root", true)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.Kick(context.Background(), resendRoom, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	await(t, alice.Events(), "alice's room_left", func(f *chatv1.ServerFrame) bool { return f.GetRoomLeft().GetKicked() })
+
+	rs.Pause(t)
+	if err := alice.Join(resendRoom); err != nil {
+		t.Fatal(err)
+	}
+	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "he vuelto"))
+	got := newAnswers()
+	got.read(t, alice.Events(), "the join's refusal", func(f *chatv1.ServerFrame) bool {
+		return f.GetError().GetCode() == chatcodes.CodeUnavailable || got.final("m1")
+	})
+	rs.Resume(t)
+	got.read(t, alice.Events(), "m1's answer", func(*chatv1.ServerFrame) bool { return got.final("m1") })
+	if got.acks["m1"] != 1 || len(got.errors["m1"]) != 0 {
+		t.Errorf("m1: %d acks and errors %q, want one ack", got.acks["m1"], got.errors["m1"])
+	}
+}
+
+// A message refused for now (rate_limited) whose room's join is sent
+// again before its resend (Join), and answered only after the resend's
+// wait ran out (a frame before it waits on the node's hung Redis), goes
+// once that join is answered: it is acknowledged, not kept unsent until
+// the next connection.
+func TestMessageRefusedForNowGoesAfterItsRoomsSlowJoin(t *testing.T) {
+	rs := redistest.Start(t)
+	srv := nodetest.Start(t, node.Config{
+		// A call to the hung Redis is given up after 3s: long after the
+		// resend's wait (1s after rate_limited).
+		Broker: nodetest.RedisBroker(t, rs.URL(), func(c *redis.Config) { c.CallTimeout = 3 * time.Second }),
+		Limits: node.Limits{Limits: hub.Limits{
+			MessagesPerSecond: 0.5, MessagesBurst: 1,
+			UserMessagesPerSecond: hub.Off, JoinsPerSecond: hub.Off, ConnsPerIP: hub.Off,
+		}},
+	})
+	alice := joinAlice(t, srv, client.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond})
+	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "uno"))
+	await(t, alice.Events(), "m1's ack", nodetest.IsAck("m1"))
+
+	rs.Pause(t)
+	send(t, alice, nodetest.RoomMessage("m2", resendRoom, "dos")) // refused: m1 took the bucket's token
+	// A join of another room, sent by hand: the node waits for Redis.
+	send(t, alice, &chatv1.ClientFrame{Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: "copas"}}})
+	if err := alice.Join(resendRoom); err != nil {
+		t.Fatal(err)
+	}
+	got := newAnswers()
+	got.read(t, alice.Events(), "the join's already_in_room", func(f *chatv1.ServerFrame) bool {
+		return f.GetError().GetCode() == chatcodes.CodeAlreadyInRoom
+	})
+	if !slices.Contains(got.errors["m2"], chatcodes.CodeRateLimited) {
+		t.Fatalf("m2: errors %q, want rate_limited first: the test tests nothing", got.errors["m2"])
+	}
+	rs.Resume(t)
+	got.read(t, alice.Events(), "m2's answer", func(*chatv1.ServerFrame) bool { return got.final("m2") })
+	if got.acks["m2"] != 1 || slices.ContainsFunc(got.errors["m2"], func(c string) bool { return c != chatcodes.CodeRateLimited && c != chatcodes.CodeUnavailable }) {
+		t.Errorf("m2: %d acks and errors %q, want one ack", got.acks["m2"], got.errors["m2"])
+	}
+}
