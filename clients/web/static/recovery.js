@@ -78,8 +78,8 @@ export class Recovery {
 
   /**
    * leave forgets room: it is not joined again on a new connection. The
-   * messages that waited for its join go now (takeReady): the server
-   * answers them.
+   * messages that waited for its join go now (takeReady), before the
+   * leave_room: the server answers them.
    */
   leave(room) {
     this.joined.delete(room);
