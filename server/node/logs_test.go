@@ -108,7 +108,12 @@ func TestLogsHoldNoTokenNorMessageBody(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("broadcast: status %d, want 200", resp.StatusCode)
 	}
-	dave.Await("the broadcast", func(f map[string]any) bool { return f["type"] == "admin_broadcast" })
+	isCast := func(f map[string]any) bool { return f["type"] == "admin_broadcast" }
+	dave.Await("the broadcast", isCast)
+	// Alice reads it too before she goes: a frame the server was still
+	// writing to her when her socket went would end her session as a
+	// write error, not her leaving.
+	alice.Await("the broadcast", isCast)
 	alice.Conn.Close()
 	aliceConn := alice.Welcome["connection_id"].(string)
 	closed := `"msg":"session closed","conn":"` + aliceConn + `","user":"alice","reason":"client"`
