@@ -1,16 +1,13 @@
 package web_test
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -119,57 +116,25 @@ func TestPagesInChromium(t *testing.T) {
 	net := startProxy(t, srv.addr)
 
 	shots := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, nodeBin, "browser_test.mjs")
-	cmd.Env = append(os.Environ(),
-		"BASE_URL=http://"+net.addr(),
-		"SHOTS="+shots,
-		"PROFILE="+t.TempDir(),
-		"CHROMIUM="+chromiumPath,
-	)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start browser script: %v", err)
-	}
-	var ok bool
-	var failure string
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		line := sc.Text()
-		t.Log(line)
-		switch {
-		case line == "RESTART":
+	env := []string{"BASE_URL=http://" + net.addr(), "SHOTS=" + shots, "PROFILE=" + t.TempDir(), "CHROMIUM=" + chromiumPath}
+	runScript(t, nodeBin, "browser_test.mjs", env, func(line string) (string, bool) {
+		switch line {
+		case "RESTART":
 			addr := srv.addr
 			srv.shutdown(t)
 			srv = serve(t, addr)
-			io.WriteString(stdin, "RESTARTED\n")
-		case line == "CUT":
+			return "RESTARTED", true
+		case "CUT":
 			net.cut(true)
 			sayWhileAway(t, srv)
 			net.up()
-			io.WriteString(stdin, "CUT-DONE\n")
-		case line == "BURST":
+			return "CUT-DONE", true
+		case "BURST":
 			sayBurst(t, srv)
-			io.WriteString(stdin, "BURST-DONE\n")
-		case line == "OK":
-			ok = true
-		case strings.HasPrefix(line, "FAIL"):
-			failure = line
+			return "BURST-DONE", true
 		}
-	}
-	stdin.Close()
-	if err := cmd.Wait(); err != nil || !ok {
-		t.Fatalf("browser script: %v %s; want OK (see the steps above)", err, failure)
-	}
+		return "", false
+	})
 	for _, name := range []string{"rooms-alice.png", "rooms-bob.png", "rooms-alice-after-restart.png", "guest.png"} {
 		if fi, err := os.Stat(filepath.Join(shots, name)); err != nil || fi.Size() == 0 {
 			t.Errorf("screenshot %s missing: %v", name, err)

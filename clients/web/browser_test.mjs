@@ -5,62 +5,24 @@
 //
 // Environment: BASE_URL (http://127.0.0.1:PORT), SHOTS (directory for
 // screenshots), PROFILE (a fresh Chromium user-data-dir), CHROMIUM (path).
-import { chromium } from 'playwright-core';
-import { createInterface } from 'node:readline';
 import path from 'node:path';
+import { WAIT, ask, check, connected, join, login as loginAt, run, say, seeLine, step } from './pages_test.mjs';
 
 const BASE = process.env.BASE_URL;
 const SHOTS = process.env.SHOTS;
-const WAIT = 10_000; // every wait for the page is bounded by this
 const XSS = '<img src=x onerror="window.pwned=1">';
-
-const stdin = createInterface({ input: process.stdin });
-const lines = stdin[Symbol.asyncIterator]();
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-
-function step(what) {
-  console.log(`step: ${what}`);
-}
 
 /** The payloads of the WebSocket messages each page received, by page. */
 const received = new Map();
 
-/** A page logged in as user on rooms.html. */
-async function login(context, user) {
-  const page = await context.newPage();
-  page.on('pageerror', (err) => console.log(`${user}: page error: ${err.message}`));
-  received.set(page, []);
-  page.on('websocket', (ws) => ws.on('framereceived', (f) => received.get(page).push(String(f.payload))));
-  await page.goto(`${BASE}/static/rooms.html`);
-  await page.fill('#usernameInput', user);
-  await page.click('#loginButton');
-  await connected(page, user);
-  return page;
-}
-
-async function connected(page, who) {
-  await page.waitForSelector('#status[data-state="connected"]', { timeout: WAIT }).catch((err) => {
-    throw new Error(`${who}: not connected: ${err.message}`);
+/** A page logged in as user on rooms.html, its WebSocket messages kept in received. */
+function login(context, user) {
+  return loginAt(context, BASE, user, {
+    before(page) {
+      received.set(page, []);
+      page.on('websocket', (ws) => ws.on('framereceived', (f) => received.get(page).push(String(f.payload))));
+    },
   });
-}
-
-/** Waits for a line of the given frame type whose text is exactly text. */
-async function seeLine(page, who, type, text, extra = '') {
-  await page
-    .waitForFunction(
-      ([type, text, extra]) =>
-        [...document.querySelectorAll(`#messages .line[data-type="${type}"]${extra}`)].some(
-          (el) => el.querySelector('.text')?.textContent === text,
-        ),
-      [type, text, extra],
-      { timeout: WAIT },
-    )
-    .catch(() => {
-      throw new Error(`${who} did not see ${type} "${text}"`);
-    });
 }
 
 async function seeUser(page, who, user) {
@@ -69,260 +31,236 @@ async function seeUser(page, who, user) {
   });
 }
 
-async function join(page, room) {
-  await page.fill('#roomInput', room);
-  await page.click('#joinRoomButton');
-  await page.waitForFunction((room) => document.getElementById('currentRoom').textContent === room, room, {
-    timeout: WAIT,
+run(async (context) => {
+  step('alice and bob log in through the test-token flow');
+  const alice = await login(context, 'alice');
+  const bob = await login(context, 'bob');
+
+  step('each sees the other online');
+  await seeUser(alice, 'alice', 'bob');
+  await seeUser(bob, 'bob', 'alice');
+
+  step('someone who comes online while the list loads stays in it');
+  // Alice reconnects; the answer to her page's fetch of the online list is
+  // taken at once but handed over only after carol has come online, so it
+  // is older than the user_joined the page has already shown.
+  let listTaken, release;
+  const taken = new Promise((r) => (listTaken = r));
+  const held = new Promise((r) => (release = r));
+  await alice.route('**/api/v1/websocket/users', async (route) => {
+    const response = await route.fetch();
+    listTaken();
+    await held;
+    await route.fulfill({ response });
   });
-}
+  await alice.click('#disconnectButton');
+  await alice.waitForSelector('#status[data-state="disconnected"]', { timeout: WAIT });
+  await alice.click('#connectButton');
+  await connected(alice, 'alice');
+  await taken;
+  const carol = await login(context, 'carol');
+  await seeUser(alice, 'alice', 'carol');
+  const answered = alice.waitForResponse('**/api/v1/websocket/users', { timeout: WAIT });
+  release();
+  await answered;
+  const gone = await alice
+    .waitForFunction(() => !document.querySelector('#users li[data-user="carol"]'), null, { timeout: 1000 })
+    .then(() => true, () => false);
+  check(!gone, 'carol stays in alice\'s online list after the older list arrives');
+  await alice.unroute('**/api/v1/websocket/users');
+  await carol.close();
 
-async function say(page, text) {
-  await page.fill('#messageInput', text);
-  await page.press('#messageInput', 'Enter');
-}
+  step('both join room lounge and talk there');
+  await join(alice, 'lounge');
+  await join(bob, 'lounge');
+  await say(alice, 'hello bob, this is the lounge');
+  await seeLine(bob, 'bob', 'message', 'hello bob, this is the lounge', '[data-room="lounge"]');
+  await say(bob, 'hi alice!');
+  await seeLine(alice, 'alice', 'message', 'hi alice!', '[data-room="lounge"]');
 
-async function main() {
-  const context = await chromium.launchPersistentContext(process.env.PROFILE, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    viewport: { width: 1000, height: 820 },
-  });
-  try {
-    step('alice and bob log in through the test-token flow');
-    const alice = await login(context, 'alice');
-    const bob = await login(context, 'bob');
+  step('private messages');
+  await bob.fill('#privateUserInput', 'alice');
+  await bob.fill('#privateMessageInput', 'just between us');
+  await bob.click('#sendPrivateButton');
+  await seeLine(alice, 'alice', 'private_message', 'just between us');
+  const sent = await bob.waitForSelector('#messages .line[data-type="private_sent"]', { timeout: WAIT });
+  check((await sent.textContent()).includes('alice'), 'bob is told his private message reached alice');
+  await alice.fill('#privateUserInput', 'bob');
+  await alice.fill('#privateMessageInput', 'agreed, bob');
+  await alice.press('#privateMessageInput', 'Enter');
+  await seeLine(bob, 'bob', 'private_message', 'agreed, bob');
 
-    step('each sees the other online');
-    await seeUser(alice, 'alice', 'bob');
-    await seeUser(bob, 'bob', 'alice');
-
-    step('someone who comes online while the list loads stays in it');
-    // Alice reconnects; the answer to her page's fetch of the online list is
-    // taken at once but handed over only after carol has come online, so it
-    // is older than the user_joined the page has already shown.
-    let listTaken, release;
-    const taken = new Promise((r) => (listTaken = r));
-    const held = new Promise((r) => (release = r));
-    await alice.route('**/api/v1/websocket/users', async (route) => {
-      const response = await route.fetch();
-      listTaken();
-      await held;
-      await route.fulfill({ response });
-    });
-    await alice.click('#disconnectButton');
-    await alice.waitForSelector('#status[data-state="disconnected"]', { timeout: WAIT });
-    await alice.click('#connectButton');
-    await connected(alice, 'alice');
-    await taken;
-    const carol = await login(context, 'carol');
-    await seeUser(alice, 'alice', 'carol');
-    const answered = alice.waitForResponse('**/api/v1/websocket/users', { timeout: WAIT });
-    release();
-    await answered;
-    const gone = await alice
-      .waitForFunction(() => !document.querySelector('#users li[data-user="carol"]'), null, { timeout: 1000 })
-      .then(() => true, () => false);
-    check(!gone, 'carol stays in alice\'s online list after the older list arrives');
-    await alice.unroute('**/api/v1/websocket/users');
-    await carol.close();
-
-    step('both join room lounge and talk there');
-    await join(alice, 'lounge');
-    await join(bob, 'lounge');
-    await say(alice, 'hello bob, this is the lounge');
-    await seeLine(bob, 'bob', 'message', 'hello bob, this is the lounge', '[data-room="lounge"]');
-    await say(bob, 'hi alice!');
-    await seeLine(alice, 'alice', 'message', 'hi alice!', '[data-room="lounge"]');
-
-    step('private messages');
-    await bob.fill('#privateUserInput', 'alice');
-    await bob.fill('#privateMessageInput', 'just between us');
-    await bob.click('#sendPrivateButton');
-    await seeLine(alice, 'alice', 'private_message', 'just between us');
-    const sent = await bob.waitForSelector('#messages .line[data-type="private_sent"]', { timeout: WAIT });
-    check((await sent.textContent()).includes('alice'), 'bob is told his private message reached alice');
-    await alice.fill('#privateUserInput', 'bob');
-    await alice.fill('#privateMessageInput', 'agreed, bob');
-    await alice.press('#privateMessageInput', 'Enter');
-    await seeLine(bob, 'bob', 'private_message', 'agreed, bob');
-
-    step('a message that is HTML shows as text');
-    await say(alice, XSS);
-    await seeLine(bob, 'bob', 'message', XSS);
-    await seeLine(alice, 'alice', 'message', XSS);
-    for (const [who, page] of [['alice', alice], ['bob', bob]]) {
-      check((await page.evaluate(() => window.pwned)) === undefined, `window.pwned stays undefined for ${who}`);
-      check((await page.$$('#messages img')).length === 0, `no <img> element in ${who}'s messages`);
-    }
-
-    await alice.screenshot({ path: path.join(SHOTS, 'rooms-alice.png') });
-    await bob.screenshot({ path: path.join(SHOTS, 'rooms-bob.png') });
-
-    step('the server restarts; the pages reconnect by themselves');
-    const joinsBefore = await bob.$$eval('#messages .line[data-type="room_joined"]', (els) => els.length);
-    console.log('RESTART');
-    const answer = await lines.next();
-    check(answer.value === 'RESTARTED', `server restarted (got ${JSON.stringify(answer.value)})`);
-    for (const [who, page] of [['alice', alice], ['bob', bob]]) {
-      // The page may not even have noticed yet; it must end up connected.
-      await page.waitForSelector('#status[data-state="reconnecting"], #status[data-state="connected"]', { timeout: WAIT });
-      await connected(page, who);
-    }
-    await seeUser(alice, 'alice', 'bob');
-    // The pages join their room again on their own.
-    await bob.waitForFunction(
-      (n) => document.querySelectorAll('#messages .line[data-type="room_joined"]').length > n,
-      joinsBefore,
-      { timeout: WAIT },
-    );
-    check((await bob.textContent('#currentRoom')) === 'lounge', 'bob is back in lounge');
-    for (const [who, page] of [['alice', alice], ['bob', bob]]) {
-      const code = await page.evaluate(() => document.body.dataset.lastClose);
-      check(code === '1012', `${who}'s page was closed with 1012 service restart (got ${code})`);
-    }
-    for (let i = 0; ; i++) {
-      // Bob's rejoin may land just after alice speaks: retry a few times.
-      await say(alice, `back after the restart ${i}`);
-      try {
-        await seeLine(bob, 'bob', 'message', `back after the restart ${i}`, '[data-room="lounge"]');
-        break;
-      } catch (err) {
-        if (i === 4) throw err;
-      }
-    }
-    await alice.screenshot({ path: path.join(SHOTS, 'rooms-alice-after-restart.png') });
-
-    step('the network drops; what is said meanwhile shows once each after the pages reconnect');
-    console.log('CUT');
-    const cutAnswer = await lines.next();
-    check(cutAnswer.value === 'CUT-DONE', `network cut and restored (got ${JSON.stringify(cutAnswer.value)})`);
-    const away = [0, 1, 2, 3, 4].map((i) => `while away ${i}`);
-    for (const [who, page] of [['alice', alice], ['bob', bob]]) {
-      for (const text of away) await seeLine(page, who, 'message', text, '[data-room="lounge"]');
-    }
-    for (const i of [0, 1, 2]) await seeLine(alice, 'alice', 'private_message', `psst ${i}`);
-    // A marker after the replay: a duplicate would have come before it.
-    await say(alice, 'after the cut');
-    await seeLine(bob, 'bob', 'message', 'after the cut', '[data-room="lounge"]');
-    await seeLine(alice, 'alice', 'message', 'after the cut', '[data-room="lounge"]');
-    for (const [who, page] of [['alice', alice], ['bob', bob]]) {
-      const shown = await page.$$eval('#messages .line[data-type="message"] .text', (els) => els.map((el) => el.textContent));
-      for (const text of [...away, 'after the cut', 'hi alice!']) {
-        const n = shown.filter((t) => t === text).length;
-        check(n === 1, `${who} shows "${text}" once (got ${n})`);
-      }
-      const order = shown.filter((t) => t.startsWith('while away'));
-      check(order.join('|') === away.join('|'), `${who} shows them in order (got ${order.join(', ')})`);
-    }
-    const privates = await alice.$$eval('#messages .line[data-type="private_message"] .text', (els) => els.map((el) => el.textContent));
-    for (const i of [0, 1, 2]) {
-      const n = privates.filter((t) => t === `psst ${i}`).length;
-      check(n === 1, `alice shows private "psst ${i}" once (got ${n})`);
-    }
-
-    step('a page joining a room shows its recent history');
-    const erin = await login(context, 'erin');
-    await join(erin, 'lounge');
-    for (const text of [...away, 'after the cut']) await seeLine(erin, 'erin', 'message', text, '[data-room="lounge"]');
-    await erin.close();
-
-    step('the guest page (the seed simple chat), under both names');
-    for (const name of ['index.html', 'websocket_test.html']) {
-      const guest = await context.newPage();
-      await guest.goto(`${BASE}/static/${name}`);
-      await connected(guest, name);
-      await seeLine(guest, name, 'system', 'Connected to the chat');
-      await say(guest, `hola from ${name}`);
-      await seeLine(guest, name, 'message', `hola from ${name}`);
-      await seeLine(alice, 'alice', 'message', `hola from ${name}`);
-      check(
-        (await guest.getAttribute('#roomsLink', 'href')) === 'rooms.html',
-        `${name} links to the rooms page`,
-      );
-      if (name === 'index.html') await guest.screenshot({ path: path.join(SHOTS, 'guest.png') });
-      await guest.close();
-    }
-    step('a burst of messages comes several to a WebSocket message and shows whole, in order');
-    const BURST = 30; // browser_test.go's burstSize
-    const burst = [...Array(BURST).keys()].map((i) => `burst ${String(i).padStart(2, '0')}`);
-    const mark = received.get(bob).length;
-    console.log('BURST');
-    const burstAnswer = await lines.next();
-    check(burstAnswer.value === 'BURST-DONE', `burst sent (got ${JSON.stringify(burstAnswer.value)})`);
-    for (const text of burst) await seeLine(bob, 'bob', 'message', text, '[data-room="lounge"]');
-    const shownBurst = await bob.$$eval('#messages .line[data-type="message"] .text', (els) =>
-      els.map((el) => el.textContent).filter((t) => t.startsWith('burst ')),
-    );
-    check(shownBurst.join('|') === burst.join('|'), `bob shows the burst once each, in order (got ${shownBurst.join(', ')})`);
-    const carriers = received.get(bob).slice(mark).filter((p) => p.includes('"burst '));
-    console.log(`bob got the ${BURST} messages in ${carriers.length} WebSocket messages`);
-    check(carriers.length < BURST, `bob's page got the burst batched (${carriers.length} WebSocket messages for ${BURST})`);
-    for (const p of carriers) {
-      for (const line of p.split('\n')) JSON.parse(line); // each line one whole frame
-    }
-
-    step('a page that sends faster than its rate: what is refused as rate_limited goes again, and shows once each, in order');
-    // 60 messages at once, past a connection's burst (40): the rest are
-    // refused for now and resent by the page after its backoff.
-    const FAST = 60;
-    const fast = [...Array(FAST).keys()].map((i) => `fast ${String(i).padStart(2, '0')}`);
-    await alice.evaluate((texts) => {
-      const input = document.getElementById('messageInput');
-      for (const text of texts) {
-        input.value = text;
-        document.getElementById('sendButton').click();
-      }
-    }, fast);
-    for (const text of fast) await seeLine(bob, 'bob', 'message', text, '[data-room="lounge"]');
-    const shownFast = await bob.$$eval('#messages .line[data-type="message"] .text', (els) =>
-      els.map((el) => el.textContent).filter((t) => t.startsWith('fast ')),
-    );
-    check(shownFast.join('|') === fast.join('|'), `bob shows alice's fast messages once each, in order (got ${shownFast.join(', ')})`);
-    const refusedFast = received.get(alice).filter((p) => p.includes('"rate_limited"')).length;
-    console.log(`alice's page was refused ${refusedFast} times as rate_limited`);
-    check(refusedFast > 0, 'some of the fast messages were refused as rate_limited (else this step tests nothing)');
-
-    step('an administrator disconnects bob: his page says why and stays disconnected');
-    const root = await fetch(`${BASE}/api/v1/websocket/test-token`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ username: 'root', admin: true }),
-    }).then((r) => r.json());
-    const moderate = (route, body) =>
-      fetch(`${BASE}/api/v1/websocket/${route}`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${root.access_token}` },
-        body: JSON.stringify(body),
-      }).then((r) => check(r.ok, `POST ${route} answered ${r.status}`));
-    await moderate('users/bob/disconnect', { reason: 'cool off' });
-    await bob.waitForSelector('#status[data-state="disconnected"]', { timeout: WAIT });
-    check(
-      (await bob.textContent('#status')).includes('Disconnected by an administrator: cool off'),
-      `bob's page says who disconnected him and why (got "${await bob.textContent('#status')}")`,
-    );
-    await bob.waitForTimeout(1500);
-    check((await bob.getAttribute('#status', 'data-state')) === 'disconnected', 'bob\'s page does not reconnect');
-
-    step('a banned user is told so, at once and when connecting again');
-    await moderate('bans', { user: 'alice', duration: '1h', reason: 'spam' });
-    await alice.waitForSelector('#status[data-state="disconnected"]', { timeout: WAIT });
-    check((await alice.textContent('#status')).includes('Banned: banned from this server'), 'alice\'s page says she is banned');
-    await alice.click('#connectButton');
-    await alice.waitForFunction(
-      () => document.getElementById('status').textContent.includes('Banned') && document.getElementById('status').dataset.state === 'disconnected',
-      null,
-      { timeout: WAIT },
-    );
-    console.log('OK');
-  } finally {
-    await context.close();
-    stdin.close();
+  step('a message that is HTML shows as text');
+  await say(alice, XSS);
+  await seeLine(bob, 'bob', 'message', XSS);
+  await seeLine(alice, 'alice', 'message', XSS);
+  for (const [who, page] of [['alice', alice], ['bob', bob]]) {
+    check((await page.evaluate(() => window.pwned)) === undefined, `window.pwned stays undefined for ${who}`);
+    check((await page.$$('#messages img')).length === 0, `no <img> element in ${who}'s messages`);
   }
-}
 
-main().catch((err) => {
-  console.log(`FAIL: ${err.message}`);
-  process.exit(1);
-});
+  await alice.screenshot({ path: path.join(SHOTS, 'rooms-alice.png') });
+  await bob.screenshot({ path: path.join(SHOTS, 'rooms-bob.png') });
+
+  step('the server restarts; the pages reconnect by themselves');
+  const joinsBefore = await bob.$$eval('#messages .line[data-type="room_joined"]', (els) => els.length);
+  // Every close the pages note from now on, in order: a first try to
+  // reconnect may find the old node gone and the new one not up yet (1006).
+  for (const page of [alice, bob]) {
+    await page.evaluate(() => {
+      window.closes = [];
+      new MutationObserver(() => window.closes.push(document.body.dataset.lastClose)).observe(document.body, {
+        attributes: true,
+        attributeFilter: ['data-last-close'],
+      });
+    });
+  }
+  await ask('RESTART', 'RESTARTED');
+  for (const [who, page] of [['alice', alice], ['bob', bob]]) {
+    // The page may not even have noticed yet; it must end up connected.
+    await page.waitForSelector('#status[data-state="reconnecting"], #status[data-state="connected"]', { timeout: WAIT });
+    await connected(page, who);
+  }
+  await seeUser(alice, 'alice', 'bob');
+  // The pages join their room again on their own.
+  await bob.waitForFunction(
+    (n) => document.querySelectorAll('#messages .line[data-type="room_joined"]').length > n,
+    joinsBefore,
+    { timeout: WAIT },
+  );
+  check((await bob.textContent('#currentRoom')) === 'lounge', 'bob is back in lounge');
+  for (const [who, page] of [['alice', alice], ['bob', bob]]) {
+    const codes = await page.evaluate(() => window.closes);
+    console.log(`${who}'s page noted the closes ${codes.join(', ')}`);
+    check(codes[0] === '1012', `${who}'s page was closed with 1012 service restart (got ${codes.join(', ')})`);
+  }
+  for (let i = 0; ; i++) {
+    // Bob's rejoin may land just after alice speaks: retry a few times.
+    await say(alice, `back after the restart ${i}`);
+    try {
+      await seeLine(bob, 'bob', 'message', `back after the restart ${i}`, '[data-room="lounge"]');
+      break;
+    } catch (err) {
+      if (i === 4) throw err;
+    }
+  }
+  await alice.screenshot({ path: path.join(SHOTS, 'rooms-alice-after-restart.png') });
+
+  step('the network drops; what is said meanwhile shows once each after the pages reconnect');
+  await ask('CUT', 'CUT-DONE');
+  const away = [0, 1, 2, 3, 4].map((i) => `while away ${i}`);
+  for (const [who, page] of [['alice', alice], ['bob', bob]]) {
+    for (const text of away) await seeLine(page, who, 'message', text, '[data-room="lounge"]');
+  }
+  for (const i of [0, 1, 2]) await seeLine(alice, 'alice', 'private_message', `psst ${i}`);
+  // A marker after the replay: a duplicate would have come before it.
+  await say(alice, 'after the cut');
+  await seeLine(bob, 'bob', 'message', 'after the cut', '[data-room="lounge"]');
+  await seeLine(alice, 'alice', 'message', 'after the cut', '[data-room="lounge"]');
+  for (const [who, page] of [['alice', alice], ['bob', bob]]) {
+    const shown = await page.$$eval('#messages .line[data-type="message"] .text', (els) => els.map((el) => el.textContent));
+    for (const text of [...away, 'after the cut', 'hi alice!']) {
+      const n = shown.filter((t) => t === text).length;
+      check(n === 1, `${who} shows "${text}" once (got ${n})`);
+    }
+    const order = shown.filter((t) => t.startsWith('while away'));
+    check(order.join('|') === away.join('|'), `${who} shows them in order (got ${order.join(', ')})`);
+  }
+  const privates = await alice.$$eval('#messages .line[data-type="private_message"] .text', (els) => els.map((el) => el.textContent));
+  for (const i of [0, 1, 2]) {
+    const n = privates.filter((t) => t === `psst ${i}`).length;
+    check(n === 1, `alice shows private "psst ${i}" once (got ${n})`);
+  }
+
+  step('a page joining a room shows its recent history');
+  const erin = await login(context, 'erin');
+  await join(erin, 'lounge');
+  for (const text of [...away, 'after the cut']) await seeLine(erin, 'erin', 'message', text, '[data-room="lounge"]');
+  await erin.close();
+
+  step('the guest page (the seed simple chat), under both names');
+  for (const name of ['index.html', 'websocket_test.html']) {
+    const guest = await context.newPage();
+    await guest.goto(`${BASE}/static/${name}`);
+    await connected(guest, name);
+    await seeLine(guest, name, 'system', 'Connected to the chat');
+    await say(guest, `hola from ${name}`);
+    await seeLine(guest, name, 'message', `hola from ${name}`);
+    await seeLine(alice, 'alice', 'message', `hola from ${name}`);
+    check(
+      (await guest.getAttribute('#roomsLink', 'href')) === 'rooms.html',
+      `${name} links to the rooms page`,
+    );
+    if (name === 'index.html') await guest.screenshot({ path: path.join(SHOTS, 'guest.png') });
+    await guest.close();
+  }
+  step('a burst of messages comes several to a WebSocket message and shows whole, in order');
+  const BURST = 30; // browser_test.go's burstSize
+  const burst = [...Array(BURST).keys()].map((i) => `burst ${String(i).padStart(2, '0')}`);
+  const mark = received.get(bob).length;
+  await ask('BURST', 'BURST-DONE');
+  for (const text of burst) await seeLine(bob, 'bob', 'message', text, '[data-room="lounge"]');
+  const shownBurst = await bob.$$eval('#messages .line[data-type="message"] .text', (els) =>
+    els.map((el) => el.textContent).filter((t) => t.startsWith('burst ')),
+  );
+  check(shownBurst.join('|') === burst.join('|'), `bob shows the burst once each, in order (got ${shownBurst.join(', ')})`);
+  const carriers = received.get(bob).slice(mark).filter((p) => p.includes('"burst '));
+  console.log(`bob got the ${BURST} messages in ${carriers.length} WebSocket messages`);
+  check(carriers.length < BURST, `bob's page got the burst batched (${carriers.length} WebSocket messages for ${BURST})`);
+  for (const p of carriers) {
+    for (const line of p.split('\n')) JSON.parse(line); // each line one whole frame
+  }
+
+  step('a page that sends faster than its rate: what is refused as rate_limited goes again, and shows once each, in order');
+  // 60 messages at once, past a connection's burst (40): the rest are
+  // refused for now and resent by the page after its backoff.
+  const FAST = 60;
+  const fast = [...Array(FAST).keys()].map((i) => `fast ${String(i).padStart(2, '0')}`);
+  await alice.evaluate((texts) => {
+    const input = document.getElementById('messageInput');
+    for (const text of texts) {
+      input.value = text;
+      document.getElementById('sendButton').click();
+    }
+  }, fast);
+  for (const text of fast) await seeLine(bob, 'bob', 'message', text, '[data-room="lounge"]');
+  const shownFast = await bob.$$eval('#messages .line[data-type="message"] .text', (els) =>
+    els.map((el) => el.textContent).filter((t) => t.startsWith('fast ')),
+  );
+  check(shownFast.join('|') === fast.join('|'), `bob shows alice's fast messages once each, in order (got ${shownFast.join(', ')})`);
+  const refusedFast = received.get(alice).filter((p) => p.includes('"rate_limited"')).length;
+  console.log(`alice's page was refused ${refusedFast} times as rate_limited`);
+  check(refusedFast > 0, 'some of the fast messages were refused as rate_limited (else this step tests nothing)');
+
+  step('an administrator disconnects bob: his page says why and stays disconnected');
+  const root = await fetch(`${BASE}/api/v1/websocket/test-token`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: 'root', admin: true }),
+  }).then((r) => r.json());
+  const moderate = (route, body) =>
+    fetch(`${BASE}/api/v1/websocket/${route}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${root.access_token}` },
+      body: JSON.stringify(body),
+    }).then((r) => check(r.ok, `POST ${route} answered ${r.status}`));
+  await moderate('users/bob/disconnect', { reason: 'cool off' });
+  await bob.waitForSelector('#status[data-state="disconnected"]', { timeout: WAIT });
+  check(
+    (await bob.textContent('#status')).includes('Disconnected by an administrator: cool off'),
+    `bob's page says who disconnected him and why (got "${await bob.textContent('#status')}")`,
+  );
+  await bob.waitForTimeout(1500);
+  check((await bob.getAttribute('#status', 'data-state')) === 'disconnected', 'bob\'s page does not reconnect');
+
+  step('a banned user is told so, at once and when connecting again');
+  await moderate('bans', { user: 'alice', duration: '1h', reason: 'spam' });
+  await alice.waitForSelector('#status[data-state="disconnected"]', { timeout: WAIT });
+  check((await alice.textContent('#status')).includes('Banned: banned from this server'), 'alice\'s page says she is banned');
+  await alice.click('#connectButton');
+  await alice.waitForFunction(
+    () => document.getElementById('status').textContent.includes('Banned') && document.getElementById('status').dataset.state === 'disconnected',
+    null,
+    { timeout: WAIT },
+  );
+}, { viewport: { width: 1000, height: 820 } });

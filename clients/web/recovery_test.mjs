@@ -85,4 +85,83 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
   r.observe(welcome(0, ''));
   assert.deepEqual(r.resume().filter((f) => f.type === 'join_room'), []);
 }
+// After a reconnect, the messages to a room wait for its join again: they
+// go once it is accepted, in send order; a join refused for now is due
+// again, the same frame; a private message does not wait.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const join = r.join('tapas');
+  r.observe({ type: 'room_joined', id: join.id, room: 'tapas', offset: 0, epoch: 'e1' });
+  const m1 = r.submit({ type: 'message', room: 'tapas', message: 'uno' });
+  assert.ok(m1, 'a message to a joined room goes at once');
+  const p = r.submit({ type: 'private_message', target_user: 'bob', message: 'psst' });
+  r.observe(welcome(0, '')); // a new connection; nothing was acknowledged
+  const frames = r.resume();
+  const rejoin = frames.find((f) => f.type === 'join_room');
+  assert.deepEqual(frames.filter((f) => f.message).map((f) => f.id), [p.id], 'the room\'s message waits for its join');
+  assert.equal(r.submit({ type: 'message', room: 'tapas', message: 'dos' }), null, 'one sent meanwhile waits too');
+  const refusal = { type: 'error', id: rejoin.id, code: 'unavailable', message: 'could not join' };
+  r.observe(refusal);
+  assert.equal(r.refusedForNow(refusal), true);
+  assert.deepEqual(r.takeReady(), []);
+  assert.deepEqual(r.takeFailed(), []);
+  assert.deepEqual(r.retryFrames().map((f) => f.id), [rejoin.id, p.id], 'the join again, then what is not behind it');
+  assert.deepEqual(r.retryFrames().map((f) => f.id), [p.id], 'a join is due once per refusal');
+  r.observe({ type: 'room_joined', id: rejoin.id, room: 'tapas', offset: 0, epoch: 'e1' });
+  assert.deepEqual(r.takeReady().map((f) => f.message), ['uno', 'dos'], 'in send order, once accepted');
+  assert.deepEqual(r.takeReady(), [], 'once');
+  assert.ok(r.submit({ type: 'message', room: 'tapas', message: 'tres' }), 'the room is joined: no wait');
+}
+
+// A join refused for good fails the messages waiting for it with its code
+// and text, each once; a later not_in_room to that room carries them too;
+// another room's messages go.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  for (const room of ['tapas', 'copas']) {
+    const j = r.join(room);
+    r.observe({ type: 'room_joined', id: j.id, room, offset: 0, epoch: 'e1' });
+  }
+  const m1 = r.submit({ type: 'message', room: 'tapas', message: 'uno' });
+  const m2 = r.submit({ type: 'message', room: 'copas', message: 'dos' });
+  r.observe(welcome(0, ''));
+  const joins = r.resume().filter((f) => f.type === 'join_room');
+  const [tapas, copas] = ['tapas', 'copas'].map((room) => joins.find((f) => f.room === room));
+  const ban = { type: 'error', id: tapas.id, code: 'banned', message: 'banned from room "tapas"' };
+  r.observe(ban);
+  assert.equal(r.refusedForNow(ban), false);
+  assert.equal(ban.room, 'tapas', 'the refusal names its room');
+  assert.deepEqual(r.takeFailed().map((f) => [f.id, f.code, f.message]), [[m1.id, 'banned', 'banned from room "tapas"']]);
+  assert.equal(r.pending.has(m1.id), false, 'failed: not sent again');
+  r.observe({ type: 'room_joined', id: copas.id, room: 'copas', offset: 0, epoch: 'e1' });
+  assert.deepEqual(r.takeReady().map((f) => f.id), [m2.id]);
+  const m3 = r.submit({ type: 'message', room: 'tapas', message: 'tres' });
+  assert.ok(m3, 'not joined any more: the server answers it');
+  const answer = { type: 'error', id: m3.id, code: 'not_in_room', message: 'not in room' };
+  r.observe(answer);
+  assert.equal(answer.code, 'banned', 'not_in_room of a refused room carries the refusal');
+  r.observe(welcome(0, ''));
+  assert.deepEqual(r.resume().filter((f) => f.type === 'join_room').map((f) => f.room), ['copas'], 'a refused room is not joined again');
+}
+// On a live connection too, a message to a room waits for that room's
+// join: already_in_room accepts it; leaving the room lets the messages go
+// (the server answers them).
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const j = r.join('tapas');
+  const m1 = r.submit({ type: 'message', room: 'tapas', message: 'uno' });
+  assert.equal(m1, null, 'behind the join');
+  assert.ok(r.submit({ type: 'message', message: 'lobby' }), 'a lobby message does not wait');
+  r.observe({ type: 'error', id: j.id, code: 'already_in_room', message: 'already in room' });
+  assert.deepEqual(r.takeReady().map((f) => f.message), ['uno']);
+  const j2 = r.join('copas');
+  r.submit({ type: 'message', room: 'copas', message: 'dos' });
+  r.leave('copas');
+  assert.deepEqual(r.takeReady().map((f) => f.message), ['dos']);
+  r.observe({ type: 'error', id: j2.id, code: 'rate_limited', message: 'too many joins' });
+  assert.deepEqual(r.retryFrames().filter((f) => f.type === 'join_room'), [], 'a room left is not joined again');
+}
 console.log('OK');

@@ -19,6 +19,17 @@ function key(log, epoch, offset) {
  * each room, the position of the private inbox, the frames with an id not
  * yet acknowledged, and which logged messages were shown (a message is
  * never rendered twice, whichever way it came: live, replayed, reloaded).
+ *
+ * A message to a room joined but not yet on the current connection (its
+ * join, or its join again after a reconnect, sent and not answered, or
+ * refused for now and due again) is not sent: the server would refuse it
+ * with not_in_room. It waits for the room's room_joined and then goes, in
+ * send order (takeReady). A join refused for now (unavailable,
+ * rate_limited) is due again (retryFrames, after the page's backoff); a
+ * join refused for good (banned, forbidden, ...) fails the messages waiting
+ * for it with its code and text (takeFailed), and a not_in_room answering a
+ * message sent to that room later on the connection carries them too,
+ * until the room is joined again or left.
  */
 export class Recovery {
   /** @param {{history?: number}} o history: how many past messages a join shows */
@@ -27,13 +38,20 @@ export class Recovery {
     this.prefix = Math.random().toString(36).slice(2, 10);
     this.seq = 0;
     this.rooms = new Map(); // room -> { offset, epoch } of the last message seen
-    this.joinIds = new Map(); // id of a join frame -> room
+    this.joinIds = new Map(); // id of a join frame -> the frame
     this.joined = new Set(); // rooms to join again on a new connection
     this.inbox = null; // every private message up to it was seen; null before the first welcome
     this.above = new Set(); // private offsets seen above inbox.offset
     this.pending = new Map(); // id -> frame sent and not acknowledged, in send order
     this.seen = new Set(); // keys of the logged messages shown
     this.gaps = new Map(); // room -> { after, upTo, epoch }: what a join could not replay
+    // Of the current connection only (resume starts them again):
+    this.live = new Set(); // rooms whose join was accepted on it
+    this.due = new Map(); // room -> its join frame, refused for now: to send again
+    this.waiting = new Set(); // ids of pending messages not sent on it: behind their room's join
+    this.refused = new Map(); // room -> { code, message } of its join refused for good
+    this.ready = []; // messages whose room's join was accepted: to send (takeReady)
+    this.failed = []; // error frames for the messages a refused join failed (takeFailed)
   }
 
   newId(kind) {
@@ -44,19 +62,31 @@ export class Recovery {
   join(room) {
     this.joined.add(room);
     this.rooms.delete(room); // a new join shows the history again; seen keeps out what is on screen
+    this.live.delete(room);
+    this.due.delete(room);
+    this.refused.delete(room);
     return this.joinFrame(room);
   }
 
   joinFrame(room) {
     const id = this.newId('j');
-    this.joinIds.set(id, room);
     const pos = this.rooms.get(room);
-    return pos ? { type: 'join_room', id, room, since: { ...pos } } : { type: 'join_room', id, room, history: this.history };
+    const frame = pos ? { type: 'join_room', id, room, since: { ...pos } } : { type: 'join_room', id, room, history: this.history };
+    this.joinIds.set(id, frame);
+    return frame;
   }
 
-  /** leave forgets room: it is not joined again on a new connection. */
+  /**
+   * leave forgets room: it is not joined again on a new connection. The
+   * messages that waited for its join go now (takeReady), before the
+   * leave_room: the server answers them.
+   */
   leave(room) {
     this.joined.delete(room);
+    this.live.delete(room);
+    this.due.delete(room);
+    this.refused.delete(room);
+    this.flush();
   }
 
   /** track gives a message or private message frame an id and keeps it until its ack. */
@@ -67,15 +97,94 @@ export class Recovery {
   }
 
   /**
+   * submit tracks frame and returns it to send now, or null if it waits
+   * behind its room's join: it goes once that join is accepted (takeReady).
+   */
+  submit(frame) {
+    this.track(frame);
+    if (!this.behindJoin(frame)) return frame;
+    this.waiting.add(frame.id);
+    return null;
+  }
+
+  /**
+   * behindJoin reports whether frame is a message to a room joined but not
+   * yet on the current connection: the server would refuse it with
+   * not_in_room.
+   */
+  behindJoin(frame) {
+    return frame.type === 'message' && !!frame.room && this.joined.has(frame.room) && !this.live.has(frame.room);
+  }
+
+  /**
+   * takeReady returns, once, the messages whose room's join was accepted
+   * (or that room left) since: to send now, in send order.
+   */
+  takeReady() {
+    const ready = this.ready;
+    this.ready = [];
+    return ready;
+  }
+
+  /**
+   * takeFailed returns, once, an error frame for each message that waited
+   * for a join refused for good since: its id, the join's code and text.
+   */
+  takeFailed() {
+    const failed = this.failed;
+    this.failed = [];
+    return failed;
+  }
+
+  /**
+   * refusedForNow reports whether frame, observed, refused for now a frame
+   * to send again: a message awaiting its ack, or a join (retryFrames).
+   */
+  refusedForNow(frame) {
+    return frame.type === 'error' && RETRY.has(frame.code) && (this.pending.has(frame.id) || this.joinIds.has(frame.id));
+  }
+
+  /**
+   * retryFrames returns the frames to send again after a refusal for now:
+   * the joins refused for now, then every message awaiting its ack that is
+   * not behind its room's join.
+   */
+  retryFrames() {
+    const joins = [...this.due.values()];
+    this.due.clear();
+    return joins.concat([...this.pending.values()].filter((f) => !this.waiting.has(f.id) && !this.behindJoin(f)));
+  }
+
+  /**
    * resume returns, for a new connection once its welcome was observed, the
    * frames that pick up where the last one ended: the rooms joined again
    * from their last positions, the private messages missed, and every frame
-   * not acknowledged, with its id.
+   * not acknowledged, with its id, but for the messages to a room joined
+   * again: those go once its room_joined comes (takeReady).
    */
   resume() {
+    this.live.clear();
+    this.due.clear();
+    this.refused.clear();
+    this.waiting.clear();
+    this.ready = [];
     const frames = [...this.joined].map((room) => this.joinFrame(room));
     if (this.inbox) frames.push({ type: 'recover_private', since: { ...this.inbox } });
-    return frames.concat([...this.pending.values()]);
+    for (const f of this.pending.values()) {
+      if (this.behindJoin(f)) this.waiting.add(f.id);
+      else frames.push(f);
+    }
+    return frames;
+  }
+
+  /** flush makes ready, in send order, the waiting messages no longer behind their room's join. */
+  flush() {
+    for (const f of this.pending.values()) {
+      if (this.waiting.has(f.id) && !this.behindJoin(f)) {
+        this.waiting.delete(f.id);
+        this.ready.push(f);
+      }
+    }
   }
 
   /**
@@ -91,12 +200,7 @@ export class Recovery {
         this.pending.delete(frame.id);
         return true;
       case 'error':
-        if (RETRY.has(frame.code)) return true; // not carried out: send again later
-        this.pending.delete(frame.id); // refused for good
-        if (this.joinIds.has(frame.id) && frame.code !== 'already_in_room') {
-          this.joined.delete(this.joinIds.get(frame.id)); // a refused join is not tried again
-          this.joinIds.delete(frame.id);
-        }
+        this.error(frame);
         return true;
       case 'room_joined':
         return this.roomJoined(frame);
@@ -114,13 +218,59 @@ export class Recovery {
     return true;
   }
 
+  /**
+   * error notes what an error frame refused. A not_in_room answering a
+   * message to a room whose join was refused for good takes that refusal's
+   * code and text; a join's refusal for good gets its room, if it has none.
+   */
+  error(frame) {
+    const join = this.joinIds.get(frame.id);
+    if (RETRY.has(frame.code)) {
+      // Not carried out: send again later; a join, once due (retryFrames).
+      if (join && this.joined.has(join.room)) this.due.set(join.room, join);
+      return;
+    }
+    const sent = this.pending.get(frame.id);
+    const refusal = sent?.room !== undefined && this.refused.get(sent.room);
+    if (frame.code === 'not_in_room' && refusal) Object.assign(frame, refusal);
+    this.pending.delete(frame.id); // refused for good
+    if (!join) return;
+    this.joinIds.delete(frame.id);
+    if (frame.code === 'already_in_room') {
+      this.accepted(join.room);
+      return;
+    }
+    // A refused join is not tried again, and the messages waiting for it fail with its error.
+    this.joined.delete(join.room);
+    this.due.delete(join.room);
+    this.refused.set(join.room, { code: frame.code, message: frame.message });
+    if (!frame.room) frame.room = join.room;
+    for (const f of this.pending.values()) {
+      if (this.waiting.has(f.id) && f.room === join.room) {
+        this.waiting.delete(f.id);
+        this.pending.delete(f.id);
+        const { code, message, timestamp } = frame;
+        this.failed.push({ type: 'error', id: f.id, room: join.room, code, message, timestamp });
+      }
+    }
+  }
+
+  /** accepted notes that room's join was accepted on the connection: its waiting messages are ready. */
+  accepted(room) {
+    this.live.add(room);
+    this.due.delete(room);
+    this.refused.delete(room);
+    this.flush();
+  }
+
   roomJoined(frame) {
-    const asked = this.joinIds.get(frame.id);
+    const asked = this.joinIds.get(frame.id)?.room;
     if (asked === undefined) return true;
     this.joinIds.delete(frame.id);
     // The server's spelling (NFC) names the room in its messages: keep it.
     const room = frame.room || asked;
     if (room !== asked && this.joined.delete(asked)) this.joined.add(room);
+    this.accepted(room);
     const at = { offset: frame.offset ?? 0, epoch: frame.epoch ?? '' };
     const before = this.rooms.get(room);
     if (frame.recovered === false) {
