@@ -143,7 +143,7 @@ const wsRequestLine = "GET " + wsPath
 // route reads the start of c's request line and hands c to the bridge or
 // to the HTTP server.
 func (s *splitListener) route(c net.Conn) {
-	defer s.untrack(c)
+	defer s.untrack(c) // a second untrack is harmless
 	c.SetReadDeadline(time.Now().Add(s.timeout))
 	// The buffer the head of an upgrade is read into: reading it whole
 	// from the first read on saves a read per connection.
@@ -156,6 +156,10 @@ func (s *splitListener) route(c net.Conn) {
 		return
 	}
 	if isWSRequest(head[:n]) {
+		// The bridge's from here: closing the listener must not close it
+		// once upgraded (its browser would read the end of the stream, not
+		// 1012), and the handshake ends by itself, within s.timeout.
+		s.untrack(c)
 		s.b.handshake(c, head[:n])
 		return
 	}
