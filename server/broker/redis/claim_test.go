@@ -36,6 +36,22 @@ func newSameID(t *testing.T, tm timings) *sameID {
 
 func (s *sameID) start() *Broker { s.t.Helper(); return startBroker(s.t, s.srv, s.set) }
 
+// twinOf starts a twin of a, as after a was cut off from Redis for longer
+// than PresenceTTL: its claim of n1 expired, and a broker started with the
+// id, removing its presence as a dead broker's. It returns once a finds
+// itself fenced off.
+func (s *sameID) twinOf(a *Broker) *Broker {
+	s.t.Helper()
+	rdb := goredis.NewClient(&goredis.Options{Addr: s.srv.Addr})
+	defer rdb.Close()
+	if err := rdb.Del(context.Background(), a.prefix+"claim:n1").Err(); err != nil {
+		s.t.Fatal(err)
+	}
+	twin := s.start()
+	eventually(s.t, waitTimeout, "a finds its id claimed elsewhere", a.Fenced)
+	return twin
+}
+
 // refused checks that a broker with the id does not start, and why.
 func (s *sameID) refused() {
 	s.t.Helper()
@@ -284,15 +300,7 @@ func TestBrokerWhoseIDIsClaimedElsewhereIsFencedOff(t *testing.T) {
 	if _, _, err := a.AddConn(ctx, alice); err != nil {
 		t.Fatal(err)
 	}
-	rdb := goredis.NewClient(&goredis.Options{Addr: s.srv.Addr})
-	defer rdb.Close()
-	// a's claim expired while it was cut off; a broker starts with its id,
-	// and removes its presence as a dead broker's.
-	if err := rdb.Del(ctx, a.prefix+"claim:n1").Err(); err != nil {
-		t.Fatal(err)
-	}
-	twin := s.start()
-	eventually(t, waitTimeout, "a finds its id claimed elsewhere", a.Fenced)
+	twin := s.twinOf(a)
 
 	bob := hub.PresenceRecord{ID: "b1", User: "bob", Name: "Bob"}
 	if _, _, err := a.AddConn(ctx, bob); !errors.Is(err, ErrNodeIDTaken) {
@@ -332,5 +340,71 @@ func TestBrokerWhoseIDIsClaimedElsewhereIsFencedOff(t *testing.T) {
 	})
 	if _, _, err := a.AddConn(ctx, bob); err != nil {
 		t.Errorf("a broker that claimed its id again records a connection: %v", err)
+	}
+}
+
+// A broker that claims its id back from a twin that died with it removes
+// the twin's presence and registers its own again in one heartbeat. A
+// user with a connection on each (carol) stays in the chat throughout:
+// the lobby is not told she left while she is listed. Before, it was told
+// she joined (her connection here registered again), then that she left
+// (her connection on the twin removed), and the lobby showed her gone.
+func TestClaimBackDoesNotTellAUserLeftWhoStays(t *testing.T) {
+	s := newSameID(t, steady)
+	a := s.start()
+	a.SetHandler(func(string, *hub.Event) {})
+	seen := &events{}
+	watcher := startBroker(t, s.srv, func(cfg *Config) { s.set(cfg); cfg.NodeID = "watcher" })
+	watcher.SetHandler(seen.handle)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*waitTimeout)
+	defer cancel()
+	if err := watcher.Subscribe(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.AddConn(ctx, hub.PresenceRecord{ID: "a-carol", User: "carol", Name: "Carol"}); err != nil {
+		t.Fatal(err)
+	}
+	// a was cut off; a twin starts with its id, takes carol's connection
+	// for a dead broker's, and carol opens another tab on the twin.
+	twin := s.twinOf(a)
+	// As the hub does, the twin tells the lobby of her first connection.
+	if first, _, err := twin.AddConn(ctx, hub.PresenceRecord{ID: "twin-carol", User: "carol", Name: "Carol"}); err != nil || !first {
+		t.Fatalf("carol's tab on the twin: first %v, %v; want her first connection", first, err)
+	}
+	if err := twin.Publish(ctx, "lobby", &hub.Event{Kind: hub.KindUserJoined, Time: time.Now(), UserID: "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	crash(twin)
+	eventually(t, waitTimeout, "a claims its id back", func() bool { return !a.Fenced() })
+	// The heartbeat that claimed it has told the lobby all it tells once
+	// the next one has renewed a's presence; a marker published after
+	// that comes behind what it told.
+	rdb := goredis.NewClient(&goredis.Options{Addr: s.srv.Addr})
+	defer rdb.Close()
+	deadline := func() float64 { return rdb.ZScore(ctx, a.prefix+"nodes", "n1").Val() }
+	renewed := deadline()
+	eventually(t, waitTimeout, "another heartbeat", func() bool { return deadline() > renewed })
+	if err := a.Publish(ctx, "lobby", &hub.Event{Kind: hub.KindMessage, Time: time.Now(), Message: "marker"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitTimeout, "the marker", func() bool { return seen.has("lobby message marker") })
+
+	snap, err := a.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(snap.Users, []string{"carol"}) {
+		t.Fatalf("users %v, want carol", snap.Users)
+	}
+	seen.mu.Lock()
+	defer seen.mu.Unlock()
+	var told []string
+	for _, e := range seen.list {
+		if strings.HasSuffix(e, " carol") {
+			told = append(told, e)
+		}
+	}
+	if len(told) == 0 || strings.Contains(told[len(told)-1], "user_left") {
+		t.Errorf("the lobby was told %q of carol, listed in the chat; want her last news not her leaving", told)
 	}
 }

@@ -92,15 +92,19 @@ func (b *Broker) heartbeatAs(ctx context.Context, starting bool) (status int64, 
 	// And only while this node receives: a user listed in /users must be
 	// reachable (a private message to a user not listed is answered "not
 	// connected", and kept in the inbox).
+	var back news
 	if lost := b.presence.lost.Swap(false); (status != 0 || lost) && !b.up.Load() {
 		b.presence.lost.Store(true)
 	} else if status != 0 || lost {
-		// After a fence the cluster was told this node's users left, with
-		// the presence the other broker removed: they are announced back.
-		if err := b.reregister(ctx, status != 2 || b.presence.toldLeft.Load()); err != nil {
+		if back, err = b.reregister(ctx); err != nil {
 			b.presence.lost.Store(true)
 			return status, err
 		}
+		// After an expiry the cluster was told this node's users left, and
+		// after a fence too, with the presence the other broker removed:
+		// they are announced back. After Redis lost its data nobody was
+		// told anything.
+		back.told = status != 2 || b.presence.toldLeft.Load()
 		b.presence.toldLeft.Store(false)
 	}
 	if err := b.repair(ctx); err != nil {
@@ -110,18 +114,47 @@ func (b *Broker) heartbeatAs(ctx context.Context, starting bool) (status int64, 
 		b.metrics.Reaped.Add(removed)
 		b.log.Warn("removed the presence of crashed nodes", "connections", removed, "users_left", (len(res)-3)/2)
 	}
-	// Told only while the lobby was within its presence limit, as the hub
-	// tells of its own users.
-	if conns, _ := res[2].(int64); conns > int64(b.cfg.LobbyPresenceLimit) {
-		return status, nil
-	}
+	gone := news{told: true}
+	gone.conns, _ = res[2].(int64)
 	for i := 3; i+1 < len(res); i += 2 {
 		user, _ := res[i].(string)
 		name, _ := res[i+1].(string)
-		b.announce(ctx, &hub.Event{Kind: hub.KindUserLeft, Time: time.Now().UTC(),
-			Message: name + " left the chat", UserID: user, Sender: name})
+		gone.users = append(gone.users, hub.PresenceRecord{User: user, Name: name})
 	}
+	b.tellLobby(ctx, gone, back)
 	return status, nil
+}
+
+// news are users a heartbeat found gone from the cluster, or back in it,
+// with the cluster's connections when it found them.
+type news struct {
+	users []hub.PresenceRecord // User and Name
+	conns int64
+	told  bool // the lobby is to be told
+}
+
+// tellLobby tells the lobby who left with crashed nodes (or with the
+// presence a twin left under this node's id) and who is back with this
+// node's presence registered again, each only while the lobby was within
+// its presence limit, as the hub tells of its own users. A user in both
+// (a connection removed, another registered again, in one heartbeat)
+// never left: neither is told. Told one after the other, the lobby would
+// be left with the one told last, even when it was "left".
+func (b *Broker) tellLobby(ctx context.Context, gone, back news) {
+	tell := func(n news, skip news, kind hub.Kind, verb string) {
+		if !n.told || n.conns > int64(b.cfg.LobbyPresenceLimit) {
+			return
+		}
+		for _, u := range n.users {
+			if slices.ContainsFunc(skip.users, func(s hub.PresenceRecord) bool { return s.User == u.User }) {
+				continue
+			}
+			b.announce(ctx, &hub.Event{Kind: kind, Time: time.Now().UTC(),
+				Message: u.Name + " " + verb + " the chat", UserID: u.User, Sender: u.Name})
+		}
+	}
+	tell(gone, back, hub.KindUserLeft, "left")
+	tell(back, gone, hub.KindUserJoined, "joined")
 }
 
 // reregisterBatch is how many connections go in one pipeline when a node
@@ -129,10 +162,9 @@ func (b *Broker) heartbeatAs(ctx context.Context, starting bool) (status int64, 
 const reregisterBatch = 512
 
 // reregister records again every connection and membership of this node.
-// After an expiry (announce set) the cluster was told its users left, so
-// those that are back are announced as joined; after Redis lost its data
-// nobody was told anything, and nothing is announced.
-func (b *Broker) reregister(ctx context.Context, announce bool) error {
+// It returns the users whose first connection in the cluster this is again,
+// with the cluster's connections after: the caller tells the lobby.
+func (b *Broker) reregister(ctx context.Context) (news, error) {
 	b.regMu.Lock()
 	defer b.regMu.Unlock()
 	b.presence.mu.Lock()
@@ -142,18 +174,17 @@ func (b *Broker) reregister(ctx context.Context, announce bool) error {
 	}
 	b.presence.mu.Unlock()
 	if len(conns) == 0 {
-		return nil
+		return news{}, nil
 	}
 	// Pipelined, a batch per round trip: a node of 10,000 connections is
 	// registered again in milliseconds, not in 10,000 round trips during
 	// which every change of presence on the node waits.
 	for _, sc := range []*goredis.Script{addConnScript, addMemberScript} {
 		if err := sc.Load(ctx, b.rdb).Err(); err != nil {
-			return fmt.Errorf("register again: load script: %w", err)
+			return news{}, fmt.Errorf("register again: load script: %w", err)
 		}
 	}
-	var firsts []hub.PresenceRecord // users whose first connection this is again
-	var total int64                 // connections in the cluster after the last batch
+	var back news // users whose first connection this is again; connections after the last batch
 	for start := 0; start < len(conns); start += reregisterBatch {
 		part := conns[start:min(start+reregisterBatch, len(conns))]
 		added := make([]*goredis.Cmd, len(part))
@@ -168,29 +199,21 @@ func (b *Broker) reregister(ctx context.Context, announce bool) error {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("register %d connections again: %w", len(part), err)
+			return news{}, fmt.Errorf("register %d connections again: %w", len(part), err)
 		}
 		for i, cmd := range added {
 			res, err := cmd.Int64Slice()
 			if err != nil || len(res) != 2 {
-				return fmt.Errorf("register connection %s again: reply %v, %v", part[i].c.ID, res, err)
+				return news{}, fmt.Errorf("register connection %s again: reply %v, %v", part[i].c.ID, res, err)
 			}
 			if res[0] == 1 {
-				firsts = append(firsts, part[i].c)
+				back.users = append(back.users, part[i].c)
 			}
-			total = res[1]
+			back.conns = res[1]
 		}
 	}
-	// Announced back as the reaper announced them gone: only while the
-	// lobby is within its presence limit.
-	if announce && total <= int64(b.cfg.LobbyPresenceLimit) {
-		for _, c := range firsts {
-			b.announce(ctx, &hub.Event{Kind: hub.KindUserJoined, Time: time.Now().UTC(),
-				Message: c.Name + " joined the chat", UserID: c.User, Sender: c.Name})
-		}
-	}
-	b.log.Warn("registered this node's presence again", "connections", len(conns), "after_expiry", announce)
-	return nil
+	b.log.Warn("registered this node's presence again", "connections", len(conns))
+	return back, nil
 }
 
 // announce tells the lobby, cluster-wide, about a change of presence the
