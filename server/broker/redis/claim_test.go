@@ -1,15 +1,11 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -160,94 +156,6 @@ func TestHeartbeatOfAnIDClaimedElsewhereTouchesNothing(t *testing.T) {
 	}
 }
 
-// replyCutter is a TCP proxy to Redis that, on a connection that runs a
-// script, passes no more of Redis's replies back: replies lost on the way,
-// the scripts run. (go-redis tries a call that timed out again, on another
-// connection: its replies are lost too.)
-type replyCutter struct {
-	ln   net.Listener
-	addr string
-	wg   sync.WaitGroup
-	lost atomic.Int64 // reply bytes not passed back
-	mu   sync.Mutex
-	open []net.Conn
-}
-
-func startReplyCutter(t *testing.T, redisAddr string) *replyCutter {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &replyCutter{ln: ln, addr: ln.Addr().String()}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", redisAddr)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.open = append(p.open, c, s)
-			p.mu.Unlock()
-			var chosen atomic.Bool // replies are lost
-			p.wg.Add(2)
-			go func() { // to Redis
-				defer p.wg.Done()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := c.Read(buf)
-					if n > 0 && bytes.Contains(bytes.ToUpper(buf[:n]), []byte("EVAL")) {
-						chosen.Store(true)
-					}
-					if n > 0 {
-						if _, err := s.Write(buf[:n]); err != nil {
-							return
-						}
-					}
-					if err != nil {
-						s.Close()
-						return
-					}
-				}
-			}()
-			go func() { // back
-				defer p.wg.Done()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := s.Read(buf)
-					if chosen.Load() {
-						p.lost.Add(int64(n))
-					} else if n > 0 {
-						if _, err := c.Write(buf[:n]); err != nil {
-							return
-						}
-					}
-					if err != nil {
-						c.Close()
-						return
-					}
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		for _, c := range p.open {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
-}
-
 // A broker whose start failed after Redis ran its heartbeat (the reply
 // came too late) releases the node id it claimed there: a broker started
 // again with it right after is not refused (it would be until the claim
@@ -263,7 +171,7 @@ func TestStartFailedLateLeavesTheNodeIDFree(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	proxy := startReplyCutter(t, s.srv.Addr)
+	proxy := startCutProxy(t, s.srv.Addr, "EVAL", false)
 	cfg, err := ParseURL("redis://" + proxy.addr + "/0")
 	if err != nil {
 		t.Fatal(err)
