@@ -141,20 +141,32 @@ type news struct {
 // never left: neither is told. Told one after the other, the lobby would
 // be left with the one told last, even when it was "left".
 func (b *Broker) tellLobby(ctx context.Context, gone, back news) {
-	tell := func(n news, skip news, kind hub.Kind, verb string) {
+	both := make(map[string]bool)
+	if len(gone.users) > 0 && len(back.users) > 0 {
+		left := make(map[string]bool, len(gone.users))
+		for _, u := range gone.users {
+			left[u.User] = true
+		}
+		for _, u := range back.users {
+			if left[u.User] {
+				both[u.User] = true
+			}
+		}
+	}
+	tell := func(n news, kind hub.Kind, verb string) {
 		if !n.told || n.conns > int64(b.cfg.LobbyPresenceLimit) {
 			return
 		}
 		for _, u := range n.users {
-			if slices.ContainsFunc(skip.users, func(s hub.PresenceRecord) bool { return s.User == u.User }) {
+			if both[u.User] {
 				continue
 			}
 			b.announce(ctx, &hub.Event{Kind: kind, Time: time.Now().UTC(),
 				Message: u.Name + " " + verb + " the chat", UserID: u.User, Sender: u.Name})
 		}
 	}
-	tell(gone, back, hub.KindUserLeft, "left")
-	tell(back, gone, hub.KindUserJoined, "joined")
+	tell(gone, hub.KindUserLeft, "left")
+	tell(back, hub.KindUserJoined, "joined")
 }
 
 // reregisterBatch is how many connections go in one pipeline when a node
