@@ -226,7 +226,7 @@ func TestRefusedTokensClose1008(t *testing.T) {
 }
 
 func TestOversizeFrameCloses1009(t *testing.T) {
-	runModes(t, func(t *testing.T, m mode) {
+	runModesAndTLS(t, func(t *testing.T, m mode) {
 		tg := start(t, m, node.Config{}, bridge.Config{MaxFrameBytes: 1024})
 		u := login(t, tg, "alice")
 		u.send(`{"message":"` + strings.Repeat("x", 2048) + `"}`)
@@ -340,7 +340,7 @@ func awaitGRPC(t *testing.T, s *client.Session, what string, match func(*chatv1.
 // A server going away closes browsers with 1012 "service restart": they
 // come back after a random wait, to whichever node answers.
 func TestShutdownCloses1012(t *testing.T) {
-	runModes(t, func(t *testing.T, m mode) {
+	runModesAndTLS(t, func(t *testing.T, m mode) {
 		tg := start(t, m, node.Config{}, bridge.Config{AuthTimeout: time.Minute})
 		u := login(t, tg, "alice")
 		waiting, err := dialRaw(t, tg, "/api/v1/ws/authenticated", dialOpts{}) // still to send its auth frame
@@ -363,7 +363,7 @@ func TestShutdownCloses1012(t *testing.T) {
 // Pings keep a connection that sends nothing alive; one that does not even
 // answer pings is closed after two intervals.
 func TestPingsKeepIdleConnectionsAlive(t *testing.T) {
-	runModes(t, func(t *testing.T, m mode) {
+	runModesAndTLS(t, func(t *testing.T, m mode) {
 		const interval = 100 * time.Millisecond
 		tg := start(t, m, node.Config{}, bridge.Config{PingInterval: interval})
 		alive := login(t, tg, "alice") // reads, so answers pings
@@ -471,7 +471,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 // in order: several frames in one segment, a frame split over several
 // segments with pauses, and a message in fragments with a ping between them.
 func TestFramesHoweverTheyArrive(t *testing.T) {
-	runModes(t, func(t *testing.T, m mode) {
+	runModesAndTLS(t, func(t *testing.T, m mode) {
 		tg := start(t, m, node.Config{}, bridge.Config{})
 		u := login(t, tg, "alice")
 		frameOf := func(op ws.OpCode, fin bool, text string) []byte {

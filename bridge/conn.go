@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -18,10 +19,17 @@ import (
 // concurrently with it and with each other. Only the handler that owns a
 // Conn calls closeSocket, once, last.
 type Conn struct {
-	b   *Bridge
-	nc  net.Conn
-	br  *bufio.Reader   // the hijacked connection's reader: it may hold bytes already
+	b  *Bridge
+	nc net.Conn
+	// br is the read buffer, held only while there is something to read
+	// (bytes, or an error a TLS connection holds) or a frame is being
+	// read; at first, one that holds what was read ahead of the upgrade,
+	// if anything (the hijacked connection's reader, or a restReader).
+	br  *bufio.Reader
 	raw syscall.RawConn // nc's socket, for waitReadable; nil where there is none
+	// tc is nc if it is a TLS connection, which may hold input its socket
+	// no longer shows (see takeHeld).
+	tc *tls.Conn
 	// rd reads the frames while a burst is read, from br; like br, it is
 	// pooled and held only then (see readFrame), which keeps 192 bytes off
 	// each idle connection.
@@ -67,7 +75,13 @@ var (
 // bytes already (nil if none), and whose upgrade answer head is still to be
 // written (nil if it was).
 func newConn(b *Bridge, nc net.Conn, br *bufio.Reader, head []byte) *Conn {
-	c := &Conn{b: b, nc: nc, br: br, raw: rawConnOf(nc), head: head}
+	c := &Conn{b: b, nc: nc, br: br, head: head}
+	c.raw, c.tc = socketOf(nc)
+	// The TLS handshake's reads may have taken the first frames off the
+	// socket already (see takeHeld).
+	if c.tc != nil && c.br == nil && !c.takeHeld() {
+		c.releaseReaders()
+	}
 	// The first wait for the browser's frames is bounded from now: the
 	// goroutine that waits never arms a deadline itself (see awaitBytes).
 	nc.SetReadDeadline(time.Now().Add(c.idleTimeout()))

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -93,15 +94,25 @@ func (b *Bridge) handshake(c net.Conn, prefix []byte) {
 		c.Close()
 		return
 	}
-	var after net.Conn = c
-	if len(rest) > 0 {
-		// A copy: the connection keeps it, and the buffer goes back to
-		// headBuffers.
-		after = &prefixConn{Conn: c, prefix: append([]byte(nil), rest...)}
-	}
 	// The upgrader reads the head from memory: it is whole, so it reads
 	// nothing from the socket.
-	b.upgrade(&prefixConn{Conn: after, prefix: head})
+	b.upgrade(&prefixConn{Conn: c, prefix: head}, restReader(c, rest))
+}
+
+// restReader returns a read buffer that yields rest, what a client sent
+// right behind its head, and then what c reads; nil if rest is empty. The
+// connection holds it until it is empty, as it holds a pooled one, and then
+// reads c itself and waits for its socket as it always does. The buffer is
+// as large as rest, so that its first read takes all of rest: once it is
+// empty, nothing of rest is left behind it. (Were rest read through a
+// wrapper of c instead, the connection would have no socket to wait on,
+// and would hold a worker parked in a read for its whole life.) rest is
+// copied: its array goes back to headBuffers.
+func restReader(c net.Conn, rest []byte) *bufio.Reader {
+	if len(rest) == 0 {
+		return nil
+	}
+	return bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(rest)), c), len(rest))
 }
 
 // refuseHead answers 431 with message, and lingers a moment so that the

@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -34,6 +35,7 @@ type mode string
 const (
 	inProcess mode = "in-process" // inside the node, on its HTTP port
 	remote    mode = "remote"     // a separate bridge server over gRPC to the node
+	overTLS   mode = "tls"        // inside the node, on its HTTP port over TLS (see tls.go)
 )
 
 var modes = []mode{inProcess, remote}
@@ -41,14 +43,19 @@ var modes = []mode{inProcess, remote}
 // target is a node and the address of a bridge in front of it.
 type target struct {
 	node   *nodetest.Server
-	wsBase string // ws://host:port
-	host   string // host:port of the bridge
+	wsBase string      // ws://host:port, or wss://host:port
+	host   string      // host:port of the bridge
+	tls    *tls.Config // the clients' TLS, for wss://; nil for ws://
 }
 
 // start runs a node with cfg and a bridge of mode m in front of it; bcfg
 // tunes the bridge (its Upstream is set here).
 func start(t *testing.T, m mode, cfg node.Config, bcfg bridge.Config) *target {
 	t.Helper()
+	if m == overTLS {
+		cfg.Bridge = bcfg
+		return startTLS(t, cfg)
+	}
 	if m == inProcess {
 		cfg.Bridge = bcfg
 		srv := nodetest.Start(t, cfg)
@@ -108,19 +115,28 @@ type wsUser struct {
 type dialOpts struct {
 	header    http.Header
 	protocols []string
-	from      string // the loopback address to dial from (127.0.0.2…), if not the default
+	from      string      // the loopback address to dial from (127.0.0.2…), if not the default
+	tls       *tls.Config // for wss://, if not the target's
+	// netDial dials the TCP connection, if not net.Dialer.
+	netDial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // dialRaw opens a WebSocket to path without reading anything.
 func dialRaw(t testing.TB, tg *target, path string, o dialOpts) (*wsUser, error) {
 	t.Helper()
-	d := ws.Dialer{Timeout: waitTimeout, Protocols: o.protocols}
+	d := ws.Dialer{Timeout: waitTimeout, Protocols: o.protocols, TLSConfig: tg.tls}
 	if o.header != nil {
 		d.Header = ws.HandshakeHeaderHTTP(o.header)
 	}
 	if o.from != "" {
 		nd := net.Dialer{Timeout: waitTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(o.from)}}
 		d.NetDial = nd.DialContext
+	}
+	if o.netDial != nil {
+		d.NetDial = o.netDial
+	}
+	if o.tls != nil {
+		d.TLSConfig = o.tls
 	}
 
 	conn, br, hs, err := d.Dial(context.Background(), tg.wsBase+path)
@@ -305,6 +321,14 @@ func runModes(t *testing.T, fn func(t *testing.T, m mode)) {
 	for _, m := range modes {
 		t.Run(string(m), func(t *testing.T) { fn(t, m) })
 	}
+}
+
+// runModesAndTLS runs fn once per bridge mode, and once in-process over
+// TLS terminated by the node: for the tests of how a connection reads,
+// waits and closes, which TLS changes (see tls.go).
+func runModesAndTLS(t *testing.T, fn func(t *testing.T, m mode)) {
+	runModes(t, fn)
+	t.Run(string(overTLS), func(t *testing.T) { fn(t, overTLS) })
 }
 
 // tokenFrom mints a token for user with cfg (another secret, or a lifetime

@@ -56,7 +56,8 @@ func (c *countingConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWr
 
 // listenCounting serves a bridge in front of a node through Listener, on a
 // listener that counts what the server reads, and returns its address.
-func listenCounting(t *testing.T, headTimeout time.Duration) (addr string, l *countingListener, b *bridge.Bridge) {
+// Each of wrap, if any, wraps the listener in turn (TLS, say).
+func listenCounting(t *testing.T, headTimeout time.Duration, wrap ...func(net.Listener) net.Listener) (addr string, l *countingListener, b *bridge.Bridge) {
 	t.Helper()
 	srv := nodetest.Start(t, node.Config{})
 	cc, err := grpc.NewClient(srv.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -74,7 +75,11 @@ func listenCounting(t *testing.T, headTimeout time.Duration) (addr string, l *co
 	l = &countingListener{Listener: tl}
 	hs := &http.Server{Handler: http.NotFoundHandler()}
 	done := make(chan struct{})
-	go func() { hs.Serve(b.Listener(l, headTimeout)); close(done) }()
+	var served net.Listener = l
+	for _, w := range wrap {
+		served = w(served)
+	}
+	go func() { hs.Serve(b.Listener(served, headTimeout)); close(done) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bufio"
 	"errors"
 	"net"
 	"net/http"
@@ -210,12 +211,13 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 
 // upgrade reads the handshake of a request for the bridge's endpoints on
 // c and performs it if admit lets it in. A refused request gets an HTTP
-// error.
+// error. br, if not nil, holds what the client sent after the request
+// (see restReader): the connection reads it first.
 //
 // When the request carries a token the session opens at once, and its
 // welcome is the first frame: the answer is then held back to go out in
 // the same write (see Conn.head).
-func (b *Bridge) upgrade(c *prefixConn) {
+func (b *Bridge) upgrade(c *prefixConn, br *bufio.Reader) {
 	var (
 		req upgradeRequest
 		a   admission
@@ -270,7 +272,7 @@ func (b *Bridge) upgrade(c *prefixConn) {
 	if w.hold {
 		head = w.held
 	}
-	b.start(c.Conn, nil, head, a)
+	b.start(c.Conn, br, head, a)
 }
 
 // protocolHeader is the header line that echoes Subprotocol, written as

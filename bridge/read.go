@@ -54,8 +54,10 @@ func (c *Conn) recv(refuse func(*FrameError)) (*chatv1.ClientFrame, error) {
 // shallow, allocates nothing while it waits, and runs nothing deep: not
 // setting a deadline (half a KiB of runtime timer code), not a system call
 // through the scheduler (see peekReadable). When it ran the set-up, every
-// idle connection cost 4 KiB of stack instead of 2. TestIdleConnection and
-// BenchmarkIdleConnectionCost report what an idle connection holds.
+// idle connection cost 4 KiB of stack instead of 2. A connection over TLS
+// terminated here waits the same way, on the socket under the TLS (see
+// tls.go). TestIdleConnection and BenchmarkIdleConnectionCost report what
+// an idle connection holds.
 func (c *Conn) Serve(handle func(*chatv1.ClientFrame), refuse func(*FrameError), done func(error)) {
 	// Made once: a burst allocates no task and no channel.
 	bursts := make(chan error, 1)
@@ -136,7 +138,7 @@ func (c *Conn) awaitBytes() error {
 	if c.closing.Load() {
 		return ErrClosed
 	}
-	if c.raw == nil || c.br != nil && c.br.Buffered() > 0 {
+	if c.raw == nil || c.br != nil { // br is held only while there is something to read
 		return nil
 	}
 	if err := waitReadable(c.raw); err != nil {
@@ -169,15 +171,12 @@ func (c *Conn) readFrame(idle time.Duration) (data []byte, more bool, err error)
 	if err := c.armRead(idle); err != nil {
 		return nil, false, err
 	}
-	if c.br == nil {
-		c.br = readers.Get().(*bufio.Reader)
-		c.br.Reset(c.nc)
-	}
+	br := c.reader()
 	if c.rd == nil {
 		// A message is read whole, so a new reader loses no state.
 		c.rd = frameReaders.Get().(*wsutil.Reader)
 		*c.rd = wsutil.Reader{
-			Source:         c.br,
+			Source:         br,
 			State:          ws.StateServerSide,
 			CheckUTF8:      true,
 			MaxMessageSize: int64(c.b.cfg.MaxFrameBytes),
@@ -185,14 +184,13 @@ func (c *Conn) readFrame(idle time.Duration) (data []byte, more bool, err error)
 		}
 	}
 	defer func() {
-		if more = c.br.Buffered() > 0; !more && err == nil {
-			if c.br.Size() == readBufferSize { // not the hijacked one
-				c.br.Reset(nil)
-				readers.Put(c.br)
-			}
-			*c.rd = wsutil.Reader{}
-			frameReaders.Put(c.rd)
-			c.br, c.rd = nil, nil
+		if err != nil {
+			return
+		}
+		// Over TLS, what tls.Conn holds is taken now, on this worker:
+		// awaitBytes would not see it on the socket (see takeHeld).
+		if more = c.br.Buffered() > 0 || c.tc != nil && c.takeHeld(); !more {
+			c.releaseReaders()
 			c.armRead(c.idleTimeout()) // for awaitBytes; ErrClosed shows there
 		}
 	}()
@@ -210,6 +208,31 @@ func (c *Conn) readFrame(idle time.Duration) (data []byte, more bool, err error)
 		return nil, false, c.readFailed(err)
 	}
 	return data, false, nil
+}
+
+// reader returns the read buffer, taking one from the pool if none is held.
+func (c *Conn) reader() *bufio.Reader {
+	if c.br == nil {
+		c.br = readers.Get().(*bufio.Reader)
+		c.br.Reset(c.nc)
+	}
+	return c.br
+}
+
+// releaseReaders lets go of the read buffer and the frame reader, which
+// the connection holds only while there is something to read.
+func (c *Conn) releaseReaders() {
+	// Not the hijacked one, nor a restReader, unless it has the pooled
+	// ones' size: Reset makes it as good as one of them.
+	if c.br != nil && c.br.Size() == readBufferSize {
+		c.br.Reset(nil)
+		readers.Put(c.br)
+	}
+	if c.rd != nil {
+		*c.rd = wsutil.Reader{}
+		frameReaders.Put(c.rd)
+	}
+	c.br, c.rd = nil, nil
 }
 
 // readers are the read buffers of connections that are reading a frame,

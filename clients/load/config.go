@@ -46,6 +46,10 @@ type Config struct {
 	PubGRPCAddr string
 	// AllowRemote lets the tool target a non-loopback address.
 	AllowRemote bool
+	// TLS makes the own WebSocket client speak wss: TLS on HTTPAddr,
+	// trusting whatever certificate the server presents (a load test's is
+	// a throwaway one). Only that client speaks it.
+	TLS bool
 
 	// JWTSecret, when set, signs a token per user as `tertulia token` does.
 	// Otherwise Token is used for every connection; with neither, the
@@ -207,6 +211,9 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("unknown client %q: want one of %v", c.Client, Clients))
 	} else if c.Client != "own" && c.Transport != "ws" {
 		errs = append(errs, fmt.Errorf("client %q is a WebSocket client: want transport ws", c.Client))
+	}
+	if c.TLS && (c.Protocol != "tertulia" || c.Transport != "ws" || c.Client != "own") {
+		errs = append(errs, errors.New("tls is spoken by the own WebSocket client of a tertulia server: want transport ws, client own"))
 	}
 	if c.Restart != nil && (c.Scenario != "reconnect" || c.Transport != "ws" || c.Protocol != "tertulia") {
 		errs = append(errs, errors.New("a restart is for the reconnect scenario over ws of a tertulia server"))

@@ -125,6 +125,8 @@ func TestBadConfigIsRefused(t *testing.T) {
 		{"endless", load.Config{Scenario: "fanout", Transport: "ws", Duration: 48 * time.Hour}, "over the limit of 1h"},
 		{"restart over grpc", load.Config{Scenario: "reconnect", Transport: "grpc", Restart: noRestart}, "a restart is for the reconnect scenario over ws"},
 		{"restart in a fanout", load.Config{Scenario: "fanout", Transport: "ws", Restart: noRestart}, "a restart is for the reconnect scenario over ws"},
+		{"tls over grpc", load.Config{Scenario: "idle", Transport: "grpc", TLS: true}, "tls is spoken by the own WebSocket client"},
+		{"tls from coder", load.Config{Scenario: "idle", Transport: "ws", Client: "coder", TLS: true}, "tls is spoken by the own WebSocket client"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := load.Run(context.Background(), tc.cfg)

@@ -210,8 +210,8 @@ func (r *runner) setupDialer() error {
 		r.d = newCoderDialer(r.cfg.HTTPAddr, tokens)
 		r.pubd = newCoderDialer(r.cfg.PubHTTPAddr, tokens)
 	case r.cfg.Transport == "ws":
-		r.d = newWSDialer(r.cfg.HTTPAddr, tokens, r.cfg.OfferProtocol)
-		r.pubd = newWSDialer(r.cfg.PubHTTPAddr, tokens, r.cfg.OfferProtocol)
+		r.d = newWSDialer(r.cfg.HTTPAddr, tokens, r.cfg.OfferProtocol).overTLS(r.cfg.TLS)
+		r.pubd = newWSDialer(r.cfg.PubHTTPAddr, tokens, r.cfg.OfferProtocol).overTLS(r.cfg.TLS)
 	case r.cfg.Transport == "grpc":
 		r.d = &grpcDialer{addr: r.cfg.GRPCAddr, perConn: r.cfg.StreamsPerConn, tokens: tokens}
 		r.pubd = &grpcDialer{addr: r.cfg.PubGRPCAddr, perConn: r.cfg.StreamsPerConn, tokens: tokens}

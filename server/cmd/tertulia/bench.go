@@ -29,6 +29,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.PubGRPCAddr, "pub-grpc-addr", "", "fanout: the publisher's node gRPC address (default: --grpc-addr)")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:9090", "server gRPC address")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a target that is not a loopback address")
+	fs.BoolVar(&cfg.TLS, "tls", false, "own client: speak wss, trusting any certificate (a server run with --tls-cert)")
 	secret := fs.String("jwt-secret", "", "sign a token per user with the server's HS256 secret")
 	fs.StringVar(&cfg.Token, "token", "", "one token for every connection (as printed by tertulia token)")
 	fs.IntVar(&cfg.Users, "users", 0, "distinct users the connections belong to (default: one per connection; fewer only to compare)")
