@@ -44,6 +44,9 @@ type Config struct {
 	// then answers 503 {"status":"shutting_down"} and every answer closes
 	// its connection, so that a load balancer or a client moves on.
 	Stopping func() bool
+	// NotReady, if set, says why the node, serving, takes no new sessions
+	// ("" when it does): /health then answers 503 with it as its status.
+	NotReady func() string
 }
 
 // Handler returns the HTTP handler of the edge.
@@ -72,6 +75,10 @@ func Handler(ctx context.Context, cfg Config) (http.Handler, error) {
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		if cfg.Stopping != nil && cfg.Stopping() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting_down", "service": "tertulia"})
+			return
+		}
+		if why := notReady(cfg); why != "" {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": why, "service": "tertulia"})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "healthy", "service": "tertulia"})
@@ -153,4 +160,12 @@ func forwardHeader(key string) (string, bool) {
 		return "x-request-id", true
 	}
 	return runtime.DefaultHeaderMatcher(key)
+}
+
+// notReady is cfg.NotReady's answer, "" without it.
+func notReady(cfg Config) string {
+	if cfg.NotReady == nil {
+		return ""
+	}
+	return cfg.NotReady()
 }

@@ -225,6 +225,7 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 		// REST grants CORS to the origins WebSocket and gRPC-Web allow.
 		AllowOrigin: bridge.Origins{Allowed: n.cfg.AllowedOrigins, Dev: n.cfg.Dev}.AllowOrigin,
 		Stopping:    n.stop.stopping.Load,
+		NotReady:    n.notReady,
 	})
 	if err != nil {
 		return err
@@ -241,6 +242,10 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	go func() { errc <- httpSrv.Serve(httpLis) }()
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	n.health.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	readyCtx, stopReady := context.WithCancel(ctx)
+	readyDone := make(chan struct{})
+	go func() { defer close(readyDone); n.watchReady(readyCtx) }()
+	defer func() { stopReady(); <-readyDone }()
 
 	var serveErr error
 	select {

@@ -39,8 +39,10 @@ func newClaimToken() string {
 // claim expired) it is fenced off. Its connections and memberships are
 // not recorded (AddConn and AddMember fail; removals go on: they name
 // connections of its own), and what it publishes or appends is refused
-// rather than sent under the other broker's id, which would take it for
-// its own; events under the id are not taken for its own either.
+// rather than sent under the other broker's id. Each broker knows its own
+// events by its token, which they carry (codec.go), not by the node id:
+// neither takes the other's for its own, the fenced one's sent late by
+// Redis included.
 // Fenced reports it; Metrics.Fenced counts the times. The heartbeat that
 // claims the id again removes what presence the id has left (the other's,
 // if it died), registers this node's again and tells the cluster its users

@@ -1,15 +1,11 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +31,22 @@ func newSameID(t *testing.T, tm timings) *sameID {
 }
 
 func (s *sameID) start() *Broker { s.t.Helper(); return startBroker(s.t, s.srv, s.set) }
+
+// twinOf starts a twin of a, as after a was cut off from Redis for longer
+// than PresenceTTL: its claim of n1 expired, and a broker started with the
+// id, removing its presence as a dead broker's. It returns once a finds
+// itself fenced off.
+func (s *sameID) twinOf(a *Broker) *Broker {
+	s.t.Helper()
+	rdb := goredis.NewClient(&goredis.Options{Addr: s.srv.Addr})
+	defer rdb.Close()
+	if err := rdb.Del(context.Background(), a.prefix+"claim:n1").Err(); err != nil {
+		s.t.Fatal(err)
+	}
+	twin := s.start()
+	eventually(s.t, waitTimeout, "a finds its id claimed elsewhere", a.Fenced)
+	return twin
+}
 
 // refused checks that a broker with the id does not start, and why.
 func (s *sameID) refused() {
@@ -144,94 +156,6 @@ func TestHeartbeatOfAnIDClaimedElsewhereTouchesNothing(t *testing.T) {
 	}
 }
 
-// replyCutter is a TCP proxy to Redis that, on a connection that runs a
-// script, passes no more of Redis's replies back: replies lost on the way,
-// the scripts run. (go-redis tries a call that timed out again, on another
-// connection: its replies are lost too.)
-type replyCutter struct {
-	ln   net.Listener
-	addr string
-	wg   sync.WaitGroup
-	lost atomic.Int64 // reply bytes not passed back
-	mu   sync.Mutex
-	open []net.Conn
-}
-
-func startReplyCutter(t *testing.T, redisAddr string) *replyCutter {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &replyCutter{ln: ln, addr: ln.Addr().String()}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", redisAddr)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.open = append(p.open, c, s)
-			p.mu.Unlock()
-			var chosen atomic.Bool // replies are lost
-			p.wg.Add(2)
-			go func() { // to Redis
-				defer p.wg.Done()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := c.Read(buf)
-					if n > 0 && bytes.Contains(bytes.ToUpper(buf[:n]), []byte("EVAL")) {
-						chosen.Store(true)
-					}
-					if n > 0 {
-						if _, err := s.Write(buf[:n]); err != nil {
-							return
-						}
-					}
-					if err != nil {
-						s.Close()
-						return
-					}
-				}
-			}()
-			go func() { // back
-				defer p.wg.Done()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := s.Read(buf)
-					if chosen.Load() {
-						p.lost.Add(int64(n))
-					} else if n > 0 {
-						if _, err := c.Write(buf[:n]); err != nil {
-							return
-						}
-					}
-					if err != nil {
-						c.Close()
-						return
-					}
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		for _, c := range p.open {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
-}
-
 // A broker whose start failed after Redis ran its heartbeat (the reply
 // came too late) releases the node id it claimed there: a broker started
 // again with it right after is not refused (it would be until the claim
@@ -247,7 +171,7 @@ func TestStartFailedLateLeavesTheNodeIDFree(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	proxy := startReplyCutter(t, s.srv.Addr)
+	proxy := startCutProxy(t, s.srv.Addr, "EVAL", false)
 	cfg, err := ParseURL("redis://" + proxy.addr + "/0")
 	if err != nil {
 		t.Fatal(err)
@@ -284,15 +208,7 @@ func TestBrokerWhoseIDIsClaimedElsewhereIsFencedOff(t *testing.T) {
 	if _, _, err := a.AddConn(ctx, alice); err != nil {
 		t.Fatal(err)
 	}
-	rdb := goredis.NewClient(&goredis.Options{Addr: s.srv.Addr})
-	defer rdb.Close()
-	// a's claim expired while it was cut off; a broker starts with its id,
-	// and removes its presence as a dead broker's.
-	if err := rdb.Del(ctx, a.prefix+"claim:n1").Err(); err != nil {
-		t.Fatal(err)
-	}
-	twin := s.start()
-	eventually(t, waitTimeout, "a finds its id claimed elsewhere", a.Fenced)
+	twin := s.twinOf(a)
 
 	bob := hub.PresenceRecord{ID: "b1", User: "bob", Name: "Bob"}
 	if _, _, err := a.AddConn(ctx, bob); !errors.Is(err, ErrNodeIDTaken) {
@@ -332,5 +248,71 @@ func TestBrokerWhoseIDIsClaimedElsewhereIsFencedOff(t *testing.T) {
 	})
 	if _, _, err := a.AddConn(ctx, bob); err != nil {
 		t.Errorf("a broker that claimed its id again records a connection: %v", err)
+	}
+}
+
+// A broker that claims its id back from a twin that died with it removes
+// the twin's presence and registers its own again in one heartbeat. A
+// user with a connection on each (carol) stays in the chat throughout:
+// the lobby is not told she left while she is listed. Before, it was told
+// she joined (her connection here registered again), then that she left
+// (her connection on the twin removed), and the lobby showed her gone.
+func TestClaimBackDoesNotTellAUserLeftWhoStays(t *testing.T) {
+	s := newSameID(t, steady)
+	a := s.start()
+	a.SetHandler(func(string, *hub.Event) {})
+	seen := &events{}
+	watcher := startBroker(t, s.srv, func(cfg *Config) { s.set(cfg); cfg.NodeID = "watcher" })
+	watcher.SetHandler(seen.handle)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*waitTimeout)
+	defer cancel()
+	if err := watcher.Subscribe(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.AddConn(ctx, hub.PresenceRecord{ID: "a-carol", User: "carol", Name: "Carol"}); err != nil {
+		t.Fatal(err)
+	}
+	// a was cut off; a twin starts with its id, takes carol's connection
+	// for a dead broker's, and carol opens another tab on the twin.
+	twin := s.twinOf(a)
+	// As the hub does, the twin tells the lobby of her first connection.
+	if first, _, err := twin.AddConn(ctx, hub.PresenceRecord{ID: "twin-carol", User: "carol", Name: "Carol"}); err != nil || !first {
+		t.Fatalf("carol's tab on the twin: first %v, %v; want her first connection", first, err)
+	}
+	if err := twin.Publish(ctx, "lobby", &hub.Event{Kind: hub.KindUserJoined, Time: time.Now(), UserID: "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	crash(twin)
+	eventually(t, waitTimeout, "a claims its id back", func() bool { return !a.Fenced() })
+	// The heartbeat that claimed it has told the lobby all it tells once
+	// the next one has renewed a's presence; a marker published after
+	// that comes behind what it told.
+	rdb := goredis.NewClient(&goredis.Options{Addr: s.srv.Addr})
+	defer rdb.Close()
+	deadline := func() float64 { return rdb.ZScore(ctx, a.prefix+"nodes", "n1").Val() }
+	renewed := deadline()
+	eventually(t, waitTimeout, "another heartbeat", func() bool { return deadline() > renewed })
+	if err := a.Publish(ctx, "lobby", &hub.Event{Kind: hub.KindMessage, Time: time.Now(), Message: "marker"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitTimeout, "the marker", func() bool { return seen.has("lobby message marker") })
+
+	snap, err := a.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(snap.Users, []string{"carol"}) {
+		t.Fatalf("users %v, want carol", snap.Users)
+	}
+	seen.mu.Lock()
+	defer seen.mu.Unlock()
+	var told []string
+	for _, e := range seen.list {
+		if strings.HasSuffix(e, " carol") {
+			told = append(told, e)
+		}
+	}
+	if len(told) == 0 || strings.Contains(told[len(told)-1], "user_left") {
+		t.Errorf("the lobby was told %q of carol, listed in the chat; want her last news not her leaving", told)
 	}
 }

@@ -118,7 +118,7 @@ func (b *Broker) append(ctx context.Context, topic string, ev *hub.Event, opt hu
 	}
 	plain := *ev
 	plain.Offset, plain.Epoch = 0, "" // the script puts them first
-	payload, err := encodeEvent(&plain, b.cfg.NodeID, seq)
+	payload, err := encodeEvent(&plain, b.cfg.NodeID, b.claim, seq)
 	if err != nil {
 		b.dropEcho(seq)
 		return hub.Receipt{}, err

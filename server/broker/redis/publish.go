@@ -40,7 +40,7 @@ func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error
 	live := b.live(topic)
 	if b.up.Load() {
 		seq, done := b.expectEcho(topic, live)
-		payload, err := encodeEvent(ev, b.cfg.NodeID, seq)
+		payload, err := encodeEvent(ev, b.cfg.NodeID, b.claim, seq)
 		sent := err == nil
 		if sent {
 			err = b.publish(ctx, topic, payload)

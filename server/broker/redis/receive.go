@@ -117,8 +117,9 @@ func (b *Broker) received(m *goredis.Message) {
 		b.log.Error("dropping event", "topic", topic, "err", err)
 		return
 	}
-	// Under this node's id, but another broker's while it holds the id.
-	own := w.Seq != 0 && w.Origin == b.cfg.NodeID && !b.fenced.Load()
+	// By this broker's token: a broker with the same node id (claim.go)
+	// publishes under the same Origin, numbering its own events from 1.
+	own := w.Seq != 0 && w.Claim == b.claim
 	if own && b.cameBack(w.Seq, hub.Position{Offset: ev.Offset, Epoch: ev.Epoch}) {
 		return // delivered here when Redis did not take it in time
 	}

@@ -16,9 +16,11 @@
 // health.go (the bound on every call, and the probe of an unreachable Redis),
 // publish.go (Publish and the wait for its own event), subscribe.go,
 // receive.go (the pub/sub reader and the handler calls), presence.go,
-// presence_repair.go (undoing changes Redis may have run unseen), claim.go
-// (one live broker per node id, and the fence of one whose id another
-// claimed), log.go, gaps.go (reading back what pub/sub missed), codec.go.
+// heartbeat.go (renewing presence, registering it again, reaping crashed
+// nodes), presence_repair.go (undoing changes Redis may have run unseen),
+// claim.go (one live broker per node id, and the fence of one whose id
+// another claimed), log.go, gaps.go (reading back what pub/sub missed),
+// codec.go.
 //
 // Keys and channels all start with Config.Prefix, so several clusters (or
 // tests) can share one Redis. Redis Cluster is not supported: the scripts
