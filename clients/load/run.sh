@@ -51,6 +51,9 @@ start_server() {
 	local label=$1
 	"${SERVE[@]}" >"$OUT/$label.server.log" 2>&1 &
 	server_pid=$!
+	# Out of the job table: bench --restart kills it with SIGKILL, which the
+	# shell would report ("Killed") as if something had gone wrong.
+	disown "$server_pid"
 	wait_healthy "$HTTP" "$OUT/$label.server.log"
 	# The tokens the tool signs must be what the server accepts: check one
 	# made by `tertulia token`.

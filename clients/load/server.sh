@@ -23,9 +23,13 @@ server_pid=""
 stop_server() {
 	if [[ -n $server_pid ]]; then
 		kill -TERM "$server_pid" 2>/dev/null || true
-		# Braces: a server killed by a signal (kill -9 by bench --restart) is
-		# not reported by the shell either.
-		{ wait "$server_pid"; } 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+		# A server the script disowned is not waited for: it is gone once
+		# signal 0 finds nothing (within a minute).
+		for _ in $(seq 600); do
+			kill -0 "$server_pid" 2>/dev/null || break
+			sleep 0.1
+		done
 		server_pid=""
 	fi
 }
