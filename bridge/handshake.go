@@ -114,7 +114,7 @@ func restReader(c net.Conn, rest []byte) *bufio.Reader {
 	if len(rest) == 0 {
 		return nil
 	}
-	return bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(rest)), c), len(rest))
+	return bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(rest)), inputOf(c)), len(rest))
 }
 
 // refuseHead answers 431 with message, and lingers a moment so that the
