@@ -200,16 +200,29 @@ func (c *segmentConn) flush() error {
 // still be answered.
 func TestTLSFramesWithTheUpgrade(t *testing.T) {
 	tg := startTLS(t, node.Config{Limits: nodetest.Unlimited()})
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: waitTimeout}, "tcp", tg.host, tg.tls)
+	tcp, err := (&net.Dialer{Timeout: waitTimeout}).Dial("tcp", tg.host)
 	if err != nil {
-		t.Fatalf("tls dial: %v", err)
+		t.Fatalf("dial: %v", err)
 	}
+	sc := &segmentConn{Conn: tcp}
+	cfg := tg.tls.Clone()
+	cfg.ServerName, _, _ = net.SplitHostPort(tg.host)
+	conn := tls.Client(sc, cfg)
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(waitTimeout))
+	if err := conn.Handshake(); err != nil {
+		t.Fatalf("tls handshake: %v", err)
+	}
+	// The request and the frame, a record each, in one TCP write: the
+	// server's read of the request takes both records off the socket.
+	sc.hold = true
 	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", authPath(t, tg, "ugo"), tg.host)
 	if err := wsutil.WriteClientText(conn, []byte(`{"type":"join_room","room":"early"}`)); err != nil {
 		t.Fatalf("send join_room: %v", err)
+	}
+	if err := sc.flush(); err != nil {
+		t.Fatalf("write the records: %v", err)
 	}
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
