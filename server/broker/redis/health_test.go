@@ -16,11 +16,14 @@ import (
 
 // hungBroker is a broker on srv with a short CallTimeout, heartbeating
 // every heartbeat, and what its handler is given.
-func hungBroker(t *testing.T, srv *redistest.Server, heartbeat time.Duration) (*Broker, *events) {
+func hungBroker(t *testing.T, srv *redistest.Server, heartbeat time.Duration, edit ...func(*Config)) (*Broker, *events) {
 	t.Helper()
 	b := startBroker(t, srv, func(cfg *Config) {
 		cfg.Prefix = fmt.Sprintf("t%d", prefixes.Add(1))
 		cfg.Heartbeat, cfg.PresenceTTL, cfg.CallTimeout = heartbeat, 2*time.Hour, 100*time.Millisecond
+		for _, e := range edit {
+			e(cfg)
+		}
 	})
 	seen := &events{}
 	b.SetHandler(seen.handle)
@@ -28,10 +31,10 @@ func hungBroker(t *testing.T, srv *redistest.Server, heartbeat time.Duration) (*
 }
 
 // subscribedHung is a hungBroker on srv with a heartbeat too slow to
-// matter, subscribed to topic.
-func subscribedHung(t *testing.T, srv *redistest.Server, topic string) (*Broker, *events) {
+// matter, subscribed to topic. edit changes its config further.
+func subscribedHung(t *testing.T, srv *redistest.Server, topic string, edit ...func(*Config)) (*Broker, *events) {
 	t.Helper()
-	b, seen := hungBroker(t, srv, time.Hour)
+	b, seen := hungBroker(t, srv, time.Hour, edit...)
 	if err := b.Subscribe(context.Background(), topic); err != nil {
 		t.Fatal(err)
 	}
@@ -233,10 +236,16 @@ func (h lateReplies) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	}
 }
 
+// patientCalls gives a broker's calls a bound no busy machine reaches: the
+// tests of late replies make them late with lateReplies, and 100ms had a
+// call of the set-up fail in a full test run, the node then taking Redis
+// for unreachable.
+func patientCalls(cfg *Config) { cfg.CallTimeout = 5 * time.Second }
+
 // An event Redis published, whose reply came back too late, has reached
 // this node already: Publish does not deliver it here a second time.
 func TestEventWithALateReplyDeliveredOnce(t *testing.T) {
-	b, seen := subscribedHung(t, redistest.Start(t), "lobby")
+	b, seen := subscribedHung(t, redistest.Start(t), "lobby", patientCalls)
 	ctx := context.Background()
 	b.rdb.AddHook(lateReplies{seen: func() bool { return seen.has("lobby message late") }})
 	if err := b.Publish(ctx, "lobby", &hub.Event{Kind: hub.KindMessage, Message: "late"}); err != nil {
@@ -252,7 +261,7 @@ func TestEventWithALateReplyDeliveredOnce(t *testing.T) {
 // it failed (it would send it again, and a resend without an id is a second
 // message), and it is delivered here once.
 func TestAppendWithALateReplySucceeds(t *testing.T) {
-	b, seen := subscribedHung(t, redistest.Start(t), "room:late")
+	b, seen := subscribedHung(t, redistest.Start(t), "room:late", patientCalls)
 	ctx := context.Background()
 	opt := hub.AppendOptions{Log: hub.LogLimits{Size: 10}}
 	first, err := b.Append(ctx, "room:late", &hub.Event{Kind: hub.KindMessage, Message: "first"}, opt)

@@ -20,7 +20,9 @@ func TestExpiredLogStartsANewEpoch(t *testing.T) {
 	b := newCluster(t, srv, 1, steady)[0]
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	opt := hub.AppendOptions{Log: hub.LogLimits{Size: 10, TTL: 50 * time.Millisecond}}
+	// A TTL that three appends in a row do not outlast on a busy machine
+	// (at 50ms one full test run saw the log expire between two of them).
+	opt := hub.AppendOptions{Log: hub.LogLimits{Size: 10, TTL: 500 * time.Millisecond}}
 	msg := func() *hub.Event { return &hub.Event{Kind: hub.KindMessage, Time: time.Now(), Message: "m"} }
 	var first hub.Receipt
 	for range 3 {
