@@ -164,4 +164,21 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
   r.observe({ type: 'error', id: j2.id, code: 'rate_limited', message: 'too many joins' });
   assert.deepEqual(r.retryFrames().filter((f) => f.type === 'join_room'), [], 'a room left is not joined again');
 }
+// The connection closes with a retry due: until the next welcome, nothing
+// to a joined room is sent again (the new connection has not joined it).
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const j = r.join('tapas');
+  r.observe({ type: 'room_joined', id: j.id, room: 'tapas', offset: 0, epoch: 'e1' });
+  const m1 = r.submit({ type: 'message', room: 'tapas', message: 'uno' });
+  assert.ok(m1);
+  r.observe({ type: 'error', id: m1.id, code: 'unavailable', message: 'try later' });
+  r.closed();
+  assert.deepEqual(r.retryFrames(), [], 'the room\'s message does not go ahead of its join');
+  assert.equal(r.submit({ type: 'message', room: 'tapas', message: 'dos' }), null, 'behind the join again');
+  r.observe(welcome(0, ''));
+  const frames = r.resume();
+  assert.deepEqual(frames.map((f) => f.type), ['join_room', 'recover_private'], 'the join, not the messages');
+}
 console.log('OK');

@@ -89,6 +89,17 @@ export class Recovery {
     this.flush();
   }
 
+  /**
+   * closed notes that the connection ended: no room's join is accepted on
+   * it any more and no join is due on it. Until the next welcome's resume,
+   * retryFrames sends no message to a joined room: on a new connection it
+   * would go ahead of its room's join and be refused with not_in_room.
+   */
+  closed() {
+    this.live.clear();
+    this.due.clear();
+  }
+
   /** track gives a message or private message frame an id and keeps it until its ack. */
   track(frame) {
     if (!frame.id) frame.id = this.newId('m');
