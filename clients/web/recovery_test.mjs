@@ -181,4 +181,22 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
   const frames = r.resume();
   assert.deepEqual(frames.map((f) => f.type), ['join_room', 'recover_private'], 'the join, not the messages');
 }
+// Leaving a room whose join is due again (refused for now) with messages
+// waiting for it: that join goes first, then they, so the server can
+// accept them before the leave_room.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const j = r.join('tapas');
+  const m1 = { type: 'message', room: 'tapas', message: 'uno' };
+  assert.equal(r.submit(m1), null);
+  r.observe({ type: 'error', id: j.id, code: 'unavailable', message: 'could not join room "tapas"' });
+  r.leave('tapas');
+  assert.deepEqual(r.takeReady().map((f) => [f.type, f.id]), [['join_room', j.id], ['message', m1.id]], 'the join, then the message');
+  assert.deepEqual(r.retryFrames().filter((f) => f.type === 'join_room'), [], 'and not again');
+  const j2 = r.join('copas');
+  r.observe({ type: 'error', id: j2.id, code: 'unavailable', message: 'could not join room "copas"' });
+  r.leave('copas');
+  assert.deepEqual(r.takeReady(), [], 'no message waited: the join is not sent');
+}
 console.log('OK');

@@ -79,9 +79,13 @@ export class Recovery {
   /**
    * leave forgets room: it is not joined again on a new connection. The
    * messages that waited for its join go now (takeReady), before the
-   * leave_room: the server answers them.
+   * leave_room: the server answers them. If that join was refused for now
+   * and is due again, it goes first, ahead of them: without it they would
+   * all be refused with not_in_room.
    */
   leave(room) {
+    const due = this.due.get(room);
+    if (due && [...this.pending.values()].some((f) => this.waiting.has(f.id) && f.room === room)) this.ready.push(due);
     this.joined.delete(room);
     this.live.delete(room);
     this.due.delete(room);
@@ -129,7 +133,8 @@ export class Recovery {
 
   /**
    * takeReady returns, once, the messages whose room's join was accepted
-   * (or that room left) since: to send now, in send order.
+   * (or that room left) since: to send now, in send order; a room left
+   * with its join due puts that join first.
    */
   takeReady() {
     const ready = this.ready;
