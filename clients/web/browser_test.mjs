@@ -232,6 +232,31 @@ run(async (context) => {
   console.log(`alice's page was refused ${refusedFast} times as rate_limited`);
   check(refusedFast > 0, 'some of the fast messages were refused as rate_limited (else this step tests nothing)');
 
+  step('what is typed right after a join goes to that room; joining it twice meanwhile keeps the page in it');
+  await join(bob, 'patio');
+  // One task each, so that no room_joined can come between the clicks.
+  const joinAndSay = (page, room, texts) =>
+    page.evaluate(
+      ([room, texts]) => {
+        for (const text of texts) {
+          document.getElementById('roomInput').value = room;
+          document.getElementById('joinRoomButton').click();
+          document.getElementById('messageInput').value = text;
+          document.getElementById('sendButton').click();
+        }
+      },
+      [room, texts],
+    );
+  await joinAndSay(alice, 'patio', ['to the patio']);
+  await seeLine(bob, 'bob', 'message', 'to the patio', '[data-room="patio"]');
+  await joinAndSay(alice, 'lounge', ['back in the lounge', 'still in the lounge']);
+  await seeLine(alice, 'alice', 'message', 'still in the lounge', '[data-room="lounge"]');
+  await alice.waitForFunction(() => document.getElementById('currentRoom').textContent === 'lounge', null, { timeout: WAIT }).catch(async () => {
+    throw new Error(`alice's page is not in the lounge after joining it twice (shows ${await alice.textContent('#currentRoom')})`);
+  });
+  const patioErrors = await alice.$$eval('#messages .line[data-type="error"] .text', (els) => els.map((el) => el.textContent));
+  check(!patioErrors.some((t) => t.includes('not_in_room')), `alice sees no not_in_room (got ${patioErrors.join(' | ')})`);
+
   step('an administrator disconnects bob: his page says why and stays disconnected');
   const root = await fetch(`${BASE}/api/v1/websocket/test-token`, {
     method: 'POST',
