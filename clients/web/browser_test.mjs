@@ -12,15 +12,20 @@ const BASE = process.env.BASE_URL;
 const SHOTS = process.env.SHOTS;
 const XSS = '<img src=x onerror="window.pwned=1">';
 
-/** The payloads of the WebSocket messages each page received, by page. */
+/** The payloads of the WebSocket messages each page received, and sent, by page. */
 const received = new Map();
+const sentFrames = new Map();
 
 /** A page logged in as user on rooms.html, its WebSocket messages kept in received. */
 function login(context, user) {
   return loginAt(context, BASE, user, {
     before(page) {
       received.set(page, []);
-      page.on('websocket', (ws) => ws.on('framereceived', (f) => received.get(page).push(String(f.payload))));
+      sentFrames.set(page, []);
+      page.on('websocket', (ws) => {
+        ws.on('framereceived', (f) => received.get(page).push(String(f.payload)));
+        ws.on('framesent', (f) => sentFrames.get(page).push(String(f.payload)));
+      });
     },
   });
 }
@@ -257,7 +262,6 @@ run(async (context) => {
   const patioErrors = await alice.$$eval('#messages .line[data-type="error"] .text', (els) => els.map((el) => el.textContent));
   check(!patioErrors.some((t) => t.includes('not_in_room')), `alice sees no not_in_room (got ${patioErrors.join(' | ')})`);
 
-  step('an administrator disconnects bob: his page says why and stays disconnected');
   const root = await fetch(`${BASE}/api/v1/websocket/test-token`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
@@ -269,6 +273,33 @@ run(async (context) => {
       headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${root.access_token}` },
       body: JSON.stringify(body),
     }).then((r) => check(r.ok, `POST ${route} answered ${r.status}`));
+
+  step('an administrator kicks alice from the lounge: her page leaves it, and does not join it again on a reconnect');
+  const sentBefore = sentFrames.get(alice).length;
+  await moderate('rooms/lounge/kick', { user: 'alice' });
+  await alice.waitForFunction(() => document.getElementById('currentRoom').textContent === 'none', null, { timeout: WAIT }).catch(async () => {
+    throw new Error(`alice's page still shows her in ${await alice.textContent('#currentRoom')} after the kick`);
+  });
+  await say(alice, 'after the kick');
+  await seeLine(bob, 'bob', 'message', 'after the kick', ':not([data-room])');
+  await alice.click('#disconnectButton');
+  await alice.waitForSelector('#status[data-state="disconnected"]', { timeout: WAIT });
+  await alice.click('#connectButton');
+  await connected(alice, 'alice');
+  await alice.fill('#privateUserInput', 'bob');
+  await alice.fill('#privateMessageInput', 'kick marker');
+  await alice.click('#sendPrivateButton');
+  await seeLine(bob, 'bob', 'private_message', 'kick marker');
+  for (let i = 0; !sentFrames.get(alice).some((p) => p.includes('kick marker')); i++) {
+    check(i < WAIT / 50, 'alice\'s page sent the marker');
+    await new Promise((r) => setTimeout(r, 50)); // framesent events come on their own
+  }
+  const rejoins = sentFrames.get(alice).slice(sentBefore).filter((p) => p.includes('"join_room"'));
+  check(!rejoins.some((p) => p.includes('"lounge"')), `alice's page does not join the lounge again (sent ${rejoins.join(' | ')})`);
+  const kickErrors = await alice.$$eval('#messages .line[data-type="error"] .text', (els) => els.map((el) => el.textContent));
+  check(!kickErrors.some((t) => t.includes('not_in_room')), `alice sees no not_in_room (got ${kickErrors.join(' | ')})`);
+
+  step('an administrator disconnects bob: his page says why and stays disconnected');
   await moderate('users/bob/disconnect', { reason: 'cool off' });
   await bob.waitForSelector('#status[data-state="disconnected"]', { timeout: WAIT });
   check(

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { Recovery } from './static/recovery.js';
 
-const welcome = (offset, epoch) => ({ type: 'system', connection_id: 'c', inbox: { offset, epoch } });
+const welcome = (offset, epoch) => ({ type: 'system', connection_id: 'c', user_id: 'u-alice', inbox: { offset, epoch } });
 const msg = (room, offset, epoch = 'e1') => ({ type: 'message', room, offset, epoch, message: `m${offset}` });
 const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch, message: `p${offset}` });
 
@@ -198,5 +198,25 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
   r.observe({ type: 'error', id: j2.id, code: 'unavailable', message: 'could not join room "copas"' });
   r.leave('copas');
   assert.deepEqual(r.takeReady(), [], 'no message waited: the join is not sent');
+}
+// Kicked from a room (our own room_left, kicked): it is not joined again on
+// the next connection, a message to it is not held for a join, and what
+// waited for a join of it fails; someone else's kick changes nothing.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  for (const room of ['tapas', 'copas']) {
+    const j = r.join(room);
+    r.observe({ type: 'room_joined', id: j.id, room, offset: 0, epoch: 'e1' });
+  }
+  r.observe({ type: 'room_left', room: 'copas', user_id: 'u-bob', kicked: true });
+  r.join('tapas'); // joined again meanwhile: its answer still to come
+  const m1 = { type: 'message', room: 'tapas', message: 'uno' };
+  assert.equal(r.submit(m1), null);
+  r.observe({ type: 'room_left', room: 'tapas', user_id: 'u-alice', kicked: true, message: 'alice left room tapas' });
+  assert.deepEqual(r.takeFailed().map((f) => [f.id, f.room, f.code, f.message]), [[m1.id, 'tapas', 'not_in_room', 'kicked from room "tapas"']]);
+  assert.ok(r.submit({ type: 'message', room: 'tapas', message: 'dos' }), 'not held for a join: the server answers it');
+  r.observe(welcome(0, ''));
+  assert.deepEqual(r.resume().filter((f) => f.type === 'join_room').map((f) => f.room), ['copas'], 'the kick is not undone');
 }
 console.log('OK');

@@ -40,6 +40,7 @@ export class Recovery {
     this.rooms = new Map(); // room -> { offset, epoch } of the last message seen
     this.joinIds = new Map(); // id of a join frame -> the frame
     this.joined = new Set(); // rooms to join again on a new connection
+    this.self = null; // our user id, from the welcome
     this.inbox = null; // every private message up to it was seen; null before the first welcome
     this.above = new Set(); // private offsets seen above inbox.offset
     this.pending = new Map(); // id -> frame sent and not acknowledged, in send order
@@ -210,6 +211,7 @@ export class Recovery {
   observe(frame) {
     switch (frame.type) {
       case 'system':
+        if (frame.user_id) this.self = frame.user_id;
         if (!this.inbox) this.inbox = { offset: frame.inbox?.offset ?? 0, epoch: frame.inbox?.epoch ?? '' };
         return true;
       case 'ack':
@@ -220,6 +222,9 @@ export class Recovery {
         return true;
       case 'room_joined':
         return this.roomJoined(frame);
+      case 'room_left':
+        if (frame.kicked && frame.room && frame.user_id === this.self) this.kicked(frame);
+        return true;
       case 'message':
         return this.message(frame);
       case 'private_message':
@@ -261,12 +266,30 @@ export class Recovery {
     this.due.delete(join.room);
     this.refused.set(join.room, { code: frame.code, message: frame.message });
     if (!frame.room) frame.room = join.room;
+    this.fail(join.room, frame);
+  }
+
+  /**
+   * kicked notes our own room_left with kicked set: an administrator took
+   * every session of ours out of the room. It is not joined again on a new
+   * connection (that would undo the kick), and the messages waiting for its
+   * join fail with code not_in_room, saying so.
+   */
+  kicked(frame) {
+    const room = frame.room;
+    this.joined.delete(room);
+    this.live.delete(room);
+    this.due.delete(room);
+    this.fail(room, { code: 'not_in_room', message: `kicked from room "${room}"`, timestamp: frame.timestamp });
+  }
+
+  /** fail fails the messages waiting for room's join with the error { code, message, timestamp } (takeFailed). */
+  fail(room, { code, message, timestamp }) {
     for (const f of this.pending.values()) {
-      if (this.waiting.has(f.id) && f.room === join.room) {
+      if (this.waiting.has(f.id) && f.room === room) {
         this.waiting.delete(f.id);
         this.pending.delete(f.id);
-        const { code, message, timestamp } = frame;
-        this.failed.push({ type: 'error', id: f.id, room: join.room, code, message, timestamp });
+        this.failed.push({ type: 'error', id: f.id, room, code, message, timestamp });
       }
     }
   }
