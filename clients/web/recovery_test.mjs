@@ -219,4 +219,22 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
   r.observe(welcome(0, ''));
   assert.deepEqual(r.resume().filter((f) => f.type === 'join_room').map((f) => f.room), ['copas'], 'the kick is not undone');
 }
+// The recover_private has an id: refused for now, it goes again (after the
+// joins due, before the messages), until private_recovered answers it.
+{
+  const r = new Recovery();
+  r.observe(welcome(3, 'i1'));
+  const m = r.submit({ type: 'message', message: 'lobby' });
+  r.observe(welcome(3, 'i1'));
+  const recover = r.resume().find((f) => f.type === 'recover_private');
+  assert.ok(recover.id, 'recover_private has an id');
+  const refusal = { type: 'error', id: recover.id, code: 'unavailable', message: 'could not read the inbox' };
+  r.observe(refusal);
+  assert.equal(r.refusedForNow(refusal), true);
+  assert.deepEqual(r.retryFrames().map((f) => f.id), [recover.id, m.id], 'the recover_private again, then the message');
+  assert.deepEqual(r.retryFrames().map((f) => f.id), [m.id], 'once per refusal');
+  r.observe({ type: 'private_recovered', id: recover.id, recovered: true, offset: 3, epoch: 'i1' });
+  r.observe({ type: 'error', id: recover.id, code: 'unavailable' });
+  assert.deepEqual(r.retryFrames().map((f) => f.id), [m.id], 'answered: not sent again');
+}
 console.log('OK');

@@ -43,12 +43,14 @@ export class Recovery {
     this.self = null; // our user id, from the welcome
     this.inbox = null; // every private message up to it was seen; null before the first welcome
     this.above = new Set(); // private offsets seen above inbox.offset
+    this.recovering = null; // the recover_private frame sent and not answered
     this.pending = new Map(); // id -> frame sent and not acknowledged, in send order
     this.seen = new Set(); // keys of the logged messages shown
     this.gaps = new Map(); // room -> { after, upTo, epoch }: what a join could not replay
     // Of the current connection only (resume starts them again):
     this.live = new Set(); // rooms whose join was accepted on it
     this.due = new Map(); // room -> its join frame, refused for now: to send again
+    this.recoverDue = false; // recovering was refused for now: to send again
     this.waiting = new Set(); // ids of pending messages not sent on it: behind their room's join
     this.refused = new Map(); // room -> { code, message } of its join refused for good
     this.ready = []; // messages whose room's join was accepted: to send (takeReady)
@@ -103,6 +105,7 @@ export class Recovery {
   closed() {
     this.live.clear();
     this.due.clear();
+    this.recoverDue = false;
   }
 
   /** track gives a message or private message frame an id and keeps it until its ack. */
@@ -155,27 +158,32 @@ export class Recovery {
 
   /**
    * refusedForNow reports whether frame, observed, refused for now a frame
-   * to send again: a message awaiting its ack, or a join (retryFrames).
+   * to send again: a message awaiting its ack, a join, or the
+   * recover_private (retryFrames).
    */
   refusedForNow(frame) {
-    return frame.type === 'error' && RETRY.has(frame.code) && (this.pending.has(frame.id) || this.joinIds.has(frame.id));
+    if (frame.type !== 'error' || !RETRY.has(frame.code) || !frame.id) return false;
+    return this.pending.has(frame.id) || this.joinIds.has(frame.id) || this.recovering?.id === frame.id;
   }
 
   /**
    * retryFrames returns the frames to send again after a refusal for now:
-   * the joins refused for now, then every message awaiting its ack that is
-   * not behind its room's join.
+   * the joins refused for now, the recover_private if it was, then every
+   * message awaiting its ack that is not behind its room's join.
    */
   retryFrames() {
     const joins = [...this.due.values()];
     this.due.clear();
+    if (this.recoverDue) joins.push(this.recovering);
+    this.recoverDue = false;
     return joins.concat([...this.pending.values()].filter((f) => !this.waiting.has(f.id) && !this.behindJoin(f)));
   }
 
   /**
    * resume returns, for a new connection once its welcome was observed, the
    * frames that pick up where the last one ended: the rooms joined again
-   * from their last positions, the private messages missed, and every frame
+   * from their last positions, the private messages missed (a
+   * recover_private with an id, kept until answered), and every frame
    * not acknowledged, with its id, but for the messages to a room joined
    * again: those go once its room_joined comes (takeReady).
    */
@@ -185,8 +193,10 @@ export class Recovery {
     this.refused.clear();
     this.waiting.clear();
     this.ready = [];
+    this.recoverDue = false;
     const frames = [...this.joined].map((room) => this.joinFrame(room));
-    if (this.inbox) frames.push({ type: 'recover_private', since: { ...this.inbox } });
+    this.recovering = this.inbox ? { type: 'recover_private', id: this.newId('r'), since: { ...this.inbox } } : null;
+    if (this.recovering) frames.push(this.recovering);
     for (const f of this.pending.values()) {
       if (this.behindJoin(f)) this.waiting.add(f.id);
       else frames.push(f);
@@ -230,6 +240,8 @@ export class Recovery {
       case 'private_message':
         return this.privateMessage(frame);
       case 'private_recovered':
+        this.recovering = null;
+        this.recoverDue = false;
         if (!frame.recovered) {
           this.inbox = { offset: frame.offset ?? 0, epoch: frame.epoch ?? '' };
           this.advanceInbox();
@@ -245,6 +257,11 @@ export class Recovery {
    * code and text; a join's refusal for good gets its room, if it has none.
    */
   error(frame) {
+    if (frame.id && this.recovering?.id === frame.id) {
+      if (RETRY.has(frame.code)) this.recoverDue = true; // send again (retryFrames)
+      else this.recovering = null;
+      return;
+    }
     const join = this.joinIds.get(frame.id);
     if (RETRY.has(frame.code)) {
       // Not carried out: send again later; a join, once due (retryFrames).
