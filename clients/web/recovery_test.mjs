@@ -237,4 +237,15 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
   r.observe({ type: 'error', id: recover.id, code: 'unavailable' });
   assert.deepEqual(r.retryFrames().map((f) => f.id), [m.id], 'answered: not sent again');
 }
+// The joins of a connection that ended are forgotten on the next one.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  r.join('tapas');
+  for (let i = 0; i < 3; i++) {
+    r.observe(welcome(0, ''));
+    r.resume();
+  }
+  assert.equal(r.joinIds.size, 1, 'the join of the current connection only');
+}
 console.log('OK');

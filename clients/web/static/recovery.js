@@ -194,6 +194,7 @@ export class Recovery {
     this.waiting.clear();
     this.ready = [];
     this.recoverDue = false;
+    this.joinIds.clear(); // the last connection's joins are answered on it or never
     const frames = [...this.joined].map((room) => this.joinFrame(room));
     this.recovering = this.inbox ? { type: 'recover_private', id: this.newId('r'), since: { ...this.inbox } } : null;
     if (this.recovering) frames.push(this.recovering);
