@@ -262,6 +262,67 @@ run(async (context) => {
   const patioErrors = await alice.$$eval('#messages .line[data-type="error"] .text', (els) => els.map((el) => el.textContent));
   check(!patioErrors.some((t) => t.includes('not_in_room')), `alice sees no not_in_room (got ${patioErrors.join(' | ')})`);
 
+  step('a connection cut with a resend due: the new one sends no message to a room before its join, even with its welcome late');
+  // Hank's frames pass through here. The first rate_limited refusal cuts
+  // his connection; the next one's frames from the server (its welcome
+  // first) are held for longer than the page's retry wait (1 s).
+  const sockets = []; // per connection, the frames the page sent on it
+  let cutDone = false;
+  let releaseWelcome;
+  const welcomeHeld = new Promise((r) => (releaseWelcome = r));
+  const hankRoute = (ws) => {
+    const server = ws.connectToServer();
+    const mine = [];
+    sockets.push(mine);
+    const second = sockets.length === 2;
+    ws.onMessage((m) => {
+      mine.push(String(m));
+      server.send(m);
+    });
+    let cut = false;
+    server.onMessage(async (m) => {
+      if (second) await welcomeHeld;
+      if (cut) return;
+      ws.send(m);
+      if (!cutDone && String(m).includes('"rate_limited"')) {
+        cutDone = cut = true;
+        ws.close({ code: 1011, reason: 'cut by the test' });
+        server.close();
+      }
+    });
+  };
+  const hank = await loginAt(context, BASE, 'hank', { before: (page) => page.routeWebSocket(/\/api\/v1\/ws/, hankRoute) });
+  await join(hank, 'porch');
+  const porch = [...Array(FAST).keys()].map((i) => `porch ${String(i).padStart(2, '0')}`);
+  await hank.evaluate((texts) => {
+    const input = document.getElementById('messageInput');
+    for (const text of texts) {
+      input.value = text;
+      document.getElementById('sendButton').click();
+    }
+  }, porch);
+  for (let i = 0; sockets.length < 2; i++) {
+    check(i < WAIT / 50, 'hank\'s page connects again after the cut');
+    await new Promise((r) => setTimeout(r, 50)); // the route is called on its own
+  }
+  // The window in which the old retry timer fired: nothing may go before the welcome.
+  await new Promise((r) => setTimeout(r, 2000));
+  const beforeWelcome = [...sockets[1]];
+  releaseWelcome();
+  await connected(hank, 'hank');
+  check(beforeWelcome.length === 0, `hank's page sends nothing before the welcome (sent ${beforeWelcome.join(' | ')})`);
+  await seeLine(hank, 'hank', 'message', porch[FAST - 1], '[data-room="porch"]', { timeout: 3 * WAIT });
+  const shownPorch = await hank.$$eval('#messages .line[data-type="message"] .text', (els) =>
+    els.map((el) => el.textContent).filter((t) => t.startsWith('porch ')),
+  );
+  check(shownPorch.join('|') === porch.join('|'), `hank's messages show once each, in order (got ${shownPorch.join(', ')})`);
+  const firstJoin = sockets[1].findIndex((p) => p.includes('"join_room"'));
+  const firstToRoom = sockets[1].findIndex((p) => p.includes('"message"') && p.includes('"porch"'));
+  check(firstJoin >= 0 && firstJoin < firstToRoom, `hank's page joins porch again before it sends to it (join at ${firstJoin}, message at ${firstToRoom})`);
+  const hankErrors = await hank.$$eval('#messages .line[data-type="error"] .text', (els) => els.map((el) => el.textContent));
+  check(!hankErrors.some((t) => t.includes('not_in_room')), `hank sees no not_in_room (got ${hankErrors.join(' | ')})`);
+  await hank.close();
+
   const root = await fetch(`${BASE}/api/v1/websocket/test-token`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
