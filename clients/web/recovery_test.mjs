@@ -210,14 +210,32 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
     r.observe({ type: 'room_joined', id: j.id, room, offset: 0, epoch: 'e1' });
   }
   r.observe({ type: 'room_left', room: 'copas', user_id: 'u-bob', kicked: true });
-  r.join('tapas'); // joined again meanwhile: its answer still to come
+  const again = r.join('tapas'); // joined again meanwhile: refused for now, due
   const m1 = { type: 'message', room: 'tapas', message: 'uno' };
   assert.equal(r.submit(m1), null);
+  r.observe({ type: 'error', id: again.id, code: 'unavailable', message: 'could not join room "tapas"' });
   r.observe({ type: 'room_left', room: 'tapas', user_id: 'u-alice', kicked: true, message: 'alice left room tapas' });
   assert.deepEqual(r.takeFailed().map((f) => [f.id, f.room, f.code, f.message]), [[m1.id, 'tapas', 'not_in_room', 'kicked from room "tapas"']]);
+  assert.deepEqual(r.retryFrames().filter((f) => f.type === 'join_room'), [], 'its join is not due any more');
   assert.ok(r.submit({ type: 'message', room: 'tapas', message: 'dos' }), 'not held for a join: the server answers it');
   r.observe(welcome(0, ''));
   assert.deepEqual(r.resume().filter((f) => f.type === 'join_room').map((f) => f.room), ['copas'], 'the kick is not undone');
+}
+// A join still to be answered when our kick comes reached the server after
+// it: the room stays joined and its messages wait for that join.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const first = r.join('tapas');
+  r.observe({ type: 'room_joined', id: first.id, room: 'tapas', offset: 0, epoch: 'e1' });
+  const again = r.join('tapas');
+  const m1 = { type: 'message', room: 'tapas', message: 'uno' };
+  assert.equal(r.submit(m1), null);
+  r.observe({ type: 'room_left', room: 'tapas', user_id: 'u-alice', kicked: true });
+  assert.deepEqual(r.takeFailed(), []);
+  assert.equal(r.joined.has('tapas'), true);
+  r.observe({ type: 'room_joined', id: again.id, room: 'tapas', offset: 0, epoch: 'e1' });
+  assert.deepEqual(r.takeReady().map((f) => f.id), [m1.id], 'it goes once that join is accepted');
 }
 // The recover_private has an id: refused for now, it goes again (after the
 // joins due, before the messages), until private_recovered answers it.

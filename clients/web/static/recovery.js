@@ -291,12 +291,16 @@ export class Recovery {
    * kicked notes our own room_left with kicked set: an administrator took
    * every session of ours out of the room. It is not joined again on a new
    * connection (that would undo the kick), and the messages waiting for its
-   * join fail with code not_in_room, saying so.
+   * join fail with code not_in_room, saying so. But a join of it still to be
+   * answered reached the server after the kick (the answer to one before
+   * would have come first): the room stays joined, its messages wait for it.
    */
   kicked(frame) {
     const room = frame.room;
-    this.joined.delete(room);
     this.live.delete(room);
+    const answerToCome = !this.due.has(room) && [...this.joinIds.values()].some((j) => j.room === room);
+    if (this.joined.has(room) && answerToCome) return;
+    this.joined.delete(room);
     this.due.delete(room);
     this.fail(room, { code: 'not_in_room', message: `kicked from room "${room}"`, timestamp: frame.timestamp });
   }
