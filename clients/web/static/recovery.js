@@ -29,7 +29,10 @@ function key(log, epoch, offset) {
  * join refused for good (banned, forbidden, ...) fails the messages waiting
  * for it with its code and text (takeFailed), and a not_in_room answering a
  * message sent to that room later on the connection carries them too,
- * until the room is joined again or left.
+ * until the room is joined again or left. What was refused for now is of
+ * its connection only: closed forgets it, resume sends everything again.
+ * A kick out of a room (our own room_left, kicked) ends its membership as
+ * a leave would, so a new connection does not join it again.
  */
 export class Recovery {
   /** @param {{history?: number}} o history: how many past messages a join shows */
