@@ -79,11 +79,13 @@ const headChunk = 1 << 10
 var headBuffers = sync.Pool{New: func() any { return new([headChunk]byte) }}
 
 // handshake reads the head of a WebSocket upgrade on c, of which prefix was
-// read already, within the bridge's bounds, and upgrades c. A head over the
+// read already, within the bridge's bounds, calls headRead once it has
+// (whether or not it is whole and within them), and upgrades c. A head over the
 // bounds is answered with 431 and c closed; one that breaks off is closed
 // without an answer. Nothing refers to prefix's array once it returns.
-func (b *Bridge) handshake(c net.Conn, prefix []byte) {
+func (b *Bridge) handshake(c net.Conn, prefix []byte, headRead func(net.Conn)) {
 	head, rest, err := readHead(c, prefix, b.cfg.MaxHandshakeBytes, b.cfg.MaxHandshakeHeaders)
+	headRead(c)
 	if err != nil {
 		b.log.Debug("websocket handshake refused", "remote", c.RemoteAddr().String(), "err", err)
 		if errors.Is(err, errHeadTooLarge) || errors.Is(err, errTooManyHeaders) {
@@ -112,7 +114,7 @@ func restReader(c net.Conn, rest []byte) *bufio.Reader {
 	if len(rest) == 0 {
 		return nil
 	}
-	return bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(rest)), c), len(rest))
+	return bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(rest)), inputOf(c)), len(rest))
 }
 
 // refuseHead answers 431 with message, and lingers a moment so that the

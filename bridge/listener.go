@@ -156,11 +156,10 @@ func (s *splitListener) route(c net.Conn) {
 		return
 	}
 	if isWSRequest(head[:n]) {
-		// The bridge's from here: closing the listener must not close it
-		// once upgraded (its browser would read the end of the stream, not
-		// 1012), and the handshake ends by itself, within s.timeout.
-		s.untrack(c)
-		s.b.handshake(c, head[:n])
+		// The bridge's once its head is read: closing the listener closes a
+		// connection whose head is still coming, but must not cut one being
+		// upgraded (its browser would read the end of the stream, not 1012).
+		s.b.handshake(c, head[:n], s.untrack)
 		return
 	}
 	c.SetReadDeadline(time.Time{}) // the HTTP server sets its own

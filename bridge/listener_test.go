@@ -131,12 +131,19 @@ func TestUpgradesAndHTTPShareThePort(t *testing.T) {
 // A connection that never sends its request is closed when the node
 // stops, and leaves no goroutine behind (TestMain checks).
 func TestSilentConnectionClosedOnStop(t *testing.T) {
-	tg := start(t, inProcess, node.Config{}, bridge.Config{})
-	c := dialTCP(t, tg)
-	c.write("GET /api/v1/w") // a prefix of the endpoint, then nothing
-	tg.node.Stop(t)
-	if _, err := c.br.ReadByte(); err == nil || isTimeoutErr(err) {
-		t.Fatalf("read after stop: %v, want the connection closed", err)
+	for name, sent := range map[string]string{
+		"a prefix of the endpoint":   "GET /api/v1/w",
+		"a websocket head cut short": "GET /api/v1/ws HTTP/1.1\r\nHost: x\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			tg := start(t, inProcess, node.Config{}, bridge.Config{})
+			c := dialTCP(t, tg)
+			c.write(sent) // then nothing
+			tg.node.Stop(t)
+			if _, err := c.br.ReadByte(); err == nil || isTimeoutErr(err) {
+				t.Fatalf("read after stop: %v, want the connection closed", err)
+			}
+		})
 	}
 }
 

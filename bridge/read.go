@@ -214,7 +214,7 @@ func (c *Conn) readFrame(idle time.Duration) (data []byte, more bool, err error)
 func (c *Conn) reader() *bufio.Reader {
 	if c.br == nil {
 		c.br = readers.Get().(*bufio.Reader)
-		c.br.Reset(c.nc)
+		c.br.Reset(inputOf(c.nc))
 	}
 	return c.br
 }

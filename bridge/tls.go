@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"crypto/tls"
+	"io"
 	"net"
 	"syscall"
 	"time"
@@ -35,6 +36,32 @@ func socketOf(nc net.Conn) (syscall.RawConn, *tls.Conn) {
 		return rawConnOf(tc.NetConn()), tc
 	}
 	return rawConnOf(nc), nil
+}
+
+// inputOf is what a connection's read buffer reads from: nc itself, or
+// for TLS, nc through tlsInput.
+func inputOf(nc net.Conn) io.Reader {
+	if tc, ok := nc.(*tls.Conn); ok {
+		return tlsInput{tc} // one pointer: no allocation
+	}
+	return nc
+}
+
+// tlsInput reads a TLS connection for the read buffer, with one
+// difference: data that comes with a timeout comes without it. tls.Conn
+// returns both when, having copied out a record under takeHeld's expired
+// deadline, it finds the start of an alert behind it and waits for the
+// rest; the read buffer would keep that timeout and hand it to the next
+// read under a deadline just armed, ending a healthy connection as idle.
+// tls.Conn itself keeps no timeout: the next read takes the alert up again.
+type tlsInput struct{ *tls.Conn }
+
+func (t tlsInput) Read(p []byte) (int, error) {
+	n, err := t.Conn.Read(p)
+	if n > 0 && isTimeout(err) {
+		err = nil
+	}
+	return n, err
 }
 
 // expired is a deadline long past.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -199,16 +200,29 @@ func (c *segmentConn) flush() error {
 // still be answered.
 func TestTLSFramesWithTheUpgrade(t *testing.T) {
 	tg := startTLS(t, node.Config{Limits: nodetest.Unlimited()})
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: waitTimeout}, "tcp", tg.host, tg.tls)
+	tcp, err := (&net.Dialer{Timeout: waitTimeout}).Dial("tcp", tg.host)
 	if err != nil {
-		t.Fatalf("tls dial: %v", err)
+		t.Fatalf("dial: %v", err)
 	}
+	sc := &segmentConn{Conn: tcp}
+	cfg := tg.tls.Clone()
+	cfg.ServerName, _, _ = net.SplitHostPort(tg.host)
+	conn := tls.Client(sc, cfg)
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(waitTimeout))
+	if err := conn.Handshake(); err != nil {
+		t.Fatalf("tls handshake: %v", err)
+	}
+	// The request and the frame, a record each, in one TCP write: the
+	// server's read of the request takes both records off the socket.
+	sc.hold = true
 	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", authPath(t, tg, "ugo"), tg.host)
 	if err := wsutil.WriteClientText(conn, []byte(`{"type":"join_room","room":"early"}`)); err != nil {
 		t.Fatalf("send join_room: %v", err)
+	}
+	if err := sc.flush(); err != nil {
+		t.Fatalf("write the records: %v", err)
 	}
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
@@ -240,5 +254,67 @@ func TestTLSCloseNotifyIsSeen(t *testing.T) {
 	}
 	if code, _ := u.closed(); code != ws.StatusNormalClosure {
 		t.Errorf("close %d, want 1000", code)
+	}
+}
+
+// TestTLSAlertBehindHeldFrames sends, over TLS 1.2, 15 frames and half of
+// a 16th in one record, then a close_notify of which only the first bytes
+// come with them. The bridge reads the first 1 KiB of frames, and when its
+// buffer empties takes the rest from what tls.Conn holds, under an expired
+// deadline: tls.Conn, having given out the last of the record, reads on
+// into the alert behind it and returns the frames with a timeout. That
+// timeout must not stay in the read buffer: the read of the rest of the
+// 16th frame, under a real deadline, failed at once and closed the
+// connection as idle (1008) rather than as the browser closed it (1000).
+// (Were the alert one crypto/tls passes over, such as user_canceled, a
+// healthy connection was closed.)
+func TestTLSAlertBehindHeldFrames(t *testing.T) {
+	const n = 16 // two read buffers' worth
+	tg := startTLS(t, node.Config{Limits: nodetest.Unlimited()})
+	sc, o := segmented()
+	o.tls = tg.tls.Clone()
+	o.tls.DynamicRecordSizingDisabled = true // one record for all 16 frames
+	// TLS 1.2: tls.Conn reads on into an alert only if it can tell one,
+	// and TLS 1.3 seals every record's type.
+	o.tls.MaxVersion = tls.VersionTLS12
+	u := loginWith(t, tg, "alba", o)
+	u.join("alert")
+	var frames [][]byte
+	texts := make([]string, n)
+	for i := range n {
+		var f []byte
+		texts[i], f = heldFrame(t, "alert", i)
+		frames = append(frames, f)
+	}
+	sc.hold = true
+	sent := bytes.Join(frames, nil)
+	if _, err := u.conn.Write(sent[:len(sent)-heldFrameBytes/2]); err != nil { // the last frame cut short
+		t.Fatalf("write the frames: %v", err)
+	}
+	if err := u.conn.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatalf("close_notify: %v", err)
+	}
+	records := sc.held
+	last := 0 // where the last record, the close_notify, starts
+	for i := 0; i+5 <= len(records); i += 5 + int(binary.BigEndian.Uint16(records[i+3:])) {
+		last = i
+	}
+	if records[last] != 21 { // an alert
+		t.Fatalf("the last record written is of type %d, want an alert (21)", records[last])
+	}
+	cut := last + 6 // the frames, and the alert's header and a byte
+	sc.held = records[:cut]
+	if err := sc.flush(); err != nil {
+		t.Fatalf("write the frames: %v", err)
+	}
+	for i, text := range texts[:n-1] {
+		u.await(fmt.Sprintf("the answer to frame %d of %d", i, n), isMessage(text))
+	}
+	time.Sleep(100 * time.Millisecond) // the bridge is past its first read of the alert
+	if _, err := sc.Conn.Write(records[cut:]); err != nil {
+		t.Fatalf("write the rest of the alert: %v", err)
+	}
+	if code, reason := u.closed(); code != ws.StatusNormalClosure {
+		t.Errorf("close %d %q, want 1000", code, reason)
 	}
 }

@@ -44,9 +44,11 @@ func (r *runner) reconnect(ctx context.Context, res *Result) error {
 	old := r.clients
 	r.clients = make([]*client, len(old))
 	r.mu.Unlock()
-	sctx, cancel := context.WithTimeoutCause(ctx, cfg.SetupTimeout,
+	tctx, cancelTimeout := context.WithTimeoutCause(ctx, cfg.SetupTimeout,
 		fmt.Errorf("reconnect storm of %d connections took over %v", len(old), cfg.SetupTimeout))
-	defer cancel()
+	defer cancelTimeout()
+	sctx, cancel := context.WithCancelCause(tctx) // a failed restart ends the storm at once
+	defer cancel(nil)
 	var start time.Time
 	var stormSrv procStats
 	var restarted chan error
@@ -72,6 +74,9 @@ func (r *runner) reconnect(ctx context.Context, res *Result) error {
 		restarted = make(chan error, 1)
 		go func() {
 			pid, err := cfg.Restart(sctx)
+			if err != nil {
+				cancel(fmt.Errorf("restart: %w", err))
+			}
 			res.RestartSec = time.Since(start).Seconds()
 			r.cfg.ServerPID = pid
 			// All the new server's CPU is the storm's: its start-up too.

@@ -55,6 +55,12 @@ start_server() {
 	# shell would report ("Killed") as if something had gone wrong.
 	disown "$server_pid"
 	wait_healthy "$HTTP" "$OUT/$label.server.log"
+	# Whoever answered must be this server: one left by a run that died
+	# would hold the ports, and this one would have exited.
+	if ! kill -0 "$server_pid" 2>/dev/null; then
+		echo "server exited; see $OUT/$label.server.log" >&2
+		exit 1
+	fi
 	# The tokens the tool signs must be what the server accepts: check one
 	# made by `tertulia token`.
 	local tok
@@ -139,7 +145,7 @@ issue_targets() {
 	# The storm of a real restart: the tool kills the server with SIGKILL
 	# under its 10,000 connections and starts it again (SERVE), and every
 	# client reconnects by itself; timed from the kill.
-	run "reconnect-10k-ws" --scenario reconnect --transport ws --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 3s --restart "${SERVE[*]}"
+	run "reconnect-10k-ws" --scenario reconnect --transport ws --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 3s --restart "$(printf '%q ' "${SERVE[@]}")"
 	target join-10k-one-room-ws "10,000 distinct users join one room at >= 10,000/s, <= 10 KiB/conn" "n == w && c >= 10000 && k > 0 && k <= 10"
 	target fanout-10k-room-ws "fan-out 10,000 x 10/s to that room: p99 <= 150 ms, none lost" "n == w && q >= 0.95 && p > 0 && p <= 150 && r == 0 && l == 0 && x == 0 && d == 0"
 	target fanout-1k-ws-coder "1,000 x 1,000/s, coder/websocket client: p99 <= 35 ms" "n == w && q >= 0.95 && p > 0 && p <= 35 && r == 0 && l == 0 && x == 0 && d == 0"
@@ -180,7 +186,7 @@ peer)
 	run "join-10k-one-room-ws-coder" --scenario idle --transport ws --client coder --conns 10000 --rooms 1 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 10s
 	run "fanout-10k-room-ws-coder" --scenario fanout --transport ws --client coder --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 10s
 	run "fanout-1k-ws-coder" --scenario fanout --transport ws --client coder --conns 1000 --rate 1000 --duration 10s
-	run "reconnect-10k-ws-coder" --scenario reconnect --transport ws --client coder --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 3s --restart "${SERVE[*]}"
+	run "reconnect-10k-ws-coder" --scenario reconnect --transport ws --client coder --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 3s --restart "$(printf '%q ' "${SERVE[@]}")"
 	;;
 targets)
 	# The issue's WebSocket targets only, for a quick re-measure.

@@ -26,8 +26,11 @@ stop_server() {
 		wait "$server_pid" 2>/dev/null || true
 		# A server the script disowned is not waited for: it is gone once
 		# signal 0 finds nothing (within a minute).
-		for _ in $(seq 600); do
+		local tries
+		for tries in $(seq 700); do
 			kill -0 "$server_pid" 2>/dev/null || break
+			# A minute of SIGTERM, then SIGKILL: the next run needs its ports.
+			[[ $tries -eq 600 ]] && kill -KILL "$server_pid" 2>/dev/null
 			sleep 0.1
 		done
 		server_pid=""

@@ -2,7 +2,9 @@ package load_test
 
 import (
 	"context"
+	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,9 +71,11 @@ func TestReconnectStormRejoinsEveryone(t *testing.T) {
 	}
 }
 
-// A real restart: the node shuts down under its connections and starts
-// again on the same addresses, every client reconnects when it sees its
-// connection end, and every user is back in the room.
+// A restart through Config.Restart: the node shuts down under its
+// connections (gracefully, in this process: 1012) and starts again on the
+// same addresses, every client reconnects when it sees its connection end,
+// and every user is back in the room. The kill -9 of a real process is
+// server/cmd/tertulia's TestBenchRestartsTheServerForTheStorm.
 func TestRestartStormRejoinsEveryone(t *testing.T) {
 	const conns = 30
 	cfg := node.Config{Limits: nodetest.Unlimited()}
@@ -91,4 +95,23 @@ func TestRestartStormRejoinsEveryone(t *testing.T) {
 		t.Errorf("got %d failed reconnects and %d connected, want 0 and %d", res.ReconnectFailed, res.Connected, conns)
 	}
 	checkAllDelivered(t, res)
+}
+
+// A restart that fails ends the storm at once with its error, rather than
+// after the storm's bound with every client still waiting for its
+// connection to end.
+func TestFailedRestartEndsTheStormAtOnce(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
+	const bound = time.Minute
+	start := time.Now()
+	_, err := load.Run(context.Background(), load.Config{Scenario: "reconnect", Transport: "ws", Conns: 5, Rate: 100,
+		Duration: 300 * time.Millisecond, HTTPAddr: srv.HTTPAddr, GRPCAddr: srv.GRPCAddr, JWTSecret: nodetest.Secret,
+		SetupTimeout: bound, Warnings: testLog{t},
+		Restart: func(context.Context) (int, error) { return 0, errors.New("no such server") }})
+	if err == nil || !strings.Contains(err.Error(), "no such server") {
+		t.Errorf("got error %v, want the restart's", err)
+	}
+	if took := time.Since(start); took > bound/2 {
+		t.Errorf("the run took %v, want it to end on the restart's failure, well within the storm's bound %v", took, bound)
+	}
 }

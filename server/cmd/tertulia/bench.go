@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -72,6 +73,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer stopProfile()
 	}
 	if *restart != "" {
+		if cfg.ServerPID <= 0 {
+			return errors.New("--restart needs --server-pid, the server to kill")
+		}
 		if cfg.Progress == nil {
 			cfg.Progress = io.Discard
 		}

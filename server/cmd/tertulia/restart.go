@@ -60,7 +60,11 @@ func (r *restarter) restart(ctx context.Context) (int, error) {
 			return true
 		default:
 		}
-		resp, err := http.Get(r.health)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.health, nil)
+		if err != nil {
+			return false
+		}
+		resp, err := healthClient.Do(req)
 		if err != nil {
 			return false
 		}
@@ -113,6 +117,10 @@ func exited(pid int) bool {
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	return err != nil || len(tasks) <= 1
 }
+
+// healthClient asks a restarted server for /health: a server that takes the
+// connection and never answers must not hold the storm.
+var healthClient = &http.Client{Timeout: time.Second}
 
 // poll calls done every few milliseconds until it reports true or ctx ends.
 func poll(ctx context.Context, done func() bool) error {
