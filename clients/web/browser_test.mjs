@@ -12,17 +12,33 @@ const BASE = process.env.BASE_URL;
 const SHOTS = process.env.SHOTS;
 const XSS = '<img src=x onerror="window.pwned=1">';
 
-/** The payloads of the WebSocket messages each page received, by page. */
+/** The payloads of the WebSocket messages each page received, and sent, by page. */
 const received = new Map();
+const sentFrames = new Map();
 
 /** A page logged in as user on rooms.html, its WebSocket messages kept in received. */
 function login(context, user) {
   return loginAt(context, BASE, user, {
     before(page) {
       received.set(page, []);
-      page.on('websocket', (ws) => ws.on('framereceived', (f) => received.get(page).push(String(f.payload))));
+      sentFrames.set(page, []);
+      page.on('websocket', (ws) => {
+        ws.on('framereceived', (f) => received.get(page).push(String(f.payload)));
+        ws.on('framesent', (f) => sentFrames.get(page).push(String(f.payload)));
+      });
     },
   });
+}
+
+/** sayAtOnce sends texts from page's message box in one task: faster than any answer. */
+function sayAtOnce(page, texts) {
+  return page.evaluate((texts) => {
+    const input = document.getElementById('messageInput');
+    for (const text of texts) {
+      input.value = text;
+      document.getElementById('sendButton').click();
+    }
+  }, texts);
 }
 
 async function seeUser(page, who, user) {
@@ -216,13 +232,7 @@ run(async (context) => {
   // refused for now and resent by the page after its backoff.
   const FAST = 60;
   const fast = [...Array(FAST).keys()].map((i) => `fast ${String(i).padStart(2, '0')}`);
-  await alice.evaluate((texts) => {
-    const input = document.getElementById('messageInput');
-    for (const text of texts) {
-      input.value = text;
-      document.getElementById('sendButton').click();
-    }
-  }, fast);
+  await sayAtOnce(alice, fast);
   for (const text of fast) await seeLine(bob, 'bob', 'message', text, '[data-room="lounge"]');
   const shownFast = await bob.$$eval('#messages .line[data-type="message"] .text', (els) =>
     els.map((el) => el.textContent).filter((t) => t.startsWith('fast ')),
@@ -232,7 +242,86 @@ run(async (context) => {
   console.log(`alice's page was refused ${refusedFast} times as rate_limited`);
   check(refusedFast > 0, 'some of the fast messages were refused as rate_limited (else this step tests nothing)');
 
-  step('an administrator disconnects bob: his page says why and stays disconnected');
+  step('what is typed right after a join goes to that room; joining it twice meanwhile keeps the page in it');
+  await join(bob, 'patio');
+  // One task each, so that no room_joined can come between the clicks.
+  const joinAndSay = (page, room, texts) =>
+    page.evaluate(
+      ([room, texts]) => {
+        for (const text of texts) {
+          document.getElementById('roomInput').value = room;
+          document.getElementById('joinRoomButton').click();
+          document.getElementById('messageInput').value = text;
+          document.getElementById('sendButton').click();
+        }
+      },
+      [room, texts],
+    );
+  await joinAndSay(alice, 'patio', ['to the patio']);
+  await seeLine(bob, 'bob', 'message', 'to the patio', '[data-room="patio"]');
+  await joinAndSay(alice, 'lounge', ['back in the lounge', 'still in the lounge']);
+  await seeLine(alice, 'alice', 'message', 'still in the lounge', '[data-room="lounge"]');
+  await alice.waitForFunction(() => document.getElementById('currentRoom').textContent === 'lounge', null, { timeout: WAIT }).catch(async () => {
+    throw new Error(`alice's page is not in the lounge after joining it twice (shows ${await alice.textContent('#currentRoom')})`);
+  });
+  const patioErrors = await alice.$$eval('#messages .line[data-type="error"] .text', (els) => els.map((el) => el.textContent));
+  check(!patioErrors.some((t) => t.includes('not_in_room')), `alice sees no not_in_room (got ${patioErrors.join(' | ')})`);
+
+  step('a connection cut with a resend due: the new one sends no message to a room before its join, even with its welcome late');
+  // Hank's frames pass through here. The first rate_limited refusal cuts
+  // his connection; the next one's frames from the server (its welcome
+  // first) are held for longer than the page's retry wait (1 s).
+  const sockets = []; // per connection, the frames the page sent on it
+  let cutDone = false;
+  let releaseWelcome;
+  const welcomeHeld = new Promise((r) => (releaseWelcome = r));
+  const hankRoute = (ws) => {
+    const server = ws.connectToServer();
+    const mine = [];
+    sockets.push(mine);
+    const second = sockets.length === 2;
+    ws.onMessage((m) => {
+      mine.push(String(m));
+      server.send(m);
+    });
+    let cut = false;
+    server.onMessage(async (m) => {
+      if (second) await welcomeHeld;
+      if (cut) return;
+      ws.send(m);
+      if (!cutDone && String(m).includes('"rate_limited"')) {
+        cutDone = cut = true;
+        ws.close({ code: 1011, reason: 'cut by the test' });
+        server.close();
+      }
+    });
+  };
+  const hank = await loginAt(context, BASE, 'hank', { before: (page) => page.routeWebSocket(/\/api\/v1\/ws/, hankRoute) });
+  await join(hank, 'porch');
+  const porch = [...Array(FAST).keys()].map((i) => `porch ${String(i).padStart(2, '0')}`);
+  await sayAtOnce(hank, porch);
+  for (let i = 0; sockets.length < 2; i++) {
+    check(i < WAIT / 50, 'hank\'s page connects again after the cut');
+    await new Promise((r) => setTimeout(r, 50)); // the route is called on its own
+  }
+  // The window in which the old retry timer fired: nothing may go before the welcome.
+  await new Promise((r) => setTimeout(r, 2000));
+  const beforeWelcome = [...sockets[1]];
+  releaseWelcome();
+  await connected(hank, 'hank');
+  check(beforeWelcome.length === 0, `hank's page sends nothing before the welcome (sent ${beforeWelcome.join(' | ')})`);
+  await seeLine(hank, 'hank', 'message', porch[FAST - 1], '[data-room="porch"]', { timeout: 3 * WAIT });
+  const shownPorch = await hank.$$eval('#messages .line[data-type="message"] .text', (els) =>
+    els.map((el) => el.textContent).filter((t) => t.startsWith('porch ')),
+  );
+  check(shownPorch.join('|') === porch.join('|'), `hank's messages show once each, in order (got ${shownPorch.join(', ')})`);
+  const firstJoin = sockets[1].findIndex((p) => p.includes('"join_room"'));
+  const firstToRoom = sockets[1].findIndex((p) => p.includes('"message"') && p.includes('"porch"'));
+  check(firstJoin >= 0 && firstJoin < firstToRoom, `hank's page joins porch again before it sends to it (join at ${firstJoin}, message at ${firstToRoom})`);
+  const hankErrors = await hank.$$eval('#messages .line[data-type="error"] .text', (els) => els.map((el) => el.textContent));
+  check(!hankErrors.some((t) => t.includes('not_in_room')), `hank sees no not_in_room (got ${hankErrors.join(' | ')})`);
+  await hank.close();
+
   const root = await fetch(`${BASE}/api/v1/websocket/test-token`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
@@ -244,6 +333,33 @@ run(async (context) => {
       headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${root.access_token}` },
       body: JSON.stringify(body),
     }).then((r) => check(r.ok, `POST ${route} answered ${r.status}`));
+
+  step('an administrator kicks alice from the lounge: her page leaves it, and does not join it again on a reconnect');
+  const sentBefore = sentFrames.get(alice).length;
+  await moderate('rooms/lounge/kick', { user: 'alice' });
+  await alice.waitForFunction(() => document.getElementById('currentRoom').textContent === 'none', null, { timeout: WAIT }).catch(async () => {
+    throw new Error(`alice's page still shows her in ${await alice.textContent('#currentRoom')} after the kick`);
+  });
+  await say(alice, 'after the kick');
+  await seeLine(bob, 'bob', 'message', 'after the kick', ':not([data-room])');
+  await alice.click('#disconnectButton');
+  await alice.waitForSelector('#status[data-state="disconnected"]', { timeout: WAIT });
+  await alice.click('#connectButton');
+  await connected(alice, 'alice');
+  await alice.fill('#privateUserInput', 'bob');
+  await alice.fill('#privateMessageInput', 'kick marker');
+  await alice.click('#sendPrivateButton');
+  await seeLine(bob, 'bob', 'private_message', 'kick marker');
+  for (let i = 0; !sentFrames.get(alice).some((p) => p.includes('kick marker')); i++) {
+    check(i < WAIT / 50, 'alice\'s page sent the marker');
+    await new Promise((r) => setTimeout(r, 50)); // framesent events come on their own
+  }
+  const rejoins = sentFrames.get(alice).slice(sentBefore).filter((p) => p.includes('"join_room"'));
+  check(!rejoins.some((p) => p.includes('"lounge"')), `alice's page does not join the lounge again (sent ${rejoins.join(' | ')})`);
+  const kickErrors = await alice.$$eval('#messages .line[data-type="error"] .text', (els) => els.map((el) => el.textContent));
+  check(!kickErrors.some((t) => t.includes('not_in_room')), `alice sees no not_in_room (got ${kickErrors.join(' | ')})`);
+
+  step('an administrator disconnects bob: his page says why and stays disconnected');
   await moderate('users/bob/disconnect', { reason: 'cool off' });
   await bob.waitForSelector('#status[data-state="disconnected"]', { timeout: WAIT });
   check(

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { Recovery } from './static/recovery.js';
 
-const welcome = (offset, epoch) => ({ type: 'system', connection_id: 'c', inbox: { offset, epoch } });
+const welcome = (offset, epoch) => ({ type: 'system', connection_id: 'c', user_id: 'u-alice', inbox: { offset, epoch } });
 const msg = (room, offset, epoch = 'e1') => ({ type: 'message', room, offset, epoch, message: `m${offset}` });
 const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch, message: `p${offset}` });
 
@@ -163,5 +163,107 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
   assert.deepEqual(r.takeReady().map((f) => f.message), ['dos']);
   r.observe({ type: 'error', id: j2.id, code: 'rate_limited', message: 'too many joins' });
   assert.deepEqual(r.retryFrames().filter((f) => f.type === 'join_room'), [], 'a room left is not joined again');
+}
+// The connection closes with a retry due: until the next welcome, nothing
+// to a joined room is sent again (the new connection has not joined it).
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const j = r.join('tapas');
+  r.observe({ type: 'room_joined', id: j.id, room: 'tapas', offset: 0, epoch: 'e1' });
+  const m1 = r.submit({ type: 'message', room: 'tapas', message: 'uno' });
+  assert.ok(m1);
+  r.observe({ type: 'error', id: m1.id, code: 'unavailable', message: 'try later' });
+  r.closed();
+  assert.deepEqual(r.retryFrames(), [], 'the room\'s message does not go ahead of its join');
+  assert.equal(r.submit({ type: 'message', room: 'tapas', message: 'dos' }), null, 'behind the join again');
+  r.observe(welcome(0, ''));
+  const frames = r.resume();
+  assert.deepEqual(frames.map((f) => f.type), ['join_room', 'recover_private'], 'the join, not the messages');
+}
+// Leaving a room whose join is due again (refused for now) with messages
+// waiting for it: that join goes first, then they, so the server can
+// accept them before the leave_room.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const j = r.join('tapas');
+  const m1 = { type: 'message', room: 'tapas', message: 'uno' };
+  assert.equal(r.submit(m1), null);
+  r.observe({ type: 'error', id: j.id, code: 'unavailable', message: 'could not join room "tapas"' });
+  r.leave('tapas');
+  assert.deepEqual(r.takeReady().map((f) => [f.type, f.id]), [['join_room', j.id], ['message', m1.id]], 'the join, then the message');
+  assert.deepEqual(r.retryFrames().filter((f) => f.type === 'join_room'), [], 'and not again');
+  const j2 = r.join('copas');
+  r.observe({ type: 'error', id: j2.id, code: 'unavailable', message: 'could not join room "copas"' });
+  r.leave('copas');
+  assert.deepEqual(r.takeReady(), [], 'no message waited: the join is not sent');
+}
+// Kicked from a room (our own room_left, kicked): it is not joined again on
+// the next connection, a message to it is not held for a join, and what
+// waited for a join of it fails; someone else's kick changes nothing.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  for (const room of ['tapas', 'copas']) {
+    const j = r.join(room);
+    r.observe({ type: 'room_joined', id: j.id, room, offset: 0, epoch: 'e1' });
+  }
+  r.observe({ type: 'room_left', room: 'copas', user_id: 'u-bob', kicked: true });
+  const again = r.join('tapas'); // joined again meanwhile: refused for now, due
+  const m1 = { type: 'message', room: 'tapas', message: 'uno' };
+  assert.equal(r.submit(m1), null);
+  r.observe({ type: 'error', id: again.id, code: 'unavailable', message: 'could not join room "tapas"' });
+  r.observe({ type: 'room_left', room: 'tapas', user_id: 'u-alice', kicked: true, message: 'alice left room tapas' });
+  assert.deepEqual(r.takeFailed().map((f) => [f.id, f.room, f.code, f.message]), [[m1.id, 'tapas', 'not_in_room', 'kicked from room "tapas"']]);
+  assert.deepEqual(r.retryFrames().filter((f) => f.type === 'join_room'), [], 'its join is not due any more');
+  assert.ok(r.submit({ type: 'message', room: 'tapas', message: 'dos' }), 'not held for a join: the server answers it');
+  r.observe(welcome(0, ''));
+  assert.deepEqual(r.resume().filter((f) => f.type === 'join_room').map((f) => f.room), ['copas'], 'the kick is not undone');
+}
+// A join still to be answered when our kick comes reached the server after
+// it: the room stays joined and its messages wait for that join.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const first = r.join('tapas');
+  r.observe({ type: 'room_joined', id: first.id, room: 'tapas', offset: 0, epoch: 'e1' });
+  const again = r.join('tapas');
+  const m1 = { type: 'message', room: 'tapas', message: 'uno' };
+  assert.equal(r.submit(m1), null);
+  r.observe({ type: 'room_left', room: 'tapas', user_id: 'u-alice', kicked: true });
+  assert.deepEqual(r.takeFailed(), []);
+  assert.equal(r.joined.has('tapas'), true);
+  r.observe({ type: 'room_joined', id: again.id, room: 'tapas', offset: 0, epoch: 'e1' });
+  assert.deepEqual(r.takeReady().map((f) => f.id), [m1.id], 'it goes once that join is accepted');
+}
+// The recover_private has an id: refused for now, it goes again (after the
+// joins due, before the messages), until private_recovered answers it.
+{
+  const r = new Recovery();
+  r.observe(welcome(3, 'i1'));
+  const m = r.submit({ type: 'message', message: 'lobby' });
+  r.observe(welcome(3, 'i1'));
+  const recover = r.resume().find((f) => f.type === 'recover_private');
+  assert.ok(recover.id, 'recover_private has an id');
+  const refusal = { type: 'error', id: recover.id, code: 'unavailable', message: 'could not read the inbox' };
+  r.observe(refusal);
+  assert.equal(r.refusedForNow(refusal), true);
+  assert.deepEqual(r.retryFrames().map((f) => f.id), [recover.id, m.id], 'the recover_private again, then the message');
+  assert.deepEqual(r.retryFrames().map((f) => f.id), [m.id], 'once per refusal');
+  r.observe({ type: 'private_recovered', id: recover.id, recovered: true, offset: 3, epoch: 'i1' });
+  r.observe({ type: 'error', id: recover.id, code: 'unavailable' });
+  assert.deepEqual(r.retryFrames().map((f) => f.id), [m.id], 'answered: not sent again');
+}
+// The joins of a connection that ended are forgotten on the next one.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  r.join('tapas');
+  for (let i = 0; i < 3; i++) {
+    r.observe(welcome(0, ''));
+    r.resume();
+  }
+  assert.equal(r.joinIds.size, 1, 'the join of the current connection only');
 }
 console.log('OK');

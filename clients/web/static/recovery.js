@@ -29,7 +29,10 @@ function key(log, epoch, offset) {
  * join refused for good (banned, forbidden, ...) fails the messages waiting
  * for it with its code and text (takeFailed), and a not_in_room answering a
  * message sent to that room later on the connection carries them too,
- * until the room is joined again or left.
+ * until the room is joined again or left. What was refused for now is of
+ * its connection only: closed forgets it, resume sends everything again.
+ * A kick out of a room (our own room_left, kicked) ends its membership as
+ * a leave would, so a new connection does not join it again.
  */
 export class Recovery {
   /** @param {{history?: number}} o history: how many past messages a join shows */
@@ -40,14 +43,17 @@ export class Recovery {
     this.rooms = new Map(); // room -> { offset, epoch } of the last message seen
     this.joinIds = new Map(); // id of a join frame -> the frame
     this.joined = new Set(); // rooms to join again on a new connection
+    this.self = null; // our user id, from the welcome
     this.inbox = null; // every private message up to it was seen; null before the first welcome
     this.above = new Set(); // private offsets seen above inbox.offset
+    this.recovering = null; // the recover_private frame sent and not answered
     this.pending = new Map(); // id -> frame sent and not acknowledged, in send order
     this.seen = new Set(); // keys of the logged messages shown
     this.gaps = new Map(); // room -> { after, upTo, epoch }: what a join could not replay
     // Of the current connection only (resume starts them again):
     this.live = new Set(); // rooms whose join was accepted on it
     this.due = new Map(); // room -> its join frame, refused for now: to send again
+    this.recoverDue = false; // recovering was refused for now: to send again
     this.waiting = new Set(); // ids of pending messages not sent on it: behind their room's join
     this.refused = new Map(); // room -> { code, message } of its join refused for good
     this.ready = []; // messages whose room's join was accepted: to send (takeReady)
@@ -79,14 +85,30 @@ export class Recovery {
   /**
    * leave forgets room: it is not joined again on a new connection. The
    * messages that waited for its join go now (takeReady), before the
-   * leave_room: the server answers them.
+   * leave_room: the server answers them. If that join was refused for now
+   * and is due again, it goes first, ahead of them: without it they would
+   * all be refused with not_in_room.
    */
   leave(room) {
+    const due = this.due.get(room);
+    if (due && [...this.pending.values()].some((f) => this.waiting.has(f.id) && f.room === room)) this.ready.push(due);
     this.joined.delete(room);
     this.live.delete(room);
     this.due.delete(room);
     this.refused.delete(room);
     this.flush();
+  }
+
+  /**
+   * closed notes that the connection ended: no room's join is accepted on
+   * it any more and no join is due on it. Until the next welcome's resume,
+   * retryFrames sends no message to a joined room: on a new connection it
+   * would go ahead of its room's join and be refused with not_in_room.
+   */
+  closed() {
+    this.live.clear();
+    this.due.clear();
+    this.recoverDue = false;
   }
 
   /** track gives a message or private message frame an id and keeps it until its ack. */
@@ -118,7 +140,8 @@ export class Recovery {
 
   /**
    * takeReady returns, once, the messages whose room's join was accepted
-   * (or that room left) since: to send now, in send order.
+   * (or that room left) since: to send now, in send order; a room left
+   * with its join due puts that join first.
    */
   takeReady() {
     const ready = this.ready;
@@ -138,27 +161,32 @@ export class Recovery {
 
   /**
    * refusedForNow reports whether frame, observed, refused for now a frame
-   * to send again: a message awaiting its ack, or a join (retryFrames).
+   * to send again: a message awaiting its ack, a join, or the
+   * recover_private (retryFrames).
    */
   refusedForNow(frame) {
-    return frame.type === 'error' && RETRY.has(frame.code) && (this.pending.has(frame.id) || this.joinIds.has(frame.id));
+    if (frame.type !== 'error' || !RETRY.has(frame.code) || !frame.id) return false;
+    return this.pending.has(frame.id) || this.joinIds.has(frame.id) || this.recovering?.id === frame.id;
   }
 
   /**
    * retryFrames returns the frames to send again after a refusal for now:
-   * the joins refused for now, then every message awaiting its ack that is
-   * not behind its room's join.
+   * the joins refused for now, the recover_private if it was, then every
+   * message awaiting its ack that is not behind its room's join.
    */
   retryFrames() {
     const joins = [...this.due.values()];
     this.due.clear();
+    if (this.recoverDue) joins.push(this.recovering);
+    this.recoverDue = false;
     return joins.concat([...this.pending.values()].filter((f) => !this.waiting.has(f.id) && !this.behindJoin(f)));
   }
 
   /**
    * resume returns, for a new connection once its welcome was observed, the
    * frames that pick up where the last one ended: the rooms joined again
-   * from their last positions, the private messages missed, and every frame
+   * from their last positions, the private messages missed (a
+   * recover_private with an id, kept until answered), and every frame
    * not acknowledged, with its id, but for the messages to a room joined
    * again: those go once its room_joined comes (takeReady).
    */
@@ -168,8 +196,11 @@ export class Recovery {
     this.refused.clear();
     this.waiting.clear();
     this.ready = [];
+    this.recoverDue = false;
+    this.joinIds.clear(); // the last connection's joins are answered on it or never
     const frames = [...this.joined].map((room) => this.joinFrame(room));
-    if (this.inbox) frames.push({ type: 'recover_private', since: { ...this.inbox } });
+    this.recovering = this.inbox ? { type: 'recover_private', id: this.newId('r'), since: { ...this.inbox } } : null;
+    if (this.recovering) frames.push(this.recovering);
     for (const f of this.pending.values()) {
       if (this.behindJoin(f)) this.waiting.add(f.id);
       else frames.push(f);
@@ -194,6 +225,7 @@ export class Recovery {
   observe(frame) {
     switch (frame.type) {
       case 'system':
+        if (frame.user_id) this.self = frame.user_id;
         if (!this.inbox) this.inbox = { offset: frame.inbox?.offset ?? 0, epoch: frame.inbox?.epoch ?? '' };
         return true;
       case 'ack':
@@ -204,11 +236,16 @@ export class Recovery {
         return true;
       case 'room_joined':
         return this.roomJoined(frame);
+      case 'room_left':
+        if (frame.kicked && frame.room && frame.user_id === this.self) this.kicked(frame);
+        return true;
       case 'message':
         return this.message(frame);
       case 'private_message':
         return this.privateMessage(frame);
       case 'private_recovered':
+        this.recovering = null;
+        this.recoverDue = false;
         if (!frame.recovered) {
           this.inbox = { offset: frame.offset ?? 0, epoch: frame.epoch ?? '' };
           this.advanceInbox();
@@ -224,6 +261,11 @@ export class Recovery {
    * code and text; a join's refusal for good gets its room, if it has none.
    */
   error(frame) {
+    if (frame.id && this.recovering?.id === frame.id) {
+      if (RETRY.has(frame.code)) this.recoverDue = true; // send again (retryFrames)
+      else this.recovering = null;
+      return;
+    }
     const join = this.joinIds.get(frame.id);
     if (RETRY.has(frame.code)) {
       // Not carried out: send again later; a join, once due (retryFrames).
@@ -245,12 +287,34 @@ export class Recovery {
     this.due.delete(join.room);
     this.refused.set(join.room, { code: frame.code, message: frame.message });
     if (!frame.room) frame.room = join.room;
+    this.fail(join.room, frame);
+  }
+
+  /**
+   * kicked notes our own room_left with kicked set: an administrator took
+   * every session of ours out of the room. It is not joined again on a new
+   * connection (that would undo the kick), and the messages waiting for its
+   * join fail with code not_in_room, saying so. But a join of it still to be
+   * answered reached the server after the kick (the answer to one before
+   * would have come first): the room stays joined, its messages wait for it.
+   */
+  kicked(frame) {
+    const room = frame.room;
+    this.live.delete(room);
+    const answerToCome = !this.due.has(room) && [...this.joinIds.values()].some((j) => j.room === room);
+    if (this.joined.has(room) && answerToCome) return;
+    this.joined.delete(room);
+    this.due.delete(room);
+    this.fail(room, { code: 'not_in_room', message: `kicked from room "${room}"`, timestamp: frame.timestamp });
+  }
+
+  /** fail fails the messages waiting for room's join with the error { code, message, timestamp } (takeFailed). */
+  fail(room, { code, message, timestamp }) {
     for (const f of this.pending.values()) {
-      if (this.waiting.has(f.id) && f.room === join.room) {
+      if (this.waiting.has(f.id) && f.room === room) {
         this.waiting.delete(f.id);
         this.pending.delete(f.id);
-        const { code, message, timestamp } = frame;
-        this.failed.push({ type: 'error', id: f.id, room: join.room, code, message, timestamp });
+        this.failed.push({ type: 'error', id: f.id, room, code, message, timestamp });
       }
     }
   }
