@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -41,14 +40,7 @@ func startTLS(tb testing.TB, cfg node.Config) *target {
 func testCert(tb testing.TB) (*tlsconfig.Reloader, *tls.Config) {
 	tb.Helper()
 	ca := tlstest.NewCA(tb)
-	dir := tb.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	ca.Install(tb, 1, certFile, keyFile)
-	r, err := tlsconfig.New(tlsconfig.Config{CertFile: certFile, KeyFile: keyFile})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return r, &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
+	return ca.Reloader(tb), &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
 }
 
 // A TLS handshake, or the head after it, that stops coming is cut off at

@@ -1,14 +1,12 @@
 package load_test
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/tertulia/tertulia/clients/load"
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
-	"github.com/tertulia/tertulia/server/tlsconfig"
 	"github.com/tertulia/tertulia/server/tlsconfig/tlstest"
 )
 
@@ -16,14 +14,7 @@ import (
 // idle scenario's connections open (welcome, join), hold and close, and
 // the node's memory is read.
 func TestIdleOverTLS(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	tlstest.NewCA(t).Install(t, 1, certFile, keyFile)
-	r, err := tlsconfig.New(tlsconfig.Config{CertFile: certFile, KeyFile: keyFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited(), TLS: r})
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited(), TLS: tlstest.NewCA(t).Reloader(t)})
 	res := run(t, srv, load.Config{Scenario: "idle", Transport: "ws", TLS: true, Conns: 20, Rooms: 2, Duration: 200 * time.Millisecond})
 	if res.Dropped != 0 || res.ConnectSec <= 0 || res.ServerRSSMiB <= 0 {
 		t.Errorf("got %d dropped (%s), %v connections/s, server RSS %v MiB; want none dropped, both > 0",

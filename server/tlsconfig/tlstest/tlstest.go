@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/tertulia/tertulia/server/tlsconfig"
 )
 
 // CA is a test certificate authority.
@@ -117,6 +119,20 @@ func (ca *CA) Install(t testing.TB, serial int64, certFile, keyFile string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// Reloader installs a certificate of ca in a directory of the test's and
+// returns what a server is configured with to serve it.
+func (ca *CA) Reloader(t testing.TB) *tlsconfig.Reloader {
+	t.Helper()
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.Install(t, 1, certFile, keyFile)
+	r, err := tlsconfig.New(tlsconfig.Config{CertFile: certFile, KeyFile: keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // Serial dials addr over TLS, trusting only ca, and returns the serial
