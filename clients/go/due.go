@@ -45,6 +45,18 @@ func (r *Recovery) refusedJoin(f *chatv1.ServerFrame) string {
 	return room
 }
 
+// kickedOut returns the room that f, the client's own room_left with
+// kicked set, takes the client out of (Recovery.kickedFrom), "" if f is no
+// such frame. Observe forgets that room; call it before.
+func (r *Recovery) kickedOut(f *chatv1.ServerFrame) string {
+	if !f.GetRoomLeft().GetKicked() {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.kickedFrom(f.GetRoomLeft())
+}
+
 // isPending reports whether the frame with id awaits its ack.
 func (r *Recovery) isPending(id string) bool {
 	r.mu.Lock()

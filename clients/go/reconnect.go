@@ -37,7 +37,12 @@ import (
 // go once it is, in send order; if it is refused for good (banned,
 // forbidden, ...), each of them is answered on Events by an error frame
 // with its id and the join's code and text, as are those sent to the room
-// later on the connection, until it is joined again or left. So messages to different
+// later on the connection, until it is joined again or left. An
+// administrator's kick out of a room (the user's own room_left with kicked
+// set) ends its membership as Leave would: it is not joined again on the
+// next connection, and the messages waiting for its join fail with code
+// not_in_room, unless a join of it is still to be answered (that join came
+// after the kick: they wait for it). So messages to different
 // rooms may overtake each other; those to one room keep their order. Each
 // message gets one last answer on Events, after any refusals for now: its
 // ack, or an error that refuses it for good. It gives up only when the
@@ -141,8 +146,8 @@ func (r *Reconnecting) Close() error {
 // Join joins room now, and again on every new connection until Leave.
 // Between connections it only records the room. Messages to room wait for
 // the join's room_joined, or its already_in_room if the connection is in
-// the room (see Reconnecting): also after the connection was kicked out of
-// it.
+// the room (see Reconnecting). After an administrator kicked the user out
+// of room, it is a fresh join.
 func (r *Reconnecting) Join(room string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -328,8 +333,9 @@ func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error
 			// The resend moves on before f is handed over: whoever reads a
 			// refusal finds the resend under way. A frame without an id
 			// (other members' messages, presence) answers nothing: it
-			// takes no lock that SendFrame holds across its network write.
-			if f.Id == "" {
+			// takes no lock that SendFrame holds across its network write,
+			// unless it is a kick, which fails messages waiting to go.
+			if f.Id == "" && !f.GetRoomLeft().GetKicked() {
 				if r.rec.Observe(f) && !r.hand(ctx, f) {
 					return ctx.Err()
 				}

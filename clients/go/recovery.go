@@ -36,6 +36,13 @@ import (
 // beyond the history, or the log's epoch changed). Then Reload fetches
 // what the history still holds.
 //
+// An administrator's kick out of a room (the client's own room_left with
+// kicked set) ends its membership as Leave would: a new connection does not
+// join it again, which would undo the kick. But a join of it still to be
+// answered reached the server after the kick (the answer to one sent
+// before would have come first): the room stays joined, and that join's
+// answer decides.
+//
 // Its methods are safe for concurrent use.
 type Recovery struct {
 	prefix string        // makes generated ids unique to this Recovery
@@ -43,6 +50,7 @@ type Recovery struct {
 
 	mu       sync.Mutex                     // protects the fields below
 	welcomes int                            // connections whose welcome was observed
+	self     string                         // the user's id, from the last welcome
 	rooms    map[string]*roomPosition       // joined rooms, by name
 	order    []string                       // joined rooms, in join order
 	inbox    *chatv1.Position               // every private message up to it was seen; nil before the first welcome
@@ -186,13 +194,16 @@ func (r *Recovery) Inbox() *chatv1.Position {
 // the wait for its frame; the own room_joined places the room, and one
 // with recovered false moves the room to the server's position (what lies
 // before it is for Reload). An already_in_room answering a room's join
-// says it is joined too (it was already, under the same name).
+// says it is joined too (it was already, under the same name). The
+// client's own room_left with kicked set forgets the room (see Recovery),
+// unless a join of it is still to be answered.
 func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
 	case f.GetSystem() != nil:
 		r.welcomes++
+		r.self = f.GetSystem().GetUserId()
 		if r.inbox == nil {
 			r.inbox = position(f.GetSystem().GetInbox())
 		}
@@ -215,6 +226,10 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 			// messages.
 			at.Offset -= min(j.Offset, uint64(rp.history))
 			rp.pos = at
+		}
+	case f.GetRoomLeft() != nil:
+		if room := r.kickedFrom(f.GetRoomLeft()); room != "" {
+			r.forget(room)
 		}
 	case f.GetMessage() != nil:
 		m := f.GetMessage()
@@ -254,6 +269,22 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 		r.acked(f.Id)
 	}
 	return true
+}
+
+// kickedFrom returns the joined room that l, a room_left, says an
+// administrator took this user out of, unless a join of it is still to be
+// answered (neither accepted on the connection nor refused for now): that
+// join came after the kick, and the room stays joined. "" if none.
+func (r *Recovery) kickedFrom(l *chatv1.RoomLeft) string {
+	if !l.Kicked || l.UserId == "" || l.UserId != r.self {
+		return ""
+	}
+	room := roomKey(l.Room)
+	rp := r.rooms[room]
+	if rp == nil || !rp.live && !rp.due {
+		return ""
+	}
+	return room
 }
 
 // ownJoin returns the room whose join frame had id, now named room: the

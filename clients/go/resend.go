@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -49,7 +50,11 @@ const breachGap = time.Second
 // refused for good (banned, forbidden, ...), each fails with that join's
 // error, handed over as an error frame with the message's id; so do those
 // sent to the room later on the connection, which the server refuses with
-// not_in_room, until the room is joined again or left.
+// not_in_room, until the room is joined again or left. If an administrator
+// kicks the client out of the room (Recovery forgets it), each of the
+// room's messages not sent yet (behind its join, or held) fails with code
+// not_in_room and a text saying so; but a join of the room still to be
+// answered came after the kick, and they wait for it.
 //
 // A resender belongs to one connection and is dropped with it (the next
 // connection's resume sends everything anyway). Its methods are called
@@ -146,7 +151,8 @@ func (rs *resender) fail(room string, refusal *chatv1.Error) []*chatv1.ServerFra
 // a second answer to a message already acknowledged (one sent again before
 // its first answer came back), so that each message gets one ack. failed
 // are the answers to the messages that waited behind a join f refuses for
-// good, to hand over after f.
+// good, or behind the join of a room f (a kick) takes the client out of,
+// to hand over after f.
 func (rs *resender) observe(f *chatv1.ServerFrame) (fresh bool, failed []*chatv1.ServerFrame) {
 	answer := f.Id != "" && (f.GetAck() != nil || f.GetError() != nil)
 	if answer && rs.owed[f.Id] > 0 {
@@ -159,6 +165,7 @@ func (rs *resender) observe(f *chatv1.ServerFrame) (fresh bool, failed []*chatv1
 	}
 	refused := rs.rec.refusedForNow(f)
 	refusedRoom := rs.rec.refusedJoin(f)
+	kickedRoom := rs.rec.kickedOut(f)
 	if f.GetError().GetCode() == chatcodes.CodeNotInRoom {
 		// A message sent after its room's join was refused, that refusal
 		// came back meanwhile: it was not joined for that reason.
@@ -172,6 +179,10 @@ func (rs *resender) observe(f *chatv1.ServerFrame) (fresh bool, failed []*chatv1
 	if refusedRoom != "" {
 		rs.refused[refusedRoom] = proto.CloneOf(f.GetError()) // f goes to the reader of Events
 		failed = rs.fail(refusedRoom, f.GetError())
+	}
+	if kickedRoom != "" {
+		failed = rs.fail(kickedRoom, &chatv1.Error{Code: chatcodes.CodeNotInRoom,
+			Message: fmt.Sprintf("kicked from room %q", kickedRoom)})
 	}
 	switch {
 	case refused:

@@ -1,0 +1,150 @@
+package client_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	client "github.com/tertulia/tertulia/clients/go"
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
+	"github.com/tertulia/tertulia/server/node"
+	"github.com/tertulia/tertulia/server/node/nodetest"
+)
+
+// kick has an administrator kick user out of room on srv, and reads the
+// user's room_left with kicked set on events.
+func kick(t *testing.T, srv *nodetest.Server, events <-chan *chatv1.ServerFrame, user, room string) {
+	t.Helper()
+	admin, err := client.Dial(srv.GRPCAddr, client.WithToken(srv.Token(t, "root", true)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.Kick(context.Background(), room, user); err != nil {
+		t.Fatal(err)
+	}
+	await(t, events, user+"'s room_left", func(f *chatv1.ServerFrame) bool {
+		return f.GetRoomLeft().GetKicked() && f.GetRoomLeft().GetUserId() == user
+	})
+}
+
+// After an administrator kicked alice out of a room, her next connection
+// does not join it again (that would undo the kick): the server answers a
+// message to it with not_in_room. Join of it again is a fresh join, and
+// her messages to it are acknowledged.
+func TestKickedRoomIsNotJoinedAgain(t *testing.T) {
+	a := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
+	b := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
+	alice := reconnecting(t, []string{a.GRPCAddr, b.GRPCAddr}, a.Token(t, "alice", false))
+	for _, room := range []string{"copas", "cañas"} {
+		if err := alice.Join(room); err != nil {
+			t.Fatal(err)
+		}
+		await(t, alice.Events(), room+" joined", joined(room))
+	}
+	kick(t, a, alice.Events(), "alice", "copas")
+
+	a.Stop(t)
+	await(t, alice.Events(), "a new welcome", isWelcome)
+	send(t, alice, nodetest.RoomMessage("m1", "cañas", "sigo aquí"))
+	send(t, alice, nodetest.RoomMessage("m2", "copas", "¿y yo?"))
+	var rejoined []string
+	got := newAnswers()
+	got.read(t, alice.Events(), "m1's and m2's answers", func(f *chatv1.ServerFrame) bool {
+		if j := f.GetRoomJoined(); j != nil {
+			rejoined = append(rejoined, j.Room)
+		}
+		return got.final("m1") && got.final("m2")
+	})
+	if !slices.Equal(rejoined, []string{"cañas"}) {
+		t.Errorf("rooms joined again on b: %q, want cañas only", rejoined)
+	}
+	if got.acks["m1"] != 1 {
+		t.Errorf("m1 to cañas: errors %q, want an ack", got.errors["m1"])
+	}
+	if got.acks["m2"] != 0 || !slices.Equal(got.errors["m2"], []string{chatcodes.CodeNotInRoom}) {
+		t.Errorf("m2 to copas: %d acks, errors %q, want not_in_room", got.acks["m2"], got.errors["m2"])
+	}
+
+	if err := alice.Join("copas"); err != nil {
+		t.Fatal(err)
+	}
+	await(t, alice.Events(), "copas joined again", joined("copas"))
+	sendAcked(t, alice, "m3", "copas")
+}
+
+// A message waiting for its room's join, refused for now (rate_limited),
+// when an administrator kicks alice out of that room, fails once, with
+// code not_in_room and a text saying she was kicked, and is not sent: the
+// room is no longer joined, and the join is not sent again.
+func TestMessageWaitingForAKickedRoomsJoinFails(t *testing.T) {
+	limits := nodetest.Unlimited()
+	limits.JoinsPerSecond = 0.5 // a burst of one: the join again is refused
+	srv := nodetest.Start(t, node.Config{Limits: limits})
+	// The join refused goes again only after a minute: the kick comes first.
+	alice := joinAlice(t, srv, client.Backoff{Min: time.Minute, Max: time.Minute})
+	if err := alice.Join(resendRoom); err != nil {
+		t.Fatal(err)
+	}
+	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "espero"))
+	got := newAnswers()
+	got.read(t, alice.Events(), "the join's refusal", func(f *chatv1.ServerFrame) bool {
+		return f.GetError() != nil && f.Id != "m1"
+	})
+	got.joinRefused(t, "m1")
+	if len(got.errors["m1"]) != 0 || got.acks["m1"] != 0 {
+		t.Fatalf("m1 answered before the kick: errors %q, %d acks", got.errors["m1"], got.acks["m1"])
+	}
+
+	kick(t, srv, alice.Events(), "alice", resendRoom)
+	f := await(t, alice.Events(), "m1's answer", func(f *chatv1.ServerFrame) bool { return f.Id == "m1" })
+	got.note(f)
+	if e := f.GetError(); e.GetCode() != chatcodes.CodeNotInRoom || !strings.Contains(e.GetMessage(), "kicked") {
+		t.Fatalf("m1's answer: %v, want not_in_room saying alice was kicked", f)
+	}
+	if n := alice.Pending(); n != 0 {
+		t.Errorf("%d messages pending, want 0", n)
+	}
+	// A leave sent by hand: the server says alice is not in the room, and
+	// nothing more answers m1 before it.
+	send(t, alice, &chatv1.ClientFrame{Id: "l1", Kind: &chatv1.ClientFrame_LeaveRoom{LeaveRoom: &chatv1.LeaveRoom{Room: resendRoom}}})
+	got.read(t, alice.Events(), "the leave's answer", func(f *chatv1.ServerFrame) bool { return f.Id == "l1" })
+	if !slices.Equal(got.errors["l1"], []string{chatcodes.CodeNotInRoom}) {
+		t.Errorf("the leave: errors %q, want not_in_room", got.errors["l1"])
+	}
+	if got.acks["m1"] != 0 || len(got.errors["m1"]) != 1 {
+		t.Errorf("m1: %d acks, errors %q, want one not_in_room", got.acks["m1"], got.errors["m1"])
+	}
+}
+
+// A Recovery forgets a room when its user is kicked out of it, as Leave
+// would (another user's kick leaves it be), unless a join of the room is
+// still to be answered: that join reached the server after the kick, and
+// the room stays joined.
+func TestRecoveryForgetsAKickedRoomUnlessAJoinIsToBeAnswered(t *testing.T) {
+	kicked := func(user, room string) *chatv1.ServerFrame {
+		return &chatv1.ServerFrame{Event: &chatv1.ServerFrame_RoomLeft{RoomLeft: &chatv1.RoomLeft{Room: room, UserId: user, Kicked: true}}}
+	}
+	rec := client.NewRecovery()
+	rec.Observe(&chatv1.ServerFrame{Event: &chatv1.ServerFrame_System{System: &chatv1.System{UserId: "alice"}}})
+	for _, room := range []string{"copas", "cañas"} {
+		j := rec.Join(room, 0)
+		rec.Observe(&chatv1.ServerFrame{Id: j.Id, Event: &chatv1.ServerFrame_RoomJoined{RoomJoined: &chatv1.RoomJoined{Room: room, Offset: 7, Epoch: "e"}}})
+	}
+	rec.Join("cañas", 0) // not answered yet
+	rec.Observe(kicked("bob", "copas"))
+	if rec.Position("copas") == nil {
+		t.Fatal("bob's kick forgot alice's copas")
+	}
+	rec.Observe(kicked("alice", "copas"))
+	rec.Observe(kicked("alice", "cañas"))
+	if p := rec.Position("copas"); p != nil {
+		t.Errorf("copas after alice's kick: at %v, want forgotten", p)
+	}
+	if rec.Position("cañas") == nil {
+		t.Error("cañas, whose join came after the kick, was forgotten")
+	}
+}
