@@ -182,8 +182,9 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
   assert.deepEqual(frames.map((f) => f.type), ['join_room', 'recover_private'], 'the join, not the messages');
 }
 // Leaving a room whose join is due again (refused for now) with messages
-// waiting for it: that join goes first, then they, so the server can
-// accept them before the leave_room.
+// waiting for it: they fail here, saying so, rather than going behind that
+// join sent again at once (refused again, they were lost to a bare
+// not_in_room); nothing is sent but the leave_room, nor sent again later.
 {
   const r = new Recovery();
   r.observe(welcome(0, ''));
@@ -192,12 +193,27 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
   assert.equal(r.submit(m1), null);
   r.observe({ type: 'error', id: j.id, code: 'unavailable', message: 'could not join room "tapas"' });
   r.leave('tapas');
-  assert.deepEqual(r.takeReady().map((f) => [f.type, f.id]), [['join_room', j.id], ['message', m1.id]], 'the join, then the message');
-  assert.deepEqual(r.retryFrames().filter((f) => f.type === 'join_room'), [], 'and not again');
-  const j2 = r.join('copas');
-  r.observe({ type: 'error', id: j2.id, code: 'unavailable', message: 'could not join room "copas"' });
-  r.leave('copas');
-  assert.deepEqual(r.takeReady(), [], 'no message waited: the join is not sent');
+  assert.deepEqual(r.takeReady(), [], 'nothing sent for the room left');
+  assert.deepEqual(r.takeFailed().map((f) => [f.id, f.code, f.message]),
+    [[m1.id, 'not_in_room', 'left room "tapas" before its join was accepted']], 'the message fails, saying why');
+  assert.deepEqual(r.retryFrames().filter((f) => f.type === 'join_room'), [], 'and the join is not sent again');
+  assert.equal(r.pending.size, 0);
+}
+// A join refused for now and given up on (left, or joined again) is no
+// answer to come: a kick after the room is joined again takes the room
+// out, rather than waiting for that answer.
+for (const giveUp of ['leave', 'join again']) {
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const j = r.join('tapas');
+  r.observe({ type: 'error', id: j.id, code: 'rate_limited', message: 'too many joins' });
+  if (giveUp === 'leave') r.leave('tapas');
+  const j2 = r.join('tapas');
+  r.observe({ type: 'room_joined', id: j2.id, room: 'tapas', offset: 0, epoch: 'e1' });
+  r.observe({ type: 'room_left', room: 'tapas', user_id: 'u-alice', kicked: true });
+  assert.ok(!r.joined.has('tapas'), `${giveUp}: kicked out`);
+  r.observe(welcome(0, ''));
+  assert.ok(!r.resume().some((f) => f.type === 'join_room'), `${giveUp}: not joined again`);
 }
 // Kicked from a room (our own room_left, kicked): it is not joined again on
 // the next connection, a message to it is not held for a join, and what

@@ -69,9 +69,19 @@ export class Recovery {
     this.joined.add(room);
     this.rooms.delete(room); // a new join shows the history again; seen keeps out what is on screen
     this.live.delete(room);
-    this.due.delete(room);
+    this.dropDue(room);
     this.refused.delete(room);
     return this.joinFrame(room);
+  }
+
+  /**
+   * dropDue forgets room's join refused for now: it will not be sent again,
+   * so no answer to it is to come (see kicked).
+   */
+  dropDue(room) {
+    const due = this.due.get(room);
+    if (due) this.joinIds.delete(due.id);
+    this.due.delete(room);
   }
 
   joinFrame(room) {
@@ -84,17 +94,19 @@ export class Recovery {
 
   /**
    * leave forgets room: it is not joined again on a new connection. The
-   * messages that waited for its join go now (takeReady), before the
-   * leave_room: the server answers them. If that join was refused for now
-   * and is due again, it goes first, ahead of them: without it they would
-   * all be refused with not_in_room.
+   * messages that waited for a join on its way go now (takeReady), before
+   * the leave_room: the server answers them. If that join was refused for
+   * now and is due again, they fail here instead (takeFailed): sent again
+   * at once, ahead of the page's backoff, it would likely be refused again
+   * and they with it, with a bare not_in_room.
    */
   leave(room) {
-    const due = this.due.get(room);
-    if (due && [...this.pending.values()].some((f) => this.waiting.has(f.id) && f.room === room)) this.ready.push(due);
+    if (this.due.has(room)) {
+      this.fail(room, { code: 'not_in_room', message: `left room "${room}" before its join was accepted`, timestamp: new Date().toISOString() });
+    }
     this.joined.delete(room);
     this.live.delete(room);
-    this.due.delete(room);
+    this.dropDue(room);
     this.refused.delete(room);
     this.flush();
   }
@@ -268,8 +280,10 @@ export class Recovery {
     }
     const join = this.joinIds.get(frame.id);
     if (RETRY.has(frame.code)) {
-      // Not carried out: send again later; a join, once due (retryFrames).
+      // Not carried out: send again later; a join, once due (retryFrames),
+      // unless its room was left meanwhile.
       if (join && this.joined.has(join.room)) this.due.set(join.room, join);
+      else if (join) this.joinIds.delete(frame.id);
       return;
     }
     const sent = this.pending.get(frame.id);
@@ -304,7 +318,7 @@ export class Recovery {
     const answerToCome = !this.due.has(room) && [...this.joinIds.values()].some((j) => j.room === room);
     if (this.joined.has(room) && answerToCome) return;
     this.joined.delete(room);
-    this.due.delete(room);
+    this.dropDue(room);
     this.fail(room, { code: 'not_in_room', message: `kicked from room "${room}"`, timestamp: frame.timestamp });
   }
 
