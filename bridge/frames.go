@@ -46,6 +46,7 @@ type serverJSON struct {
 	Inbox     opt[positionJSON] `json:"inbox,omitzero"`
 	ExpiresAt opt[frameTime]    `json:"expires_at,omitzero"`
 	Kicked    bool              `json:"kicked,omitempty"`
+	Yours     bool              `json:"yours,omitempty"`
 }
 
 // positionJSON is a place in a log, as frames carry it both ways.
@@ -114,7 +115,7 @@ func (j *serverJSON) fill(f *chatv1.ServerFrame) error {
 		j.Type = hub.KindRoomLeft.String()
 		r := e.RoomLeft
 		j.Message, j.Room, j.UserID, j.Username = r.GetMessage(), r.GetRoom(), r.GetUserId(), r.GetUsername()
-		j.Kicked = r.GetKicked()
+		j.Kicked, j.Yours = r.GetKicked(), r.GetYours()
 	case *chatv1.ServerFrame_PrivateMessage:
 		j.Type = hub.KindPrivateMessage.String()
 		p := e.PrivateMessage

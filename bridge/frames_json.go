@@ -68,6 +68,9 @@ func (j *serverJSON) appendJSON(dst []byte) []byte {
 	if j.Kicked {
 		dst = append(dst, `,"kicked":true`...)
 	}
+	if j.Yours {
+		dst = append(dst, `,"yours":true`...)
+	}
 	return append(dst, '}')
 }
 

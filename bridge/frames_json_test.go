@@ -56,7 +56,7 @@ func everyKind(s, u string, n uint64, on bool) []*chatv1.ServerFrame {
 		{Event: &chatv1.ServerFrame_Message{Message: &chatv1.Message{Sender: u, UserId: u, Message: s, Room: u, Offset: n, Epoch: s}}},
 		{Event: &chatv1.ServerFrame_RoomJoined{RoomJoined: &chatv1.RoomJoined{Message: s, Room: u, UserId: u, Username: s, Offset: n, Epoch: u, Recovered: proto.Bool(on)}}},
 		{Event: &chatv1.ServerFrame_RoomJoined{RoomJoined: &chatv1.RoomJoined{Message: s, Room: u}}},
-		{Event: &chatv1.ServerFrame_RoomLeft{RoomLeft: &chatv1.RoomLeft{Message: s, Room: u, UserId: u, Username: s, Kicked: on}}},
+		{Event: &chatv1.ServerFrame_RoomLeft{RoomLeft: &chatv1.RoomLeft{Message: s, Room: u, UserId: u, Username: s, Kicked: on, Yours: on}}},
 		{Event: &chatv1.ServerFrame_PrivateMessage{PrivateMessage: &chatv1.PrivateMessage{Sender: u, UserId: u, Message: s, Offset: n, Epoch: u}}},
 		{Event: &chatv1.ServerFrame_PrivateSent{PrivateSent: &chatv1.PrivateSent{Message: s, TargetUser: u, Delivered: int32(n)}}},
 		{Event: &chatv1.ServerFrame_AdminBroadcast{AdminBroadcast: &chatv1.AdminBroadcast{Message: s, Room: u}}},

@@ -72,6 +72,7 @@ func TestEncodeFrameGolden(t *testing.T) {
 		{"system_expires", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_System{System: &chatv1.System{Message: "Welcome alice", ConnectionId: "c0ffee", UserId: "alice", ExpiresAt: exp}}}},
 		{"refreshed", &chatv1.ServerFrame{Id: "r1", Event: &chatv1.ServerFrame_Refreshed{Refreshed: &chatv1.Refreshed{ExpiresAt: exp}}}},
 		{"room_left_kicked", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_RoomLeft{RoomLeft: &chatv1.RoomLeft{Message: "alice left room lounge", Room: "lounge", UserId: "alice", Username: "alice", Kicked: true}}}},
+		{"room_left_kicked_yours", &chatv1.ServerFrame{Event: &chatv1.ServerFrame_RoomLeft{RoomLeft: &chatv1.RoomLeft{Message: "alice left room lounge", Room: "lounge", UserId: "alice", Username: "alice", Kicked: true, Yours: true}}}},
 		{"error", &chatv1.ServerFrame{Id: "j1", Event: &chatv1.ServerFrame_Error{Error: &chatv1.Error{Message: "room name must be 1 to 64 characters", Code: "invalid_room"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

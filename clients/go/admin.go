@@ -20,7 +20,8 @@ func (c *Client) DisconnectUser(ctx context.Context, user, reason string) (int, 
 	return int(r.GetConnections()), err
 }
 
-// Kick takes user's sessions out of room; they get room_left with kicked set.
+// Kick takes user's sessions out of room; they get room_left with kicked set,
+// and yours on each session's own copy.
 func (c *Client) Kick(ctx context.Context, room, user string) error {
 	_, err := c.admin().KickUser(c.ctx(ctx), &chatv1.KickUserRequest{Room: room, User: user})
 	return err

@@ -46,7 +46,7 @@ func (r *Recovery) refusedJoin(f *chatv1.ServerFrame) string {
 }
 
 // kickedOut returns the room that f, the client's own room_left with
-// kicked set, takes the client out of (Recovery.kickedFrom), "" if f is no
+// kicked and yours set, takes the client out of (Recovery.kickedFrom), "" if f is no
 // such frame. Observe forgets that room; call it before.
 func (r *Recovery) kickedOut(f *chatv1.ServerFrame) string {
 	if !f.GetRoomLeft().GetKicked() {

@@ -122,12 +122,16 @@ func TestMessageWaitingForAKickedRoomsJoinFails(t *testing.T) {
 	}
 }
 
-// A Recovery forgets a room when its user is kicked out of it, as Leave
-// would (another user's kick leaves it be), unless a join of the room is
-// still to be answered: that join reached the server after the kick, and
+// A Recovery forgets a room when its session is kicked out of it, as Leave
+// would (another user's kick, or the copy about another session of the same
+// user, which is not marked yours, leaves it be), unless a join of the room
+// is still to be answered: that join reached the server after the kick, and
 // the room stays joined.
 func TestRecoveryForgetsAKickedRoomUnlessAJoinIsToBeAnswered(t *testing.T) {
 	kicked := func(user, room string) *chatv1.ServerFrame {
+		return &chatv1.ServerFrame{Event: &chatv1.ServerFrame_RoomLeft{RoomLeft: &chatv1.RoomLeft{Room: room, UserId: user, Kicked: true, Yours: true}}}
+	}
+	aboutAnother := func(user, room string) *chatv1.ServerFrame {
 		return &chatv1.ServerFrame{Event: &chatv1.ServerFrame_RoomLeft{RoomLeft: &chatv1.RoomLeft{Room: room, UserId: user, Kicked: true}}}
 	}
 	rec := client.NewRecovery()
@@ -140,6 +144,10 @@ func TestRecoveryForgetsAKickedRoomUnlessAJoinIsToBeAnswered(t *testing.T) {
 	rec.Observe(kicked("bob", "copas"))
 	if rec.Position("copas") == nil {
 		t.Fatal("bob's kick forgot alice's copas")
+	}
+	rec.Observe(aboutAnother("alice", "copas"))
+	if rec.Position("copas") == nil {
+		t.Fatal("the kick of alice's other session forgot this session's copas")
 	}
 	rec.Observe(kicked("alice", "copas"))
 	rec.Observe(kicked("alice", "cañas"))

@@ -38,8 +38,8 @@ import (
 // forbidden, ...), each of them is answered on Events by an error frame
 // with its id and the join's code and text, as are those sent to the room
 // later on the connection, until it is joined again or left. An
-// administrator's kick out of a room (the user's own room_left with kicked
-// set) ends its membership as Leave would: it is not joined again on the
+// administrator's kick out of a room (the session's own room_left with kicked
+// and yours set; not the copies about the user's other sessions) ends its membership as Leave would: it is not joined again on the
 // next connection, and the messages waiting for its join fail with code
 // not_in_room, unless a join of it is still to be answered (that join came
 // after the kick: they wait for it). So messages to different

@@ -37,7 +37,8 @@ import (
 // what the history still holds.
 //
 // An administrator's kick out of a room (the client's own room_left with
-// kicked set) ends its membership as Leave would: a new connection does not
+// kicked and yours set: the copies about the user's other sessions, which
+// yours does not mark, change nothing) ends its membership as Leave would: a new connection does not
 // join it again, which would undo the kick. But a join of it still to be
 // answered reached the server after the kick (the answer to one sent
 // before would have come first): the room stays joined, and that join's
@@ -195,7 +196,7 @@ func (r *Recovery) Inbox() *chatv1.Position {
 // with recovered false moves the room to the server's position (what lies
 // before it is for Reload). An already_in_room answering a room's join
 // says it is joined too (it was already, under the same name). The
-// client's own room_left with kicked set forgets the room (see Recovery),
+// client's own room_left with kicked and yours set forgets the room (see Recovery),
 // unless a join of it is still to be answered.
 func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 	r.mu.Lock()
@@ -272,11 +273,12 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 }
 
 // kickedFrom returns the joined room that l, a room_left, says an
-// administrator took this user out of, unless a join of it is still to be
+// administrator took this session out of (kicked and yours: a copy about
+// another session of the same user is not), unless a join of it is still to be
 // answered (neither accepted on the connection nor refused for now): that
 // join came after the kick, and the room stays joined. "" if none.
 func (r *Recovery) kickedFrom(l *chatv1.RoomLeft) string {
-	if !l.Kicked || l.UserId == "" || l.UserId != r.self {
+	if !l.Kicked || !l.Yours || l.UserId == "" || l.UserId != r.self {
 		return ""
 	}
 	room := roomKey(l.Room)

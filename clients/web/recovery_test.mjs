@@ -210,14 +210,15 @@ for (const giveUp of ['leave', 'join again']) {
   if (giveUp === 'leave') r.leave('tapas');
   const j2 = r.join('tapas');
   r.observe({ type: 'room_joined', id: j2.id, room: 'tapas', offset: 0, epoch: 'e1' });
-  r.observe({ type: 'room_left', room: 'tapas', user_id: 'u-alice', kicked: true });
+  r.observe({ type: 'room_left', room: 'tapas', user_id: 'u-alice', kicked: true, yours: true });
   assert.ok(!r.joined.has('tapas'), `${giveUp}: kicked out`);
   r.observe(welcome(0, ''));
   assert.ok(!r.resume().some((f) => f.type === 'join_room'), `${giveUp}: not joined again`);
 }
-// Kicked from a room (our own room_left, kicked): it is not joined again on
+// Kicked from a room (our own room_left, kicked and yours): it is not joined again on
 // the next connection, a message to it is not held for a join, and what
-// waited for a join of it fails; someone else's kick changes nothing.
+// waited for a join of it fails; someone else's kick, or the copy about
+// another session of ours (not marked yours), changes nothing.
 {
   const r = new Recovery();
   r.observe(welcome(0, ''));
@@ -226,11 +227,14 @@ for (const giveUp of ['leave', 'join again']) {
     r.observe({ type: 'room_joined', id: j.id, room, offset: 0, epoch: 'e1' });
   }
   r.observe({ type: 'room_left', room: 'copas', user_id: 'u-bob', kicked: true });
+  // The copy about another session of ours, taken out too, is not ours.
+  r.observe({ type: 'room_left', room: 'copas', user_id: 'u-alice', kicked: true });
+  assert.ok(r.joined.has('copas'), 'the copy about our other session changes nothing');
   const again = r.join('tapas'); // joined again meanwhile: refused for now, due
   const m1 = { type: 'message', room: 'tapas', message: 'uno' };
   assert.equal(r.submit(m1), null);
   r.observe({ type: 'error', id: again.id, code: 'unavailable', message: 'could not join room "tapas"' });
-  r.observe({ type: 'room_left', room: 'tapas', user_id: 'u-alice', kicked: true, message: 'alice left room tapas' });
+  r.observe({ type: 'room_left', room: 'tapas', user_id: 'u-alice', kicked: true, yours: true, message: 'alice left room tapas' });
   assert.deepEqual(r.takeFailed().map((f) => [f.id, f.room, f.code, f.message]), [[m1.id, 'tapas', 'not_in_room', 'kicked from room "tapas"']]);
   assert.deepEqual(r.retryFrames().filter((f) => f.type === 'join_room'), [], 'its join is not due any more');
   assert.ok(r.submit({ type: 'message', room: 'tapas', message: 'dos' }), 'not held for a join: the server answers it');
@@ -247,7 +251,7 @@ for (const giveUp of ['leave', 'join again']) {
   const again = r.join('tapas');
   const m1 = { type: 'message', room: 'tapas', message: 'uno' };
   assert.equal(r.submit(m1), null);
-  r.observe({ type: 'room_left', room: 'tapas', user_id: 'u-alice', kicked: true });
+  r.observe({ type: 'room_left', room: 'tapas', user_id: 'u-alice', kicked: true, yours: true });
   assert.deepEqual(r.takeFailed(), []);
   assert.equal(r.joined.has('tapas'), true);
   r.observe({ type: 'room_joined', id: again.id, room: 'tapas', offset: 0, epoch: 'e1' });

@@ -29,7 +29,7 @@ func FrameFromEvent(ev *hub.Event) *chatv1.ServerFrame {
 		f.Event = &chatv1.ServerFrame_RoomJoined{RoomJoined: &chatv1.RoomJoined{Message: ev.Message, Room: ev.Room, UserId: ev.UserID, Username: ev.Sender,
 			Offset: ev.Offset, Epoch: ev.Epoch, Recovered: recoveredField(ev.Recovered)}}
 	case hub.KindRoomLeft:
-		f.Event = &chatv1.ServerFrame_RoomLeft{RoomLeft: &chatv1.RoomLeft{Message: ev.Message, Room: ev.Room, UserId: ev.UserID, Username: ev.Sender, Kicked: ev.Kicked}}
+		f.Event = &chatv1.ServerFrame_RoomLeft{RoomLeft: &chatv1.RoomLeft{Message: ev.Message, Room: ev.Room, UserId: ev.UserID, Username: ev.Sender, Kicked: ev.Kicked, Yours: ev.Yours}}
 	case hub.KindPrivateMessage:
 		f.Event = &chatv1.ServerFrame_PrivateMessage{PrivateMessage: &chatv1.PrivateMessage{Sender: ev.Sender, UserId: ev.UserID, Message: ev.Message,
 			Offset: ev.Offset, Epoch: ev.Epoch}}

@@ -208,7 +208,7 @@ func (s *Session) quit(ctx context.Context, room, id string, kicked bool) bool {
 // leave takes s out of room and tells the room, if within its presence
 // limit, before s stops listening to it: s sees its own room_left, as the
 // members saw room_joined. Above the limit only s is told. kicked says an
-// administrator took s out.
+// administrator took s out; s's own copy then has Yours set (see deliver).
 func (h *Hub) leave(ctx context.Context, s *Session, room, id string, kicked bool) {
 	members, err := h.broker.RemoveMember(ctx, room, s.presence())
 	if err != nil {
@@ -222,7 +222,9 @@ func (h *Hub) leave(ctx context.Context, s *Session, room, id string, kicked boo
 	if h.announced(room, members) {
 		h.publish(ctx, topicRoom(room), ev)
 	} else {
-		s.send(ev)
+		own := *ev
+		own.Yours = kicked
+		s.send(&own)
 	}
 	h.unsubscribe(ctx, topicRoom(room), s)
 }

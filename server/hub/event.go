@@ -88,6 +88,10 @@ type Event struct {
 	// refreshed only; zero for a session that does not expire.
 	ExpiresAt time.Time
 	Kicked    bool // room_left only: an administrator took the user out
+	// Yours is set, on a kicked room_left, only on the copy for the session
+	// ReplyTo names, the one taken out (see deliver): the copies the same
+	// user's other sessions get are about another session. Never published.
+	Yours bool
 }
 
 // Recovery says whether a recovery replayed everything that was missed.

@@ -201,7 +201,9 @@ type encoded struct {
 // subscribed to topic, encoding it once per wire format (and, for an
 // announcement, per language). A client's id goes only to the session that
 // sent it: that one copy is encoded on its own, and every other recipient
-// shares the bytes of the event without it. Announcements of others'
+// shares the bytes of the event without it. So does a kicked room_left's
+// Yours: only the session taken out gets the copy with it set, so that a
+// user's other sessions can tell it is not about them. Announcements of others'
 // presence wake no writer (see Session.announce): they go out with the
 // next frame that does, within announceDelay.
 func (h *Hub) deliver(topic string, ev *Event) {
@@ -213,12 +215,18 @@ func (h *Hub) deliver(topic string, ev *Event) {
 	if g == nil {
 		return
 	}
-	shared := ev
+	own, shared := ev, ev
 	if ev.ID != "" {
 		c := *ev
 		c.ID = ""
 		shared = &c
 	}
+	if ev.Kicked {
+		c := *ev
+		c.Yours = true
+		own = &c
+	}
+	split := own != ev || shared != ev
 	perLang := announced(ev.Kind)
 	var cache [4]encoded // a node speaks few formats and languages: no allocation per fan-out
 	n := 0
@@ -226,9 +234,9 @@ func (h *Hub) deliver(topic string, ev *Event) {
 	defer g.mu.Unlock()
 	catching := g.catching.Load() > 0 // asked once per fan-out, not per member
 	for _, s := range g.list {
-		if shared != ev && s.id == ev.ReplyTo {
-			if !catching || !s.heldBack(topic, ev, nil) {
-				s.send(ev)
+		if split && s.id == ev.ReplyTo {
+			if !catching || !s.heldBack(topic, own, nil) {
+				s.send(own)
 			}
 			continue
 		}

@@ -15,6 +15,7 @@ import (
 
 	client "github.com/tertulia/tertulia/clients/go"
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/hub"
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
 )
@@ -135,5 +136,55 @@ func TestModerationOverGRPC(t *testing.T) {
 	}
 	if err := s.Err(); status.Code(err) != codes.PermissionDenied || client.Reason(err) != client.ReasonBanned {
 		t.Errorf("banned connect: %v, want PermissionDenied, banned", err)
+	}
+}
+
+// A kick takes every session of the user out of the room, and each tells
+// the room: only the copy a session gets about itself is marked yours, so
+// that the user's other sessions (and the other members) do not take it
+// for theirs. Within the presence limit the room hears both; above it only
+// each session is told, marked too.
+func TestKickMarksOnlyTheKickedSessionsOwnRoomLeft(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		limit int
+	}{{"announced", 0}, {"above presence limit", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := nodetest.Start(t, node.Config{Hub: hub.Config{PresenceLimit: tc.limit}})
+			ctx := withBearer(context.Background(), srv.Token(t, "root", true))
+			adm := chatv1.NewAdminServiceClient(dial(t, srv, "").Conn())
+			phone, laptop, bob := connect(t, srv, "alice"), connect(t, srv, "alice"), connect(t, srv, "bob")
+			phone.name, laptop.name = "alice's phone", "alice's laptop"
+			for _, u := range []*user{phone, laptop, bob} {
+				u.join("lounge")
+			}
+			if _, err := adm.KickUser(ctx, &chatv1.KickUserRequest{Room: "lounge", User: "alice"}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.limit == 0 {
+				// Bob hears both sessions leave, neither copy his.
+				for range 2 {
+					l := bob.await("alice's room_left", func(f *chatv1.ServerFrame) bool { return f.GetRoomLeft().GetUserId() == "alice" }).GetRoomLeft()
+					if !l.Kicked || l.Yours {
+						t.Errorf("bob got %v, want kicked and not yours", l)
+					}
+				}
+			}
+			// Each of alice's sessions got its own room_left marked: by
+			// then the other's copies have been queued to it too.
+			for _, u := range []*user{phone, laptop} {
+				u.await("own room_left", func(f *chatv1.ServerFrame) bool { return f.GetRoomLeft().GetYours() })
+			}
+			// A private message queued after every room_left closes the
+			// count: no second copy marked yours comes before it.
+			bob.must(bob.s.Private("alice", "done"))
+			for _, u := range []*user{phone, laptop} {
+				for f := u.next(); f.GetPrivateMessage() == nil; f = u.next() {
+					if l := f.GetRoomLeft(); l != nil && (l.Yours || l.UserId != "alice" || !l.Kicked) {
+						t.Errorf("%s got %v after its own room_left, want only the other session's, kicked and not yours", u.name, l)
+					}
+				}
+			}
+		})
 	}
 }

@@ -31,8 +31,9 @@ function key(log, epoch, offset) {
  * message sent to that room later on the connection carries them too,
  * until the room is joined again or left. What was refused for now is of
  * its connection only: closed forgets it, resume sends everything again.
- * A kick out of a room (our own room_left, kicked) ends its membership as
- * a leave would, so a new connection does not join it again.
+ * A kick out of a room (our own room_left, kicked and yours: the copies
+ * about our user's other sessions, not marked yours, change nothing) ends
+ * its membership as a leave would, so a new connection does not join it again.
  */
 export class Recovery {
   /** @param {{history?: number}} o history: how many past messages a join shows */
@@ -249,7 +250,7 @@ export class Recovery {
       case 'room_joined':
         return this.roomJoined(frame);
       case 'room_left':
-        if (frame.kicked && frame.room && frame.user_id === this.self) this.kicked(frame);
+        if (frame.kicked && frame.yours && frame.room && frame.user_id === this.self) this.kicked(frame);
         return true;
       case 'message':
         return this.message(frame);
@@ -305,8 +306,9 @@ export class Recovery {
   }
 
   /**
-   * kicked notes our own room_left with kicked set: an administrator took
-   * every session of ours out of the room. It is not joined again on a new
+   * kicked notes our own room_left with kicked and yours set: an
+   * administrator took this session (and every other of our user) out of
+   * the room; the copies about the other sessions are not marked yours. It is not joined again on a new
    * connection (that would undo the kick), and the messages waiting for its
    * join fail with code not_in_room, saying so. But a join of it still to be
    * answered reached the server after the kick (the answer to one before

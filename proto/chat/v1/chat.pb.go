@@ -1256,7 +1256,11 @@ type RoomLeft struct {
 	UserId   string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	Username string                 `protobuf:"bytes,4,opt,name=username,proto3" json:"username,omitempty"`
 	// kicked is set when an administrator took the user out of the room.
-	Kicked        bool `protobuf:"varint,10,opt,name=kicked,proto3" json:"kicked,omitempty"`
+	Kicked bool `protobuf:"varint,10,opt,name=kicked,proto3" json:"kicked,omitempty"`
+	// yours is set on the copy of a kicked room_left sent to the session that
+	// was taken out; other members' copies, and those of the same user's other
+	// sessions, leave it unset.
+	Yours         bool `protobuf:"varint,11,opt,name=yours,proto3" json:"yours,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1322,6 +1326,13 @@ func (x *RoomLeft) GetUsername() string {
 func (x *RoomLeft) GetKicked() bool {
 	if x != nil {
 		return x.Kicked
+	}
+	return false
+}
+
+func (x *RoomLeft) GetYours() bool {
+	if x != nil {
+		return x.Yours
 	}
 	return false
 }
@@ -3266,14 +3277,15 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x05epoch\x18\x06 \x01(\tR\x05epoch\x12!\n" +
 	"\trecovered\x18\a \x01(\bH\x00R\trecovered\x88\x01\x01B\f\n" +
 	"\n" +
-	"_recovered\"\x85\x01\n" +
+	"_recovered\"\x9b\x01\n" +
 	"\bRoomLeft\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
 	"\x04room\x18\x02 \x01(\tR\x04room\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1a\n" +
 	"\busername\x18\x04 \x01(\tR\busername\x12\x16\n" +
 	"\x06kicked\x18\n" +
-	" \x01(\bR\x06kicked\"\x89\x01\n" +
+	" \x01(\bR\x06kicked\x12\x14\n" +
+	"\x05yours\x18\v \x01(\bR\x05yours\"\x89\x01\n" +
 	"\x0ePrivateMessage\x12\x16\n" +
 	"\x06sender\x18\x01 \x01(\tR\x06sender\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x18\n" +
