@@ -144,12 +144,13 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request) {
 		b.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	br := rw.Reader
-	if br.Buffered() == 0 {
-		// Nothing read ahead: the connection takes a small pooled reader
-		// whenever it reads, and holds none while idle.
-		br = nil
-	}
+	// What net/http read ahead goes into a buffer of its own, in front of
+	// the connection read as every other is (inputOf: over TLS, a timeout
+	// that comes with data stays out of the buffer), and its 4 KiB reader
+	// goes; with nothing read ahead, the connection takes a small pooled
+	// reader whenever it reads, and holds none while idle.
+	rest, _ := rw.Reader.Peek(rw.Reader.Buffered())
+	br := restReader(nc, rest)
 	// The connection outlives this handler: returning lets net/http free
 	// the request and its response buffers, and the connection's goroutine
 	// starts with a small stack rather than deep in net/http's.

@@ -222,8 +222,8 @@ func (c *Conn) reader() *bufio.Reader {
 // releaseReaders lets go of the read buffer and the frame reader, which
 // the connection holds only while there is something to read.
 func (c *Conn) releaseReaders() {
-	// Not the hijacked one, nor a restReader, unless it has the pooled
-	// ones' size: Reset makes it as good as one of them.
+	// Not a restReader, unless it has the pooled ones' size: Reset makes
+	// it as good as one of them.
 	if c.br != nil && c.br.Size() == readBufferSize {
 		c.br.Reset(nil)
 		readers.Put(c.br)

@@ -40,7 +40,8 @@ func startTLS(tb testing.TB, cfg node.Config) *target {
 func testCert(tb testing.TB) (*tlsconfig.Reloader, *tls.Config) {
 	tb.Helper()
 	ca := tlstest.NewCA(tb)
-	return ca.Reloader(tb), &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
+	r, _ := ca.Reloader(tb)
+	return r, &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
 }
 
 // A TLS handshake, or the head after it, that stops coming is cut off at

@@ -140,8 +140,8 @@ func TestRecoveryForgetsAKickedRoomUnlessAJoinIsToBeAnswered(t *testing.T) {
 		j := rec.Join(room, 0)
 		rec.Observe(&chatv1.ServerFrame{Id: j.Id, Event: &chatv1.ServerFrame_RoomJoined{RoomJoined: &chatv1.RoomJoined{Room: room, Offset: 7, Epoch: "e"}}})
 	}
-	rec.Join("cañas", 0) // not answered yet
-	rec.Observe(kicked("bob", "copas"))
+	rec.Join("cañas", 0)                      // not answered yet
+	rec.Observe(aboutAnother("bob", "copas")) // as the server sends it: bob's copy is not alice's
 	if rec.Position("copas") == nil {
 		t.Fatal("bob's kick forgot alice's copas")
 	}

@@ -304,7 +304,7 @@ func closeAndDrain(s *Session) {
 // (rooms, missed messages, unacknowledged frames) and forwards its frames
 // until it ends; it returns why it ended. Frames the server refuses for now
 // are sent again on s (resender), which goes with s, since the next
-// connection sends them anyway (resender.resume). A send that fails ends
+// connection sends them anyway (resender.flush). A send that fails ends
 // the session: its end is seen below.
 func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error {
 	resend := newResender(r.rec, s, r.wait)
@@ -315,7 +315,7 @@ func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error
 	for _, f := range r.rec.rejoin() {
 		s.SendFrame(f)
 	}
-	resend.resume()
+	resend.flush() // what awaits its ack and is not behind its room's join
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
@@ -336,7 +336,7 @@ func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error
 			// takes no lock that SendFrame holds across its network write,
 			// unless it is a kick, which fails messages waiting to go.
 			if f.Id == "" && !f.GetRoomLeft().GetKicked() {
-				if r.rec.Observe(f) && !r.hand(ctx, f) {
+				if !r.emit(ctx, f) {
 					return ctx.Err()
 				}
 				continue

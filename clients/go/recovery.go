@@ -51,7 +51,6 @@ type Recovery struct {
 
 	mu       sync.Mutex                     // protects the fields below
 	welcomes int                            // connections whose welcome was observed
-	self     string                         // the user's id, from the last welcome
 	rooms    map[string]*roomPosition       // joined rooms, by name
 	order    []string                       // joined rooms, in join order
 	inbox    *chatv1.Position               // every private message up to it was seen; nil before the first welcome
@@ -204,7 +203,6 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 	switch {
 	case f.GetSystem() != nil:
 		r.welcomes++
-		r.self = f.GetSystem().GetUserId()
 		if r.inbox == nil {
 			r.inbox = position(f.GetSystem().GetInbox())
 		}
@@ -278,7 +276,7 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 // answered (neither accepted on the connection nor refused for now): that
 // join came after the kick, and the room stays joined. "" if none.
 func (r *Recovery) kickedFrom(l *chatv1.RoomLeft) string {
-	if !l.Kicked || !l.Yours || l.UserId == "" || l.UserId != r.self {
+	if !l.Kicked || !l.Yours {
 		return ""
 	}
 	room := roomKey(l.Room)

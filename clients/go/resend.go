@@ -102,10 +102,6 @@ func (rs *resender) add(f *chatv1.ClientFrame) {
 	rs.sent(f.Id)
 }
 
-// resume starts the connection's messages: those awaiting their ack and
-// not behind their room's join go now.
-func (rs *resender) resume() { rs.flush() }
-
 // flush sends, in send order, the messages awaiting their ack that are not
 // on their way (they owe no answer on this connection) and no longer
 // behind their room's join: it has been accepted, or the room was left. A

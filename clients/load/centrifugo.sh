@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Measures Centrifugo v6 on this machine with the load tool, on issue 10's
-# workloads exactly as run.sh's issue_targets runs them for Tertulia: each
+# workloads as run.sh's issue_targets runs them for Tertulia (but for the
+# reconnect storm: here the tool closes its connections with the server
+# running, as run.sh did until its storm became a kill -9 and restart): each
 # run against a fresh centrifugo pinned to core 0 (taskset -c 0), the tool
 # pinned to core 1 speaking Centrifugo's JSON protocol (--protocol
 # centrifugo, a client built on coder/websocket), every connection a

@@ -215,8 +215,9 @@ func (c Config) validate() error {
 	if c.TLS && (c.Protocol != "tertulia" || c.Transport != "ws" || c.Client != "own") {
 		errs = append(errs, errors.New("tls is spoken by the own WebSocket client of a tertulia server: want transport ws, client own"))
 	}
-	if c.Restart != nil && (c.Scenario != "reconnect" || c.Transport != "ws" || c.Protocol != "tertulia") {
-		errs = append(errs, errors.New("a restart is for the reconnect scenario over ws of a tertulia server"))
+	if c.Restart != nil && (c.Scenario != "reconnect" || c.Transport != "ws" || c.Protocol != "tertulia" || c.TLS) {
+		// Over TLS the restarter's plain /health check would never pass.
+		errs = append(errs, errors.New("a restart is for the reconnect scenario over ws (without tls) of a tertulia server"))
 	}
 	if c.Conns > maxConns {
 		errs = append(errs, fmt.Errorf("%d connections is over the limit of %d", c.Conns, maxConns))

@@ -56,8 +56,7 @@
 // The rate reported is the publishing rate achieved, beside the target;
 // Run warns (Config.Warnings) when it falls below 95% of the target.
 // Deliveries per second are over the window they were counted in: from
-// the first publish to the last delivery, or to the end of the drain if
-// some never came.
+// the first publish to the last delivery; what never came is counted lost.
 //
 // Every loop is bounded by a count and by time, and only loopback targets
 // are accepted unless Config.AllowRemote is set. Run is the entry point;

@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +15,6 @@ import (
 	web "github.com/tertulia/tertulia/clients/web"
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
-	"github.com/tertulia/tertulia/server/tlsconfig"
 	"github.com/tertulia/tertulia/server/tlsconfig/tlstest"
 )
 
@@ -24,14 +22,7 @@ import (
 // tls_test.mjs: Chromium logs in, connects over wss and chats.
 func TestPagesOverTLSInChromium(t *testing.T) {
 	nodeBin := need(t)
-	ca := tlstest.NewCA(t)
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	ca.Install(t, 1, certFile, keyFile)
-	r, err := tlsconfig.New(tlsconfig.Config{CertFile: certFile, KeyFile: keyFile})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, certFile := tlstest.NewCA(t).Reloader(t)
 	srv := nodetest.Start(t, node.Config{Dev: true, Static: web.FS(), TLS: r, ShutdownTimeout: 3 * time.Second})
 	_, port, _ := strings.Cut(srv.HTTPAddr, ":")
 

@@ -222,9 +222,8 @@ func (h *Hub) leave(ctx context.Context, s *Session, room, id string, kicked boo
 	if h.announced(room, members) {
 		h.publish(ctx, topicRoom(room), ev)
 	} else {
-		own := *ev
-		own.Yours = kicked
-		s.send(&own)
+		ev.Yours = kicked // s's own copy, the only one: deliver marks it so when published
+		s.send(ev)
 	}
 	h.unsubscribe(ctx, topicRoom(room), s)
 }

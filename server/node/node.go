@@ -107,9 +107,6 @@ type Node struct {
 	bridge *bridge.Bridge
 	extra  map[string]http.Handler // mounted beside the gateway: the bridge, gRPC-Web
 	stop   stopState
-	// trusted are the peers whose relayed browser address counts
-	// (Config.TrustedProxies, or DefaultTrustedProxies).
-	trusted []netip.Prefix
 }
 
 // New validates cfg and builds a node; Serve runs it.
@@ -129,6 +126,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
+	}
+	if cfg.TrustedProxies == nil {
+		cfg.TrustedProxies = DefaultTrustedProxies
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
 	hcfg := cfg.Hub
@@ -160,10 +160,6 @@ func New(cfg Config) (*Node, error) {
 		stop:   newStopState(),
 	}
 	n.chat = grpcapi.NewChatService(n.hub, cfg.Logger)
-	n.trusted = cfg.TrustedProxies
-	if n.trusted == nil {
-		n.trusted = DefaultTrustedProxies
-	}
 	n.grpc = grpc.NewServer(append(append(n.observers(),
 		serverCreds(cfg.TLS),
 		grpcapi.ServerCodec(),

@@ -37,10 +37,10 @@ func (n *Node) watchReady(ctx context.Context) {
 		n.health.SetServingStatus("", st)
 		n.health.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, st)
 	}
-	ready := true
 	if _, ok := n.cfg.Broker.(fenceable); !ok {
 		return
 	}
+	ready := true
 	t := time.NewTicker(readyPoll)
 	defer t.Stop()
 	for {
@@ -49,17 +49,18 @@ func (n *Node) watchReady(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		now := n.notReady() == ""
-		if now == ready {
+		why := n.notReady()
+		if now := why == ""; now == ready {
 			continue
 		}
-		ready = now
+		ready = why == ""
+		// The broker logs why, when it is fenced and when it is no longer.
 		if ready {
 			set(healthpb.HealthCheckResponse_SERVING)
-			n.log.Warn("ready again: serving")
+			n.log.Debug("ready again: serving")
 		} else {
 			set(healthpb.HealthCheckResponse_NOT_SERVING)
-			n.log.Error("not ready: reporting NOT_SERVING", "why", n.notReady())
+			n.log.Debug("not ready: reporting NOT_SERVING", "why", why)
 		}
 	}
 }

@@ -28,7 +28,7 @@ var DefaultTrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"),
 // behind a proxy on this host would come from a trusted address.
 func (n *Node) relayedPeer(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
 	if info.FullMethod == chatv1.ChatService_Connect_FullMethodName && transportOf(ss.Context()) == metrics.GRPC {
-		if ctx, ok := relayed(ss.Context(), n.trusted); ok {
+		if ctx, ok := relayed(ss.Context(), n.cfg.TrustedProxies); ok {
 			ss = logs.StreamWithContext(ctx, ss)
 		}
 	}

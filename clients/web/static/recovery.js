@@ -44,7 +44,6 @@ export class Recovery {
     this.rooms = new Map(); // room -> { offset, epoch } of the last message seen
     this.joinIds = new Map(); // id of a join frame -> the frame
     this.joined = new Set(); // rooms to join again on a new connection
-    this.self = null; // our user id, from the welcome
     this.inbox = null; // every private message up to it was seen; null before the first welcome
     this.above = new Set(); // private offsets seen above inbox.offset
     this.recovering = null; // the recover_private frame sent and not answered
@@ -204,12 +203,10 @@ export class Recovery {
    * again: those go once its room_joined comes (takeReady).
    */
   resume() {
-    this.live.clear();
-    this.due.clear();
+    this.closed(); // no room live, no join due, nothing to recover again
     this.refused.clear();
     this.waiting.clear();
     this.ready = [];
-    this.recoverDue = false;
     this.joinIds.clear(); // the last connection's joins are answered on it or never
     const frames = [...this.joined].map((room) => this.joinFrame(room));
     this.recovering = this.inbox ? { type: 'recover_private', id: this.newId('r'), since: { ...this.inbox } } : null;
@@ -238,7 +235,6 @@ export class Recovery {
   observe(frame) {
     switch (frame.type) {
       case 'system':
-        if (frame.user_id) this.self = frame.user_id;
         if (!this.inbox) this.inbox = { offset: frame.inbox?.offset ?? 0, epoch: frame.inbox?.epoch ?? '' };
         return true;
       case 'ack':
@@ -250,7 +246,7 @@ export class Recovery {
       case 'room_joined':
         return this.roomJoined(frame);
       case 'room_left':
-        if (frame.kicked && frame.yours && frame.room && frame.user_id === this.self) this.kicked(frame);
+        if (frame.kicked && frame.yours && frame.room) this.kicked(frame);
         return true;
       case 'message':
         return this.message(frame);

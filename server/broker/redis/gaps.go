@@ -31,31 +31,31 @@ const maxGapFill = 1000
 // Append's local path (taken while the pub/sub connection is down) through
 // deliver, and readBack, go one at a time per topic, under mu: each logged
 // event reaches the handler once, in offset order, whichever path brings it
-// first. Topics do
-// not wait for each other: a gap's read-back goes to Redis.
+// first. A gap's read-back goes to Redis under mu: the receive loop, when it
+// has an event of that topic meanwhile, waits for it (up to SyncTimeout);
+// it does not wait for the read-backs of other topics.
 type topicGap struct {
 	// mu is held while a logged event is noted, the events missed before
 	// it are read back, and it is handed over.
-	mu    sync.Mutex
+	mu sync.Mutex
+	gapMark
+}
+
+// gapMark is what a topicGap knows at one moment.
+type gapMark struct {
 	last  hub.Position // the last logged event handed over, or the floor
 	known bool         // last is set
 	floor bool         // last is the floor: nothing handed over since subscribing
 }
 
-// gapMark is what a topicGap knows at one moment.
-type gapMark struct {
-	last         hub.Position
-	known, floor bool
-}
-
 // mark is what t knows now; t.mu is held.
-func (t *topicGap) mark() gapMark { return gapMark{t.last, t.known, t.floor} }
+func (t *topicGap) mark() gapMark { return t.gapMark }
 
 // reset forgets what is known of the log: the topic is being subscribed
 // afresh.
 func (t *topicGap) reset() {
 	t.mu.Lock()
-	t.last, t.known, t.floor = hub.Position{}, false, false
+	t.gapMark = gapMark{}
 	t.mu.Unlock()
 }
 
@@ -80,7 +80,7 @@ func (b *Broker) noteFloor(ctx context.Context, topic string, st *topicState) {
 	t := &st.gap
 	t.mu.Lock()
 	if !t.known {
-		t.last, t.known, t.floor = pos[0], true, true
+		t.gapMark = gapMark{last: pos[0], known: true, floor: true}
 	}
 	t.mu.Unlock()
 	if b.metrics.Reconnects.Load() != returns {
@@ -98,7 +98,8 @@ const readBackBatch = 512
 // pub/sub reader asks when its connection is back, and the heartbeat while
 // readBack is still due: neither waits for it. (With thousands of rooms
 // behind, reading back takes seconds: the pub/sub reader goes on handing
-// over live events and PONGs meanwhile, and heartbeats go on.)
+// over PONGs and the live events of the rooms not being read back at the
+// time, and heartbeats go on.)
 func (b *Broker) readBacks(ctx context.Context) {
 	for {
 		select {
@@ -246,12 +247,12 @@ func (b *Broker) deliver(topic string, ev *hub.Event) {
 	if !st.live.Load() { // not yet, or no longer, subscribed
 		return
 	}
-	prev, known, floor := t.last, t.known, t.floor
+	prev, known, floor := t.last, t.known, t.floor // what deliver reads before it notes ev
 	if known && !floor && prev.Epoch == ev.Epoch && ev.Offset <= prev.Offset {
 		return
 	}
 	at := hub.Position{Offset: ev.Offset, Epoch: ev.Epoch}
-	t.last, t.known, t.floor = at, true, false
+	t.gapMark = gapMark{last: at, known: true}
 	if known {
 		b.fillGap(topic, at, prev)
 	}

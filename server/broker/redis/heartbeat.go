@@ -66,12 +66,14 @@ func (b *Broker) heartbeat(ctx context.Context) (status int64, err error) {
 	return b.heartbeatAs(ctx, b.fenced.Load())
 }
 
-// heartbeatAs is heartbeat; starting, by New, it also removes what
-// presence the node id has left from a broker that died with it.
-func (b *Broker) heartbeatAs(ctx context.Context, starting bool) (status int64, err error) {
+// heartbeatAs is heartbeat; with takeOver it also removes what presence
+// the node id has left from a broker that held it before: one that died
+// with it (New, starting), or the twin that claimed it while this one was
+// fenced (heartbeat, claiming it back).
+func (b *Broker) heartbeatAs(ctx context.Context, takeOver bool) (status int64, err error) {
 	ttl := b.cfg.PresenceTTL.Milliseconds()
 	start := "0"
-	if starting {
+	if takeOver {
 		start = "1"
 	}
 	res, err := heartbeatScript.Run(ctx, b.rdb, nil, b.prefix, b.cfg.NodeID, ttl, b.claim, start).Slice()

@@ -57,7 +57,7 @@ func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error
 		// without Redis, noted as a stray, which is dropped when it comes.
 		var refused goredis.Error // an error reply: NOPERM, BUSY, OOM...
 		mayRun := sent && ctx.Err() == nil && !errors.Is(err, errUnreachable) && !errors.As(err, &refused)
-		if back, _ := b.abandonEcho(seq, mayRun && live); back {
+		if back, _ := b.abandonEcho(seq, mayRun); back { // seq is 0, waiting for nothing, unless live
 			b.metrics.Published.Add(1)
 			b.awaitEcho(ctx, seq, done)
 			return nil

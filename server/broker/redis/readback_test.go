@@ -109,8 +109,9 @@ func (r *cutRig) appendTo(from *Broker, topic, text string) {
 
 // A node whose pub/sub connection returns hands over live events while it
 // reads back what it missed: reading back, one log read per room behind
-// (thousands on a busy node), does not hold up the pub/sub reader. The test
-// holds the read-back of one room's log, as a slow one.
+// (thousands on a busy node), does not hold up the pub/sub reader for the
+// other rooms. The test holds the read-back of one room's log, as a slow
+// one, and sends the live event to another room.
 func TestLiveEventsFlowWhileMissedOnesAreReadBack(t *testing.T) {
 	r := newCutRig(t, quiet, "room:behind")
 	const live = "room:live"

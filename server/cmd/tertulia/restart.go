@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,9 +30,6 @@ type restarter struct {
 // restart kills the server, starts CMD and returns its process id once it
 // serves.
 func (r *restarter) restart(ctx context.Context) (int, error) {
-	if r.pid <= 0 {
-		return 0, errors.New("--restart needs --server-pid, the server to kill")
-	}
 	start := time.Now()
 	if err := syscall.Kill(r.pid, syscall.SIGKILL); err != nil {
 		return 0, fmt.Errorf("kill server %d: %w", r.pid, err)

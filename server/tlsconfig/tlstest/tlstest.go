@@ -122,8 +122,9 @@ func (ca *CA) Install(t testing.TB, serial int64, certFile, keyFile string) {
 }
 
 // Reloader installs a certificate of ca in a directory of the test's and
-// returns what a server is configured with to serve it.
-func (ca *CA) Reloader(t testing.TB) *tlsconfig.Reloader {
+// returns what a server is configured with to serve it, and the
+// certificate's file.
+func (ca *CA) Reloader(t testing.TB) (*tlsconfig.Reloader, string) {
 	t.Helper()
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
@@ -132,7 +133,7 @@ func (ca *CA) Reloader(t testing.TB) *tlsconfig.Reloader {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r
+	return r, certFile
 }
 
 // Serial dials addr over TLS, trusting only ca, and returns the serial
