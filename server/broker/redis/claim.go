@@ -64,6 +64,7 @@ func (b *Broker) fence() {
 	if b.fenced.Swap(true) {
 		return
 	}
+	b.fenceChange.changed()
 	b.metrics.Fenced.Add(1)
 	b.presence.toldLeft.Store(true)
 	b.releaseEchoes("") // none of this node's events will come back
@@ -74,6 +75,7 @@ func (b *Broker) fence() {
 // unfence notes that this broker holds the node id again.
 func (b *Broker) unfence() {
 	if b.fenced.Swap(false) {
+		b.fenceChange.changed()
 		b.log.Warn("node id claimed again: no longer fenced off", "node", b.cfg.NodeID)
 	}
 }
