@@ -159,7 +159,7 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
   assert.deepEqual(r.takeReady().map((f) => f.message), ['uno']);
   const j2 = r.join('copas');
   r.submit({ type: 'message', room: 'copas', message: 'dos' });
-  r.leave('copas');
+  assert.equal(r.leave('copas'), true, 'its join may be accepted: the leave_room goes');
   assert.deepEqual(r.takeReady().map((f) => f.message), ['dos']);
   r.observe({ type: 'error', id: j2.id, code: 'rate_limited', message: 'too many joins' });
   assert.deepEqual(r.retryFrames().filter((f) => f.type === 'join_room'), [], 'a room left is not joined again');
@@ -184,7 +184,10 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
 // Leaving a room whose join is due again (refused for now) with messages
 // waiting for it: they fail here, saying so, rather than going behind that
 // join sent again at once (refused again, they were lost to a bare
-// not_in_room); nothing is sent but the leave_room, nor sent again later.
+// not_in_room); nothing is sent, not even the leave_room (the server
+// would answer it with a bare not_in_room), nor sent again later. A room
+// whose join was accepted, or has one still to be answered, is left with a
+// leave_room.
 {
   const r = new Recovery();
   r.observe(welcome(0, ''));
@@ -192,12 +195,22 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
   const m1 = { type: 'message', room: 'tapas', message: 'uno' };
   assert.equal(r.submit(m1), null);
   r.observe({ type: 'error', id: j.id, code: 'unavailable', message: 'could not join room "tapas"' });
-  r.leave('tapas');
+  assert.equal(r.leave('tapas'), false, 'no leave_room: the server does not hold the connection in tapas');
   assert.deepEqual(r.takeReady(), [], 'nothing sent for the room left');
   assert.deepEqual(r.takeFailed().map((f) => [f.id, f.code, f.message]),
     [[m1.id, 'not_in_room', 'left room "tapas" before its join was accepted']], 'the message fails, saying why');
   assert.deepEqual(r.retryFrames().filter((f) => f.type === 'join_room'), [], 'and the join is not sent again');
   assert.equal(r.pending.size, 0);
+  const k = r.join('copas');
+  r.observe({ type: 'room_joined', id: k.id, room: 'copas', offset: 0, epoch: 'e1' });
+  assert.equal(r.leave('copas'), true, 'a room joined is left with a leave_room');
+  r.join('copas');
+  assert.equal(r.leave('copas'), true, 'and so is one whose join is on its way');
+  // Joined twice: the first join refused for now, the second still to be answered.
+  const first = r.join('copas');
+  r.join('copas');
+  r.observe({ type: 'error', id: first.id, code: 'unavailable', message: 'could not join room "copas"' });
+  assert.equal(r.leave('copas'), true, 'a join still to be answered may be accepted: the leave_room goes');
 }
 // A join refused for now and given up on (left, or joined again) is no
 // answer to come: a kick after the room is joined again takes the room

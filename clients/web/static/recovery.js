@@ -98,10 +98,16 @@ export class Recovery {
    * the leave_room: the server answers them. If that join was refused for
    * now and is due again, they fail here instead (takeFailed): sent again
    * at once, ahead of the page's backoff, it would likely be refused again
-   * and they with it, with a bare not_in_room.
+   * and they with it, with a bare not_in_room. It returns whether the
+   * server may hold the connection in room, so that a leave_room is to be
+   * sent: the room's join was accepted on it, or one is still to be
+   * answered. Not if the only join of it was refused for now: the server
+   * would answer the leave_room with a bare not_in_room too.
    */
   leave(room) {
-    if (this.due.has(room)) {
+    const due = this.due.get(room);
+    const mayBeIn = this.live.has(room) || [...this.joinIds.values()].some((j) => j.room === room && j !== due);
+    if (due) {
       this.fail(room, { code: 'not_in_room', message: `left room "${room}" before its join was accepted`, timestamp: new Date().toISOString() });
     }
     this.joined.delete(room);
@@ -109,6 +115,7 @@ export class Recovery {
     this.dropDue(room);
     this.refused.delete(room);
     this.flush();
+    return mayBeIn;
   }
 
   /**
