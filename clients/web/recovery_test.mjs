@@ -212,6 +212,21 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
   r.observe({ type: 'error', id: first.id, code: 'unavailable', message: 'could not join room "copas"' });
   assert.equal(r.leave('copas'), true, 'a join still to be answered may be accepted: the leave_room goes');
 }
+// An answer to a join sent before its room was left is moot: the server
+// carried out the leave after it. Joined again meanwhile, the room's
+// messages wait for the new join; refused for now, that join is due.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const j1 = r.join('tapas');
+  assert.equal(r.leave('tapas'), true, 'its join may be accepted');
+  const j2 = r.join('tapas');
+  r.observe({ type: 'room_joined', id: j1.id, room: 'tapas', offset: 0, epoch: 'e1' });
+  const m1 = { type: 'message', room: 'tapas', message: 'uno' };
+  assert.equal(r.submit(m1), null, 'the message waits for the join after the leave');
+  r.observe({ type: 'error', id: j2.id, code: 'unavailable', message: 'could not join room "tapas"' });
+  assert.deepEqual(r.retryFrames().map((f) => f.id), [j2.id], 'that join goes again, the message waits');
+}
 // A join refused for now and given up on (left, or joined again) is no
 // answer to come: a kick after the room is joined again takes the room
 // out, rather than waiting for that answer.

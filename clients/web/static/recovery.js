@@ -102,7 +102,9 @@ export class Recovery {
    * server may hold the connection in room, so that a leave_room is to be
    * sent: the room's join was accepted on it, or one is still to be
    * answered. Not if the only join of it was refused for now: the server
-   * would answer the leave_room with a bare not_in_room too.
+   * would answer the leave_room with a bare not_in_room too. The answers
+   * to the joins before it are moot: the server carries out the leave
+   * after them, so they are forgotten.
    */
   leave(room) {
     const due = this.due.get(room);
@@ -112,7 +114,8 @@ export class Recovery {
     }
     this.joined.delete(room);
     this.live.delete(room);
-    this.dropDue(room);
+    this.due.delete(room);
+    for (const [id, j] of this.joinIds) if (j.room === room) this.joinIds.delete(id);
     this.refused.delete(room);
     this.flush();
     return mayBeIn;
