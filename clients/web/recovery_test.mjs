@@ -285,6 +285,25 @@ for (const giveUp of ['leave', 'join again']) {
   r.observe({ type: 'room_joined', id: again.id, room: 'tapas', offset: 0, epoch: 'e1' });
   assert.deepEqual(r.takeReady().map((f) => f.id), [m1.id], 'it goes once that join is accepted');
 }
+// So too with an older join of the room due again: the newer one, still
+// to be answered, reached the server after the kick.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const first = r.join('tapas');
+  r.observe({ type: 'room_joined', id: first.id, room: 'tapas', offset: 0, epoch: 'e1' });
+  const j1 = r.join('tapas');
+  r.observe({ type: 'error', id: j1.id, code: 'rate_limited', message: 'too many joins' });
+  r.retryFrames();
+  const j2 = r.join('tapas');
+  r.observe({ type: 'error', id: j1.id, code: 'rate_limited', message: 'too many joins' });
+  r.observe({ type: 'room_left', room: 'tapas', user_id: 'u-alice', kicked: true, yours: true });
+  assert.equal(r.joined.has('tapas'), true, 'a join is still to be answered: the room stays joined');
+  const m1 = { type: 'message', room: 'tapas', message: 'uno' };
+  assert.equal(r.submit(m1), null, 'a message waits for that join');
+  r.observe({ type: 'room_joined', id: j2.id, room: 'tapas', offset: 0, epoch: 'e1' });
+  assert.deepEqual(r.takeReady().map((f) => f.id), [m1.id]);
+}
 // The recover_private has an id: refused for now, it goes again (after the
 // joins due, before the messages), until private_recovered answers it.
 {
@@ -302,6 +321,36 @@ for (const giveUp of ['leave', 'join again']) {
   r.observe({ type: 'private_recovered', id: recover.id, recovered: true, offset: 3, epoch: 'i1' });
   r.observe({ type: 'error', id: recover.id, code: 'unavailable' });
   assert.deepEqual(r.retryFrames().map((f) => f.id), [m.id], 'answered: not sent again');
+}
+// A join refused for now, sent again and refused again, then given up on
+// for a newer join of its room refused for now too: the older one is not
+// sent again, so no answer to it is to come. Leaving the room sends no
+// leave_room (the server never let the connection in); a kick after the
+// newer join's acceptance takes the room out.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const j1 = r.join('tapas');
+  const m1 = { type: 'message', room: 'tapas', message: 'uno' };
+  assert.equal(r.submit(m1), null);
+  r.observe({ type: 'error', id: j1.id, code: 'unavailable', message: 'could not join room "tapas"' });
+  assert.deepEqual(r.retryFrames().map((f) => f.id), [j1.id]);
+  const j2 = r.join('tapas'); // typed again while j1 is on its way
+  r.observe({ type: 'error', id: j1.id, code: 'unavailable', message: 'could not join room "tapas"' });
+  r.observe({ type: 'error', id: j2.id, code: 'unavailable', message: 'could not join room "tapas"' });
+  assert.deepEqual(r.retryFrames().map((f) => f.id), [j2.id], 'the newer join goes again, not the older');
+  r.observe({ type: 'error', id: j2.id, code: 'unavailable', message: 'could not join room "tapas"' });
+  assert.equal(r.leave('tapas'), false, 'no leave_room: no join of tapas is to be answered');
+  assert.deepEqual(r.takeFailed().map((f) => f.id), [m1.id]);
+
+  const k1 = r.join('copas');
+  r.observe({ type: 'error', id: k1.id, code: 'unavailable', message: 'could not join room "copas"' });
+  r.retryFrames();
+  const k2 = r.join('copas');
+  r.observe({ type: 'error', id: k1.id, code: 'unavailable', message: 'could not join room "copas"' });
+  r.observe({ type: 'room_joined', id: k2.id, room: 'copas', offset: 0, epoch: 'e1' });
+  r.observe({ type: 'room_left', room: 'copas', user_id: 'u-alice', kicked: true, yours: true });
+  assert.ok(!r.joined.has('copas'), 'kicked out: the older join, refused and not sent again, is no answer to come');
 }
 // The joins of a connection that ended are forgotten on the next one.
 {

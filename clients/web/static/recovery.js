@@ -84,6 +84,27 @@ export class Recovery {
     this.due.delete(room);
   }
 
+  /**
+   * setDue notes join refused for now: due again (retryFrames). A join of
+   * its room due before it is not to be sent any more, so no answer to it
+   * is to come: its id is forgotten (see joinToBeAnswered).
+   */
+  setDue(join) {
+    const prev = this.due.get(join.room);
+    if (prev && prev !== join) this.joinIds.delete(prev.id);
+    this.due.set(join.room, join);
+  }
+
+  /**
+   * joinToBeAnswered reports whether a join of room was sent on the
+   * connection and its answer is still to come: not the one due again
+   * (refused for now, not sent since).
+   */
+  joinToBeAnswered(room) {
+    const due = this.due.get(room);
+    return [...this.joinIds.values()].some((j) => j.room === room && j !== due);
+  }
+
   joinFrame(room) {
     const id = this.newId('j');
     const pos = this.rooms.get(room);
@@ -108,7 +129,7 @@ export class Recovery {
    */
   leave(room) {
     const due = this.due.get(room);
-    const mayBeIn = this.live.has(room) || [...this.joinIds.values()].some((j) => j.room === room && j !== due);
+    const mayBeIn = this.live.has(room) || this.joinToBeAnswered(room);
     if (due) {
       this.fail(room, { code: 'not_in_room', message: `left room "${room}" before its join was accepted`, timestamp: new Date().toISOString() });
     }
@@ -289,7 +310,7 @@ export class Recovery {
     if (RETRY.has(frame.code)) {
       // Not carried out: send again later; a join, once due (retryFrames),
       // unless its room was left meanwhile.
-      if (join && this.joined.has(join.room)) this.due.set(join.room, join);
+      if (join && this.joined.has(join.room)) this.setDue(join);
       else if (join) this.joinIds.delete(frame.id);
       return;
     }
@@ -314,17 +335,17 @@ export class Recovery {
   /**
    * kicked notes our own room_left with kicked and yours set: an
    * administrator took this session (and every other of our user) out of
-   * the room; the copies about the other sessions are not marked yours. It is not joined again on a new
-   * connection (that would undo the kick), and the messages waiting for its
-   * join fail with code not_in_room, saying so. But a join of it still to be
-   * answered reached the server after the kick (the answer to one before
-   * would have come first): the room stays joined, its messages wait for it.
+   * the room; the copies about the other sessions are not marked yours. It
+   * is not joined again on a new connection (that would undo the kick), and
+   * the messages waiting for its join fail with code not_in_room, saying
+   * so. But a join of it still to be answered (joinToBeAnswered) reached
+   * the server after the kick (the answer to one before would have come
+   * first): the room stays joined, its messages wait for it.
    */
   kicked(frame) {
     const room = frame.room;
     this.live.delete(room);
-    const answerToCome = !this.due.has(room) && [...this.joinIds.values()].some((j) => j.room === room);
-    if (this.joined.has(room) && answerToCome) return;
+    if (this.joined.has(room) && this.joinToBeAnswered(room)) return;
     this.joined.delete(room);
     this.dropDue(room);
     this.fail(room, { code: 'not_in_room', message: `kicked from room "${room}"`, timestamp: frame.timestamp });
@@ -344,7 +365,7 @@ export class Recovery {
   /** accepted notes that room's join was accepted on the connection: its waiting messages are ready. */
   accepted(room) {
     this.live.add(room);
-    this.due.delete(room);
+    this.dropDue(room);
     this.refused.delete(room);
     this.flush();
   }
