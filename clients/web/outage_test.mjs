@@ -8,6 +8,7 @@
 // Environment: BASE_URL (through the proxy), DIRECT_URL (the node itself),
 // PROFILE (a fresh Chromium user-data-dir), CHROMIUM (path).
 import { ask as askFor, check, connected, join, login, run, say, seeLine, step } from './pages_test.mjs';
+import { RETRY_AT_LEAST } from './static/recovery.js';
 
 const WAIT = 30_000; // every wait for the page is bounded by this: Redis's timeouts, then the page's backoff
 
@@ -117,7 +118,7 @@ run(async (context) => {
   await see(carol, 'carol', 'error', refusedJoin);
 
   step('a second later, by the page\'s clock, the join goes again and is refused again');
-  await context.clock.runFor(1_000);
+  await context.clock.runFor(RETRY_AT_LEAST); // the first round waits that long
   await seeTimes(carol, 'carol', 'error', refusedJoin, 2);
 
   step('carol leaves tapas with its join due: her messages fail on the page, saying why; nothing else is sent for tapas');

@@ -9,6 +9,14 @@ const INBOX = '\u0000inbox';
 /** RETRY are the error codes of a frame not carried out now, worth sending again later. */
 export const RETRY = new Set(['unavailable', 'rate_limited']);
 
+/**
+ * RETRY_AT_LEAST is the shortest wait, in ms, before a page sends again
+ * what was refused for now: the server forgets a run of rate_limited
+ * refusals after a second without one. It is the first round's wait too,
+ * chat.js's backoff(0) being below it.
+ */
+export const RETRY_AT_LEAST = 1000;
+
 /** key identifies one logged message: its log, epoch and offset. */
 function key(log, epoch, offset) {
   return `${log}\n${epoch}\n${offset}`;
