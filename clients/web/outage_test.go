@@ -17,7 +17,10 @@ import (
 //     join is refused for now, sent again after the page's backoff, refused
 //     again; she leaves tapas. Her page shows each message failed with
 //     "left room "tapas" before its join was accepted" (not_in_room), and
-//     neither ever left the page.
+//     neither ever left the page. She joins copas and types a message: the
+//     join is refused for now and goes again; she leaves copas before that
+//     join's answer. The message fails the same way, never sent; the
+//     leave_room goes, with an id, and its not_in_room is not shown.
 //   - Bob sends carol two private messages while she is away. Her new
 //     connection's recover_private reaches the node while Redis is paused
 //     and is refused for now; once Redis is back the page sends it again, on

@@ -139,6 +139,31 @@ run(async (context) => {
   check(typed.length === 0, `uno and dos never left carol's page (sent ${typed.length})`);
   check(wire.sent((f) => f.type === 'leave_room').length === 0, 'no leave_room for a room the server never let her in');
 
+  step('carol joins copas and types tres: refused for now, the join goes again; she leaves copas before its answer');
+  await join(carol, 'copas');
+  await say(carol, 'tres');
+  await see(carol, 'carol', 'error', 'could not join room "copas": the broker is unavailable (unavailable)');
+  const resend = wire.hold('join_room'); // the join sent again, and what follows it, wait at the proxy
+  let held = false;
+  resend.reached.then(() => (held = true));
+  for (let round = 0; !held; round++) {
+    check(round < 30, 'the page sends the join of copas again');
+    await context.clock.runFor(RETRY_AT_LEAST); // the page's backoff, a round at a time
+  }
+  await carol.click('#leaveRoomButton');
+  const leftCopas = 'left room "copas" before its join was accepted (not_in_room)';
+  await see(carol, 'carol', 'error', leftCopas);
+  resend.release();
+  // adios goes after the leave_room: once its refusal for now shows (with
+  // fin's two), the leave_room's answer came, and its not_in_room is not shown.
+  await say(carol, 'adios');
+  await seeTimes(carol, 'carol', 'error', 'message not sent: the broker is unavailable (unavailable)', 3);
+  const afterCopas = await texts(carol, 'error');
+  check(afterCopas.filter((t) => t.endsWith('(not_in_room)')).length === 3, `carol sees no bare not_in_room (got ${afterCopas.join(' | ')})`);
+  check(wire.sent((f) => f.type === 'message' && f.message === 'tres').length === 0, 'tres never left carol\'s page');
+  const leaves = wire.sent((f) => f.type === 'leave_room');
+  check(leaves.length === 1 && leaves[0][1].room === 'copas' && leaves[0][1].id, `one leave_room, of copas, with an id (sent ${JSON.stringify(leaves)})`);
+
   step('redis is back: fin, refused for now meanwhile, reaches bob; uno and dos never do');
   await ask('RESUME');
   await context.clock.resume();

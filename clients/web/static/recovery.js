@@ -51,6 +51,8 @@ export class Recovery {
     this.seq = 0;
     this.rooms = new Map(); // room -> { offset, epoch } of the last message seen
     this.joinIds = new Map(); // id of a join frame -> the frame
+    this.resent = new WeakSet(); // join frames sent again after a refusal for now (retryFrames)
+    this.leaveIds = new Set(); // ids of the leave_room frames not yet answered
     this.joined = new Set(); // rooms to join again on a new connection
     this.inbox = null; // every private message up to it was seen; null before the first welcome
     this.above = new Set(); // private offsets seen above inbox.offset
@@ -122,23 +124,33 @@ export class Recovery {
   }
 
   /**
+   * joinRefusedBefore reports whether room's join was refused for now on
+   * the connection and not accepted since: one is due again, or one sent
+   * again (retryFrames) is still to be answered.
+   */
+  joinRefusedBefore(room) {
+    return this.due.has(room) || [...this.joinIds.values()].some((j) => j.room === room && this.resent.has(j));
+  }
+
+  /**
    * leave forgets room: it is not joined again on a new connection. The
    * messages that waited for a join on its way go now (takeReady), before
    * the leave_room: the server answers them. If that join was refused for
-   * now and is due again, they fail here instead (takeFailed): sent again
-   * at once, ahead of the page's backoff, it would likely be refused again
-   * and they with it, with a bare not_in_room. It returns whether the
-   * server may hold the connection in room, so that a leave_room is to be
-   * sent: the room's join was accepted on it, or one is still to be
-   * answered. Not if the only join of it was refused for now: the server
-   * would answer the leave_room with a bare not_in_room too. The answers
-   * to the joins before it are moot: the server carries out the leave
-   * after them, so they are forgotten.
+   * now (due again, or sent again and not answered yet), they fail here
+   * instead (takeFailed): sent behind it, they would likely be refused
+   * with it again, each with a bare not_in_room. It returns the leave_room
+   * to send, with an id, if the server may hold the connection in room:
+   * the room's join was accepted on it, or one is still to be answered;
+   * else null. Not if the only join of it was refused for now and is due:
+   * the server would answer the leave_room with a bare not_in_room too. A
+   * not_in_room that answers the leave_room (a join on its way refused
+   * after all) is not shown (observe). The answers to the joins before it
+   * are moot: the server carries out the leave after them, so they are
+   * forgotten.
    */
   leave(room) {
-    const due = this.due.get(room);
     const mayBeIn = this.live.has(room) || this.joinToBeAnswered(room);
-    if (due) {
+    if (this.joinRefusedBefore(room)) {
       this.fail(room, { code: 'not_in_room', message: `left room "${room}" before its join was accepted`, timestamp: new Date().toISOString() });
     }
     this.joined.delete(room);
@@ -147,7 +159,10 @@ export class Recovery {
     for (const [id, j] of this.joinIds) if (j.room === room) this.joinIds.delete(id);
     this.refused.delete(room);
     this.flush();
-    return mayBeIn;
+    if (!mayBeIn) return null;
+    const frame = { type: 'leave_room', id: this.newId('l'), room };
+    this.leaveIds.add(frame.id);
+    return frame;
   }
 
   /**
@@ -227,6 +242,7 @@ export class Recovery {
    */
   retryFrames() {
     const joins = [...this.due.values()];
+    for (const j of joins) this.resent.add(j);
     this.due.clear();
     if (this.recoverDue) joins.push(this.recovering);
     this.recoverDue = false;
@@ -246,7 +262,8 @@ export class Recovery {
     this.refused.clear();
     this.waiting.clear();
     this.ready = [];
-    this.joinIds.clear(); // the last connection's joins are answered on it or never
+    this.joinIds.clear(); // the last connection's joins and leaves are answered on it or never
+    this.leaveIds.clear();
     const frames = [...this.joined].map((room) => this.joinFrame(room));
     this.recovering = this.inbox ? { type: 'recover_private', id: this.newId('r'), since: { ...this.inbox } } : null;
     if (this.recovering) frames.push(this.recovering);
@@ -269,7 +286,8 @@ export class Recovery {
 
   /**
    * observe updates what was seen from a server frame and returns whether
-   * to show it: false for a logged message already shown.
+   * to show it: false for a logged message already shown, and for a
+   * not_in_room answering a leave_room (see leave).
    */
   observe(frame) {
     switch (frame.type) {
@@ -280,11 +298,13 @@ export class Recovery {
         this.pending.delete(frame.id);
         return true;
       case 'error':
+        if (this.leaveIds.delete(frame.id)) return frame.code !== 'not_in_room';
         this.error(frame);
         return true;
       case 'room_joined':
         return this.roomJoined(frame);
       case 'room_left':
+        this.leaveIds.delete(frame.id);
         if (frame.kicked && frame.yours && frame.room) this.kicked(frame);
         return true;
       case 'message':
