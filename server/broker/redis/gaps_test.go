@@ -41,8 +41,7 @@ func TestMissedMessagesAreReadBack(t *testing.T) {
 				r.send(r.pub, "m0")
 				r.expect("m0")
 			}
-			r.cut()
-			eventually(t, waitTimeout, "sub notices its pub/sub connection is down", func() bool { return !r.sub.up.Load() })
+			r.cutNoticed()
 			r.send(r.pub, "m1")
 			r.send(r.pub, "m2")
 			if tc.local {
@@ -73,8 +72,7 @@ func TestMissedMessagesAreReadBack(t *testing.T) {
 // missed as soon as Redis answers, without waiting for the next message.
 func TestMissedMessagesAreReadBackWhenRedisAnswersAgain(t *testing.T) {
 	r := newCutRig(t, quiet, "room:late")
-	r.cut()
-	eventually(t, waitTimeout, "sub notices its pub/sub connection is down", func() bool { return !r.sub.up.Load() })
+	r.cutNoticed()
 	r.send(r.pub, "m1")
 	r.send(r.pub, "m2")
 	r.sub.down.Store(true) // as if a call had timed out; the prober is not woken yet

@@ -160,8 +160,9 @@ func (b *Broker) append(ctx context.Context, topic string, ev *hub.Event, opt hu
 	} else if live {
 		// Redis took it, but this node's pub/sub connection is down: its
 		// own sessions would not see it come back, nor those that others
-		// appended meanwhile: they are read back first.
-		b.deliver(topic, ev)
+		// appended meanwhile: they are read back first, here if it can.
+		b.deliver(topic, ev, 0)
+		b.fillNow(ctx, topic)
 	}
 	return r, nil
 }

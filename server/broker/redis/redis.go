@@ -19,8 +19,10 @@
 // heartbeat.go (renewing presence, registering it again, reaping crashed
 // nodes), presence_repair.go (undoing changes Redis may have run unseen),
 // claim.go (one live broker per node id, and the fence of one whose id
-// another claimed), log.go, gaps.go (reading back what pub/sub missed),
-// codec.go.
+// another claimed), log.go, gaps.go (what a node knows of each log, and
+// the events held behind what it missed), readback.go (finding what pub/sub
+// missed when the connection returns), fill.go (reading it back, outside
+// the topic's lock, and retrying), codec.go.
 //
 // Keys and channels all start with Config.Prefix, so several clusters (or
 // tests) can share one Redis. Redis Cluster is not supported: the scripts
@@ -51,6 +53,10 @@ type Metrics struct {
 	// being lost.
 	Reconnects atomic.Int64
 	GapsFilled atomic.Int64 // logged events missed by pub/sub and read back from their log
+	// GapsLost counts the logged events missed by pub/sub that were given
+	// up: they could not be read back within SyncTimeout, or too many
+	// events waited behind them (gaps.go).
+	GapsLost atomic.Int64
 	// Fenced counts the times another broker was found holding this
 	// broker's node id (claim.go).
 	Fenced atomic.Int64
@@ -84,6 +90,11 @@ type Broker struct {
 	subMu  sync.Mutex // protects topics
 	topics map[string]*topicState
 
+	// gapsDue are the topics with events held behind a gap, to be filled
+	// by the read-back goroutine (fill.go).
+	gapsMu  sync.Mutex // protects gapsDue
+	gapsDue map[string]*topicState
+
 	// pings are the PINGs on the pub/sub connection that confirm a
 	// subscription (sync), by token, each waiting for its PONG.
 	pingMu  sync.Mutex // protects pings and pingSeq
@@ -107,6 +118,8 @@ type Broker struct {
 	strays map[uint64]time.Time
 
 	up atomic.Bool // the pub/sub connection is live
+	// losses counts the times the pub/sub connection was found lost.
+	losses atomic.Int64
 	// readBackDue: what this node missed while its pub/sub connection was
 	// away could not all be read back when it returned (gaps.go).
 	readBackDue atomic.Bool
@@ -145,15 +158,16 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{
-		cfg:    cfg,
-		log:    cfg.Logger.With("broker", "redis", "node", cfg.NodeID),
-		rdb:    goredis.NewClient(options(cfg.Options, cfg.CallTimeout)),
-		prefix: cfg.Prefix + ":",
-		claim:  newClaimToken(),
-		topics: make(map[string]*topicState),
-		pings:  make(map[string]chan struct{}),
-		echoes: make(map[uint64]echo),
-		strays: make(map[uint64]time.Time),
+		cfg:     cfg,
+		log:     cfg.Logger.With("broker", "redis", "node", cfg.NodeID),
+		rdb:     goredis.NewClient(options(cfg.Options, cfg.CallTimeout)),
+		prefix:  cfg.Prefix + ":",
+		claim:   newClaimToken(),
+		topics:  make(map[string]*topicState),
+		gapsDue: make(map[string]*topicState),
+		pings:   make(map[string]chan struct{}),
+		echoes:  make(map[uint64]echo),
+		strays:  make(map[uint64]time.Time),
 
 		probeNow: make(chan struct{}, 1),
 		beatNow:  make(chan struct{}, 1),
