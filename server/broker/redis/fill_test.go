@@ -6,6 +6,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/tertulia/tertulia/server/hub"
 )
 
 // countCalls counts b's calls that match picks, holding none.
@@ -42,6 +44,18 @@ func (r *cutRig) readLogs(allowed bool) {
 	if err := r.rdb.Do(r.ctx, "ACL", "SETUSER", "sub", rule).Err(); err != nil {
 		r.t.Fatal(err)
 	}
+}
+
+// missUnreadable: sub is given m0, then misses m1 and m2 (its pub/sub
+// connection cut), and may not read the log.
+func (r *cutRig) missUnreadable() {
+	r.t.Helper()
+	r.send(r.pub, "m0")
+	r.expect("m0")
+	r.cutNoticed()
+	r.send(r.pub, "m1")
+	r.send(r.pub, "m2")
+	r.readLogs(false)
 }
 
 // The pub/sub reader never waits on Redis for a room behind a gap: while a
@@ -110,12 +124,7 @@ func TestFailedReadBackIsTriedAgain(t *testing.T) {
 			// long enough for the slowest machine.
 			r := newCutRigWith(t, quiet, func(cfg *Config) { cfg.SyncTimeout = time.Minute }, "room:refused")
 			reads := countCalls(t, r.sub, r.sub.readsLog(r.topic))
-			r.send(r.pub, "m0")
-			r.expect("m0")
-			r.cutNoticed()
-			r.send(r.pub, "m1")
-			r.send(r.pub, "m2")
-			r.readLogs(false)
+			r.missUnreadable()
 			if tc.local {
 				r.send(r.sub, "m3") // its read-back of m1 and m2 refused
 			} else {
@@ -159,4 +168,64 @@ func TestConnectionLostWhileSubscribingReadsBackWhatWasMissed(t *testing.T) {
 	}
 	r.appendTo(r.pub, room, "e2")
 	r.expect("e1", "e2")
+}
+
+// A room's live events wait behind missed ones that cannot be read back
+// for SyncTimeout at most: then those are given up, counted, and the
+// room's members on this node get the next ones, in order.
+func TestReadBackGivenUpAfterSyncTimeout(t *testing.T) {
+	r := newCutRigWith(t, quiet, func(cfg *Config) { cfg.SyncTimeout = 200 * time.Millisecond }, "room:lost")
+	r.missUnreadable()
+	r.restore()
+	r.send(r.pub, "m3")
+	r.expect("m3") // m1 and m2 given up
+	if n := r.sub.Metrics().GapsLost.Load(); n != 2 {
+		t.Errorf("%d messages given up, want 2 (m1 and m2)", n)
+	}
+	r.readLogs(true)
+	r.send(r.pub, "m4")
+	r.expect("m4")
+}
+
+// held is how many events and positions wait behind a gap in topic.
+func (b *Broker) held(topic string) int {
+	st := b.state(topic)
+	if st == nil {
+		return 0
+	}
+	st.gap.mu.Lock()
+	defer st.gap.mu.Unlock()
+	return len(st.gap.held)
+}
+
+// A node's own append that comes back behind a gap is handed to its
+// handler, after what was missed, before the append returns, as every
+// append of a subscribed room is: a session that sends, then leaves, has
+// seen its own message.
+func TestOwnAppendBehindAGapIsHandledBeforeItReturns(t *testing.T) {
+	r := newCutRig(t, quiet, "room:own")
+	logRead := holdCall(t, r.sub, false, r.sub.readsLog(r.topic))
+	r.cutNoticed()
+	r.send(r.pub, "m1")
+	r.restore()
+	logRead.wait(t) // m1 being read back
+	handled := make(chan int, 1)
+	go func() {
+		ev := &hub.Event{Kind: hub.KindMessage, Time: time.Now(), Message: "m2"}
+		if _, err := r.sub.Append(r.ctx, r.topic, ev, hub.AppendOptions{Log: hub.LogLimits{Size: 10}}); err != nil {
+			t.Errorf("sub appends m2: %v", err)
+		}
+		handled <- len(r.got) // messages handled when the append returned
+	}()
+	eventually(t, waitTimeout, "m2 waits behind m1", func() bool { return r.sub.held(r.topic) == 2 })
+	logRead.letGo()
+	select {
+	case n := <-handled:
+		if n != 2 {
+			t.Errorf("%d messages handled when the append returned, want 2 (m1, then its own m2)", n)
+		}
+	case <-r.ctx.Done():
+		t.Fatal("the append did not return")
+	}
+	r.expect("m1", "m2")
 }
