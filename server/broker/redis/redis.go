@@ -6,11 +6,14 @@
 // Each node holds one pub/sub connection, subscribed to exactly the topics
 // its own sessions need, and one goroutine that reads it and calls the hub's
 // handler in the order Redis delivers (one order per channel, the same on
-// every node). While Redis is unreachable or hung a node keeps serving its
-// own sessions: no call waits on Redis longer than Config.CallTimeout, what
-// it publishes is delivered to its local subscribers only, what must be
-// logged is refused, and when Redis returns it resubscribes and registers its
-// presence again.
+// every node). That goroutine never waits for a read of a log: logged
+// events the node missed while the connection was away are read back by
+// another, and a topic's events that came after them wait behind them, in
+// order, for SyncTimeout at most (gaps.go). While Redis is unreachable or
+// hung a node keeps serving its own sessions: no call waits on Redis
+// longer than Config.CallTimeout, what it publishes is delivered to its
+// local subscribers only, what must be logged is refused, and when Redis
+// returns it resubscribes and registers its presence again.
 //
 // Files by role: redis.go (the Broker, its start and end), config.go,
 // health.go (the bound on every call, and the probe of an unreachable Redis),
