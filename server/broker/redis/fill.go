@@ -74,6 +74,9 @@ func (b *Broker) fill(ctx context.Context, topic string, st *topicState) bool {
 		if t.gen != gen { // dropped, or given up meanwhile: look again
 			continue
 		}
+		if err != nil && ctx.Err() != nil { // closing, or Append's caller gone
+			return false
+		}
 		if err != nil {
 			if !t.failed {
 				t.failed = true

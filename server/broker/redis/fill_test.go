@@ -46,16 +46,15 @@ func (r *cutRig) readLogs(allowed bool) {
 	}
 }
 
-// missUnreadable: sub is given m0, then misses m1 and m2 (its pub/sub
-// connection cut), and may not read the log.
-func (r *cutRig) missUnreadable() {
+// missTwo: sub is given m0, then misses m1 and m2, its pub/sub connection
+// cut.
+func (r *cutRig) missTwo() {
 	r.t.Helper()
 	r.send(r.pub, "m0")
 	r.expect("m0")
 	r.cutNoticed()
 	r.send(r.pub, "m1")
 	r.send(r.pub, "m2")
-	r.readLogs(false)
 }
 
 // The pub/sub reader never waits on Redis for a room behind a gap: while a
@@ -124,7 +123,8 @@ func TestFailedReadBackIsTriedAgain(t *testing.T) {
 			// long enough for the slowest machine.
 			r := newCutRigWith(t, quiet, func(cfg *Config) { cfg.SyncTimeout = time.Minute }, "room:refused")
 			reads := countCalls(t, r.sub, r.sub.readsLog(r.topic))
-			r.missUnreadable()
+			r.missTwo()
+			r.readLogs(false)
 			if tc.local {
 				r.send(r.sub, "m3") // its read-back of m1 and m2 refused
 			} else {
@@ -170,12 +170,32 @@ func TestConnectionLostWhileSubscribingReadsBackWhatWasMissed(t *testing.T) {
 	r.expect("e1", "e2")
 }
 
+// A read-back that Redis leaves unanswered (it is paused: SIGSTOP) is
+// tried again once Redis answers, and the room's next event waits behind
+// it. The test holds the read until Redis is paused.
+func TestReadBackTimedOutIsTriedAgain(t *testing.T) {
+	r := newCutRigWith(t, quiet, func(cfg *Config) { cfg.SyncTimeout = time.Minute }, "room:paused")
+	logRead := holdCall(t, r.sub, true, r.sub.readsLog(r.topic))
+	r.missTwo()
+	r.restore()
+	logRead.wait(t)
+	r.send(r.pub, "m3")
+	r.srv.Pause(t)
+	logRead.letGo()
+	eventually(t, waitTimeout, "sub finds Redis unanswering", func() bool { return r.sub.down.Load() })
+	r.srv.Resume(t)
+	r.expect("m1", "m2", "m3")
+	r.send(r.pub, "m4")
+	r.expect("m4")
+}
+
 // A room's live events wait behind missed ones that cannot be read back
 // for SyncTimeout at most: then those are given up, counted, and the
 // room's members on this node get the next ones, in order.
 func TestReadBackGivenUpAfterSyncTimeout(t *testing.T) {
 	r := newCutRigWith(t, quiet, func(cfg *Config) { cfg.SyncTimeout = 200 * time.Millisecond }, "room:lost")
-	r.missUnreadable()
+	r.missTwo()
+	r.readLogs(false)
 	r.restore()
 	r.send(r.pub, "m3")
 	r.expect("m3") // m1 and m2 given up

@@ -140,6 +140,7 @@ func TestAppendComingBothWaysIsDeliveredOnce(t *testing.T) {
 type cutRig struct {
 	t        *testing.T
 	ctx      context.Context
+	srv      *redistest.Server
 	rdb      *goredis.Client // the test's own, as the default user
 	pub, sub *Broker
 	topic    string
@@ -159,7 +160,7 @@ func newCutRigWith(t *testing.T, subTimings timings, edit func(*Config), topic s
 	srv := redistest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	t.Cleanup(cancel)
-	r := &cutRig{t: t, ctx: ctx, rdb: goredis.NewClient(&goredis.Options{Addr: srv.Addr}), topic: topic,
+	r := &cutRig{t: t, ctx: ctx, srv: srv, rdb: goredis.NewClient(&goredis.Options{Addr: srv.Addr}), topic: topic,
 		got: make(chan string, 16)}
 	t.Cleanup(func() { r.rdb.Close() })
 	r.login("on")
