@@ -22,7 +22,7 @@
 // heartbeat.go (renewing presence, registering it again, reaping crashed
 // nodes), presence_repair.go (undoing changes Redis may have run unseen),
 // claim.go (one live broker per node id, and the fence of one whose id
-// another claimed), log.go, gaps.go (what a node knows of each log, and
+// another claimed), fencewatch.go (telling watchers of a fence), log.go, gaps.go (what a node knows of each log, and
 // the events held behind what it missed), readback.go (finding what pub/sub
 // missed when the connection returns), fill.go (reading it back, outside
 // the topic's lock, and retrying), codec.go.
@@ -124,7 +124,7 @@ type Broker struct {
 	// losses counts the times the pub/sub connection was found lost.
 	losses atomic.Int64
 	// readBackDue: what this node missed while its pub/sub connection was
-	// away could not all be read back when it returned (gaps.go).
+	// away could not all be read back when it returned (readback.go).
 	readBackDue atomic.Bool
 	// fenced: another broker holds the node id (claim.go); fenceChange
 	// tells its watchers when it changes (FenceChanged).
