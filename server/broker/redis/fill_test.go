@@ -1,7 +1,10 @@
 package redis
 
 import (
+	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -248,4 +251,53 @@ func TestOwnAppendBehindAGapIsHandledBeforeItReturns(t *testing.T) {
 		t.Fatal("the append did not return")
 	}
 	r.expect("m1", "m2")
+}
+
+// The events waiting behind a gap are bounded: past maxHeld the gap is
+// given up, counted, and they are handed over, in order; the read-back
+// still under way hands over nothing when it ends. The test holds that
+// read-back's read of the log.
+func TestEventsBehindAGapAreBounded(t *testing.T) {
+	r := newCutRigWith(t, quiet, func(cfg *Config) { cfg.SyncTimeout = time.Minute }, "room:crowd")
+	var mu sync.Mutex
+	var got []string
+	r.sub.SetHandler(func(_ string, ev *hub.Event) {
+		mu.Lock()
+		got = append(got, ev.Message)
+		mu.Unlock()
+	})
+	logRead := holdCall(t, r.sub, false, r.sub.readsLog(r.topic))
+	r.cutNoticed()
+	r.send(r.pub, "missed")
+	r.restore()
+	logRead.wait(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*waitTimeout)
+	defer cancel()
+	want := make([]string, maxHeld+1)
+	for i := range want {
+		want[i] = fmt.Sprint("live", i)
+		ev := &hub.Event{Kind: hub.KindMessage, Time: time.Now(), Message: want[i]}
+		if _, err := r.pub.Append(ctx, r.topic, ev, hub.AppendOptions{Log: hub.LogLimits{Size: 10}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	handed := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+	eventually(t, waitTimeout, "the live events are handed over", func() bool { return len(handed()) >= len(want) })
+	logRead.letGo()
+	if _, err := r.pub.Append(ctx, r.topic, &hub.Event{Kind: hub.KindMessage, Time: time.Now(), Message: "after"},
+		hub.AppendOptions{Log: hub.LogLimits{Size: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitTimeout, "the next one is handed over", func() bool { return len(handed()) > len(want) })
+	if h := handed(); !slices.Equal(h, append(want, "after")) {
+		t.Errorf("handed over %d events, %v first and %v last; want the %d live ones, in order, then after",
+			len(h), h[:min(3, len(h))], h[max(0, len(h)-3):], len(want))
+	}
+	if n := r.sub.Metrics().GapsLost.Load(); n != 1 {
+		t.Errorf("%d messages given up, want 1 (missed)", n)
+	}
 }
