@@ -34,13 +34,20 @@ const maxHeld = 1000
 // held, in the order they came, until what is missing before them has been
 // read back (fill, outside mu, by the read-back goroutine): the pub/sub
 // reader never waits on Redis, and the topic's later events wait behind
-// the gap rather than go out of order. A read that fails (Redis does not
-// answer, or answers an error) is tried again, after ProbeInterval at
-// first, then less often, up to maxFillBackoff. The wait is bounded: once
-// live events have waited SyncTimeout behind a gap, or more than maxHeld
-// are held, the gap is given up (logged as an error, counted in
-// Metrics.GapsLost) and they are handed over. A gap with no live event
-// behind it (a read-back's) is tried until it is filled.
+// the gap rather than go out of order. An unlogged event (presence, an
+// unlogged message) that comes while anything is held is held too, in its
+// place, and handed over when what came before it has been: the channel's
+// order holds for every event. A read that fails (Redis does not answer,
+// or answers an error) is tried again, after ProbeInterval at first, then
+// less often, up to maxFillBackoff, however many events come behind it. The wait is bounded: once live events
+// have waited about SyncTimeout behind a gap (it is looked at when an
+// event comes and when a read fails, so the wait may run past it by up
+// to maxFillBackoff and a CallTimeout), or more than maxHeld are held, the
+// gap is given up (logged as an error, counted in Metrics.GapsLost) and
+// they are handed over. A gap with no live event behind it (a
+// read-back's) is tried until it is filled. What a read finds gone from
+// the log (trimmed, or more than maxGapFill behind) is counted in
+// GapsLost too.
 //
 // Every path that hands logged events to the handler (the receive loop and
 // Append's local path, taken while the pub/sub connection is down, through
@@ -79,10 +86,14 @@ type gapMark struct {
 // heldEvent is an event waiting behind a gap, or (ev nil) a position of
 // the log up to which every event is to be handed over.
 type heldEvent struct {
-	at   hub.Position
+	at   hub.Position // ev's place in its log; zero if ev is unlogged
 	ev   *hub.Event
 	echo uint64 // this node's Publish waiting for ev (publish.go), if not 0
 }
+
+// unlogged reports whether h is an unlogged event: it goes as soon as
+// what was held before it has gone.
+func (h heldEvent) unlogged() bool { return h.ev != nil && h.at.Epoch == "" }
 
 // mark is what t knows now; t.mu is held.
 func (t *topicGap) mark() gapMark { return t.gapMark }
@@ -165,30 +176,82 @@ func (t *topicGap) handedOver(at hub.Position) bool {
 // before it (read back from the log), and not at all if it has been handed
 // over already: its offset is at or below the last of its log. (One can
 // come both ways when the pub/sub connection returns while this node
-// appends: through Redis and by Append's local path.) deliver makes no
-// call to Redis: an event behind a gap is held until the gap is filled
-// (fill), and the read-back goroutine is asked to fill it. The Publish
-// of this node's waiting for ev, echo if not 0, is released once ev has
-// been handed over or dropped.
+// appends: through Redis and by Append's local path.) An unlogged event
+// comes after the events that came before it. deliver makes no call to
+// Redis: an event behind a gap is held until the gap is filled (fill), and
+// the read-back goroutine is asked to fill it. The Publish or Append of
+// this node's waiting for ev, echo if not 0, is released once ev has been
+// handed over or dropped.
 func (b *Broker) deliver(topic string, ev *hub.Event, echo uint64) {
-	if ev.Offset == 0 || ev.Epoch == "" {
-		b.dispatchIfLive(topic, ev)
-		b.echoed(echo)
-		return
-	}
 	st := b.state(topic)
 	if st == nil {
 		b.echoed(echo)
 		return
 	}
-	at := hub.Position{Offset: ev.Offset, Epoch: ev.Epoch}
 	t := &st.gap
 	t.mu.Lock()
+	if ev.Offset == 0 || ev.Epoch == "" { // unlogged: nothing to read back before it
+		if len(t.held) > 0 && st.live.Load() {
+			b.holdBack(topic, st, heldEvent{ev: ev, echo: echo})
+			t.mu.Unlock()
+			return
+		}
+		t.mu.Unlock()
+		// Not under t.mu: a slow handler holds up no read-back.
+		b.dispatchIfLive(topic, ev)
+		b.echoed(echo)
+		return
+	}
 	defer t.mu.Unlock()
 	if !st.live.Load() { // not yet, or no longer, subscribed
 		b.echoed(echo)
 		return
 	}
+	at := hub.Position{Offset: ev.Offset, Epoch: ev.Epoch}
+	if b.behindGap(topic, t, ev, at, echo) {
+		b.holdBack(topic, st, heldEvent{at: at, ev: ev, echo: echo})
+	}
+}
+
+// holdBack holds h, an event that came while what is before it is missing,
+// hands over what comes next, gives the gap up if it is overdue, and asks
+// for it to be filled if it is still there; st.gap.mu is held.
+func (b *Broker) holdBack(topic string, st *topicState, h heldEvent) {
+	t := &st.gap
+	t.held = append(t.held, h)
+	if t.waiting++; t.waiting == 1 {
+		t.since = time.Now()
+	}
+	behind := b.handOver(topic, t)
+	for behind {
+		why := b.overdue(t)
+		if why == "" {
+			break
+		}
+		behind = b.giveUp(topic, t, why)
+	}
+	if behind {
+		b.fillDue(topic, st)
+	}
+}
+
+// overdue reports why the gap before what t holds is to be given up, or ""
+// if it is not: more than maxHeld wait behind it, or live events have
+// waited longer than SyncTimeout; t.mu is held.
+func (b *Broker) overdue(t *topicGap) string {
+	switch {
+	case len(t.held) > maxHeld:
+		return "too many events wait behind it"
+	case t.waiting > 0 && time.Since(t.since) > b.cfg.SyncTimeout:
+		return "redis did not give them in time"
+	}
+	return ""
+}
+
+// behindGap hands over the logged event ev at at if it comes next, or
+// drops it if it was handed over already, and reports whether it is
+// neither: it is to be held, behind a gap; t.mu is held.
+func (b *Broker) behindGap(topic string, t *topicGap, ev *hub.Event, at hub.Position, echo uint64) bool {
 	t.noted++
 	switch {
 	case len(t.held) > 0: // behind the gap
@@ -196,27 +259,17 @@ func (b *Broker) deliver(topic string, ev *hub.Event, echo uint64) {
 		t.last, t.known = at, true
 		b.dispatchIfLive(topic, ev)
 		b.echoed(echo)
-		return
+		return false
 	case t.handedOver(at):
 		b.echoed(echo)
-		return
+		return false
 	case at.Offset <= b.seen(t, at)+1: // the next
 		t.last, t.floor = at, false
 		b.dispatchIfLive(topic, ev)
 		b.echoed(echo)
-		return
+		return false
 	}
-	t.held = append(t.held, heldEvent{at: at, ev: ev, echo: echo})
-	if t.waiting++; t.waiting == 1 {
-		t.since = time.Now()
-	}
-	behind := b.handOver(topic, t)
-	for behind && len(t.held) > maxHeld {
-		behind = b.giveUp(topic, t, "too many events wait behind it")
-	}
-	if behind {
-		b.fillDue(topic, st)
-	}
+	return true
 }
 
 // handOver hands the handler, in order, the held events that come next,
@@ -226,16 +279,18 @@ func (b *Broker) handOver(topic string, t *topicGap) (behind bool) {
 	for len(t.held) > 0 {
 		h := t.held[0]
 		switch {
+		case h.unlogged():
+			b.dispatchIfLive(topic, h.ev)
 		case h.ev == nil && h.at.Offset > b.seen(t, h.at),
 			h.ev != nil && !t.handedOver(h.at) && h.at.Offset > b.seen(t, h.at)+1:
 			return true
-		case h.ev != nil:
+		case h.ev != nil && !t.handedOver(h.at):
+			t.last, t.floor = h.at, false
+			b.dispatchIfLive(topic, h.ev)
+		}
+		if h.ev != nil {
 			if t.waiting--; t.waiting == 0 {
 				t.since = time.Time{}
-			}
-			if !t.handedOver(h.at) {
-				t.last, t.floor = h.at, false
-				b.dispatchIfLive(topic, h.ev)
 			}
 			b.echoed(h.echo)
 		}
