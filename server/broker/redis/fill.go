@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"github.com/tertulia/tertulia/server/hub"
@@ -10,32 +11,40 @@ import (
 // maxGapFill bounds how many missed messages one read of a gap reads back.
 const maxGapFill = 1000
 
-// fillDue asks the read-back goroutine to fill topic's gap.
+// fillDue asks the read-back goroutine to fill topic's gap, unless it is
+// due already: then the goroutine will try it (again) in its time, after
+// the backoff of a failed read, not once per event held behind it.
 func (b *Broker) fillDue(topic string, st *topicState) {
 	b.gapsMu.Lock()
+	due := b.gapsDue[topic] == st
 	b.gapsDue[topic] = st
 	b.gapsMu.Unlock()
-	kick(b.readBackNow)
+	if !due {
+		kick(b.readBackNow)
+	}
+}
+
+// filled notes that topic's gap, in st, is no longer due: nothing is held
+// behind it; st.gap.mu is held (so that a gap found after is due again).
+func (b *Broker) filled(topic string, st *topicState) {
+	b.gapsMu.Lock()
+	if b.gapsDue[topic] == st {
+		delete(b.gapsDue, topic)
+	}
+	b.gapsMu.Unlock()
 }
 
 // fillGaps fills the gaps due (fillDue) and reports whether any is still
 // due: its read failed, or it was asked for meanwhile.
 func (b *Broker) fillGaps(ctx context.Context) (due bool) {
 	b.gapsMu.Lock()
-	todo := b.gapsDue
-	b.gapsDue = make(map[string]*topicState)
+	todo := maps.Clone(b.gapsDue)
 	b.gapsMu.Unlock()
 	for topic, st := range todo {
 		if ctx.Err() != nil { // closing
 			return false
 		}
-		if !b.fill(ctx, topic, st) {
-			b.gapsMu.Lock()
-			if b.gapsDue[topic] == nil {
-				b.gapsDue[topic] = st
-			}
-			b.gapsMu.Unlock()
-		}
+		b.fill(ctx, topic, st)
 	}
 	b.gapsMu.Lock()
 	defer b.gapsMu.Unlock()
@@ -45,26 +54,25 @@ func (b *Broker) fillGaps(ctx context.Context) (due bool) {
 // fill reads back, outside the topic's lock, what topic's log holds that
 // is missing before what st holds (see topicGap), then hands over what is
 // still missing and what waited behind it, in order, until nothing is
-// held or a read fails: it then reports false, and what is held waits for
-// the next try, unless live events have waited longer than SyncTimeout
-// (the gap is then given up). One fill runs at a time per topic: another
-// caller returns at once, reporting true.
-func (b *Broker) fill(ctx context.Context, topic string, st *topicState) bool {
+// held (the gap is then no longer due) or a read fails: what is held then
+// waits for the next try, unless the gap is overdue (it is then given
+// up). One fill runs at a time per topic: another caller returns at once.
+func (b *Broker) fill(ctx context.Context, topic string, st *topicState) {
 	t := &st.gap
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.filling {
-		return true
+		return
 	}
 	t.filling = true
 	defer func() { t.filling = false }() // before the unlock
 	for {
 		if !st.live.Load() {
 			b.drop(t)
-			return true
 		}
 		if !b.handOver(topic, t) {
-			return true
+			b.filled(topic, st)
+			return
 		}
 		from, to := b.missing(t)
 		gen := t.gen
@@ -75,7 +83,7 @@ func (b *Broker) fill(ctx context.Context, topic string, st *topicState) bool {
 			continue
 		}
 		if err != nil && ctx.Err() != nil { // closing, or Append's caller gone
-			return false
+			return
 		}
 		if err != nil {
 			if !t.failed {
@@ -83,11 +91,11 @@ func (b *Broker) fill(ctx context.Context, topic string, st *topicState) bool {
 				b.log.Warn("missed messages not read back yet: trying again", "topic", topic,
 					"from", from+1, "to", to.Offset, "err", err)
 			}
-			if t.waiting > 0 && time.Since(t.since) > b.cfg.SyncTimeout {
-				b.giveUp(topic, t, "redis did not give them in time")
+			if why := b.overdue(t); why != "" {
+				b.giveUp(topic, t, why)
 				continue
 			}
-			return false
+			return
 		}
 		n := 0
 		for _, m := range page.Events {
@@ -96,11 +104,18 @@ func (b *Broker) fill(ctx context.Context, topic string, st *topicState) bool {
 				n++
 			}
 		}
-		// What the log no longer holds (trimmed, or another epoch's) is
-		// not there to read.
 		t.last, t.floor, t.failed = to, false, false
 		b.metrics.GapsFilled.Add(int64(n))
-		b.log.Warn("read back messages missed while the pub/sub connection was away", "topic", topic, "count", n)
+		if n > 0 {
+			b.log.Warn("read back messages missed while the pub/sub connection was away", "topic", topic, "count", n)
+		}
+		// What the log no longer holds (trimmed, more than maxGapFill
+		// back, or another epoch's) is not there to read: lost.
+		if lost := int64(to.Offset-from) - int64(n); lost > 0 {
+			b.metrics.GapsLost.Add(lost)
+			b.log.Error("missed messages not read back: no longer in the log", "topic", topic,
+				"from", from+1, "to", to.Offset, "lost", lost)
+		}
 	}
 }
 
@@ -140,14 +155,13 @@ func (b *Broker) giveUp(topic string, t *topicGap, why string) (behind bool) {
 
 // fillNow fills topic's gap, if one is due, on the caller's goroutine
 // (Append's local path: its caller's own event is handed over after what
-// was missed before it, before Append returns); what it cannot fill is
-// left to the read-back goroutine.
+// was missed before it, as soon as it can be); what it cannot fill is left
+// to the read-back goroutine.
 func (b *Broker) fillNow(ctx context.Context, topic string) {
 	b.gapsMu.Lock()
 	st := b.gapsDue[topic]
-	delete(b.gapsDue, topic)
 	b.gapsMu.Unlock()
-	if st != nil && !b.fill(ctx, topic, st) {
-		b.fillDue(topic, st)
+	if st != nil {
+		b.fill(ctx, topic, st)
 	}
 }

@@ -23,8 +23,9 @@ const maxFillBackoff = time.Second
 // readBack while it is due, the pub/sub connection is up and Redis
 // answers, then fills the gaps due (fillGaps), trying those that failed
 // again after ProbeInterval, doubled on each failure up to maxFillBackoff.
-// The pub/sub reader asks when its connection
-// is back, and deliver when an event comes after a gap; the heartbeat
+// The pub/sub reader asks when its connection is back, and deliver when
+// an event comes after a gap not yet due (not for each event behind one:
+// a gap whose read fails is tried again on the backoff); the heartbeat
 // while readBack is still due: none of them waits for it. (With thousands
 // of rooms behind, reading back takes seconds: the pub/sub reader goes on
 // handing over PONGs and live events meanwhile, holding those of a room
