@@ -128,8 +128,10 @@ func TestFailedReadBackIsTriedAgain(t *testing.T) {
 			reads := countCalls(t, r.sub, r.sub.readsLog(r.topic))
 			r.missTwo()
 			r.readLogs(false)
+			var sent <-chan int
 			if tc.local {
-				r.send(r.sub, "m3") // its read-back of m1 and m2 refused
+				sent = r.sendAsync(r.sub, "m3") // its read-back of m1 and m2 refused
+				eventually(t, waitTimeout, "sub fails to read back m1 and m2", func() bool { return r.sub.readFailed(r.topic) })
 			} else {
 				r.restore()
 				eventually(t, waitTimeout, "sub tries to read back m1 and m2", func() bool { return reads.calls.Load() > 0 })
@@ -142,6 +144,7 @@ func TestFailedReadBackIsTriedAgain(t *testing.T) {
 			r.readLogs(true)
 			r.expect("m1", "m2", "m3")
 			if tc.local {
+				r.returned(sent)
 				r.restore()
 			}
 			r.send(r.pub, "m4")
@@ -221,36 +224,96 @@ func (b *Broker) held(topic string) int {
 	return len(st.gap.held)
 }
 
-// A node's own append that comes back behind a gap is handed to its
-// handler, after what was missed, before the append returns, as every
-// append of a subscribed room is: a session that sends, then leaves, has
-// seen its own message.
-func TestOwnAppendBehindAGapIsHandledBeforeItReturns(t *testing.T) {
-	r := newCutRig(t, quiet, "room:own")
-	logRead := holdCall(t, r.sub, false, r.sub.readsLog(r.topic))
-	r.cutNoticed()
-	r.send(r.pub, "m1")
-	r.restore()
-	logRead.wait(t) // m1 being read back
+// readFailed reports whether the last read of topic's gap failed.
+func (b *Broker) readFailed(topic string) bool {
+	st := b.state(topic)
+	if st == nil {
+		return false
+	}
+	st.gap.mu.Lock()
+	defer st.gap.mu.Unlock()
+	return st.gap.failed
+}
+
+// sendAsync appends a message with text to topic's log through from, on
+// another goroutine; the channel it returns gives, once the append has
+// returned, how many messages sub's handler had been given by then that
+// the test has not taken (r.got).
+func (r *cutRig) sendAsync(from *Broker, text string) <-chan int {
 	handled := make(chan int, 1)
 	go func() {
-		ev := &hub.Event{Kind: hub.KindMessage, Time: time.Now(), Message: "m2"}
-		if _, err := r.sub.Append(r.ctx, r.topic, ev, hub.AppendOptions{Log: hub.LogLimits{Size: 10}}); err != nil {
-			t.Errorf("sub appends m2: %v", err)
+		ev := &hub.Event{Kind: hub.KindMessage, Time: time.Now(), Message: text}
+		if _, err := from.Append(r.ctx, r.topic, ev, hub.AppendOptions{Log: hub.LogLimits{Size: 10}}); err != nil {
+			r.t.Errorf("%s appends %s: %v", from.NodeID(), text, err)
 		}
-		handled <- len(r.got) // messages handled when the append returned
+		handled <- len(r.got)
 	}()
-	eventually(t, waitTimeout, "m2 waits behind m1", func() bool { return r.sub.held(r.topic) == 2 })
-	logRead.letGo()
+	return handled
+}
+
+// returned waits for an append of sendAsync's to return, and gives what
+// sent gave.
+func (r *cutRig) returned(sent <-chan int) int {
+	r.t.Helper()
 	select {
-	case n := <-handled:
-		if n != 2 {
-			t.Errorf("%d messages handled when the append returned, want 2 (m1, then its own m2)", n)
-		}
+	case n := <-sent:
+		return n
 	case <-r.ctx.Done():
-		t.Fatal("the append did not return")
+		r.t.Fatal("the append did not return")
+		return 0
 	}
-	r.expect("m1", "m2")
+}
+
+// A node's own append that comes behind a gap is handed to its handler,
+// after what was missed, before the append returns, as every append of a
+// subscribed room is: a session that sends, then leaves, has seen its own
+// message. So whether the append comes back through pub/sub or, the
+// node's pub/sub connection down, goes by its local path; and whether the
+// read-back of what was missed is under way on the read-back goroutine
+// (the test holds its read) or fails, tried again later.
+func TestOwnAppendBehindAGapIsHandledBeforeItReturns(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cut     bool // sub's pub/sub connection is down when it appends
+		refused bool // Redis refuses sub's read of the log, rather than being slow to answer it
+	}{
+		{"connection up, read-back under way", false, false},
+		{"cut off, read-back under way", true, false},
+		{"cut off, read-back refused", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newCutRigWith(t, quiet, func(cfg *Config) { cfg.SyncTimeout = time.Minute }, "room:own")
+			var logRead *heldCall
+			if !tc.refused {
+				logRead = holdCall(t, r.sub, false, r.sub.readsLog(r.topic))
+			}
+			r.cutNoticed()
+			r.send(r.pub, "m1")
+			behind := 1 // what waits behind m1: m2, and the read-back's position
+			if tc.refused {
+				r.readLogs(false)
+			} else {
+				r.restore()
+				logRead.wait(t) // m1 being read back
+				behind++
+				if tc.cut {
+					r.cutNoticed()
+				}
+			}
+			sent := r.sendAsync(r.sub, "m2")
+			eventually(t, waitTimeout, "m2 waits behind m1", func() bool { return r.sub.held(r.topic) == behind })
+			if tc.refused {
+				eventually(t, waitTimeout, "sub fails to read back m1", func() bool { return r.sub.readFailed(r.topic) })
+				r.readLogs(true)
+			} else {
+				logRead.letGo()
+			}
+			if n := r.returned(sent); n != 2 {
+				t.Errorf("%d messages handled when the append returned, want 2 (m1, then its own m2)", n)
+			}
+			r.expect("m1", "m2")
+		})
+	}
 }
 
 // The events waiting behind a gap are bounded: past maxHeld the gap is
@@ -300,4 +363,86 @@ func TestEventsBehindAGapAreBounded(t *testing.T) {
 	if n := r.sub.Metrics().GapsLost.Load(); n != 1 {
 		t.Errorf("%d messages given up, want 1 (missed)", n)
 	}
+}
+
+// While Redis refuses to give a room's missed messages, the read is tried
+// again on the read-back's backoff, not once for each live event that
+// comes behind them: a busy room costs Redis no more reads then than a
+// quiet one. (The backoff is a minute here: no retry on a timer comes
+// within the test; the test then asks for one itself.)
+func TestFailedReadIsNotTriedForEachEvent(t *testing.T) {
+	r := newCutRigWith(t, quiet, func(cfg *Config) {
+		cfg.SyncTimeout, cfg.ProbeInterval = time.Minute, time.Minute
+	}, "room:busy")
+	reads := countCalls(t, r.sub, r.sub.readsLog(r.topic))
+	r.missTwo()
+	r.readLogs(false)
+	r.restore()
+	eventually(t, waitTimeout, "sub fails to read back m1 and m2", func() bool { return r.sub.readFailed(r.topic) })
+	tried := reads.calls.Load()
+	const live = 12
+	want := []string{"m1", "m2"}
+	for i := range live {
+		text := fmt.Sprint("live", i)
+		want = append(want, text)
+		r.send(r.pub, text)
+		// The read-back's position, then the live ones.
+		eventually(t, waitTimeout, "the live event waits behind m1 and m2", func() bool { return r.sub.held(r.topic) == 2+i })
+	}
+	// One more may have been asked for before the first failed.
+	if n := reads.calls.Load() - tried; n > 1 {
+		t.Errorf("%d more reads of the log refused while %d live events came, want at most 1", n, live)
+	}
+	r.readLogs(true)
+	kick(r.sub.readBackNow) // as the backoff's timer would, in a minute
+	r.expect(want...)
+}
+
+// Missed messages the log no longer holds (trimmed to its size while the
+// node's pub/sub connection was away) cannot be read back: they are
+// counted as lost (GapsLost, which an alert watches), and those it still
+// holds are handed over, in order.
+func TestMissedMessagesGoneFromTheLogAreCounted(t *testing.T) {
+	r := newCutRig(t, quiet, "room:trimmed")
+	r.send(r.pub, "m0")
+	r.expect("m0")
+	r.cutNoticed()
+	for _, m := range []string{"m1", "m2", "m3", "m4", "m5"} {
+		r.send(r.pub, m)
+	}
+	if err := r.rdb.XTrimMaxLen(r.ctx, r.sub.logKeys(r.topic)[1], 2).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.restore()
+	r.expect("m4", "m5")
+	r.send(r.pub, "m6")
+	r.expect("m6")
+	m := r.sub.Metrics()
+	if filled, lost := m.GapsFilled.Load(), m.GapsLost.Load(); filled != 2 || lost != 3 {
+		t.Errorf("%d messages read back and %d lost, want 2 (m4, m5) and 3 (m1 to m3)", filled, lost)
+	}
+}
+
+// A room's live events wait behind missed ones whose read Redis leaves
+// unanswered for about SyncTimeout, not until the read ends: an event that
+// comes once the first has waited longer gives the gap up, and they are
+// handed over, in order. The test holds the read's reply until it ends.
+func TestHangingReadBackIsGivenUpAfterSyncTimeout(t *testing.T) {
+	const syncTimeout = 200 * time.Millisecond
+	r := newCutRigWith(t, quiet, func(cfg *Config) { cfg.SyncTimeout = syncTimeout }, "room:hung")
+	logRead := holdCall(t, r.sub, false, r.sub.readsLog(r.topic))
+	r.missTwo()
+	r.restore()
+	logRead.wait(t)
+	r.send(r.pub, "m3")
+	eventually(t, waitTimeout, "m3 waits behind m1 and m2", func() bool { return r.sub.held(r.topic) == 2 })
+	time.Sleep(syncTimeout + 50*time.Millisecond) // m3 has waited SyncTimeout; no sync
+	r.send(r.pub, "m4")
+	r.expect("m3", "m4")
+	if n := r.sub.Metrics().GapsLost.Load(); n != 2 {
+		t.Errorf("%d messages given up, want 2 (m1 and m2)", n)
+	}
+	logRead.letGo()
+	r.send(r.pub, "m5")
+	r.expect("m5")
 }
