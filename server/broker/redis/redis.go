@@ -9,7 +9,7 @@
 // every node). That goroutine never waits for a read of a log: logged
 // events the node missed while the connection was away are read back by
 // another, and a topic's events that came after them wait behind them, in
-// order, for SyncTimeout at most (gaps.go). While Redis is unreachable or
+// order, for about SyncTimeout (gaps.go). While Redis is unreachable or
 // hung a node keeps serving its own sessions: no call waits on Redis
 // longer than Config.CallTimeout, what it publishes is delivered to its
 // local subscribers only, what must be logged is refused, and when Redis
@@ -57,8 +57,9 @@ type Metrics struct {
 	Reconnects atomic.Int64
 	GapsFilled atomic.Int64 // logged events missed by pub/sub and read back from their log
 	// GapsLost counts the logged events missed by pub/sub that were given
-	// up: they could not be read back within SyncTimeout, or too many
-	// events waited behind them (gaps.go).
+	// up: they could not be read back within about SyncTimeout, or too
+	// many events waited behind them, or the log no longer held them
+	// (trimmed, or more than maxGapFill back) (gaps.go).
 	GapsLost atomic.Int64
 	// Fenced counts the times another broker was found holding this
 	// broker's node id (claim.go).
