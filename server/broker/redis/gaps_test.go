@@ -181,26 +181,56 @@ func TestUnloggedEventsKeepTheirPlaceBehindAGap(t *testing.T) {
 	if err := r.pub.Publish(r.ctx, r.topic, &hub.Event{Kind: hub.KindMessage, Message: "left"}); err != nil {
 		t.Fatal(err)
 	}
-	published := make(chan int, 1)
-	go func() {
-		if err := r.sub.Publish(r.ctx, r.topic, &hub.Event{Kind: hub.KindMessage, Message: "own"}); err != nil {
-			t.Errorf("sub publishes: %v", err)
-		}
-		published <- len(r.got) // events handled when Publish returned
-	}()
+	published := r.publishAsync("own")
 	eventually(t, waitTimeout, "every event waits behind the missed one (or, were it not held, goes)", func() bool {
 		return r.sub.held(r.topic) == 4 || len(r.got) > 0
 	})
 	logRead.letGo()
-	select {
-	case n := <-published:
-		if n != 4 {
-			t.Errorf("%d events handled when sub's Publish returned, want 4 (its own last)", n)
-		}
-	case <-r.ctx.Done():
-		t.Fatal("sub's Publish did not return")
+	if n := r.returned(published); n != 4 {
+		t.Errorf("%d events handled when sub's Publish returned, want 4 (its own last)", n)
 	}
 	r.expect("missed", "last words", "left", "own")
 	r.send(r.pub, "after")
 	r.expect("after")
+}
+
+// A user's leave published while the node's pub/sub connection is down
+// (delivered on this node only) keeps its place behind the user's last
+// message, which waits behind one the node missed and cannot yet read
+// back: the room's members on this node see the last message before the
+// leave. Publish returns once the leave has been handed over.
+func TestLocalPublishKeepsItsPlaceBehindAGap(t *testing.T) {
+	r := newCutRigWith(t, quiet, func(cfg *Config) { cfg.SyncTimeout = time.Minute }, "room:leave")
+	r.cutNoticed()
+	r.send(r.pub, "missed")
+	r.readLogs(false)
+	sent := r.sendAsync(r.sub, "last words") // by its local path, behind "missed"
+	eventually(t, waitTimeout, "sub fails to read back the missed one", func() bool { return r.sub.readFailed(r.topic) })
+	published := r.publishAsync("left")
+	eventually(t, waitTimeout, "the leave waits behind the last words (or, were it not held, goes)", func() bool {
+		return r.sub.held(r.topic) == 2 || len(r.got) > 0
+	})
+	r.readLogs(true)
+	if n := r.returned(sent); n < 2 {
+		t.Errorf("%d messages handled when the append returned, want 2 (missed, then its own)", n)
+	}
+	if n := r.returned(published); n != 3 {
+		t.Errorf("%d events handled when sub's Publish returned, want 3 (its own last)", n)
+	}
+	r.expect("missed", "last words", "left")
+}
+
+// publishAsync publishes an unlogged message with text through sub, on
+// another goroutine; the channel it returns gives, once Publish has
+// returned, how many messages sub's handler had been given by then that
+// the test has not taken (r.got).
+func (r *cutRig) publishAsync(text string) <-chan int {
+	handled := make(chan int, 1)
+	go func() {
+		if err := r.sub.Publish(r.ctx, r.topic, &hub.Event{Kind: hub.KindMessage, Message: text}); err != nil {
+			r.t.Errorf("sub publishes %s: %v", text, err)
+		}
+		handled <- len(r.got)
+	}()
+	return handled
 }
