@@ -17,52 +17,59 @@ func retryable(code string) bool {
 	return code == chatcodes.CodeUnavailable || code == chatcodes.CodeRateLimited
 }
 
-// refusedForNow reports whether f is an error that refuses, for now only
-// (retryable), a frame still awaiting its ack or the join of a joined room:
-// one to send again.
-func (r *Recovery) refusedForNow(f *chatv1.ServerFrame) bool {
-	if f.GetError() == nil || f.Id == "" || !retryable(f.GetError().GetCode()) {
-		return false
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, ok := r.pending[f.Id]
-	_, rp := r.joinOf(f.Id)
-	return ok || rp != nil
+// observation is what a frame of the server meant to a Recovery, as it
+// stood before the frame (Recovery.observe), for a Reconnecting session's
+// resender.
+type observation struct {
+	fresh   bool   // Observe's answer: f is new to the client
+	pending bool   // f's id was a message or private message awaiting its ack
+	room    string // that message's room (roomKey), "" if none
+	// refusedForNow: f is an error that refuses, for now only (retryable),
+	// a frame awaiting its ack or the join of a joined room: one to send
+	// again.
+	refusedForNow bool
+	// refusedJoin is the room whose join f refuses for good (already_in_room
+	// is no refusal: the room is joined); Observe forgot it. "" if none.
+	refusedJoin string
+	// kicked is the room that f, the client's own room_left with kicked and
+	// yours set, takes the client out of (kickedFrom); Observe forgot it.
+	// "" if none.
+	kicked string
 }
 
-// refusedJoin returns the room whose join f refuses for good, "" if f is
-// no such refusal. Observe forgets that room; call it before.
-// already_in_room is no refusal: the room is joined.
-func (r *Recovery) refusedJoin(f *chatv1.ServerFrame) string {
-	code := f.GetError().GetCode()
-	if f.GetError() == nil || f.Id == "" || retryable(code) || code == chatcodes.CodeAlreadyInRoom {
-		return ""
-	}
+// observe is Observe, under one lock with what the resender asks of f.
+func (r *Recovery) observe(f *chatv1.ServerFrame) observation {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	room, _ := r.joinOf(f.Id)
-	return room
+	var o observation
+	if sent, ok := r.pending[f.Id]; ok && f.Id != "" {
+		o.pending, o.room = true, roomKey(sent.GetMessage().GetRoom())
+	}
+	if code := f.GetError().GetCode(); f.GetError() != nil && f.Id != "" {
+		room, rp := r.joinOf(f.Id)
+		switch {
+		case retryable(code):
+			o.refusedForNow = o.pending || rp != nil
+		case code != chatcodes.CodeAlreadyInRoom:
+			o.refusedJoin = room
+		}
+	}
+	if l := f.GetRoomLeft(); l != nil {
+		o.kicked = r.kickedFrom(l)
+	}
+	o.fresh = r.see(f)
+	return o
 }
 
-// kickedOut returns the room that f, the client's own room_left with
-// kicked and yours set, takes the client out of (Recovery.kickedFrom), "" if f is no
-// such frame. Observe forgets that room; call it before.
-func (r *Recovery) kickedOut(f *chatv1.ServerFrame) string {
-	if !f.GetRoomLeft().GetKicked() {
-		return ""
-	}
+// leave is Leave, and reports whether room's join was due again: refused
+// for now on the connection, and not sent again since (nextDue).
+func (r *Recovery) leave(room string) (due bool) {
+	room = roomKey(room)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.kickedFrom(f.GetRoomLeft())
-}
-
-// isPending reports whether the frame with id awaits its ack.
-func (r *Recovery) isPending(id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, ok := r.pending[id]
-	return ok
+	rp := r.rooms[room]
+	r.forget(room)
+	return rp != nil && rp.due
 }
 
 // drop ends the wait for the ack of the frame with id: it was answered
@@ -71,14 +78,6 @@ func (r *Recovery) drop(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.acked(id)
-}
-
-// roomOf returns the room of the message with id that awaits its ack, ""
-// if none.
-func (r *Recovery) roomOf(id string) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return roomKey(r.pending[id].GetMessage().GetRoom())
 }
 
 // joinOf returns the joined room whose join frames have id, and where it

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -187,4 +188,17 @@ func TestMessageRefusedForNowGoesAfterItsRoomsSlowJoin(t *testing.T) {
 	if got.acks["m2"] != 1 || slices.ContainsFunc(got.errors["m2"], func(c string) bool { return c != chatcodes.CodeRateLimited && c != chatcodes.CodeUnavailable }) {
 		t.Errorf("m2: %d acks and errors %q, want one ack", got.acks["m2"], got.errors["m2"])
 	}
+}
+
+// Leaving a room whose join was refused for now (rate_limited) and waits to
+// be sent again fails the message waiting for that join at once, as the
+// pages do: code not_in_room, the pages' text saying the room was left
+// before its join was accepted, and nothing more; the message is not sent
+// after the leave, to be refused with a bare not_in_room.
+func TestLeaveWithItsJoinDueFailsItsMessages(t *testing.T) {
+	_, alice, got := joinDue(t)
+	if err := alice.Leave(resendRoom); err != nil {
+		t.Fatal(err)
+	}
+	failedOnce(t, alice, got, fmt.Sprintf("left room %q before its join was accepted", resendRoom))
 }

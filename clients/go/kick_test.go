@@ -76,17 +76,19 @@ func TestKickedRoomIsNotJoinedAgain(t *testing.T) {
 	sendAcked(t, alice, "m3", "copas")
 }
 
-// A message waiting for its room's join, refused for now (rate_limited),
-// when an administrator kicks alice out of that room, fails once, with
-// code not_in_room and a text saying she was kicked, and is not sent: the
-// room is no longer joined, and the join is not sent again.
-func TestMessageWaitingForAKickedRoomsJoinFails(t *testing.T) {
+// joinDue has alice, in resendRoom, join it again on a node whose join
+// rate lets no join through, and send m1 there: the join is refused for
+// now (rate_limited) and due again after a minute, m1 waits for it. It
+// returns the node, alice and the answers read up to the join's refusal.
+func joinDue(t *testing.T) (*nodetest.Server, *client.Reconnecting, *answers) {
+	t.Helper()
 	limits := nodetest.Unlimited()
 	// A burst of one, back after 100 s: the join again is refused, however
 	// slow the machine.
 	limits.JoinsPerSecond = 0.01
 	srv := nodetest.Start(t, node.Config{Limits: limits})
-	// The join refused goes again only after a minute: the kick comes first.
+	// The join refused goes again only after a minute: the test's next
+	// step comes first.
 	alice := joinAlice(t, srv, client.Backoff{Min: time.Minute, Max: time.Minute})
 	if err := alice.Join(resendRoom); err != nil {
 		t.Fatal(err)
@@ -98,20 +100,25 @@ func TestMessageWaitingForAKickedRoomsJoinFails(t *testing.T) {
 	})
 	got.joinRefused(t, "m1")
 	if len(got.errors["m1"]) != 0 || got.acks["m1"] != 0 {
-		t.Fatalf("m1 answered before the kick: errors %q, %d acks", got.errors["m1"], got.acks["m1"])
+		t.Fatalf("m1 answered before its join: errors %q, %d acks", got.errors["m1"], got.acks["m1"])
 	}
+	return srv, alice, got
+}
 
-	kick(t, srv, alice.Events(), "alice", resendRoom)
+// failedOnce reads m1's answer and fails the test unless it is not_in_room
+// with a text containing says, and m1 is no longer pending and gets no
+// other answer: a leave sent by hand is answered not_in_room (alice is
+// out of resendRoom), and nothing more answers m1 before it.
+func failedOnce(t *testing.T, alice *client.Reconnecting, got *answers, says string) {
+	t.Helper()
 	f := await(t, alice.Events(), "m1's answer", func(f *chatv1.ServerFrame) bool { return f.Id == "m1" })
 	got.note(f)
-	if e := f.GetError(); e.GetCode() != chatcodes.CodeNotInRoom || !strings.Contains(e.GetMessage(), "kicked") {
-		t.Fatalf("m1's answer: %v, want not_in_room saying alice was kicked", f)
+	if e := f.GetError(); e.GetCode() != chatcodes.CodeNotInRoom || !strings.Contains(e.GetMessage(), says) {
+		t.Fatalf("m1's answer: %v, want not_in_room saying %q", f, says)
 	}
 	if n := alice.Pending(); n != 0 {
 		t.Errorf("%d messages pending, want 0", n)
 	}
-	// A leave sent by hand: the server says alice is not in the room, and
-	// nothing more answers m1 before it.
 	send(t, alice, &chatv1.ClientFrame{Id: "l1", Kind: &chatv1.ClientFrame_LeaveRoom{LeaveRoom: &chatv1.LeaveRoom{Room: resendRoom}}})
 	got.read(t, alice.Events(), "the leave's answer", func(f *chatv1.ServerFrame) bool { return f.Id == "l1" })
 	if !slices.Equal(got.errors["l1"], []string{chatcodes.CodeNotInRoom}) {
@@ -120,6 +127,16 @@ func TestMessageWaitingForAKickedRoomsJoinFails(t *testing.T) {
 	if got.acks["m1"] != 0 || len(got.errors["m1"]) != 1 {
 		t.Errorf("m1: %d acks, errors %q, want one not_in_room", got.acks["m1"], got.errors["m1"])
 	}
+}
+
+// A message waiting for its room's join, refused for now (rate_limited),
+// when an administrator kicks alice out of that room, fails once, with
+// code not_in_room and a text saying she was kicked, and is not sent: the
+// room is no longer joined, and the join is not sent again.
+func TestMessageWaitingForAKickedRoomsJoinFails(t *testing.T) {
+	srv, alice, got := joinDue(t)
+	kick(t, srv, alice.Events(), "alice", resendRoom)
+	failedOnce(t, alice, got, "kicked")
 }
 
 // A Recovery forgets a room when its session is kicked out of it, as Leave

@@ -120,11 +120,7 @@ func (rp *roomPosition) joinFrame(room string) *chatv1.ClientFrame {
 }
 
 // Leave forgets room: it is not joined again on a new connection.
-func (r *Recovery) Leave(room string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.forget(roomKey(room))
-}
+func (r *Recovery) Leave(room string) { r.leave(room) }
 
 func (r *Recovery) forget(room string) {
 	delete(r.rooms, room)
@@ -200,6 +196,11 @@ func (r *Recovery) Inbox() *chatv1.Position {
 func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.see(f)
+}
+
+// see is Observe, with mu held.
+func (r *Recovery) see(f *chatv1.ServerFrame) bool {
 	switch {
 	case f.GetSystem() != nil:
 		r.welcomes++
