@@ -345,9 +345,11 @@ func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error
 		r.mu.Lock()
 		resend.stop()
 		r.out, r.addr, r.resend = nil, "", nil
+		failed := resend.takeFailed() // each message gets its answer
 		r.mu.Unlock()
 		closeAndDrain(s) // ends a write under way, so that the outbox closes
 		out.close()
+		r.handAll(ctx, failed)
 	}()
 	for {
 		select {
@@ -369,22 +371,15 @@ func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error
 			r.mu.Lock() // in order with SendFrame's sends
 			fresh, failed := resend.observe(f)
 			r.mu.Unlock()
-			if fresh && !r.hand(ctx, f) {
+			if fresh && !r.hand(ctx, f) || !r.handAll(ctx, failed) {
 				return ctx.Err()
-			}
-			for _, f := range failed {
-				if !r.hand(ctx, f) {
-					return ctx.Err()
-				}
 			}
 		case <-resend.failedC():
 			r.mu.Lock()
 			failed := resend.takeFailed()
 			r.mu.Unlock()
-			for _, f := range failed {
-				if !r.hand(ctx, f) {
-					return ctx.Err()
-				}
+			if !r.handAll(ctx, failed) {
+				return ctx.Err()
 			}
 		case <-resend.C():
 			if ctx.Err() != nil { // closed meanwhile: send nothing more
@@ -414,6 +409,17 @@ func (r *Reconnecting) hand(ctx context.Context, f *chatv1.ServerFrame) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// handAll hands fs to the reader of Events, in order, unless ctx ends
+// first.
+func (r *Reconnecting) handAll(ctx context.Context, fs []*chatv1.ServerFrame) bool {
+	for _, f := range fs {
+		if !r.hand(ctx, f) {
+			return false
+		}
+	}
+	return true
 }
 
 // permanent reports whether a connection that ended with err should not be
