@@ -15,9 +15,10 @@ import (
 // from alice, and her connection's buffers and flow-control window are
 // full) does not stop alice's connection from being read: the answers and
 // messages the node sends meanwhile reach her, and once the node reads
-// again every message is acknowledged, in order. Here the write that
-// blocks is the client's own: the messages that waited for tapas's join go
-// when its room_joined is read.
+// again every message is acknowledged, in order. The write that blocks is
+// first the reader's own (the messages that waited for tapas's join go
+// when its room_joined is read), then also one of alice's sends, which
+// waits for its write: a kick read meanwhile still reaches her.
 func TestReadingGoesOnWhileAWriteIsBlocked(t *testing.T) {
 	const waiting = 200 // 800 KB behind the join: far more than a flow-control window
 	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
@@ -56,6 +57,10 @@ func TestReadingGoesOnWhileAWriteIsBlocked(t *testing.T) {
 	await(t, alice.Events(), "bob's message", func(f *chatv1.ServerFrame) bool {
 		return f.GetMessage().GetMessage() == "¿qué tal?"
 	})
+	sent := make(chan error, 1)
+	go func() { sent <- alice.SendFrame(nodetest.RoomMessage("last", "tapas", "última")) }()
+	want = append(want, "última")
+	kick(t, srv, alice.Events(), "alice", "copas")
 
 	p.up.open()
 	got := newAnswers()
@@ -65,8 +70,11 @@ func TestReadingGoesOnWhileAWriteIsBlocked(t *testing.T) {
 				return false
 			}
 		}
-		return true
+		return got.acks["last"] > 0
 	})
+	if err := <-sent; err != nil { // written before its ack came
+		t.Errorf("the last send: %v", err)
+	}
 	var texts []string
 	bob.Await("alice's last message", func(f *chatv1.ServerFrame) bool {
 		if m := f.GetMessage(); m.GetRoom() == "tapas" {
