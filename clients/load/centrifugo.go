@@ -8,8 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // centrifugoDialer opens connections to a Centrifugo v6 server, speaking
@@ -53,23 +51,10 @@ func (d *centrifugoDialer) dial(ctx context.Context, user, room, joinID string, 
 	if err != nil {
 		return nil, err
 	}
-	u := url.URL{Scheme: "ws", Host: d.httpAddr, Path: "/connection/websocket"}
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	c, _, err := websocket.Dial(dctx, u.String(), &websocket.DialOptions{HTTPClient: d.client})
-	if err != nil {
-		return nil, fmt.Errorf("websocket dial: %w", err)
-	}
-	c.SetReadLimit(1 << 20)
-	cc := &centrifugoConn{coderConn: coderConn{c: c, done: make(chan struct{})}, nextID: cfSubscribeID}
-	go cc.read(m, joinID)
-	if err := cc.write(dctx, cfSetUpFrame(nil, tok, room)); err != nil {
-		cc.close()
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	if err := m.waitReady(dctx); err != nil {
-		cc.close()
-		return nil, fmt.Errorf("set-up: %w", err)
+	u := &url.URL{Scheme: "ws", Host: d.httpAddr, Path: "/connection/websocket"}
+	cc := &centrifugoConn{nextID: cfSubscribeID}
+	if err := d.open(ctx, u, nil, &cc.coderConn, func() { cc.read(m, joinID) }, cfSetUpFrame(nil, tok, room), "connect", m); err != nil {
+		return nil, err
 	}
 	return cc, nil
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,26 +51,43 @@ func (d *coderDialer) dial(ctx context.Context, user, room, joinID string, m *me
 	if err != nil {
 		return nil, err
 	}
+	var join []byte
+	if room != "" {
+		join = joinFrame(nil, room, joinID)
+	}
+	cc := new(coderConn)
+	if err := d.open(ctx, u, []string{Subprotocol}, cc, func() { cc.read(m) }, join, "join "+room, m); err != nil {
+		return nil, err
+	}
+	return cc, nil
+}
+
+// open sets up a connection as both clients built on coder/websocket do,
+// within dialTimeout: it dials u offering protocols, makes cc of the
+// connection and starts read (cc's reader) on a goroutine of its own,
+// writes setUp unless it is nil (what names it in an error), then waits
+// until m is set up. On an error the connection is closed.
+func (d *coderDialer) open(ctx context.Context, u *url.URL, protocols []string, cc *coderConn, read func(), setUp []byte, what string, m *member) error {
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	c, _, err := websocket.Dial(dctx, u.String(), &websocket.DialOptions{HTTPClient: d.client, Subprotocols: []string{Subprotocol}})
+	c, _, err := websocket.Dial(dctx, u.String(), &websocket.DialOptions{HTTPClient: d.client, Subprotocols: protocols})
 	if err != nil {
-		return nil, dialError(err, u)
+		return dialError(err, u)
 	}
 	c.SetReadLimit(1 << 20) // as the own client
-	cc := &coderConn{c: c, done: make(chan struct{})}
-	go cc.read(m)
-	if room != "" {
-		if err := cc.write(dctx, joinFrame(nil, room, joinID)); err != nil {
+	cc.c, cc.done = c, make(chan struct{})
+	go read()
+	if setUp != nil {
+		if err := cc.write(dctx, setUp); err != nil {
 			cc.close()
-			return nil, fmt.Errorf("join %s: %w", room, err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	if err := m.waitReady(dctx); err != nil {
 		cc.close()
-		return nil, fmt.Errorf("set-up: %w", err)
+		return fmt.Errorf("set-up: %w", err)
 	}
-	return cc, nil
+	return nil
 }
 
 type coderConn struct {

@@ -51,7 +51,7 @@ func (r *runner) reconnect(ctx context.Context, res *Result) error {
 	defer cancel(nil)
 	var start time.Time
 	var stormSrv procStats
-	var restarted chan error
+	var restarted chan restart
 	if cfg.Restart == nil {
 		fmt.Fprintf(cfg.Progress, "reconnect: closing %d connections at once\n", len(old))
 		start = time.Now()
@@ -63,7 +63,7 @@ func (r *runner) reconnect(ctx context.Context, res *Result) error {
 		closeDialers(r.d) // over gRPC, the TCP connections go too
 		res.StormCloseSec = time.Since(start).Seconds()
 		fmt.Fprintf(cfg.Progress, "reconnect: reconnecting %d connections at once\n", len(old))
-		stormSrv = startStats(cfg.ServerPID)
+		stormSrv = startStats(r.serverPID)
 		start = time.Now()
 	} else {
 		// The server goes with every connection at once, and each client
@@ -71,17 +71,14 @@ func (r *runner) reconnect(ctx context.Context, res *Result) error {
 		// starting: the storm a restart brings, timed from its start.
 		fmt.Fprintf(cfg.Progress, "reconnect: restarting the server under %d connections\n", len(old))
 		start = time.Now()
-		restarted = make(chan error, 1)
+		restarted = make(chan restart, 1)
 		go func() {
 			pid, err := cfg.Restart(sctx)
 			if err != nil {
 				cancel(fmt.Errorf("restart: %w", err))
 			}
 			res.RestartSec = time.Since(start).Seconds()
-			r.cfg.ServerPID = pid
-			// All the new server's CPU is the storm's: its start-up too.
-			stormSrv = procStats{pid: pid, start: start}
-			restarted <- err
+			restarted <- restart{pid, err}
 		}()
 	}
 	stormTool := startStats(os.Getpid())
@@ -107,9 +104,13 @@ func (r *runner) reconnect(ctx context.Context, res *Result) error {
 	})
 	res.ReconnectSec = time.Since(start).Seconds()
 	if restarted != nil {
-		if err := <-restarted; err != nil {
-			return fmt.Errorf("restart: %w", err)
+		rs := <-restarted
+		if rs.err != nil {
+			return fmt.Errorf("restart: %w", rs.err)
 		}
+		// The rest of the run reads the new server; all its CPU so far is
+		// the storm's, its start-up too.
+		r.serverPID, stormSrv = rs.pid, procStats{pid: rs.pid, start: start}
 		fmt.Fprintf(cfg.Progress, "reconnect: the server was back in %.2fs\n", res.RestartSec)
 	}
 	setupCPU(res, stormSrv, stormTool, len(old)-int(failed.Load()))
@@ -123,6 +124,13 @@ func (r *runner) reconnect(ctx context.Context, res *Result) error {
 		return fmt.Errorf("reconnect storm: %d of %d did not re-join: first: %w", res.ReconnectFailed, len(old), *p)
 	}
 	return r.publishToAll(ctx, res, false)
+}
+
+// restart is what Config.Restart returned: the new server's process id, or
+// why there is none.
+type restart struct {
+	pid int
+	err error
 }
 
 // awaitEnd waits until the connection of cl (nil: none) has ended, as the

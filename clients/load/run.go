@@ -126,7 +126,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := raiseFileLimit(cfg.Conns + 64); err != nil {
 		return nil, err
 	}
-	r := &runner{cfg: cfg, hist: new(Histogram)}
+	r := &runner{cfg: cfg, hist: new(Histogram), serverPID: cfg.ServerPID}
 	if err := r.setupDialer(); err != nil {
 		return nil, err
 	}
@@ -159,6 +159,10 @@ type runner struct {
 	hist *Histogram
 	d    dialer
 	pubd dialer // the publisher's node: d unless the publisher is elsewhere
+	// serverPID is the server's process whose CPU and RSS are read:
+	// Config.ServerPID until a restart of the storm starts another. Set by
+	// the scenario's goroutine only.
+	serverPID int
 
 	mu      sync.Mutex // protects clients
 	clients []*client

@@ -136,20 +136,27 @@ target() {
 	echo "$text: $verdict" | tee -a "$OUT/targets.txt"
 }
 
-# issue_targets: the runs of issue 10's figures, each connection a distinct
-# user joining one room of 10,000.
+# issue_targets [CLIENT]: the runs of issue 10's figures, each connection a
+# distinct user joining one room of 10,000, with the WebSocket client CLIENT
+# (own, the default, or coder: then each label but the 1k fan-out's, which
+# always uses coder, ends in -coder), and their verdicts.
 issue_targets() {
-	run "join-10k-one-room-ws" --scenario idle --transport ws --conns 10000 --rooms 1 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 10s
-	run "fanout-10k-room-ws" --scenario fanout --transport ws --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 10s
+	local client=${1:-own} as="" who=""
+	if [[ $client != own ]]; then
+		as=-$client who=", $client client"
+	fi
+	local ws=(--transport ws --client "$client")
+	run "join-10k-one-room-ws$as" --scenario idle "${ws[@]}" --conns 10000 --rooms 1 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 10s
+	run "fanout-10k-room-ws$as" --scenario fanout "${ws[@]}" --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 10s
 	run "fanout-1k-ws-coder" --scenario fanout --transport ws --client coder --conns 1000 --rate 1000 --duration 10s
 	# The storm of a real restart: the tool kills the server with SIGKILL
 	# under its 10,000 connections and starts it again (SERVE), and every
 	# client reconnects by itself; timed from the kill.
-	run "reconnect-10k-ws" --scenario reconnect --transport ws --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 3s --restart "$(printf '%q ' "${SERVE[@]}")"
-	target join-10k-one-room-ws "10,000 distinct users join one room at >= 10,000/s, <= 10 KiB/conn" "n == w && c >= 10000 && k > 0 && k <= 10"
-	target fanout-10k-room-ws "fan-out 10,000 x 10/s to that room: p99 <= 150 ms, none lost" "n == w && q >= 0.95 && p > 0 && p <= 150 && r == 0 && l == 0 && x == 0 && d == 0"
+	run "reconnect-10k-ws$as" --scenario reconnect "${ws[@]}" --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 3s --restart "$(printf '%q ' "${SERVE[@]}")"
+	target "join-10k-one-room-ws$as" "10,000 distinct users join one room at >= 10,000/s, <= 10 KiB/conn$who" "n == w && c >= 10000 && k > 0 && k <= 10"
+	target "fanout-10k-room-ws$as" "fan-out 10,000 x 10/s to that room: p99 <= 150 ms, none lost$who" "n == w && q >= 0.95 && p > 0 && p <= 150 && r == 0 && l == 0 && x == 0 && d == 0"
 	target fanout-1k-ws-coder "1,000 x 1,000/s, coder/websocket client: p99 <= 35 ms" "n == w && q >= 0.95 && p > 0 && p <= 35 && r == 0 && l == 0 && x == 0 && d == 0"
-	target reconnect-10k-ws "reconnect storm of 10,000 distinct users after a restart (kill -9): all re-joined in < 5 s of the kill" "n == w && s > 0 && s < 5 && f == 0 && r == 0 && l == 0 && x == 0"
+	target "reconnect-10k-ws$as" "reconnect storm of 10,000 distinct users after a restart (kill -9): all re-joined in < 5 s of the kill$who" "n == w && s > 0 && s < 5 && f == 0 && r == 0 && l == 0 && x == 0"
 }
 
 : > "$OUT/saturation.txt"
@@ -180,13 +187,10 @@ issue)
 	issue_targets
 	;;
 peer)
-	# Issue 10's workloads with the coder/websocket client throughout, as
-	# centrifugo.sh measures Centrifugo (its client is built on the same
-	# library): the set-up and the 10k fan-out as a peer would see them.
-	run "join-10k-one-room-ws-coder" --scenario idle --transport ws --client coder --conns 10000 --rooms 1 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 10s
-	run "fanout-10k-room-ws-coder" --scenario fanout --transport ws --client coder --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 10s
-	run "fanout-1k-ws-coder" --scenario fanout --transport ws --client coder --conns 1000 --rate 1000 --duration 10s
-	run "reconnect-10k-ws-coder" --scenario reconnect --transport ws --client coder --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 3s --restart "$(printf '%q ' "${SERVE[@]}")"
+	# Issue 10's workloads and verdicts with the coder/websocket client
+	# throughout, as centrifugo.sh measures Centrifugo (its client is built
+	# on the same library): the figures as a peer would see them.
+	issue_targets coder
 	;;
 targets)
 	# The issue's WebSocket targets only, for a quick re-measure.

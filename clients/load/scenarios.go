@@ -53,7 +53,7 @@ func (r *runner) publishToAll(ctx context.Context, res *Result, churn bool) erro
 	sleep(ctx, settle)
 
 	r.hist.Reset()
-	srv, tool := startStats(cfg.ServerPID), startStats(os.Getpid())
+	srv, tool := startStats(r.serverPID), startStats(os.Getpid())
 	profiled := r.startProfile(ctx, cfg.Duration)
 	defer profiled()
 	var ch *churner
@@ -159,7 +159,7 @@ func (r *runner) rooms(ctx context.Context, res *Result) error {
 	sleep(ctx, settle)
 
 	r.hist.Reset()
-	srv, tool := startStats(cfg.ServerPID), startStats(os.Getpid())
+	srv, tool := startStats(r.serverPID), startStats(os.Getpid())
 	profiled := r.startProfile(ctx, cfg.Duration)
 	defer profiled()
 	fmt.Fprintf(cfg.Progress, "rooms: publishing %g msg/s per member for %v\n", cfg.Rate, cfg.Duration)
@@ -205,15 +205,15 @@ func (r *runner) idle(ctx context.Context, res *Result) error {
 	cfg := r.cfg
 	res.Rooms = cfg.Rooms
 	var rss0, tool0 int64
-	if cfg.ServerPID > 0 {
+	if r.serverPID > 0 {
 		var err error
-		if rss0, err = rss(cfg.ServerPID); err != nil {
+		if rss0, err = rss(r.serverPID); err != nil {
 			return err
 		}
 	}
 	tool0, _ = rss(os.Getpid())
 	fmt.Fprintf(cfg.Progress, "idle: %d connections in %d rooms over %s\n", cfg.Conns, cfg.Rooms, r.d.name())
-	setupSrv, setupTool := startStats(cfg.ServerPID), startStats(os.Getpid())
+	setupSrv, setupTool := startStats(r.serverPID), startStats(os.Getpid())
 	err := r.setUp(ctx, res, func(i int) string { return "r" + strconv.Itoa(i%cfg.Rooms) })
 	setupCPU(res, setupSrv, setupTool, r.connected())
 	if err != nil {
@@ -221,7 +221,7 @@ func (r *runner) idle(ctx context.Context, res *Result) error {
 	}
 	sleep(ctx, settle)
 
-	srv, tool := startStats(cfg.ServerPID), startStats(os.Getpid())
+	srv, tool := startStats(r.serverPID), startStats(os.Getpid())
 	profiled := r.startProfile(ctx, cfg.Duration)
 	defer profiled()
 	fmt.Fprintf(cfg.Progress, "idle: holding for %v\n", cfg.Duration)
@@ -229,8 +229,8 @@ func (r *runner) idle(ctx context.Context, res *Result) error {
 	sleep(ctx, cfg.Duration)
 	res.Seconds = time.Since(start).Seconds()
 	res.ServerCPU, res.ToolCPU = srv.busy(), tool.busy()
-	if cfg.ServerPID > 0 {
-		rss1, err := rss(cfg.ServerPID)
+	if r.serverPID > 0 {
+		rss1, err := rss(r.serverPID)
 		if err != nil {
 			return err
 		}

@@ -185,11 +185,13 @@ type sessionLimits struct {
 	joins lazyLimiter
 
 	flooded atomic.Bool // closed as a flood, or about to be
+	// msgBreach is when the last message refused for its rate was, nil if
+	// none was: read without a lock, as every message asks (breaching).
+	msgBreach atomic.Pointer[time.Time]
 
 	mu         sync.Mutex // protects the flood state
 	floodStart time.Time  // first breach of the current run of breaches
 	lastBreach time.Time
-	msgBreach  time.Time // the last message refused for its rate
 }
 
 func newSessionLimits(ip string, u *userEntry) *sessionLimits {
@@ -219,9 +221,8 @@ const breachGap = time.Second
 
 // breaching reports whether a run of message breaches is under way at now.
 func (l *sessionLimits) breaching(now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return !l.msgBreach.IsZero() && now.Sub(l.msgBreach) <= breachGap
+	t := l.msgBreach.Load()
+	return t != nil && now.Sub(*t) <= breachGap
 }
 
 // limit checks cmd against the session's limits before it is carried out.
@@ -273,7 +274,8 @@ func (s *Session) limit(cmd *Command) *Error {
 	}
 	l.lastBreach = now
 	if cmd.Kind != CmdJoinRoom {
-		l.msgBreach = now
+		breach := now // on the heap on a breach only, not for every message
+		l.msgBreach.Store(&breach)
 	}
 	flood := lim.FloodTimeout > 0 && now.Sub(l.floodStart) >= lim.FloodTimeout
 	l.mu.Unlock()

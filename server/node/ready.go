@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"time"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -12,12 +11,12 @@ import (
 // fenceable is a broker that can be fenced off from its cluster (the Redis
 // broker, when another broker claimed its node id while it was cut off from
 // Redis): meanwhile it refuses every new session, and its node is not
-// ready.
-type fenceable interface{ Fenced() bool }
-
-// readyPoll is how often a node asks its broker whether it is fenced off,
-// to say so on grpc.health.v1 (whose watchers are told at each change).
-const readyPoll = 200 * time.Millisecond
+// ready. FenceChanged returns a channel closed at the next change of
+// Fenced: taken before Fenced is read, it misses none.
+type fenceable interface {
+	Fenced() bool
+	FenceChanged() <-chan struct{}
+}
 
 // notReady is why the node, serving, is not ready for new sessions: "" if
 // it is; "fenced" while its broker is fenced off. /health answers 503
@@ -30,37 +29,36 @@ func (n *Node) notReady() string {
 }
 
 // watchReady keeps grpc.health.v1, SERVING as Serve set it, in step with
-// notReady until ctx ends. Once the node shuts down, the health server
+// notReady until ctx ends, woken by the broker at each change of its fence
+// rather than polling it. Once the node shuts down, the health server
 // ignores it (Shutdown has set NOT_SERVING for good).
 func (n *Node) watchReady(ctx context.Context) {
 	set := func(st healthpb.HealthCheckResponse_ServingStatus) {
 		n.health.SetServingStatus("", st)
 		n.health.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, st)
 	}
-	if _, ok := n.cfg.Broker.(fenceable); !ok {
+	f, ok := n.cfg.Broker.(fenceable)
+	if !ok {
 		return
 	}
 	ready := true
-	t := time.NewTicker(readyPoll)
-	defer t.Stop()
 	for {
+		changed := f.FenceChanged()
+		if why := n.notReady(); (why == "") != ready {
+			ready = why == ""
+			// The broker logs why, when it is fenced and when it is no longer.
+			if ready {
+				set(healthpb.HealthCheckResponse_SERVING)
+				n.log.Debug("ready again: serving")
+			} else {
+				set(healthpb.HealthCheckResponse_NOT_SERVING)
+				n.log.Debug("not ready: reporting NOT_SERVING", "why", why)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-		}
-		why := n.notReady()
-		if now := why == ""; now == ready {
-			continue
-		}
-		ready = why == ""
-		// The broker logs why, when it is fenced and when it is no longer.
-		if ready {
-			set(healthpb.HealthCheckResponse_SERVING)
-			n.log.Debug("ready again: serving")
-		} else {
-			set(healthpb.HealthCheckResponse_NOT_SERVING)
-			n.log.Debug("not ready: reporting NOT_SERVING", "why", why)
+		case <-changed:
 		}
 	}
 }

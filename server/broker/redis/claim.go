@@ -43,10 +43,10 @@ func newClaimToken() string {
 // events by its token, which they carry (codec.go), not by the node id:
 // neither takes the other's for its own, the fenced one's sent late by
 // Redis included.
-// Fenced reports it; Metrics.Fenced counts the times. The heartbeat that
-// claims the id again removes what presence the id has left (the other's,
-// if it died), registers this node's again and tells the cluster its users
-// are back.
+// Fenced reports it, FenceChanged tells of each change, Metrics.Fenced
+// counts the times. The heartbeat that claims the id again removes what
+// presence the id has left (the other's, if it died), registers this
+// node's again and tells the cluster its users are back.
 
 // Fenced reports whether another broker holds this broker's node id, which
 // it is fenced off from until it claims it again: its publishes, appends
@@ -64,6 +64,7 @@ func (b *Broker) fence() {
 	if b.fenced.Swap(true) {
 		return
 	}
+	b.fenceChange.changed()
 	b.metrics.Fenced.Add(1)
 	b.presence.toldLeft.Store(true)
 	b.releaseEchoes("") // none of this node's events will come back
@@ -74,6 +75,7 @@ func (b *Broker) fence() {
 // unfence notes that this broker holds the node id again.
 func (b *Broker) unfence() {
 	if b.fenced.Swap(false) {
+		b.fenceChange.changed()
 		b.log.Warn("node id claimed again: no longer fenced off", "node", b.cfg.NodeID)
 	}
 }

@@ -110,8 +110,10 @@ type Broker struct {
 	// readBackDue: what this node missed while its pub/sub connection was
 	// away could not all be read back when it returned (gaps.go).
 	readBackDue atomic.Bool
-	// fenced: another broker holds the node id (claim.go).
-	fenced atomic.Bool
+	// fenced: another broker holds the node id (claim.go); fenceChange
+	// tells its watchers when it changes (FenceChanged).
+	fenced      atomic.Bool
+	fenceChange changeSignal
 	// down: Redis did not answer a call in time and has not answered a
 	// probe since (health.go).
 	down     atomic.Bool
