@@ -73,13 +73,14 @@ func (s *Session) Err() error {
 	return s.err
 }
 
-// Close ends the session.
+// Close ends the session. A send under way, even one waiting for a write
+// the server does not take, fails at once: the stream ends before Close
+// waits for its turn to write.
 func (s *Session) Close() error {
-	s.sendMu.Lock()
-	err := s.stream.CloseSend()
-	s.sendMu.Unlock()
 	s.cancel()
-	return err
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	return s.stream.CloseSend()
 }
 
 // CloseSend tells the server this client will send nothing more. The server
