@@ -60,6 +60,10 @@ func TestReadingGoesOnWhileAWriteIsBlocked(t *testing.T) {
 	sent := make(chan error, 1)
 	go func() { sent <- alice.SendFrame(nodetest.RoomMessage("last", "tapas", "última")) }()
 	want = append(want, "última")
+	// The send is tracked, under the session's lock, before the kick is
+	// read: the kick reaches alice only if that lock is not held across
+	// the send's blocked write.
+	eventually(t, "last tracked", func() bool { return alice.Pending() == waiting+1 })
 	kick(t, srv, alice.Events(), "alice", "copas")
 
 	p.up.open()
