@@ -53,15 +53,11 @@ func (o *outbox) send(f *chatv1.ClientFrame) <-chan error {
 	return written
 }
 
+// add never finds o closed: frames are put under the session's mu while o
+// is its outbox, and serve closes o only after letting it go under mu.
 func (o *outbox) add(out outgoing) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.closed {
-		if out.written != nil {
-			out.written <- ErrReconnecting
-		}
-		return
-	}
 	o.queue = append(o.queue, out)
 	o.wake.Signal()
 }
