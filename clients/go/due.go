@@ -111,20 +111,38 @@ func (r *Recovery) waitsForJoin(f *chatv1.ClientFrame) bool {
 // nextDue returns the first frame to send again after a refusal for now,
 // as it stands now: the join of a room refused for now, in join order,
 // then the first frame awaiting its ack that is not behind its room's
-// join. nil if none.
+// join. nil if none. A join it returns is no longer due.
 func (r *Recovery) nextDue() *chatv1.ClientFrame {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	room, rp, f := r.firstDue()
+	if rp != nil {
+		rp.due = false
+		return rp.joinFrame(room)
+	}
+	return f
+}
+
+// anyDue reports whether nextDue would return a frame, and leaves it due.
+func (r *Recovery) anyDue() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, rp, f := r.firstDue()
+	return rp != nil || f != nil
+}
+
+// firstDue is what nextDue returns: the room whose join is due and where
+// it is, or else the message; "", nil and nil if none.
+func (r *Recovery) firstDue() (string, *roomPosition, *chatv1.ClientFrame) {
 	for _, room := range r.order {
 		if rp := r.rooms[room]; rp.due {
-			rp.due = false
-			return rp.joinFrame(room)
+			return room, rp, nil
 		}
 	}
 	for _, id := range r.sent {
 		if f := r.pending[id]; !r.waitsForJoin(f) {
-			return f
+			return "", nil, f
 		}
 	}
-	return nil
+	return "", nil, nil
 }

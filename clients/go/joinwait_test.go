@@ -202,3 +202,16 @@ func TestLeaveWithItsJoinDueFailsItsMessages(t *testing.T) {
 	}
 	failedOnce(t, alice, got, fmt.Sprintf("left room %q before its join was accepted", resendRoom))
 }
+
+// Leaving the room whose join, refused for now, was all that was due ends
+// the hold on the connection: a message sent next (to everyone connected:
+// no join to wait for) goes at once and is acknowledged, instead of
+// waiting for the join's resend wait (a minute here) to run out.
+func TestLeaveOfTheOnlyJoinDueEndsTheHold(t *testing.T) {
+	_, alice, _ := joinDue(t)
+	if err := alice.Leave(resendRoom); err != nil {
+		t.Fatal(err)
+	}
+	await(t, alice.Events(), "m1's answer", func(f *chatv1.ServerFrame) bool { return f.Id == "m1" })
+	sendAcked(t, alice, "m2", "")
+}

@@ -139,6 +139,16 @@ func TestMessageWaitingForAKickedRoomsJoinFails(t *testing.T) {
 	failedOnce(t, alice, got, "kicked")
 }
 
+// A kick out of the room whose join, refused for now, was all that was
+// due ends the hold on the connection, as a Leave does: a message sent
+// next goes at once and is acknowledged.
+func TestKickOutOfTheOnlyJoinDueEndsTheHold(t *testing.T) {
+	srv, alice, _ := joinDue(t)
+	kick(t, srv, alice.Events(), "alice", resendRoom)
+	await(t, alice.Events(), "m1's answer", func(f *chatv1.ServerFrame) bool { return f.Id == "m1" })
+	sendAcked(t, alice, "m2", "")
+}
+
 // A Recovery forgets a room when its session is kicked out of it, as Leave
 // would (another user's kick, or the copy about another session of the same
 // user, which is not marked yours, leaves it be), unless a join of the room

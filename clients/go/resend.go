@@ -137,7 +137,7 @@ func (rs *resender) clear(room string) { delete(rs.refused, roomKey(room)) }
 // likely be refused again, and they after the leave with a bare
 // not_in_room. Each is answered with code not_in_room and a text saying
 // so, the pages' (recovery.js), handed over by the serving goroutine
-// (failedC).
+// (failedC). If that join was all that was due, the hold ends.
 func (rs *resender) left(room string) {
 	room = roomKey(room)
 	rs.lost = append(rs.lost, rs.fail(room, &chatv1.Error{Code: chatcodes.CodeNotInRoom,
@@ -147,6 +147,18 @@ func (rs *resender) left(room string) {
 		case rs.lostC <- struct{}{}:
 		default: // already said
 		}
+	}
+	rs.release()
+}
+
+// release ends the hold if nothing is due and no frame resent is awaiting
+// its answer, as next does once a round has sent every frame due, and
+// stops the wait for the next round. Unlike next, it sends nothing: a
+// frame due still waits out the wait.
+func (rs *resender) release() {
+	if rs.held && rs.inflight == "" && !rs.rec.anyDue() {
+		rs.held, rs.rounds = false, 0
+		rs.timer.Stop()
 	}
 }
 
@@ -213,6 +225,7 @@ func (rs *resender) observe(f *chatv1.ServerFrame) (fresh bool, failed []*chatv1
 	if room := seen.kicked; room != "" {
 		failed = rs.fail(room, &chatv1.Error{Code: chatcodes.CodeNotInRoom,
 			Message: fmt.Sprintf("kicked from room %q", room)})
+		rs.release() // its join, if due, is forgotten
 	}
 	switch {
 	case seen.refusedForNow:
