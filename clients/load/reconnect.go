@@ -77,8 +77,7 @@ func (r *runner) reconnect(ctx context.Context, res *Result) error {
 			if err != nil {
 				cancel(fmt.Errorf("restart: %w", err))
 			}
-			res.RestartSec = time.Since(start).Seconds()
-			restarted <- restart{pid, err}
+			restarted <- restart{pid, err, time.Since(start)}
 		}()
 	}
 	stormTool := startStats(os.Getpid())
@@ -111,6 +110,7 @@ func (r *runner) reconnect(ctx context.Context, res *Result) error {
 		// The rest of the run reads the new server; all its CPU so far is
 		// the storm's, its start-up too.
 		r.serverPID, stormSrv = rs.pid, procStats{pid: rs.pid, start: start}
+		res.RestartSec = rs.took.Seconds()
 		fmt.Fprintf(cfg.Progress, "reconnect: the server was back in %.2fs\n", res.RestartSec)
 	}
 	setupCPU(res, stormSrv, stormTool, len(old)-int(failed.Load()))
@@ -129,8 +129,9 @@ func (r *runner) reconnect(ctx context.Context, res *Result) error {
 // restart is what Config.Restart returned: the new server's process id, or
 // why there is none.
 type restart struct {
-	pid int
-	err error
+	pid  int
+	err  error
+	took time.Duration // from the kill to the new server answering
 }
 
 // awaitEnd waits until the connection of cl (nil: none) has ended, as the

@@ -185,9 +185,9 @@ type sessionLimits struct {
 	joins lazyLimiter
 
 	flooded atomic.Bool // closed as a flood, or about to be
-	// msgBreach is when the last message refused for its rate was, nil if
-	// none was: read without a lock, as every message asks (breaching).
-	msgBreach atomic.Pointer[time.Time]
+	// msgBreach is when the last message refused for its rate was, in Unix
+	// nanoseconds, 0 if none was: read without a lock (breaching).
+	msgBreach atomic.Int64
 
 	mu         sync.Mutex // protects the flood state
 	floodStart time.Time  // first breach of the current run of breaches
@@ -222,7 +222,7 @@ const breachGap = time.Second
 // breaching reports whether a run of message breaches is under way at now.
 func (l *sessionLimits) breaching(now time.Time) bool {
 	t := l.msgBreach.Load()
-	return t != nil && now.Sub(*t) <= breachGap
+	return t != 0 && now.UnixNano()-t <= int64(breachGap)
 }
 
 // limit checks cmd against the session's limits before it is carried out.
@@ -274,8 +274,7 @@ func (s *Session) limit(cmd *Command) *Error {
 	}
 	l.lastBreach = now
 	if cmd.Kind != CmdJoinRoom {
-		breach := now // on the heap on a breach only, not for every message
-		l.msgBreach.Store(&breach)
+		l.msgBreach.Store(now.UnixNano())
 	}
 	flood := lim.FloodTimeout > 0 && now.Sub(l.floodStart) >= lim.FloodTimeout
 	l.mu.Unlock()

@@ -39,3 +39,31 @@ func TestFenceChangedTellsEachChange(t *testing.T) {
 		t.Error("told of the claim back, but still fenced off")
 	}
 }
+
+// A change signal closes the channel it handed out, once, and hands out a
+// fresh one after; a change nobody waits for is not kept for later.
+func TestChangeSignal(t *testing.T) {
+	var c changeSignal
+	c.changed() // nobody waits: nothing to close, nothing kept
+	first := c.next()
+	if c.next() != first {
+		t.Fatal("two waiters before a change got different channels")
+	}
+	select {
+	case <-first:
+		t.Fatal("closed before any change since it was taken")
+	default:
+	}
+	c.changed()
+	c.changed() // a second change with no new waiter: no double close
+	select {
+	case <-first:
+	default:
+		t.Fatal("not closed by the change")
+	}
+	select {
+	case <-c.next():
+		t.Fatal("the channel taken after the change is already closed")
+	default:
+	}
+}
