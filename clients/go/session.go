@@ -73,14 +73,19 @@ func (s *Session) Err() error {
 	return s.err
 }
 
-// Close ends the session. A send under way, even one waiting for a write
-// the server does not take, fails at once: the stream ends before Close
-// waits for its turn to write.
+// Close ends the session: it half-closes the stream, then cancels it. A
+// send under way, even one waiting for a write the server does not take,
+// fails at once: then the stream is cancelled before Close waits for its
+// turn to half-close.
 func (s *Session) Close() error {
+	if !s.sendMu.TryLock() {
+		s.cancel()
+		s.sendMu.Lock()
+	}
+	err := s.stream.CloseSend()
+	s.sendMu.Unlock()
 	s.cancel()
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
-	return s.stream.CloseSend()
+	return err
 }
 
 // CloseSend tells the server this client will send nothing more. The server
