@@ -61,16 +61,23 @@ func (r *Recovery) observe(f *chatv1.ServerFrame) observation {
 	return o
 }
 
-// leave is Leave, and reports whether room's join was due again: refused
-// for now on the connection, and not sent again since (nextDue).
-func (r *Recovery) leave(room string) (due bool) {
+// leave is Leave: it reports whether room's join was due again (refused
+// for now on the connection, and not sent again since: nextDue), and
+// whether the server may hold the connection in room (Leave's answer).
+func (r *Recovery) leave(room string) (due, in bool) {
 	room = roomKey(room)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rp := r.rooms[room]
+	if rp == nil {
+		return false, true // joined by a join_room frame sent by hand, perhaps
+	}
 	r.forget(room)
-	return rp != nil && rp.due
+	return rp.due, rp.in || rp.asked > 0
 }
+
+// answered notes an answer to one of rp's join frames on the connection.
+func (rp *roomPosition) answered() { rp.asked = max(0, rp.asked-1) }
 
 // drop ends the wait for the ack of the frame with id: it was answered
 // otherwise.
@@ -118,6 +125,7 @@ func (r *Recovery) nextDue() *chatv1.ClientFrame {
 	room, rp, f := r.firstDue()
 	if rp != nil {
 		rp.due = false
+		rp.asked++
 		return rp.joinFrame(room)
 	}
 	return f

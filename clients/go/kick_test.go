@@ -77,23 +77,46 @@ func TestKickedRoomIsNotJoinedAgain(t *testing.T) {
 }
 
 // joinDue has alice, in resendRoom, join it again on a node whose join
-// rate lets no join through, and send m1 there: the join is refused for
-// now (rate_limited) and due again after a minute, m1 waits for it. It
-// returns the node, alice and the answers read up to the join's refusal.
+// rate lets no more joins through (oneJoinNode), and send m1 there: the
+// join is refused for now (rate_limited) and due again after a minute, m1
+// waits for it. It returns the node, alice and the answers read up to the
+// join's refusal.
 func joinDue(t *testing.T) (*nodetest.Server, *client.Reconnecting, *answers) {
 	t.Helper()
+	srv := oneJoinNode(t)
+	alice := joinAlice(t, srv, patience)
+	joinWithM1(t, alice)
+	return srv, alice, awaitJoinRefusal(t, alice)
+}
+
+// oneJoinNode starts a node whose join rate lets one join of a connection
+// through (a burst of one, back after 100 s): the next is refused for now,
+// however slow the machine.
+func oneJoinNode(t *testing.T) *nodetest.Server {
+	t.Helper()
 	limits := nodetest.Unlimited()
-	// A burst of one, back after 100 s: the join again is refused, however
-	// slow the machine.
 	limits.JoinsPerSecond = 0.01
-	srv := nodetest.Start(t, node.Config{Limits: limits})
-	// The join refused goes again only after a minute: the test's next
-	// step comes first.
-	alice := joinAlice(t, srv, client.Backoff{Min: time.Minute, Max: time.Minute})
+	return nodetest.Start(t, node.Config{Limits: limits})
+}
+
+// patience is the Backoff of a session whose join refused goes again only
+// after a minute: the test's next step comes first.
+var patience = client.Backoff{Min: time.Minute, Max: time.Minute}
+
+// joinWithM1 has alice join resendRoom and send m1 there.
+func joinWithM1(t *testing.T, alice *client.Reconnecting) {
+	t.Helper()
 	if err := alice.Join(resendRoom); err != nil {
 		t.Fatal(err)
 	}
 	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "espero"))
+}
+
+// awaitJoinRefusal reads alice's events up to a join's refusal, and fails
+// the test unless it is rate_limited (refused for now) and m1 got no
+// answer meanwhile: it waits for that join. It returns the answers read.
+func awaitJoinRefusal(t *testing.T, alice *client.Reconnecting) *answers {
+	t.Helper()
 	got := newAnswers()
 	got.read(t, alice.Events(), "the join's refusal", func(f *chatv1.ServerFrame) bool {
 		return f.GetError() != nil && f.Id != "m1"
@@ -102,17 +125,21 @@ func joinDue(t *testing.T) (*nodetest.Server, *client.Reconnecting, *answers) {
 	if len(got.errors["m1"]) != 0 || got.acks["m1"] != 0 {
 		t.Fatalf("m1 answered before its join: errors %q, %d acks", got.errors["m1"], got.acks["m1"])
 	}
-	return srv, alice, got
+	return got
 }
 
 // failedOnce reads m1's answer and fails the test unless it is not_in_room
 // with a text containing says, and m1 is no longer pending and gets no
 // other answer: a leave sent by hand is answered not_in_room (alice is
-// out of resendRoom), and nothing more answers m1 before it.
+// out of resendRoom), and nothing more answers m1 before it; nor does an
+// error answer a frame without an id (a leave_room alice had no need to
+// send).
 func failedOnce(t *testing.T, alice *client.Reconnecting, got *answers, says string) {
 	t.Helper()
-	f := await(t, alice.Events(), "m1's answer", func(f *chatv1.ServerFrame) bool { return f.Id == "m1" })
-	got.note(f)
+	f := await(t, alice.Events(), "m1's answer", func(f *chatv1.ServerFrame) bool {
+		got.note(f)
+		return f.Id == "m1"
+	})
 	if e := f.GetError(); e.GetCode() != chatcodes.CodeNotInRoom || !strings.Contains(e.GetMessage(), says) {
 		t.Fatalf("m1's answer: %v, want not_in_room saying %q", f, says)
 	}
@@ -126,6 +153,9 @@ func failedOnce(t *testing.T, alice *client.Reconnecting, got *answers, says str
 	}
 	if got.acks["m1"] != 0 || len(got.errors["m1"]) != 1 {
 		t.Errorf("m1: %d acks, errors %q, want one not_in_room", got.acks["m1"], got.errors["m1"])
+	}
+	if len(got.bare) != 0 {
+		t.Errorf("errors %q answering frames without an id, want none", got.bare)
 	}
 }
 

@@ -173,10 +173,13 @@ func (r *Reconnecting) Join(room string) error {
 // not_in_room. If that join was itself refused for now and waits to be
 // sent again, they are not sent: each is answered on Events by an error
 // frame with its id, code not_in_room and a text saying that room was
-// left before its join was accepted (as the pages do).
+// left before its join was accepted (as the pages do). No leave_room is
+// sent unless the server may hold the connection in room (Recovery.Leave):
+// when every join of it on the connection was refused for now, the server
+// would answer it with a bare not_in_room.
 func (r *Reconnecting) Leave(room string) error {
 	r.mu.Lock()
-	due := r.rec.leave(room)
+	due, in := r.rec.leave(room)
 	if r.out == nil {
 		r.mu.Unlock()
 		return nil
@@ -186,6 +189,10 @@ func (r *Reconnecting) Leave(room string) error {
 		r.resend.left(room)
 	}
 	r.resend.flush()
+	if !in {
+		r.mu.Unlock()
+		return nil
+	}
 	written := r.out.send(&chatv1.ClientFrame{Kind: &chatv1.ClientFrame_LeaveRoom{LeaveRoom: &chatv1.LeaveRoom{Room: room}}})
 	r.mu.Unlock()
 	return <-written

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -66,6 +65,13 @@ type roomPosition struct {
 	joinID  string           // the id of its join frames, which the own room_joined echoes
 	due     bool             // its join was refused for now: join again (nextDue)
 	live    bool             // joined on the current connection: its room_joined came since Resume
+	// in: the server let the connection into the room since Resume (a
+	// room_joined, or already_in_room, answering its join) and no kick
+	// took it out since. Unlike live, a join again does not undo it.
+	in bool
+	// asked counts the join frames sent on the connection (Join, rejoin,
+	// nextDue) that no answer came to yet.
+	asked int
 	// gap is what a join with recovered false could not replay: the
 	// messages after gap[0] (in gap[1]'s epoch when both share it) up to
 	// gap[1]. nil when nothing is missing.
@@ -106,6 +112,7 @@ func (r *Recovery) Join(room string, history int) *chatv1.ClientFrame {
 		r.order = append(r.order, room)
 	}
 	rp.due, rp.live = false, false
+	rp.asked++
 	return rp.joinFrame(room)
 }
 
@@ -119,8 +126,19 @@ func (rp *roomPosition) joinFrame(room string) *chatv1.ClientFrame {
 	return &chatv1.ClientFrame{Id: rp.joinID, Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: j}}
 }
 
-// Leave forgets room: it is not joined again on a new connection.
-func (r *Recovery) Leave(room string) { r.leave(room) }
+// Leave forgets room: it is not joined again on a new connection. It
+// reports whether the server may hold the connection in room, so that a
+// leave_room is to be sent: a join of it was accepted on the connection,
+// or one is still to be answered (or the Recovery never joined it). Not
+// if every join of it sent on the connection was refused for now: the
+// server would answer the leave_room with a bare not_in_room. The answers
+// to its joins sent before are moot (the server carries out the leave
+// after them): a Join after Leave sends its frames under a new id, and
+// Observe ignores theirs.
+func (r *Recovery) Leave(room string) bool {
+	_, in := r.leave(room)
+	return in
+}
 
 func (r *Recovery) forget(room string) {
 	delete(r.rooms, room)
@@ -215,7 +233,8 @@ func (r *Recovery) see(f *chatv1.ServerFrame) bool {
 		if rp == nil {
 			return true
 		}
-		rp.due, rp.live = false, true
+		rp.due, rp.live, rp.in = false, true, true
+		rp.answered()
 		at := &chatv1.Position{Offset: j.Offset, Epoch: j.Epoch}
 		switch {
 		case j.Recovered != nil && !*j.Recovered:
@@ -228,8 +247,11 @@ func (r *Recovery) see(f *chatv1.ServerFrame) bool {
 			rp.pos = at
 		}
 	case f.GetRoomLeft() != nil:
-		if room := r.kickedFrom(f.GetRoomLeft()); room != "" {
+		l := f.GetRoomLeft()
+		if room := r.kickedFrom(l); room != "" {
 			r.forget(room)
+		} else if rp := r.rooms[roomKey(l.Room)]; rp != nil && l.Kicked && l.Yours {
+			rp.in = false // a join still to be answered decides
 		}
 	case f.GetMessage() != nil:
 		m := f.GetMessage()
@@ -255,6 +277,9 @@ func (r *Recovery) see(f *chatv1.ServerFrame) bool {
 		// now stays pending, to be sent again (ResendPending, Resume).
 		code := f.GetError().GetCode()
 		room, rp := r.joinOf(f.Id)
+		if rp != nil {
+			rp.answered()
+		}
 		switch {
 		case retryable(code):
 			if rp != nil {
@@ -262,7 +287,7 @@ func (r *Recovery) see(f *chatv1.ServerFrame) bool {
 			}
 			return true
 		case rp != nil && code == chatcodes.CodeAlreadyInRoom:
-			rp.due, rp.live = false, true
+			rp.due, rp.live, rp.in = false, true, true
 		case rp != nil:
 			r.forget(room) // a refused join is not tried again
 		}
@@ -382,7 +407,7 @@ func (r *Recovery) rejoin() []*chatv1.ClientFrame {
 	frames := make([]*chatv1.ClientFrame, 0, len(r.order)+1)
 	for _, room := range r.order {
 		rp := r.rooms[room]
-		rp.due, rp.live = false, false
+		rp.due, rp.live, rp.in, rp.asked = false, false, false, 1
 		frames = append(frames, rp.joinFrame(room))
 	}
 	if r.inbox != nil && r.welcomes > 1 { // on the first connection nothing was missed
@@ -405,43 +430,4 @@ func (r *Recovery) ResendPending(s *Session) error {
 		}
 	}
 	return nil
-}
-
-// Reload is for a room_joined with recovered false: it returns what room's
-// history still holds of the messages that join could not replay (the
-// latest limit of them; 0: the server's history size), in order. With the
-// live messages that followed that room_joined, each is seen once. It
-// returns nothing when nothing is missing.
-func (r *Recovery) Reload(ctx context.Context, c *Client, room string, limit int) ([]*chatv1.HistoryMessage, error) {
-	r.mu.Lock()
-	var gap [2]*chatv1.Position
-	room = roomKey(room)
-	if rp := r.rooms[room]; rp != nil && rp.gap != nil {
-		gap = *rp.gap
-	}
-	r.mu.Unlock()
-	if gap[1] == nil {
-		return nil, nil
-	}
-	var after uint64
-	if gap[0] != nil && gap[0].Epoch == gap[1].Epoch {
-		after = gap[0].Offset
-	}
-	h, err := c.HistorySince(ctx, room, after, 0)
-	if err != nil {
-		return nil, err
-	}
-	if h.Epoch != gap[1].Epoch {
-		return nil, nil // the log started again since: what was missing is gone
-	}
-	msgs := slices.DeleteFunc(h.Messages, func(m *chatv1.HistoryMessage) bool { return m.Offset > gap[1].Offset })
-	if limit > 0 && len(msgs) > limit {
-		msgs = msgs[len(msgs)-limit:]
-	}
-	r.mu.Lock()
-	if rp := r.rooms[room]; rp != nil && rp.gap != nil && *rp.gap == gap {
-		rp.gap = nil
-	}
-	r.mu.Unlock()
-	return msgs, nil
 }
