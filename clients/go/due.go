@@ -68,12 +68,20 @@ func (r *Recovery) leave(room string) (due, in bool) {
 	room = roomKey(room)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rp := r.rooms[room]
-	if rp == nil {
-		return false, true // joined by a join_room frame sent by hand, perhaps
-	}
+	rp, out := r.rooms[room], r.outOf[room]
 	r.forget(room)
+	if rp == nil {
+		return false, !out // unknown: joined by a join_room frame sent by hand, perhaps
+	}
 	return rp.due, rp.in || rp.asked > 0
+}
+
+// sentJoin notes that a join_room frame of room was sent by hand: the
+// connection may be in it.
+func (r *Recovery) sentJoin(room string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.outOf, roomKey(room))
 }
 
 // answered notes an answer to one of rp's join frames on the connection.

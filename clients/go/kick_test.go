@@ -215,3 +215,34 @@ func TestRecoveryForgetsAKickedRoomUnlessAJoinIsToBeAnswered(t *testing.T) {
 		t.Error("cañas, whose join came after the kick, was forgotten")
 	}
 }
+
+// Leave sends a leave_room only when the server may hold alice's
+// connection in the room, as the pages do: not after an administrator
+// kicked her out of it, nor after she left it already (the server would
+// answer each with a bare not_in_room); but after she joined it again by a
+// join_room frame sent by hand, it does, and takes her out: a leave sent
+// by hand next is answered not_in_room.
+func TestLeaveSendsALeaveRoomOnlyWhenInTheRoom(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
+	alice := joinAlice(t, srv, client.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond})
+	kick(t, srv, alice.Events(), "alice", resendRoom)
+	if err := alice.Leave(resendRoom); err != nil {
+		t.Fatal(err)
+	}
+	send(t, alice, &chatv1.ClientFrame{Id: "j1", Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: resendRoom}}})
+	got := newAnswers()
+	got.read(t, alice.Events(), "j1's room_joined", func(f *chatv1.ServerFrame) bool { return f.Id == "j1" })
+	for range 2 {
+		if err := alice.Leave(resendRoom); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(t, alice, &chatv1.ClientFrame{Id: "l1", Kind: &chatv1.ClientFrame_LeaveRoom{LeaveRoom: &chatv1.LeaveRoom{Room: resendRoom}}})
+	got.read(t, alice.Events(), "the leave's answer", func(f *chatv1.ServerFrame) bool { return f.Id == "l1" })
+	if len(got.errors["j1"]) != 0 || !slices.Equal(got.errors["l1"], []string{chatcodes.CodeNotInRoom}) {
+		t.Errorf("the join: errors %q, the leave: errors %q, want none and not_in_room", got.errors["j1"], got.errors["l1"])
+	}
+	if len(got.bare) != 0 {
+		t.Errorf("errors %q answering frames without an id, want none", got.bare)
+	}
+}

@@ -56,6 +56,10 @@ type Recovery struct {
 	above    map[uint64]bool                // private offsets seen above inbox (live before the replay)
 	pending  map[string]*chatv1.ClientFrame // sent frames awaiting their ack, by id
 	sent     []string                       // ids of pending, in send order
+	// outOf are the rooms forgotten on the current connection (Leave, a
+	// kick, a join refused for good), until joined again: the server does
+	// not hold the connection in them, and a leave_room would be refused.
+	outOf map[string]bool
 }
 
 // roomPosition is where a client is in a room's log.
@@ -87,6 +91,7 @@ func NewRecovery() *Recovery {
 		rooms:   make(map[string]*roomPosition),
 		above:   make(map[uint64]bool),
 		pending: make(map[string]*chatv1.ClientFrame),
+		outOf:   make(map[string]bool),
 	}
 }
 
@@ -113,6 +118,7 @@ func (r *Recovery) Join(room string, history int) *chatv1.ClientFrame {
 	}
 	rp.due, rp.live = false, false
 	rp.asked++
+	delete(r.outOf, room)
 	return rp.joinFrame(room)
 }
 
@@ -129,9 +135,11 @@ func (rp *roomPosition) joinFrame(room string) *chatv1.ClientFrame {
 // Leave forgets room: it is not joined again on a new connection. It
 // reports whether the server may hold the connection in room, so that a
 // leave_room is to be sent: a join of it was accepted on the connection,
-// or one is still to be answered (or the Recovery never joined it). Not
-// if every join of it sent on the connection was refused for now: the
-// server would answer the leave_room with a bare not_in_room. The answers
+// or one is still to be answered, or the Recovery does not know the room
+// (a join_room frame sent by hand, perhaps). Not if every join of it sent
+// on the connection was refused for now, nor after the connection left
+// it, was kicked out of it or refused it for good, until joined again:
+// the server would answer the leave_room with a bare not_in_room. The answers
 // to its joins sent before are moot (the server carries out the leave
 // after them): a Join after Leave sends its frames under a new id, and
 // Observe ignores theirs.
@@ -140,7 +148,9 @@ func (r *Recovery) Leave(room string) bool {
 	return in
 }
 
+// forget forgets room: the connection is out of it.
 func (r *Recovery) forget(room string) {
+	r.outOf[room] = true
 	delete(r.rooms, room)
 	r.order = slices.DeleteFunc(r.order, func(x string) bool { return x == room })
 }
@@ -404,6 +414,7 @@ func (r *Recovery) Resume(s *Session) error {
 func (r *Recovery) rejoin() []*chatv1.ClientFrame {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	clear(r.outOf)
 	frames := make([]*chatv1.ClientFrame, 0, len(r.order)+1)
 	for _, room := range r.order {
 		rp := r.rooms[room]

@@ -362,7 +362,8 @@ func joinAnswer(join *chatv1.ClientFrame, offset uint64, code string) *chatv1.Se
 // join's room_joined does not place the room (the join again is still to
 // be answered), and its refusal for good does not forget the room joined
 // again. Recovery.Leave says whether a leave_room is to be sent: not when
-// every join of the room was refused for now.
+// every join of the room was refused for now, nor once it was left or its
+// join refused for good.
 func TestAnswersToAJoinBeforeALeaveAreMoot(t *testing.T) {
 	r := client.NewRecovery()
 	old := r.Join("copas", 0)
@@ -397,5 +398,12 @@ func TestAnswersToAJoinBeforeALeaveAreMoot(t *testing.T) {
 	r.Observe(joinAnswer(r.Join("tapas", 0), 0, chatcodes.CodeRateLimited))
 	if !r.Leave("tapas") {
 		t.Error("Leave of tapas, joined and its join again refused for now: false, want a leave_room")
+	}
+	if r.Leave("tapas") {
+		t.Error("Leave of tapas, left: true, want no leave_room")
+	}
+	r.Observe(joinAnswer(r.Join("bravas", 0), 0, chatcodes.CodeForbidden))
+	if r.Leave("bravas") {
+		t.Error("Leave of bravas, its join refused for good: true, want no leave_room")
 	}
 }
