@@ -61,6 +61,24 @@ func (r *Recovery) observe(f *chatv1.ServerFrame) observation {
 	return o
 }
 
+// kickedFrom returns the joined room that l, a room_left, says an
+// administrator took this session out of (kicked and yours: a copy about
+// another session of the same user is not), unless a join of it is still to be
+// answered, even one sent after a join accepted: that join came after the
+// kick, the server takes it as a fresh join, and the room stays joined.
+// "" if none.
+func (r *Recovery) kickedFrom(l *chatv1.RoomLeft) string {
+	if !l.Kicked || !l.Yours {
+		return ""
+	}
+	room := roomKey(l.Room)
+	rp := r.rooms[room]
+	if rp == nil || rp.asked > 0 {
+		return ""
+	}
+	return room
+}
+
 // leave is Leave: it reports whether room's join was due again (refused
 // for now on the connection, and not sent again since: nextDue), and
 // whether the server may hold the connection in room (Leave's answer).
@@ -76,12 +94,21 @@ func (r *Recovery) leave(room string) (due, in bool) {
 	return rp.due, rp.in || rp.asked > 0
 }
 
-// sentJoin notes that a join_room frame of room was sent by hand: the
-// connection may be in it.
-func (r *Recovery) sentJoin(room string) {
+// sentJoin notes a join_room frame of room with id, sent by hand unless id
+// is the room's own join id (Join's frames are counted in asked): the
+// connection may be in room, until a Leave, or a kick that Observe sees.
+func (r *Recovery) sentJoin(id, room string) {
+	room = roomKey(room)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.outOf, roomKey(room))
+	rp := r.rooms[room]
+	if rp != nil && id != "" && id == rp.joinID {
+		return
+	}
+	delete(r.outOf, room)
+	if rp != nil {
+		rp.in = true // may hold: the answer has another id, which Observe ignores
+	}
 }
 
 // answered notes an answer to one of rp's join frames on the connection.

@@ -18,6 +18,15 @@ import (
 // user's room_left with kicked set on events.
 func kick(t *testing.T, srv *nodetest.Server, events <-chan *chatv1.ServerFrame, user, room string) {
 	t.Helper()
+	kickOut(t, srv, user, room)
+	await(t, events, user+"'s room_left", func(f *chatv1.ServerFrame) bool {
+		return f.GetRoomLeft().GetKicked() && f.GetRoomLeft().GetUserId() == user
+	})
+}
+
+// kickOut has an administrator kick user out of room on srv.
+func kickOut(t *testing.T, srv *nodetest.Server, user, room string) {
+	t.Helper()
 	admin, err := client.Dial(srv.GRPCAddr, client.WithToken(srv.Token(t, "root", true)))
 	if err != nil {
 		t.Fatal(err)
@@ -26,9 +35,6 @@ func kick(t *testing.T, srv *nodetest.Server, events <-chan *chatv1.ServerFrame,
 	if err := admin.Kick(context.Background(), room, user); err != nil {
 		t.Fatal(err)
 	}
-	await(t, events, user+"'s room_left", func(f *chatv1.ServerFrame) bool {
-		return f.GetRoomLeft().GetKicked() && f.GetRoomLeft().GetUserId() == user
-	})
 }
 
 // After an administrator kicked alice out of a room, her next connection

@@ -175,10 +175,12 @@ func (r *Reconnecting) Join(room string) error {
 // frame with its id, code not_in_room and a text saying that room was
 // left before its join was accepted (as the pages do). No leave_room is
 // sent unless the server may hold the connection in room (Recovery.Leave):
-// when every join of it on the connection was refused for now, or the
-// connection left it, was kicked out of it or refused it for good since
-// its last join (by Join or by a join_room frame), the server would answer
-// it with a bare not_in_room.
+// when every join of it by Join on the connection was refused for now, or
+// the connection left it since its last join (by Join or by a join_room
+// frame sent with SendFrame), or was kicked out of it or refused it for
+// good since its last Join, the server would answer it with a bare
+// not_in_room. Of a room joined only by a join_room frame, kicks and
+// refusals are not seen: only a Leave is.
 func (r *Reconnecting) Leave(room string) error {
 	r.mu.Lock()
 	due, in := r.rec.leave(room)
@@ -212,7 +214,9 @@ func (r *Reconnecting) Leave(room string) error {
 func (r *Reconnecting) SendFrame(f *chatv1.ClientFrame) error {
 	r.mu.Lock()
 	kept := f.GetMessage() != nil || f.GetPrivateMessage() != nil
-	f = r.rec.Track(f)
+	if kept || r.out != nil {
+		f = r.rec.Track(f) // a join_room frame refused here is not noted
+	}
 	switch {
 	case r.out == nil && kept:
 		r.mu.Unlock()
@@ -221,9 +225,6 @@ func (r *Reconnecting) SendFrame(f *chatv1.ClientFrame) error {
 		r.mu.Unlock()
 		return ErrReconnecting
 	case !kept:
-		if j := f.GetJoinRoom(); j != nil {
-			r.rec.sentJoin(j.Room)
-		}
 		written := r.out.send(f)
 		r.mu.Unlock()
 		return <-written

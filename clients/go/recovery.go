@@ -22,7 +22,7 @@ import (
 // Recovery remembers, across connections, what a client has seen and sent:
 // the last offset and epoch seen in each room it joined, the position of
 // its private inbox, and the frames with an id that got no ack yet. Feed it
-// every frame the server sends (Observe) and every message sent (Track);
+// every frame the server sends (Observe) and every frame sent by hand (Track);
 // on a new connection, Resume asks for what was missed and sends again
 // what was not acknowledged, with the same ids, so that the server delivers
 // each message once.
@@ -70,8 +70,9 @@ type roomPosition struct {
 	due     bool             // its join was refused for now: join again (nextDue)
 	live    bool             // joined on the current connection: its room_joined came since Resume
 	// in: the server let the connection into the room since Resume (a
-	// room_joined, or already_in_room, answering its join) and no kick
-	// took it out since. Unlike live, a join again does not undo it.
+	// room_joined, or already_in_room, answering its join), or may have (a
+	// join_room frame of it sent by hand: Track), and no kick took it out
+	// since. Unlike live, a join again does not undo it.
 	in bool
 	// asked counts the join frames sent on the connection (Join, rejoin,
 	// nextDue) that no answer came to yet.
@@ -135,11 +136,14 @@ func (rp *roomPosition) joinFrame(room string) *chatv1.ClientFrame {
 // Leave forgets room: it is not joined again on a new connection. It
 // reports whether the server may hold the connection in room, so that a
 // leave_room is to be sent: a join of it was accepted on the connection,
-// or one is still to be answered, or the Recovery does not know the room
-// (a join_room frame sent by hand, perhaps). Not if every join of it sent
-// on the connection was refused for now, nor after the connection left
-// it, was kicked out of it or refused it for good, until joined again:
-// the server would answer the leave_room with a bare not_in_room. The answers
+// or one is still to be answered, or a join_room frame of it was sent by
+// hand (Track), or the Recovery does not know the room. Not if every join
+// of it sent by Join on the connection was refused for now, nor after the
+// connection left it, or, for a room joined by Join, was kicked out of it
+// or refused it for good, until joined again (by Join, or by hand): the
+// server would answer the leave_room with a bare not_in_room. Of a room
+// joined only by hand, the Recovery knows no answer, kick or refusal, only
+// a Leave. The answers
 // to its joins sent before are moot (the server carries out the leave
 // after them): a Join after Leave sends its frames under a new id, and
 // Observe ignores theirs.
@@ -157,8 +161,14 @@ func (r *Recovery) forget(room string) {
 
 // Track records a message or private message frame as sent and awaiting
 // its ack, giving it an id if it has none, and returns it. Other frames are
-// returned as they are.
+// returned as they are; a join_room frame sent by hand (not one that Join,
+// or Resume, made) is noted: the connection may be in its room, and Leave
+// says a leave_room is to be sent. Pass such frames through Track too.
 func (r *Recovery) Track(f *chatv1.ClientFrame) *chatv1.ClientFrame {
+	if j := f.GetJoinRoom(); j != nil {
+		r.sentJoin(f.Id, j.Room)
+		return f
+	}
 	if f.GetMessage() == nil && f.GetPrivateMessage() == nil {
 		return f
 	}
@@ -304,23 +314,6 @@ func (r *Recovery) see(f *chatv1.ServerFrame) bool {
 		r.acked(f.Id)
 	}
 	return true
-}
-
-// kickedFrom returns the joined room that l, a room_left, says an
-// administrator took this session out of (kicked and yours: a copy about
-// another session of the same user is not), unless a join of it is still to be
-// answered (neither accepted on the connection nor refused for now): that
-// join came after the kick, and the room stays joined. "" if none.
-func (r *Recovery) kickedFrom(l *chatv1.RoomLeft) string {
-	if !l.Kicked || !l.Yours {
-		return ""
-	}
-	room := roomKey(l.Room)
-	rp := r.rooms[room]
-	if rp == nil || !rp.live && !rp.due {
-		return ""
-	}
-	return room
 }
 
 // ownJoin returns the room whose join frame had id, now named room: the
