@@ -267,6 +267,21 @@ run(async (context) => {
   const patioErrors = await alice.$$eval('#messages .line[data-type="error"] .text', (els) => els.map((el) => el.textContent));
   check(!patioErrors.some((t) => t.includes('not_in_room')), `alice sees no not_in_room (got ${patioErrors.join(' | ')})`);
 
+  step('joining the room on screen again sends no join: the page is in it already');
+  const joinsTo = (room) => sentFrames.get(alice).filter((p) => p.includes('"join_room"') && p.includes(`"${room}"`)).length;
+  const loungeJoins = joinsTo('lounge');
+  await join(alice, 'lounge');
+  await say(alice, 'joined once');
+  await seeLine(alice, 'alice', 'message', 'joined once', '[data-room="lounge"]');
+  for (let i = 0; !sentFrames.get(alice).some((p) => p.includes('joined once')); i++) {
+    check(i < WAIT / 50, 'alice\'s page sent "joined once"');
+    await new Promise((r) => setTimeout(r, 50)); // framesent events come on their own
+  }
+  check(joinsTo('lounge') === loungeJoins, `alice's page sent no join of the lounge again (${joinsTo('lounge') - loungeJoins} sent)`);
+  check((await alice.inputValue('#roomInput')) === '', 'the room box is cleared');
+  const againErrors = await alice.$$eval('#messages .line[data-type="error"] .text', (els) => els.map((el) => el.textContent));
+  check(!againErrors.some((t) => t.includes('already_in_room')), `alice sees no already_in_room (got ${againErrors.join(' | ')})`);
+
   step('a connection cut with a resend due: the new one sends no message to a room before its join, even with its welcome late');
   // Hank's frames pass through here. The first rate_limited refusal cuts
   // his connection; the next one's frames from the server (its welcome

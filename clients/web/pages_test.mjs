@@ -1,6 +1,7 @@
-// What the browser scripts (browser_test.mjs, rejoin_test.mjs) share: the
-// checks, the talk with the Go test that runs them (it answers on stdin),
-// and the steps of a user on rooms.html. Not a test itself.
+// What the browser scripts (browser_test.mjs, rejoin_test.mjs,
+// outage_test.mjs) share: the checks, the talk with the Go test that runs
+// them (it answers on stdin), and the steps of a user on rooms.html. Not a
+// test itself.
 import { chromium } from 'playwright-core';
 import { createInterface } from 'node:readline';
 

@@ -159,7 +159,7 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
   assert.deepEqual(r.takeReady().map((f) => f.message), ['uno']);
   const j2 = r.join('copas');
   r.submit({ type: 'message', room: 'copas', message: 'dos' });
-  r.leave('copas');
+  assert.equal(r.leave('copas')?.type, 'leave_room', 'its join may be accepted: the leave_room goes');
   assert.deepEqual(r.takeReady().map((f) => f.message), ['dos']);
   r.observe({ type: 'error', id: j2.id, code: 'rate_limited', message: 'too many joins' });
   assert.deepEqual(r.retryFrames().filter((f) => f.type === 'join_room'), [], 'a room left is not joined again');
@@ -184,7 +184,10 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
 // Leaving a room whose join is due again (refused for now) with messages
 // waiting for it: they fail here, saying so, rather than going behind that
 // join sent again at once (refused again, they were lost to a bare
-// not_in_room); nothing is sent but the leave_room, nor sent again later.
+// not_in_room); nothing is sent, not even the leave_room (the server
+// would answer it with a bare not_in_room), nor sent again later. A room
+// whose join was accepted, or has one still to be answered, is left with a
+// leave_room.
 {
   const r = new Recovery();
   r.observe(welcome(0, ''));
@@ -192,12 +195,71 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
   const m1 = { type: 'message', room: 'tapas', message: 'uno' };
   assert.equal(r.submit(m1), null);
   r.observe({ type: 'error', id: j.id, code: 'unavailable', message: 'could not join room "tapas"' });
-  r.leave('tapas');
+  assert.equal(r.leave('tapas'), null, 'no leave_room: the server does not hold the connection in tapas');
   assert.deepEqual(r.takeReady(), [], 'nothing sent for the room left');
   assert.deepEqual(r.takeFailed().map((f) => [f.id, f.code, f.message]),
     [[m1.id, 'not_in_room', 'left room "tapas" before its join was accepted']], 'the message fails, saying why');
   assert.deepEqual(r.retryFrames().filter((f) => f.type === 'join_room'), [], 'and the join is not sent again');
   assert.equal(r.pending.size, 0);
+  const k = r.join('copas');
+  r.observe({ type: 'room_joined', id: k.id, room: 'copas', offset: 0, epoch: 'e1' });
+  assert.equal(r.leave('copas')?.type, 'leave_room', 'a room joined is left with a leave_room');
+  r.join('copas');
+  assert.equal(r.leave('copas')?.type, 'leave_room', 'and so is one whose join is on its way');
+  // Joined twice: the first join refused for now, the second still to be answered.
+  const first = r.join('copas');
+  r.join('copas');
+  r.observe({ type: 'error', id: first.id, code: 'unavailable', message: 'could not join room "copas"' });
+  assert.equal(r.leave('copas')?.type, 'leave_room', 'a join still to be answered may be accepted: the leave_room goes');
+}
+// Leaving a room whose join, refused for now, went again and is still to
+// be answered: the messages waiting for it fail here, saying so, rather
+// than go behind that join, likely refused again (each then failed with a
+// bare not_in_room). The leave_room goes, with an id (that join may be
+// accepted); a not_in_room answering it is not shown.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const j = r.join('tapas');
+  const m1 = { type: 'message', room: 'tapas', message: 'uno' };
+  const m2 = { type: 'message', room: 'tapas', message: 'dos' };
+  assert.equal(r.submit(m1), null);
+  assert.equal(r.submit(m2), null);
+  r.observe({ type: 'error', id: j.id, code: 'unavailable', message: 'could not join room "tapas"' });
+  assert.deepEqual(r.retryFrames().map((f) => f.id), [j.id]);
+  const leave = r.leave('tapas');
+  assert.equal(leave?.type, 'leave_room', 'the join sent again may be accepted: the leave_room goes');
+  assert.ok(leave.id, 'with an id');
+  assert.deepEqual(r.takeReady(), [], 'nothing sent behind the join sent again');
+  const left = 'left room "tapas" before its join was accepted';
+  assert.deepEqual(r.takeFailed().map((f) => [f.id, f.code, f.message]), [[m1.id, 'not_in_room', left], [m2.id, 'not_in_room', left]]);
+  r.observe({ type: 'error', id: j.id, code: 'unavailable', message: 'could not join room "tapas"' });
+  assert.deepEqual(r.retryFrames(), [], 'the room left is not joined again');
+  assert.equal(r.observe({ type: 'error', id: leave.id, code: 'not_in_room', message: 'not in room "tapas"' }), false, 'the leave_room\'s not_in_room is not shown');
+  assert.equal(r.observe({ type: 'error', id: leave.id, code: 'not_in_room', message: 'not in room "tapas"' }), true, 'once');
+  // A join sent once, with no refusal, is not in doubt: its messages go.
+  const k = r.join('copas');
+  const m3 = { type: 'message', room: 'copas', message: 'tres' };
+  assert.equal(r.submit(m3), null);
+  assert.equal(r.leave('copas')?.type, 'leave_room');
+  assert.deepEqual(r.takeReady().map((f) => f.id), [m3.id], 'they go before the leave_room');
+  assert.deepEqual(r.takeFailed(), []);
+  r.observe({ type: 'room_joined', id: k.id, room: 'copas', offset: 0, epoch: 'e1' });
+}
+// An answer to a join sent before its room was left is moot: the server
+// carried out the leave after it. Joined again meanwhile, the room's
+// messages wait for the new join; refused for now, that join is due.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const j1 = r.join('tapas');
+  assert.equal(r.leave('tapas')?.type, 'leave_room', 'its join may be accepted');
+  const j2 = r.join('tapas');
+  r.observe({ type: 'room_joined', id: j1.id, room: 'tapas', offset: 0, epoch: 'e1' });
+  const m1 = { type: 'message', room: 'tapas', message: 'uno' };
+  assert.equal(r.submit(m1), null, 'the message waits for the join after the leave');
+  r.observe({ type: 'error', id: j2.id, code: 'unavailable', message: 'could not join room "tapas"' });
+  assert.deepEqual(r.retryFrames().map((f) => f.id), [j2.id], 'that join goes again, the message waits');
 }
 // A join refused for now and given up on (left, or joined again) is no
 // answer to come: a kick after the room is joined again takes the room
@@ -257,6 +319,25 @@ for (const giveUp of ['leave', 'join again']) {
   r.observe({ type: 'room_joined', id: again.id, room: 'tapas', offset: 0, epoch: 'e1' });
   assert.deepEqual(r.takeReady().map((f) => f.id), [m1.id], 'it goes once that join is accepted');
 }
+// So too with an older join of the room due again: the newer one, still
+// to be answered, reached the server after the kick.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const first = r.join('tapas');
+  r.observe({ type: 'room_joined', id: first.id, room: 'tapas', offset: 0, epoch: 'e1' });
+  const j1 = r.join('tapas');
+  r.observe({ type: 'error', id: j1.id, code: 'rate_limited', message: 'too many joins' });
+  r.retryFrames();
+  const j2 = r.join('tapas');
+  r.observe({ type: 'error', id: j1.id, code: 'rate_limited', message: 'too many joins' });
+  r.observe({ type: 'room_left', room: 'tapas', user_id: 'u-alice', kicked: true, yours: true });
+  assert.equal(r.joined.has('tapas'), true, 'a join is still to be answered: the room stays joined');
+  const m1 = { type: 'message', room: 'tapas', message: 'uno' };
+  assert.equal(r.submit(m1), null, 'a message waits for that join');
+  r.observe({ type: 'room_joined', id: j2.id, room: 'tapas', offset: 0, epoch: 'e1' });
+  assert.deepEqual(r.takeReady().map((f) => f.id), [m1.id]);
+}
 // The recover_private has an id: refused for now, it goes again (after the
 // joins due, before the messages), until private_recovered answers it.
 {
@@ -274,6 +355,36 @@ for (const giveUp of ['leave', 'join again']) {
   r.observe({ type: 'private_recovered', id: recover.id, recovered: true, offset: 3, epoch: 'i1' });
   r.observe({ type: 'error', id: recover.id, code: 'unavailable' });
   assert.deepEqual(r.retryFrames().map((f) => f.id), [m.id], 'answered: not sent again');
+}
+// A join refused for now, sent again and refused again, then given up on
+// for a newer join of its room refused for now too: the older one is not
+// sent again, so no answer to it is to come. Leaving the room sends no
+// leave_room (the server never let the connection in); a kick after the
+// newer join's acceptance takes the room out.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const j1 = r.join('tapas');
+  const m1 = { type: 'message', room: 'tapas', message: 'uno' };
+  assert.equal(r.submit(m1), null);
+  r.observe({ type: 'error', id: j1.id, code: 'unavailable', message: 'could not join room "tapas"' });
+  assert.deepEqual(r.retryFrames().map((f) => f.id), [j1.id]);
+  const j2 = r.join('tapas'); // typed again while j1 is on its way
+  r.observe({ type: 'error', id: j1.id, code: 'unavailable', message: 'could not join room "tapas"' });
+  r.observe({ type: 'error', id: j2.id, code: 'unavailable', message: 'could not join room "tapas"' });
+  assert.deepEqual(r.retryFrames().map((f) => f.id), [j2.id], 'the newer join goes again, not the older');
+  r.observe({ type: 'error', id: j2.id, code: 'unavailable', message: 'could not join room "tapas"' });
+  assert.equal(r.leave('tapas'), null, 'no leave_room: no join of tapas is to be answered');
+  assert.deepEqual(r.takeFailed().map((f) => f.id), [m1.id]);
+
+  const k1 = r.join('copas');
+  r.observe({ type: 'error', id: k1.id, code: 'unavailable', message: 'could not join room "copas"' });
+  r.retryFrames();
+  const k2 = r.join('copas');
+  r.observe({ type: 'error', id: k1.id, code: 'unavailable', message: 'could not join room "copas"' });
+  r.observe({ type: 'room_joined', id: k2.id, room: 'copas', offset: 0, epoch: 'e1' });
+  r.observe({ type: 'room_left', room: 'copas', user_id: 'u-alice', kicked: true, yours: true });
+  assert.ok(!r.joined.has('copas'), 'kicked out: the older join, refused and not sent again, is no answer to come');
 }
 // The joins of a connection that ended are forgotten on the next one.
 {

@@ -76,6 +76,7 @@ var (
 	redisReapedDesc      = desc("tertulia_redis_reaped_connections_total", "Connections of crashed nodes this node removed from presence.")
 	redisReconnectsDesc  = desc("tertulia_redis_reconnects_total", "Times the Redis pub/sub connection came back after being lost.")
 	redisGapsFilledDesc  = desc("tertulia_redis_gaps_filled_total", "Logged messages this node missed on pub/sub and read back from their log.")
+	redisGapsLostDesc    = desc("tertulia_redis_gaps_lost_total", "Logged messages this node missed on pub/sub and gave up reading back: Redis did not give them within about the sync timeout while later ones waited, or the log no longer held them.")
 	redisAppendsDesc     = desc("tertulia_history_appends_total", "Messages this node added to the history in Redis (its size is Redis's: XLEN).")
 	redisAppendErrsDesc  = desc("tertulia_history_append_errors_total", "Appends of this node to the history in Redis that failed.")
 	redisUnreachableDesc = desc("tertulia_redis_unreachable_total", "Times Redis did not answer a call within its bound and was taken for unreachable until a probe was answered.")
@@ -86,7 +87,7 @@ var (
 type redisCollector struct{ m *redis.Metrics }
 
 func (c redisCollector) Describe(ch chan<- *prometheus.Desc) {
-	describe(ch, redisPublishedDesc, redisReceivedDesc, redisLocalOnlyDesc, redisReapedDesc, redisReconnectsDesc, redisGapsFilledDesc, redisUnreachableDesc,
+	describe(ch, redisPublishedDesc, redisReceivedDesc, redisLocalOnlyDesc, redisReapedDesc, redisReconnectsDesc, redisGapsFilledDesc, redisGapsLostDesc, redisUnreachableDesc,
 		redisAppendsDesc, redisAppendErrsDesc, redisFencedDesc)
 }
 
@@ -101,6 +102,7 @@ func (c redisCollector) Collect(ch chan<- prometheus.Metric) {
 		{redisReapedDesc, c.m.Reaped.Load()},
 		{redisReconnectsDesc, c.m.Reconnects.Load()},
 		{redisGapsFilledDesc, c.m.GapsFilled.Load()},
+		{redisGapsLostDesc, c.m.GapsLost.Load()},
 		{redisUnreachableDesc, c.m.Unreachable.Load()},
 		{redisAppendsDesc, c.m.HistoryAppends.Load()},
 		{redisAppendErrsDesc, c.m.HistoryAppendErrors.Load()},

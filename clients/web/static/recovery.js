@@ -9,6 +9,14 @@ const INBOX = '\u0000inbox';
 /** RETRY are the error codes of a frame not carried out now, worth sending again later. */
 export const RETRY = new Set(['unavailable', 'rate_limited']);
 
+/**
+ * RETRY_AT_LEAST is the shortest wait, in ms, before a page sends again
+ * what was refused for now: the server forgets a run of rate_limited
+ * refusals after a second without one. It is the first round's wait too,
+ * chat.js's backoff(0) being below it.
+ */
+export const RETRY_AT_LEAST = 1000;
+
 /** key identifies one logged message: its log, epoch and offset. */
 function key(log, epoch, offset) {
   return `${log}\n${epoch}\n${offset}`;
@@ -43,6 +51,8 @@ export class Recovery {
     this.seq = 0;
     this.rooms = new Map(); // room -> { offset, epoch } of the last message seen
     this.joinIds = new Map(); // id of a join frame -> the frame
+    this.resent = new WeakSet(); // join frames sent again after a refusal for now (retryFrames)
+    this.leaveIds = new Set(); // ids of the leave_room frames not yet answered
     this.joined = new Set(); // rooms to join again on a new connection
     this.inbox = null; // every private message up to it was seen; null before the first welcome
     this.above = new Set(); // private offsets seen above inbox.offset
@@ -84,6 +94,27 @@ export class Recovery {
     this.due.delete(room);
   }
 
+  /**
+   * setDue notes join refused for now: due again (retryFrames). A join of
+   * its room due before it is not to be sent any more, so no answer to it
+   * is to come: its id is forgotten (see joinToBeAnswered).
+   */
+  setDue(join) {
+    const prev = this.due.get(join.room);
+    if (prev && prev !== join) this.joinIds.delete(prev.id);
+    this.due.set(join.room, join);
+  }
+
+  /**
+   * joinToBeAnswered reports whether a join of room was sent on the
+   * connection and its answer is still to come: not the one due again
+   * (refused for now, not sent since).
+   */
+  joinToBeAnswered(room) {
+    const due = this.due.get(room);
+    return [...this.joinIds.values()].some((j) => j.room === room && j !== due);
+  }
+
   joinFrame(room) {
     const id = this.newId('j');
     const pos = this.rooms.get(room);
@@ -93,22 +124,45 @@ export class Recovery {
   }
 
   /**
+   * joinRefusedBefore reports whether room's join was refused for now on
+   * the connection and not accepted since: one is due again, or one sent
+   * again (retryFrames) is still to be answered.
+   */
+  joinRefusedBefore(room) {
+    return this.due.has(room) || [...this.joinIds.values()].some((j) => j.room === room && this.resent.has(j));
+  }
+
+  /**
    * leave forgets room: it is not joined again on a new connection. The
    * messages that waited for a join on its way go now (takeReady), before
    * the leave_room: the server answers them. If that join was refused for
-   * now and is due again, they fail here instead (takeFailed): sent again
-   * at once, ahead of the page's backoff, it would likely be refused again
-   * and they with it, with a bare not_in_room.
+   * now (due again, or sent again and not answered yet), they fail here
+   * instead (takeFailed): sent behind it, they would likely be refused
+   * with it again, each with a bare not_in_room. It returns the leave_room
+   * to send, with an id, if the server may hold the connection in room:
+   * the room's join was accepted on it, or one is still to be answered;
+   * else null. Not if the only join of it was refused for now and is due:
+   * the server would answer the leave_room with a bare not_in_room too. A
+   * not_in_room that answers the leave_room (a join on its way refused
+   * after all) is not shown (observe). The answers to the joins before it
+   * are moot: the server carries out the leave after them, so they are
+   * forgotten.
    */
   leave(room) {
-    if (this.due.has(room)) {
+    const mayBeIn = this.live.has(room) || this.joinToBeAnswered(room);
+    if (this.joinRefusedBefore(room)) {
       this.fail(room, { code: 'not_in_room', message: `left room "${room}" before its join was accepted`, timestamp: new Date().toISOString() });
     }
     this.joined.delete(room);
     this.live.delete(room);
-    this.dropDue(room);
+    this.due.delete(room);
+    for (const [id, j] of this.joinIds) if (j.room === room) this.joinIds.delete(id);
     this.refused.delete(room);
     this.flush();
+    if (!mayBeIn) return null;
+    const frame = { type: 'leave_room', id: this.newId('l'), room };
+    this.leaveIds.add(frame.id);
+    return frame;
   }
 
   /**
@@ -188,6 +242,7 @@ export class Recovery {
    */
   retryFrames() {
     const joins = [...this.due.values()];
+    for (const j of joins) this.resent.add(j);
     this.due.clear();
     if (this.recoverDue) joins.push(this.recovering);
     this.recoverDue = false;
@@ -207,7 +262,8 @@ export class Recovery {
     this.refused.clear();
     this.waiting.clear();
     this.ready = [];
-    this.joinIds.clear(); // the last connection's joins are answered on it or never
+    this.joinIds.clear(); // the last connection's joins and leaves are answered on it or never
+    this.leaveIds.clear();
     const frames = [...this.joined].map((room) => this.joinFrame(room));
     this.recovering = this.inbox ? { type: 'recover_private', id: this.newId('r'), since: { ...this.inbox } } : null;
     if (this.recovering) frames.push(this.recovering);
@@ -230,7 +286,8 @@ export class Recovery {
 
   /**
    * observe updates what was seen from a server frame and returns whether
-   * to show it: false for a logged message already shown.
+   * to show it: false for a logged message already shown, and for a
+   * not_in_room answering a leave_room (see leave).
    */
   observe(frame) {
     switch (frame.type) {
@@ -241,11 +298,13 @@ export class Recovery {
         this.pending.delete(frame.id);
         return true;
       case 'error':
+        if (this.leaveIds.delete(frame.id)) return frame.code !== 'not_in_room';
         this.error(frame);
         return true;
       case 'room_joined':
         return this.roomJoined(frame);
       case 'room_left':
+        this.leaveIds.delete(frame.id);
         if (frame.kicked && frame.yours && frame.room) this.kicked(frame);
         return true;
       case 'message':
@@ -279,7 +338,7 @@ export class Recovery {
     if (RETRY.has(frame.code)) {
       // Not carried out: send again later; a join, once due (retryFrames),
       // unless its room was left meanwhile.
-      if (join && this.joined.has(join.room)) this.due.set(join.room, join);
+      if (join && this.joined.has(join.room)) this.setDue(join);
       else if (join) this.joinIds.delete(frame.id);
       return;
     }
@@ -304,17 +363,17 @@ export class Recovery {
   /**
    * kicked notes our own room_left with kicked and yours set: an
    * administrator took this session (and every other of our user) out of
-   * the room; the copies about the other sessions are not marked yours. It is not joined again on a new
-   * connection (that would undo the kick), and the messages waiting for its
-   * join fail with code not_in_room, saying so. But a join of it still to be
-   * answered reached the server after the kick (the answer to one before
-   * would have come first): the room stays joined, its messages wait for it.
+   * the room; the copies about the other sessions are not marked yours. It
+   * is not joined again on a new connection (that would undo the kick), and
+   * the messages waiting for its join fail with code not_in_room, saying
+   * so. But a join of it still to be answered (joinToBeAnswered) reached
+   * the server after the kick (the answer to one before would have come
+   * first): the room stays joined, its messages wait for it.
    */
   kicked(frame) {
     const room = frame.room;
     this.live.delete(room);
-    const answerToCome = !this.due.has(room) && [...this.joinIds.values()].some((j) => j.room === room);
-    if (this.joined.has(room) && answerToCome) return;
+    if (this.joined.has(room) && this.joinToBeAnswered(room)) return;
     this.joined.delete(room);
     this.dropDue(room);
     this.fail(room, { code: 'not_in_room', message: `kicked from room "${room}"`, timestamp: frame.timestamp });
@@ -334,7 +393,7 @@ export class Recovery {
   /** accepted notes that room's join was accepted on the connection: its waiting messages are ready. */
   accepted(room) {
     this.live.add(room);
-    this.due.delete(room);
+    this.dropDue(room);
     this.refused.delete(room);
     this.flush();
   }

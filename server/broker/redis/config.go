@@ -49,7 +49,9 @@ type Config struct {
 	// PINGs it. Default 100ms.
 	ProbeInterval time.Duration
 	// SyncTimeout bounds the wait for Redis to confirm a subscription when
-	// the caller's ctx has no deadline. Default 5s.
+	// the caller's ctx has no deadline, and, about, how long a room's live
+	// events wait behind missed ones whose read-back fails before those are
+	// given up (gaps.go). Default 5s.
 	SyncTimeout time.Duration
 	// Logger receives the broker's logs. Default: discard.
 	Logger *slog.Logger

@@ -2,17 +2,14 @@ package redis
 
 import (
 	"context"
-	"fmt"
-	"strconv"
 	"sync"
-
-	goredis "github.com/redis/go-redis/v9"
+	"time"
 
 	"github.com/tertulia/tertulia/server/hub"
 )
 
-// maxGapFill bounds how many missed messages one gap fill reads back.
-const maxGapFill = 1000
+// maxHeld bounds the events of one topic held behind a gap (see topicGap).
+const maxHeld = 1000
 
 // topicGap is what this node knows of a subscribed topic's log, so that
 // the messages it missed while its pub/sub connection was away (Redis
@@ -25,20 +22,57 @@ const maxGapFill = 1000
 // last logged event it handed over. The floor is no threshold: an event at
 // or below it was appended after the subscription took effect, is on its
 // way through pub/sub, and is handed over when it comes. Only what is above
-// the floor and missing before an event is read back.
+// the floor and missing before an event is read back. If the pub/sub
+// connection is lost before the first event is handed over, it may have
+// been lost before the floor was read, and the events at or below it
+// with it: the read-back then starts from where the log stood before the
+// SUBSCRIBE (pre), and may hand over a few events appended just before
+// the subscription took effect, each once and in order.
 //
-// The paths that hand logged events to the handler, the receive loop and
-// Append's local path (taken while the pub/sub connection is down) through
-// deliver, and readBack, go one at a time per topic, under mu: each logged
-// event reaches the handler once, in offset order, whichever path brings it
-// first. A gap's read-back goes to Redis under mu: the receive loop, when it
-// has an event of that topic meanwhile, waits for it (up to SyncTimeout);
-// it does not wait for the read-backs of other topics.
+// A logged event that comes after a gap (deliver), and the position of
+// the log a read-back found beyond what was handed over (readBack), are
+// held, in the order they came, until what is missing before them has been
+// read back (fill, outside mu, by the read-back goroutine): the pub/sub
+// reader never waits on Redis, and the topic's later events wait behind
+// the gap rather than go out of order. An unlogged event (presence, an
+// unlogged message) that comes while anything is held is held too, in its
+// place, and handed over when what came before it has been: the channel's
+// order holds for every event. A read that fails (Redis does not answer,
+// or answers an error) is tried again, after ProbeInterval at first, then
+// less often, up to maxFillBackoff, however many events come behind it. The wait is bounded: once live events
+// have waited about SyncTimeout behind a gap (it is looked at when an
+// event comes and when a read fails, so the wait may run past it by up
+// to maxFillBackoff and a CallTimeout), or more than maxHeld are held, the
+// gap is given up (logged as an error, counted in Metrics.GapsLost) and
+// they are handed over. A gap with no live event behind it (a
+// read-back's) is tried until it is filled. What a read finds gone from
+// the log (trimmed, or more than maxGapFill behind) is counted in
+// GapsLost too.
+//
+// Every path that hands logged events to the handler (the receive loop and
+// Append's local path, taken while the pub/sub connection is down, through
+// deliver; fill) does so under mu: each logged event reaches the handler
+// once, in offset order, whichever path brings it first.
 type topicGap struct {
-	// mu is held while a logged event is noted, the events missed before
-	// it are read back, and it is handed over.
+	// mu is held while a logged event is noted and handed over or held,
+	// and while what a fill read is handed over; never across a call to
+	// Redis.
 	mu sync.Mutex
 	gapMark
+	// held are the events, and read-back positions, waiting behind a gap,
+	// oldest first; waiting counts the events among them, waiting since
+	// since.
+	held    []heldEvent
+	waiting int
+	since   time.Time
+	filling bool   // a fill runs: one at a time
+	failed  bool   // the last read of the gap failed (logged once)
+	gen     uint64 // changes when what a running fill reads is no longer wanted
+	// pre is where the log stood before the SUBSCRIBE (if preKnown), and
+	// losses the broker's count of pub/sub connections lost then.
+	pre      hub.Position
+	preKnown bool
+	losses   int64
 }
 
 // gapMark is what a topicGap knows at one moment.
@@ -46,17 +80,43 @@ type gapMark struct {
 	last  hub.Position // the last logged event handed over, or the floor
 	known bool         // last is set
 	floor bool         // last is the floor: nothing handed over since subscribing
+	noted uint64       // events noted since subscribing: handed over, dropped or held
 }
+
+// heldEvent is an event waiting behind a gap, or (ev nil) a position of
+// the log up to which every event is to be handed over.
+type heldEvent struct {
+	at   hub.Position // ev's place in its log; zero if ev is unlogged
+	ev   *hub.Event
+	echo uint64 // this node's Publish waiting for ev (publish.go), if not 0
+}
+
+// unlogged reports whether h is an unlogged event: it goes as soon as
+// what was held before it has gone.
+func (h heldEvent) unlogged() bool { return h.ev != nil && h.at.Epoch == "" }
 
 // mark is what t knows now; t.mu is held.
 func (t *topicGap) mark() gapMark { return t.gapMark }
 
 // reset forgets what is known of the log: the topic is being subscribed
-// afresh.
-func (t *topicGap) reset() {
+// afresh. pre is where the log stood before the SUBSCRIBE, if known, and
+// losses the pub/sub connections lost by then.
+func (b *Broker) reset(t *topicGap, pre hub.Position, preKnown bool, losses int64) {
 	t.mu.Lock()
 	t.gapMark = gapMark{}
+	b.drop(t)
+	t.pre, t.preKnown, t.losses = pre, preKnown, losses
 	t.mu.Unlock()
+}
+
+// drop forgets what t holds (the topic is no longer subscribed), and
+// stops a running fill from handing over what it read; t.mu is held.
+func (b *Broker) drop(t *topicGap) {
+	for _, h := range t.held {
+		b.echoed(h.echo)
+	}
+	t.held, t.waiting, t.since, t.failed = nil, 0, time.Time{}, false
+	t.gen++
 }
 
 // noteFloor reads where topic's log stands and keeps it as st's floor,
@@ -80,7 +140,7 @@ func (b *Broker) noteFloor(ctx context.Context, topic string, st *topicState) {
 	t := &st.gap
 	t.mu.Lock()
 	if !t.known {
-		t.gapMark = gapMark{last: pos[0], known: true, floor: true}
+		t.gapMark = gapMark{last: pos[0], known: true, floor: true, noted: t.noted}
 	}
 	t.mu.Unlock()
 	if b.metrics.Reconnects.Load() != returns {
@@ -89,141 +149,26 @@ func (b *Broker) noteFloor(ctx context.Context, topic string, st *topicState) {
 	}
 }
 
-// readBackBatch is how many topics' positions one pipelined round trip
-// reads when the pub/sub connection is back.
-const readBackBatch = 512
-
-// readBacks runs readBack each time it is asked (readBackNow) while it is
-// due, the pub/sub connection is up and Redis answers, until ctx ends. The
-// pub/sub reader asks when its connection is back, and the heartbeat while
-// readBack is still due: neither waits for it. (With thousands of rooms
-// behind, reading back takes seconds: the pub/sub reader goes on handing
-// over PONGs and the live events of the rooms not being read back at the
-// time, and heartbeats go on.)
-func (b *Broker) readBacks(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-b.readBackNow:
-		}
-		if b.readBackDue.Load() && b.up.Load() && !b.down.Load() {
-			b.readBack(ctx)
-		}
+// seen is the last offset of at's log this node has handed over, or need
+// not be given; t.mu is held.
+func (b *Broker) seen(t *topicGap, at hub.Position) uint64 {
+	from := t.last
+	if t.floor && t.preKnown && b.losses.Load() != t.losses {
+		from = t.pre // the events up to the floor may have been lost too
 	}
+	if from.Epoch != at.Epoch {
+		// A new log (Redis restarted empty, or the log expired, or it did
+		// not exist when this node subscribed): none of it reached this
+		// node before at, which would have noted its epoch.
+		return 0
+	}
+	return from.Offset
 }
 
-// readBack hands the handler, for every topic this node subscribes to,
-// the logged events appended after the last one it handed over (or its
-// floor): those it missed while its pub/sub connection was away, which
-// would otherwise wait for the topic's next event. readBacks runs it once
-// the connection is back: by then Redis has subscribed the connection
-// again to every channel, so what is appended after the positions are read
-// comes through pub/sub, and is dropped there if it was read back already.
-//
-// Before it compares, it waits until the pub/sub reader has handed over
-// what Redis published on the connection before the positions were read
-// (a PING's PONG comes after it): only what did not come that way, which
-// will not come, is read back. Events still on their way, read back first,
-// would be dropped when they came if they were at or below a fresh
-// subscription's floor (lost), and handed over out of order otherwise.
-//
-// It costs one pipelined round trip per readBackBatch topics, one PING on
-// the pub/sub connection, and one read of the log per topic that missed
-// something. What cannot be read (Redis does not answer) is tried again on
-// the next heartbeat while the connection is up (readBackDue). It must not
-// run in the pub/sub reader, which it waits for.
-func (b *Broker) readBack(ctx context.Context) {
-	b.readBackDue.Store(false)
-	var topics []string
-	var states []*topicState
-	b.subMu.Lock()
-	for topic, st := range b.topics {
-		if st.live.Load() {
-			topics, states = append(topics, topic), append(states, st)
-		}
-	}
-	b.subMu.Unlock()
-	// What each topic knows before its position is read: one that has
-	// been handed an event since (live, by its gap's read) is up to date
-	// with a position the read may be older than.
-	marks := make([]gapMark, len(states))
-	for i, st := range states {
-		st.gap.mu.Lock()
-		marks[i] = st.gap.mark()
-		st.gap.mu.Unlock()
-	}
-	pos, err := b.logPositions(ctx, topics)
-	if err == nil {
-		err = b.sync(ctx)
-	}
-	if err != nil {
-		b.readBackDue.Store(true)
-		if ctx.Err() == nil {
-			b.log.Warn("missed messages not read back yet", "err", err)
-		}
-		return
-	}
-	for i, st := range states {
-		if ctx.Err() != nil { // closing
-			return
-		}
-		t := &st.gap
-		t.mu.Lock()
-		if st.live.Load() && t.known && t.mark() == marks[i] &&
-			(pos[i].Epoch != t.last.Epoch || pos[i].Offset > t.last.Offset) {
-			if b.fillGap(topics[i], hub.Position{Offset: pos[i].Offset + 1, Epoch: pos[i].Epoch}, t.last) {
-				t.last, t.floor = pos[i], false
-			} else {
-				b.readBackDue.Store(true)
-			}
-		}
-		t.mu.Unlock()
-	}
-}
-
-// logPositions reads where the logs of topics stand, in pipelined batches.
-func (b *Broker) logPositions(ctx context.Context, topics []string) ([]hub.Position, error) {
-	out := make([]hub.Position, 0, len(topics))
-	for start := 0; start < len(topics); start += readBackBatch {
-		part := topics[start:min(start+readBackBatch, len(topics))]
-		cmds := make([]*goredis.SliceCmd, len(part))
-		err := b.call(ctx, func(ctx context.Context) error {
-			_, err := b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-				for i, topic := range part {
-					cmds[i] = p.HMGet(ctx, b.logKeys(topic)[0], "o", "e")
-				}
-				return nil
-			})
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("read where the logs stand: %w", err)
-		}
-		for _, c := range cmds {
-			pos, err := parsePosition(c.Val())
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, pos)
-		}
-	}
-	return out, nil
-}
-
-// parsePosition reads HMGET's reply for a log's offset and epoch; a log
-// that does not exist stands at {0, ""}.
-func parsePosition(vals []any) (hub.Position, error) {
-	if len(vals) != 2 || vals[0] == nil {
-		return hub.Position{}, nil
-	}
-	o, _ := vals[0].(string)
-	e, _ := vals[1].(string)
-	n, err := strconv.ParseUint(o, 10, 64)
-	if err != nil {
-		return hub.Position{}, fmt.Errorf("log offset %q: %w", o, err)
-	}
-	return hub.Position{Offset: n, Epoch: e}, nil
+// handedOver reports whether the logged event at was handed over already;
+// t.mu is held.
+func (t *topicGap) handedOver(at hub.Position) bool {
+	return t.known && !t.floor && t.last.Epoch == at.Epoch && at.Offset <= t.last.Offset
 }
 
 // deliver hands the handler ev, an event of topic, if this node subscribes
@@ -231,65 +176,127 @@ func parsePosition(vals []any) (hub.Position, error) {
 // before it (read back from the log), and not at all if it has been handed
 // over already: its offset is at or below the last of its log. (One can
 // come both ways when the pub/sub connection returns while this node
-// appends: through Redis and by Append's local path.)
-func (b *Broker) deliver(topic string, ev *hub.Event) {
-	if ev.Offset == 0 || ev.Epoch == "" {
-		b.dispatchIfLive(topic, ev)
-		return
-	}
+// appends: through Redis and by Append's local path.) An unlogged event
+// comes after the events that came before it. deliver makes no call to
+// Redis: an event behind a gap is held until the gap is filled (fill), and
+// the read-back goroutine is asked to fill it. The Publish or Append of
+// this node's waiting for ev, echo if not 0, is released once ev has been
+// handed over or dropped.
+func (b *Broker) deliver(topic string, ev *hub.Event, echo uint64) {
 	st := b.state(topic)
 	if st == nil {
+		b.echoed(echo)
 		return
 	}
 	t := &st.gap
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !st.live.Load() { // not yet, or no longer, subscribed
+	if ev.Offset == 0 || ev.Epoch == "" { // unlogged: nothing to read back before it
+		if len(t.held) > 0 && st.live.Load() {
+			b.holdBack(topic, st, heldEvent{ev: ev, echo: echo})
+			t.mu.Unlock()
+			return
+		}
+		t.mu.Unlock()
+		// Not under t.mu: a slow handler holds up no read-back.
+		b.dispatchIfLive(topic, ev)
+		b.echoed(echo)
 		return
 	}
-	prev, known, floor := t.last, t.known, t.floor // what deliver reads before it notes ev
-	if known && !floor && prev.Epoch == ev.Epoch && ev.Offset <= prev.Offset {
+	defer t.mu.Unlock()
+	if !st.live.Load() { // not yet, or no longer, subscribed
+		b.echoed(echo)
 		return
 	}
 	at := hub.Position{Offset: ev.Offset, Epoch: ev.Epoch}
-	t.gapMark = gapMark{last: at, known: true}
-	if known {
-		b.fillGap(topic, at, prev)
+	if b.behindGap(topic, t, ev, at, echo) {
+		b.holdBack(topic, st, heldEvent{at: at, ev: ev, echo: echo})
 	}
-	b.dispatchIfLive(topic, ev)
 }
 
-// fillGap hands the handler the logged events of topic this node missed
-// between prev, the last one it noted (or its floor), and at, and reports
-// whether it could read them.
-func (b *Broker) fillGap(topic string, at, prev hub.Position) bool {
-	seen := prev.Offset // the last offset of at's log this node has seen
-	if prev.Epoch != at.Epoch {
-		// A new log (Redis restarted empty, or the log expired, or it did
-		// not exist when this node subscribed): none of it reached this
-		// node before at, which would have noted its epoch.
-		seen = 0
+// holdBack holds h, an event that came while what is before it is missing,
+// hands over what comes next, gives the gap up if it is overdue, and asks
+// for it to be filled if it is still there; st.gap.mu is held.
+func (b *Broker) holdBack(topic string, st *topicState, h heldEvent) {
+	t := &st.gap
+	t.held = append(t.held, h)
+	if t.waiting++; t.waiting == 1 {
+		t.since = time.Now()
 	}
-	if at.Offset <= seen+1 {
-		return true
+	behind := b.handOver(topic, t)
+	for behind {
+		why := b.overdue(t)
+		if why == "" {
+			break
+		}
+		behind = b.giveUp(topic, t, why)
 	}
-	missed := min(at.Offset-seen-1, maxGapFill)
-	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.SyncTimeout)
-	defer cancel()
-	page, err := b.ReadLog(ctx, topic, hub.LogQuery{After: at.Offset - 1 - missed, Limit: int(missed),
-		Limits: hub.LogLimits{Size: 1 << 30}})
-	if err != nil {
-		b.log.Warn("missed messages not read back", "topic", topic, "from", seen+1, "to", at.Offset-1, "err", err)
+	if behind {
+		b.fillDue(topic, st)
+	}
+}
+
+// overdue reports why the gap before what t holds is to be given up, or ""
+// if it is not: more than maxHeld wait behind it, or live events have
+// waited longer than SyncTimeout; t.mu is held.
+func (b *Broker) overdue(t *topicGap) string {
+	switch {
+	case len(t.held) > maxHeld:
+		return "too many events wait behind it"
+	case t.waiting > 0 && time.Since(t.since) > b.cfg.SyncTimeout:
+		return "redis did not give them in time"
+	}
+	return ""
+}
+
+// behindGap hands over the logged event ev at at if it comes next, or
+// drops it if it was handed over already, and reports whether it is
+// neither: it is to be held, behind a gap; t.mu is held.
+func (b *Broker) behindGap(topic string, t *topicGap, ev *hub.Event, at hub.Position, echo uint64) bool {
+	t.noted++
+	switch {
+	case len(t.held) > 0: // behind the gap
+	case !t.known: // no floor: what came before ev is not known
+		t.last, t.known = at, true
+		b.dispatchIfLive(topic, ev)
+		b.echoed(echo)
+		return false
+	case t.handedOver(at):
+		b.echoed(echo)
+		return false
+	case at.Offset <= b.seen(t, at)+1: // the next
+		t.last, t.floor = at, false
+		b.dispatchIfLive(topic, ev)
+		b.echoed(echo)
 		return false
 	}
-	n := 0
-	for _, m := range page.Events {
-		if m.Epoch == at.Epoch && m.Offset > seen && m.Offset < at.Offset {
-			b.dispatchIfLive(topic, m)
-			n++
-		}
-	}
-	b.metrics.GapsFilled.Add(int64(n))
-	b.log.Warn("read back messages missed while the pub/sub connection was away", "topic", topic, "count", n)
 	return true
+}
+
+// handOver hands the handler, in order, the held events that come next,
+// dropping those handed over already, and reports whether any is left,
+// behind a gap to read back; t.mu is held.
+func (b *Broker) handOver(topic string, t *topicGap) (behind bool) {
+	for len(t.held) > 0 {
+		h := t.held[0]
+		switch {
+		case h.unlogged():
+			b.dispatchIfLive(topic, h.ev)
+		case h.ev == nil && h.at.Offset > b.seen(t, h.at),
+			h.ev != nil && !t.handedOver(h.at) && h.at.Offset > b.seen(t, h.at)+1:
+			return true
+		case h.ev != nil && !t.handedOver(h.at):
+			t.last, t.floor = h.at, false
+			b.dispatchIfLive(topic, h.ev)
+		}
+		if h.ev != nil {
+			if t.waiting--; t.waiting == 0 {
+				t.since = time.Time{}
+			}
+			b.echoed(h.echo)
+		}
+		t.held[0] = heldEvent{}
+		t.held = t.held[1:]
+	}
+	t.held = nil
+	return false
 }

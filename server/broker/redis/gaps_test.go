@@ -41,8 +41,7 @@ func TestMissedMessagesAreReadBack(t *testing.T) {
 				r.send(r.pub, "m0")
 				r.expect("m0")
 			}
-			r.cut()
-			eventually(t, waitTimeout, "sub notices its pub/sub connection is down", func() bool { return !r.sub.up.Load() })
+			r.cutNoticed()
 			r.send(r.pub, "m1")
 			r.send(r.pub, "m2")
 			if tc.local {
@@ -73,8 +72,7 @@ func TestMissedMessagesAreReadBack(t *testing.T) {
 // missed as soon as Redis answers, without waiting for the next message.
 func TestMissedMessagesAreReadBackWhenRedisAnswersAgain(t *testing.T) {
 	r := newCutRig(t, quiet, "room:late")
-	r.cut()
-	eventually(t, waitTimeout, "sub notices its pub/sub connection is down", func() bool { return !r.sub.up.Load() })
+	r.cutNoticed()
 	r.send(r.pub, "m1")
 	r.send(r.pub, "m2")
 	r.sub.down.Store(true) // as if a call had timed out; the prober is not woken yet
@@ -164,4 +162,45 @@ func TestEventsAroundASubscribeDeliveredOnce(t *testing.T) {
 	if appended.Load() == 0 {
 		t.Fatal("nothing appended")
 	}
+}
+
+// An unlogged event (a user leaving, an unlogged message) that comes while
+// a room's logged events wait behind a gap waits with them, in its place:
+// the room's members on this node see a user's last message before they
+// see the user leave, as the channel ordered them. The node's own Publish
+// of one returns once it has been handed over, after them. The test holds
+// the read-back of what was missed.
+func TestUnloggedEventsKeepTheirPlaceBehindAGap(t *testing.T) {
+	r := newCutRigWith(t, quiet, func(cfg *Config) { cfg.SyncTimeout = time.Minute }, "room:order")
+	logRead := holdCall(t, r.sub, false, r.sub.readsLog(r.topic))
+	r.cutNoticed()
+	r.send(r.pub, "missed")
+	r.restore()
+	logRead.wait(t) // "missed" being read back; its position held
+	r.send(r.pub, "last words")
+	if err := r.pub.Publish(r.ctx, r.topic, &hub.Event{Kind: hub.KindMessage, Message: "left"}); err != nil {
+		t.Fatal(err)
+	}
+	published := make(chan int, 1)
+	go func() {
+		if err := r.sub.Publish(r.ctx, r.topic, &hub.Event{Kind: hub.KindMessage, Message: "own"}); err != nil {
+			t.Errorf("sub publishes: %v", err)
+		}
+		published <- len(r.got) // events handled when Publish returned
+	}()
+	eventually(t, waitTimeout, "every event waits behind the missed one (or, were it not held, goes)", func() bool {
+		return r.sub.held(r.topic) == 4 || len(r.got) > 0
+	})
+	logRead.letGo()
+	select {
+	case n := <-published:
+		if n != 4 {
+			t.Errorf("%d events handled when sub's Publish returned, want 4 (its own last)", n)
+		}
+	case <-r.ctx.Done():
+		t.Fatal("sub's Publish did not return")
+	}
+	r.expect("missed", "last words", "left", "own")
+	r.send(r.pub, "after")
+	r.expect("after")
 }

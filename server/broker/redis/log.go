@@ -81,8 +81,11 @@ func (b *Broker) logKeys(topic string) []string {
 // Redis does not answer within CallTimeout: unlike Publish, it never
 // delivers to this node only. (A Redis that was only paused may still run
 // an append that failed so, later: a resend with the same dedup key is then
-// answered as a duplicate, not delivered twice.) Appends to a log are
-// counted in Metrics.HistoryAppends and HistoryAppendErrors.
+// answered as a duplicate, not delivered twice.) When this node subscribes
+// to topic, Append returns once its own handler has been given ev, after
+// what this node missed before it, as Publish does (or after SyncTimeout):
+// a session that sends, then leaves, has seen its own message. Appends to
+// a log are counted in Metrics.HistoryAppends and HistoryAppendErrors.
 func (b *Broker) Append(ctx context.Context, topic string, ev *hub.Event, opt hub.AppendOptions) (hub.Receipt, error) {
 	r, err := b.append(ctx, topic, ev, opt)
 	if opt.Log.Size > 0 {
@@ -160,8 +163,13 @@ func (b *Broker) append(ctx context.Context, topic string, ev *hub.Event, opt hu
 	} else if live {
 		// Redis took it, but this node's pub/sub connection is down: its
 		// own sessions would not see it come back, nor those that others
-		// appended meanwhile: they are read back first.
-		b.deliver(topic, ev)
+		// appended meanwhile: they are read back first, here if it can,
+		// else by the read-back goroutine, and Append returns once ev
+		// has been handed over (or after SyncTimeout, as for an echo).
+		seq, done := b.expectEcho(topic, true)
+		b.deliver(topic, ev, seq)
+		b.fillNow(ctx, topic)
+		b.awaitEcho(ctx, seq, done)
 	}
 	return r, nil
 }

@@ -140,18 +140,27 @@ func TestAppendComingBothWaysIsDeliveredOnce(t *testing.T) {
 type cutRig struct {
 	t        *testing.T
 	ctx      context.Context
+	srv      *redistest.Server
 	rdb      *goredis.Client // the test's own, as the default user
 	pub, sub *Broker
 	topic    string
 	got      chan string // the messages sub's handler was given
+	// logsRefused: sub may not read a log (fill_test.go's readLogs).
+	logsRefused bool
 }
 
 func newCutRig(t *testing.T, subTimings timings, topic string, before ...string) *cutRig {
 	t.Helper()
+	return newCutRigWith(t, subTimings, func(*Config) {}, topic, before...)
+}
+
+// newCutRigWith is newCutRig, sub's config changed by edit.
+func newCutRigWith(t *testing.T, subTimings timings, edit func(*Config), topic string, before ...string) *cutRig {
+	t.Helper()
 	srv := redistest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	t.Cleanup(cancel)
-	r := &cutRig{t: t, ctx: ctx, rdb: goredis.NewClient(&goredis.Options{Addr: srv.Addr}), topic: topic,
+	r := &cutRig{t: t, ctx: ctx, srv: srv, rdb: goredis.NewClient(&goredis.Options{Addr: srv.Addr}), topic: topic,
 		got: make(chan string, 16)}
 	t.Cleanup(func() { r.rdb.Close() })
 	r.login("on")
@@ -159,6 +168,7 @@ func newCutRig(t *testing.T, subTimings timings, topic string, before ...string)
 	r.pub = newBroker(t, srv, prefix, steady)
 	r.sub = newBroker(t, srv, prefix, subTimings, func(cfg *Config) {
 		cfg.Options.Username, cfg.Options.Password = "sub", "sub-secret"
+		edit(cfg)
 	})
 	r.sub.SetHandler(func(_ string, ev *hub.Event) { r.got <- ev.Message })
 	for _, text := range before {
@@ -172,7 +182,11 @@ func newCutRig(t *testing.T, subTimings timings, topic string, before ...string)
 
 func (r *cutRig) login(state string) {
 	r.t.Helper()
-	if err := r.rdb.Do(r.ctx, "ACL", "SETUSER", "sub", state, ">sub-secret", "~*", "&*", "+@all").Err(); err != nil {
+	rules := []any{"ACL", "SETUSER", "sub", state, ">sub-secret", "~*", "&*", "+@all"}
+	if r.logsRefused {
+		rules = append(rules, "-xrange")
+	}
+	if err := r.rdb.Do(r.ctx, rules...).Err(); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -184,6 +198,13 @@ func (r *cutRig) cut() {
 	if n, err := r.rdb.Do(r.ctx, "CLIENT", "KILL", "USER", "sub", "TYPE", "pubsub").Int(); err != nil || n != 1 {
 		r.t.Fatalf("cutting sub's pub/sub connection: %d cut, %v; want 1", n, err)
 	}
+}
+
+// cutNoticed cuts sub's pub/sub connection and waits until sub notices.
+func (r *cutRig) cutNoticed() {
+	r.t.Helper()
+	r.cut()
+	eventually(r.t, waitTimeout, "sub notices its pub/sub connection is down", func() bool { return !r.sub.up.Load() })
 }
 
 // restore lets sub's pub/sub connection come back, and waits until it has.

@@ -194,6 +194,9 @@ func (b *Broker) dropEcho(seq uint64) {
 // echoed releases the Publish waiting for event seq of this node, if any:
 // its event has been handled here.
 func (b *Broker) echoed(seq uint64) {
+	if seq == 0 {
+		return
+	}
 	b.echoMu.Lock()
 	if e, ok := b.echoes[seq]; ok && e.done != nil {
 		close(e.done)

@@ -119,8 +119,7 @@ func TestLiveEventsFlowWhileMissedOnesAreReadBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	hold := holdCall(t, r.sub, false, r.sub.readsLog(r.topic))
-	r.cut()
-	eventually(t, waitTimeout, "sub notices its pub/sub connection is down", func() bool { return !r.sub.up.Load() })
+	r.cutNoticed()
 	r.send(r.pub, "missed")
 	r.restore()
 	hold.wait(t)
@@ -131,12 +130,26 @@ func TestLiveEventsFlowWhileMissedOnesAreReadBack(t *testing.T) {
 }
 
 // readsPosition picks the calls that read where topic's log stands, and
-// no other topic's: a first Subscribe's (noteFloor), or a read-back's while
-// the node subscribes to topic only.
+// no other topic's: a first Subscribe's two (before its SUBSCRIBE, and
+// noteFloor's), or a read-back's while the node subscribes to topic only.
 func (b *Broker) readsPosition(topic string) func(cmds []goredis.Cmder) bool {
 	key := b.logKeys(topic)[0]
 	return func(cmds []goredis.Cmder) bool {
 		return len(cmds) == 1 && cmds[0].Name() == "hmget" && slices.Contains(cmds[0].Args(), any(key))
+	}
+}
+
+// readsFloor picks the calls that read where topic's log stands once sub
+// has subscribed to it: not a first Subscribe's read before its SUBSCRIBE.
+func (r *cutRig) readsFloor(topic string) func(cmds []goredis.Cmder) bool {
+	position := r.sub.readsPosition(topic)
+	ch := r.sub.channel(topic)
+	return func(cmds []goredis.Cmder) bool {
+		if !position(cmds) {
+			return false
+		}
+		n, err := r.rdb.PubSubNumSub(context.Background(), ch).Result()
+		return err == nil && n[ch] > 0
 	}
 }
 
@@ -168,7 +181,7 @@ func TestReadBackWhileLiveKeepsEventsOnTheirWay(t *testing.T) {
 		}
 		r.got <- ev.Message
 	})
-	floor := holdCall(t, r.sub, true, r.sub.readsPosition(room))
+	floor := holdCall(t, r.sub, true, r.readsFloor(room))
 	readLog := holdCall(t, r.sub, false, r.sub.readsLog(room))
 	subscribed := make(chan error, 1)
 	go func() { subscribed <- r.sub.Subscribe(r.ctx, room) }()
@@ -223,12 +236,11 @@ func TestSubscribeAcrossAReconnectReadsBackWhatWasMissed(t *testing.T) {
 	if err := r.sub.Unsubscribe(r.ctx, r.topic); err != nil {
 		t.Fatal(err)
 	}
-	floor := holdCall(t, r.sub, false, r.sub.readsPosition(room))
+	floor := holdCall(t, r.sub, false, r.readsFloor(room))
 	subscribed := make(chan error, 1)
 	go func() { subscribed <- r.sub.Subscribe(r.ctx, room) }()
 	floor.wait(t) // where the log stands is read, its reply on the way
-	r.cut()
-	eventually(t, waitTimeout, "sub notices its pub/sub connection is down", func() bool { return !r.sub.up.Load() })
+	r.cutNoticed()
 	r.appendTo(r.pub, room, "m1")
 	r.login("on")
 	eventually(t, waitTimeout, "sub reads back after its connection returns", func() bool { return floor.calls.Load() == 2 })

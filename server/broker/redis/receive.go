@@ -52,6 +52,7 @@ func (b *Broker) receive(ctx context.Context) {
 				return
 			}
 			if b.up.Swap(false) {
+				b.losses.Add(1)
 				downSince = time.Now()
 				b.releaseEchoes("")
 				b.presence.lost.Store(true)
@@ -123,8 +124,9 @@ func (b *Broker) received(m *goredis.Message) {
 	if own && b.cameBack(w.Seq, hub.Position{Offset: ev.Offset, Epoch: ev.Epoch}) {
 		return // delivered here when Redis did not take it in time
 	}
-	b.deliver(topic, ev)
+	var echo uint64
 	if own {
-		b.echoed(w.Seq)
+		echo = w.Seq
 	}
+	b.deliver(topic, ev, echo)
 }

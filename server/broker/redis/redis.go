@@ -6,11 +6,14 @@
 // Each node holds one pub/sub connection, subscribed to exactly the topics
 // its own sessions need, and one goroutine that reads it and calls the hub's
 // handler in the order Redis delivers (one order per channel, the same on
-// every node). While Redis is unreachable or hung a node keeps serving its
-// own sessions: no call waits on Redis longer than Config.CallTimeout, what
-// it publishes is delivered to its local subscribers only, what must be
-// logged is refused, and when Redis returns it resubscribes and registers its
-// presence again.
+// every node). That goroutine never waits for a read of a log: logged
+// events the node missed while the connection was away are read back by
+// another, and a topic's events that came after them wait behind them, in
+// order, for about SyncTimeout (gaps.go). While Redis is unreachable or
+// hung a node keeps serving its own sessions: no call waits on Redis
+// longer than Config.CallTimeout, what it publishes is delivered to its
+// local subscribers only, what must be logged is refused, and when Redis
+// returns it resubscribes and registers its presence again.
 //
 // Files by role: redis.go (the Broker, its start and end), config.go,
 // health.go (the bound on every call, and the probe of an unreachable Redis),
@@ -19,8 +22,10 @@
 // heartbeat.go (renewing presence, registering it again, reaping crashed
 // nodes), presence_repair.go (undoing changes Redis may have run unseen),
 // claim.go (one live broker per node id, and the fence of one whose id
-// another claimed), log.go, gaps.go (reading back what pub/sub missed),
-// codec.go.
+// another claimed), fencewatch.go (telling watchers of a fence), log.go, gaps.go (what a node knows of each log, and
+// the events held behind what it missed), readback.go (finding what pub/sub
+// missed when the connection returns), fill.go (reading it back, outside
+// the topic's lock, and retrying), codec.go.
 //
 // Keys and channels all start with Config.Prefix, so several clusters (or
 // tests) can share one Redis. Redis Cluster is not supported: the scripts
@@ -51,6 +56,11 @@ type Metrics struct {
 	// being lost.
 	Reconnects atomic.Int64
 	GapsFilled atomic.Int64 // logged events missed by pub/sub and read back from their log
+	// GapsLost counts the logged events missed by pub/sub that were given
+	// up: they could not be read back within about SyncTimeout, or too
+	// many events waited behind them, or the log no longer held them
+	// (trimmed, or more than maxGapFill back) (gaps.go).
+	GapsLost atomic.Int64
 	// Fenced counts the times another broker was found holding this
 	// broker's node id (claim.go).
 	Fenced atomic.Int64
@@ -84,6 +94,11 @@ type Broker struct {
 	subMu  sync.Mutex // protects topics
 	topics map[string]*topicState
 
+	// gapsDue are the topics with events held behind a gap, to be filled
+	// by the read-back goroutine (fill.go).
+	gapsMu  sync.Mutex // protects gapsDue
+	gapsDue map[string]*topicState
+
 	// pings are the PINGs on the pub/sub connection that confirm a
 	// subscription (sync), by token, each waiting for its PONG.
 	pingMu  sync.Mutex // protects pings and pingSeq
@@ -107,8 +122,10 @@ type Broker struct {
 	strays map[uint64]time.Time
 
 	up atomic.Bool // the pub/sub connection is live
+	// losses counts the times the pub/sub connection was found lost.
+	losses atomic.Int64
 	// readBackDue: what this node missed while its pub/sub connection was
-	// away could not all be read back when it returned (gaps.go).
+	// away could not all be read back when it returned (readback.go).
 	readBackDue atomic.Bool
 	// fenced: another broker holds the node id (claim.go); fenceChange
 	// tells its watchers when it changes (FenceChanged).
@@ -147,15 +164,16 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{
-		cfg:    cfg,
-		log:    cfg.Logger.With("broker", "redis", "node", cfg.NodeID),
-		rdb:    goredis.NewClient(options(cfg.Options, cfg.CallTimeout)),
-		prefix: cfg.Prefix + ":",
-		claim:  newClaimToken(),
-		topics: make(map[string]*topicState),
-		pings:  make(map[string]chan struct{}),
-		echoes: make(map[uint64]echo),
-		strays: make(map[uint64]time.Time),
+		cfg:     cfg,
+		log:     cfg.Logger.With("broker", "redis", "node", cfg.NodeID),
+		rdb:     goredis.NewClient(options(cfg.Options, cfg.CallTimeout)),
+		prefix:  cfg.Prefix + ":",
+		claim:   newClaimToken(),
+		topics:  make(map[string]*topicState),
+		gapsDue: make(map[string]*topicState),
+		pings:   make(map[string]chan struct{}),
+		echoes:  make(map[uint64]echo),
+		strays:  make(map[uint64]time.Time),
 
 		probeNow: make(chan struct{}, 1),
 		beatNow:  make(chan struct{}, 1),

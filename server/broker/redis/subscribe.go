@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tertulia/tertulia/server/hub"
 )
 
 // topicState is one topic this node subscribes to, or is (un)subscribing.
@@ -57,9 +59,9 @@ func (b *Broker) release(topic string, st *topicState) {
 // Subscribe implements hub.Broker. Subscriptions are counted: a topic stays
 // subscribed until as many Unsubscribe calls. The first one returns once
 // Redis has confirmed the subscription, so that what is published after it
-// returns is delivered, and once it has read where the topic's log stands
-// (one more round trip), so that what this node misses of it from then on
-// is read back (gaps.go).
+// returns is delivered, and once it has read where the topic's log stands,
+// before the SUBSCRIBE and after it (two more round trips), so that what
+// this node misses of it from then on is read back (gaps.go).
 func (b *Broker) Subscribe(ctx context.Context, topic string) error {
 	st := b.hold(topic)
 	defer b.release(topic, st)
@@ -72,6 +74,10 @@ func (b *Broker) Subscribe(ctx context.Context, topic string) error {
 	if b.down.Load() {
 		return fmt.Errorf("subscribe %s: %w", topic, errUnreachable)
 	}
+	// Where the log stands before the SUBSCRIBE, in case the connection
+	// is lost before the floor is read (topicGap).
+	losses := b.losses.Load()
+	pre, preErr := b.logPositions(ctx, []string{topic})
 	ch := b.channel(topic)
 	err := b.ps.Subscribe(ctx, ch)
 	if err == nil {
@@ -84,7 +90,11 @@ func (b *Broker) Subscribe(ctx context.Context, topic string) error {
 		return fmt.Errorf("subscribe %s: %w", topic, err)
 	}
 	st.refs = 1
-	st.gap.reset()
+	if preErr != nil {
+		b.reset(&st.gap, hub.Position{}, false, losses)
+	} else {
+		b.reset(&st.gap, pre[0], true, losses)
+	}
 	st.live.Store(true)
 	b.noteFloor(ctx, topic, st)
 	return nil
@@ -107,6 +117,9 @@ func (b *Broker) Unsubscribe(ctx context.Context, topic string) error {
 	b.dispatchMu.Lock()
 	st.live.Store(false)
 	b.dispatchMu.Unlock()
+	st.gap.mu.Lock()
+	b.drop(&st.gap) // what waited behind a gap goes nowhere now
+	st.gap.mu.Unlock()
 	b.releaseEchoes(topic)
 	// Even when the UNSUBSCRIBE cannot be sent, go-redis has forgotten the
 	// channel and will not subscribe it again on reconnecting.
