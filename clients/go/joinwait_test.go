@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -32,12 +33,12 @@ func sendAcked(t *testing.T, r *client.Reconnecting, id, room string) {
 	}
 }
 
-// reconnecting starts alice's Reconnecting session on addrs and reads its
-// welcome.
-func reconnecting(t *testing.T, addrs []string, token string) *client.Reconnecting {
+// reconnecting starts alice's Reconnecting session on addrs, with opts
+// after its own (a short Backoff), and reads its welcome.
+func reconnecting(t *testing.T, addrs []string, token string, opts ...client.Option) *client.Reconnecting {
 	t.Helper()
-	alice, err := client.Reconnect(context.Background(), addrs, client.WithToken(token),
-		client.WithBackoff(client.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}))
+	alice, err := client.Reconnect(context.Background(), addrs, append([]client.Option{client.WithToken(token),
+		client.WithBackoff(client.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond})}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,4 +188,77 @@ func TestMessageRefusedForNowGoesAfterItsRoomsSlowJoin(t *testing.T) {
 	if got.acks["m2"] != 1 || slices.ContainsFunc(got.errors["m2"], func(c string) bool { return c != chatcodes.CodeRateLimited && c != chatcodes.CodeUnavailable }) {
 		t.Errorf("m2: %d acks and errors %q, want one ack", got.acks["m2"], got.errors["m2"])
 	}
+}
+
+// Leaving a room whose join was refused for now (rate_limited) and waits to
+// be sent again fails the message waiting for that join at once, as the
+// pages do: code not_in_room, the pages' text saying the room was left
+// before its join was accepted, and nothing more; the message is not sent
+// after the leave, to be refused with a bare not_in_room.
+func TestLeaveWithItsJoinDueFailsItsMessages(t *testing.T) {
+	_, alice, got := joinDue(t)
+	if err := alice.Leave(resendRoom); err != nil {
+		t.Fatal(err)
+	}
+	failedOnce(t, alice, got, fmt.Sprintf("left room %q before its join was accepted", resendRoom))
+}
+
+// Leaving the room whose join, refused for now, was all that was due ends
+// the hold on the connection: a message sent next (to everyone connected:
+// no join to wait for) goes at once and is acknowledged, instead of
+// waiting for the join's resend wait (a minute here) to run out.
+func TestLeaveOfTheOnlyJoinDueEndsTheHold(t *testing.T) {
+	_, alice, _ := joinDue(t)
+	if err := alice.Leave(resendRoom); err != nil {
+		t.Fatal(err)
+	}
+	await(t, alice.Events(), "m1's answer", func(f *chatv1.ServerFrame) bool { return f.Id == "m1" })
+	sendAcked(t, alice, "m2", "")
+}
+
+// Leaving a room whose only join on the connection was refused for now
+// (rate_limited) and waits to be sent again sends no leave_room, as the
+// pages do: the server never let the connection in, and would answer it
+// with a bare not_in_room next to the clear failure of the message that
+// waited for the join. That message fails once, and nothing else answers.
+func TestLeaveOfARoomNeverEnteredSendsNoLeave(t *testing.T) {
+	srv := oneJoinNode(t)
+	alice := reconnecting(t, []string{srv.GRPCAddr}, srv.Token(t, "alice", false), client.WithBackoff(patience))
+	if err := alice.Join("copas"); err != nil { // the connection's one join
+		t.Fatal(err)
+	}
+	await(t, alice.Events(), "copas joined", joined("copas"))
+	joinWithM1(t, alice)
+	got := awaitJoinRefusal(t, alice)
+	if err := alice.Leave(resendRoom); err != nil {
+		t.Fatal(err)
+	}
+	failedOnce(t, alice, got, fmt.Sprintf("left room %q before its join was accepted", resendRoom))
+}
+
+// The late answer to a join of a room alice left and joined again before
+// it came is moot: the server took the leave after that join. Held in a
+// proxy until the join again was refused for now (rate_limited), the first
+// join's room_joined does not say the room is joined on the connection, so
+// no message goes ahead of the join again (the server would refuse it with
+// not_in_room): m1 waits for it, and leaving the room fails m1 once, with
+// the pages' text, and sends no leave_room.
+func TestLateAnswerToAJoinLeftLetsNoMessageGo(t *testing.T) {
+	srv := oneJoinNode(t)
+	p := startProxy(t, srv.GRPCAddr)
+	alice := reconnecting(t, []string{p.l.Addr().String()}, srv.Token(t, "alice", false), client.WithBackoff(patience))
+	p.down.shut()
+	if err := alice.Join(resendRoom); err != nil { // the connection's one join: accepted
+		t.Fatal(err)
+	}
+	if err := alice.Leave(resendRoom); err != nil { // its answer is still to come: the leave goes
+		t.Fatal(err)
+	}
+	joinWithM1(t, alice)
+	p.down.open()
+	got := awaitJoinRefusal(t, alice)
+	if err := alice.Leave(resendRoom); err != nil {
+		t.Fatal(err)
+	}
+	failedOnce(t, alice, got, fmt.Sprintf("left room %q before its join was accepted", resendRoom))
 }

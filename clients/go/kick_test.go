@@ -18,6 +18,15 @@ import (
 // user's room_left with kicked set on events.
 func kick(t *testing.T, srv *nodetest.Server, events <-chan *chatv1.ServerFrame, user, room string) {
 	t.Helper()
+	kickOut(t, srv, user, room)
+	await(t, events, user+"'s room_left", func(f *chatv1.ServerFrame) bool {
+		return f.GetRoomLeft().GetKicked() && f.GetRoomLeft().GetUserId() == user
+	})
+}
+
+// kickOut has an administrator kick user out of room on srv.
+func kickOut(t *testing.T, srv *nodetest.Server, user, room string) {
+	t.Helper()
 	admin, err := client.Dial(srv.GRPCAddr, client.WithToken(srv.Token(t, "root", true)))
 	if err != nil {
 		t.Fatal(err)
@@ -26,9 +35,6 @@ func kick(t *testing.T, srv *nodetest.Server, events <-chan *chatv1.ServerFrame,
 	if err := admin.Kick(context.Background(), room, user); err != nil {
 		t.Fatal(err)
 	}
-	await(t, events, user+"'s room_left", func(f *chatv1.ServerFrame) bool {
-		return f.GetRoomLeft().GetKicked() && f.GetRoomLeft().GetUserId() == user
-	})
 }
 
 // After an administrator kicked alice out of a room, her next connection
@@ -76,42 +82,76 @@ func TestKickedRoomIsNotJoinedAgain(t *testing.T) {
 	sendAcked(t, alice, "m3", "copas")
 }
 
-// A message waiting for its room's join, refused for now (rate_limited),
-// when an administrator kicks alice out of that room, fails once, with
-// code not_in_room and a text saying she was kicked, and is not sent: the
-// room is no longer joined, and the join is not sent again.
-func TestMessageWaitingForAKickedRoomsJoinFails(t *testing.T) {
+// joinDue has alice, in resendRoom, join it again on a node whose join
+// rate lets no more joins through (oneJoinNode), and send m1 there: the
+// join is refused for now (rate_limited) and due again after a minute, m1
+// waits for it. It returns the node, alice and the answers read up to the
+// join's refusal.
+func joinDue(t *testing.T) (*nodetest.Server, *client.Reconnecting, *answers) {
+	t.Helper()
+	srv := oneJoinNode(t)
+	alice := joinAlice(t, srv, patience)
+	joinWithM1(t, alice)
+	return srv, alice, awaitJoinRefusal(t, alice)
+}
+
+// oneJoinNode starts a node whose join rate lets one join of a connection
+// through (a burst of one, back after 100 s): the next is refused for now,
+// however slow the machine.
+func oneJoinNode(t *testing.T) *nodetest.Server {
+	t.Helper()
 	limits := nodetest.Unlimited()
-	// A burst of one, back after 100 s: the join again is refused, however
-	// slow the machine.
 	limits.JoinsPerSecond = 0.01
-	srv := nodetest.Start(t, node.Config{Limits: limits})
-	// The join refused goes again only after a minute: the kick comes first.
-	alice := joinAlice(t, srv, client.Backoff{Min: time.Minute, Max: time.Minute})
+	return nodetest.Start(t, node.Config{Limits: limits})
+}
+
+// patience is the Backoff of a session whose join refused goes again only
+// after a minute: the test's next step comes first.
+var patience = client.Backoff{Min: time.Minute, Max: time.Minute}
+
+// joinWithM1 has alice join resendRoom and send m1 there.
+func joinWithM1(t *testing.T, alice *client.Reconnecting) {
+	t.Helper()
 	if err := alice.Join(resendRoom); err != nil {
 		t.Fatal(err)
 	}
 	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "espero"))
+}
+
+// awaitJoinRefusal reads alice's events up to a join's refusal, and fails
+// the test unless it is rate_limited (refused for now) and m1 got no
+// answer meanwhile: it waits for that join. It returns the answers read.
+func awaitJoinRefusal(t *testing.T, alice *client.Reconnecting) *answers {
+	t.Helper()
 	got := newAnswers()
 	got.read(t, alice.Events(), "the join's refusal", func(f *chatv1.ServerFrame) bool {
 		return f.GetError() != nil && f.Id != "m1"
 	})
 	got.joinRefused(t, "m1")
 	if len(got.errors["m1"]) != 0 || got.acks["m1"] != 0 {
-		t.Fatalf("m1 answered before the kick: errors %q, %d acks", got.errors["m1"], got.acks["m1"])
+		t.Fatalf("m1 answered before its join: errors %q, %d acks", got.errors["m1"], got.acks["m1"])
 	}
+	return got
+}
 
-	kick(t, srv, alice.Events(), "alice", resendRoom)
-	f := await(t, alice.Events(), "m1's answer", func(f *chatv1.ServerFrame) bool { return f.Id == "m1" })
-	got.note(f)
-	if e := f.GetError(); e.GetCode() != chatcodes.CodeNotInRoom || !strings.Contains(e.GetMessage(), "kicked") {
-		t.Fatalf("m1's answer: %v, want not_in_room saying alice was kicked", f)
+// failedOnce reads m1's answer and fails the test unless it is not_in_room
+// with a text containing says, and m1 is no longer pending and gets no
+// other answer: a leave sent by hand is answered not_in_room (alice is
+// out of resendRoom), and nothing more answers m1 before it; nor does an
+// error answer a frame without an id (a leave_room alice had no need to
+// send).
+func failedOnce(t *testing.T, alice *client.Reconnecting, got *answers, says string) {
+	t.Helper()
+	f := await(t, alice.Events(), "m1's answer", func(f *chatv1.ServerFrame) bool {
+		got.note(f)
+		return f.Id == "m1"
+	})
+	if e := f.GetError(); e.GetCode() != chatcodes.CodeNotInRoom || !strings.Contains(e.GetMessage(), says) {
+		t.Fatalf("m1's answer: %v, want not_in_room saying %q", f, says)
 	}
 	if n := alice.Pending(); n != 0 {
 		t.Errorf("%d messages pending, want 0", n)
 	}
-	// A leave sent by hand: the server says alice is not in the room, and
-	// nothing more answers m1 before it.
 	send(t, alice, &chatv1.ClientFrame{Id: "l1", Kind: &chatv1.ClientFrame_LeaveRoom{LeaveRoom: &chatv1.LeaveRoom{Room: resendRoom}}})
 	got.read(t, alice.Events(), "the leave's answer", func(f *chatv1.ServerFrame) bool { return f.Id == "l1" })
 	if !slices.Equal(got.errors["l1"], []string{chatcodes.CodeNotInRoom}) {
@@ -120,6 +160,29 @@ func TestMessageWaitingForAKickedRoomsJoinFails(t *testing.T) {
 	if got.acks["m1"] != 0 || len(got.errors["m1"]) != 1 {
 		t.Errorf("m1: %d acks, errors %q, want one not_in_room", got.acks["m1"], got.errors["m1"])
 	}
+	if len(got.bare) != 0 {
+		t.Errorf("errors %q answering frames without an id, want none", got.bare)
+	}
+}
+
+// A message waiting for its room's join, refused for now (rate_limited),
+// when an administrator kicks alice out of that room, fails once, with
+// code not_in_room and a text saying she was kicked, and is not sent: the
+// room is no longer joined, and the join is not sent again.
+func TestMessageWaitingForAKickedRoomsJoinFails(t *testing.T) {
+	srv, alice, got := joinDue(t)
+	kick(t, srv, alice.Events(), "alice", resendRoom)
+	failedOnce(t, alice, got, "kicked")
+}
+
+// A kick out of the room whose join, refused for now, was all that was
+// due ends the hold on the connection, as a Leave does: a message sent
+// next goes at once and is acknowledged.
+func TestKickOutOfTheOnlyJoinDueEndsTheHold(t *testing.T) {
+	srv, alice, _ := joinDue(t)
+	kick(t, srv, alice.Events(), "alice", resendRoom)
+	await(t, alice.Events(), "m1's answer", func(f *chatv1.ServerFrame) bool { return f.Id == "m1" })
+	sendAcked(t, alice, "m2", "")
 }
 
 // A Recovery forgets a room when its session is kicked out of it, as Leave
@@ -156,5 +219,36 @@ func TestRecoveryForgetsAKickedRoomUnlessAJoinIsToBeAnswered(t *testing.T) {
 	}
 	if rec.Position("cañas") == nil {
 		t.Error("cañas, whose join came after the kick, was forgotten")
+	}
+}
+
+// Leave sends a leave_room only when the server may hold alice's
+// connection in the room, as the pages do: not after an administrator
+// kicked her out of it, nor after she left it already (the server would
+// answer each with a bare not_in_room); but after she joined it again by a
+// join_room frame sent by hand, it does, and takes her out: a leave sent
+// by hand next is answered not_in_room.
+func TestLeaveSendsALeaveRoomOnlyWhenInTheRoom(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
+	alice := joinAlice(t, srv, client.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond})
+	kick(t, srv, alice.Events(), "alice", resendRoom)
+	if err := alice.Leave(resendRoom); err != nil {
+		t.Fatal(err)
+	}
+	send(t, alice, &chatv1.ClientFrame{Id: "j1", Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: resendRoom}}})
+	got := newAnswers()
+	got.read(t, alice.Events(), "j1's room_joined", func(f *chatv1.ServerFrame) bool { return f.Id == "j1" })
+	for range 2 {
+		if err := alice.Leave(resendRoom); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(t, alice, &chatv1.ClientFrame{Id: "l1", Kind: &chatv1.ClientFrame_LeaveRoom{LeaveRoom: &chatv1.LeaveRoom{Room: resendRoom}}})
+	got.read(t, alice.Events(), "the leave's answer", func(f *chatv1.ServerFrame) bool { return f.Id == "l1" })
+	if len(got.errors["j1"]) != 0 || !slices.Equal(got.errors["l1"], []string{chatcodes.CodeNotInRoom}) {
+		t.Errorf("the join: errors %q, the leave: errors %q, want none and not_in_room", got.errors["j1"], got.errors["l1"])
+	}
+	if len(got.bare) != 0 {
+		t.Errorf("errors %q answering frames without an id, want none", got.bare)
 	}
 }

@@ -66,13 +66,18 @@ type Reconnecting struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the connection loop has ended
 
-	mu         sync.Mutex // protects the fields below
-	sess       *Session   // the current connection's session; nil between connections
-	resend     *resender  // the current connection's resends; nil between connections
-	addr       string     // the current connection's address
-	rec        *Recovery  // rooms, positions and unacknowledged frames
-	reconnects int        // connections opened after the first
-	err        error      // why the loop gave up
+	// mu protects the fields below. It is never held across a network
+	// write: frames go through the current connection's outbox, in the
+	// order they were put under mu, and a caller that waits for its
+	// frame's write waits after letting go of mu, so a write the server
+	// does not take never stops the connection's reader.
+	mu         sync.Mutex
+	out        *outbox   // writes the current connection's frames; nil between connections
+	resend     *resender // the current connection's resends; nil between connections
+	addr       string    // the current connection's address
+	rec        *Recovery // rooms, positions and unacknowledged frames
+	reconnects int       // connections opened after the first
+	err        error     // why the loop gave up
 }
 
 // ErrReconnecting is returned by the sending methods of a Reconnecting
@@ -150,30 +155,51 @@ func (r *Reconnecting) Close() error {
 // of room, it is a fresh join.
 func (r *Reconnecting) Join(room string) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	f := r.rec.Join(room, 0)
-	if r.sess == nil {
+	if r.out == nil {
+		r.mu.Unlock()
 		return nil
 	}
 	r.resend.clear(room)
-	return r.sess.SendFrame(f)
+	written := r.out.send(f)
+	r.mu.Unlock()
+	return <-written
 }
 
 // Leave leaves room, and stops joining it on new connections. Messages to
 // room waiting for its join go first, right behind the join, so that they
 // are taken before the leave; but while frames refused for now are sent
 // again one at a time, they go after it, and the server answers
-// not_in_room.
+// not_in_room. If that join was itself refused for now and waits to be
+// sent again, they are not sent: each is answered on Events by an error
+// frame with its id, code not_in_room and a text saying that room was
+// left before its join was accepted (as the pages do). No leave_room is
+// sent unless the server may hold the connection in room (Recovery.Leave):
+// when every join of it by Join on the connection was refused for now, or
+// the connection left it since its last join (by Join or by a join_room
+// frame sent with SendFrame), or was kicked out of it or refused it for
+// good since its last Join, the server would answer it with a bare
+// not_in_room. Of a room joined only by a join_room frame, kicks and
+// refusals are not seen: only a Leave is.
 func (r *Reconnecting) Leave(room string) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.rec.Leave(room)
-	if r.sess == nil {
+	due, in := r.rec.leave(room)
+	if r.out == nil {
+		r.mu.Unlock()
 		return nil
 	}
 	r.resend.clear(room)
+	if due {
+		r.resend.left(room)
+	}
 	r.resend.flush()
-	return r.sess.Leave(room)
+	if !in {
+		r.mu.Unlock()
+		return nil
+	}
+	written := r.out.send(&chatv1.ClientFrame{Kind: &chatv1.ClientFrame_LeaveRoom{LeaveRoom: &chatv1.LeaveRoom{Room: room}}})
+	r.mu.Unlock()
+	return <-written
 }
 
 // SendFrame sends f on the current connection. A message or private
@@ -182,22 +208,32 @@ func (r *Reconnecting) Leave(room string) error {
 // connections, while frames refused for now wait to go again, or while
 // its room's join has not been accepted on the connection, it waits for
 // its turn. Any other frame is refused with ErrReconnecting between
-// connections.
+// connections. A frame sent now returns once written (or once its write
+// failed: a message then goes again on the next connection), as
+// Session.SendFrame does; one that waits returns at once.
 func (r *Reconnecting) SendFrame(f *chatv1.ClientFrame) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	kept := f.GetMessage() != nil || f.GetPrivateMessage() != nil
-	f = r.rec.Track(f)
-	if r.sess == nil {
-		if kept {
-			return nil
-		}
+	if kept || r.out != nil {
+		f = r.rec.Track(f) // a join_room frame refused here is not noted
+	}
+	switch {
+	case r.out == nil && kept:
+		r.mu.Unlock()
+		return nil
+	case r.out == nil:
+		r.mu.Unlock()
 		return ErrReconnecting
+	case !kept:
+		written := r.out.send(f)
+		r.mu.Unlock()
+		return <-written
 	}
-	if !kept {
-		return r.sess.SendFrame(f)
+	written := r.resend.add(f)
+	r.mu.Unlock()
+	if written != nil {
+		<-written // a failed write ends the connection; the message goes on the next
 	}
-	r.resend.add(f)
 	return nil
 }
 
@@ -307,22 +343,26 @@ func closeAndDrain(s *Session) {
 // connection sends them anyway (resender.flush). A send that fails ends
 // the session: its end is seen below.
 func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error {
-	resend := newResender(r.rec, s, r.wait)
+	out := newOutbox(s)
+	resend := newResender(r.rec, out, r.wait)
 	r.mu.Lock()
-	r.sess, r.addr, r.resend = s, addr, resend
+	r.out, r.addr, r.resend = out, addr, resend
 	// The welcome was observed in open. A failed send ends the session:
 	// its end is seen below.
 	for _, f := range r.rec.rejoin() {
-		s.SendFrame(f)
+		out.put(f)
 	}
 	resend.flush() // what awaits its ack and is not behind its room's join
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
 		resend.stop()
-		r.sess, r.addr, r.resend = nil, "", nil
+		r.out, r.addr, r.resend = nil, "", nil
+		failed := resend.takeFailed() // each message gets its answer
 		r.mu.Unlock()
-		closeAndDrain(s)
+		closeAndDrain(s) // ends a write under way, so that the outbox closes
+		out.close()
+		r.handAll(ctx, failed)
 	}()
 	for {
 		select {
@@ -333,8 +373,8 @@ func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error
 			// The resend moves on before f is handed over: whoever reads a
 			// refusal finds the resend under way. A frame without an id
 			// (other members' messages, presence) answers nothing: it
-			// takes no lock that SendFrame holds across its network write,
-			// unless it is a kick, which fails messages waiting to go.
+			// needs no mu, unless it is a kick, which fails messages
+			// waiting to go.
 			if f.Id == "" && !f.GetRoomLeft().GetKicked() {
 				if !r.emit(ctx, f) {
 					return ctx.Err()
@@ -344,13 +384,15 @@ func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error
 			r.mu.Lock() // in order with SendFrame's sends
 			fresh, failed := resend.observe(f)
 			r.mu.Unlock()
-			if fresh && !r.hand(ctx, f) {
+			if fresh && !r.hand(ctx, f) || !r.handAll(ctx, failed) {
 				return ctx.Err()
 			}
-			for _, f := range failed {
-				if !r.hand(ctx, f) {
-					return ctx.Err()
-				}
+		case <-resend.failedC():
+			r.mu.Lock()
+			failed := resend.takeFailed()
+			r.mu.Unlock()
+			if !r.handAll(ctx, failed) {
+				return ctx.Err()
 			}
 		case <-resend.C():
 			if ctx.Err() != nil { // closed meanwhile: send nothing more
@@ -380,6 +422,17 @@ func (r *Reconnecting) hand(ctx context.Context, f *chatv1.ServerFrame) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// handAll hands fs to the reader of Events, in order, unless ctx ends
+// first.
+func (r *Reconnecting) handAll(ctx context.Context, fs []*chatv1.ServerFrame) bool {
+	for _, f := range fs {
+		if !r.hand(ctx, f) {
+			return false
+		}
+	}
+	return true
 }
 
 // permanent reports whether a connection that ended with err should not be

@@ -2,9 +2,6 @@ package client_test
 
 import (
 	"context"
-	"io"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -142,59 +139,12 @@ func TestBackoffIsRandomAndBounded(t *testing.T) {
 	}
 }
 
-// dropProxy forwards TCP connections to target until drop, which cuts them
-// all, as a network that fails does, and refuses new ones.
-type dropProxy struct {
-	l     net.Listener
-	mu    sync.Mutex // protects conns
-	conns []net.Conn
-}
-
-func startDropProxy(t *testing.T, target string) *dropProxy {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &dropProxy{l: l}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			go func() { io.Copy(u, c); u.Close() }()
-			go func() { io.Copy(c, u); c.Close() }()
-		}
-	}()
-	t.Cleanup(p.drop)
-	return p
-}
-
-func (p *dropProxy) drop() {
-	p.l.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
 // A connection that drops, with no word from the server, is reconnected
 // too: to the next address.
 func TestReconnectsAfterADroppedConnection(t *testing.T) {
 	a := nodetest.Start(t, node.Config{})
 	b := nodetest.Start(t, node.Config{})
-	proxy := startDropProxy(t, a.GRPCAddr)
+	proxy := startProxy(t, a.GRPCAddr)
 	r, err := client.Reconnect(context.Background(), []string{proxy.l.Addr().String(), b.GRPCAddr},
 		client.WithToken(a.Token(t, "alice", false)),
 		client.WithBackoff(client.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}))

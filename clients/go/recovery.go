@@ -1,7 +1,6 @@
 package client
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -23,7 +22,7 @@ import (
 // Recovery remembers, across connections, what a client has seen and sent:
 // the last offset and epoch seen in each room it joined, the position of
 // its private inbox, and the frames with an id that got no ack yet. Feed it
-// every frame the server sends (Observe) and every message sent (Track);
+// every frame the server sends (Observe) and every frame sent by hand (Track);
 // on a new connection, Resume asks for what was missed and sends again
 // what was not acknowledged, with the same ids, so that the server delivers
 // each message once.
@@ -57,6 +56,10 @@ type Recovery struct {
 	above    map[uint64]bool                // private offsets seen above inbox (live before the replay)
 	pending  map[string]*chatv1.ClientFrame // sent frames awaiting their ack, by id
 	sent     []string                       // ids of pending, in send order
+	// outOf are the rooms forgotten on the current connection (Leave, a
+	// kick, a join refused for good), until joined again: the server does
+	// not hold the connection in them, and a leave_room would be refused.
+	outOf map[string]bool
 }
 
 // roomPosition is where a client is in a room's log.
@@ -66,6 +69,14 @@ type roomPosition struct {
 	joinID  string           // the id of its join frames, which the own room_joined echoes
 	due     bool             // its join was refused for now: join again (nextDue)
 	live    bool             // joined on the current connection: its room_joined came since Resume
+	// in: the server let the connection into the room since Resume (a
+	// room_joined, or already_in_room, answering its join), or may have (a
+	// join_room frame of it sent by hand: Track), and no kick took it out
+	// since. Unlike live, a join again does not undo it.
+	in bool
+	// asked counts the join frames sent on the connection (Join, rejoin,
+	// nextDue) that no answer came to yet.
+	asked int
 	// gap is what a join with recovered false could not replay: the
 	// messages after gap[0] (in gap[1]'s epoch when both share it) up to
 	// gap[1]. nil when nothing is missing.
@@ -81,6 +92,7 @@ func NewRecovery() *Recovery {
 		rooms:   make(map[string]*roomPosition),
 		above:   make(map[uint64]bool),
 		pending: make(map[string]*chatv1.ClientFrame),
+		outOf:   make(map[string]bool),
 	}
 }
 
@@ -106,6 +118,8 @@ func (r *Recovery) Join(room string, history int) *chatv1.ClientFrame {
 		r.order = append(r.order, room)
 	}
 	rp.due, rp.live = false, false
+	rp.asked++
+	delete(r.outOf, room)
 	return rp.joinFrame(room)
 }
 
@@ -119,22 +133,42 @@ func (rp *roomPosition) joinFrame(room string) *chatv1.ClientFrame {
 	return &chatv1.ClientFrame{Id: rp.joinID, Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: j}}
 }
 
-// Leave forgets room: it is not joined again on a new connection.
-func (r *Recovery) Leave(room string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.forget(roomKey(room))
+// Leave forgets room: it is not joined again on a new connection. It
+// reports whether the server may hold the connection in room, so that a
+// leave_room is to be sent: a join of it was accepted on the connection,
+// or one is still to be answered, or a join_room frame of it was sent by
+// hand (Track), or the Recovery does not know the room. Not if every join
+// of it sent by Join on the connection was refused for now, nor after the
+// connection left it, or, for a room joined by Join, was kicked out of it
+// or refused it for good, until joined again (by Join, or by hand): the
+// server would answer the leave_room with a bare not_in_room. Of a room
+// joined only by hand, the Recovery knows no answer, kick or refusal, only
+// a Leave. The answers
+// to its joins sent before are moot (the server carries out the leave
+// after them): a Join after Leave sends its frames under a new id, and
+// Observe ignores theirs.
+func (r *Recovery) Leave(room string) bool {
+	_, in := r.leave(room)
+	return in
 }
 
+// forget forgets room: the connection is out of it.
 func (r *Recovery) forget(room string) {
+	r.outOf[room] = true
 	delete(r.rooms, room)
 	r.order = slices.DeleteFunc(r.order, func(x string) bool { return x == room })
 }
 
 // Track records a message or private message frame as sent and awaiting
 // its ack, giving it an id if it has none, and returns it. Other frames are
-// returned as they are.
+// returned as they are; a join_room frame sent by hand (not one that Join,
+// or Resume, made) is noted: the connection may be in its room, and Leave
+// says a leave_room is to be sent. Pass such frames through Track too.
 func (r *Recovery) Track(f *chatv1.ClientFrame) *chatv1.ClientFrame {
+	if j := f.GetJoinRoom(); j != nil {
+		r.sentJoin(f.Id, j.Room)
+		return f
+	}
 	if f.GetMessage() == nil && f.GetPrivateMessage() == nil {
 		return f
 	}
@@ -200,6 +234,11 @@ func (r *Recovery) Inbox() *chatv1.Position {
 func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.see(f)
+}
+
+// see is Observe, with mu held.
+func (r *Recovery) see(f *chatv1.ServerFrame) bool {
 	switch {
 	case f.GetSystem() != nil:
 		r.welcomes++
@@ -214,7 +253,8 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 		if rp == nil {
 			return true
 		}
-		rp.due, rp.live = false, true
+		rp.due, rp.live, rp.in = false, true, true
+		rp.answered()
 		at := &chatv1.Position{Offset: j.Offset, Epoch: j.Epoch}
 		switch {
 		case j.Recovered != nil && !*j.Recovered:
@@ -227,8 +267,11 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 			rp.pos = at
 		}
 	case f.GetRoomLeft() != nil:
-		if room := r.kickedFrom(f.GetRoomLeft()); room != "" {
+		l := f.GetRoomLeft()
+		if room := r.kickedFrom(l); room != "" {
 			r.forget(room)
+		} else if rp := r.rooms[roomKey(l.Room)]; rp != nil && l.Kicked && l.Yours {
+			rp.in = false // a join still to be answered decides
 		}
 	case f.GetMessage() != nil:
 		m := f.GetMessage()
@@ -254,6 +297,9 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 		// now stays pending, to be sent again (ResendPending, Resume).
 		code := f.GetError().GetCode()
 		room, rp := r.joinOf(f.Id)
+		if rp != nil {
+			rp.answered()
+		}
 		switch {
 		case retryable(code):
 			if rp != nil {
@@ -261,30 +307,13 @@ func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 			}
 			return true
 		case rp != nil && code == chatcodes.CodeAlreadyInRoom:
-			rp.due, rp.live = false, true
+			rp.due, rp.live, rp.in = false, true, true
 		case rp != nil:
 			r.forget(room) // a refused join is not tried again
 		}
 		r.acked(f.Id)
 	}
 	return true
-}
-
-// kickedFrom returns the joined room that l, a room_left, says an
-// administrator took this session out of (kicked and yours: a copy about
-// another session of the same user is not), unless a join of it is still to be
-// answered (neither accepted on the connection nor refused for now): that
-// join came after the kick, and the room stays joined. "" if none.
-func (r *Recovery) kickedFrom(l *chatv1.RoomLeft) string {
-	if !l.Kicked || !l.Yours {
-		return ""
-	}
-	room := roomKey(l.Room)
-	rp := r.rooms[room]
-	if rp == nil || !rp.live && !rp.due {
-		return ""
-	}
-	return room
 }
 
 // ownJoin returns the room whose join frame had id, now named room: the
@@ -378,10 +407,11 @@ func (r *Recovery) Resume(s *Session) error {
 func (r *Recovery) rejoin() []*chatv1.ClientFrame {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	clear(r.outOf)
 	frames := make([]*chatv1.ClientFrame, 0, len(r.order)+1)
 	for _, room := range r.order {
 		rp := r.rooms[room]
-		rp.due, rp.live = false, false
+		rp.due, rp.live, rp.in, rp.asked = false, false, false, 1
 		frames = append(frames, rp.joinFrame(room))
 	}
 	if r.inbox != nil && r.welcomes > 1 { // on the first connection nothing was missed
@@ -404,43 +434,4 @@ func (r *Recovery) ResendPending(s *Session) error {
 		}
 	}
 	return nil
-}
-
-// Reload is for a room_joined with recovered false: it returns what room's
-// history still holds of the messages that join could not replay (the
-// latest limit of them; 0: the server's history size), in order. With the
-// live messages that followed that room_joined, each is seen once. It
-// returns nothing when nothing is missing.
-func (r *Recovery) Reload(ctx context.Context, c *Client, room string, limit int) ([]*chatv1.HistoryMessage, error) {
-	r.mu.Lock()
-	var gap [2]*chatv1.Position
-	room = roomKey(room)
-	if rp := r.rooms[room]; rp != nil && rp.gap != nil {
-		gap = *rp.gap
-	}
-	r.mu.Unlock()
-	if gap[1] == nil {
-		return nil, nil
-	}
-	var after uint64
-	if gap[0] != nil && gap[0].Epoch == gap[1].Epoch {
-		after = gap[0].Offset
-	}
-	h, err := c.HistorySince(ctx, room, after, 0)
-	if err != nil {
-		return nil, err
-	}
-	if h.Epoch != gap[1].Epoch {
-		return nil, nil // the log started again since: what was missing is gone
-	}
-	msgs := slices.DeleteFunc(h.Messages, func(m *chatv1.HistoryMessage) bool { return m.Offset > gap[1].Offset })
-	if limit > 0 && len(msgs) > limit {
-		msgs = msgs[len(msgs)-limit:]
-	}
-	r.mu.Lock()
-	if rp := r.rooms[room]; rp != nil && rp.gap != nil && *rp.gap == gap {
-		rp.gap = nil
-	}
-	r.mu.Unlock()
-	return msgs, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	client "github.com/tertulia/tertulia/clients/go"
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
 	"github.com/tertulia/tertulia/server/broker/redis/redistest"
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
@@ -342,5 +343,67 @@ func TestRecoveryFollowsTheServersSpelling(t *testing.T) {
 	alice.next("own message", func(f *chatv1.ServerFrame) bool { return f.GetMessage() != nil })
 	if p := alice.rec.Position("caf\u00e9"); p.GetOffset() != 1 {
 		t.Errorf("position in %q: %v, want offset 1", j.Room, p)
+	}
+}
+
+// joinAnswer is the server's answer to join: its room_joined at offset, or
+// an error with code.
+func joinAnswer(join *chatv1.ClientFrame, offset uint64, code string) *chatv1.ServerFrame {
+	if code != "" {
+		return &chatv1.ServerFrame{Id: join.Id, Event: &chatv1.ServerFrame_Error{Error: &chatv1.Error{Code: code}}}
+	}
+	return &chatv1.ServerFrame{Id: join.Id, Event: &chatv1.ServerFrame_RoomJoined{RoomJoined: &chatv1.RoomJoined{
+		Room: join.GetJoinRoom().GetRoom(), Offset: offset, Epoch: "e1"}}}
+}
+
+// The answers to a join of a room left and joined again before they came
+// are moot (the server carried out the leave after that join), fed to a
+// Recovery in an order a real node can give but not be made to: the old
+// join's room_joined does not place the room (the join again is still to
+// be answered), and its refusal for good does not forget the room joined
+// again. Recovery.Leave says whether a leave_room is to be sent: not when
+// every join of the room was refused for now (Track of Join's frame
+// changes nothing), nor once it was left or its join refused for good.
+func TestAnswersToAJoinBeforeALeaveAreMoot(t *testing.T) {
+	r := client.NewRecovery()
+	old := r.Join("copas", 0)
+	if !r.Leave("copas") {
+		t.Error("Leave of copas, its join unanswered: false, want a leave_room")
+	}
+	again := r.Join("copas", 0)
+	r.Observe(joinAnswer(old, 7, ""))
+	if p := r.Position("copas"); p != nil {
+		t.Errorf("copas at %v after the old join's room_joined, want nowhere: the join again is unanswered", p)
+	}
+	r.Observe(joinAnswer(again, 9, ""))
+
+	old = r.Join("cañas", 0)
+	r.Leave("cañas")
+	again = r.Join("cañas", 0)
+	r.Observe(joinAnswer(old, 0, chatcodes.CodeForbidden))
+	r.Observe(joinAnswer(again, 4, ""))
+	for room, want := range map[string]uint64{"copas": 9, "cañas": 4} {
+		if p := r.Position(room); p.GetOffset() != want {
+			t.Errorf("%s at %v, want offset %d", room, p, want)
+		}
+	}
+
+	tapas := r.Track(r.Join("tapas", 0)) // Join's own frame: not one sent by hand
+	r.Observe(joinAnswer(tapas, 0, chatcodes.CodeRateLimited))
+	if r.Leave("tapas") {
+		t.Error("Leave of tapas, its only join refused for now: true, want no leave_room")
+	}
+	tapas = r.Join("tapas", 0)
+	r.Observe(joinAnswer(tapas, 3, ""))
+	r.Observe(joinAnswer(r.Join("tapas", 0), 0, chatcodes.CodeRateLimited))
+	if !r.Leave("tapas") {
+		t.Error("Leave of tapas, joined and its join again refused for now: false, want a leave_room")
+	}
+	if r.Leave("tapas") {
+		t.Error("Leave of tapas, left: true, want no leave_room")
+	}
+	r.Observe(joinAnswer(r.Join("bravas", 0), 0, chatcodes.CodeForbidden))
+	if r.Leave("bravas") {
+		t.Error("Leave of bravas, its join refused for good: true, want no leave_room")
 	}
 }

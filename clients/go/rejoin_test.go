@@ -33,10 +33,13 @@ func ban(t *testing.T, srv *nodetest.Server, user, room string) {
 var rejoinRooms = []string{"copas", "cañas", "tapas"}
 
 // answers counts, by id, the answers alice reads: acks, and the codes of
-// errors.
+// errors; and the codes of the errors that answer no frame with an id
+// (bare), such as the server's answer to a leave_room of a room the
+// connection is not in.
 type answers struct {
 	acks   map[string]int
 	errors map[string][]string
+	bare   []string
 }
 
 func newAnswers() *answers { return &answers{acks: map[string]int{}, errors: map[string][]string{}} }
@@ -53,6 +56,8 @@ func (a *answers) read(t *testing.T, events <-chan *chatv1.ServerFrame, what str
 // note counts f if it answers a frame.
 func (a *answers) note(f *chatv1.ServerFrame) {
 	switch {
+	case f.Id == "" && f.GetError() != nil:
+		a.bare = append(a.bare, f.GetError().GetCode())
 	case f.Id == "":
 	case f.GetAck() != nil:
 		a.acks[f.Id]++

@@ -58,11 +58,13 @@ const breachGap = time.Second
 //
 // A resender belongs to one connection and is dropped with it (the next
 // connection's resume sends everything anyway). Its methods are called
-// with the Reconnecting's mu held; it starts no goroutine (the serving
-// goroutine selects on its timer's C), so stopping it leaves nothing behind.
+// with the Reconnecting's mu held, and never wait on the network: they put
+// their frames on the connection's outbox. It starts no goroutine (the
+// serving goroutine selects on its timer's C), so stopping it leaves
+// nothing behind.
 type resender struct {
 	rec  *Recovery
-	sess *Session
+	out  *outbox
 	wait Backoff
 	// timer fires when the frames due are to go again; stopped otherwise.
 	// Reset and Stop leave no stale tick in C (Go 1.23 timers).
@@ -79,27 +81,31 @@ type resender struct {
 	// this connection, until Join or Leave: it answers the room's messages
 	// in place of the server's not_in_room.
 	refused map[string]*chatv1.Error
+	// lost are the answers to the messages a Leave failed (left), for the
+	// serving goroutine to hand over on Events; lostC says there are some.
+	lost  []*chatv1.ServerFrame
+	lostC chan struct{}
 }
 
-func newResender(rec *Recovery, s *Session, wait Backoff) *resender {
+func newResender(rec *Recovery, out *outbox, wait Backoff) *resender {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &resender{rec: rec, sess: s, wait: wait, timer: t, owed: make(map[string]int),
-		refused: make(map[string]*chatv1.Error)}
+	return &resender{rec: rec, out: out, wait: wait, timer: t, owed: make(map[string]int),
+		refused: make(map[string]*chatv1.Error), lostC: make(chan struct{}, 1)}
 }
 
 // sent records that the message with id was sent on the connection.
 func (rs *resender) sent(id string) { rs.owed[id]++ }
 
 // add sends f, a message just tracked, unless it must wait: behind its
-// room's join, or while the connection is held (next sends it).
-func (rs *resender) add(f *chatv1.ClientFrame) {
+// room's join, or while the connection is held (next sends it). It
+// returns where its write's result comes, nil if it waits.
+func (rs *resender) add(f *chatv1.ClientFrame) <-chan error {
 	if rs.held || rs.rec.behindJoin(f) {
-		return // flush or next sends it
+		return nil // flush or next sends it
 	}
-	// A failed send ends the connection; a kept frame goes on the next.
-	rs.sess.SendFrame(f)
 	rs.sent(f.Id)
+	return rs.out.send(f)
 }
 
 // flush sends, in send order, the messages awaiting their ack that are not
@@ -115,7 +121,7 @@ func (rs *resender) flush() {
 	}
 	for _, f := range rs.rec.Pending() {
 		if rs.owed[f.Id] == 0 && !rs.rec.behindJoin(f) {
-			rs.sess.SendFrame(f) // a failed send ends the connection, and the resender with it
+			rs.out.put(f) // a failed send ends the connection, and the resender with it
 			rs.sent(f.Id)
 		}
 	}
@@ -124,6 +130,48 @@ func (rs *resender) flush() {
 // clear forgets that the join of room was refused: it is joined again, or
 // left.
 func (rs *resender) clear(room string) { delete(rs.refused, roomKey(room)) }
+
+// left fails the messages to room not on their way, which wait for its
+// join: the client left room while that join, refused for now, waited to
+// be sent again (Recovery.leave). Sent at once, ahead of the wait, it would
+// likely be refused again, and they after the leave with a bare
+// not_in_room. Each is answered with code not_in_room and a text saying
+// so, the pages' (recovery.js), handed over by the serving goroutine
+// (failedC). If that join was all that was due, the hold ends.
+func (rs *resender) left(room string) {
+	room = roomKey(room)
+	rs.lost = append(rs.lost, rs.fail(room, &chatv1.Error{Code: chatcodes.CodeNotInRoom,
+		Message: fmt.Sprintf("left room %q before its join was accepted", room)})...)
+	if len(rs.lost) > 0 {
+		select {
+		case rs.lostC <- struct{}{}:
+		default: // already said
+		}
+	}
+	rs.release()
+}
+
+// release ends the hold if nothing is due and no frame resent is awaiting
+// its answer, as next does once a round has sent every frame due, and
+// stops the wait for the next round. Unlike next, it sends nothing: a
+// frame due still waits out the wait.
+func (rs *resender) release() {
+	if rs.held && rs.inflight == "" && !rs.rec.anyDue() {
+		rs.held, rs.rounds = false, 0
+		rs.timer.Stop()
+	}
+}
+
+// failedC delivers when left failed messages: takeFailed returns their
+// answers.
+func (rs *resender) failedC() <-chan struct{} { return rs.lostC }
+
+// takeFailed returns, once, the answers left made.
+func (rs *resender) takeFailed() []*chatv1.ServerFrame {
+	lost := rs.lost
+	rs.lost = nil
+	return lost
+}
 
 // fail fails the messages to room not on their way, which wait for its
 // join, refused for good by refusal: it returns an error frame for each,
@@ -150,38 +198,37 @@ func (rs *resender) fail(room string, refusal *chatv1.Error) []*chatv1.ServerFra
 // good, or behind the join of a room f (a kick) takes the client out of,
 // to hand over after f.
 func (rs *resender) observe(f *chatv1.ServerFrame) (fresh bool, failed []*chatv1.ServerFrame) {
+	seen := rs.rec.observe(f)
 	answer := f.Id != "" && (f.GetAck() != nil || f.GetError() != nil)
 	if answer && rs.owed[f.Id] > 0 {
 		if rs.owed[f.Id]--; rs.owed[f.Id] == 0 {
 			delete(rs.owed, f.Id)
 		}
-		if !rs.rec.isPending(f.Id) {
+		if !seen.pending {
 			return false, nil
 		}
 	}
-	refused := rs.rec.refusedForNow(f)
-	refusedRoom := rs.rec.refusedJoin(f)
-	kickedRoom := rs.rec.kickedOut(f)
+	if !seen.fresh {
+		return false, nil
+	}
 	if f.GetError().GetCode() == chatcodes.CodeNotInRoom {
 		// A message sent after its room's join was refused, that refusal
 		// came back meanwhile: it was not joined for that reason.
-		if e := rs.refused[rs.rec.roomOf(f.Id)]; e != nil {
+		if e := rs.refused[seen.room]; e != nil {
 			f.GetError().Code, f.GetError().Message = e.Code, e.Message
 		}
 	}
-	if !rs.rec.Observe(f) {
-		return false, nil
+	if room := seen.refusedJoin; room != "" {
+		rs.refused[room] = proto.CloneOf(f.GetError()) // f goes to the reader of Events
+		failed = rs.fail(room, f.GetError())
 	}
-	if refusedRoom != "" {
-		rs.refused[refusedRoom] = proto.CloneOf(f.GetError()) // f goes to the reader of Events
-		failed = rs.fail(refusedRoom, f.GetError())
-	}
-	if kickedRoom != "" {
-		failed = rs.fail(kickedRoom, &chatv1.Error{Code: chatcodes.CodeNotInRoom,
-			Message: fmt.Sprintf("kicked from room %q", kickedRoom)})
+	if room := seen.kicked; room != "" {
+		failed = rs.fail(room, &chatv1.Error{Code: chatcodes.CodeNotInRoom,
+			Message: fmt.Sprintf("kicked from room %q", room)})
+		rs.release() // its join, if due, is forgotten
 	}
 	switch {
-	case refused:
+	case seen.refusedForNow:
 		rs.held = true
 		if f.Id == rs.inflight {
 			rs.inflight = ""
@@ -237,7 +284,7 @@ func (rs *resender) next() {
 	if f.GetJoinRoom() == nil {
 		rs.sent(f.Id)
 	}
-	rs.sess.SendFrame(f) // a failed send ends the connection, and the resender with it
+	rs.out.put(f) // a failed send ends the connection, and the resender with it
 }
 
 // stop stops the timer.

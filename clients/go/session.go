@@ -73,9 +73,15 @@ func (s *Session) Err() error {
 	return s.err
 }
 
-// Close ends the session.
+// Close ends the session: it half-closes the stream, then cancels it. A
+// send under way, even one waiting for a write the server does not take,
+// fails at once: then the stream is cancelled before Close waits for its
+// turn to half-close.
 func (s *Session) Close() error {
-	s.sendMu.Lock()
+	if !s.sendMu.TryLock() {
+		s.cancel()
+		s.sendMu.Lock()
+	}
 	err := s.stream.CloseSend()
 	s.sendMu.Unlock()
 	s.cancel()
