@@ -50,10 +50,16 @@ func (b *Broker) fillGaps(ctx context.Context) (due bool, giveUp time.Time) {
 	b.gapsMu.Lock()
 	todo = maps.Clone(b.gapsDue)
 	b.gapsMu.Unlock()
+	now := time.Now()
 	for _, st := range todo { // not under gapsMu: filled takes it under t.mu
 		t := &st.gap
 		t.mu.Lock()
-		if at := t.since.Add(b.cfg.SyncTimeout); t.waiting > 0 && (giveUp.IsZero() || at.Before(giveUp)) {
+		// Not a gap overdue while another fill of it runs (Append's
+		// fillNow): that fill gives it up when its read ends, and a
+		// give-up time past would wake this goroutine every
+		// minGiveUpWait until then.
+		at := t.since.Add(b.cfg.SyncTimeout)
+		if t.waiting > 0 && !(t.filling && !at.After(now)) && (giveUp.IsZero() || at.Before(giveUp)) {
 			giveUp = at
 		}
 		t.mu.Unlock()

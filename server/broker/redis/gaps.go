@@ -121,6 +121,33 @@ func (b *Broker) drop(t *topicGap) {
 	t.gen++
 }
 
+// liveHeld reports whether live events of topic wait behind a gap.
+func (b *Broker) liveHeld(topic string) bool {
+	st := b.state(topic)
+	if st == nil {
+		return false
+	}
+	st.gap.mu.Lock()
+	defer st.gap.mu.Unlock()
+	return st.gap.waiting > 0
+}
+
+// dropGaps forgets what every topic holds behind a gap, releasing the
+// calls waiting for it: Close runs it once the loops have stopped.
+func (b *Broker) dropGaps() {
+	b.subMu.Lock()
+	states := make([]*topicState, 0, len(b.topics))
+	for _, st := range b.topics {
+		states = append(states, st)
+	}
+	b.subMu.Unlock()
+	for _, st := range states {
+		st.gap.mu.Lock()
+		b.drop(&st.gap)
+		st.gap.mu.Unlock()
+	}
+}
+
 // noteFloor reads where topic's log stands and keeps it as st's floor,
 // unless an event has been handed over meanwhile (it then knows better).
 // Subscribe calls it once the subscription is in effect and marked live, so

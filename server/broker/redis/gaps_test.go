@@ -200,12 +200,7 @@ func TestUnloggedEventsKeepTheirPlaceBehindAGap(t *testing.T) {
 // back: the room's members on this node see the last message before the
 // leave. Publish returns once the leave has been handed over.
 func TestLocalPublishKeepsItsPlaceBehindAGap(t *testing.T) {
-	r := newCutRigWith(t, quiet, func(cfg *Config) { cfg.SyncTimeout = time.Minute }, "room:leave")
-	r.cutNoticed()
-	r.send(r.pub, "missed")
-	r.readLogs(false)
-	sent := r.sendAsync(r.sub, "last words") // by its local path, behind "missed"
-	eventually(t, waitTimeout, "sub fails to read back the missed one", func() bool { return r.sub.readFailed(r.topic) })
+	r, sent := lastWordsBehindAGap(t, "room:leave")
 	published := r.publishAsync("left")
 	eventually(t, waitTimeout, "the leave waits behind the last words (or, were it not held, goes)", func() bool {
 		return r.sub.held(r.topic) == 2 || len(r.got) > 0
@@ -218,6 +213,21 @@ func TestLocalPublishKeepsItsPlaceBehindAGap(t *testing.T) {
 		t.Errorf("%d events handled when sub's Publish returned, want 3 (its own last)", n)
 	}
 	r.expect("missed", "last words", "left")
+}
+
+// lastWordsBehindAGap starts a cutRig on topic whose sub, its pub/sub
+// connection down, missed a message it cannot read back, and appends "last
+// words" behind it (sendAsync), by its local path; the wait for the gap is
+// SyncTimeout, a minute. It returns once the read of the missed one failed.
+func lastWordsBehindAGap(t *testing.T, topic string) (*cutRig, <-chan int) {
+	t.Helper()
+	r := newCutRigWith(t, quiet, func(cfg *Config) { cfg.SyncTimeout = time.Minute }, topic)
+	r.cutNoticed()
+	r.send(r.pub, "missed")
+	r.readLogs(false)
+	sent := r.sendAsync(r.sub, "last words")
+	eventually(t, waitTimeout, "sub fails to read back the missed one", func() bool { return r.sub.readFailed(r.topic) })
+	return r, sent
 }
 
 // publishAsync publishes an unlogged message with text through sub, on
@@ -233,4 +243,50 @@ func (r *cutRig) publishAsync(text string) <-chan int {
 		handled <- len(r.got)
 	}()
 	return handled
+}
+
+// While Redis is unreachable (paused), a message published on a node whose
+// room holds only a read-back's mark (missed messages it could not read
+// back yet, nothing live waiting) reaches the node's own handler at once:
+// it is not held behind a gap no read can fill then, nor is the gap given
+// up for it.
+func TestLocalPublishWhileRedisIsAwayIsNotHeldBehindAMark(t *testing.T) {
+	r := newCutRigWith(t, quiet, func(cfg *Config) { cfg.SyncTimeout = time.Minute }, "room:away")
+	r.cutNoticed()
+	r.send(r.pub, "missed")
+	r.readLogs(false)
+	r.restore()
+	eventually(t, waitTimeout, "sub fails to read back the missed one", func() bool {
+		return r.sub.readFailed(r.topic) && r.sub.held(r.topic) == 1
+	})
+	r.srv.Pause(t)
+	published := r.publishAsync("left")
+	select {
+	case m := <-r.got:
+		if m != "left" {
+			t.Fatalf("got %q, want %q", m, "left")
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("message published while redis is paused not handed over on this node")
+	}
+	<-published
+	if !r.sub.down.Load() {
+		t.Error("sub does not take the paused redis for unreachable")
+	}
+	if n := r.sub.metrics.GapsLost.Load(); n != 0 {
+		t.Errorf("%d missed messages given up, want 0: they are read back once redis answers", n)
+	}
+}
+
+// Close releases the calls waiting behind a gap (the node's own append,
+// held behind a missed message it cannot read back), and a Publish after
+// Close (a session's last event, racing the node's shutdown) waits for
+// nothing: no reader hands over, nor gives up, what a gap holds then.
+func TestCloseReleasesCallsWaitingBehindAGap(t *testing.T) {
+	r, sent := lastWordsBehindAGap(t, "room:closing")
+	if err := r.sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r.returned(sent)
+	r.returned(r.publishAsync("left"))
 }

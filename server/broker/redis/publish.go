@@ -29,9 +29,11 @@ type echo struct {
 // While Redis is unreachable, or does not take ev within CallTimeout, or
 // refuses it (an error reply), ev is delivered to this node's own
 // subscribers only, and Publish succeeds: the node's sessions go on talking
-// among themselves. Metrics.LocalOnly counts these. ev keeps its place
-// then too: behind the events of topic held behind a gap (see topicGap),
-// and Publish returns once it has been handed over after them.
+// among themselves. Metrics.LocalOnly counts these. While Redis answers,
+// ev keeps its place then too: behind the live events of topic held behind
+// a gap (see topicGap); Publish returns once it has been handed over, or
+// after at most about SyncTimeout plus a CallTimeout. While Redis is
+// unreachable, or once the broker is closed, ev is handed over at once.
 //
 // A broker fenced off (another holds its node id: claim.go) refuses ev.
 func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error {
@@ -73,13 +75,21 @@ func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error
 		}
 	}
 	b.metrics.LocalOnly.Add(1)
-	if live {
-		// In its place: behind the events of a gap, if any are held (not
-		// if unsubscribed meanwhile).
-		seq, done := b.expectEcho(topic, true)
-		b.deliver(topic, ev, seq)
-		b.awaitEcho(ctx, seq, done)
+	if !live {
+		return nil
 	}
+	if b.down.Load() || b.closed.Load() || !b.liveHeld(topic) {
+		// Nothing live waits behind a gap, or none will be read back soon
+		// (Redis is unreachable, or the broker closed): ev goes at once,
+		// not held up to SyncTimeout behind a read-back's mark that every
+		// read fails to fill (not if unsubscribed meanwhile).
+		b.dispatchIfLive(topic, ev)
+		return nil
+	}
+	// In its place: behind the live events of a gap.
+	seq, done := b.expectEcho(topic, true)
+	b.deliver(topic, ev, seq)
+	b.awaitEcho(ctx, seq, done)
 	return nil
 }
 
@@ -181,6 +191,9 @@ func (b *Broker) awaitEcho(ctx context.Context, seq uint64, done chan struct{}) 
 		return
 	}
 	defer b.dropEcho(seq)
+	if b.closed.Load() { // nothing comes back, nor is given up, after Close
+		return
+	}
 	t := time.NewTimer(b.cfg.SyncTimeout)
 	defer t.Stop()
 	for extra := b.cfg.CallTimeout; ; extra = 0 {
