@@ -35,20 +35,36 @@ func (b *Broker) filled(topic string, st *topicState) {
 }
 
 // fillGaps fills the gaps due (fillDue) and reports whether any is still
-// due: its read failed, or it was asked for meanwhile.
-func (b *Broker) fillGaps(ctx context.Context) (due bool) {
+// due (its read failed, or it was asked for meanwhile) and, if live events
+// wait behind one, when the first of them is to be given up (overdue).
+func (b *Broker) fillGaps(ctx context.Context) (due bool, giveUp time.Time) {
 	b.gapsMu.Lock()
 	todo := maps.Clone(b.gapsDue)
 	b.gapsMu.Unlock()
 	for topic, st := range todo {
 		if ctx.Err() != nil { // closing
-			return false
+			return false, time.Time{}
 		}
 		b.fill(ctx, topic, st)
 	}
 	b.gapsMu.Lock()
-	defer b.gapsMu.Unlock()
-	return len(b.gapsDue) > 0
+	todo = maps.Clone(b.gapsDue)
+	b.gapsMu.Unlock()
+	now := time.Now()
+	for _, st := range todo { // not under gapsMu: filled takes it under t.mu
+		t := &st.gap
+		t.mu.Lock()
+		// Not a gap overdue while another fill of it runs (Append's
+		// fillNow): that fill gives it up when its read ends, and a
+		// give-up time past would wake this goroutine every
+		// minGiveUpWait until then.
+		at := t.since.Add(b.cfg.SyncTimeout)
+		if t.waiting > 0 && !(t.filling && !at.After(now)) && (giveUp.IsZero() || at.Before(giveUp)) {
+			giveUp = at
+		}
+		t.mu.Unlock()
+	}
+	return len(todo) > 0, giveUp
 }
 
 // fill reads back, outside the topic's lock, what topic's log holds that
@@ -73,6 +89,10 @@ func (b *Broker) fill(ctx context.Context, topic string, st *topicState) {
 		if !b.handOver(topic, t) {
 			b.filled(topic, st)
 			return
+		}
+		if why := b.overdue(t); why != "" { // not read: the wait is over
+			b.giveUp(topic, t, why)
+			continue
 		}
 		from, to := b.missing(t)
 		gen := t.gen

@@ -1,9 +1,12 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -224,6 +227,13 @@ func (b *Broker) held(topic string) int {
 	return len(st.gap.held)
 }
 
+// gapDue reports whether topic is due for a read-back of a gap (fillDue).
+func (b *Broker) gapDue(topic string) bool {
+	b.gapsMu.Lock()
+	defer b.gapsMu.Unlock()
+	return b.gapsDue[topic] != nil
+}
+
 // readFailed reports whether the last read of topic's gap failed.
 func (b *Broker) readFailed(topic string) bool {
 	st := b.state(topic)
@@ -251,15 +261,15 @@ func (r *cutRig) sendAsync(from *Broker, text string) <-chan int {
 	return handled
 }
 
-// returned waits for an append of sendAsync's to return, and gives what
-// sent gave.
+// returned waits for an append of sendAsync's (or a publish of
+// publishAsync's) to return, and gives what sent gave.
 func (r *cutRig) returned(sent <-chan int) int {
 	r.t.Helper()
 	select {
 	case n := <-sent:
 		return n
 	case <-r.ctx.Done():
-		r.t.Fatal("the append did not return")
+		r.t.Fatal("the call did not return")
 		return 0
 	}
 }
@@ -317,9 +327,10 @@ func TestOwnAppendBehindAGapIsHandledBeforeItReturns(t *testing.T) {
 }
 
 // The events waiting behind a gap are bounded: past maxHeld the gap is
-// given up, counted, and they are handed over, in order; the read-back
-// still under way hands over nothing when it ends. The test holds that
-// read-back's read of the log.
+// given up, counted, and they are handed over, in order; the room is then
+// no longer due for a read-back (its next gap is asked for at once), and
+// the read-back still under way hands over nothing when it ends. The test
+// holds that read-back's read of the log.
 func TestEventsBehindAGapAreBounded(t *testing.T) {
 	r := newCutRigWith(t, quiet, func(cfg *Config) { cfg.SyncTimeout = time.Minute }, "room:crowd")
 	var mu sync.Mutex
@@ -350,6 +361,9 @@ func TestEventsBehindAGapAreBounded(t *testing.T) {
 		return slices.Clone(got)
 	}
 	eventually(t, waitTimeout, "the live events are handed over", func() bool { return len(handed()) >= len(want) })
+	// The room no longer due: its next gap is asked for at once, not once
+	// the read under way (held) ends.
+	eventually(t, waitTimeout, "the gap given up, nothing held, is no longer due", func() bool { return !r.sub.gapDue(r.topic) })
 	logRead.letGo()
 	if _, err := r.pub.Append(ctx, r.topic, &hub.Event{Kind: hub.KindMessage, Time: time.Now(), Message: "after"},
 		hub.AppendOptions{Log: hub.LogLimits{Size: 10}}); err != nil {
@@ -442,7 +456,55 @@ func TestHangingReadBackIsGivenUpAfterSyncTimeout(t *testing.T) {
 	if n := r.sub.Metrics().GapsLost.Load(); n != 2 {
 		t.Errorf("%d messages given up, want 2 (m1 and m2)", n)
 	}
+	// The room no longer due: its next gap is asked for at once, not once
+	// the read under way (held) ends.
+	eventually(t, waitTimeout, "the gap given up, nothing held, is no longer due", func() bool { return !r.sub.gapDue(r.topic) })
 	logRead.letGo()
 	r.send(r.pub, "m5")
 	r.expect("m5")
+}
+
+// logLines collects a broker's log lines.
+type logLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// A node's own append held behind a gap that Redis does not let it read,
+// in a room where nothing more comes, returns once the gap has been given
+// up, SyncTimeout after the append was held, and its message handed over:
+// not once its own wait has run out, warning that its event did not come
+// back. (The read is tried again 2 s after it failed: were the gap looked
+// at only then, the append's wait would run out first.)
+func TestOwnAppendBehindAGapIsGivenUpOnTimeInAQuietRoom(t *testing.T) {
+	var logs logLines
+	r := newCutRigWith(t, quiet, func(cfg *Config) {
+		cfg.SyncTimeout, cfg.ProbeInterval = 250*time.Millisecond, 2*time.Second
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	}, "room:quiet")
+	r.cutNoticed()
+	r.send(r.pub, "m1")
+	r.readLogs(false)
+	if n := r.returned(r.sendAsync(r.sub, "m2")); n != 1 {
+		t.Errorf("%d messages handled when the append returned, want 1 (its own m2, m1 given up)", n)
+	}
+	r.expect("m2")
+	if n := r.sub.Metrics().GapsLost.Load(); n != 1 {
+		t.Errorf("%d messages given up, want 1 (m1)", n)
+	}
+	if l := logs.String(); strings.Contains(l, "own event did not come back") {
+		t.Errorf("the append's wait ran out before the gap was given up:\n%s", l)
+	}
 }

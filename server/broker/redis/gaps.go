@@ -39,15 +39,17 @@ const maxHeld = 1000
 // place, and handed over when what came before it has been: the channel's
 // order holds for every event. A read that fails (Redis does not answer,
 // or answers an error) is tried again, after ProbeInterval at first, then
-// less often, up to maxFillBackoff, however many events come behind it. The wait is bounded: once live events
-// have waited about SyncTimeout behind a gap (it is looked at when an
-// event comes and when a read fails, so the wait may run past it by up
-// to maxFillBackoff and a CallTimeout), or more than maxHeld are held, the
-// gap is given up (logged as an error, counted in Metrics.GapsLost) and
-// they are handed over. A gap with no live event behind it (a
-// read-back's) is tried until it is filled. What a read finds gone from
-// the log (trimmed, or more than maxGapFill behind) is counted in
-// GapsLost too.
+// less often, up to maxFillBackoff, however many events come behind it.
+// The wait is bounded: once live events have waited SyncTimeout behind a
+// gap, or more than maxHeld are held, the gap is given up (logged as an
+// error, counted in Metrics.GapsLost) and they are handed over. It is
+// looked at when an event comes, when a read fails, and by the read-back
+// goroutine, woken for it (readBacks): the wait runs past SyncTimeout only
+// while that goroutine waits on Redis (a read of the gap, or another
+// room's, that hangs, up to a CallTimeout each). A gap with no live event
+// behind it (a read-back's) is tried until it is filled. What a read finds
+// gone from the log (trimmed, or more than maxGapFill behind) is counted
+// in GapsLost too.
 //
 // Every path that hands logged events to the handler (the receive loop and
 // Append's local path, taken while the pub/sub connection is down, through
@@ -117,6 +119,33 @@ func (b *Broker) drop(t *topicGap) {
 	}
 	t.held, t.waiting, t.since, t.failed = nil, 0, time.Time{}, false
 	t.gen++
+}
+
+// liveHeld reports whether live events of topic wait behind a gap.
+func (b *Broker) liveHeld(topic string) bool {
+	st := b.state(topic)
+	if st == nil {
+		return false
+	}
+	st.gap.mu.Lock()
+	defer st.gap.mu.Unlock()
+	return st.gap.waiting > 0
+}
+
+// dropGaps forgets what every topic holds behind a gap, releasing the
+// calls waiting for it: Close runs it once the loops have stopped.
+func (b *Broker) dropGaps() {
+	b.subMu.Lock()
+	states := make([]*topicState, 0, len(b.topics))
+	for _, st := range b.topics {
+		states = append(states, st)
+	}
+	b.subMu.Unlock()
+	for _, st := range states {
+		st.gap.mu.Lock()
+		b.drop(&st.gap)
+		st.gap.mu.Unlock()
+	}
 }
 
 // noteFloor reads where topic's log stands and keeps it as st's floor,
@@ -215,10 +244,12 @@ func (b *Broker) deliver(topic string, ev *hub.Event, echo uint64) {
 
 // holdBack holds h, an event that came while what is before it is missing,
 // hands over what comes next, gives the gap up if it is overdue, and asks
-// for it to be filled if it is still there; st.gap.mu is held.
+// for it to be filled if it is still there (else notes that it is not);
+// st.gap.mu is held.
 func (b *Broker) holdBack(topic string, st *topicState, h heldEvent) {
 	t := &st.gap
 	t.held = append(t.held, h)
+	b.echoHeld(h.echo)
 	if t.waiting++; t.waiting == 1 {
 		t.since = time.Now()
 	}
@@ -232,6 +263,8 @@ func (b *Broker) holdBack(topic string, st *topicState, h heldEvent) {
 	}
 	if behind {
 		b.fillDue(topic, st)
+	} else {
+		b.filled(topic, st) // given up: the next gap is asked for at once
 	}
 }
 
@@ -242,7 +275,7 @@ func (b *Broker) overdue(t *topicGap) string {
 	switch {
 	case len(t.held) > maxHeld:
 		return "too many events wait behind it"
-	case t.waiting > 0 && time.Since(t.since) > b.cfg.SyncTimeout:
+	case t.waiting > 0 && time.Since(t.since) >= b.cfg.SyncTimeout:
 		return "redis did not give them in time"
 	}
 	return ""

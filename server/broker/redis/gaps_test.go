@@ -181,26 +181,112 @@ func TestUnloggedEventsKeepTheirPlaceBehindAGap(t *testing.T) {
 	if err := r.pub.Publish(r.ctx, r.topic, &hub.Event{Kind: hub.KindMessage, Message: "left"}); err != nil {
 		t.Fatal(err)
 	}
-	published := make(chan int, 1)
-	go func() {
-		if err := r.sub.Publish(r.ctx, r.topic, &hub.Event{Kind: hub.KindMessage, Message: "own"}); err != nil {
-			t.Errorf("sub publishes: %v", err)
-		}
-		published <- len(r.got) // events handled when Publish returned
-	}()
+	published := r.publishAsync("own")
 	eventually(t, waitTimeout, "every event waits behind the missed one (or, were it not held, goes)", func() bool {
 		return r.sub.held(r.topic) == 4 || len(r.got) > 0
 	})
 	logRead.letGo()
-	select {
-	case n := <-published:
-		if n != 4 {
-			t.Errorf("%d events handled when sub's Publish returned, want 4 (its own last)", n)
-		}
-	case <-r.ctx.Done():
-		t.Fatal("sub's Publish did not return")
+	if n := r.returned(published); n != 4 {
+		t.Errorf("%d events handled when sub's Publish returned, want 4 (its own last)", n)
 	}
 	r.expect("missed", "last words", "left", "own")
 	r.send(r.pub, "after")
 	r.expect("after")
+}
+
+// A user's leave published while the node's pub/sub connection is down
+// (delivered on this node only) keeps its place behind the user's last
+// message, which waits behind one the node missed and cannot yet read
+// back: the room's members on this node see the last message before the
+// leave. Publish returns once the leave has been handed over.
+func TestLocalPublishKeepsItsPlaceBehindAGap(t *testing.T) {
+	r, sent := lastWordsBehindAGap(t, "room:leave")
+	published := r.publishAsync("left")
+	eventually(t, waitTimeout, "the leave waits behind the last words (or, were it not held, goes)", func() bool {
+		return r.sub.held(r.topic) == 2 || len(r.got) > 0
+	})
+	r.readLogs(true)
+	if n := r.returned(sent); n < 2 {
+		t.Errorf("%d messages handled when the append returned, want 2 (missed, then its own)", n)
+	}
+	if n := r.returned(published); n != 3 {
+		t.Errorf("%d events handled when sub's Publish returned, want 3 (its own last)", n)
+	}
+	r.expect("missed", "last words", "left")
+}
+
+// lastWordsBehindAGap starts a cutRig on topic whose sub, its pub/sub
+// connection down, missed a message it cannot read back, and appends "last
+// words" behind it (sendAsync), by its local path; the wait for the gap is
+// SyncTimeout, a minute. It returns once the read of the missed one failed.
+func lastWordsBehindAGap(t *testing.T, topic string) (*cutRig, <-chan int) {
+	t.Helper()
+	r := newCutRigWith(t, quiet, func(cfg *Config) { cfg.SyncTimeout = time.Minute }, topic)
+	r.cutNoticed()
+	r.send(r.pub, "missed")
+	r.readLogs(false)
+	sent := r.sendAsync(r.sub, "last words")
+	eventually(t, waitTimeout, "sub fails to read back the missed one", func() bool { return r.sub.readFailed(r.topic) })
+	return r, sent
+}
+
+// publishAsync publishes an unlogged message with text through sub, on
+// another goroutine; the channel it returns gives, once Publish has
+// returned, how many messages sub's handler had been given by then that
+// the test has not taken (r.got).
+func (r *cutRig) publishAsync(text string) <-chan int {
+	handled := make(chan int, 1)
+	go func() {
+		if err := r.sub.Publish(r.ctx, r.topic, &hub.Event{Kind: hub.KindMessage, Message: text}); err != nil {
+			r.t.Errorf("sub publishes %s: %v", text, err)
+		}
+		handled <- len(r.got)
+	}()
+	return handled
+}
+
+// While Redis is unreachable (paused), a message published on a node whose
+// room holds only a read-back's mark (missed messages it could not read
+// back yet, nothing live waiting) reaches the node's own handler at once:
+// it is not held behind a gap no read can fill then, nor is the gap given
+// up for it.
+func TestLocalPublishWhileRedisIsAwayIsNotHeldBehindAMark(t *testing.T) {
+	r := newCutRigWith(t, quiet, func(cfg *Config) { cfg.SyncTimeout = time.Minute }, "room:away")
+	r.cutNoticed()
+	r.send(r.pub, "missed")
+	r.readLogs(false)
+	r.restore()
+	eventually(t, waitTimeout, "sub fails to read back the missed one", func() bool {
+		return r.sub.readFailed(r.topic) && r.sub.held(r.topic) == 1
+	})
+	r.srv.Pause(t)
+	published := r.publishAsync("left")
+	select {
+	case m := <-r.got:
+		if m != "left" {
+			t.Fatalf("got %q, want %q", m, "left")
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("message published while redis is paused not handed over on this node")
+	}
+	<-published
+	if !r.sub.down.Load() {
+		t.Error("sub does not take the paused redis for unreachable")
+	}
+	if n := r.sub.metrics.GapsLost.Load(); n != 0 {
+		t.Errorf("%d missed messages given up, want 0: they are read back once redis answers", n)
+	}
+}
+
+// Close releases the calls waiting behind a gap (the node's own append,
+// held behind a missed message it cannot read back), and a Publish after
+// Close (a session's last event, racing the node's shutdown) waits for
+// nothing: no reader hands over, nor gives up, what a gap holds then.
+func TestCloseReleasesCallsWaitingBehindAGap(t *testing.T) {
+	r, sent := lastWordsBehindAGap(t, "room:closing")
+	if err := r.sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r.returned(sent)
+	r.returned(r.publishAsync("left"))
 }

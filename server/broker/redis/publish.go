@@ -18,6 +18,7 @@ type echo struct {
 	topic string
 	done  chan struct{} // closed, and set to nil, once the wait is over
 	back  bool          // the event came back from Redis
+	held  bool          // the event waits behind a gap (see topicGap)
 	pos   hub.Position  // where the event came back logged (an Append's), if it was
 }
 
@@ -28,7 +29,11 @@ type echo struct {
 // While Redis is unreachable, or does not take ev within CallTimeout, or
 // refuses it (an error reply), ev is delivered to this node's own
 // subscribers only, and Publish succeeds: the node's sessions go on talking
-// among themselves. Metrics.LocalOnly counts these.
+// among themselves. Metrics.LocalOnly counts these. While Redis answers,
+// ev keeps its place then too: behind the live events of topic held behind
+// a gap (see topicGap); Publish returns once it has been handed over, or
+// after at most about SyncTimeout plus a CallTimeout. While Redis is
+// unreachable, or once the broker is closed, ev is handed over at once.
 //
 // A broker fenced off (another holds its node id: claim.go) refuses ev.
 func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error {
@@ -70,9 +75,21 @@ func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error
 		}
 	}
 	b.metrics.LocalOnly.Add(1)
-	if live {
-		b.dispatchIfLive(topic, ev) // not if unsubscribed meanwhile
+	if !live {
+		return nil
 	}
+	if b.down.Load() || b.closed.Load() || !b.liveHeld(topic) {
+		// Nothing live waits behind a gap, or none will be read back soon
+		// (Redis is unreachable, or the broker closed): ev goes at once,
+		// not held up to SyncTimeout behind a read-back's mark that every
+		// read fails to fill (not if unsubscribed meanwhile).
+		b.dispatchIfLive(topic, ev)
+		return nil
+	}
+	// In its place: behind the live events of a gap.
+	seq, done := b.expectEcho(topic, true)
+	b.deliver(topic, ev, seq)
+	b.awaitEcho(ctx, seq, done)
 	return nil
 }
 
@@ -166,20 +183,55 @@ func (b *Broker) expectEcho(topic string, live bool) (uint64, chan struct{}) {
 // awaitEcho waits for the event numbered seq to have been handled here. It
 // gives up, without error, after SyncTimeout or when ctx ends: the event is
 // published; only this node's copy is late or, if the pub/sub connection
-// broke meanwhile, lost.
+// broke meanwhile, lost. An event held behind a gap is waited for a
+// CallTimeout longer: the gap is given up SyncTimeout after the event was
+// held, late by the read of Redis that may be under way then.
 func (b *Broker) awaitEcho(ctx context.Context, seq uint64, done chan struct{}) {
 	if done == nil {
 		return
 	}
 	defer b.dropEcho(seq)
+	if b.closed.Load() { // nothing comes back, nor is given up, after Close
+		return
+	}
 	t := time.NewTimer(b.cfg.SyncTimeout)
 	defer t.Stop()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	case <-t.C:
-		b.log.Warn("own event did not come back from redis in time", "timeout", b.cfg.SyncTimeout)
+	for extra := b.cfg.CallTimeout; ; extra = 0 {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if extra == 0 || !b.isHeld(seq) {
+			b.log.Warn("own event did not come back from redis in time", "timeout", b.cfg.SyncTimeout)
+			return
+		}
+		t.Reset(extra)
 	}
+}
+
+// echoHeld notes that event seq of this node (if not 0) waits behind a
+// gap.
+func (b *Broker) echoHeld(seq uint64) {
+	if seq == 0 {
+		return
+	}
+	b.echoMu.Lock()
+	if e, ok := b.echoes[seq]; ok {
+		e.held = true
+		b.echoes[seq] = e
+	}
+	b.echoMu.Unlock()
+}
+
+// isHeld reports whether event seq of this node waits, or waited, behind
+// a gap.
+func (b *Broker) isHeld(seq uint64) bool {
+	b.echoMu.Lock()
+	defer b.echoMu.Unlock()
+	return b.echoes[seq].held
 }
 
 func (b *Broker) dropEcho(seq uint64) {

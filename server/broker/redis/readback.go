@@ -19,10 +19,16 @@ const readBackBatch = 512
 // failed.
 const maxFillBackoff = time.Second
 
+// minGiveUpWait is the least wait before a gap overdue, but not yet given
+// up (another goroutine's read of it is under way), is looked at again.
+const minGiveUpWait = 10 * time.Millisecond
+
 // readBacks runs, each time it is asked (readBackNow) until ctx ends,
 // readBack while it is due, the pub/sub connection is up and Redis
 // answers, then fills the gaps due (fillGaps), trying those that failed
-// again after ProbeInterval, doubled on each failure up to maxFillBackoff.
+// again after ProbeInterval, doubled on each failure up to maxFillBackoff,
+// or sooner, when live events behind one have waited SyncTimeout: the gap
+// is then given up on time, even in a room where nothing more comes.
 // The pub/sub reader asks when its connection is back, and deliver when
 // an event comes after a gap not yet due (not for each event behind one:
 // a gap whose read fails is tried again on the backoff); the heartbeat
@@ -45,8 +51,12 @@ func (b *Broker) readBacks(ctx context.Context) {
 		if b.readBackDue.Load() && b.up.Load() && !b.down.Load() {
 			b.readBack(ctx)
 		}
-		if b.fillGaps(ctx) {
-			retry.Reset(backoff)
+		if due, giveUp := b.fillGaps(ctx); due {
+			wait := backoff
+			if !giveUp.IsZero() { // woken to give it up on time, if not filled before
+				wait = min(wait, max(time.Until(giveUp), minGiveUpWait))
+			}
+			retry.Reset(wait)
 			backoff = min(2*backoff, max(maxFillBackoff, b.cfg.ProbeInterval))
 		} else {
 			backoff = b.cfg.ProbeInterval
@@ -69,8 +79,9 @@ func (b *Broker) readBacks(ctx context.Context) {
 // will not come, is read back. Events still on their way, read back first,
 // would be dropped when they came if they were at or below a fresh
 // subscription's floor (lost), and handed over out of order otherwise.
-// A topic that noted an event since its position was read is left alone:
-// what is missing before that event is read back before it.
+// A topic that noted an event of another log (a new epoch) since its
+// position was read is left alone: what is missing before that event is
+// read back before it.
 //
 // It costs one pipelined round trip per readBackBatch topics and one PING
 // on the pub/sub connection; then fill reads the log of each topic that
@@ -111,7 +122,11 @@ func (b *Broker) readBack(ctx context.Context) {
 	for i, st := range states {
 		t := &st.gap
 		t.mu.Lock()
-		if st.live.Load() && t.known && t.mark() == marks[i] {
+		// A topic that noted an event since its mark was read (Append's
+		// local path, on another goroutine) is marked all the same if
+		// pos is of the same log: a mark at or below what was handed
+		// over is dropped (handOver).
+		if st.live.Load() && t.known && (t.mark() == marks[i] || pos[i].Epoch == t.last.Epoch) {
 			if n := len(t.held); n > 0 && t.held[n-1].ev == nil {
 				t.held[n-1].at = pos[i] // one mark is enough: the latest
 			} else {

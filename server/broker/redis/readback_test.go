@@ -98,6 +98,15 @@ func (b *Broker) readsLog(topic string) func(cmds []goredis.Cmder) bool {
 	}
 }
 
+// appendsTo picks the calls that append to topic's log (Append's script).
+func (b *Broker) appendsTo(topic string) func(cmds []goredis.Cmder) bool {
+	ch := b.channel(topic)
+	return func(cmds []goredis.Cmder) bool {
+		return len(cmds) == 1 && (cmds[0].Name() == "evalsha" || cmds[0].Name() == "eval") &&
+			slices.Contains(cmds[0].Args(), any(ch))
+	}
+}
+
 // appendTo appends a message with text to topic's log through from.
 func (r *cutRig) appendTo(from *Broker, topic, text string) {
 	r.t.Helper()
@@ -275,4 +284,31 @@ func TestReadBackOlderThanALiveEventKeepsIt(t *testing.T) {
 	eventually(t, waitTimeout, "sub reads back again", func() bool { return positions.calls.Load() == 2 })
 	r.send(r.pub, "n2")
 	r.expect("n2")
+}
+
+// Messages others appended while a node's pub/sub connection was down are
+// read back when it returns, also when the node's own append, sent while
+// it was down, comes back (by its local path) while the read-back of the
+// return is under way: that the room was handed a message since the
+// read-back looked at it does not make it up to date. The test holds the
+// reply to sub's append, then the read-back's read of where the log
+// stands until the append has returned.
+func TestMissedMessagesReadBackWhenOwnAppendCrossesTheReturn(t *testing.T) {
+	r := newCutRig(t, quiet, "room:cross")
+	r.send(r.pub, "m0") // the script loaded: sub's append is one call
+	r.expect("m0")
+	own := holdCall(t, r.sub, false, r.sub.appendsTo(r.topic))
+	positions := holdCall(t, r.sub, false, r.sub.readsPositions(r.topic))
+	r.cutNoticed()
+	sent := r.sendAsync(r.sub, "m1")
+	own.wait(t) // m1 appended; the reply on its way
+	r.send(r.pub, "m2")
+	r.restore()
+	positions.wait(t) // the read-back has looked at the room
+	own.letGo()
+	if n := r.returned(sent); n != 1 {
+		t.Errorf("%d messages handled when the append returned, want 1 (its own m1)", n)
+	}
+	positions.letGo()
+	r.expect("m1", "m2") // m2 read back, with nothing appended since
 }

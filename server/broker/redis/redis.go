@@ -243,6 +243,7 @@ func (b *Broker) Close() error {
 	b.cancel()
 	psErr := b.ps.Close()
 	b.wg.Wait()
+	b.dropGaps() // no reader hands over, nor gives up, what they hold
 	b.releaseEchoes("")
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.SyncTimeout)
 	defer cancel()
