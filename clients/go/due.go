@@ -80,18 +80,19 @@ func (r *Recovery) kickedFrom(l *chatv1.RoomLeft) string {
 }
 
 // leave is Leave: it reports whether room's join was due again (refused
-// for now on the connection, and not sent again since: nextDue), and
-// whether the server may hold the connection in room (Leave's answer).
-func (r *Recovery) leave(room string) (due, in bool) {
+// for now on the connection, and not sent again since: nextDue), the id
+// of room's join frames ("" if unknown), and whether the server may hold
+// the connection in room (Leave's answer).
+func (r *Recovery) leave(room string) (due bool, joinID string, in bool) {
 	room = roomKey(room)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rp, out := r.rooms[room], r.outOf[room]
 	r.forget(room)
 	if rp == nil {
-		return false, !out // unknown: joined by a join_room frame sent by hand, perhaps
+		return false, "", !out // unknown: joined by a join_room frame sent by hand, perhaps
 	}
-	return rp.due, rp.in || rp.asked > 0
+	return rp.due, rp.joinID, rp.in || rp.asked > 0
 }
 
 // sentJoin notes a join_room frame of room with id, sent by hand unless id

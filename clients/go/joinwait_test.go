@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	client "github.com/tertulia/tertulia/clients/go"
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
@@ -261,4 +263,94 @@ func TestLateAnswerToAJoinLeftLetsNoMessageGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	failedOnce(t, alice, got, fmt.Sprintf("left room %q before its join was accepted", resendRoom))
+}
+
+// joinFrameBytes is less than a join_room of resendRoom takes on the wire
+// (HTTP/2 frame header, gRPC prefix, id and room), and more than two
+// HTTP/2 PING acks: all a client whose window is fixed (no BDP pings of
+// its own) writes meanwhile, if the server's frames are held.
+const joinFrameBytes = 36
+
+// fixedWindow fixes the client's flow-control windows, which turns off its
+// BDP pings: it writes no frame of its own on reading the server's.
+var fixedWindow = client.WithDialOptions(grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(1<<20))
+
+// Leaving a room whose join, refused for now (rate_limited), was sent
+// again and is not answered yet (its answer held in a proxy) fails the message
+// waiting for that join at once, as the pages do: code not_in_room, the
+// pages' text, and nothing more; the message is not sent after the
+// leave_room once the join sent again is answered, to be refused with a
+// bare not_in_room.
+func TestLeaveWithItsJoinSentAgainFailsItsMessages(t *testing.T) {
+	srv := oneJoinNode(t)
+	p := startProxy(t, srv.GRPCAddr)
+	alice := reconnecting(t, []string{p.l.Addr().String()}, srv.Token(t, "alice", false), fixedWindow)
+	if err := alice.Join("copas"); err != nil { // the connection's one join
+		t.Fatal(err)
+	}
+	await(t, alice.Events(), "copas joined", joined("copas"))
+	joinWithM1(t, alice)
+	got := awaitJoinRefusal(t, alice)
+	p.down.shut()
+	awaitPassed(t, &p.up, p.up.passed.Load(), joinFrameBytes) // the join sent again, 1 s after its refusal
+	if err := alice.Leave(resendRoom); err != nil {
+		t.Fatal(err)
+	}
+	p.down.open()
+	failedOnce(t, alice, got, fmt.Sprintf("left room %q before its join was accepted", resendRoom))
+}
+
+// Leaving a room whose join is still to be answered sends a leave_room;
+// when that join is refused after all (rate_limited), the server answers
+// the leave_room with not_in_room, which is not on Events, as on the
+// pages: alice asked to be out, and is.
+func TestLeaveOfAJoinRefusedAfterAllShowsNoNotInRoom(t *testing.T) {
+	srv := oneJoinNode(t)
+	p := startProxy(t, srv.GRPCAddr)
+	alice := reconnecting(t, []string{p.l.Addr().String()}, srv.Token(t, "alice", false), client.WithBackoff(patience))
+	if err := alice.Join("copas"); err != nil { // the connection's one join
+		t.Fatal(err)
+	}
+	await(t, alice.Events(), "copas joined", joined("copas"))
+	p.down.shut()
+	if err := alice.Join(resendRoom); err != nil { // refused: its answer is held
+		t.Fatal(err)
+	}
+	if err := alice.Leave(resendRoom); err != nil { // the join's answer is still to come: the leave goes
+		t.Fatal(err)
+	}
+	send(t, alice, &chatv1.ClientFrame{Id: "l1", Kind: &chatv1.ClientFrame_LeaveRoom{LeaveRoom: &chatv1.LeaveRoom{Room: resendRoom}}})
+	p.down.open()
+	got := newAnswers()
+	got.read(t, alice.Events(), "the leave's answer", func(f *chatv1.ServerFrame) bool { return f.Id == "l1" })
+	got.joinRefused(t, "l1")
+	if !slices.Equal(got.errors["l1"], []string{chatcodes.CodeNotInRoom}) || len(got.bare) != 0 || len(got.errors) != 2 {
+		t.Errorf("errors %q, bare %q: want the join's rate_limited and l1's not_in_room only", got.errors, got.bare)
+	}
+}
+
+// A kick between the answers to two joins of a room, the first accepted,
+// the second still to be answered, takes the connection out until the
+// second is accepted: a message to the room waits for it (a node cannot
+// order its answers so, hence frames fed to the Recovery). If the second
+// is refused for now, the message still waits; sent, it would be refused
+// with a bare not_in_room.
+func TestMessageAfterAKickWaitsForTheJoinAfterIt(t *testing.T) {
+	rec := client.NewRecovery()
+	rec.Observe(&chatv1.ServerFrame{Event: &chatv1.ServerFrame_System{System: &chatv1.System{UserId: "alice"}}})
+	j := rec.Join(resendRoom, 0)
+	rec.Join(resendRoom, 0)
+	m1 := nodetest.RoomMessage("m1", resendRoom, "espero")
+	rec.Observe(&chatv1.ServerFrame{Id: j.Id, Event: &chatv1.ServerFrame_RoomJoined{RoomJoined: &chatv1.RoomJoined{Room: resendRoom, Offset: 7, Epoch: "e"}}})
+	if client.BehindJoin(rec, m1) {
+		t.Fatal("m1 waits though the room's join was accepted: the test tests nothing")
+	}
+	rec.Observe(&chatv1.ServerFrame{Event: &chatv1.ServerFrame_RoomLeft{RoomLeft: &chatv1.RoomLeft{Room: resendRoom, UserId: "alice", Kicked: true, Yours: true}}})
+	if !client.BehindJoin(rec, m1) {
+		t.Error("after the kick, m1 would go ahead of the second join's answer")
+	}
+	rec.Observe(&chatv1.ServerFrame{Id: j.Id, Event: &chatv1.ServerFrame_Error{Error: &chatv1.Error{Code: chatcodes.CodeRateLimited}}})
+	if !client.BehindJoin(rec, m1) {
+		t.Error("after the second join's refusal for now, m1 would go without a join")
+	}
 }

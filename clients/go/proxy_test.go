@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // gate stops one direction of a proxy's connections: shut, the bytes
@@ -13,6 +14,7 @@ import (
 type gate struct {
 	mu     sync.Mutex // held while a write passes, and while shut
 	isShut atomic.Bool
+	passed atomic.Int64 // bytes that went through
 }
 
 // shut stops the bytes once the write under way, if any, has passed. Only
@@ -95,6 +97,7 @@ func pipe(dst, src net.Conn, g *gate) {
 			g.mu.Lock()
 			_, werr := dst.Write(buf[:n])
 			g.mu.Unlock()
+			g.passed.Add(int64(n))
 			if werr != nil {
 				return
 			}
@@ -102,5 +105,18 @@ func pipe(dst, src net.Conn, g *gate) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// awaitPassed waits, up to a bound, until at least n bytes more than
+// since went through g: a frame of that size at least was written.
+func awaitPassed(t *testing.T, g *gate, since, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for g.passed.Load()-since < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes through the gate in 10s, want %d", g.passed.Load()-since, n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -170,11 +170,13 @@ func (r *Reconnecting) Join(room string) error {
 // room waiting for its join go first, right behind the join, so that they
 // are taken before the leave; but while frames refused for now are sent
 // again one at a time, they go after it, and the server answers
-// not_in_room. If that join was itself refused for now and waits to be
-// sent again, they are not sent: each is answered on Events by an error
-// frame with its id, code not_in_room and a text saying that room was
-// left before its join was accepted (as the pages do). No leave_room is
-// sent unless the server may hold the connection in room (Recovery.Leave):
+// not_in_room. If that join was itself refused for now and is due again,
+// or sent again and not answered yet, they are not sent: each is answered
+// on Events by an error frame with its id, code not_in_room and a text
+// saying that room was left before its join was accepted (as the pages
+// do). The leave_room carries an id, and the not_in_room answering it (a
+// join on its way refused after all) is not on Events, as on the pages.
+// No leave_room is sent unless the server may hold the connection in room (Recovery.Leave):
 // when every join of it by Join on the connection was refused for now, or
 // the connection left it since its last join (by Join or by a join_room
 // frame sent with SendFrame), or was kicked out of it or refused it for
@@ -183,13 +185,13 @@ func (r *Reconnecting) Join(room string) error {
 // refusals are not seen: only a Leave is.
 func (r *Reconnecting) Leave(room string) error {
 	r.mu.Lock()
-	due, in := r.rec.leave(room)
+	due, joinID, in := r.rec.leave(room)
 	if r.out == nil {
 		r.mu.Unlock()
 		return nil
 	}
 	r.resend.clear(room)
-	if due {
+	if due || r.resend.resending(joinID) {
 		r.resend.left(room)
 	}
 	r.resend.flush()
@@ -197,7 +199,7 @@ func (r *Reconnecting) Leave(room string) error {
 		r.mu.Unlock()
 		return nil
 	}
-	written := r.out.send(&chatv1.ClientFrame{Kind: &chatv1.ClientFrame_LeaveRoom{LeaveRoom: &chatv1.LeaveRoom{Room: room}}})
+	written := r.out.send(r.resend.leaveFrame(room))
 	r.mu.Unlock()
 	return <-written
 }

@@ -68,7 +68,7 @@ type roomPosition struct {
 	history int32            // how many logged messages the first join asks for
 	joinID  string           // the id of its join frames, which the own room_joined echoes
 	due     bool             // its join was refused for now: join again (nextDue)
-	live    bool             // joined on the current connection: its room_joined came since Resume
+	live    bool             // joined on the current connection: its room_joined came since Resume, and no kick since
 	// in: the server let the connection into the room since Resume (a
 	// room_joined, or already_in_room, answering its join), or may have (a
 	// join_room frame of it sent by hand: Track), and no kick took it out
@@ -148,7 +148,7 @@ func (rp *roomPosition) joinFrame(room string) *chatv1.ClientFrame {
 // after them): a Join after Leave sends its frames under a new id, and
 // Observe ignores theirs.
 func (r *Recovery) Leave(room string) bool {
-	_, in := r.leave(room)
+	_, _, in := r.leave(room)
 	return in
 }
 
@@ -271,7 +271,7 @@ func (r *Recovery) see(f *chatv1.ServerFrame) bool {
 		if room := r.kickedFrom(l); room != "" {
 			r.forget(room)
 		} else if rp := r.rooms[roomKey(l.Room)]; rp != nil && l.Kicked && l.Yours {
-			rp.in = false // a join still to be answered decides
+			rp.in, rp.live = false, false // a join still to be answered decides
 		}
 	case f.GetMessage() != nil:
 		m := f.GetMessage()

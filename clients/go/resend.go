@@ -81,6 +81,9 @@ type resender struct {
 	// this connection, until Join or Leave: it answers the room's messages
 	// in place of the server's not_in_room.
 	refused map[string]*chatv1.Error
+	// leaves are the ids of the leave_room frames sent on this connection
+	// (leaveFrame) and not yet answered.
+	leaves map[string]bool
 	// lost are the answers to the messages a Leave failed (left), for the
 	// serving goroutine to hand over on Events; lostC says there are some.
 	lost  []*chatv1.ServerFrame
@@ -91,8 +94,22 @@ func newResender(rec *Recovery, out *outbox, wait Backoff) *resender {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	return &resender{rec: rec, out: out, wait: wait, timer: t, owed: make(map[string]int),
-		refused: make(map[string]*chatv1.Error), lostC: make(chan struct{}, 1)}
+		refused: make(map[string]*chatv1.Error), leaves: make(map[string]bool), lostC: make(chan struct{}, 1)}
 }
+
+// leaveFrame returns a leave_room of room with an id of its own, noted so
+// that observe hides the not_in_room answering it, as the pages do: the
+// server may not have held the connection in room after all (a join of it
+// still to be answered was refused), and Leave's caller wanted it out.
+func (rs *resender) leaveFrame(room string) *chatv1.ClientFrame {
+	id := rs.rec.newID()
+	rs.leaves[id] = true
+	return &chatv1.ClientFrame{Id: id, Kind: &chatv1.ClientFrame_LeaveRoom{LeaveRoom: &chatv1.LeaveRoom{Room: room}}}
+}
+
+// resending reports whether the frame sent again and not yet answered has
+// id, not "": a room's join, refused for now and sent again (nextDue).
+func (rs *resender) resending(id string) bool { return id != "" && rs.inflight == id }
 
 // sent records that the message with id was sent on the connection.
 func (rs *resender) sent(id string) { rs.owed[id]++ }
@@ -133,7 +150,8 @@ func (rs *resender) clear(room string) { delete(rs.refused, roomKey(room)) }
 
 // left fails the messages to room not on their way, which wait for its
 // join: the client left room while that join, refused for now, waited to
-// be sent again (Recovery.leave). Sent at once, ahead of the wait, it would
+// be sent again (Recovery.leave), or was sent again and not answered yet
+// (resending). Sent at once, ahead of the wait, it would
 // likely be refused again, and they after the leave with a bare
 // not_in_room. Each is answered with code not_in_room and a text saying
 // so, the pages' (recovery.js), handed over by the serving goroutine
@@ -193,11 +211,18 @@ func (rs *resender) fail(room string, refusal *chatv1.Error) []*chatv1.ServerFra
 // the next step of the resend that f answers. It reports whether f is for
 // the reader of Events: not a message already seen (Recovery.Observe), nor
 // a second answer to a message already acknowledged (one sent again before
-// its first answer came back), so that each message gets one ack. failed
+// its first answer came back), so that each message gets one ack, nor a
+// not_in_room answering a Leave's leave_room (leaveFrame). failed
 // are the answers to the messages that waited behind a join f refuses for
 // good, or behind the join of a room f (a kick) takes the client out of,
 // to hand over after f.
 func (rs *resender) observe(f *chatv1.ServerFrame) (fresh bool, failed []*chatv1.ServerFrame) {
+	if f.Id != "" && rs.leaves[f.Id] {
+		delete(rs.leaves, f.Id)
+		if f.GetError().GetCode() == chatcodes.CodeNotInRoom {
+			return false, nil // the answer to a Leave's leave_room: out already
+		}
+	}
 	seen := rs.rec.observe(f)
 	answer := f.Id != "" && (f.GetAck() != nil || f.GetError() != nil)
 	if answer && rs.owed[f.Id] > 0 {

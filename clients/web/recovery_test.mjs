@@ -397,4 +397,30 @@ for (const giveUp of ['leave', 'join again']) {
   }
   assert.equal(r.joinIds.size, 1, 'the join of the current connection only');
 }
+// A room joined, then joined again (by a page other than rooms.html, which
+// does not rejoin the room on screen) and that join refused for now (the
+// server limits the rate of joins before it looks at membership): the
+// server still holds the connection in the room, so leaving it sends a
+// leave_room; the message that waited for the join again fails, saying so.
+// After a kick, or a leave, the room is no longer one to send a leave_room
+// for.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const j1 = r.join('tapas');
+  r.observe({ type: 'room_joined', id: j1.id, room: 'tapas', offset: 0, epoch: 'e1' });
+  const j2 = r.join('tapas');
+  const m1 = { type: 'message', room: 'tapas', message: 'uno' };
+  assert.equal(r.submit(m1), null, 'the message waits for the join again');
+  r.observe({ type: 'error', id: j2.id, code: 'rate_limited', message: 'too many joins' });
+  assert.equal(r.leave('tapas')?.type, 'leave_room', 'in the room still: the leave_room goes');
+  assert.deepEqual(r.takeFailed().map((f) => [f.id, f.message]), [[m1.id, 'left room "tapas" before its join was accepted']]);
+  assert.equal(r.leave('tapas'), null, 'left already');
+  const k1 = r.join('copas');
+  r.observe({ type: 'room_joined', id: k1.id, room: 'copas', offset: 0, epoch: 'e1' });
+  const k2 = r.join('copas');
+  r.observe({ type: 'error', id: k2.id, code: 'rate_limited', message: 'too many joins' });
+  r.observe({ type: 'room_left', room: 'copas', user_id: 'u-alice', kicked: true, yours: true });
+  assert.equal(r.leave('copas'), null, 'kicked out: no leave_room');
+}
 console.log('OK');

@@ -61,7 +61,10 @@ export class Recovery {
     this.seen = new Set(); // keys of the logged messages shown
     this.gaps = new Map(); // room -> { after, upTo, epoch }: what a join could not replay
     // Of the current connection only (resume starts them again):
-    this.live = new Set(); // rooms whose join was accepted on it
+    this.live = new Set(); // rooms whose join was accepted on it, and not joined again since
+    // rooms the server let it into (a join accepted) and no kick or leave
+    // took it out of since; unlike live, a join again does not undo it (Go's in)
+    this.admitted = new Set();
     this.due = new Map(); // room -> its join frame, refused for now: to send again
     this.recoverDue = false; // recovering was refused for now: to send again
     this.waiting = new Set(); // ids of pending messages not sent on it: behind their room's join
@@ -140,8 +143,9 @@ export class Recovery {
    * instead (takeFailed): sent behind it, they would likely be refused
    * with it again, each with a bare not_in_room. It returns the leave_room
    * to send, with an id, if the server may hold the connection in room:
-   * the room's join was accepted on it, or one is still to be answered;
-   * else null. Not if the only join of it was refused for now and is due:
+   * a join of it was accepted on it (admitted: even if joined again since,
+   * and that join refused for now), or one is still to be answered; else
+   * null. Not if the only join of it was refused for now and is due:
    * the server would answer the leave_room with a bare not_in_room too. A
    * not_in_room that answers the leave_room (a join on its way refused
    * after all) is not shown (observe). The answers to the joins before it
@@ -149,12 +153,13 @@ export class Recovery {
    * forgotten.
    */
   leave(room) {
-    const mayBeIn = this.live.has(room) || this.joinToBeAnswered(room);
+    const mayBeIn = this.admitted.has(room) || this.joinToBeAnswered(room);
     if (this.joinRefusedBefore(room)) {
       this.fail(room, { code: 'not_in_room', message: `left room "${room}" before its join was accepted`, timestamp: new Date().toISOString() });
     }
     this.joined.delete(room);
     this.live.delete(room);
+    this.admitted.delete(room);
     this.due.delete(room);
     for (const [id, j] of this.joinIds) if (j.room === room) this.joinIds.delete(id);
     this.refused.delete(room);
@@ -173,6 +178,7 @@ export class Recovery {
    */
   closed() {
     this.live.clear();
+    this.admitted.clear();
     this.due.clear();
     this.recoverDue = false;
   }
@@ -373,6 +379,7 @@ export class Recovery {
   kicked(frame) {
     const room = frame.room;
     this.live.delete(room);
+    this.admitted.delete(room);
     if (this.joined.has(room) && this.joinToBeAnswered(room)) return;
     this.joined.delete(room);
     this.dropDue(room);
@@ -393,6 +400,7 @@ export class Recovery {
   /** accepted notes that room's join was accepted on the connection: its waiting messages are ready. */
   accepted(room) {
     this.live.add(room);
+    this.admitted.add(room);
     this.dropDue(room);
     this.refused.delete(room);
     this.flush();
