@@ -260,6 +260,33 @@ func TestSubscribeAcrossAReconnectReadsBackWhatWasMissed(t *testing.T) {
 	r.expect("m1")
 }
 
+// A room whose node could not read where its log stood once subscribed
+// (Redis refused the read: an ACL, here) still gets what is appended while
+// the node's pub/sub connection is away, before its next message: read
+// back from where the log stood before the node subscribed. The test
+// holds that read until the ACL refuses it.
+func TestSubscribeWithoutAFloorReadsBackWhatWasMissed(t *testing.T) {
+	r := newCutRig(t, quiet, "room:first")
+	const room = "room:nofloor"
+	floor := holdCall(t, r.sub, true, r.readsFloor(room))
+	subscribed := make(chan error, 1)
+	go func() { subscribed <- r.sub.Subscribe(r.ctx, room) }()
+	floor.wait(t) // subscribed, where the log stands not yet read
+	if err := r.rdb.Do(r.ctx, "ACL", "SETUSER", "sub", "-hmget").Err(); err != nil {
+		t.Fatal(err)
+	}
+	floor.letGo()
+	if err := <-subscribed; err != nil {
+		t.Fatal(err)
+	}
+	r.login("on") // hmget allowed again
+	r.cutNoticed()
+	r.appendTo(r.pub, room, "m1")
+	r.restore()
+	r.appendTo(r.pub, room, "m2")
+	r.expect("m1", "m2")
+}
+
 // A read-back that read where a room's log stood before the room's next
 // event came live does not take that position for newer than the event:
 // after the log was lost (it expired, or Redis restarted empty), the first
