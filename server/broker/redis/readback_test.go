@@ -162,6 +162,19 @@ func (r *cutRig) readsFloor(topic string) func(cmds []goredis.Cmder) bool {
 	}
 }
 
+// subscribeBeforeFloor starts sub's Subscribe to room, and returns once
+// the subscription is in effect and the read of where room's log stands
+// is held, not yet sent: floor lets it go; subscribed tells Subscribe's
+// outcome.
+func (r *cutRig) subscribeBeforeFloor(room string) (floor *heldCall, subscribed <-chan error) {
+	r.t.Helper()
+	floor = holdCall(r.t, r.sub, true, r.readsFloor(room))
+	done := make(chan error, 1)
+	go func() { done <- r.sub.Subscribe(r.ctx, room) }()
+	floor.wait(r.t)
+	return floor, done
+}
+
 // pendingSyncs is how many PINGs on the pub/sub connection wait for their
 // PONG.
 func (b *Broker) pendingSyncs() int {
@@ -268,10 +281,7 @@ func TestSubscribeAcrossAReconnectReadsBackWhatWasMissed(t *testing.T) {
 func TestSubscribeWithoutAFloorReadsBackWhatWasMissed(t *testing.T) {
 	r := newCutRig(t, quiet, "room:first")
 	const room = "room:nofloor"
-	floor := holdCall(t, r.sub, true, r.readsFloor(room))
-	subscribed := make(chan error, 1)
-	go func() { subscribed <- r.sub.Subscribe(r.ctx, room) }()
-	floor.wait(t) // subscribed, where the log stands not yet read
+	floor, subscribed := r.subscribeBeforeFloor(room)
 	if err := r.rdb.Do(r.ctx, "ACL", "SETUSER", "sub", "-hmget").Err(); err != nil {
 		t.Fatal(err)
 	}
