@@ -67,7 +67,6 @@ type topicGap struct {
 	held    []heldEvent
 	waiting int
 	since   time.Time
-	filling bool   // a fill runs: one at a time
 	failed  bool   // the last read of the gap failed (logged once)
 	gen     uint64 // changes when what a running fill reads is no longer wanted
 	// pre is where the log stood before the SUBSCRIBE (if preKnown), and

@@ -85,9 +85,7 @@ func (b *Broker) logKeys(topic string) []string {
 // to topic, Append returns once its own handler has been given ev, after
 // what this node missed before it, as Publish does. The wait for ev is
 // bounded: about SyncTimeout plus a CallTimeout, after the append itself
-// (up to a CallTimeout) and, on the local path taken while the pub/sub
-// connection is down, a read of what was missed (up to another). A
-// session that sends, then leaves, has mostly seen its own message: not
+// (up to a CallTimeout). A session that sends, then leaves, has mostly seen its own message: not
 // if it came later than that (an event held behind a second gap, given
 // more time when the first is given up, may be handed over after Append
 // returned). Appends to a log are counted in Metrics.HistoryAppends and
@@ -169,13 +167,12 @@ func (b *Broker) append(ctx context.Context, topic string, ev *hub.Event, opt hu
 	} else if live {
 		// Redis took it, but this node's pub/sub connection is down: its
 		// own sessions would not see it come back, nor those that others
-		// appended meanwhile: they are read back first, here if it can,
-		// else by the read-back goroutine, and Append returns once ev
-		// has been handed over (or once the wait for an echo is over:
+		// appended meanwhile: they are read back first, by the read-back
+		// goroutine (deliver asks it at once), and Append returns once
+		// ev has been handed over (or once the wait for an echo is over:
 		// about SyncTimeout, plus a CallTimeout if ev is held).
 		seq, done := b.expectEcho(topic, true)
 		b.deliver(topic, ev, seq)
-		b.fillNow(ctx, topic)
 		b.awaitEcho(ctx, seq, done)
 	}
 	return r, nil
