@@ -50,16 +50,11 @@ func (b *Broker) fillGaps(ctx context.Context) (due bool, giveUp time.Time) {
 	b.gapsMu.Lock()
 	todo = maps.Clone(b.gapsDue)
 	b.gapsMu.Unlock()
-	now := time.Now()
 	for _, st := range todo { // not under gapsMu: filled takes it under t.mu
 		t := &st.gap
 		t.mu.Lock()
-		// Not a gap overdue while another fill of it runs (Append's
-		// fillNow): that fill gives it up when its read ends, and a
-		// give-up time past would wake this goroutine every
-		// minGiveUpWait until then.
 		at := t.since.Add(b.cfg.SyncTimeout)
-		if t.waiting > 0 && !(t.filling && !at.After(now)) && (giveUp.IsZero() || at.Before(giveUp)) {
+		if t.waiting > 0 && (giveUp.IsZero() || at.Before(giveUp)) {
 			giveUp = at
 		}
 		t.mu.Unlock()
@@ -72,16 +67,12 @@ func (b *Broker) fillGaps(ctx context.Context) (due bool, giveUp time.Time) {
 // still missing and what waited behind it, in order, until nothing is
 // held (the gap is then no longer due) or a read fails: what is held then
 // waits for the next try, unless the gap is overdue (it is then given
-// up). One fill runs at a time per topic: another caller returns at once.
+// up). Only the read-back goroutine runs it (fillGaps): one fill at a
+// time.
 func (b *Broker) fill(ctx context.Context, topic string, st *topicState) {
 	t := &st.gap
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.filling {
-		return
-	}
-	t.filling = true
-	defer func() { t.filling = false }() // before the unlock
 	for {
 		if !st.live.Load() {
 			b.drop(t)
@@ -102,7 +93,7 @@ func (b *Broker) fill(ctx context.Context, topic string, st *topicState) {
 		if t.gen != gen { // dropped, or given up meanwhile: look again
 			continue
 		}
-		if err != nil && ctx.Err() != nil { // closing, or Append's caller gone
+		if err != nil && ctx.Err() != nil { // closing
 			return
 		}
 		if err != nil {
@@ -171,17 +162,4 @@ func (b *Broker) giveUp(topic string, t *topicGap, why string) (behind bool) {
 		t.since = time.Now()
 	}
 	return behind
-}
-
-// fillNow fills topic's gap, if one is due, on the caller's goroutine
-// (Append's local path: its caller's own event is handed over after what
-// was missed before it, as soon as it can be); what it cannot fill is left
-// to the read-back goroutine.
-func (b *Broker) fillNow(ctx context.Context, topic string) {
-	b.gapsMu.Lock()
-	st := b.gapsDue[topic]
-	b.gapsMu.Unlock()
-	if st != nil {
-		b.fill(ctx, topic, st)
-	}
 }

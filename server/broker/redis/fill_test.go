@@ -164,10 +164,7 @@ func TestFailedReadBackIsTriedAgain(t *testing.T) {
 func TestConnectionLostWhileSubscribingReadsBackWhatWasMissed(t *testing.T) {
 	r := newCutRig(t, quiet, "room:first")
 	const room = "room:window"
-	floor := holdCall(t, r.sub, true, r.readsFloor(room))
-	subscribed := make(chan error, 1)
-	go func() { subscribed <- r.sub.Subscribe(r.ctx, room) }()
-	floor.wait(t) // subscribed, where the log stands not yet read
+	floor, subscribed := r.subscribeBeforeFloor(room)
 	r.cutNoticed()
 	r.appendTo(r.pub, room, "e1") // lost on the way, and at or below the floor
 	r.restore()

@@ -67,7 +67,6 @@ type topicGap struct {
 	held    []heldEvent
 	waiting int
 	since   time.Time
-	filling bool   // a fill runs: one at a time
 	failed  bool   // the last read of the gap failed (logged once)
 	gen     uint64 // changes when what a running fill reads is no longer wanted
 	// pre is where the log stood before the SUBSCRIBE (if preKnown), and
@@ -153,25 +152,36 @@ func (b *Broker) dropGaps() {
 // Subscribe calls it once the subscription is in effect and marked live, so
 // that every event above the floor either comes through pub/sub or is read
 // back. It costs one round trip (HMGET) per first subscription of a topic
-// on this node. If Redis does not answer, the topic goes without a floor:
-// what is missed before its first event is not read back. If the pub/sub
-// connection came back while the floor was being read, the read-back of
-// its return may have passed the topic by (it had no floor yet): it is
-// asked for again.
+// on this node. If Redis does not answer, where the log stood before the
+// SUBSCRIBE (pre) is taken for the last event handed over: what is missed
+// is read back from there, and the few events appended between that read
+// and the SUBSCRIBE may be handed over too, each once and in order (a
+// session catching up drops those it has). Only if pre is unknown too
+// does the topic go without a floor: what is missed before its first
+// event is then not read back. If the pub/sub connection came back while
+// the floor was being read, the read-back of its return may have passed
+// the topic by (it had no floor yet): it is asked for again.
 func (b *Broker) noteFloor(ctx context.Context, topic string, st *topicState) {
 	returns := b.metrics.Reconnects.Load()
 	pos, err := b.logPositions(ctx, []string{topic})
-	if err != nil {
-		b.log.Warn("where the log stands is unknown: what is missed before its first event is not read back",
-			"topic", topic, "err", err)
-		return
-	}
 	t := &st.gap
 	t.mu.Lock()
-	if !t.known {
+	switch {
+	case t.known: // an event was handed over meanwhile: it knows better
+	case err == nil:
 		t.gapMark = gapMark{last: pos[0], known: true, floor: true, noted: t.noted}
+	case t.preKnown:
+		t.gapMark = gapMark{last: t.pre, known: true, noted: t.noted}
 	}
+	known := t.known
 	t.mu.Unlock()
+	if err != nil {
+		why := "what is missed is read back from where it stood before subscribing"
+		if !known {
+			why = "what is missed before the first event is not read back"
+		}
+		b.log.Warn("where the log stands is unknown: "+why, "topic", topic, "err", err)
+	}
 	if b.metrics.Reconnects.Load() != returns {
 		b.readBackDue.Store(true)
 		kick(b.readBackNow)

@@ -83,9 +83,13 @@ func (b *Broker) logKeys(topic string) []string {
 // an append that failed so, later: a resend with the same dedup key is then
 // answered as a duplicate, not delivered twice.) When this node subscribes
 // to topic, Append returns once its own handler has been given ev, after
-// what this node missed before it, as Publish does (or after SyncTimeout):
-// a session that sends, then leaves, has seen its own message. Appends to
-// a log are counted in Metrics.HistoryAppends and HistoryAppendErrors.
+// what this node missed before it, as Publish does. The wait for ev is
+// bounded: about SyncTimeout plus a CallTimeout, after the append itself
+// (up to a CallTimeout). A session that sends, then leaves, has mostly seen its own message: not
+// if it came later than that (an event held behind a second gap, given
+// more time when the first is given up, may be handed over after Append
+// returned). Appends to a log are counted in Metrics.HistoryAppends and
+// HistoryAppendErrors.
 func (b *Broker) Append(ctx context.Context, topic string, ev *hub.Event, opt hub.AppendOptions) (hub.Receipt, error) {
 	r, err := b.append(ctx, topic, ev, opt)
 	if opt.Log.Size > 0 {
@@ -163,12 +167,12 @@ func (b *Broker) append(ctx context.Context, topic string, ev *hub.Event, opt hu
 	} else if live {
 		// Redis took it, but this node's pub/sub connection is down: its
 		// own sessions would not see it come back, nor those that others
-		// appended meanwhile: they are read back first, here if it can,
-		// else by the read-back goroutine, and Append returns once ev
-		// has been handed over (or after SyncTimeout, as for an echo).
+		// appended meanwhile: they are read back first, by the read-back
+		// goroutine (deliver asks it at once), and Append returns once
+		// ev has been handed over (or once the wait for an echo is over:
+		// about SyncTimeout, plus a CallTimeout if ev is held).
 		seq, done := b.expectEcho(topic, true)
 		b.deliver(topic, ev, seq)
-		b.fillNow(ctx, topic)
 		b.awaitEcho(ctx, seq, done)
 	}
 	return r, nil

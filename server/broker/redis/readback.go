@@ -19,10 +19,6 @@ const readBackBatch = 512
 // failed.
 const maxFillBackoff = time.Second
 
-// minGiveUpWait is the least wait before a gap overdue, but not yet given
-// up (another goroutine's read of it is under way), is looked at again.
-const minGiveUpWait = 10 * time.Millisecond
-
 // readBacks runs, each time it is asked (readBackNow) until ctx ends,
 // readBack while it is due, the pub/sub connection is up and Redis
 // answers, then fills the gaps due (fillGaps), trying those that failed
@@ -54,7 +50,7 @@ func (b *Broker) readBacks(ctx context.Context) {
 		if due, giveUp := b.fillGaps(ctx); due {
 			wait := backoff
 			if !giveUp.IsZero() { // woken to give it up on time, if not filled before
-				wait = min(wait, max(time.Until(giveUp), minGiveUpWait))
+				wait = min(wait, time.Until(giveUp))
 			}
 			retry.Reset(wait)
 			backoff = min(2*backoff, max(maxFillBackoff, b.cfg.ProbeInterval))

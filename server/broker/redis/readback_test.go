@@ -162,6 +162,19 @@ func (r *cutRig) readsFloor(topic string) func(cmds []goredis.Cmder) bool {
 	}
 }
 
+// subscribeBeforeFloor starts sub's Subscribe to room, and returns once
+// the subscription is in effect and the read of where room's log stands
+// is held, not yet sent: floor lets it go; subscribed tells Subscribe's
+// outcome.
+func (r *cutRig) subscribeBeforeFloor(room string) (floor *heldCall, subscribed <-chan error) {
+	r.t.Helper()
+	floor = holdCall(r.t, r.sub, true, r.readsFloor(room))
+	done := make(chan error, 1)
+	go func() { done <- r.sub.Subscribe(r.ctx, room) }()
+	floor.wait(r.t)
+	return floor, done
+}
+
 // pendingSyncs is how many PINGs on the pub/sub connection wait for their
 // PONG.
 func (b *Broker) pendingSyncs() int {
@@ -258,6 +271,30 @@ func TestSubscribeAcrossAReconnectReadsBackWhatWasMissed(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.expect("m1")
+}
+
+// A room whose node could not read where its log stood once subscribed
+// (Redis refused the read: an ACL, here) still gets what is appended while
+// the node's pub/sub connection is away, before its next message: read
+// back from where the log stood before the node subscribed. The test
+// holds that read until the ACL refuses it.
+func TestSubscribeWithoutAFloorReadsBackWhatWasMissed(t *testing.T) {
+	r := newCutRig(t, quiet, "room:first")
+	const room = "room:nofloor"
+	floor, subscribed := r.subscribeBeforeFloor(room)
+	if err := r.rdb.Do(r.ctx, "ACL", "SETUSER", "sub", "-hmget").Err(); err != nil {
+		t.Fatal(err)
+	}
+	floor.letGo()
+	if err := <-subscribed; err != nil {
+		t.Fatal(err)
+	}
+	r.login("on") // hmget allowed again
+	r.cutNoticed()
+	r.appendTo(r.pub, room, "m1")
+	r.restore()
+	r.appendTo(r.pub, room, "m2")
+	r.expect("m1", "m2")
 }
 
 // A read-back that read where a room's log stood before the room's next

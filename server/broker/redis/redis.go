@@ -9,7 +9,8 @@
 // every node). That goroutine never waits for a read of a log: logged
 // events the node missed while the connection was away are read back by
 // another, and a topic's events that came after them wait behind them, in
-// order, for about SyncTimeout (gaps.go). While Redis is unreachable or
+// order, for about SyncTimeout, or until more than 1000 of them wait,
+// whichever comes first: the gap is then given up (gaps.go). While Redis is unreachable or
 // hung a node keeps serving its own sessions: no call waits on Redis
 // longer than Config.CallTimeout, what it publishes is delivered to its
 // local subscribers only, what must be logged is refused, and when Redis
@@ -22,10 +23,11 @@
 // heartbeat.go (renewing presence, registering it again, reaping crashed
 // nodes), presence_repair.go (undoing changes Redis may have run unseen),
 // claim.go (one live broker per node id, and the fence of one whose id
-// another claimed), fencewatch.go (telling watchers of a fence), log.go, gaps.go (what a node knows of each log, and
-// the events held behind what it missed), readback.go (finding what pub/sub
-// missed when the connection returns), fill.go (reading it back, outside
-// the topic's lock, and retrying), codec.go.
+// another claimed), fencewatch.go (telling watchers of a fence), log.go,
+// gaps.go (what a node knows of each log, and the events held behind what
+// it missed), readback.go (finding what pub/sub missed when the connection
+// returns), fill.go (reading it back, outside the topic's lock, and
+// retrying), codec.go.
 //
 // Keys and channels all start with Config.Prefix, so several clusters (or
 // tests) can share one Redis. Redis Cluster is not supported: the scripts
