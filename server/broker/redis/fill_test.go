@@ -505,3 +505,19 @@ func TestOwnAppendBehindAGapIsGivenUpOnTimeInAQuietRoom(t *testing.T) {
 		t.Errorf("the append's wait ran out before the gap was given up:\n%s", l)
 	}
 }
+
+// A live event that comes to wait behind a gap whose read failed, and
+// whose retry is timed far off, has the gap read at once: it does not
+// wait for the backoff, and its give-up is timed from its own wait.
+func TestFirstEventBehindAFailedReadHasItReadAtOnce(t *testing.T) {
+	r := newCutRigWith(t, quiet, func(cfg *Config) {
+		cfg.SyncTimeout, cfg.ProbeInterval = time.Minute, time.Minute
+	}, "room:waiting")
+	r.missTwo()
+	r.readLogs(false)
+	r.restore()
+	eventually(t, waitTimeout, "sub fails to read back m1 and m2", func() bool { return r.sub.readFailed(r.topic) })
+	r.readLogs(true) // Redis gives the log again; the retry is a minute off
+	r.send(r.pub, "live")
+	r.expect("m1", "m2", "live")
+}

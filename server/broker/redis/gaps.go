@@ -260,8 +260,9 @@ func (b *Broker) holdBack(topic string, st *topicState, h heldEvent) {
 	t := &st.gap
 	t.held = append(t.held, h)
 	b.echoHeld(h.echo)
+	first := false // the first live event to wait behind this gap
 	if t.waiting++; t.waiting == 1 {
-		t.since = time.Now()
+		t.since, first = time.Now(), true
 	}
 	behind := b.handOver(topic, t)
 	for behind {
@@ -273,6 +274,12 @@ func (b *Broker) holdBack(topic string, st *topicState, h heldEvent) {
 	}
 	if behind {
 		b.fillDue(topic, st)
+		if first {
+			// A gap already due and backing off after a failed read
+			// may have its retry timed without a give-up: a new wait
+			// is read at once, and its give-up timed from now.
+			kick(b.readBackNow)
+		}
 	} else {
 		b.filled(topic, st) // given up: the next gap is asked for at once
 	}
