@@ -15,3 +15,12 @@ func Sending(s *Session) bool {
 // BehindJoin reports whether the message f waits for its room's join
 // (Recovery.behindJoin): a Reconnecting session would not send it yet.
 func BehindJoin(r *Recovery, f *chatv1.ClientFrame) bool { return r.behindJoin(f) }
+
+// LeavesSent counts the leave_room frames r's Leave put on a connection's
+// outbox (resender.leaveFrame): a test's way to see that Leave sent one,
+// since the not_in_room answering it is not on Events.
+func LeavesSent(r *Reconnecting) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.leaves
+}

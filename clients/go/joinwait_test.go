@@ -144,6 +144,7 @@ func TestJoinAfterAKickHoldsItsMessages(t *testing.T) {
 	got.read(t, alice.Events(), "the join's refusal", func(f *chatv1.ServerFrame) bool {
 		return f.GetError().GetCode() == chatcodes.CodeUnavailable || got.final("m1")
 	})
+	got.joinRefused(t, chatcodes.CodeUnavailable, "m1")
 	rs.Resume(t)
 	got.read(t, alice.Events(), "m1's answer", func(*chatv1.ServerFrame) bool { return got.final("m1") })
 	if got.acks["m1"] != 1 || len(got.errors["m1"]) != 0 {
@@ -220,9 +221,9 @@ func TestLeaveOfTheOnlyJoinDueEndsTheHold(t *testing.T) {
 
 // Leaving a room whose only join on the connection was refused for now
 // (rate_limited) and waits to be sent again sends no leave_room, as the
-// pages do: the server never let the connection in, and would answer it
-// with a bare not_in_room next to the clear failure of the message that
-// waited for the join. That message fails once, and nothing else answers.
+// pages do: the server never let the connection in, so there is nothing
+// to leave. The message that waited for the join fails once, and nothing
+// else answers.
 func TestLeaveOfARoomNeverEnteredSendsNoLeave(t *testing.T) {
 	srv := oneJoinNode(t)
 	alice := reconnecting(t, []string{srv.GRPCAddr}, srv.Token(t, "alice", false), client.WithBackoff(patience))
@@ -234,6 +235,9 @@ func TestLeaveOfARoomNeverEnteredSendsNoLeave(t *testing.T) {
 	got := awaitJoinRefusal(t, alice)
 	if err := alice.Leave(resendRoom); err != nil {
 		t.Fatal(err)
+	}
+	if n := client.LeavesSent(alice); n != 0 {
+		t.Errorf("Leave of a room never entered sent %d leave_room frames, want none", n)
 	}
 	failedOnce(t, alice, got, fmt.Sprintf("left room %q before its join was accepted", resendRoom))
 }
@@ -256,11 +260,17 @@ func TestLateAnswerToAJoinLeftLetsNoMessageGo(t *testing.T) {
 	if err := alice.Leave(resendRoom); err != nil { // its answer is still to come: the leave goes
 		t.Fatal(err)
 	}
+	if n := client.LeavesSent(alice); n != 1 {
+		t.Fatalf("Leave with its join's answer to come sent %d leave_room frames, want one", n)
+	}
 	joinWithM1(t, alice)
 	p.down.open()
 	got := awaitJoinRefusal(t, alice)
 	if err := alice.Leave(resendRoom); err != nil {
 		t.Fatal(err)
+	}
+	if n := client.LeavesSent(alice); n != 1 {
+		t.Errorf("the Leaves sent %d leave_room frames, want one: the first Leave's", n)
 	}
 	failedOnce(t, alice, got, fmt.Sprintf("left room %q before its join was accepted", resendRoom))
 }
@@ -323,7 +333,7 @@ func TestLeaveOfAJoinRefusedAfterAllShowsNoNotInRoom(t *testing.T) {
 	p.down.open()
 	got := newAnswers()
 	got.read(t, alice.Events(), "the leave's answer", func(f *chatv1.ServerFrame) bool { return f.Id == "l1" })
-	got.joinRefused(t, "l1")
+	got.joinRefused(t, chatcodes.CodeRateLimited, "l1")
 	if !slices.Equal(got.errors["l1"], []string{chatcodes.CodeNotInRoom}) || len(got.bare) != 0 || len(got.errors) != 2 {
 		t.Errorf("errors %q, bare %q: want the join's rate_limited and l1's not_in_room only", got.errors, got.bare)
 	}

@@ -127,7 +127,7 @@ func awaitJoinRefusal(t *testing.T, alice *client.Reconnecting) *answers {
 	got.read(t, alice.Events(), "the join's refusal", func(f *chatv1.ServerFrame) bool {
 		return f.GetError() != nil && f.Id != "m1"
 	})
-	got.joinRefused(t, "m1")
+	got.joinRefused(t, chatcodes.CodeRateLimited, "m1")
 	if len(got.errors["m1"]) != 0 || got.acks["m1"] != 0 {
 		t.Fatalf("m1 answered before its join: errors %q, %d acks", got.errors["m1"], got.acks["m1"])
 	}
@@ -224,16 +224,19 @@ func TestRecoveryForgetsAKickedRoomUnlessAJoinIsToBeAnswered(t *testing.T) {
 
 // Leave sends a leave_room only when the server may hold alice's
 // connection in the room, as the pages do: not after an administrator
-// kicked her out of it, nor after she left it already (the server would
-// answer each with a bare not_in_room); but after she joined it again by a
-// join_room frame sent by hand, it does, and takes her out: a leave sent
-// by hand next is answered not_in_room.
+// kicked her out of it, nor after she left it already (there is nothing to
+// leave); but after she joined it again by a join_room frame sent by hand,
+// it does, once, and takes her out: a leave sent by hand next is answered
+// not_in_room.
 func TestLeaveSendsALeaveRoomOnlyWhenInTheRoom(t *testing.T) {
 	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 	alice := joinAlice(t, srv, client.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond})
 	kick(t, srv, alice.Events(), "alice", resendRoom)
 	if err := alice.Leave(resendRoom); err != nil {
 		t.Fatal(err)
+	}
+	if n := client.LeavesSent(alice); n != 0 {
+		t.Errorf("Leave after the kick sent %d leave_room frames, want none", n)
 	}
 	send(t, alice, &chatv1.ClientFrame{Id: "j1", Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: resendRoom}}})
 	got := newAnswers()
@@ -242,6 +245,9 @@ func TestLeaveSendsALeaveRoomOnlyWhenInTheRoom(t *testing.T) {
 		if err := alice.Leave(resendRoom); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if n := client.LeavesSent(alice); n != 1 {
+		t.Errorf("two Leaves after the join by hand sent %d leave_room frames, want one", n)
 	}
 	send(t, alice, &chatv1.ClientFrame{Id: "l1", Kind: &chatv1.ClientFrame_LeaveRoom{LeaveRoom: &chatv1.LeaveRoom{Room: resendRoom}}})
 	got.read(t, alice.Events(), "the leave's answer", func(f *chatv1.ServerFrame) bool { return f.Id == "l1" })

@@ -77,6 +77,7 @@ type Reconnecting struct {
 	addr       string    // the current connection's address
 	rec        *Recovery // rooms, positions and unacknowledged frames
 	reconnects int       // connections opened after the first
+	leaves     int       // leave_room frames Leave put on a connection's outbox
 	err        error     // why the loop gave up
 }
 
@@ -176,13 +177,13 @@ func (r *Reconnecting) Join(room string) error {
 // saying that room was left before its join was accepted (as the pages
 // do). The leave_room carries an id, and the not_in_room answering it (a
 // join on its way refused after all) is not on Events, as on the pages.
-// No leave_room is sent unless the server may hold the connection in room (Recovery.Leave):
-// when every join of it by Join on the connection was refused for now, or
-// the connection left it since its last join (by Join or by a join_room
-// frame sent with SendFrame), or was kicked out of it or refused it for
-// good since its last Join, the server would answer it with a bare
-// not_in_room. Of a room joined only by a join_room frame, kicks and
-// refusals are not seen: only a Leave is.
+// No leave_room is sent unless the server may hold the connection in room
+// (Recovery.Leave): when every join of it by Join on the connection was
+// refused for now, or the connection left it since its last join (by Join
+// or by a join_room frame sent with SendFrame), or was kicked out of it or
+// refused it for good since its last Join, the server does not hold the
+// connection in room, so there is nothing to leave. Of a room joined only
+// by a join_room frame, kicks and refusals are not seen: only a Leave is.
 func (r *Reconnecting) Leave(room string) error {
 	r.mu.Lock()
 	due, joinID, in := r.rec.leave(room)
@@ -199,6 +200,7 @@ func (r *Reconnecting) Leave(room string) error {
 		r.mu.Unlock()
 		return nil
 	}
+	r.leaves++
 	written := r.out.send(r.resend.leaveFrame(room))
 	r.mu.Unlock()
 	return <-written

@@ -76,16 +76,16 @@ func (a *answers) final(id string) bool {
 }
 
 // joinRefused fails the test unless a frame other than sent (a join: its
-// id is the client's own) was refused with rate_limited: without it the
-// test tests nothing.
-func (a *answers) joinRefused(t *testing.T, sent ...string) {
+// id is the client's own) was refused with code (rate_limited,
+// unavailable): without it the test tests nothing.
+func (a *answers) joinRefused(t *testing.T, code string, sent ...string) {
 	t.Helper()
 	for id, codes := range a.errors {
-		if !slices.Contains(sent, id) && slices.Contains(codes, chatcodes.CodeRateLimited) {
+		if !slices.Contains(sent, id) && slices.Contains(codes, code) {
 			return
 		}
 	}
-	t.Fatalf("errors %v: no join was refused, the rate limit did not bite", a.errors)
+	t.Fatalf("errors %v: no join was refused with %s, the test tests nothing", a.errors, code)
 }
 
 // movesWithPending puts alice in rejoinRooms on a node (a) that lets her
@@ -163,7 +163,7 @@ func TestMessagesWaitForTheirRoomsRejoin(t *testing.T) {
 		nodetest.RoomMessage("m1", "tapas", "uno"),
 		nodetest.RoomMessage("m2", "tapas", "dos"),
 	})
-	got.joinRefused(t, "m1", "m2", "after")
+	got.joinRefused(t, chatcodes.CodeRateLimited, "m1", "m2", "after")
 	for _, id := range []string{"m1", "m2"} {
 		if got.acks[id] != 1 || slices.ContainsFunc(got.errors[id], func(c string) bool { return c != chatcodes.CodeRateLimited }) {
 			t.Errorf("%s: %d acks and errors %q, want one ack and no refusal for good", id, got.acks[id], got.errors[id])

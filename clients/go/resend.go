@@ -57,7 +57,7 @@ const breachGap = time.Second
 // answered came after the kick, and they wait for it.
 //
 // A resender belongs to one connection and is dropped with it (the next
-// connection's resume sends everything anyway). Its methods are called
+// connection sends again what awaits its ack: resender.flush). Its methods are called
 // with the Reconnecting's mu held, and never wait on the network: they put
 // their frames on the connection's outbox. It starts no goroutine (the
 // serving goroutine selects on its timer's C), so stopping it leaves
