@@ -84,7 +84,14 @@ run(async (context) => {
     .then(() => true, () => false);
   check(!gone, 'carol stays in alice\'s online list after the older list arrives');
   await alice.unroute('**/api/v1/websocket/users');
+  await seeUser(bob, 'bob', 'carol');
+
+  step('a page that closes leaves the online list, and the others are told');
   await carol.close();
+  await seeLine(bob, 'bob', 'user_left', 'carol left the chat');
+  await bob.waitForSelector('#users li[data-user="carol"]', { state: 'detached', timeout: WAIT }).catch(async () => {
+    throw new Error(`carol stays in bob's online list after her page closed (shows ${await bob.textContent('#users')})`);
+  });
 
   step('both join room lounge and talk there');
   await join(alice, 'lounge');
@@ -93,6 +100,13 @@ run(async (context) => {
   await seeLine(bob, 'bob', 'message', 'hello bob, this is the lounge', '[data-room="lounge"]');
   await say(bob, 'hi alice!');
   await seeLine(alice, 'alice', 'message', 'hi alice!', '[data-room="lounge"]');
+
+  step('in a small room, bob sees alice leave it and join it again');
+  await alice.click('#leaveRoomButton');
+  await alice.waitForFunction(() => document.getElementById('currentRoom').textContent === 'none', null, { timeout: WAIT });
+  await seeLine(bob, 'bob', 'room_left', 'alice left room lounge', '[data-room="lounge"]');
+  await join(alice, 'lounge');
+  await seeLine(bob, 'bob', 'room_joined', 'alice joined room lounge', '[data-room="lounge"]');
 
   step('private messages');
   await bob.fill('#privateUserInput', 'alice');

@@ -1,13 +1,11 @@
 package web_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -26,20 +24,12 @@ func TestPagesOverTLSInChromium(t *testing.T) {
 	srv := nodetest.Start(t, node.Config{Dev: true, Static: web.FS(), TLS: r, ShutdownTimeout: 3 * time.Second})
 	_, port, _ := strings.Cut(srv.HTTPAddr, ":")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, nodeBin, "tls_test.mjs")
-	cmd.Env = append(os.Environ(),
-		"BASE_URL=https://localhost:"+port,
-		"SPKI="+spki(t, certFile),
-		"PROFILE="+t.TempDir(),
-		"CHROMIUM="+chromiumPath,
-	)
-	out, err := cmd.CombinedOutput()
-	t.Logf("%s", out)
-	if err != nil || !strings.Contains(string(out), "\nOK\n") {
-		t.Fatalf("browser script: %v; want OK (see the steps above)", err)
-	}
+	runScript(t, nodeBin, "tls_test.mjs", []string{
+		"BASE_URL=https://localhost:" + port,
+		"SPKI=" + spki(t, certFile),
+		"PROFILE=" + t.TempDir(),
+		"CHROMIUM=" + chromiumPath,
+	}, func(string) (string, bool) { return "", false })
 }
 
 // spki is the base64 SHA-256 of the public key of the certificate in

@@ -212,8 +212,7 @@ export class Recovery {
 
   /**
    * takeReady returns, once, the messages whose room's join was accepted
-   * (or that room left) since: to send now, in send order; a room left
-   * with its join due puts that join first.
+   * (or that room left) since: to send now, in send order.
    */
   takeReady() {
     const ready = this.ready;
