@@ -136,6 +136,15 @@ target() {
 	echo "$text: $verdict" | tee -a "$OUT/targets.txt"
 }
 
+# shquote WORD...: the words, each quoted for sh -c, as the tool's --restart
+# runs its command (printf %q quotes for bash, in forms such as $'...' that
+# sh does not read).
+shquote() {
+	local w out=
+	for w; do out+="'${w//\'/\'\\\'\'}' "; done
+	printf '%s' "$out"
+}
+
 # issue_targets [CLIENT]: the runs of issue 10's figures, each connection a
 # distinct user joining one room of 10,000, with the WebSocket client CLIENT
 # (own, the default, or coder: then each label but the 1k fan-out's, which
@@ -152,7 +161,7 @@ issue_targets() {
 	# The storm of a real restart: the tool kills the server with SIGKILL
 	# under its 10,000 connections and starts it again (SERVE), and every
 	# client reconnects by itself; timed from the kill.
-	run "reconnect-10k-ws$as" --scenario reconnect "${ws[@]}" --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 3s --restart "$(printf '%q ' "${SERVE[@]}")"
+	run "reconnect-10k-ws$as" --scenario reconnect "${ws[@]}" --conns 10000 --rate 10 --dialers 256 --setup-timeout "$SETUP_TIMEOUT" --duration 3s --restart "$(shquote "${SERVE[@]}")"
 	target "join-10k-one-room-ws$as" "10,000 distinct users join one room at >= 10,000/s, <= 10 KiB/conn$who" "n == w && c >= 10000 && k > 0 && k <= 10"
 	target "fanout-10k-room-ws$as" "fan-out 10,000 x 10/s to that room: p99 <= 150 ms, none lost$who" "n == w && q >= 0.95 && p > 0 && p <= 150 && r == 0 && l == 0 && x == 0 && d == 0"
 	target fanout-1k-ws-coder "1,000 x 1,000/s, coder/websocket client: p99 <= 35 ms" "n == w && q >= 0.95 && p > 0 && p <= 35 && r == 0 && l == 0 && x == 0 && d == 0"

@@ -76,7 +76,7 @@ var (
 	redisReapedDesc      = desc("tertulia_redis_reaped_connections_total", "Connections of crashed nodes this node removed from presence.")
 	redisReconnectsDesc  = desc("tertulia_redis_reconnects_total", "Times the Redis pub/sub connection came back after being lost.")
 	redisGapsFilledDesc  = desc("tertulia_redis_gaps_filled_total", "Logged messages this node missed on pub/sub and read back from their log.")
-	redisGapsLostDesc    = desc("tertulia_redis_gaps_lost_total", "Logged messages this node missed on pub/sub and gave up reading back: Redis did not give them within about the sync timeout while later ones waited, or more than 1000 later ones waited behind them, or the log no longer held them.")
+	redisGapsLostDesc    = desc("tertulia_redis_gaps_lost_total", "Logged messages this node missed on pub/sub and gave up reading back: Redis did not give them within about the sync timeout while later ones waited, or too many later events waited behind them, or the log no longer held them.")
 	redisAppendsDesc     = desc("tertulia_history_appends_total", "Messages this node added to the history in Redis (its size is Redis's: XLEN).")
 	redisAppendErrsDesc  = desc("tertulia_history_append_errors_total", "Appends of this node to the history in Redis that failed.")
 	redisUnreachableDesc = desc("tertulia_redis_unreachable_total", "Times Redis did not answer a call within its bound and was taken for unreachable until a probe was answered.")

@@ -33,10 +33,6 @@ func (n *Node) notReady() string {
 // rather than polling it. Once the node shuts down, the health server
 // ignores it (Shutdown has set NOT_SERVING for good).
 func (n *Node) watchReady(ctx context.Context) {
-	set := func(st healthpb.HealthCheckResponse_ServingStatus) {
-		n.health.SetServingStatus("", st)
-		n.health.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, st)
-	}
 	f, ok := n.cfg.Broker.(fenceable)
 	if !ok {
 		return
@@ -48,10 +44,10 @@ func (n *Node) watchReady(ctx context.Context) {
 			ready = why == ""
 			// The broker logs why, when it is fenced and when it is no longer.
 			if ready {
-				set(healthpb.HealthCheckResponse_SERVING)
+				n.setServing(healthpb.HealthCheckResponse_SERVING)
 				n.log.Debug("ready again: serving")
 			} else {
-				set(healthpb.HealthCheckResponse_NOT_SERVING)
+				n.setServing(healthpb.HealthCheckResponse_NOT_SERVING)
 				n.log.Debug("not ready: reporting NOT_SERVING", "why", why)
 			}
 		}
@@ -61,4 +57,11 @@ func (n *Node) watchReady(ctx context.Context) {
 		case <-changed:
 		}
 	}
+}
+
+// setServing reports st on grpc.health.v1, for the server as a whole and
+// for the Chat service.
+func (n *Node) setServing(st healthpb.HealthCheckResponse_ServingStatus) {
+	n.health.SetServingStatus("", st)
+	n.health.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, st)
 }

@@ -31,25 +31,23 @@ type wireEvent struct {
 	Epoch     string       `json:"p,omitempty"`
 	Recovered hub.Recovery `json:"v,omitempty"`
 	Kicked    bool         `json:"x,omitempty"`
-	// Origin and Seq name the node that published the event and its
-	// number there. Claim is the publishing broker's token in its claim
-	// of the node id (claim.go), set with Seq: the publisher knows its own
-	// copy when it comes back by it, not by Origin, which a broker started
-	// with the same id (while this one was cut off) shares. A node of an
-	// earlier version ignores it, and sets none: an event without it is
-	// nobody's own.
-	Origin string `json:"o,omitempty"`
-	Seq    uint64 `json:"n,omitempty"`
-	Claim  string `json:"w,omitempty"`
+	// Seq is the event's number at the broker that published it, and
+	// Claim that broker's token in its claim of the node id (claim.go):
+	// the publisher knows its own copy when it comes back by the two, not
+	// by the node id, which a broker started with the same id (while this
+	// one was cut off) shares. An event without them is nobody's own. (An
+	// earlier version also sent the node id, as "o"; nothing reads it.)
+	Seq   uint64 `json:"n,omitempty"`
+	Claim string `json:"w,omitempty"`
 }
 
-// encodeEvent encodes ev, published by the node origin; seq, if not 0,
-// is its number there, and claim the publishing broker's token.
-func encodeEvent(ev *hub.Event, origin, claim string, seq uint64) ([]byte, error) {
+// encodeEvent encodes ev; seq, if not 0, is its number at the publishing
+// broker, and claim that broker's token.
+func encodeEvent(ev *hub.Event, claim string, seq uint64) ([]byte, error) {
 	if seq == 0 {
 		claim = "" // nobody waits for it: the bytes are saved
 	}
-	b, err := json.Marshal(wireEvent{Origin: origin, Seq: seq, Claim: claim,
+	b, err := json.Marshal(wireEvent{Seq: seq, Claim: claim,
 		Kind: ev.Kind, Time: ev.Time.UnixNano(), ID: ev.ID, Message: ev.Message, Room: ev.Room,
 		Sender: ev.Sender, UserID: ev.UserID, ConnectionID: ev.ConnectionID,
 		TargetUser: ev.TargetUser, Delivered: ev.Delivered, Code: ev.Code, ReplyTo: ev.ReplyTo,

@@ -14,7 +14,7 @@ import (
 // the test would.
 func publishRaw(t *testing.T, rdb *goredis.Client, prefix, topic string, ev *hub.Event) {
 	t.Helper()
-	payload, err := encodeEvent(ev, "elsewhere", "", 0)
+	payload, err := encodeEvent(ev, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,7 +125,7 @@ func (b *Broker) append(ctx context.Context, topic string, ev *hub.Event, opt hu
 	}
 	plain := *ev
 	plain.Offset, plain.Epoch = 0, "" // the script puts them first
-	payload, err := encodeEvent(&plain, b.cfg.NodeID, b.claim, seq)
+	payload, err := encodeEvent(&plain, b.claim, seq)
 	if err != nil {
 		b.dropEcho(seq)
 		return hub.Receipt{}, err
@@ -171,9 +171,7 @@ func (b *Broker) append(ctx context.Context, topic string, ev *hub.Event, opt hu
 		// goroutine (deliver asks it at once), and Append returns once
 		// ev has been handed over (or once the wait for an echo is over:
 		// about SyncTimeout, plus a CallTimeout if ev is held).
-		seq, done := b.expectEcho(topic, true)
-		b.deliver(topic, ev, seq)
-		b.awaitEcho(ctx, seq, done)
+		b.deliverOwn(ctx, topic, ev)
 	}
 	return r, nil
 }

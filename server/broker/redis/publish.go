@@ -45,7 +45,7 @@ func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error
 	live := b.live(topic)
 	if b.up.Load() {
 		seq, done := b.expectEcho(topic, live)
-		payload, err := encodeEvent(ev, b.cfg.NodeID, b.claim, seq)
+		payload, err := encodeEvent(ev, b.claim, seq)
 		sent := err == nil
 		if sent {
 			err = b.publish(ctx, topic, payload)
@@ -87,10 +87,18 @@ func (b *Broker) Publish(ctx context.Context, topic string, ev *hub.Event) error
 		return nil
 	}
 	// In its place: behind the live events of a gap.
+	b.deliverOwn(ctx, topic, ev)
+	return nil
+}
+
+// deliverOwn hands this node's own event ev, which Redis did not bring
+// back over pub/sub, to topic's handler in its place (behind what waits
+// behind a gap), and waits until it has been handed over, or for the wait
+// of an echo (awaitEcho).
+func (b *Broker) deliverOwn(ctx context.Context, topic string, ev *hub.Event) {
 	seq, done := b.expectEcho(topic, true)
 	b.deliver(topic, ev, seq)
 	b.awaitEcho(ctx, seq, done)
-	return nil
 }
 
 func (b *Broker) publish(ctx context.Context, topic string, payload []byte) error {

@@ -9,7 +9,7 @@
 // every node). That goroutine never waits for a read of a log: logged
 // events the node missed while the connection was away are read back by
 // another, and a topic's events that came after them wait behind them, in
-// order, for about SyncTimeout, or until more than 1000 of them wait,
+// order, for about SyncTimeout, or until more than maxHeld events wait,
 // whichever comes first: the gap is then given up (gaps.go). While Redis is unreachable or
 // hung a node keeps serving its own sessions: no call waits on Redis
 // longer than Config.CallTimeout, what it publishes is delivered to its

@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/tertulia/tertulia/clients/load"
 )
@@ -79,7 +81,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if cfg.Progress == nil {
 			cfg.Progress = io.Discard
 		}
-		r := &restarter{cmdline: *restart, pid: cfg.ServerPID, health: "http://" + cfg.HTTPAddr + "/health", log: stderr, progress: cfg.Progress}
+		r := &restarter{cmdline: *restart, pid: cfg.ServerPID, health: "http://" + cfg.HTTPAddr + "/health", log: stderr, progress: cfg.Progress,
+			client: &http.Client{Timeout: time.Second}}
 		cfg.Restart = r.restart
 		defer r.stop()
 	}

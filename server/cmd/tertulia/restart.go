@@ -25,6 +25,9 @@ type restarter struct {
 	progress io.Writer // one line per step
 	cmd      *exec.Cmd // the server it started, if it did
 	exited   chan struct{}
+	// client asks the new server for /health, with a timeout: a server
+	// that takes the connection and never answers must not hold the storm.
+	client *http.Client
 }
 
 // restart kills the server, starts CMD and returns its process id once it
@@ -60,7 +63,7 @@ func (r *restarter) restart(ctx context.Context) (int, error) {
 		if err != nil {
 			return false
 		}
-		resp, err := healthClient.Do(req)
+		resp, err := r.client.Do(req)
 		if err != nil {
 			return false
 		}
@@ -113,10 +116,6 @@ func exited(pid int) bool {
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	return err != nil || len(tasks) <= 1
 }
-
-// healthClient asks a restarted server for /health: a server that takes the
-// connection and never answers must not hold the storm.
-var healthClient = &http.Client{Timeout: time.Second}
 
 // poll calls done every few milliseconds until it reports true or ctx ends.
 func poll(ctx context.Context, done func() bool) error {
