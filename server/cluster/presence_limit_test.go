@@ -14,7 +14,7 @@ import (
 // TestPresenceLimitIsClusterWide: members are counted across the nodes, so
 // a room or lobby whose members are spread over two nodes stops being
 // announced at the same size as on one node, and the members API of either
-// node answers for the whole cluster.
+// node answers for the whole cluster; leaves are announced like joins.
 func TestPresenceLimitIsClusterWide(t *testing.T) {
 	c := startCluster(t, 0)
 	cfg := node.Config{Hub: hub.Config{PresenceLimit: 3}}
@@ -68,6 +68,21 @@ func TestPresenceLimitIsClusterWide(t *testing.T) {
 			t.Errorf("node %d: REST pages %q of %d, want %q of 4", i, pages, total, want)
 		}
 	}
+
+	// Leaves from node b, seen by the watcher on node a: u0's from a room
+	// of 4 members, over the limit, is not announced; then u2's, from a
+	// room of 3, is.
+	roomLeft := func(id string) func(*chatv1.ServerFrame) bool {
+		return func(f *chatv1.ServerFrame) bool {
+			return f.GetRoomLeft() != nil && f.GetRoomLeft().Room == "lounge" && f.GetRoomLeft().UserId == id
+		}
+	}
+	us[0].must(us[0].s.Leave("lounge"))
+	us[0].await("own room_left", roomLeft(us[0].id))
+	us[2].must(us[2].s.Send("lounge", "marker leave"))
+	noneBefore(watcher, "room_left for u0 (4 members)", roomLeft(us[0].id), "marker leave")
+	us[2].must(us[2].s.Leave("lounge"))
+	watcher.await("room_left for u2 (3 members)", roomLeft(us[2].id))
 }
 
 // Joins racing on two nodes are counted once each, cluster-wide: exactly
