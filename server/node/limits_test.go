@@ -10,9 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/auth"
 	"github.com/tertulia/tertulia/server/hub"
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
@@ -140,5 +146,41 @@ func TestGRPCStreamsPerConn(t *testing.T) {
 		}
 	case <-time.After(waitTimeout):
 		t.Fatalf("after one stream ended, a new one was not welcomed within %v", waitTimeout)
+	}
+}
+
+// The headers of a gRPC call are bounded as an HTTP request's head is, so
+// that nobody can make the node hold megabytes of them before any token
+// is looked at; a token of the largest size accepted still fits.
+func TestGRPCHeadersAreBounded(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{})
+	cc, err := grpc.NewClient(srv.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	stats := func(md ...string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		_, err := chatv1.NewChatServiceClient(cc).GetStats(metadata.AppendToOutgoingContext(ctx, md...), &chatv1.GetStatsRequest{})
+		return err
+	}
+	bearer := "Bearer " + srv.Token(t, "alice", false)
+	if err := stats("authorization", bearer, "x-pad", strings.Repeat("a", 4<<10)); err != nil {
+		t.Fatalf("a call with 4 KiB of headers: %v, want it answered", err)
+	}
+	if err := stats("authorization", bearer, "x-pad", strings.Repeat("a", 64<<10)); err == nil {
+		t.Error("a call with 64 KiB of headers was answered, want it refused")
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "big", "username": strings.Repeat("b", 5900),
+		"exp": time.Now().Add(time.Hour).Unix()}).SignedString(nodetest.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tok); n <= 8000 || n > auth.DefaultMaxTokenBytes {
+		t.Fatalf("token of %d bytes, want 8001..%d", n, auth.DefaultMaxTokenBytes)
+	}
+	if err := stats("authorization", "Bearer "+tok); err != nil {
+		t.Errorf("a call with a token of %d bytes: %v, want it answered", len(tok), err)
 	}
 }
