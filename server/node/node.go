@@ -277,6 +277,7 @@ func (n *Node) mountHandlers() error {
 	bcfg.Upstream = observedUpstream{bridge.InProcess{Chat: n.chat, Gate: n.gate}, n.cfg.Metrics}
 	bcfg.Origins = origins
 	bcfg.Logger = n.log
+	bcfg.MaxTokenBytes = n.cfg.JWT.MaxTokenBytes
 	b, err := bridge.New(bcfg)
 	if err != nil {
 		return fmt.Errorf("bridge: %w", err)
