@@ -71,7 +71,7 @@ func Handler(ctx context.Context, cfg Config) (http.Handler, error) {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/", withCORS(cfg.AllowOrigin, requireJSON(queryAsBody(gw))))
+	mux.Handle("/api/", withCORS(cfg.AllowOrigin, requireUTF8(requireJSON(queryAsBody(gw)))))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		if cfg.Stopping != nil && cfg.Stopping() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting_down", "service": "tertulia"})

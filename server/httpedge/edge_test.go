@@ -116,3 +116,36 @@ func TestNonJSONBodyIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A path or query that is not UTF-8 once unescaped is the client's
+// mistake: 400 with a JSON answer, as any bad input, where the gateway
+// answered 500 (protobuf carries no such string).
+func TestNonUTF8PathOrQueryIsRefused(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Dev: true})
+	for _, tc := range []struct {
+		method, path string
+	}{
+		{http.MethodGet, "/api/v1/websocket/rooms/caf%e9/members"}, // Latin-1, not UTF-8
+		{http.MethodGet, "/api/v1/websocket/rooms/x/members?cursor=%ff"},
+		{http.MethodDelete, "/api/v1/websocket/bans/%ff"},
+	} {
+		req, _ := http.NewRequest(tc.method, srv.URL(tc.path), nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || err != nil || body.Code != 3 || !strings.Contains(body.Message, "UTF-8") {
+			t.Errorf("%s %s: status %d, body %+v (%v); want 400 JSON, code 3, naming UTF-8", tc.method, tc.path, resp.StatusCode, body, err)
+		}
+	}
+	resp, body := get(t, srv.URL("/api/v1/websocket/rooms/caf%C3%A9/members"))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"room":"café"`) {
+		t.Errorf("GET members of café = %d %s, want 200 for the UTF-8 name", resp.StatusCode, body)
+	}
+}
