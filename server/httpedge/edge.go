@@ -53,6 +53,7 @@ type Config struct {
 func Handler(ctx context.Context, cfg Config) (http.Handler, error) {
 	gw := runtime.NewServeMux(
 		runtime.WithIncomingHeaderMatcher(forwardHeader),
+		runtime.WithRoutingErrorHandler(routingError),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			// The seed's snake_case field names, and zero counts shown as 0.
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
@@ -160,6 +161,18 @@ func forwardHeader(key string) (string, bool) {
 		return "x-request-id", true
 	}
 	return runtime.DefaultHeaderMatcher(key)
+}
+
+// routingError answers a request no REST route takes as the gateway does,
+// except a method the path does not take: 405, where the gateway answers
+// 501 (its Unimplemented), which counts a client's mistake as the
+// server's failure.
+func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, status int) {
+	if status != http.StatusMethodNotAllowed {
+		runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, status)
+		return
+	}
+	writeJSON(w, status, map[string]any{"code": 12, "message": fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path)})
 }
 
 // notReady is cfg.NotReady's answer, "" without it.
