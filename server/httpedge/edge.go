@@ -5,6 +5,7 @@ package httpedge
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,7 +20,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
-	"github.com/tertulia/tertulia/server/hub"
 )
 
 // Config says what the edge serves.
@@ -47,6 +47,9 @@ type Config struct {
 	// NotReady, if set, says why the node, serving, takes no new sessions
 	// ("" when it does): /health then answers 503 with it as its status.
 	NotReady func() string
+	// BodyTimeout bounds the wait for a REST request's body, from its
+	// head (see readBody). Default ReadHeaderTimeout.
+	BodyTimeout time.Duration
 }
 
 // Handler returns the HTTP handler of the edge.
@@ -72,7 +75,7 @@ func Handler(ctx context.Context, cfg Config) (http.Handler, error) {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/", withCORS(cfg.AllowOrigin, requireUTF8(requireJSON(queryAsBody(gw)))))
+	mux.Handle("/api/", withCORS(cfg.AllowOrigin, requireUTF8(requireJSON(readBody(cmp.Or(cfg.BodyTimeout, ReadHeaderTimeout), queryAsBody(gw))))))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		if cfg.Stopping != nil && cfg.Stopping() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting_down", "service": "tertulia"})
@@ -121,18 +124,12 @@ const ReadHeaderTimeout = 10 * time.Second
 
 // queryAsBody lets POST routes take their fields as query parameters, as the
 // seed's FastAPI routes did (`POST /broadcast?message=hi`): with no body, the
-// query becomes the JSON body the gateway decodes. It also bounds bodies.
+// query becomes the JSON body the gateway decodes. The body, if any, is in
+// memory already (readBody).
 func queryAsBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, hub.MaxFrameBytes)
-		}
-		if r.Method == http.MethodPost && r.ContentLength <= 0 && r.URL.RawQuery != "" {
-			body, err := io.ReadAll(r.Body)
-			if err != nil {
-				writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"code": 8, "message": "request body too large"})
-				return
-			}
+		if r.Method == http.MethodPost && r.URL.RawQuery != "" {
+			body, _ := io.ReadAll(r.Body)
 			if len(bytes.TrimSpace(body)) == 0 {
 				fields := make(map[string]string)
 				for k, v := range r.URL.Query() {
