@@ -5,6 +5,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -83,6 +84,10 @@ type Config struct {
 	// (/debug/pprof/), and the HTTP port no longer serves /metrics. Serve
 	// closes it.
 	AdminListener net.Listener
+	// RequestWait bounds the wait for a request once its head has come: a
+	// REST body, a unary gRPC call's message (see grpcapi.RequestWait).
+	// Default httpedge.ReadHeaderTimeout.
+	RequestWait time.Duration
 }
 
 // The shutdown defaults: a spread long enough that thousands of clients
@@ -127,6 +132,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
 	}
+	cfg.RequestWait = cmp.Or(cfg.RequestWait, httpedge.ReadHeaderTimeout)
 	if cfg.TrustedProxies == nil {
 		cfg.TrustedProxies = DefaultTrustedProxies
 	}
@@ -160,7 +166,7 @@ func New(cfg Config) (*Node, error) {
 		stop:   newStopState(),
 	}
 	n.chat = grpcapi.NewChatService(n.hub, cfg.Logger)
-	n.grpc = grpc.NewServer(append(append(n.observers(),
+	n.grpc = grpc.NewServer(append(append(append(grpcapi.RequestWait(cfg.RequestWait), n.observers()...),
 		serverCreds(cfg.TLS),
 		grpcapi.ServerCodec(),
 		grpc.ChainUnaryInterceptor(grpcapi.UnaryAuth(a), grpcapi.UnaryReads(!cfg.Dev)),
@@ -222,6 +228,7 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 		AllowOrigin: bridge.Origins{Allowed: n.cfg.AllowedOrigins, Dev: n.cfg.Dev}.AllowOrigin,
 		Stopping:    n.stop.stopping.Load,
 		NotReady:    n.notReady,
+		BodyTimeout: n.cfg.RequestWait,
 	})
 	if err != nil {
 		return err
