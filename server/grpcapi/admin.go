@@ -36,7 +36,7 @@ func NewAdminService(h *hub.Hub, log *slog.Logger) *AdminService {
 
 // Bounds on what an administrator's call may carry.
 const (
-	maxUserID  = 256
+	maxUserID  = hub.MaxUserIDBytes
 	maxReason  = 64 // with its prefix, within the 123 bytes of a WebSocket close reason
 	maxBanTime = 100 * 365 * 24 * time.Hour
 )
