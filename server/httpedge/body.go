@@ -63,3 +63,36 @@ func isTimeout(err error) bool {
 	var ne interface{ Timeout() bool }
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// BodyWithin gives r's body d from now to come whole, for a handler that
+// reads the body itself (gRPC-Web): the read deadline is lifted once the
+// body has been read to its end, so that the answer may then take as long
+// as it needs, and a body that does not come in time fails the handler's
+// read. Without it, a client could hold the request open for ever by
+// sending its body a byte at a time.
+func BodyWithin(w http.ResponseWriter, r *http.Request, d time.Duration) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(d)) != nil {
+		return
+	}
+	r.Body = &liftAtEOF{ReadCloser: r.Body, rc: rc}
+}
+
+// liftAtEOF is a body whose read deadline is lifted when it ends.
+type liftAtEOF struct {
+	io.ReadCloser
+	rc     *http.ResponseController
+	lifted bool
+}
+
+func (b *liftAtEOF) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.lifted {
+		b.lifted = true
+		b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}

@@ -30,12 +30,7 @@ import (
 // An idle keep-alive HTTP connection is closed after the idle timeout.
 func TestIdleKeepAliveIsClosed(t *testing.T) {
 	srv := nodetest.Start(t, node.Config{Limits: node.Limits{HTTPIdleTimeout: 200 * time.Millisecond}})
-	nc, err := net.Dial("tcp", srv.HTTPAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(waitTimeout))
+	nc := rawConn(t, srv.HTTPAddr)
 	if _, err := io.WriteString(nc, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -195,12 +190,7 @@ func TestGRPCHeadersAreBounded(t *testing.T) {
 // pings kept its connection alive).
 func TestUnaryCallWithoutItsMessageIsEnded(t *testing.T) {
 	srv := nodetest.Start(t, node.Config{RequestWait: 300 * time.Millisecond})
-	nc, err := net.Dial("tcp", srv.GRPCAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(waitTimeout))
+	nc := rawConn(t, srv.GRPCAddr)
 	io.WriteString(nc, http2.ClientPreface)
 	fr := http2.NewFramer(nc, nc)
 	fr.WriteSettings()
@@ -230,4 +220,31 @@ func TestUnaryCallWithoutItsMessageIsEnded(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A gRPC-Web call, on the HTTP port, whose body does not come whole is
+// ended once the wait for it is over, as a gRPC call's message is: before,
+// it stayed open for as long as the client kept sending a byte at times.
+func TestGRPCWebCallWithoutItsBodyIsEnded(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{RequestWait: 300 * time.Millisecond})
+	nc := rawConn(t, srv.HTTPAddr)
+	io.WriteString(nc, "POST "+chatv1.ChatService_GetStats_FullMethodName+" HTTP/1.1\r\nHost: tertulia\r\n"+
+		"Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\nContent-Length: 4096\r\n\r\n\x00\x00\x00\x0f\xfb")
+	// Whatever the answer, it must come, and the connection end.
+	if _, err := io.Copy(io.Discard, nc); err != nil {
+		t.Errorf("the call was not ended: %v", err)
+	}
+}
+
+// rawConn dials addr for a test that speaks the protocol itself; every
+// read and write must be done within waitTimeout.
+func rawConn(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(waitTimeout))
+	return nc
 }

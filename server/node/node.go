@@ -292,7 +292,7 @@ func (n *Node) mountHandlers() error {
 	n.bridge = b
 	n.cfg.Metrics.ObserveHandshakes(b.HandshakesRefused)
 	h := b.Handlers()
-	web := grpcWeb(n.grpc, origins)
+	web := grpcWeb(n.grpc, origins, n.cfg.RequestWait)
 	for _, path := range grpcweb.ListGRPCResources(n.grpc) {
 		h[path] = web
 	}
@@ -316,7 +316,7 @@ func LocalAddr(a net.Addr) string {
 // grpcWeb serves gRPC-Web (and its WebSocket transport, which carries the
 // Connect stream) on the HTTP port. CORS answers only allowed origins;
 // same-origin pages need none.
-func grpcWeb(srv *grpc.Server, origins bridge.Origins) http.Handler {
+func grpcWeb(srv *grpc.Server, origins bridge.Origins, requestWait time.Duration) http.Handler {
 	web := grpcweb.WrapServer(srv,
 		grpcweb.WithOriginFunc(origins.AllowOrigin),
 		grpcweb.WithWebsockets(true),
@@ -326,6 +326,9 @@ func grpcWeb(srv *grpc.Server, origins bridge.Origins) http.Handler {
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if web.IsGrpcWebRequest(r) || web.IsAcceptableGrpcCorsRequest(r) || web.IsGrpcWebSocketRequest(r) {
+			if !web.IsGrpcWebSocketRequest(r) { // a call's request, which must come in time
+				httpedge.BodyWithin(w, r, requestWait)
+			}
 			web.ServeHTTP(w, r.WithContext(withTransport(r.Context(), metrics.GRPCWeb)))
 			return
 		}
