@@ -9,8 +9,8 @@ import (
 	"google.golang.org/grpc/tap"
 )
 
-// RequestWait bounds the wait for a unary call's request message: a call
-// whose message has not come whole within d of its headers is cancelled.
+// RequestWait bounds the wait for a call's request message: a call whose
+// message has not come whole within d of its headers is cancelled.
 // Without it a client, before any token is looked at, could send the
 // start of a message and nothing more, and hold the stream and what it
 // sent (up to the 64 KiB a message may have) for ever: a server's
@@ -18,9 +18,10 @@ import (
 // open is never idle. It is the gRPC side of the REST body's bound.
 //
 // The wait starts when the call's headers arrive (a tap handle) and ends
-// when the first interceptor runs: for a unary call, once its message is
-// read; for a stream (Connect), at once, since a stream's messages are its
-// own business. Calls served through ServeHTTP (gRPC-Web) have no tap and
+// once the call's one request message is read (a unary call; a
+// server-streaming one such as Health.Watch), or at once for a call whose
+// client streams (Connect), since those messages are the stream's own
+// business. Calls served through ServeHTTP (gRPC-Web) have no tap and
 // no wait. The options must come before every other interceptor.
 func RequestWait(d time.Duration) []grpc.ServerOption {
 	return []grpc.ServerOption{
@@ -33,9 +34,12 @@ func RequestWait(d time.Duration) []grpc.ServerOption {
 			requestCame(ctx)
 			return next(ctx, req)
 		}),
-		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, next grpc.StreamHandler) error {
-			requestCame(ss.Context())
-			return next(srv, ss)
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+			if info.IsClientStream {
+				requestCame(ss.Context())
+				return next(srv, ss)
+			}
+			return next(srv, firstRecvEndsWait{ss}) // one request, then answers (Health.Watch)
 		}),
 	}
 }
@@ -50,4 +54,14 @@ func requestCame(ctx context.Context) {
 	if t, ok := ctx.Value(requestWaitKey{}).(*time.Timer); ok {
 		t.Stop()
 	}
+}
+
+// firstRecvEndsWait is a server-streaming call whose wait ends once its
+// request message is read.
+type firstRecvEndsWait struct{ grpc.ServerStream }
+
+func (s firstRecvEndsWait) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	requestCame(s.Context())
+	return err
 }

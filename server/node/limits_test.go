@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -183,42 +184,47 @@ func TestGRPCHeadersAreBounded(t *testing.T) {
 	}
 }
 
-// A unary call whose request message does not come whole is ended once
-// the wait for it is over, before any token is looked at: nobody holds a
-// stream, and what it sent, by sending the start of a message and no
-// more. Before, the call stayed open for ever (the server's keepalive
-// pings kept its connection alive).
-func TestUnaryCallWithoutItsMessageIsEnded(t *testing.T) {
+// A call whose request message does not come whole (a unary call, or a
+// server-streaming one such as Health.Watch) is ended once the wait for it
+// is over, before any token is looked at: nobody holds a stream, and what
+// it sent, by sending the start of a message and no more. Before, the call
+// stayed open for ever (the server's keepalive pings kept its connection
+// alive).
+func TestCallWithoutItsMessageIsEnded(t *testing.T) {
 	srv := nodetest.Start(t, node.Config{RequestWait: 300 * time.Millisecond})
-	nc := rawConn(t, srv.GRPCAddr)
-	io.WriteString(nc, http2.ClientPreface)
-	fr := http2.NewFramer(nc, nc)
-	fr.WriteSettings()
-	var head bytes.Buffer
-	enc := hpack.NewEncoder(&head)
-	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", chatv1.ChatService_GetStats_FullMethodName},
-		{":authority", "tertulia"}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
-		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: head.Bytes(), EndHeaders: true})
-	fr.WriteData(1, false, []byte{0, 0, 0, 0x10, 0}) // announces a 4 KiB message, sends none of it
-	for {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			t.Fatalf("the call was not ended: %v", err)
-		}
-		switch f := f.(type) {
-		case *http2.SettingsFrame:
-			if !f.IsAck() {
-				fr.WriteSettingsAck()
+	for _, method := range []string{chatv1.ChatService_GetStats_FullMethodName, healthpb.Health_Watch_FullMethodName} {
+		t.Run(method, func(t *testing.T) {
+			nc := rawConn(t, srv.GRPCAddr)
+			io.WriteString(nc, http2.ClientPreface)
+			fr := http2.NewFramer(nc, nc)
+			fr.WriteSettings()
+			var head bytes.Buffer
+			enc := hpack.NewEncoder(&head)
+			for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", method},
+				{":authority", "tertulia"}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
+				enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 			}
-		case *http2.RSTStreamFrame:
-			return
-		case *http2.HeadersFrame:
-			if f.StreamEnded() { // the trailers, with a status
-				return
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: head.Bytes(), EndHeaders: true})
+			fr.WriteData(1, false, []byte{0, 0, 0, 0x10, 0}) // announces a 4 KiB message, sends none of it
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					t.Fatalf("the call was not ended: %v", err)
+				}
+				switch f := f.(type) {
+				case *http2.SettingsFrame:
+					if !f.IsAck() {
+						fr.WriteSettingsAck()
+					}
+				case *http2.RSTStreamFrame:
+					return
+				case *http2.HeadersFrame:
+					if f.StreamEnded() { // the trailers, with a status
+						return
+					}
+				}
 			}
-		}
+		})
 	}
 }
 
