@@ -423,4 +423,17 @@ for (const giveUp of ['leave', 'join again']) {
   r.observe({ type: 'room_left', room: 'copas', user_id: 'u-alice', kicked: true, yours: true });
   assert.equal(r.leave('copas'), null, 'kicked out: no leave_room');
 }
+// Joined twice, the first join refused for now, the second for good: the
+// first is not sent again, so no answer to it is to come, and the server
+// never let the connection in. Leaving sends no leave_room.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const j1 = r.join('tapas');
+  const j2 = r.join('tapas');
+  r.observe({ type: 'error', id: j1.id, code: 'unavailable', message: 'could not join room "tapas"' });
+  r.observe({ type: 'error', id: j2.id, code: 'banned', message: 'banned from room "tapas"' });
+  assert.deepEqual(r.retryFrames(), [], 'the join refused for now is not sent again');
+  assert.equal(r.leave('tapas'), null, 'no leave_room: no join of tapas was accepted or is to be answered');
+}
 console.log('OK');

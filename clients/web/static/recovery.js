@@ -359,7 +359,7 @@ export class Recovery {
     }
     // A refused join is not tried again, and the messages waiting for it fail with its error.
     this.joined.delete(join.room);
-    this.due.delete(join.room);
+    this.dropDue(join.room); // not to be sent again: no answer to it is to come
     this.refused.set(join.room, { code: frame.code, message: frame.message });
     if (!frame.room) frame.room = join.room;
     this.fail(join.room, frame);
