@@ -54,10 +54,7 @@ func (r *Recovery) observe(f *chatv1.ServerFrame) observation {
 			o.refusedJoin = room
 		}
 	}
-	if l := f.GetRoomLeft(); l != nil {
-		o.kicked = r.kickedFrom(l)
-	}
-	o.fresh = r.see(f)
+	o.fresh, o.kicked = r.see(f)
 	return o
 }
 
@@ -143,6 +140,20 @@ func (r *Recovery) behindJoin(f *chatv1.ClientFrame) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.waitsForJoin(f)
+}
+
+// released returns, in send order, the frames awaiting their ack that are
+// not behind their room's join (behindJoin), under one lock.
+func (r *Recovery) released() []*chatv1.ClientFrame {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*chatv1.ClientFrame
+	for _, id := range r.sent {
+		if f := r.pending[id]; !r.waitsForJoin(f) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func (r *Recovery) waitsForJoin(f *chatv1.ClientFrame) bool {
