@@ -60,11 +60,21 @@ import (
 // private messages may come after live ones that arrived meanwhile: order
 // them by offset.
 //
-// Its sending methods (Join, Leave, SendFrame, Send, Private) return once
-// their frame is written, or at once if it waits its turn; their ctx
-// bounds that wait only: a call whose ctx ends returns ctx.Err(), and what
-// it asked for stands (the room joined or left, the frame queued to go as
-// if the call had waited). Its methods are safe for concurrent use.
+// Its sending methods (Join, Leave, SendFrame, Send, Private) take a ctx
+// that bounds only the caller's wait for the write, never what the call
+// does. A call whose ctx has already ended does nothing and returns
+// ctx.Err(). Otherwise the call does what it asks for (the room is joined
+// or left, the frame queued) and returns once its frame is written, or at
+// once if the call does not wait (between connections, or for a message
+// that waits its turn); if ctx ends before the write, it returns
+// ctx.Err(), and what it asked for stands: the frame stays queued and goes
+// when the connection takes it, unless the connection ends first; then
+// what Reconnecting keeps across connections goes on the next one (a
+// joined room's join, a message that awaits its ack, which keeps its id
+// and its place and gets its one last answer on Events as if the call had
+// waited), and any other frame is not sent.
+//
+// Its methods are safe for concurrent use.
 type Reconnecting struct {
 	addrs  []string
 	opts   []Option

@@ -9,26 +9,18 @@ import (
 // This file is a Reconnecting session's sending side: the methods that
 // record what the caller asks for (Recovery) and put its frames on the
 // current connection's outbox, and the wait for their writes.
-//
-// Their ctx bounds the caller's wait for the write only, never what the
-// call does: the room is joined or left, and the frame is queued, whatever
-// ctx says. If ctx ends (even before the call) while the frame is not
-// written yet, the call returns ctx.Err() and the frame stays queued: it
-// goes when the connection takes it, unless the connection ends first;
-// then what Reconnecting keeps across connections goes on the next one (a
-// joined room's join, a message that awaits its ack), and any other frame
-// is not sent. A call that does not wait (between connections, or for a
-// message that waits its turn) returns nil, whatever ctx says.
 
 // Join joins room now, and again on every new connection until Leave.
 // Between connections it only records the room. Messages to room wait for
 // the join's room_joined, or its already_in_room if the connection is in
 // the room (see Reconnecting). After an administrator kicked the user out
 // of room, it is a fresh join. It returns once the join_room is written,
-// or its write failed (the room is joined again on the next connection),
-// or ctx ends: then it returns ctx.Err(), the room is joined all the same
-// and its join_room goes when the connection takes it.
+// or its write failed (the room is joined again on the next connection).
+// ctx bounds only the wait for the write; see Reconnecting.
 func (r *Reconnecting) Join(ctx context.Context, room string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	f := r.rec.Join(room, 0)
 	if r.out == nil {
@@ -60,10 +52,12 @@ func (r *Reconnecting) Join(ctx context.Context, room string) error {
 // connection in room, so there is nothing to leave. Of a room joined only
 // by a join_room frame, kicks and refusals are not seen: only a Leave is.
 // It returns once the leave_room is written, or its write failed (the
-// room is not joined on the next connection), or ctx ends: then it
-// returns ctx.Err(), the room is left all the same and its leave_room
-// goes when the connection takes it.
+// room is not joined on the next connection). ctx bounds only the wait
+// for the write; see Reconnecting.
 func (r *Reconnecting) Leave(ctx context.Context, room string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	due, joinID, in := r.rec.leave(room)
 	if r.out == nil {
@@ -95,10 +89,11 @@ func (r *Reconnecting) Leave(ctx context.Context, room string) error {
 // connections. A frame sent now returns once written (or once its write
 // failed: a message then goes again on the next connection, and SendFrame
 // returns nil), as Session.SendFrame does; one that waits returns at once.
-// If ctx ends before the write, SendFrame returns ctx.Err(), and the frame
-// stays queued: a message keeps its id and its place, and gets its one
-// last answer on Events as if SendFrame had waited.
+// ctx bounds only the wait for the write; see Reconnecting.
 func (r *Reconnecting) SendFrame(ctx context.Context, f *chatv1.ClientFrame) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	kept := f.GetMessage() != nil || f.GetPrivateMessage() != nil
 	if kept || r.out != nil {
@@ -131,12 +126,13 @@ func (r *Reconnecting) SendFrame(ctx context.Context, f *chatv1.ClientFrame) err
 // Send posts message to room, or to everyone connected if room is empty,
 // under an id of its own: it arrives once, whatever connections come and
 // go, and its ack (with that id) comes on Events. It waits as SendFrame
-// does.
+// does. ctx bounds only the wait for the write; see Reconnecting.
 func (r *Reconnecting) Send(ctx context.Context, room, message string) error {
 	return r.SendFrame(ctx, &chatv1.ClientFrame{Kind: &chatv1.ClientFrame_Message{Message: &chatv1.SendMessage{Room: room, Message: message}}})
 }
 
 // Private sends message to every connection of user, as Send does.
+// ctx bounds only the wait for the write; see Reconnecting.
 func (r *Reconnecting) Private(ctx context.Context, user, message string) error {
 	return r.SendFrame(ctx, &chatv1.ClientFrame{Kind: &chatv1.ClientFrame_PrivateMessage{PrivateMessage: &chatv1.SendPrivateMessage{TargetUser: user, Message: message}}})
 }

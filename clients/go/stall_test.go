@@ -91,18 +91,18 @@ func (st *stalled) inTapas(t *testing.T, last string) []*chatv1.ServerFrame {
 }
 
 // acked reads alice's events until every message to tapas, and last, is
-// acknowledged, and until match too if it is not nil.
-func (st *stalled) acked(t *testing.T, last string, match func(*chatv1.ServerFrame) bool) *answers {
+// acknowledged. The node answers in the order it reads, so every answer to
+// a frame alice sent before last has come by then.
+func (st *stalled) acked(t *testing.T, last string) *answers {
 	t.Helper()
-	got, matched := newAnswers(), match == nil
-	got.read(t, st.alice.Events(), "every message's ack", func(f *chatv1.ServerFrame) bool {
-		matched = matched || match(f)
+	got := newAnswers()
+	got.read(t, st.alice.Events(), "every message's ack", func(*chatv1.ServerFrame) bool {
 		for i := 1; i <= waiting; i++ {
 			if got.acks[fmt.Sprintf("m%d", i)] == 0 {
 				return false
 			}
 		}
-		return matched && got.acks[last] > 0
+		return got.acks[last] > 0
 	})
 	return got
 }
@@ -129,52 +129,77 @@ func TestReadingGoesOnWhileAWriteIsBlocked(t *testing.T) {
 	kick(t, st.srv, alice.Events(), "alice", "copas")
 
 	st.p.up.open()
-	st.acked(t, "last", nil)
+	st.acked(t, "last")
 	if err := <-sent; err != nil { // written before its ack came
 		t.Errorf("the last send: %v", err)
 	}
 	st.inTapas(t, "última")
 }
 
-// A call whose write the node does not take returns ctx.Err() once its
-// context ends, and what it asked for stands: once the node reads again,
-// the room it joined is joined, the room it left is left, and the message
-// it sent is acknowledged, once; then alice chats on.
+// A call whose context has already ended does nothing and returns
+// ctx.Err(). One whose write the node does not take returns ctx.Err() once
+// its context ends, and what it asked for stands: once the node reads
+// again, the message it sent is acknowledged, once; then alice chats on.
 func TestACallReturnsWhenItsContextEndsAndItsFrameStillGoes(t *testing.T) {
 	st := stall(t)
 	alice := st.alice
 
-	// A context ended before the call bounds no wait at all.
 	ended, cancel := context.WithCancel(t.Context())
 	cancel()
 	expect(t, "Join with an ended context", context.Canceled, start(func() error { return alice.Join(ended, "cañas") }))
 	late, cancelLate := context.WithDeadline(t.Context(), time.Now())
 	defer cancelLate()
 	expect(t, "Leave past its deadline", context.DeadlineExceeded, start(func() error { return alice.Leave(late, "copas") }))
-	// One that ends while the call waits for its write.
+	expect(t, "SendFrame with an ended context", context.Canceled, start(func() error {
+		return alice.SendFrame(ended, nodetest.RoomMessage("never", "copas", "nunca"))
+	}))
+
+	// A context that ends while the call waits for its write: the call
+	// waits until then.
 	waitCtx, cancelWait := context.WithCancel(t.Context())
 	sent := start(func() error { return alice.SendFrame(waitCtx, nodetest.RoomMessage("last", "tapas", "última")) })
 	eventually(t, "last tracked", func() bool { return alice.Pending() == waiting+1 })
+	select {
+	case err := <-sent:
+		t.Fatalf("SendFrame returned %v before its context ended, while its write was blocked", err)
+	case <-time.After(50 * time.Millisecond):
+	}
 	cancelWait()
 	expect(t, "SendFrame cancelled while its write waits", context.Canceled, sent)
 
 	st.p.up.open()
-	got := st.acked(t, "last", joined("cañas"))
-	if got.acks["last"] != 1 || len(got.errors) != 0 {
-		t.Errorf("acks of last: %d, errors %q; want one ack, no error", got.acks["last"], got.errors)
-	}
-	// The leave_room went before last, behind the join.
-	if !slices.ContainsFunc(st.inTapas(t, "última"), func(f *chatv1.ServerFrame) bool {
-		return f.GetRoomLeft().GetRoom() == "copas" && f.GetRoomLeft().GetUserId() == "alice"
-	}) {
-		t.Error("bob did not see alice leave copas before her last message")
-	}
-	if err := alice.Send(t.Context(), "cañas", "¡salud!"); err != nil {
+	seen := st.inTapas(t, "última")
+	// A join with a live context works, and alice chats on in cañas.
+	if err := alice.Join(t.Context(), "cañas"); err != nil {
 		t.Fatal(err)
 	}
+	send(t, alice, nodetest.RoomMessage("salud", "cañas", "¡salud!"))
+	got := st.acked(t, "salud") // alice reads on: salud waits for cañas's room_joined
 	st.bob.Await("alice's ¡salud! in cañas", func(f *chatv1.ServerFrame) bool {
+		seen = append(seen, f)
 		return f.GetMessage().GetRoom() == "cañas" && f.GetMessage().GetMessage() == "¡salud!"
 	})
+	if got.acks["last"] != 1 || got.acks["never"] != 0 || len(got.errors) != 0 {
+		t.Errorf("acks of last: %d, of never: %d, errors %q; want one ack of last, none of never, no error",
+			got.acks["last"], got.acks["never"], got.errors)
+	}
+	var joins, leaves, nunca int
+	for _, f := range seen {
+		joins += count(f.GetRoomJoined().GetRoom() == "cañas" && f.GetRoomJoined().GetUserId() == "alice")
+		leaves += count(f.GetRoomLeft().GetRoom() == "copas" && f.GetRoomLeft().GetUserId() == "alice")
+		nunca += count(f.GetMessage().GetMessage() == "nunca")
+	}
+	if joins != 1 || leaves != 0 || nunca != 0 {
+		t.Errorf("bob saw alice join cañas %d times, leave copas %d times, send nunca %d times; want 1, 0, 0", joins, leaves, nunca)
+	}
+}
+
+// count is 1 if b, else 0.
+func count(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // start runs call on a goroutine of its own, and returns where its result
