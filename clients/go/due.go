@@ -1,6 +1,9 @@
 package client
 
 import (
+	"iter"
+	"slices"
+
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
 )
@@ -147,13 +150,19 @@ func (r *Recovery) behindJoin(f *chatv1.ClientFrame) bool {
 func (r *Recovery) released() []*chatv1.ClientFrame {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []*chatv1.ClientFrame
-	for _, id := range r.sent {
-		if f := r.pending[id]; !r.waitsForJoin(f) {
-			out = append(out, f)
+	return slices.Collect(r.unblocked())
+}
+
+// unblocked yields released's frames, in send order; r.mu is held while it
+// runs.
+func (r *Recovery) unblocked() iter.Seq[*chatv1.ClientFrame] {
+	return func(yield func(*chatv1.ClientFrame) bool) {
+		for _, id := range r.sent {
+			if f := r.pending[id]; !r.waitsForJoin(f) && !yield(f) {
+				return
+			}
 		}
 	}
-	return out
 }
 
 func (r *Recovery) waitsForJoin(f *chatv1.ClientFrame) bool {
@@ -194,10 +203,8 @@ func (r *Recovery) firstDue() (string, *roomPosition, *chatv1.ClientFrame) {
 			return room, rp, nil
 		}
 	}
-	for _, id := range r.sent {
-		if f := r.pending[id]; !r.waitsForJoin(f) {
-			return "", nil, f
-		}
+	for f := range r.unblocked() {
+		return "", nil, f
 	}
 	return "", nil, nil
 }
