@@ -136,10 +136,8 @@ export class Recovery {
     this.pending = new Map(); // id -> frame sent and not acknowledged, in send order
     this.seen = new Set(); // keys of the logged messages shown
     this.gaps = new Map(); // room -> { after, upTo, epoch }: what a join could not replay
-    this.refusalsForNow = new WeakSet(); // error frames that refused for now a frame to send again (refusedForNow)
     // Of the current connection only (resume starts them again):
-    // room -> RoomJoins, in the order their joins fell due (retryFrames sends them so)
-    this.joins = new Map();
+    this.joins = new Map(); // room -> RoomJoins
     this.recoverDue = false; // recovering was refused for now: to send again
     this.waiting = new Set(); // ids of pending messages not sent on it: behind their room's join
     this.ready = []; // messages whose room's join was accepted: to send (takeReady)
@@ -279,19 +277,26 @@ export class Recovery {
   /**
    * refusedForNow reports whether frame, observed, refused for now a frame
    * to send again (retryFrames): a message awaiting its ack, the join of a
-   * room joined, or the recover_private. observe decides it (error).
+   * room joined (sendAgain forgets that of a room left), or the
+   * recover_private.
    */
   refusedForNow(frame) {
-    return this.refusalsForNow.has(frame);
+    if (frame.type !== 'error' || !RETRY.has(frame.code) || !frame.id) return false;
+    return this.pending.has(frame.id) || this.joinOf(frame.id).length > 0 || this.recovering?.id === frame.id;
   }
 
   /**
    * retryFrames returns the frames to send again after a refusal for now:
-   * the joins refused for now, the recover_private if it was, then every
-   * message awaiting its ack that is not behind its room's join.
+   * the joins refused for now, in join order (Go: nextDue), the
+   * recover_private if it was, then every message awaiting its ack that is
+   * not behind its room's join.
    */
   retryFrames() {
-    const frames = [...this.joins.values()].filter((joins) => joins.due).map((joins) => joins.resend());
+    const frames = [];
+    for (const room of this.joined) {
+      const joins = this.joins.get(room);
+      if (joins?.due) frames.push(joins.resend());
+    }
     if (this.recoverDue) frames.push(this.recovering);
     this.recoverDue = false;
     return frames.concat([...this.pending.values()].filter((f) => !this.waiting.has(f.id) && !this.behindJoin(f)));
@@ -379,31 +384,25 @@ export class Recovery {
    */
   error(frame) {
     if (!RETRY.has(frame.code)) this.refusedForGood(frame);
-    else if (this.sendAgain(frame.id)) this.refusalsForNow.add(frame);
+    else this.sendAgain(frame.id);
   }
 
   /**
-   * sendAgain notes that the frame with id was refused for now, and reports
-   * whether it is to send again (retryFrames): the recover_private, a
-   * message awaiting its ack, or a join of a room still joined, due again
-   * after the joins that fell due before it. A join of a room left is not.
+   * sendAgain notes that the frame with id was refused for now: the
+   * recover_private, or a join of a room still joined, is due again
+   * (retryFrames); a message awaiting its ack goes again anyway. A join of
+   * a room left is given up.
    */
   sendAgain(id) {
-    if (!id) return false;
-    if (this.recovering?.id === id) return (this.recoverDue = true);
+    if (!id) return;
+    if (this.recovering?.id === id) {
+      this.recoverDue = true;
+      return;
+    }
     const [joins, join] = this.joinOf(id);
-    if (!join) return this.pending.has(id);
-    if (!this.joined.has(join.room)) {
-      joins.asked.delete(id);
-      return false;
-    }
-    if (!joins.due) {
-      // Last in the order joins fell due, which retryFrames sends them in.
-      this.joins.delete(join.room);
-      this.joins.set(join.room, joins);
-    }
-    joins.setDue(join);
-    return true;
+    if (!join) return;
+    if (!this.joined.has(join.room)) joins.asked.delete(id);
+    else joins.setDue(join);
   }
 
   /**
