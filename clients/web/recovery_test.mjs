@@ -458,4 +458,16 @@ for (const giveUp of ['leave', 'join again']) {
   assert.deepEqual(r.retryFrames(), [], 'the join refused for now is not sent again');
   assert.equal(r.leave('tapas'), null, 'no leave_room: no join of tapas was accepted or is to be answered');
 }
+// A join refused for now, due, then the connection ends: the join is given
+// up (resume sends a new one), so leaving the room before the next welcome
+// (a page other than rooms.html may) sends no leave_room: the server never
+// let the connection in.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const j1 = r.join('tapas');
+  r.observe(refusal(j1));
+  r.closed();
+  assert.equal(r.leave('tapas'), null, 'no leave_room: no join of tapas was accepted or is to be answered');
+}
 console.log('OK');

@@ -3,6 +3,8 @@
 // acknowledgements, recovery"). It knows no WebSocket: the page feeds it
 // every frame (observe) and sends what it returns. Plain ES module.
 
+import { RoomJoins } from './roomjoins.js';
+
 /** logKey names a room's log, or the user's inbox. */
 const INBOX = '\u0000inbox';
 
@@ -20,84 +22,6 @@ export const RETRY_AT_LEAST = 1000;
 /** key identifies one logged message: its log, epoch and offset. */
 function key(log, epoch, offset) {
   return `${log}\n${epoch}\n${offset}`;
-}
-
-/** Where the connection stands in a room, as the page knows it (Go: roomPosition's in and live). */
-const OUT = 'out'; // not let in on the connection (or it ended), or taken out since (a kick)
-const IN = 'in'; // let in (a join accepted), then joined again: messages to it wait for that join
-const LIVE = 'live'; // let in, and not joined again since: messages to it go at once
-
-/**
- * RoomJoins is where one room's joins stand on the current connection (Go:
- * roomPosition's in, live, asked and due): whether the server let the
- * connection in (state), the join frames sent and not answered, the one of
- * them refused for now and due again, and the refusal for good of a join
- * of it. Every fact of the connection about a room that a Recovery uses is
- * read from it; across connections it keeps joined, rooms and gaps.
- */
-class RoomJoins {
-  state = OUT;
-  asked = new Map(); // id -> join frame sent on the connection: its answer is to come, or it is due
-  due = null; // the join of asked refused for now, to send again (retryFrames); null if none
-  resent = new WeakSet(); // joins sent again after a refusal for now (retryFrames)
-  refusal = null; // { code, message } of a join refused for good, until joined again or accepted
-
-  /** toBeAnswered reports whether a join was sent and its answer is still to come: not the one due. */
-  toBeAnswered() {
-    return [...this.asked.values()].some((j) => j !== this.due);
-  }
-
-  /**
-   * retrying reports whether a join was refused for now and is not given
-   * up on: it is due again, or was sent again and is still to be answered.
-   */
-  retrying() {
-    return this.due !== null || [...this.asked.values()].some((j) => this.resent.has(j));
-  }
-
-  /** setDue notes join refused for now: due again; the join due before it is given up (no answer to come). */
-  setDue(join) {
-    if (this.due !== join) this.dropDue();
-    this.due = join;
-  }
-
-  /** dropDue gives up the join due: it will not be sent again, so no answer to it is to come. */
-  dropDue() {
-    if (this.due) this.asked.delete(this.due.id);
-    this.due = null;
-  }
-
-  /** resend returns the join due, to send again now: its answer is to come. */
-  resend() {
-    const join = this.due;
-    this.resent.add(join);
-    this.due = null;
-    return join;
-  }
-
-  /** joinAgain notes a new join of the room: messages wait for it, and what was due or refused is given up. */
-  joinAgain() {
-    if (this.state === LIVE) this.state = IN;
-    this.dropDue();
-    this.refusal = null;
-  }
-
-  /** accepted notes that a join was accepted: the connection is in the room, nothing due or refused. */
-  accepted() {
-    this.state = LIVE;
-    this.dropDue();
-    this.refusal = null;
-  }
-
-  /**
-   * closed notes that the connection ended: it is in the room no more, and
-   * no join is due on it. The joins sent on it are kept until the next
-   * welcome (resume), which forgets them.
-   */
-  closed() {
-    this.state = OUT;
-    this.due = null;
-  }
 }
 
 /**
@@ -161,7 +85,7 @@ export class Recovery {
    */
   joinOf(id) {
     for (const joins of this.joins.values()) {
-      const join = joins.asked.get(id);
+      const join = joins.join(id);
       if (join) return [joins, join];
     }
     return [];
@@ -180,7 +104,7 @@ export class Recovery {
     const id = this.newId('j');
     const pos = this.rooms.get(room);
     const frame = pos ? { type: 'join_room', id, room, since: { ...pos } } : { type: 'join_room', id, room, history: this.history };
-    this.roomJoins(room).asked.set(id, frame);
+    this.roomJoins(room).sent(frame);
     return frame;
   }
 
@@ -192,9 +116,9 @@ export class Recovery {
    * fail here instead (takeFailed): sent behind it, they would likely be
    * refused with it again, each with a bare not_in_room. It returns the
    * leave_room to send, with an id, if the server may hold the connection
-   * in room: a join of it was accepted on it (state IN or LIVE: even if
-   * joined again since, and that join refused for now), or one is still to
-   * be answered; else null. Not if the only join of it was refused for now
+   * in room (mayBeIn): a join of it was accepted on it (even if joined
+   * again since, and that join refused for now), or one is still to be
+   * answered; else null. Not if the only join of it was refused for now
    * and is due: the server would answer the leave_room with a bare
    * not_in_room too. A not_in_room that answers the leave_room (a join on
    * its way refused after all) is not shown (observe). The answers to the
@@ -203,7 +127,7 @@ export class Recovery {
    */
   leave(room) {
     const joins = this.joins.get(room);
-    const mayBeIn = !!joins && (joins.state !== OUT || joins.toBeAnswered());
+    const mayBeIn = !!joins?.mayBeIn();
     if (joins?.retrying()) {
       this.fail(room, { code: 'not_in_room', message: `left room "${room}" before its join was accepted`, timestamp: new Date().toISOString() });
     }
@@ -251,7 +175,7 @@ export class Recovery {
    * not_in_room.
    */
   behindJoin(frame) {
-    return frame.type === 'message' && !!frame.room && this.joined.has(frame.room) && this.joins.get(frame.room)?.state !== LIVE;
+    return frame.type === 'message' && !!frame.room && this.joined.has(frame.room) && !this.joins.get(frame.room)?.live();
   }
 
   /**
@@ -295,7 +219,7 @@ export class Recovery {
     const frames = [];
     for (const room of this.joined) {
       const joins = this.joins.get(room);
-      if (joins?.due) frames.push(joins.resend());
+      if (joins?.due()) frames.push(joins.resend());
     }
     if (this.recoverDue) frames.push(this.recovering);
     this.recoverDue = false;
@@ -401,7 +325,7 @@ export class Recovery {
     }
     const [joins, join] = this.joinOf(id);
     if (!join) return;
-    if (!this.joined.has(join.room)) joins.asked.delete(id);
+    if (!this.joined.has(join.room)) joins.answered(id);
     else joins.setDue(join);
   }
 
@@ -419,19 +343,18 @@ export class Recovery {
       return;
     }
     const sent = this.pending.get(frame.id);
-    const refusal = sent?.room !== undefined && this.joins.get(sent.room)?.refusal;
+    const refusal = sent?.room !== undefined && this.joins.get(sent.room)?.refusal();
     if (frame.code === 'not_in_room' && refusal) Object.assign(frame, refusal);
     this.pending.delete(frame.id);
     const [joins, join] = this.joinOf(frame.id);
     if (!join) return;
-    joins.asked.delete(frame.id);
     if (frame.code === 'already_in_room') {
+      joins.answered(frame.id);
       this.accepted(join.room);
       return;
     }
     this.joined.delete(join.room);
-    joins.dropDue(); // not to be sent again: no answer to it is to come
-    joins.refusal = { code: frame.code, message: frame.message };
+    joins.refusedForGood(frame);
     if (!frame.room) frame.room = join.room;
     this.fail(join.room, frame);
   }
@@ -449,10 +372,8 @@ export class Recovery {
   kicked(frame) {
     const room = frame.room;
     const joins = this.joins.get(room);
-    if (joins) joins.state = OUT;
-    if (this.joined.has(room) && joins?.toBeAnswered()) return;
+    if (joins?.kicked() && this.joined.has(room)) return;
     this.joined.delete(room);
-    joins?.dropDue();
     this.fail(room, { code: 'not_in_room', message: `kicked from room "${room}"`, timestamp: frame.timestamp });
   }
 
@@ -476,7 +397,7 @@ export class Recovery {
   roomJoined(frame) {
     const [joins, join] = this.joinOf(frame.id);
     if (!join) return true;
-    joins.asked.delete(frame.id);
+    joins.answered(frame.id);
     const asked = join.room;
     // The server's spelling (NFC) names the room in its messages: keep it.
     const room = frame.room || asked;
