@@ -1,6 +1,9 @@
 package client
 
 import (
+	"iter"
+	"slices"
+
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/proto/chat/v1/chatcodes"
 )
@@ -54,10 +57,7 @@ func (r *Recovery) observe(f *chatv1.ServerFrame) observation {
 			o.refusedJoin = room
 		}
 	}
-	if l := f.GetRoomLeft(); l != nil {
-		o.kicked = r.kickedFrom(l)
-	}
-	o.fresh = r.see(f)
+	o.fresh, o.kicked = r.see(f)
 	return o
 }
 
@@ -145,6 +145,26 @@ func (r *Recovery) behindJoin(f *chatv1.ClientFrame) bool {
 	return r.waitsForJoin(f)
 }
 
+// released returns, in send order, the frames awaiting their ack that are
+// not behind their room's join (behindJoin), under one lock.
+func (r *Recovery) released() []*chatv1.ClientFrame {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Collect(r.unblocked())
+}
+
+// unblocked yields released's frames, in send order; r.mu is held while it
+// runs.
+func (r *Recovery) unblocked() iter.Seq[*chatv1.ClientFrame] {
+	return func(yield func(*chatv1.ClientFrame) bool) {
+		for _, id := range r.sent {
+			if f := r.pending[id]; !r.waitsForJoin(f) && !yield(f) {
+				return
+			}
+		}
+	}
+}
+
 func (r *Recovery) waitsForJoin(f *chatv1.ClientFrame) bool {
 	room := roomKey(f.GetMessage().GetRoom())
 	rp := r.rooms[room]
@@ -183,10 +203,8 @@ func (r *Recovery) firstDue() (string, *roomPosition, *chatv1.ClientFrame) {
 			return room, rp, nil
 		}
 	}
-	for _, id := range r.sent {
-		if f := r.pending[id]; !r.waitsForJoin(f) {
-			return "", nil, f
-		}
+	for f := range r.unblocked() {
+		return "", nil, f
 	}
 	return "", nil, nil
 }

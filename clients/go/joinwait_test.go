@@ -53,7 +53,7 @@ func reconnecting(t *testing.T, addrs []string, token string, opts ...client.Opt
 // server's already_in_room.
 func joinAgain(t *testing.T, r *client.Reconnecting, room string) {
 	t.Helper()
-	if err := r.Join(room); err != nil {
+	if err := r.Join(t.Context(), room); err != nil {
 		t.Fatal(err)
 	}
 	await(t, r.Events(), "already_in_room", func(f *chatv1.ServerFrame) bool {
@@ -68,7 +68,7 @@ func TestJoinUnderAnotherSpellingLetsItsMessagesGo(t *testing.T) {
 	a := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 	b := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 	alice := reconnecting(t, []string{a.GRPCAddr, b.GRPCAddr}, a.Token(t, "alice", false))
-	if err := alice.Join(cañasNFD); err != nil {
+	if err := alice.Join(t.Context(), cañasNFD); err != nil {
 		t.Fatal(err)
 	}
 	await(t, alice.Events(), "cañas joined", joined("cañas"))
@@ -98,11 +98,11 @@ func TestMessageBetweenJoinAndLeaveGoes(t *testing.T) {
 	bob := nodetest.Open(t, srv.GRPCAddr, srv.Token(t, "bob", false), "bob")
 	bob.JoinFrom("copas", nil, 0)
 	alice := reconnecting(t, []string{srv.GRPCAddr}, srv.Token(t, "alice", false))
-	if err := alice.Join("copas"); err != nil {
+	if err := alice.Join(t.Context(), "copas"); err != nil {
 		t.Fatal(err)
 	}
 	send(t, alice, nodetest.RoomMessage("m1", "copas", "hola y adiós"))
-	if err := alice.Leave("copas"); err != nil {
+	if err := alice.Leave(t.Context(), "copas"); err != nil {
 		t.Fatal(err)
 	}
 	got := newAnswers()
@@ -136,7 +136,7 @@ func TestJoinAfterAKickHoldsItsMessages(t *testing.T) {
 	await(t, alice.Events(), "alice's room_left", func(f *chatv1.ServerFrame) bool { return f.GetRoomLeft().GetKicked() })
 
 	rs.Pause(t)
-	if err := alice.Join(resendRoom); err != nil {
+	if err := alice.Join(t.Context(), resendRoom); err != nil {
 		t.Fatal(err)
 	}
 	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "he vuelto"))
@@ -176,7 +176,7 @@ func TestMessageRefusedForNowGoesAfterItsRoomsSlowJoin(t *testing.T) {
 	send(t, alice, nodetest.RoomMessage("m2", resendRoom, "dos")) // refused: m1 took the bucket's token
 	// A join of another room, sent by hand: the node waits for Redis.
 	send(t, alice, &chatv1.ClientFrame{Kind: &chatv1.ClientFrame_JoinRoom{JoinRoom: &chatv1.JoinRoom{Room: "copas"}}})
-	if err := alice.Join(resendRoom); err != nil {
+	if err := alice.Join(t.Context(), resendRoom); err != nil {
 		t.Fatal(err)
 	}
 	got := newAnswers()
@@ -200,7 +200,7 @@ func TestMessageRefusedForNowGoesAfterItsRoomsSlowJoin(t *testing.T) {
 // after the leave, to be refused with a bare not_in_room.
 func TestLeaveWithItsJoinDueFailsItsMessages(t *testing.T) {
 	_, alice, got := joinDue(t)
-	if err := alice.Leave(resendRoom); err != nil {
+	if err := alice.Leave(t.Context(), resendRoom); err != nil {
 		t.Fatal(err)
 	}
 	failedOnce(t, alice, got, fmt.Sprintf("left room %q before its join was accepted", resendRoom))
@@ -212,7 +212,7 @@ func TestLeaveWithItsJoinDueFailsItsMessages(t *testing.T) {
 // waiting for the join's resend wait (a minute here) to run out.
 func TestLeaveOfTheOnlyJoinDueEndsTheHold(t *testing.T) {
 	_, alice, _ := joinDue(t)
-	if err := alice.Leave(resendRoom); err != nil {
+	if err := alice.Leave(t.Context(), resendRoom); err != nil {
 		t.Fatal(err)
 	}
 	await(t, alice.Events(), "m1's answer", func(f *chatv1.ServerFrame) bool { return f.Id == "m1" })
@@ -227,13 +227,13 @@ func TestLeaveOfTheOnlyJoinDueEndsTheHold(t *testing.T) {
 func TestLeaveOfARoomNeverEnteredSendsNoLeave(t *testing.T) {
 	srv := oneJoinNode(t)
 	alice := reconnecting(t, []string{srv.GRPCAddr}, srv.Token(t, "alice", false), client.WithBackoff(patience))
-	if err := alice.Join("copas"); err != nil { // the connection's one join
+	if err := alice.Join(t.Context(), "copas"); err != nil { // the connection's one join
 		t.Fatal(err)
 	}
 	await(t, alice.Events(), "copas joined", joined("copas"))
 	joinWithM1(t, alice)
 	got := awaitJoinRefusal(t, alice)
-	if err := alice.Leave(resendRoom); err != nil {
+	if err := alice.Leave(t.Context(), resendRoom); err != nil {
 		t.Fatal(err)
 	}
 	if n := client.LeavesSent(alice); n != 0 {
@@ -254,10 +254,10 @@ func TestLateAnswerToAJoinLeftLetsNoMessageGo(t *testing.T) {
 	p := startProxy(t, srv.GRPCAddr)
 	alice := reconnecting(t, []string{p.l.Addr().String()}, srv.Token(t, "alice", false), client.WithBackoff(patience))
 	p.down.shut()
-	if err := alice.Join(resendRoom); err != nil { // the connection's one join: accepted
+	if err := alice.Join(t.Context(), resendRoom); err != nil { // the connection's one join: accepted
 		t.Fatal(err)
 	}
-	if err := alice.Leave(resendRoom); err != nil { // its answer is still to come: the leave goes
+	if err := alice.Leave(t.Context(), resendRoom); err != nil { // its answer is still to come: the leave goes
 		t.Fatal(err)
 	}
 	if n := client.LeavesSent(alice); n != 1 {
@@ -266,7 +266,7 @@ func TestLateAnswerToAJoinLeftLetsNoMessageGo(t *testing.T) {
 	joinWithM1(t, alice)
 	p.down.open()
 	got := awaitJoinRefusal(t, alice)
-	if err := alice.Leave(resendRoom); err != nil {
+	if err := alice.Leave(t.Context(), resendRoom); err != nil {
 		t.Fatal(err)
 	}
 	if n := client.LeavesSent(alice); n != 1 {
@@ -295,7 +295,7 @@ func TestLeaveWithItsJoinSentAgainFailsItsMessages(t *testing.T) {
 	srv := oneJoinNode(t)
 	p := startProxy(t, srv.GRPCAddr)
 	alice := reconnecting(t, []string{p.l.Addr().String()}, srv.Token(t, "alice", false), fixedWindow)
-	if err := alice.Join("copas"); err != nil { // the connection's one join
+	if err := alice.Join(t.Context(), "copas"); err != nil { // the connection's one join
 		t.Fatal(err)
 	}
 	await(t, alice.Events(), "copas joined", joined("copas"))
@@ -303,7 +303,7 @@ func TestLeaveWithItsJoinSentAgainFailsItsMessages(t *testing.T) {
 	got := awaitJoinRefusal(t, alice)
 	p.down.shut()
 	awaitPassed(t, &p.up, p.up.passed.Load(), joinFrameBytes) // the join sent again, 1 s after its refusal
-	if err := alice.Leave(resendRoom); err != nil {
+	if err := alice.Leave(t.Context(), resendRoom); err != nil {
 		t.Fatal(err)
 	}
 	p.down.open()
@@ -318,15 +318,15 @@ func TestLeaveOfAJoinRefusedAfterAllShowsNoNotInRoom(t *testing.T) {
 	srv := oneJoinNode(t)
 	p := startProxy(t, srv.GRPCAddr)
 	alice := reconnecting(t, []string{p.l.Addr().String()}, srv.Token(t, "alice", false), client.WithBackoff(patience))
-	if err := alice.Join("copas"); err != nil { // the connection's one join
+	if err := alice.Join(t.Context(), "copas"); err != nil { // the connection's one join
 		t.Fatal(err)
 	}
 	await(t, alice.Events(), "copas joined", joined("copas"))
 	p.down.shut()
-	if err := alice.Join(resendRoom); err != nil { // refused: its answer is held
+	if err := alice.Join(t.Context(), resendRoom); err != nil { // refused: its answer is held
 		t.Fatal(err)
 	}
-	if err := alice.Leave(resendRoom); err != nil { // the join's answer is still to come: the leave goes
+	if err := alice.Leave(t.Context(), resendRoom); err != nil { // the join's answer is still to come: the leave goes
 		t.Fatal(err)
 	}
 	send(t, alice, &chatv1.ClientFrame{Id: "l1", Kind: &chatv1.ClientFrame_LeaveRoom{LeaveRoom: &chatv1.LeaveRoom{Room: resendRoom}}})

@@ -46,7 +46,7 @@ func TestKickedRoomIsNotJoinedAgain(t *testing.T) {
 	b := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 	alice := reconnecting(t, []string{a.GRPCAddr, b.GRPCAddr}, a.Token(t, "alice", false))
 	for _, room := range []string{"copas", "cañas"} {
-		if err := alice.Join(room); err != nil {
+		if err := alice.Join(t.Context(), room); err != nil {
 			t.Fatal(err)
 		}
 		await(t, alice.Events(), room+" joined", joined(room))
@@ -75,7 +75,7 @@ func TestKickedRoomIsNotJoinedAgain(t *testing.T) {
 		t.Errorf("m2 to copas: %d acks, errors %q, want not_in_room", got.acks["m2"], got.errors["m2"])
 	}
 
-	if err := alice.Join("copas"); err != nil {
+	if err := alice.Join(t.Context(), "copas"); err != nil {
 		t.Fatal(err)
 	}
 	await(t, alice.Events(), "copas joined again", joined("copas"))
@@ -112,7 +112,7 @@ var patience = client.Backoff{Min: time.Minute, Max: time.Minute}
 // joinWithM1 has alice join resendRoom and send m1 there.
 func joinWithM1(t *testing.T, alice *client.Reconnecting) {
 	t.Helper()
-	if err := alice.Join(resendRoom); err != nil {
+	if err := alice.Join(t.Context(), resendRoom); err != nil {
 		t.Fatal(err)
 	}
 	send(t, alice, nodetest.RoomMessage("m1", resendRoom, "espero"))
@@ -232,7 +232,7 @@ func TestLeaveSendsALeaveRoomOnlyWhenInTheRoom(t *testing.T) {
 	srv := nodetest.Start(t, node.Config{Limits: nodetest.Unlimited()})
 	alice := joinAlice(t, srv, client.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond})
 	kick(t, srv, alice.Events(), "alice", resendRoom)
-	if err := alice.Leave(resendRoom); err != nil {
+	if err := alice.Leave(t.Context(), resendRoom); err != nil {
 		t.Fatal(err)
 	}
 	if n := client.LeavesSent(alice); n != 0 {
@@ -242,7 +242,7 @@ func TestLeaveSendsALeaveRoomOnlyWhenInTheRoom(t *testing.T) {
 	got := newAnswers()
 	got.read(t, alice.Events(), "j1's room_joined", func(f *chatv1.ServerFrame) bool { return f.Id == "j1" })
 	for range 2 {
-		if err := alice.Leave(resendRoom); err != nil {
+		if err := alice.Leave(t.Context(), resendRoom); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -97,7 +97,7 @@ func TestLeaveAfterAJoinSentByHandOfARoomWhoseJoinIsDue(t *testing.T) {
 	srv := nodetest.StartOnRedis(t, rs.URL())
 	alice := joinAlice(t, srv, patience)
 	rs.Pause(t)
-	if err := alice.Join("cañas"); err != nil {
+	if err := alice.Join(t.Context(), "cañas"); err != nil {
 		t.Fatal(err)
 	}
 	await(t, alice.Events(), "the join's refusal", func(f *chatv1.ServerFrame) bool {
@@ -105,7 +105,7 @@ func TestLeaveAfterAJoinSentByHandOfARoomWhoseJoinIsDue(t *testing.T) {
 	})
 	rs.Resume(t)
 	joinByHand(t, alice, "cañas")
-	if err := alice.Leave("cañas"); err != nil {
+	if err := alice.Leave(t.Context(), "cañas"); err != nil {
 		t.Fatal(err)
 	}
 	got := newAnswers()

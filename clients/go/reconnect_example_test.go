@@ -25,7 +25,7 @@ func ExampleReconnect() {
 	}
 	defer r.Close()
 	nextOf(r, (*chatv1.ServerFrame).GetSystem)
-	r.Join("tapas")
+	r.Join(context.Background(), "tapas")
 	fmt.Println("joined", nextOf(r, (*chatv1.ServerFrame).GetRoomJoined).Room, "on the first node")
 
 	stopFirst() // a restart: the session ends with Unavailable "service restart"

@@ -54,7 +54,7 @@ func TestReconnectsToTheNextNode(t *testing.T) {
 	}
 	defer r.Close()
 	first := await(t, r.Events(), "welcome", isWelcome).GetSystem().GetConnectionId()
-	if err := r.Join("tapas"); err != nil {
+	if err := r.Join(t.Context(), "tapas"); err != nil {
 		t.Fatal(err)
 	}
 	await(t, r.Events(), "room_joined", joined("tapas"))
@@ -153,7 +153,7 @@ func TestReconnectsAfterADroppedConnection(t *testing.T) {
 	}
 	defer r.Close()
 	await(t, r.Events(), "welcome", isWelcome)
-	r.Join("tapas")
+	r.Join(t.Context(), "tapas")
 	await(t, r.Events(), "room_joined", joined("tapas"))
 
 	proxy.drop()

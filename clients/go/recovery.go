@@ -234,11 +234,13 @@ func (r *Recovery) Inbox() *chatv1.Position {
 func (r *Recovery) Observe(f *chatv1.ServerFrame) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.see(f)
+	fresh, _ := r.see(f)
+	return fresh
 }
 
-// see is Observe, with mu held.
-func (r *Recovery) see(f *chatv1.ServerFrame) bool {
+// see is Observe, with mu held. It also returns the room that f, a kick,
+// took the client out of (kickedFrom), "" if none.
+func (r *Recovery) see(f *chatv1.ServerFrame) (fresh bool, kicked string) {
 	switch {
 	case f.GetSystem() != nil:
 		r.welcomes++
@@ -251,7 +253,7 @@ func (r *Recovery) see(f *chatv1.ServerFrame) bool {
 		j := f.GetRoomJoined()
 		rp := r.ownJoin(f.Id, j.Room)
 		if rp == nil {
-			return true
+			return true, ""
 		}
 		rp.due, rp.live, rp.in = false, true, true
 		rp.answered()
@@ -268,8 +270,8 @@ func (r *Recovery) see(f *chatv1.ServerFrame) bool {
 		}
 	case f.GetRoomLeft() != nil:
 		l := f.GetRoomLeft()
-		if room := r.kickedFrom(l); room != "" {
-			r.forget(room)
+		if kicked = r.kickedFrom(l); kicked != "" {
+			r.forget(kicked)
 		} else if rp := r.rooms[roomKey(l.Room)]; rp != nil && l.Kicked && l.Yours {
 			rp.in, rp.live = false, false // a join still to be answered decides
 		}
@@ -277,14 +279,14 @@ func (r *Recovery) see(f *chatv1.ServerFrame) bool {
 		m := f.GetMessage()
 		rp := r.rooms[m.Room]
 		if m.Room == "" || m.Offset == 0 || rp == nil {
-			return true
+			return true, ""
 		}
 		if rp.pos != nil && rp.pos.Epoch == m.Epoch && m.Offset <= rp.pos.Offset {
-			return false
+			return false, ""
 		}
 		rp.pos = &chatv1.Position{Offset: m.Offset, Epoch: m.Epoch}
 	case f.GetPrivateMessage() != nil:
-		return r.private(f.GetPrivateMessage())
+		return r.private(f.GetPrivateMessage()), ""
 	case f.GetPrivateRecovered() != nil:
 		if p := f.GetPrivateRecovered(); !p.Recovered {
 			// What lay between the last seen and the server's position is
@@ -305,7 +307,7 @@ func (r *Recovery) see(f *chatv1.ServerFrame) bool {
 			if rp != nil {
 				rp.due = true
 			}
-			return true
+			return true, ""
 		case rp != nil && code == chatcodes.CodeAlreadyInRoom:
 			rp.due, rp.live, rp.in = false, true, true
 		case rp != nil:
@@ -313,7 +315,7 @@ func (r *Recovery) see(f *chatv1.ServerFrame) bool {
 		}
 		r.acked(f.Id)
 	}
-	return true
+	return true, kicked
 }
 
 // ownJoin returns the room whose join frame had id, now named room: the

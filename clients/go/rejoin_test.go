@@ -109,7 +109,7 @@ func movesWithPending(t *testing.T, b *nodetest.Server, pending []*chatv1.Client
 	t.Cleanup(func() { alice.Close() })
 	await(t, alice.Events(), "welcome", isWelcome)
 	for _, room := range rejoinRooms {
-		if err := alice.Join(room); err != nil {
+		if err := alice.Join(t.Context(), room); err != nil {
 			t.Fatal(err)
 		}
 		await(t, alice.Events(), room+" joined", joined(room))
@@ -218,7 +218,7 @@ func pausedJoin(t *testing.T, banned bool) (*client.Reconnecting, *nodetest.Peer
 	alice := joinAlice(t, srv, client.Backoff{Min: 100 * time.Millisecond, Max: 500 * time.Millisecond})
 
 	rs.Pause(t)
-	if err := alice.Join("cañas"); err != nil {
+	if err := alice.Join(t.Context(), "cañas"); err != nil {
 		t.Fatal(err)
 	}
 	send(t, alice, nodetest.RoomMessage("m1", "cañas", "hola"))

@@ -136,8 +136,8 @@ func (rs *resender) flush() {
 	if rs.held {
 		return
 	}
-	for _, f := range rs.rec.Pending() {
-		if rs.owed[f.Id] == 0 && !rs.rec.behindJoin(f) {
+	for _, f := range rs.rec.released() {
+		if rs.owed[f.Id] == 0 {
 			rs.out.put(f) // a failed send ends the connection, and the resender with it
 			rs.sent(f.Id)
 		}

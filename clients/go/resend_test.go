@@ -45,7 +45,7 @@ func joinAlice(t *testing.T, srv *nodetest.Server, wait client.Backoff) *client.
 	}
 	t.Cleanup(func() { alice.Close() })
 	await(t, alice.Events(), "welcome", isWelcome)
-	if err := alice.Join(resendRoom); err != nil {
+	if err := alice.Join(t.Context(), resendRoom); err != nil {
 		t.Fatal(err)
 	}
 	await(t, alice.Events(), "room_joined", joined(resendRoom))
@@ -55,7 +55,7 @@ func joinAlice(t *testing.T, srv *nodetest.Server, wait client.Backoff) *client.
 // send sends f on r, failing the test if it cannot.
 func send(t *testing.T, r *client.Reconnecting, f *chatv1.ClientFrame) {
 	t.Helper()
-	if err := r.SendFrame(f); err != nil {
+	if err := r.SendFrame(t.Context(), f); err != nil {
 		t.Fatalf("send %s: %v", f.Id, err)
 	}
 }
@@ -299,7 +299,7 @@ func TestRateLimitedJoinIsSentAgain(t *testing.T) {
 	// A burst of two joins: resendRoom's and copas's; cañas's is refused
 	// until the bucket refills (1 s).
 	for _, room := range []string{"copas", "cañas"} {
-		if err := alice.Join(room); err != nil {
+		if err := alice.Join(t.Context(), room); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -7,6 +7,7 @@ import { Recovery } from './static/recovery.js';
 const welcome = (offset, epoch) => ({ type: 'system', connection_id: 'c', user_id: 'u-alice', inbox: { offset, epoch } });
 const msg = (room, offset, epoch = 'e1') => ({ type: 'message', room, offset, epoch, message: `m${offset}` });
 const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch, message: `p${offset}` });
+const refusal = (join, code = 'unavailable') => ({ type: 'error', id: join.id, code, message: `could not join room "${join.room}"` });
 
 // A first join asks for the history; a rejoin asks since the last message seen.
 {
@@ -161,7 +162,9 @@ const priv = (offset, epoch = 'i1') => ({ type: 'private_message', offset, epoch
   r.submit({ type: 'message', room: 'copas', message: 'dos' });
   assert.equal(r.leave('copas')?.type, 'leave_room', 'its join may be accepted: the leave_room goes');
   assert.deepEqual(r.takeReady().map((f) => f.message), ['dos']);
-  r.observe({ type: 'error', id: j2.id, code: 'rate_limited', message: 'too many joins' });
+  const late = { type: 'error', id: j2.id, code: 'rate_limited', message: 'too many joins' };
+  r.observe(late);
+  assert.equal(r.refusedForNow(late), false, 'nothing to send again');
   assert.deepEqual(r.retryFrames().filter((f) => f.type === 'join_room'), [], 'a room left is not joined again');
 }
 // The connection closes with a retry due: until the next welcome, nothing
@@ -390,12 +393,31 @@ for (const giveUp of ['leave', 'join again']) {
 {
   const r = new Recovery();
   r.observe(welcome(0, ''));
-  r.join('tapas');
+  const old = [r.join('tapas')];
   for (let i = 0; i < 3; i++) {
     r.observe(welcome(0, ''));
-    r.resume();
+    old.push(...r.resume().filter((f) => f.type === 'join_room'));
   }
-  assert.equal(r.joinIds.size, 1, 'the join of the current connection only');
+  const now = old.pop();
+  for (const j of old) {
+    const refused = refusal(j);
+    r.observe(refused);
+    assert.equal(r.refusedForNow(refused), false, 'a join of an earlier connection is not sent again');
+  }
+  assert.deepEqual(r.retryFrames().filter((f) => f.type === 'join_room'), []);
+  r.observe(refusal(now));
+  assert.deepEqual(r.retryFrames().map((f) => f.id), [now.id], 'the join of the current connection goes again');
+}
+// Two rooms' joins refused for now, the later one first: they go again in
+// join order (as the Go client's nextDue), not in the order they were refused.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const j1 = r.join('tapas');
+  const k1 = r.join('copas');
+  r.observe(refusal(k1));
+  r.observe(refusal(j1));
+  assert.deepEqual(r.retryFrames().map((f) => f.id), [j1.id, k1.id], 'in join order');
 }
 // A room joined, then joined again (by a page other than rooms.html, which
 // does not rejoin the room on screen) and that join refused for now (the
@@ -422,5 +444,30 @@ for (const giveUp of ['leave', 'join again']) {
   r.observe({ type: 'error', id: k2.id, code: 'rate_limited', message: 'too many joins' });
   r.observe({ type: 'room_left', room: 'copas', user_id: 'u-alice', kicked: true, yours: true });
   assert.equal(r.leave('copas'), null, 'kicked out: no leave_room');
+}
+// Joined twice, the first join refused for now, the second for good: the
+// first is not sent again, so no answer to it is to come, and the server
+// never let the connection in. Leaving sends no leave_room.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const j1 = r.join('tapas');
+  const j2 = r.join('tapas');
+  r.observe(refusal(j1));
+  r.observe(refusal(j2, 'banned'));
+  assert.deepEqual(r.retryFrames(), [], 'the join refused for now is not sent again');
+  assert.equal(r.leave('tapas'), null, 'no leave_room: no join of tapas was accepted or is to be answered');
+}
+// A join refused for now, due, then the connection ends: the join is given
+// up (resume sends a new one), so leaving the room before the next welcome
+// (a page other than rooms.html may) sends no leave_room: the server never
+// let the connection in.
+{
+  const r = new Recovery();
+  r.observe(welcome(0, ''));
+  const j1 = r.join('tapas');
+  r.observe(refusal(j1));
+  r.closed();
+  assert.equal(r.leave('tapas'), null, 'no leave_room: no join of tapas was accepted or is to be answered');
 }
 console.log('OK');

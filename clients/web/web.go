@@ -2,8 +2,9 @@
 // serves them with no build step: index.html (the seed's simple chat, as a
 // guest) and rooms.html (login, rooms, private messages, who is online),
 // also under the seed's names websocket_test.html and websocket_rooms.html,
-// with their modules chat.js (the connection) and recovery.js (what a
-// reconnect picks up).
+// with their modules chat.js (the connection), recovery.js (what a
+// reconnect picks up) and roomjoins.js (where a room's joins stand on the
+// connection, for recovery.js).
 package web
 
 import (

@@ -25,6 +25,7 @@ func TestPagesAreServed(t *testing.T) {
 		{"/static/websocket_rooms.html", "text/html", "Tertulia — Chat with rooms"},
 		{"/static/chat.js", "text/javascript", "export class Connection"},
 		{"/static/recovery.js", "text/javascript", "export class Recovery"},
+		{"/static/roomjoins.js", "text/javascript", "export class RoomJoins"},
 		{"/static/chat.css", "text/css", "#messages"},
 	} {
 		t.Run(tc.path, func(t *testing.T) {

@@ -122,7 +122,7 @@ func TestRollingRestartLosesNothing(t *testing.T) {
 		m := &member{name: name, room: rooms[i%2], r: r, seen: make(map[string]int), last: make(map[string]int)}
 		members = append(members, m)
 		t.Cleanup(func() { r.Close() })
-		if err := r.Join(m.room); err != nil {
+		if err := r.Join(t.Context(), m.room); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -162,7 +162,7 @@ func TestRollingRestartLosesNothing(t *testing.T) {
 					return
 				case <-tick.C:
 				}
-				if err := m.r.Send(m.room, fmt.Sprintf("%s:%d", m.name, k)); err != nil {
+				if err := m.r.Send(t.Context(), m.room, fmt.Sprintf("%s:%d", m.name, k)); err != nil {
 					t.Errorf("%s: send %d: %v", m.name, k, err)
 					return
 				}

@@ -3,6 +3,8 @@
 // acknowledgements, recovery"). It knows no WebSocket: the page feeds it
 // every frame (observe) and sends what it returns. Plain ES module.
 
+import { RoomJoins } from './roomjoins.js';
+
 /** logKey names a room's log, or the user's inbox. */
 const INBOX = '\u0000inbox';
 
@@ -50,10 +52,8 @@ export class Recovery {
     this.prefix = Math.random().toString(36).slice(2, 10);
     this.seq = 0;
     this.rooms = new Map(); // room -> { offset, epoch } of the last message seen
-    this.joinIds = new Map(); // id of a join frame -> the frame
-    this.resent = new WeakSet(); // join frames sent again after a refusal for now (retryFrames)
     this.leaveIds = new Set(); // ids of the leave_room frames not yet answered
-    this.joined = new Set(); // rooms to join again on a new connection
+    this.joined = new Set(); // rooms to join again on a new connection, in join order
     this.inbox = null; // every private message up to it was seen; null before the first welcome
     this.above = new Set(); // private offsets seen above inbox.offset
     this.recovering = null; // the recover_private frame sent and not answered
@@ -61,14 +61,9 @@ export class Recovery {
     this.seen = new Set(); // keys of the logged messages shown
     this.gaps = new Map(); // room -> { after, upTo, epoch }: what a join could not replay
     // Of the current connection only (resume starts them again):
-    this.live = new Set(); // rooms whose join was accepted on it, and not joined again since
-    // rooms the server let it into (a join accepted) and no kick or leave
-    // took it out of since; unlike live, a join again does not undo it (Go's in)
-    this.admitted = new Set();
-    this.due = new Map(); // room -> its join frame, refused for now: to send again
+    this.joins = new Map(); // room -> RoomJoins
     this.recoverDue = false; // recovering was refused for now: to send again
     this.waiting = new Set(); // ids of pending messages not sent on it: behind their room's join
-    this.refused = new Map(); // room -> { code, message } of its join refused for good
     this.ready = []; // messages whose room's join was accepted: to send (takeReady)
     this.failed = []; // error frames for the messages a refused join failed (takeFailed)
   }
@@ -77,92 +72,67 @@ export class Recovery {
     return `${this.prefix}-${kind}${++this.seq}`;
   }
 
+  /** roomJoins returns where room's joins stand on the connection, made if new. */
+  roomJoins(room) {
+    let joins = this.joins.get(room);
+    if (!joins) this.joins.set(room, (joins = new RoomJoins()));
+    return joins;
+  }
+
+  /**
+   * joinOf returns the RoomJoins holding the join frame with id (sent on
+   * the connection: to be answered, or due), and that frame; [] if none.
+   */
+  joinOf(id) {
+    for (const joins of this.joins.values()) {
+      const join = joins.join(id);
+      if (join) return [joins, join];
+    }
+    return [];
+  }
+
   /** join returns the frame that joins room and shows its recent history. */
   join(room) {
     this.joined.add(room);
     this.rooms.delete(room); // a new join shows the history again; seen keeps out what is on screen
-    this.live.delete(room);
-    this.dropDue(room);
-    this.refused.delete(room);
+    this.roomJoins(room).joinAgain();
     return this.joinFrame(room);
   }
 
-  /**
-   * dropDue forgets room's join refused for now: it will not be sent again,
-   * so no answer to it is to come (see kicked).
-   */
-  dropDue(room) {
-    const due = this.due.get(room);
-    if (due) this.joinIds.delete(due.id);
-    this.due.delete(room);
-  }
-
-  /**
-   * setDue notes join refused for now: due again (retryFrames). A join of
-   * its room due before it is not to be sent any more, so no answer to it
-   * is to come: its id is forgotten (see joinToBeAnswered).
-   */
-  setDue(join) {
-    const prev = this.due.get(join.room);
-    if (prev && prev !== join) this.joinIds.delete(prev.id);
-    this.due.set(join.room, join);
-  }
-
-  /**
-   * joinToBeAnswered reports whether a join of room was sent on the
-   * connection and its answer is still to come: not the one due again
-   * (refused for now, not sent since).
-   */
-  joinToBeAnswered(room) {
-    const due = this.due.get(room);
-    return [...this.joinIds.values()].some((j) => j.room === room && j !== due);
-  }
-
+  /** joinFrame returns a new join_room frame of room, noted as sent on the connection. */
   joinFrame(room) {
     const id = this.newId('j');
     const pos = this.rooms.get(room);
     const frame = pos ? { type: 'join_room', id, room, since: { ...pos } } : { type: 'join_room', id, room, history: this.history };
-    this.joinIds.set(id, frame);
+    this.roomJoins(room).sent(frame);
     return frame;
-  }
-
-  /**
-   * joinRefusedBefore reports whether room's join was refused for now on
-   * the connection and not accepted since: one is due again, or one sent
-   * again (retryFrames) is still to be answered.
-   */
-  joinRefusedBefore(room) {
-    return this.due.has(room) || [...this.joinIds.values()].some((j) => j.room === room && this.resent.has(j));
   }
 
   /**
    * leave forgets room: it is not joined again on a new connection. The
    * messages that waited for a join on its way go now (takeReady), before
    * the leave_room: the server answers them. If that join was refused for
-   * now (due again, or sent again and not answered yet), they fail here
-   * instead (takeFailed): sent behind it, they would likely be refused
-   * with it again, each with a bare not_in_room. It returns the leave_room
-   * to send, with an id, if the server may hold the connection in room:
-   * a join of it was accepted on it (admitted: even if joined again since,
-   * and that join refused for now), or one is still to be answered; else
-   * null. Not if the only join of it was refused for now and is due:
-   * the server would answer the leave_room with a bare not_in_room too. A
-   * not_in_room that answers the leave_room (a join on its way refused
-   * after all) is not shown (observe). The answers to the joins before it
-   * are moot: the server carries out the leave after them, so they are
-   * forgotten.
+   * now (due again, or sent again and not answered yet: retrying), they
+   * fail here instead (takeFailed): sent behind it, they would likely be
+   * refused with it again, each with a bare not_in_room. It returns the
+   * leave_room to send, with an id, if the server may hold the connection
+   * in room (mayBeIn): a join of it was accepted on it (even if joined
+   * again since, and that join refused for now), or one is still to be
+   * answered; else null. Not if the only join of it was refused for now
+   * and is due: the server would answer the leave_room with a bare
+   * not_in_room too. A not_in_room that answers the leave_room (a join on
+   * its way refused after all) is not shown (observe). The answers to the
+   * joins before it are moot: the server carries out the leave after them,
+   * so they are forgotten.
    */
   leave(room) {
-    const mayBeIn = this.admitted.has(room) || this.joinToBeAnswered(room);
-    if (this.joinRefusedBefore(room)) {
+    const joins = this.joins.get(room);
+    const mayBeIn = !!joins?.mayBeIn();
+    if (joins?.retrying()) {
       this.fail(room, { code: 'not_in_room', message: `left room "${room}" before its join was accepted`, timestamp: new Date().toISOString() });
     }
     this.joined.delete(room);
-    this.live.delete(room);
-    this.admitted.delete(room);
-    this.due.delete(room);
-    for (const [id, j] of this.joinIds) if (j.room === room) this.joinIds.delete(id);
-    this.refused.delete(room);
+    this.joins.delete(room);
     this.flush();
     if (!mayBeIn) return null;
     const frame = { type: 'leave_room', id: this.newId('l'), room };
@@ -177,9 +147,7 @@ export class Recovery {
    * would go ahead of its room's join and be refused with not_in_room.
    */
   closed() {
-    this.live.clear();
-    this.admitted.clear();
-    this.due.clear();
+    for (const joins of this.joins.values()) joins.closed();
     this.recoverDue = false;
   }
 
@@ -207,7 +175,7 @@ export class Recovery {
    * not_in_room.
    */
   behindJoin(frame) {
-    return frame.type === 'message' && !!frame.room && this.joined.has(frame.room) && !this.live.has(frame.room);
+    return frame.type === 'message' && !!frame.room && this.joined.has(frame.room) && !this.joins.get(frame.room)?.live();
   }
 
   /**
@@ -232,26 +200,30 @@ export class Recovery {
 
   /**
    * refusedForNow reports whether frame, observed, refused for now a frame
-   * to send again: a message awaiting its ack, a join, or the
-   * recover_private (retryFrames).
+   * to send again (retryFrames): a message awaiting its ack, the join of a
+   * room joined (sendAgain forgets that of a room left), or the
+   * recover_private.
    */
   refusedForNow(frame) {
     if (frame.type !== 'error' || !RETRY.has(frame.code) || !frame.id) return false;
-    return this.pending.has(frame.id) || this.joinIds.has(frame.id) || this.recovering?.id === frame.id;
+    return this.pending.has(frame.id) || this.joinOf(frame.id).length > 0 || this.recovering?.id === frame.id;
   }
 
   /**
    * retryFrames returns the frames to send again after a refusal for now:
-   * the joins refused for now, the recover_private if it was, then every
-   * message awaiting its ack that is not behind its room's join.
+   * the joins refused for now, in join order (Go: nextDue), the
+   * recover_private if it was, then every message awaiting its ack that is
+   * not behind its room's join.
    */
   retryFrames() {
-    const joins = [...this.due.values()];
-    for (const j of joins) this.resent.add(j);
-    this.due.clear();
-    if (this.recoverDue) joins.push(this.recovering);
+    const frames = [];
+    for (const room of this.joined) {
+      const joins = this.joins.get(room);
+      if (joins?.due()) frames.push(joins.resend());
+    }
+    if (this.recoverDue) frames.push(this.recovering);
     this.recoverDue = false;
-    return joins.concat([...this.pending.values()].filter((f) => !this.waiting.has(f.id) && !this.behindJoin(f)));
+    return frames.concat([...this.pending.values()].filter((f) => !this.waiting.has(f.id) && !this.behindJoin(f)));
   }
 
   /**
@@ -263,12 +235,13 @@ export class Recovery {
    * again: those go once its room_joined comes (takeReady).
    */
   resume() {
-    this.closed(); // no room live, no join due, nothing to recover again
-    this.refused.clear();
+    // The last connection's joins and leaves are answered on it or never:
+    // on the new one no room is live, no join due or refused.
+    this.joins.clear();
+    this.leaveIds.clear();
+    this.recoverDue = false;
     this.waiting.clear();
     this.ready = [];
-    this.joinIds.clear(); // the last connection's joins and leaves are answered on it or never
-    this.leaveIds.clear();
     const frames = [...this.joined].map((room) => this.joinFrame(room));
     this.recovering = this.inbox ? { type: 'recover_private', id: this.newId('r'), since: { ...this.inbox } } : null;
     if (this.recovering) frames.push(this.recovering);
@@ -329,38 +302,59 @@ export class Recovery {
   }
 
   /**
-   * error notes what an error frame refused. A not_in_room answering a
-   * message to a room whose join was refused for good takes that refusal's
-   * code and text; a join's refusal for good gets its room, if it has none.
+   * error notes what an error frame refused. Refused for now (RETRY), a
+   * frame is to send again (sendAgain); refused for good, it is not
+   * (refusedForGood).
    */
   error(frame) {
-    if (frame.id && this.recovering?.id === frame.id) {
-      if (RETRY.has(frame.code)) this.recoverDue = true; // send again (retryFrames)
-      else this.recovering = null;
+    if (!RETRY.has(frame.code)) this.refusedForGood(frame);
+    else this.sendAgain(frame.id);
+  }
+
+  /**
+   * sendAgain notes that the frame with id was refused for now: the
+   * recover_private, or a join of a room still joined, is due again
+   * (retryFrames); a message awaiting its ack goes again anyway. A join of
+   * a room left is given up.
+   */
+  sendAgain(id) {
+    if (!id) return;
+    if (this.recovering?.id === id) {
+      this.recoverDue = true;
       return;
     }
-    const join = this.joinIds.get(frame.id);
-    if (RETRY.has(frame.code)) {
-      // Not carried out: send again later; a join, once due (retryFrames),
-      // unless its room was left meanwhile.
-      if (join && this.joined.has(join.room)) this.setDue(join);
-      else if (join) this.joinIds.delete(frame.id);
+    const [joins, join] = this.joinOf(id);
+    if (!join) return;
+    if (!this.joined.has(join.room)) joins.answered(id);
+    else joins.setDue(join);
+  }
+
+  /**
+   * refusedForGood notes an error frame that refused its frame for good. A
+   * not_in_room answering a message to a room whose join was refused for
+   * good takes that refusal's code and text. A join refused for good
+   * (already_in_room is no refusal: the room is joined) is not tried again,
+   * and the messages waiting for it fail with its error, which gets its
+   * room if it has none.
+   */
+  refusedForGood(frame) {
+    if (frame.id && this.recovering?.id === frame.id) {
+      this.recovering = null;
       return;
     }
     const sent = this.pending.get(frame.id);
-    const refusal = sent?.room !== undefined && this.refused.get(sent.room);
+    const refusal = sent?.room !== undefined && this.joins.get(sent.room)?.refusal();
     if (frame.code === 'not_in_room' && refusal) Object.assign(frame, refusal);
-    this.pending.delete(frame.id); // refused for good
+    this.pending.delete(frame.id);
+    const [joins, join] = this.joinOf(frame.id);
     if (!join) return;
-    this.joinIds.delete(frame.id);
     if (frame.code === 'already_in_room') {
+      joins.answered(frame.id);
       this.accepted(join.room);
       return;
     }
-    // A refused join is not tried again, and the messages waiting for it fail with its error.
     this.joined.delete(join.room);
-    this.due.delete(join.room);
-    this.refused.set(join.room, { code: frame.code, message: frame.message });
+    joins.refusedForGood(frame);
     if (!frame.room) frame.room = join.room;
     this.fail(join.room, frame);
   }
@@ -371,17 +365,15 @@ export class Recovery {
    * the room; the copies about the other sessions are not marked yours. It
    * is not joined again on a new connection (that would undo the kick), and
    * the messages waiting for its join fail with code not_in_room, saying
-   * so. But a join of it still to be answered (joinToBeAnswered) reached
-   * the server after the kick (the answer to one before would have come
+   * so. But a join of it still to be answered (toBeAnswered) reached the
+   * server after the kick (the answer to one before would have come
    * first): the room stays joined, its messages wait for it.
    */
   kicked(frame) {
     const room = frame.room;
-    this.live.delete(room);
-    this.admitted.delete(room);
-    if (this.joined.has(room) && this.joinToBeAnswered(room)) return;
+    const joins = this.joins.get(room);
+    if (joins?.kicked() && this.joined.has(room)) return;
     this.joined.delete(room);
-    this.dropDue(room);
     this.fail(room, { code: 'not_in_room', message: `kicked from room "${room}"`, timestamp: frame.timestamp });
   }
 
@@ -398,17 +390,15 @@ export class Recovery {
 
   /** accepted notes that room's join was accepted on the connection: its waiting messages are ready. */
   accepted(room) {
-    this.live.add(room);
-    this.admitted.add(room);
-    this.dropDue(room);
-    this.refused.delete(room);
+    this.roomJoins(room).accepted();
     this.flush();
   }
 
   roomJoined(frame) {
-    const asked = this.joinIds.get(frame.id)?.room;
-    if (asked === undefined) return true;
-    this.joinIds.delete(frame.id);
+    const [joins, join] = this.joinOf(frame.id);
+    if (!join) return true;
+    joins.answered(frame.id);
+    const asked = join.room;
     // The server's spelling (NFC) names the room in its messages: keep it.
     const room = frame.room || asked;
     if (room !== asked && this.joined.delete(asked)) this.joined.add(room);
