@@ -2,7 +2,9 @@ package hub_test
 
 import (
 	"context"
-	"sync"
+	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,29 +12,40 @@ import (
 	"github.com/tertulia/tertulia/server/hub"
 )
 
-// gateBroker holds the first ban check of room (the first broker call of
-// a join) until release is closed, having closed entered: a test does what
-// it must while a join waits there.
+// gateBroker holds the first call of one kind about room until release is
+// closed, having closed entered: a test does what it must while a join
+// waits there. call is "Banned" (the join's first broker call) or
+// "ReadLog" (its read of the room's log, once subscribed and a member).
 type gateBroker struct {
 	*memory.Broker
+	call    string
 	room    string
-	once    sync.Once
+	passed  atomic.Bool // the gate was met; later calls pass
 	entered chan struct{}
 	release chan struct{}
 }
 
-func newGateBroker(room string) *gateBroker {
-	return &gateBroker{Broker: memory.New(), room: room, entered: make(chan struct{}), release: make(chan struct{})}
+func newGateBroker(call, room string) *gateBroker {
+	return &gateBroker{Broker: memory.New(), call: call, room: room, entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (b *gateBroker) gate(call, room string) {
+	if call == b.call && room == b.room {
+		if !b.passed.Swap(true) {
+			close(b.entered)
+			<-b.release
+		}
+	}
 }
 
 func (b *gateBroker) Banned(ctx context.Context, user, room string) (hub.Ban, bool, error) {
-	if room == b.room {
-		b.once.Do(func() {
-			close(b.entered)
-			<-b.release
-		})
-	}
+	b.gate("Banned", room)
 	return b.Broker.Banned(ctx, user, room)
+}
+
+func (b *gateBroker) ReadLog(ctx context.Context, topic string, q hub.LogQuery) (hub.LogPage, error) {
+	b.gate("ReadLog", strings.TrimPrefix(topic, "room:"))
+	return b.Broker.ReadLog(ctx, topic, q)
 }
 
 // waitEntered waits for a join to reach the gate.
@@ -41,7 +54,7 @@ func (b *gateBroker) waitEntered(tb testing.TB) {
 	select {
 	case <-b.entered:
 	case <-time.After(5 * time.Second):
-		tb.Fatal("the join never reached its ban check")
+		tb.Fatalf("the join never reached its %s", b.call)
 	}
 }
 
@@ -50,7 +63,7 @@ func (b *gateBroker) waitEntered(tb testing.TB) {
 // and the hub fans the room out to no one.
 func TestCloseDuringJoinLeavesNoMember(t *testing.T) {
 	ctx := context.Background()
-	b := newGateBroker("r")
+	b := newGateBroker("Banned", "r")
 	h := hub.New(hub.Config{}, b)
 	s, err := h.Open(ctx, hub.Identity{UserID: "u", Name: "u"}, &recordingTransport{enc: &countingEncoder{}})
 	if err != nil {
@@ -75,5 +88,46 @@ func TestCloseDuringJoinLeavesNoMember(t *testing.T) {
 	}
 	if n := h.Rooms(); n != 0 {
 		t.Errorf("hub fans out %d rooms after their only member closed, want 0", n)
+	}
+}
+
+// A joiner whose read of the room's log is slow holds back the room's live
+// events meanwhile, within its queue's bounds: past them it is disconnected
+// as slow at once, as a full queue would have it, not once the read is done.
+func TestHeldEventsAreBoundedByTheQueue(t *testing.T) {
+	ctx := context.Background()
+	b := newGateBroker("ReadLog", "r")
+	h := hub.New(hub.Config{QueueFrames: 8}, b)
+	poster, err := h.Open(ctx, hub.Identity{UserID: "p", Name: "p"}, &recordingTransport{enc: &countingEncoder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer poster.Close(ctx)
+	tr := newExpiryTransport()
+	s, err := h.Open(ctx, hub.Identity{UserID: "j", Name: "j"}, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	joined := make(chan struct{})
+	go func() {
+		defer close(joined)
+		s.Handle(ctx, hub.Command{Kind: hub.CmdJoinRoom, Room: "r", History: 10})
+	}()
+	defer func() { <-joined }()
+	defer close(b.release)
+	b.waitEntered(t)
+
+	poster.Handle(ctx, hub.Command{Kind: hub.CmdJoinRoom, Room: "r"})
+	for i := range 20 {
+		poster.Handle(ctx, hub.Command{Kind: hub.CmdMessage, Room: "r", Message: fmt.Sprintf("m%d", i)})
+	}
+	select {
+	case d := <-tr.closed:
+		if d.Code != hub.DisconnectSlow {
+			t.Errorf("joiner closed with %+v, want DisconnectSlow", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("joiner still open holding 20 events with a queue of 8 frames")
 	}
 }
