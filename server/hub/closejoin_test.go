@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -130,4 +131,55 @@ func TestHeldEventsAreBoundedByTheQueue(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("joiner still open holding 20 events with a queue of 8 frames")
 	}
+}
+
+// waitFrame waits for tr to hold a frame that starts with prefix.
+func (t *recordingTransport) waitFrame(tb testing.TB, prefix string) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		t.mu.Lock()
+		found := slices.ContainsFunc(t.frames, func(f []byte) bool { return strings.HasPrefix(string(f), prefix) })
+		t.mu.Unlock()
+		if found {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("no %q frame within 5s", prefix)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A kick takes each of the user's sessions out of the room in its own
+// time: one busy with a slow join does not hold the others back.
+func TestKickDoesNotWaitForAnotherSessionsJoin(t *testing.T) {
+	ctx := context.Background()
+	b := newGateBroker("Banned", "slow")
+	h := hub.New(hub.Config{}, b)
+	var sessions []*hub.Session
+	var transports []*recordingTransport
+	for range 2 {
+		tr := &recordingTransport{enc: &countingEncoder{}}
+		s, err := h.Open(ctx, hub.Identity{UserID: "u", Name: "u"}, tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close(ctx)
+		s.Handle(ctx, hub.Command{Kind: hub.CmdJoinRoom, Room: "k"})
+		sessions, transports = append(sessions, s), append(transports, tr)
+	}
+	joined := make(chan struct{})
+	go func() {
+		defer close(joined)
+		sessions[0].Handle(ctx, hub.Command{Kind: hub.CmdJoinRoom, Room: "slow"})
+	}()
+	defer func() { <-joined }()
+	defer close(b.release)
+	b.waitEntered(t)
+
+	if err := h.Kick(ctx, "k", "u"); err != nil {
+		t.Fatal(err)
+	}
+	transports[1].waitFrame(t, "room_left")
 }
