@@ -13,6 +13,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/tertulia/tertulia/server/auth"
 	"github.com/tertulia/tertulia/server/hub"
 )
 
@@ -37,6 +38,11 @@ type Config struct {
 	// endpoint when the token came neither in the URL nor as a subprotocol.
 	// Default 10s.
 	AuthTimeout time.Duration
+	// MaxTokenBytes is the longest token the upstream accepts (default
+	// auth.DefaultMaxTokenBytes). It bounds the auth frame, read before
+	// anyone is authenticated, to such a token and a little JSON
+	// (authFrameSlack): a bigger frame closes the connection with 1009.
+	MaxTokenBytes int
 	// CloseTimeout bounds the closing handshake. Default 2s.
 	CloseTimeout time.Duration
 	// MaxHandshakeBytes and MaxHandshakeHeaders bound the request line and
@@ -66,6 +72,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AuthTimeout <= 0 {
 		c.AuthTimeout = 10 * time.Second
+	}
+	if c.MaxTokenBytes <= 0 {
+		c.MaxTokenBytes = auth.DefaultMaxTokenBytes
 	}
 	if c.CloseTimeout <= 0 {
 		c.CloseTimeout = 2 * time.Second
@@ -199,10 +208,14 @@ func (b *Bridge) finish(c *Conn, err error) {
 	}
 }
 
+// authFrameSlack is what an auth frame may hold besides its token.
+const authFrameSlack = 1 << 10
+
 // authFrame waits for the auth frame that carries the token, and closes
-// the connection with 1008 if there is none.
+// the connection with 1008 if there is none (1009 if it is over the bound
+// MaxTokenBytes sets: nobody unauthenticated makes the bridge hold more).
 func (b *Bridge) authFrame(c *Conn) string {
-	data, err := c.readMessage(b.cfg.AuthTimeout)
+	data, err := c.readMessage(b.cfg.AuthTimeout, min(b.cfg.MaxTokenBytes+authFrameSlack, b.cfg.MaxFrameBytes))
 	if err != nil {
 		c.Close(ws.StatusPolicyViolation, "authentication required") // unless the read failure closed it
 		return ""

@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/tertulia/tertulia/bridge"
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/auth"
 	"github.com/tertulia/tertulia/server/hub"
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
@@ -387,4 +389,47 @@ func TestSlowHeadIsCutOff(t *testing.T) {
 	if n, err := nc.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("read %d bytes, %v; want the connection closed at the handshake deadline", n, err)
 	}
+}
+
+// The auth frame is read before anyone is authenticated, so it may hold a
+// token of the longest size accepted and a little JSON, no more: a bigger
+// one closes the connection with 1009 instead of being held, up to the
+// 64 KiB of a chat frame, for as long as the client takes to send it. The
+// frames after it have the chat frame's bound again.
+func TestAuthFrameIsBounded(t *testing.T) {
+	runModes(t, func(t *testing.T, m mode) {
+		// The node's token bound is the in-process bridge's; a remote
+		// bridge is told its own.
+		tg := start(t, m, node.Config{JWT: auth.Config{MaxTokenBytes: 1024}}, bridge.Config{MaxTokenBytes: 1024})
+		tok := tg.node.Token(t, "alice", false)
+		authFrame := func(pad int) string { return `{"type":"auth","token":"` + tok + `"` + strings.Repeat(" ", pad) + `}` }
+
+		fat, err := dialRaw(t, tg, "/api/v1/ws/authenticated", dialOpts{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fat.name = "fat auth frame"
+		fat.send(authFrame(20_000))
+		if code, reason := fat.closed(); code != ws.StatusMessageTooBig {
+			t.Errorf("close %d %q, want 1009", code, reason)
+		}
+
+		// An auth frame at the bound, and in the same write a chat frame
+		// over it: the session opens and the chat frame is taken.
+		u, err := dialRaw(t, tg, "/api/v1/ws/authenticated", dialOpts{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.name = "auth frame at the bound"
+		var both bytes.Buffer
+		wsutil.WriteClientText(&both, []byte(authFrame(2048-len(authFrame(0)))))
+		wsutil.WriteClientText(&both, []byte(`{"message":"after auth"`+strings.Repeat(" ", 8000)+`}`))
+		if _, err := u.conn.Write(both.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		if f := u.next(); f.str("type") != "system" {
+			t.Fatalf("first frame %v, want the welcome", f)
+		}
+		u.await("its own message", isMessage("after auth"))
+	})
 }

@@ -22,7 +22,7 @@ import (
 // over the size limit).
 func (c *Conn) recv(refuse func(*FrameError)) (*chatv1.ClientFrame, error) {
 	for {
-		data, err := c.readMessage(c.idleTimeout())
+		data, err := c.readMessage(c.idleTimeout(), c.b.cfg.MaxFrameBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -84,7 +84,7 @@ func (c *Conn) serve(burst func(), bursts chan error, done func(error)) {
 // then as many as are already buffered.
 func (c *Conn) burst(handle func(*chatv1.ClientFrame), refuse func(*FrameError)) error {
 	for {
-		data, more, err := c.readFrame(c.idleTimeout())
+		data, more, err := c.readFrame(c.idleTimeout(), c.b.cfg.MaxFrameBytes)
 		if err != nil {
 			return err
 		}
@@ -119,9 +119,9 @@ func (c *Conn) clientFrame(data []byte, refuse func(*FrameError)) *chatv1.Client
 
 // readMessage returns the payload of the next data message, waiting at
 // most idle for each frame.
-func (c *Conn) readMessage(idle time.Duration) ([]byte, error) {
+func (c *Conn) readMessage(idle time.Duration, limit int) ([]byte, error) {
 	for {
-		data, _, err := c.readFrame(idle)
+		data, _, err := c.readFrame(idle, limit)
 		if err != nil || data != nil {
 			return data, err
 		}
@@ -142,7 +142,7 @@ func (c *Conn) awaitBytes() error {
 		return nil
 	}
 	if err := waitReadable(c.raw); err != nil {
-		return c.readFailed(err)
+		return c.readFailed(err, 0)
 	}
 	return nil
 }
@@ -165,7 +165,7 @@ func (c *Conn) armRead(idle time.Duration) error {
 // whether more bytes are buffered. A data message is read whole, with the
 // frames that continue it. The read buffer is let go whenever it is empty,
 // and the deadline of the wait for the next frame is armed then.
-func (c *Conn) readFrame(idle time.Duration) (data []byte, more bool, err error) {
+func (c *Conn) readFrame(idle time.Duration, limit int) (data []byte, more bool, err error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	if err := c.armRead(idle); err != nil {
@@ -179,10 +179,12 @@ func (c *Conn) readFrame(idle time.Duration) (data []byte, more bool, err error)
 			Source:         br,
 			State:          ws.StateServerSide,
 			CheckUTF8:      true,
-			MaxMessageSize: int64(c.b.cfg.MaxFrameBytes),
 			OnIntermediate: c.control,
 		}
 	}
+	// Set for every message: a reader kept for the frames buffered after
+	// an auth frame must not keep that frame's smaller limit.
+	c.rd.MaxMessageSize = int64(limit)
 	defer func() {
 		if err != nil {
 			return
@@ -196,7 +198,7 @@ func (c *Conn) readFrame(idle time.Duration) (data []byte, more bool, err error)
 	}()
 	h, err := c.rd.NextFrame()
 	if err != nil {
-		return nil, false, c.readFailed(err)
+		return nil, false, c.readFailed(err, limit)
 	}
 	if h.OpCode.IsControl() {
 		return nil, false, c.control(h, c.rd)
@@ -205,7 +207,7 @@ func (c *Conn) readFrame(idle time.Duration) (data []byte, more bool, err error)
 	// buffer, never beyond what the limit allows.
 	data, err = io.ReadAll(c.rd)
 	if err != nil {
-		return nil, false, c.readFailed(err)
+		return nil, false, c.readFailed(err, limit)
 	}
 	return data, false, nil
 }
@@ -247,11 +249,12 @@ var (
 const readBufferSize = 1 << 10
 
 // readFailed closes the connection with the code the failure calls for and
-// returns the error recv reports.
-func (c *Conn) readFailed(err error) error {
+// returns the error recv reports; limit is the size the message read was
+// held to (0 where no message was being read).
+func (c *Conn) readFailed(err error, limit int) error {
 	switch {
 	case errors.Is(err, wsutil.ErrMessageTooLarge), errors.Is(err, wsutil.ErrFrameTooLarge):
-		c.Close(ws.StatusMessageTooBig, fmt.Sprintf("frame larger than %d bytes", c.b.cfg.MaxFrameBytes))
+		c.Close(ws.StatusMessageTooBig, fmt.Sprintf("frame larger than %d bytes", limit))
 	case errors.Is(err, wsutil.ErrInvalidUTF8):
 		c.Close(ws.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), c.closing.Load():
@@ -285,7 +288,7 @@ func isProtocolError(err error) bool {
 func (c *Conn) control(h ws.Header, body io.Reader) error {
 	payload := make([]byte, h.Length) // at most 125 bytes: CheckHeader saw to it
 	if _, err := io.ReadFull(body, payload); err != nil {
-		return c.readFailed(err)
+		return c.readFailed(err, 0)
 	}
 	switch h.OpCode {
 	case ws.OpPing:

@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -35,7 +36,7 @@ func NewAdminService(h *hub.Hub, log *slog.Logger) *AdminService {
 
 // Bounds on what an administrator's call may carry.
 const (
-	maxUserID  = 256
+	maxUserID  = hub.MaxUserIDBytes
 	maxReason  = 64 // with its prefix, within the 123 bytes of a WebSocket close reason
 	maxBanTime = 100 * 365 * 24 * time.Hour
 )
@@ -53,19 +54,21 @@ func requireAdmin(ctx context.Context) error {
 	return nil
 }
 
-// checkUser and checkReason refuse arguments out of bounds.
-func checkUser(user string) error {
+// checkArgs refuses a user or a reason out of bounds, with one status that
+// names each (a status joined with another would carry its own "rpc
+// error: code = ..." text into the message).
+func checkArgs(user, reason string) error {
+	var bad []string
 	if strings.TrimSpace(user) == "" || len(user) > maxUserID {
-		return status.Errorf(codes.InvalidArgument, "user must be 1 to %d bytes", maxUserID)
+		bad = append(bad, fmt.Sprintf("user must be 1 to %d bytes", maxUserID))
 	}
-	return nil
-}
-
-func checkReason(reason string) error {
 	if len(reason) > maxReason {
-		return status.Errorf(codes.InvalidArgument, "reason must be at most %d bytes", maxReason)
+		bad = append(bad, fmt.Sprintf("reason must be at most %d bytes", maxReason))
 	}
-	return nil
+	if len(bad) == 0 {
+		return nil
+	}
+	return status.Error(codes.InvalidArgument, strings.Join(bad, "; "))
 }
 
 // DisconnectUser implements chat.v1.AdminService.
@@ -73,7 +76,7 @@ func (s *AdminService) DisconnectUser(ctx context.Context, req *chatv1.Disconnec
 	if err := requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	if err := errors.Join(checkUser(req.GetUser()), checkReason(req.GetReason())); err != nil {
+	if err := checkArgs(req.GetUser(), req.GetReason()); err != nil {
 		return nil, err
 	}
 	n, err := s.hub.DisconnectUser(ctx, req.GetUser(), req.GetReason())
@@ -88,7 +91,7 @@ func (s *AdminService) KickUser(ctx context.Context, req *chatv1.KickUserRequest
 	if err := requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	if err := checkUser(req.GetUser()); err != nil {
+	if err := checkArgs(req.GetUser(), ""); err != nil {
 		return nil, err
 	}
 	room, rerr := hub.RoomName(req.GetRoom())
@@ -106,7 +109,7 @@ func (s *AdminService) BanUser(ctx context.Context, req *chatv1.BanUserRequest) 
 	if err := requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	if err := errors.Join(checkUser(req.GetUser()), checkReason(req.GetReason())); err != nil {
+	if err := checkArgs(req.GetUser(), req.GetReason()); err != nil {
 		return nil, err
 	}
 	d, err := time.ParseDuration(req.GetDuration())
@@ -141,7 +144,7 @@ func (s *AdminService) LiftBan(ctx context.Context, req *chatv1.LiftBanRequest) 
 	if err := requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	if err := checkUser(req.GetUser()); err != nil {
+	if err := checkArgs(req.GetUser(), ""); err != nil {
 		return nil, err
 	}
 	b, err := s.hub.Unban(ctx, req.GetUser(), req.GetRoom())

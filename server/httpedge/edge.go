@@ -5,6 +5,7 @@ package httpedge
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,7 +20,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
-	"github.com/tertulia/tertulia/server/hub"
 )
 
 // Config says what the edge serves.
@@ -47,12 +47,16 @@ type Config struct {
 	// NotReady, if set, says why the node, serving, takes no new sessions
 	// ("" when it does): /health then answers 503 with it as its status.
 	NotReady func() string
+	// BodyTimeout bounds the wait for a REST request's body, from its
+	// head (see readBody). Default ReadHeaderTimeout.
+	BodyTimeout time.Duration
 }
 
 // Handler returns the HTTP handler of the edge.
 func Handler(ctx context.Context, cfg Config) (http.Handler, error) {
 	gw := runtime.NewServeMux(
 		runtime.WithIncomingHeaderMatcher(forwardHeader),
+		runtime.WithRoutingErrorHandler(routingError),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			// The seed's snake_case field names, and zero counts shown as 0.
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
@@ -71,7 +75,7 @@ func Handler(ctx context.Context, cfg Config) (http.Handler, error) {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/", withCORS(cfg.AllowOrigin, requireJSON(queryAsBody(gw))))
+	mux.Handle("/api/", withCORS(cfg.AllowOrigin, requireUTF8(requireJSON(readBody(cmp.Or(cfg.BodyTimeout, ReadHeaderTimeout), queryAsBody(gw))))))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		if cfg.Stopping != nil && cfg.Stopping() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting_down", "service": "tertulia"})
@@ -120,18 +124,12 @@ const ReadHeaderTimeout = 10 * time.Second
 
 // queryAsBody lets POST routes take their fields as query parameters, as the
 // seed's FastAPI routes did (`POST /broadcast?message=hi`): with no body, the
-// query becomes the JSON body the gateway decodes. It also bounds bodies.
+// query becomes the JSON body the gateway decodes. The body, if any, is in
+// memory already (readBody).
 func queryAsBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, hub.MaxFrameBytes)
-		}
-		if r.Method == http.MethodPost && r.ContentLength <= 0 && r.URL.RawQuery != "" {
-			body, err := io.ReadAll(r.Body)
-			if err != nil {
-				writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"code": 8, "message": "request body too large"})
-				return
-			}
+		if r.Method == http.MethodPost && r.URL.RawQuery != "" {
+			body, _ := io.ReadAll(r.Body)
 			if len(bytes.TrimSpace(body)) == 0 {
 				fields := make(map[string]string)
 				for k, v := range r.URL.Query() {
@@ -160,6 +158,18 @@ func forwardHeader(key string) (string, bool) {
 		return "x-request-id", true
 	}
 	return runtime.DefaultHeaderMatcher(key)
+}
+
+// routingError answers a request no REST route takes as the gateway does,
+// except a method the path does not take: 405, where the gateway answers
+// 501 (its Unimplemented), which counts a client's mistake as the
+// server's failure.
+func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, status int) {
+	if status != http.StatusMethodNotAllowed {
+		runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, status)
+		return
+	}
+	writeJSON(w, status, map[string]any{"code": 12, "message": fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path)})
 }
 
 // notReady is cfg.NotReady's answer, "" without it.

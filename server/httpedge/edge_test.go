@@ -116,3 +116,64 @@ func TestNonJSONBodyIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A path or query that is not UTF-8 once unescaped is the client's
+// mistake: 400 with a JSON answer, as any bad input, where the gateway
+// answered 500 (protobuf carries no such string).
+func TestNonUTF8PathOrQueryIsRefused(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Dev: true})
+	for _, tc := range []struct {
+		method, path string
+	}{
+		{http.MethodGet, "/api/v1/websocket/rooms/caf%e9/members"}, // Latin-1, not UTF-8
+		{http.MethodGet, "/api/v1/websocket/rooms/x/members?cursor=%ff"},
+		{http.MethodDelete, "/api/v1/websocket/bans/%ff"},
+	} {
+		status, body, err := errorAnswer(t, tc.method, srv.URL(tc.path))
+		if status != http.StatusBadRequest || err != nil || body.Code != 3 || !strings.Contains(body.Message, "UTF-8") {
+			t.Errorf("%s %s: status %d, body %+v (%v); want 400 JSON, code 3, naming UTF-8", tc.method, tc.path, status, body, err)
+		}
+	}
+	resp, body := get(t, srv.URL("/api/v1/websocket/rooms/caf%C3%A9/members"))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"room":"café"`) {
+		t.Errorf("GET members of café = %d %s, want 200 for the UTF-8 name", resp.StatusCode, body)
+	}
+}
+
+// A method a REST path does not take is the client's mistake: 405 with a
+// JSON answer naming it, not the gateway's 501, which counts as the
+// server's failure.
+func TestWrongMethodGets405(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{Dev: true})
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodPut, "/api/v1/websocket/stats"},
+		{http.MethodGet, "/api/v1/websocket/test-token"},
+		{http.MethodDelete, "/api/v1/websocket/broadcast"},
+	} {
+		status, body, err := errorAnswer(t, tc.method, srv.URL(tc.path))
+		if status != http.StatusMethodNotAllowed || err != nil || !strings.Contains(body.Message, tc.method) {
+			t.Errorf("%s %s: status %d, body %+v (%v); want 405 JSON naming the method", tc.method, tc.path, status, body, err)
+		}
+	}
+}
+
+// errorBody is a REST error answer.
+type errorBody struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+// errorAnswer sends a bodiless request and returns the status and the
+// error answer decoded, with the decoding's error.
+func errorAnswer(t *testing.T, method, url string) (int, errorBody, error) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body errorBody
+	err = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body, err
+}

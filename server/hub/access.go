@@ -71,8 +71,10 @@ type Namespaces struct {
 // NewNamespaces returns the policies in byName. The key "" or "default" is
 // the default namespace, whose policy is also that of every namespace not
 // in byName; without it the default namespace has DefaultNamespacePolicy.
-// Policies are taken as they are: filling unset fields from the default
-// namespace is the caller's business (see server/config).
+// Names are taken in NFC, as room names are; a name that is no valid start
+// of a room name is refused. Policies are taken as they are: filling unset
+// fields from the default namespace is the caller's business (see
+// server/config).
 func NewNamespaces(byName map[string]NamespacePolicy) (*Namespaces, error) {
 	ns := &Namespaces{def: DefaultNamespacePolicy(), byName: make(map[string]NamespacePolicy, len(byName))}
 	_, hasEmpty := byName[DefaultNamespace]
@@ -94,7 +96,18 @@ func NewNamespaces(byName map[string]NamespacePolicy) (*Namespaces, error) {
 		if strings.Contains(name, ":") {
 			return nil, fmt.Errorf("namespace %q: a namespace name has no ':'", name)
 		}
-		ns.byName[name] = p
+		// Room names are NFC (RoomName), so the namespace a room is looked
+		// up under is too: a name written decomposed ("cafe" and a
+		// combining accent) must still match, or its rooms would silently
+		// get the default policy, a private namespace's included.
+		canon, bad := RoomName(name)
+		if bad != nil {
+			return nil, fmt.Errorf("namespace %q: %s", name, bad.Message)
+		}
+		if _, dup := ns.byName[canon]; dup {
+			return nil, fmt.Errorf("namespace %q: another name of the file is the same after NFC normalisation", name)
+		}
+		ns.byName[canon] = p
 	}
 	return ns, nil
 }

@@ -120,3 +120,24 @@ func TestBansAreListedByUserThenRoom(t *testing.T) {
 		t.Errorf("bans listed as %q, want %q", got, want)
 	}
 }
+
+// Namespace names are taken as room names are, in NFC: a name written
+// decomposed is found, and two spellings of one name are refused.
+func TestNamespaceNamesAreNFC(t *testing.T) {
+	ns, err := hub.NewNamespaces(map[string]hub.NamespacePolicy{"cafe\u0301": {Private: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ns.Policy("caf\u00e9:x").Private {
+		t.Errorf("room caf\u00e9:x is not in the private namespace written decomposed")
+	}
+	for name, byName := range map[string]map[string]hub.NamespacePolicy{
+		"two spellings of one name": {"cafe\u0301": {}, "caf\u00e9": {}},
+		"a space at the end":        {"team ": {}},
+		"a slash":                   {"a/b": {}},
+	} {
+		if _, err := hub.NewNamespaces(byName); err == nil {
+			t.Errorf("%s: NewNamespaces succeeded, want an error", name)
+		}
+	}
+}

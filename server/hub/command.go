@@ -244,9 +244,18 @@ func (h *Hub) leave(ctx context.Context, s *Session, room, id string, kicked boo
 	h.unsubscribe(ctx, topicRoom(room), s)
 }
 
+// MaxUserIDBytes bounds a user id that a client or an administrator names
+// (target_user, the admin API's user), as OpenID Connect bounds sub to 255
+// ASCII characters.
+const MaxUserIDBytes = 256
+
 func (s *Session) private(ctx context.Context, cmd Command) *Error {
 	if cmd.TargetUser == "" {
 		return errorf(CodeInvalidTarget, "target_user is required")
+	}
+	if len(cmd.TargetUser) > MaxUserIDBytes {
+		// No user has such an id; the inbox it would open would hold it.
+		return errorf(CodeInvalidTarget, "target_user is %d bytes, over the limit of %d", len(cmd.TargetUser), MaxUserIDBytes)
 	}
 	if err := s.hub.validateMessage(cmd.Message); err != nil {
 		return err

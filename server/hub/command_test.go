@@ -91,6 +91,7 @@ func TestHandle(t *testing.T) {
 		{"leave a room not joined", nil, leave("a"), "error|" + hub.CodeNotInRoom + "|x|||0"},
 		{"leave a bad room name", nil, leave("a/b"), "error|" + hub.CodeInvalidRoom + "|x|||0"},
 		{"private with no target", nil, private("", "hi"), "error|" + hub.CodeInvalidTarget + "|x|||0"},
+		{"private to a target id too long", nil, private(strings.Repeat("u", hub.MaxUserIDBytes+1), "hi"), "error|" + hub.CodeInvalidTarget + "|x|||0"},
 		{"private empty", nil, private("bob", ""), "error|" + hub.CodeEmptyMessage + "|x|||0"},
 		{"private too long", nil, private("bob", strings.Repeat("x", maxBytes+1)), "error|" + hub.CodeMessageTooLong + "|x|||0"},
 		{"unknown command", nil, hub.Command{}, "error|" + hub.CodeUnknownType + "|x|||0"},

@@ -45,6 +45,7 @@ var spanish = map[string]string{
 	"could not join room %q: the broker is unavailable":   "no se pudo entrar en la sala %q: el servicio de mensajería no está disponible",
 	"not in room %q":                                      "no estás en la sala %q",
 	"target_user is required":                             "falta target_user, el destinatario",
+	"target_user is %d bytes, over the limit of %d":       "target_user ocupa %d bytes y el límite es %d",
 	"private message not sent: the broker is unavailable": "mensaje privado no enviado: el servicio de mensajería no está disponible",
 
 	// History (see server/hub/history.go).

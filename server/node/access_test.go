@@ -214,3 +214,21 @@ func TestHistoryFollowsTheNamespace(t *testing.T) {
 		t.Errorf("history of team:eng with the claim: %d %v, want 200", code, body)
 	}
 }
+
+// A namespace written decomposed in the configuration ("cafe" and a
+// combining accent, as some editors and file names give it) is the one
+// its rooms are in, however the client writes them: room names are NFC.
+// Before, its rooms fell back to the default namespace's policy, so a
+// private namespace let anyone in.
+func TestPrivateNamespaceWrittenDecomposed(t *testing.T) {
+	ns, err := hub.NewNamespaces(map[string]hub.NamespacePolicy{"cafe\u0301": {Private: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := nodetest.Start(t, node.Config{Hub: hub.Config{Namespaces: ns}})
+	carol := connectToken(t, srv, "carol", token(t, srv, "carol", false))
+	alice := connectToken(t, srv, "alice", token(t, srv, "alice", false, "caf\u00e9:*"))
+	carol.refused(joinFrame("caf\u00e9:tables")) // precomposed é
+	carol.refused(joinFrame("cafe\u0301:tables"))
+	alice.join("caf\u00e9:tables") // the claim grants it
+}

@@ -47,8 +47,13 @@ func (l Limits) withDefaults() Limits {
 // head the same.
 const maxHeaderBytes = 8 << 10
 
+// maxGRPCHeaderBytes bounds the headers of a gRPC call as an HTTP request's
+// are, slack included: grpc-go would take 16 MiB of them, before any token
+// is looked at. A call over it fails without reaching a handler.
+const maxGRPCHeaderBytes = maxHeaderBytes + 4<<10
+
 // grpcOptions are the gRPC server's limits: streams per connection,
-// keepalive enforcement, idle connections.
+// keepalive enforcement, idle connections, the size of a call's headers.
 func (l Limits) grpcOptions() []grpc.ServerOption {
 	streams := uint32(math.MaxUint32)
 	if l.GRPCStreamsPerConn > 0 {
@@ -63,6 +68,7 @@ func (l Limits) grpcOptions() []grpc.ServerOption {
 	// reconnect; the connection counts bound what a client can hold.
 	return []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(streams),
+		grpc.MaxHeaderListSize(maxGRPCHeaderBytes),
 		grpc.KeepaliveParams(params),
 		// Pings more often than this (a ping flood) close the connection.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: grpcapi.KeepaliveMinTime, PermitWithoutStream: true}),

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -10,9 +11,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
+	"github.com/tertulia/tertulia/server/auth"
 	"github.com/tertulia/tertulia/server/hub"
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
@@ -21,12 +31,7 @@ import (
 // An idle keep-alive HTTP connection is closed after the idle timeout.
 func TestIdleKeepAliveIsClosed(t *testing.T) {
 	srv := nodetest.Start(t, node.Config{Limits: node.Limits{HTTPIdleTimeout: 200 * time.Millisecond}})
-	nc, err := net.Dial("tcp", srv.HTTPAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(waitTimeout))
+	nc := rawConn(t, srv.HTTPAddr)
 	if _, err := io.WriteString(nc, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -141,4 +146,111 @@ func TestGRPCStreamsPerConn(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatalf("after one stream ended, a new one was not welcomed within %v", waitTimeout)
 	}
+}
+
+// The headers of a gRPC call are bounded as an HTTP request's head is, so
+// that nobody can make the node hold megabytes of them before any token
+// is looked at; a token of the largest size accepted still fits.
+func TestGRPCHeadersAreBounded(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{})
+	cc, err := grpc.NewClient(srv.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	stats := func(md ...string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		_, err := chatv1.NewChatServiceClient(cc).GetStats(metadata.AppendToOutgoingContext(ctx, md...), &chatv1.GetStatsRequest{})
+		return err
+	}
+	bearer := "Bearer " + srv.Token(t, "alice", false)
+	if err := stats("authorization", bearer, "x-pad", strings.Repeat("a", 4<<10)); err != nil {
+		t.Fatalf("a call with 4 KiB of headers: %v, want it answered", err)
+	}
+	if err := stats("authorization", bearer, "x-pad", strings.Repeat("a", 64<<10)); err == nil {
+		t.Error("a call with 64 KiB of headers was answered, want it refused")
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "big", "username": strings.Repeat("b", 5900),
+		"exp": time.Now().Add(time.Hour).Unix()}).SignedString(nodetest.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tok); n <= 8000 || n > auth.DefaultMaxTokenBytes {
+		t.Fatalf("token of %d bytes, want 8001..%d", n, auth.DefaultMaxTokenBytes)
+	}
+	if err := stats("authorization", "Bearer "+tok); err != nil {
+		t.Errorf("a call with a token of %d bytes: %v, want it answered", len(tok), err)
+	}
+}
+
+// A call whose request message does not come whole (a unary call, or a
+// server-streaming one such as Health.Watch) is ended once the wait for it
+// is over, before any token is looked at: nobody holds a stream, and what
+// it sent, by sending the start of a message and no more. Before, the call
+// stayed open for ever (the server's keepalive pings kept its connection
+// alive).
+func TestCallWithoutItsMessageIsEnded(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{RequestWait: 300 * time.Millisecond})
+	for _, method := range []string{chatv1.ChatService_GetStats_FullMethodName, healthpb.Health_Watch_FullMethodName} {
+		t.Run(method, func(t *testing.T) {
+			nc := rawConn(t, srv.GRPCAddr)
+			io.WriteString(nc, http2.ClientPreface)
+			fr := http2.NewFramer(nc, nc)
+			fr.WriteSettings()
+			var head bytes.Buffer
+			enc := hpack.NewEncoder(&head)
+			for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", method},
+				{":authority", "tertulia"}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
+				enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+			}
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: head.Bytes(), EndHeaders: true})
+			fr.WriteData(1, false, []byte{0, 0, 0, 0x10, 0}) // announces a 4 KiB message, sends none of it
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					t.Fatalf("the call was not ended: %v", err)
+				}
+				switch f := f.(type) {
+				case *http2.SettingsFrame:
+					if !f.IsAck() {
+						fr.WriteSettingsAck()
+					}
+				case *http2.RSTStreamFrame:
+					return
+				case *http2.HeadersFrame:
+					if f.StreamEnded() { // the trailers, with a status
+						return
+					}
+				}
+			}
+		})
+	}
+}
+
+// A gRPC-Web call, on the HTTP port, whose body does not come whole is
+// ended once the wait for it is over, as a gRPC call's message is: before,
+// it stayed open for as long as the client kept sending a byte at times.
+func TestGRPCWebCallWithoutItsBodyIsEnded(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{RequestWait: 300 * time.Millisecond})
+	nc := rawConn(t, srv.HTTPAddr)
+	io.WriteString(nc, "POST "+chatv1.ChatService_GetStats_FullMethodName+" HTTP/1.1\r\nHost: tertulia\r\n"+
+		"Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\nContent-Length: 4096\r\n\r\n\x00\x00\x00\x0f\xfb")
+	// Whatever the answer, it must come, and the connection end.
+	if _, err := io.Copy(io.Discard, nc); err != nil {
+		t.Errorf("the call was not ended: %v", err)
+	}
+}
+
+// rawConn dials addr for a test that speaks the protocol itself; every
+// read and write must be done within waitTimeout.
+func rawConn(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(waitTimeout))
+	return nc
 }

@@ -5,6 +5,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -83,6 +84,10 @@ type Config struct {
 	// (/debug/pprof/), and the HTTP port no longer serves /metrics. Serve
 	// closes it.
 	AdminListener net.Listener
+	// RequestWait bounds the wait for a request once its head has come: a
+	// REST body, a unary gRPC call's message (see grpcapi.RequestWait).
+	// Default httpedge.ReadHeaderTimeout.
+	RequestWait time.Duration
 }
 
 // The shutdown defaults: a spread long enough that thousands of clients
@@ -127,6 +132,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
 	}
+	cfg.RequestWait = cmp.Or(cfg.RequestWait, httpedge.ReadHeaderTimeout)
 	if cfg.TrustedProxies == nil {
 		cfg.TrustedProxies = DefaultTrustedProxies
 	}
@@ -160,7 +166,7 @@ func New(cfg Config) (*Node, error) {
 		stop:   newStopState(),
 	}
 	n.chat = grpcapi.NewChatService(n.hub, cfg.Logger)
-	n.grpc = grpc.NewServer(append(append(n.observers(),
+	n.grpc = grpc.NewServer(append(append(append(grpcapi.RequestWait(cfg.RequestWait), n.observers()...),
 		serverCreds(cfg.TLS),
 		grpcapi.ServerCodec(),
 		grpc.ChainUnaryInterceptor(grpcapi.UnaryAuth(a), grpcapi.UnaryReads(!cfg.Dev)),
@@ -222,6 +228,7 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 		AllowOrigin: bridge.Origins{Allowed: n.cfg.AllowedOrigins, Dev: n.cfg.Dev}.AllowOrigin,
 		Stopping:    n.stop.stopping.Load,
 		NotReady:    n.notReady,
+		BodyTimeout: n.cfg.RequestWait,
 	})
 	if err != nil {
 		return err
@@ -277,6 +284,7 @@ func (n *Node) mountHandlers() error {
 	bcfg.Upstream = observedUpstream{bridge.InProcess{Chat: n.chat, Gate: n.gate}, n.cfg.Metrics}
 	bcfg.Origins = origins
 	bcfg.Logger = n.log
+	bcfg.MaxTokenBytes = n.cfg.JWT.MaxTokenBytes
 	b, err := bridge.New(bcfg)
 	if err != nil {
 		return fmt.Errorf("bridge: %w", err)
@@ -284,7 +292,7 @@ func (n *Node) mountHandlers() error {
 	n.bridge = b
 	n.cfg.Metrics.ObserveHandshakes(b.HandshakesRefused)
 	h := b.Handlers()
-	web := grpcWeb(n.grpc, origins)
+	web := grpcWeb(n.grpc, origins, n.cfg.RequestWait)
 	for _, path := range grpcweb.ListGRPCResources(n.grpc) {
 		h[path] = web
 	}
@@ -308,7 +316,7 @@ func LocalAddr(a net.Addr) string {
 // grpcWeb serves gRPC-Web (and its WebSocket transport, which carries the
 // Connect stream) on the HTTP port. CORS answers only allowed origins;
 // same-origin pages need none.
-func grpcWeb(srv *grpc.Server, origins bridge.Origins) http.Handler {
+func grpcWeb(srv *grpc.Server, origins bridge.Origins, requestWait time.Duration) http.Handler {
 	web := grpcweb.WrapServer(srv,
 		grpcweb.WithOriginFunc(origins.AllowOrigin),
 		grpcweb.WithWebsockets(true),
@@ -318,6 +326,9 @@ func grpcWeb(srv *grpc.Server, origins bridge.Origins) http.Handler {
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if web.IsGrpcWebRequest(r) || web.IsAcceptableGrpcCorsRequest(r) || web.IsGrpcWebSocketRequest(r) {
+			if !web.IsGrpcWebSocketRequest(r) { // a call's request, which must come in time
+				httpedge.BodyWithin(w, r, requestWait)
+			}
 			web.ServeHTTP(w, r.WithContext(withTransport(r.Context(), metrics.GRPCWeb)))
 			return
 		}
