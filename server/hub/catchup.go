@@ -32,6 +32,7 @@ type hold struct {
 	topic   string
 	holding bool
 	held    []heldEvent
+	size    int      // bytes in held, its events encoded for all
 	floor   Position // after the release: drop messages up to it
 	// counted is the group of the topic that counts this hold among its
 	// members' (see group.catching); nil while s is not a member.
@@ -76,20 +77,33 @@ func (s *Session) holdBack(topic string) {
 // heldBack keeps ev (encoded as b) if s holds topic back, or drops it if it
 // is below topic's floor, and reports whether it did either. The hub's
 // fan-out calls it for each member while any member of the topic's group
-// catches up on it (see group.catching).
+// catches up on it (see group.catching). The held events count against the
+// session's queue bounds: past them they are dropped and the session is
+// disconnected as slow, as a queue that overflows is.
 func (s *Session) heldBack(topic string, ev *Event, b []byte) bool {
 	if s.catch.n.Load() == 0 {
 		return false
 	}
 	s.catch.mu.Lock()
-	defer s.catch.mu.Unlock()
 	h := s.catch.find(topic)
+	if h != nil && h.holding {
+		fits := s.out.fits(len(h.held)+1, h.size+len(b))
+		if fits {
+			h.held = append(h.held, heldEvent{ev, b})
+			h.size += len(b)
+		} else {
+			h.held, h.size = nil, 0
+		}
+		s.catch.mu.Unlock()
+		if !fits && s.out.overflow() {
+			s.closeSlow()
+		}
+		return true
+	}
+	defer s.catch.mu.Unlock()
 	switch {
 	case h == nil:
 		return false
-	case h.holding:
-		h.held = append(h.held, heldEvent{ev, b})
-		return true
 	case !logged(ev):
 		return false
 	case ev.Epoch == h.floor.Epoch && ev.Offset <= h.floor.Offset:
@@ -155,7 +169,7 @@ func (s *Session) release(topic string, first []*Event, floor Position, skip fun
 			s.enqueue(e.b)
 		}
 	}
-	h.held = nil
+	h.held, h.size = nil, 0
 	if above {
 		s.forgetLocked(topic)
 	}

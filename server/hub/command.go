@@ -170,8 +170,24 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", berr)
 		return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
 	}
+	if s.isClosed() {
+		// Close came while this join was under way: it left the rooms it
+		// found, this one too, maybe before the join subscribed. Its
+		// subscription is undone here; the broker joins a closed
+		// connection to nothing (see Presence.AddMember, RemoveConn).
+		h.unsubscribe(ctx, topicRoom(room), s)
+		s.forgetHold(topicRoom(room))
+		return nil
+	}
 	s.joined(ctx, room, cmd, h.announced(room, members))
 	return nil
+}
+
+// isClosed reports whether Close has been called.
+func (s *Session) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 func (s *Session) forget(room string) {

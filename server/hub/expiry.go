@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -89,8 +90,10 @@ func (s *Session) stopExpiry() {
 	}
 }
 
-// refresh replaces the session's token by cmd.Token, which must verify and
-// name the same user; the session then ends at the new token's expiry.
+// refresh moves the session's end to cmd.Token's expiry. The token must
+// verify and grant what the session's does: the same user, admin role and
+// rooms claim. The session's rights are not changed on the way: a token
+// with other rights is refused, and the client reconnects with it.
 func (s *Session) refresh(cmd Command) *Error {
 	v := s.hub.cfg.Tokens
 	if v == nil {
@@ -106,7 +109,16 @@ func (s *Session) refresh(cmd Command) *Error {
 	if who.UserID != s.who.UserID {
 		return errorf(CodeForbidden, "refresh refused: the token is for another user")
 	}
+	if who.Admin != s.who.Admin || !sameRooms(who.Rooms, s.who.Rooms) {
+		return errorf(CodeForbidden, "refresh refused: the token's rights changed: reconnect")
+	}
 	s.expireAt(who.Expires)
 	s.send(&Event{Kind: KindRefreshed, Time: s.hub.now(), ID: cmd.ID, ExpiresAt: who.Expires})
 	return nil
+}
+
+// sameRooms reports whether two rooms claims list the same rooms and
+// patterns, in any order.
+func sameRooms(a, b []string) bool {
+	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
 }

@@ -199,21 +199,23 @@ func (h *Hub) Open(ctx context.Context, who Identity, t Transport) (_ *Session, 
 	}
 	inbox := s.inboxAtConnect(ctx) // ends the hold
 	holding = false
+	greeting := s.text("Connected to the chat")
+	if !who.Guest {
+		greeting = s.text("Welcome %s", who.Name)
+	}
+	// Encoded before the user is counted present: a session that cannot be
+	// welcomed is not opened.
+	b, err := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: greeting, ConnectionID: s.id, UserID: who.UserID,
+		Offset: inbox.Offset, Epoch: inbox.Epoch, ExpiresAt: who.Expires})
+	if err != nil {
+		return nil, fmt.Errorf("encode welcome: %w", err)
+	}
 	first, conns, err := h.broker.AddConn(ctx, s.presence())
 	if err != nil {
 		return nil, fmt.Errorf("add presence: %w", err)
 	}
 	h.metrics.Sessions.Add(1)
 	h.log.InfoContext(ctx, "session opened", "conn", s.id, "user", who.UserID, "guest", who.Guest)
-	greeting := s.text("Connected to the chat")
-	if !who.Guest {
-		greeting = s.text("Welcome %s", who.Name)
-	}
-	b, encErr := s.enc.Encode(&Event{Kind: KindSystem, Time: h.now(), Message: greeting, ConnectionID: s.id, UserID: who.UserID,
-		Offset: inbox.Offset, Epoch: inbox.Epoch, ExpiresAt: who.Expires})
-	if encErr != nil {
-		h.log.Error("encode welcome", "err", encErr)
-	}
 	s.out.welcome(b)
 	s.expireAt(who.Expires)
 	if first && h.announced("", conns) {

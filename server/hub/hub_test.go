@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -143,5 +144,34 @@ func TestWelcomeComesFirst(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 		}
+	}
+}
+
+// failingEncoder cannot encode a welcome.
+type failingEncoder struct{}
+
+func (failingEncoder) Encode(ev *hub.Event) ([]byte, error) {
+	if ev.Kind == hub.KindSystem {
+		return nil, errors.New("no welcome in this format")
+	}
+	return []byte(ev.Kind.String()), nil
+}
+
+// A session that cannot be welcomed is not opened: Open fails, and the
+// user is not counted present.
+func TestOpenFailsWithoutAWelcome(t *testing.T) {
+	ctx := context.Background()
+	h := hub.New(hub.Config{}, memory.New())
+	s, err := h.Open(ctx, hub.Identity{UserID: "u", Name: "u"}, &recordingTransport{enc: failingEncoder{}})
+	if err == nil {
+		s.Close(ctx)
+		t.Fatal("Open with a welcome that cannot be encoded succeeded")
+	}
+	st, err := h.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TotalConnections != 0 || h.Sessions() != 0 {
+		t.Errorf("after a failed Open: %d connections in the cluster, %d sessions, want none", st.TotalConnections, h.Sessions())
 	}
 }

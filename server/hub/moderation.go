@@ -199,13 +199,16 @@ func (h *Hub) Bans(ctx context.Context) ([]Ban, error) {
 	return bans, nil
 }
 
-// moderationTimeout bounds the broker calls of a kick carried out on this node.
+// moderationTimeout bounds the broker calls of a kick of one session
+// carried out on this node.
 const moderationTimeout = 5 * time.Second
 
 // moderate carries out a moderation order on this node's sessions of the
 // user whose topic it came on. It runs as the broker's handler and must
 // not block: the order is carried out on a goroutine of its own, since
-// closing a transport may wait a moment and a kick talks to the broker.
+// closing a transport may wait a moment and a kick talks to the broker. A
+// kick has a goroutine per session: each waits for its session's command
+// under way (see kick), and one slow join must not hold back the others.
 func (h *Hub) moderate(topic string, ev *Event) {
 	g := h.lookup(topic)
 	if g == nil {
@@ -229,21 +232,23 @@ func (h *Hub) moderate(topic string, ev *Event) {
 				s.out.drain(Disconnect{Code: code, Reason: ev.Message})
 			}
 		case KindKick:
-			ctx, cancel := context.WithTimeout(context.Background(), moderationTimeout)
-			defer cancel()
 			for _, s := range sessions {
-				s.kick(ctx, ev.Room)
+				go s.kick(ev.Room)
 			}
 		}
 	}()
 }
 
-// kick takes s out of room, if it is there, as a leave would, with kicked set.
-func (s *Session) kick(ctx context.Context, room string) {
+// kick takes s out of room, if it is there, as a leave would, with kicked
+// set. Its broker calls have moderationTimeout from the moment its turn
+// comes.
+func (s *Session) kick(room string) {
 	// In turn with the session's commands: a join under way when the kick
 	// came is done, then undone.
 	s.ops.Lock()
 	defer s.ops.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), moderationTimeout)
+	defer cancel()
 	if s.quit(ctx, room, "", true) {
 		s.hub.log.Info("kicked from room", "conn", s.id, "user", s.who.UserID, "room", room)
 	}

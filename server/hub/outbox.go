@@ -66,6 +66,33 @@ type outbox struct {
 // dropped, and the caller must close the transport as slow.
 func (o *outbox) push(b []byte) bool { return o.add(b, false) }
 
+// fits reports whether frames frames of size bytes in all stay within the
+// queue's bounds.
+func (o *outbox) fits(frames, size int) bool {
+	return frames <= o.maxFrames && size <= o.maxBytes
+}
+
+// overflow closes the outbox as slow and drops its queue, as a push past
+// its bounds does, and reports whether it was open: the caller must then
+// close the transport as slow.
+func (o *outbox) overflow() bool {
+	o.mu.Lock()
+	if o.closed || o.closing != nil {
+		o.mu.Unlock()
+		return false
+	}
+	o.overflowLocked()
+	return true
+}
+
+// overflowLocked closes o as slow, and unlocks o.mu.
+func (o *outbox) overflowLocked() {
+	o.closed = true
+	o.ended = DisconnectSlow
+	o.queue, o.queued = nil, 0
+	o.unparkLocked()
+}
+
 // pushLater adds one frame like push but wakes no writer for it: it goes
 // out with the next frame pushed, in its place in the queue, or when the
 // sweeper next passes over held frames, within announceDelay. A storm of
@@ -80,10 +107,7 @@ func (o *outbox) add(b []byte, later bool) bool {
 		return true
 	}
 	if len(o.queue) >= o.maxFrames || o.queued+len(b) > o.maxBytes {
-		o.closed = true
-		o.ended = DisconnectSlow
-		o.queue, o.queued = nil, 0
-		o.unparkLocked()
+		o.overflowLocked()
 		return false
 	}
 	o.queue = append(o.queue, b)

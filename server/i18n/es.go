@@ -76,6 +76,9 @@ var spanish = map[string]string{
 	"user is required":                               "falta el usuario",
 	"a ban must end in the future":                   "una prohibición debe terminar en el futuro",
 
+	// A refresh whose token grants other rights (see server/hub/expiry.go).
+	"refresh refused: the token's rights changed: reconnect": "renovación rechazada: los permisos del token han cambiado: vuelve a conectarte",
+
 	// Room names (see server/hub/names.go).
 	"room name is empty":                                             "el nombre de la sala está vacío",
 	"room name %q is longer than %d characters":                      "el nombre de sala %q tiene más de %d caracteres",

@@ -100,6 +100,48 @@ func TestRefreshKeepsGRPCSession(t *testing.T) {
 	u.await("own message after the first expiry", isMessage("still here"))
 }
 
+// A refresh does not change a session's rights: a token of the same user
+// that grants another admin role is refused with forbidden, and the
+// session still ends with its first token.
+func TestRefreshWithOtherRightsIsRefused(t *testing.T) {
+	srv, mint := shortLived(t)
+	a, err := auth.New(auth.Config{Secret: nodetest.Secret, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	demoted, err := a.Issue("alice", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	promoted, err := a.Issue("bob", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := auth.New(auth.Config{Secret: nodetest.Secret, TTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliceTok, err := admin.Issue("alice", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := connectWith(t, srv, "alice", aliceTok)
+	bob := connectWith(t, srv, "bob", mint("bob", time.Hour))
+	for _, tc := range []struct {
+		u     *user
+		token string
+	}{{alice, demoted}, {bob, promoted}} {
+		tc.u.must(tc.u.s.Refresh(tc.token))
+		e := tc.u.await("refusal", func(f *chatv1.ServerFrame) bool { return f.GetError() != nil }).GetError()
+		if e.Code != "forbidden" {
+			t.Errorf("%s's refresh with other rights: error %q, want forbidden", tc.u.name, e.Code)
+		}
+	}
+	if st, _ := status.FromError(alice.ended()); st.Code() != codes.Unauthenticated {
+		t.Errorf("alice's session ended with %v, want Unauthenticated at her first token's expiry", st)
+	}
+}
+
 // Only admins moderate: other users get PermissionDenied, callers without
 // a token Unauthenticated, over gRPC and REST (403, 401).
 func TestModerationNeedsAdmin(t *testing.T) {
