@@ -213,6 +213,12 @@ func (a *Authenticator) verify(token string) (hub.Identity, error) {
 	if c.Subject == "" {
 		return hub.Identity{}, fmt.Errorf("%w: sub is required", ErrInvalidToken)
 	}
+	if err := hub.CheckUserText(c.Subject); err != nil {
+		return hub.Identity{}, fmt.Errorf("%w: sub %w", ErrInvalidToken, err)
+	}
+	if err := hub.CheckUserText(c.Username); err != nil {
+		return hub.Identity{}, fmt.Errorf("%w: username %w", ErrInvalidToken, err)
+	}
 	name := c.Username
 	if name == "" {
 		name = c.Subject
@@ -257,6 +263,9 @@ func (a *Authenticator) keyFor(t *jwt.Token) (any, error) {
 func (a *Authenticator) Issue(user string, admin bool, rooms ...string) (string, error) {
 	if user == "" {
 		return "", errors.New("user is required")
+	}
+	if err := hub.CheckUserText(user); err != nil {
+		return "", fmt.Errorf("user %w", err) // Verify would refuse the token
 	}
 	if len(a.cfg.Secret) == 0 {
 		return "", errors.New("no jwt secret to sign with")

@@ -53,12 +53,27 @@ func TestVerifyRefuses(t *testing.T) {
 		{"iat a string", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": exp(time.Hour), "iat": "0"})},
 		{"exp null", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": nil})},
 		{"iat in the future beyond leeway", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": exp(2 * time.Hour), "iat": exp(time.Hour)})},
+		// A name must not break or reorder the text around it on other
+		// members' screens, nor be longer than an administrator may name.
+		{"sub over 256 bytes", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": strings.Repeat("a", 257), "exp": exp(time.Hour)})},
+		{"sub with a NUL", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a\x00b", "exp": exp(time.Hour)})},
+		{"username with a line break", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "username": "eve\nadmin: hi", "exp": exp(time.Hour)})},
+		{"username with a right-to-left override", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "username": "eve\u202egnp.exe", "exp": exp(time.Hour)})},
+		{"sub with an isolate", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a\u2067b", "exp": exp(time.Hour)})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := a.Verify(tc.token); !errors.Is(err, auth.ErrInvalidToken) {
 				t.Errorf("Verify = %v, want ErrInvalidToken", err)
 			}
 		})
+	}
+	// Names of every script pass, with the format characters they need:
+	// Persian's zero-width non-joiner, an emoji sequence's joiner.
+	for _, name := range []string{"می\u200cخواهم", "👩\u200d👩\u200d👧", "José Núñez", strings.Repeat("a", 256)} {
+		who, err := a.Verify(sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": name, "username": name, "exp": exp(time.Hour)}))
+		if err != nil || who.UserID != name || who.Name != name {
+			t.Errorf("token for %q: %+v, %v; want accepted with that name", name, who, err)
+		}
 	}
 	// Within the leeway an expired token still passes: clocks drift.
 	if _, err := a.Verify(sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": exp(0)})); err != nil {
@@ -69,7 +84,7 @@ func TestVerifyRefuses(t *testing.T) {
 func TestOversizeTokenIsRefusedBeforeParsing(t *testing.T) {
 	a, _ := auth.New(auth.Config{Secret: secret, MaxTokenBytes: 1024})
 	claims := func(n int) jwt.MapClaims {
-		return jwt.MapClaims{"sub": "a", "username": strings.Repeat("x", n), "exp": time.Now().Add(time.Hour).Unix()}
+		return jwt.MapClaims{"sub": "a", "jti": strings.Repeat("x", n), "exp": time.Now().Add(time.Hour).Unix()}
 	}
 	small, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claims(500)).SignedString(secret)
 	if _, err := a.Verify(small); err != nil {

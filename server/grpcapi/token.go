@@ -12,6 +12,7 @@ import (
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/server/auth"
+	"github.com/tertulia/tertulia/server/hub"
 )
 
 // AuthService implements chat.v1.AuthService. Serve it in dev mode only.
@@ -58,6 +59,9 @@ func (s *AuthService) IssueToken(ctx context.Context, req *chatv1.IssueTokenRequ
 	name := strings.TrimSpace(req.GetUsername())
 	if name == "" || len(name) > maxUsername {
 		return nil, status.Errorf(codes.InvalidArgument, "username must be 1 to %d characters", maxUsername)
+	}
+	if err := hub.CheckUserText(name); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "username %v", err)
 	}
 	tok, err := s.auth.Issue(name, req.GetAdmin())
 	if err != nil {

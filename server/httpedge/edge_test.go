@@ -73,13 +73,17 @@ func TestTestTokenOnlyInDevMode(t *testing.T) {
 	}
 	t.Run("bad username", func(t *testing.T) {
 		srv := nodetest.Start(t, node.Config{Dev: true})
-		resp, err := http.Post(srv.URL("/api/v1/websocket/test-token"), "application/json", strings.NewReader(`{"username":""}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("empty username: status %d, want 400", resp.StatusCode)
+		for _, name := range []string{``, `eve\u202egnp.exe`, `a\u0000b`} {
+			resp, err := http.Post(srv.URL("/api/v1/websocket/test-token"), "application/json", strings.NewReader(`{"username":"`+name+`"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body map[string]any
+			json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest || body["message"] == nil {
+				t.Errorf("username %q: status %d %v, want 400 with a JSON message", name, resp.StatusCode, body)
+			}
 		}
 	})
 }

@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -85,6 +87,28 @@ func truncate(s string) string {
 		i += size
 	}
 	return s[:i] + "…"
+}
+
+// CheckUserText checks a user id or a display name as a token or a client
+// gives it: valid UTF-8, at most MaxUserIDBytes bytes, and none of the
+// characters that would break or reorder the text shown around it on other
+// members' screens: controls (Cc: NUL, line breaks, escapes) and the
+// bidirectional embeddings, overrides and isolates (U+202A–U+202E,
+// U+2066–U+2069). Other format characters stay: scripts such as Persian
+// need the zero-width non-joiner, and emoji sequences the joiner.
+func CheckUserText(s string) error {
+	switch {
+	case !utf8.ValidString(s):
+		return errors.New("is not UTF-8")
+	case len(s) > MaxUserIDBytes:
+		return fmt.Errorf("is %d bytes, over the limit of %d", len(s), MaxUserIDBytes)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || ('\u202a' <= r && r <= '\u202e') || ('\u2066' <= r && r <= '\u2069') {
+			return fmt.Errorf("holds the control character %U", r)
+		}
+	}
+	return nil
 }
 
 // Namespace is the part of a room name before ':', "" for the default

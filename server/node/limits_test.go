@@ -171,7 +171,7 @@ func TestGRPCHeadersAreBounded(t *testing.T) {
 	if err := stats("authorization", bearer, "x-pad", strings.Repeat("a", 64<<10)); err == nil {
 		t.Error("a call with 64 KiB of headers was answered, want it refused")
 	}
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "big", "username": strings.Repeat("b", 5900),
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "big", "jti": strings.Repeat("b", 5904),
 		"exp": time.Now().Add(time.Hour).Unix()}).SignedString(nodetest.Secret)
 	if err != nil {
 		t.Fatal(err)

@@ -60,7 +60,7 @@ func TestOversizeTokenRefusedOnEveryCarrier(t *testing.T) {
 	cfg := node.Config{JWT: auth.Config{Secret: nodetest.Secret, MaxTokenBytes: 1024}}
 	srv := nodetest.Start(t, cfg)
 	pad := func(n int) string {
-		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "big", "username": strings.Repeat("b", n),
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "big", "jti": strings.Repeat("b", n),
 			"exp": time.Now().Add(time.Hour).Unix()}).SignedString(nodetest.Secret)
 		if err != nil {
 			t.Fatal(err)
