@@ -212,10 +212,12 @@ func (b *Bridge) finish(c *Conn, err error) {
 const authFrameSlack = 1 << 10
 
 // authFrame waits for the auth frame that carries the token, and closes
-// the connection with 1008 if there is none (1009 if it is over the bound
-// MaxTokenBytes sets: nobody unauthenticated makes the bridge hold more).
+// the connection with 1008 if there is none within AuthTimeout, however
+// many pings come meanwhile (1009 if it is over the bound MaxTokenBytes
+// sets: nobody unauthenticated makes the bridge hold more).
 func (b *Bridge) authFrame(c *Conn) string {
-	data, err := c.readMessage(b.cfg.AuthTimeout, min(b.cfg.MaxTokenBytes+authFrameSlack, b.cfg.MaxFrameBytes))
+	wait := b.cfg.AuthTimeout // for the auth frame, not for each frame
+	data, err := c.readMessage(wait, time.Now().Add(wait), min(b.cfg.MaxTokenBytes+authFrameSlack, b.cfg.MaxFrameBytes))
 	if err != nil {
 		c.Close(ws.StatusPolicyViolation, "authentication required") // unless the read failure closed it
 		return ""
