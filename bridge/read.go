@@ -301,8 +301,13 @@ func (c *Conn) control(h ws.Header, body io.Reader) error {
 		c.mu.Lock()
 		if !c.closed {
 			c.armWrite()
-			c.writeHead()
-			c.nc.Write(append(appendHeader(nil, ws.OpPong, len(payload)), payload...))
+			err := c.writeHead()
+			if err == nil {
+				_, err = c.nc.Write(append(appendHeader(nil, ws.OpPong, len(payload)), payload...))
+			}
+			if err != nil {
+				c.writeFailed()
+			}
 		}
 		c.mu.Unlock()
 	case ws.OpClose:
