@@ -69,11 +69,12 @@ func (s *ChatService) GetStats(ctx context.Context, _ *chatv1.GetStatsRequest) (
 	if err != nil {
 		return nil, failed(ctx, s.log, err)
 	}
+	rooms := s.readableRooms(ctx, st.Rooms)
 	return &chatv1.GetStatsResponse{
 		TotalConnections: int32(st.TotalConnections),
 		UniqueUsers:      int32(len(st.Users)),
-		ActiveRooms:      int32(len(st.Rooms)),
-		Rooms:            roomCounts(st.Rooms),
+		ActiveRooms:      int32(len(rooms)),
+		Rooms:            rooms,
 	}, nil
 }
 
@@ -83,7 +84,8 @@ func (s *ChatService) ListRooms(ctx context.Context, _ *chatv1.ListRoomsRequest)
 	if err != nil {
 		return nil, failed(ctx, s.log, err)
 	}
-	return &chatv1.ListRoomsResponse{Rooms: roomCounts(st.Rooms), TotalRooms: int32(len(st.Rooms))}, nil
+	rooms := s.readableRooms(ctx, st.Rooms)
+	return &chatv1.ListRoomsResponse{Rooms: rooms, TotalRooms: int32(len(rooms))}, nil
 }
 
 // ListUsers implements chat.v1.ChatService.
@@ -99,10 +101,17 @@ func (s *ChatService) ListUsers(ctx context.Context, _ *chatv1.ListUsersRequest)
 	return &chatv1.ListUsersResponse{ConnectedUsers: users, TotalUsers: int32(len(users))}, nil
 }
 
-func roomCounts(rooms map[string]int) map[string]int32 {
+// readableRooms is rooms with their member counts, less those the caller
+// may not read: a private namespace's room is listed, like its members and
+// its history, only to those who may join it (MayRead), so that its name
+// does not tell others what it is about.
+func (s *ChatService) readableRooms(ctx context.Context, rooms map[string]int) map[string]int32 {
+	who, ns := caller(ctx), s.hub.Namespaces()
 	out := make(map[string]int32, len(rooms))
 	for r, n := range rooms {
-		out[r] = int32(n)
+		if ns.MayJoin(who, r) == nil {
+			out[r] = int32(n)
+		}
 	}
 	return out
 }

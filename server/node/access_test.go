@@ -232,3 +232,44 @@ func TestPrivateNamespaceWrittenDecomposed(t *testing.T) {
 	carol.refused(joinFrame("cafe\u0301:tables"))
 	alice.join("caf\u00e9:tables") // the claim grants it
 }
+
+// A private namespace's rooms are listed (REST /rooms and /stats, gRPC
+// ListRooms and GetStats) only to those who may join them, as their
+// members and history are: a room's name can say what it is about. Before,
+// every caller saw them all, with their member counts.
+func TestRoomListsShowOnlyRoomsTheCallerMayRead(t *testing.T) {
+	srv := accessNode(t)
+	alice := connectToken(t, srv, "alice", token(t, srv, "alice", false, "team:eng"))
+	alice.join("team:eng")
+	alice.join("general")
+	carolTok := token(t, srv, "carol", false)
+
+	for _, c := range []struct {
+		who, token string
+		sees       bool
+	}{
+		{"carol, without the claim", carolTok, false},
+		{"bob, with the claim", token(t, srv, "bob", false, "team:*"), true},
+		{"an admin", token(t, srv, "root", true), true},
+	} {
+		rooms, err := dial(t, srv, c.token).Rooms(t.Context())
+		if _, ok := rooms["team:eng"]; err != nil || ok != c.sees || rooms["general"] != 1 {
+			t.Errorf("%s: gRPC rooms = %v, %v; want general, and team:eng only if %v", c.who, rooms, err, c.sees)
+		}
+		for _, path := range []string{"/api/v1/websocket/rooms", "/api/v1/websocket/stats"} {
+			body := getJSON(t, srv.URL(path), c.token)
+			listed, _ := body["rooms"].(map[string]any)
+			count := body["total_rooms"]
+			if path == "/api/v1/websocket/stats" {
+				count = body["active_rooms"]
+			}
+			want := 1.0
+			if c.sees {
+				want = 2
+			}
+			if _, ok := listed["team:eng"]; ok != c.sees || listed["general"] != 1.0 || count != want {
+				t.Errorf("%s: GET %s = %v; want general, team:eng only if %v, and a count of %v", c.who, path, body, c.sees, want)
+			}
+		}
+	}
+}
