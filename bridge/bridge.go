@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"google.golang.org/grpc/status"
 
 	"github.com/tertulia/tertulia/server/auth"
 	"github.com/tertulia/tertulia/server/hub"
@@ -203,19 +204,40 @@ func (b *Bridge) finish(c *Conn, err error) {
 	c.Close(ws.StatusNormalClosure, "")
 	c.closeSocket()
 	b.untrack(c)
-	if b.log.Enabled(context.Background(), slog.LevelDebug) { // not a formatted address per connection for nothing
-		b.log.Debug("websocket closed", "remote", c.nc.RemoteAddr().String(), "code", int(c.CloseCode()))
+	// A session the core could not run (1011, 1012: Connect or Recv failed,
+	// the cluster is out of reach) is the operator's business, with why;
+	// refusals, the browser's doing and normal ends are not.
+	level := slog.LevelDebug
+	if upstreamFailed(err) {
+		level = slog.LevelWarn
 	}
+	if b.log.Enabled(context.Background(), level) { // not a formatted address per connection for nothing
+		b.log.Log(context.Background(), level, "websocket closed", "remote", c.nc.RemoteAddr().String(), "code", int(c.CloseCode()), "err", err)
+	}
+}
+
+// upstreamFailed reports whether a session ended with err because the
+// core failed it: a gRPC status that closes with 1011 or 1012. A read error
+// of the browser's connection is no status (and a reset browser is no
+// failure of the server's).
+func upstreamFailed(err error) bool {
+	if _, ok := status.FromError(err); !ok || sessionOver(err) {
+		return false
+	}
+	code, _ := closeForStatus(err)
+	return code == ws.StatusInternalServerError || code == StatusServiceRestart
 }
 
 // authFrameSlack is what an auth frame may hold besides its token.
 const authFrameSlack = 1 << 10
 
 // authFrame waits for the auth frame that carries the token, and closes
-// the connection with 1008 if there is none (1009 if it is over the bound
-// MaxTokenBytes sets: nobody unauthenticated makes the bridge hold more).
+// the connection with 1008 if there is none within AuthTimeout, however
+// many pings come meanwhile (1009 if it is over the bound MaxTokenBytes
+// sets: nobody unauthenticated makes the bridge hold more).
 func (b *Bridge) authFrame(c *Conn) string {
-	data, err := c.readMessage(b.cfg.AuthTimeout, min(b.cfg.MaxTokenBytes+authFrameSlack, b.cfg.MaxFrameBytes))
+	wait := b.cfg.AuthTimeout // for the auth frame, not for each frame
+	data, err := c.readMessage(wait, time.Now().Add(wait), min(b.cfg.MaxTokenBytes+authFrameSlack, b.cfg.MaxFrameBytes))
 	if err != nil {
 		c.Close(ws.StatusPolicyViolation, "authentication required") // unless the read failure closed it
 		return ""

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 
 	"github.com/tertulia/tertulia/bridge"
 	client "github.com/tertulia/tertulia/clients/go"
@@ -221,6 +222,42 @@ func TestRefusedTokensClose1008(t *testing.T) {
 					t.Errorf("got frame %v, want close 1008 before any chat traffic", f)
 				}
 			})
+		}
+	})
+}
+
+// A client that never sends the auth frame is closed within AuthTimeout
+// even if it pings: a ping is no auth frame, and used to re-arm the wait
+// for one, so slow pings held a connection open, unauthenticated, forever.
+func TestAuthWaitIsNotExtendedByPings(t *testing.T) {
+	const authTimeout = 300 * time.Millisecond
+	runModes(t, func(t *testing.T, m mode) {
+		tg := start(t, m, node.Config{}, bridge.Config{AuthTimeout: authTimeout})
+		u, err := dialRaw(t, tg, "/api/v1/ws/authenticated", dialOpts{})
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		u.name = "pinger"
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(stopped)
+			tick := time.NewTicker(authTimeout / 2)
+			defer tick.Stop()
+			for {
+				if wsutil.WriteClientMessage(u.conn, ws.OpPing, nil) != nil {
+					return // closed
+				}
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+		defer func() { close(stop); <-stopped }()
+		// The pongs are read and skipped.
+		if code, _ := u.closed(); code != ws.StatusPolicyViolation {
+			t.Errorf("close %d, want 1008", code)
 		}
 	})
 }

@@ -28,6 +28,14 @@ import (
 // headerTimeout bounds the wait for a request's head, as
 // http.Server.ReadHeaderTimeout does. Closing the returned listener closes
 // l and the connections whose request it is still reading.
+//
+// Over TLS (l a tls.NewListener), what the HTTP server gets is not the
+// *tls.Conn but a wrapper that gives back the bytes read here, so net/http
+// does not know the connection is TLS: a request's r.TLS is nil (nothing
+// in the server reads it; a handler that would must not trust it), and a
+// plain-HTTP request sent to the TLS port fails its TLS handshake here and
+// is closed without an answer, where net/http would answer 400 "Client
+// sent an HTTP request to an HTTPS server".
 func (b *Bridge) Listener(l net.Listener, headerTimeout time.Duration) net.Listener {
 	s := &splitListener{Listener: l, b: b, timeout: headerTimeout,
 		http: make(chan net.Conn), done: make(chan struct{}), reading: make(map[net.Conn]struct{})}

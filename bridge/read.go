@@ -22,7 +22,7 @@ import (
 // over the size limit).
 func (c *Conn) recv(refuse func(*FrameError)) (*chatv1.ClientFrame, error) {
 	for {
-		data, err := c.readMessage(c.idleTimeout(), c.b.cfg.MaxFrameBytes)
+		data, err := c.readMessage(c.idleTimeout(), time.Time{}, c.b.cfg.MaxFrameBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -118,10 +118,16 @@ func (c *Conn) clientFrame(data []byte, refuse func(*FrameError)) *chatv1.Client
 }
 
 // readMessage returns the payload of the next data message, waiting at
-// most idle for each frame.
-func (c *Conn) readMessage(idle time.Duration, limit int) ([]byte, error) {
+// most idle for each frame and, unless by is zero, until by at the latest,
+// however many control frames come meanwhile: a ping or a pong is life,
+// not the auth frame the wait before authentication is for.
+func (c *Conn) readMessage(idle time.Duration, by time.Time, limit int) ([]byte, error) {
 	for {
-		data, _, err := c.readFrame(idle, limit)
+		wait := idle
+		if !by.IsZero() {
+			wait = min(wait, time.Until(by))
+		}
+		data, _, err := c.readFrame(wait, limit)
 		if err != nil || data != nil {
 			return data, err
 		}
@@ -295,8 +301,13 @@ func (c *Conn) control(h ws.Header, body io.Reader) error {
 		c.mu.Lock()
 		if !c.closed {
 			c.armWrite()
-			c.writeHead()
-			c.nc.Write(append(appendHeader(nil, ws.OpPong, len(payload)), payload...))
+			err := c.writeHead()
+			if err == nil {
+				_, err = c.nc.Write(append(appendHeader(nil, ws.OpPong, len(payload)), payload...))
+			}
+			if err != nil {
+				c.writeFailed()
+			}
 		}
 		c.mu.Unlock()
 	case ws.OpClose:

@@ -27,7 +27,9 @@ func (c *Conn) sendPing() {
 		var err error
 		if c.head != nil {
 			c.armWrite()
-			err = c.writeHead()
+			if err = c.writeHead(); err != nil {
+				c.writeFailed()
+			}
 		}
 		c.mu.Unlock()
 		if err == nil {
@@ -39,6 +41,9 @@ func (c *Conn) sendPing() {
 	err := c.writeHead() // a ping interval shorter than headHold
 	if err == nil {
 		_, err = c.nc.Write(pingFrame)
+	}
+	if err != nil {
+		c.writeFailed()
 	}
 	c.mu.Unlock()
 	if err == nil {
@@ -72,7 +77,8 @@ var pingFrame = []byte{0x80 | byte(ws.OpPing), 0}
 
 // WriteFrames sends frames, each one event's JSON, in one socket write. It
 // is the hub's writer (in-process) or the upstream reader (remote) that
-// calls it.
+// calls it. Once a write has failed, this one or a ping's, it returns
+// ErrClosed (see writeFailed).
 //
 // A plain client gets one WebSocket text message per event, as the seed
 // sent them. A client that negotiated Subprotocol gets the events joined
@@ -119,9 +125,26 @@ func (c *Conn) WriteFrames(frames [][]byte) error {
 		writeBuffers.Put(bp)
 	}
 	if err != nil {
+		c.writeFailed()
 		return fmt.Errorf("write websocket: %w", err)
 	}
 	return nil
+}
+
+// writeFailed ends the connection after a failed write, which may have
+// left a frame cut short: nothing more is written (a frame header, even a
+// close frame's, in the middle of the broken frame would show the browser a
+// protocol error rather than the end of the connection), WriteFrames
+// returns ErrClosed from now on, so that the session ends with a reason,
+// and the reader wakes up at once rather than at the idle timeout. The
+// code, if none was set, is 1006 (RFC 6455 7.1.5: no close frame was
+// sent), so that the connection reads as closed (see Bridge.run). The
+// caller holds mu.
+func (c *Conn) writeFailed() {
+	c.closed = true
+	c.code.CompareAndSwap(0, uint32(ws.StatusAbnormalClosure))
+	c.closing.Store(true)
+	c.nc.SetReadDeadline(time.Now())
 }
 
 // appendJoined appends frames as text messages of the events joined with

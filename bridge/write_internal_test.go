@@ -3,6 +3,7 @@ package bridge
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -149,4 +150,85 @@ func TestHeadSentWithWelcomeDisarmsTheHeadTimer(t *testing.T) {
 		t.Error("the head went out with the welcome, but the timer still waits to send it at headHold")
 	}
 	server.Close()
+}
+
+// A write that fails (here: times out on a browser that reads nothing, so
+// a frame may be cut short) ends the connection at once, whichever write
+// it was: a batch, a ping or the pong to the browser's ping. Nothing more
+// is written into the broken frame, WriteFrames says ErrClosed so that the
+// session ends with a reason, and the reader wakes up rather than wait for
+// the idle timeout (two hours here).
+func TestFailedWriteEndsTheConnection(t *testing.T) {
+	// fill blocks the socket: the browser reads nothing, and its buffers
+	// and the server's are small.
+	fill := func(c *Conn) {
+		c.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		c.nc.Write(make([]byte, 4<<20))
+	}
+	for _, tc := range []struct {
+		name    string
+		provoke func(t *testing.T, c *Conn, client net.Conn)
+	}{
+		{"batch", func(t *testing.T, c *Conn, _ net.Conn) {
+			if err := c.WriteFrames([][]byte{bytes.Repeat([]byte("x"), 4<<20)}); err == nil {
+				t.Fatal("a 4 MiB batch to a browser that reads nothing went out")
+			}
+		}},
+		{"ping", func(t *testing.T, c *Conn, _ net.Conn) { fill(c); c.sendPing() }},
+		{"pong", func(t *testing.T, c *Conn, client net.Conn) {
+			fill(c)
+			if err := wsutil.WriteClientMessage(client, ws.OpPing, nil); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &Bridge{cfg: Config{PingInterval: time.Hour, WriteTimeout: 200 * time.Millisecond, CloseTimeout: 200 * time.Millisecond}.withDefaults()}
+			server, client := tcpPair(t)
+			c := newConn(b, server, nil, nil)
+			defer c.ping.Stop()
+			read := make(chan error, 1)
+			go func() { _, err := c.readMessage(c.idleTimeout(), time.Time{}, 1024); read <- err }()
+
+			tc.provoke(t, c, client)
+			select {
+			case err := <-read:
+				if err == nil {
+					t.Error("the reader returned a message")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the reader still waits 5s after the failed write")
+			}
+			if err := c.WriteFrames([][]byte{[]byte(`{}`)}); !errors.Is(err, ErrClosed) {
+				t.Errorf("WriteFrames after the failed write: %v, want ErrClosed", err)
+			}
+			if c.CloseCode() == 0 {
+				t.Error("the connection does not read as closed")
+			}
+		})
+	}
+}
+
+// tcpPair returns the two ends of a loopback TCP connection with small
+// buffers: the server's to write, the client's to read.
+func tcpPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	client.(*net.TCPConn).SetReadBuffer(4 << 10)
+	server.(*net.TCPConn).SetWriteBuffer(4 << 10)
+	return server, client
 }

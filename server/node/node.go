@@ -202,6 +202,9 @@ func (n *Node) Hub() *hub.Hub { return n.hub }
 func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	defer n.auth.Close()
 	listeners := []net.Listener{grpcLis, httpLis}
+	// TLS under the bridge's listener, which hides it from net/http: r.TLS
+	// is nil, and plain HTTP to this port is closed, not answered 400 (see
+	// bridge.Bridge.Listener).
 	httpLis = tlsListener(httpLis, n.cfg.TLS)
 	conn, err := grpc.NewClient("passthrough:///"+grpcLis.Addr().String(),
 		grpc.WithTransportCredentials(selfCreds(n.cfg.TLS)))
@@ -237,7 +240,8 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	httpSrv := &http.Server{Handler: logs.HTTP(handler, n.log), ReadHeaderTimeout: httpedge.ReadHeaderTimeout, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 	n.cfg.Limits.limitHTTP(httpSrv)
 	// WebSocket upgrades are served straight off the listener; everything
-	// else, and an upgrade on a connection already speaking HTTP, by httpSrv.
+	// else, and an upgrade on a connection already speaking HTTP, by httpSrv
+	// (which, over TLS, sees no *tls.Conn: r.TLS is nil, see above).
 	httpLis = n.bridge.Listener(httpLis, httpedge.ReadHeaderTimeout)
 
 	errc := make(chan error, 2)
