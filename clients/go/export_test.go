@@ -24,3 +24,11 @@ func LeavesSent(r *Reconnecting) int {
 	defer r.mu.Unlock()
 	return r.leaves
 }
+
+// Connected reports whether r has a connection taking frames: a Join or
+// SendFrame now goes on it, not on the next one.
+func Connected(r *Reconnecting) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.out != nil
+}

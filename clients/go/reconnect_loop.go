@@ -29,7 +29,7 @@ func (r *Reconnecting) run(ctx context.Context) {
 	next, failed, connected := 0, 0, false
 	for {
 		addr := r.addrs[next]
-		c, s, err := r.open(ctx, addr)
+		c, s, welcome, err := r.open(ctx, addr)
 		if err == nil {
 			failed = 0
 			if connected {
@@ -38,7 +38,7 @@ func (r *Reconnecting) run(ctx context.Context) {
 				r.mu.Unlock()
 			}
 			connected = true
-			err = r.serve(ctx, addr, s)
+			err = r.serve(ctx, addr, s, welcome)
 			c.Close()
 		} else if c != nil {
 			c.Close()
@@ -66,23 +66,27 @@ func (r *Reconnecting) run(ctx context.Context) {
 	}
 }
 
-// open connects to addr and waits for the welcome.
-func (r *Reconnecting) open(ctx context.Context, addr string) (*Client, *Session, error) {
+// open connects to addr and waits for the welcome, which it observes; it
+// returns the welcome if it is to be handed over (serve does, once the
+// session takes frames).
+func (r *Reconnecting) open(ctx context.Context, addr string) (*Client, *Session, *chatv1.ServerFrame, error) {
 	c, err := Dial(addr, r.opts...)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	s, err := c.Connect(ctx)
 	if err != nil {
-		return c, nil, err
+		return c, nil, nil, err
 	}
 	t := time.NewTimer(welcomeTimeout)
 	defer t.Stop()
 	select {
 	case f, ok := <-s.Events():
 		if ok && f.GetSystem() != nil {
-			r.emit(ctx, f)
-			return c, s, nil
+			if !r.rec.Observe(f) {
+				f = nil
+			}
+			return c, s, f, nil
 		}
 		err = s.Err()
 		if err == nil {
@@ -94,7 +98,7 @@ func (r *Reconnecting) open(ctx context.Context, addr string) (*Client, *Session
 		err = ctx.Err()
 	}
 	closeAndDrain(s)
-	return c, nil, err
+	return c, nil, nil, err
 }
 
 // closeAndDrain closes s and reads what is left of its events, so that its
@@ -106,12 +110,14 @@ func closeAndDrain(s *Session) {
 }
 
 // serve makes s the current session, takes up where the last one left off
-// (rooms, missed messages, unacknowledged frames) and forwards its frames
-// until it ends; it returns why it ended. Frames the server refuses for now
+// (rooms, missed messages, unacknowledged frames), hands over its welcome
+// (unless nil) and forwards its frames until it ends; it returns why it
+// ended. The welcome goes only now, so that whoever acts on it finds the
+// session taking frames, not a Join held for the next connection. Frames the server refuses for now
 // are sent again on s (resender), which goes with s, since the next
 // connection sends them anyway (resender.flush). A send that fails ends
 // the session: its end is seen below.
-func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error {
+func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session, welcome *chatv1.ServerFrame) error {
 	out := newOutbox(s)
 	resend := newResender(r.rec, out, r.wait)
 	r.mu.Lock()
@@ -133,6 +139,9 @@ func (r *Reconnecting) serve(ctx context.Context, addr string, s *Session) error
 		out.close()
 		r.handAll(ctx, failed)
 	}()
+	if welcome != nil && !r.hand(ctx, welcome) {
+		return ctx.Err()
+	}
 	for {
 		select {
 		case f, ok := <-s.Events():

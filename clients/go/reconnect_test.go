@@ -164,3 +164,24 @@ func TestReconnectsAfterADroppedConnection(t *testing.T) {
 		t.Errorf("after the drop: at %s, want %s", r.Addr(), b.GRPCAddr)
 	}
 }
+
+// Whoever reads the welcome finds the connection taking frames: a Join
+// made on it goes on that connection. Before, the welcome was handed over
+// before the connection was set up, and a Join made at once (as
+// TestLateAnswerToAJoinLeftLetsNoMessageGo does) was held for the next
+// connection now and then. Many connections, since it was a race.
+func TestWelcomeComesOnceTheConnectionTakesFrames(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{})
+	for i := range 50 {
+		r, err := client.Reconnect(t.Context(), []string{srv.GRPCAddr}, client.WithToken(srv.Token(t, "alice", false)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		await(t, r.Events(), "welcome", isWelcome)
+		connected := client.Connected(r)
+		r.Close()
+		if !connected {
+			t.Fatalf("connection %d: the welcome came before the connection took frames", i)
+		}
+	}
+}
