@@ -123,6 +123,12 @@ func TestHeldEventsAreBoundedByTheQueue(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("joiner still open holding 20 events with a queue of 8 frames")
 	}
+	// Until its transport closes, the slow joiner is still a member: the
+	// events that come meanwhile would never go out, so none is held.
+	poster.Handle(ctx, hub.Command{Kind: hub.CmdMessage, Room: "r", Message: "after"})
+	if n := hub.Held(s, "room:r"); n != 0 {
+		t.Errorf("slow joiner holds %d events after its queue overflowed, want 0", n)
+	}
 }
 
 // waitFrame waits for tr to hold a frame that starts with prefix.
