@@ -85,25 +85,25 @@ func (s *Session) heldBack(topic string, ev *Event, b []byte) bool {
 		return false
 	}
 	s.catch.mu.Lock()
-	h := s.catch.find(topic)
-	if h != nil && h.holding {
-		fits := s.out.fits(len(h.held)+1, h.size+len(b))
-		if fits {
-			h.held = append(h.held, heldEvent{ev, b})
-			h.size += len(b)
-		} else {
-			h.held, h.size = nil, 0
-		}
-		s.catch.mu.Unlock()
-		if !fits && s.out.overflow() {
-			s.closeSlow()
-		}
-		return true
-	}
 	defer s.catch.mu.Unlock()
+	h := s.catch.find(topic)
 	switch {
 	case h == nil:
 		return false
+	case h.holding:
+		switch {
+		case !s.out.open():
+			// Overflowed (or ending): nothing held would go out.
+		case s.out.fits(len(h.held)+1, h.size+len(b)):
+			h.held = append(h.held, heldEvent{ev, b})
+			h.size += len(b)
+		default:
+			h.held, h.size = nil, 0
+			if s.out.overflow() {
+				s.closeSlow()
+			}
+		}
+		return true
 	case !logged(ev):
 		return false
 	case ev.Epoch == h.floor.Epoch && ev.Offset <= h.floor.Offset:

@@ -157,30 +157,38 @@ func (s *Session) join(ctx context.Context, cmd Command) *Error {
 	h := s.hub
 	s.holdBack(topicRoom(room)) // until joined has sent the log's position
 	if err := h.subscribe(ctx, topicRoom(room), s); err != nil {
-		s.forgetHold(topicRoom(room))
-		s.forget(room)
-		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", err)
-		return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
+		return s.unjoin(ctx, room, false, err)
 	}
 	members, berr := h.broker.AddMember(ctx, room, s.presence())
 	if berr != nil {
-		h.unsubscribe(ctx, topicRoom(room), s)
-		s.forgetHold(topicRoom(room))
-		s.forget(room)
-		h.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", berr)
-		return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
+		return s.unjoin(ctx, room, true, berr)
 	}
 	if s.isClosed() {
 		// Close came while this join was under way: it left the rooms it
 		// found, this one too, maybe before the join subscribed. Its
 		// subscription is undone here; the broker joins a closed
 		// connection to nothing (see Presence.AddMember, RemoveConn).
-		h.unsubscribe(ctx, topicRoom(room), s)
-		s.forgetHold(topicRoom(room))
-		return nil
+		return s.unjoin(ctx, room, true, nil)
 	}
 	s.joined(ctx, room, cmd, h.announced(room, members))
 	return nil
+}
+
+// unjoin undoes a join of room that did not go through: its subscription
+// if subscribed, its hold on the room's events, its claim on room. For the
+// broker's err it logs err and returns the error the client gets; for a
+// nil err (Close came meanwhile) it returns nil.
+func (s *Session) unjoin(ctx context.Context, room string, subscribed bool, err error) *Error {
+	if subscribed {
+		s.hub.unsubscribe(ctx, topicRoom(room), s)
+	}
+	s.forgetHold(topicRoom(room))
+	s.forget(room)
+	if err == nil {
+		return nil
+	}
+	s.hub.log.WarnContext(ctx, "join room", "conn", s.id, "room", room, "err", err)
+	return errorf(CodeUnavailable, "could not join room %q: the broker is unavailable", room)
 }
 
 // isClosed reports whether Close has been called.

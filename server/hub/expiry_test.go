@@ -82,3 +82,47 @@ func TestSessionsEndWithTheirToken(t *testing.T) {
 		t.Error("refreshed session got no refreshed event")
 	}
 }
+
+// rightsTokens verifies each of its keys as the identity it maps to.
+type rightsTokens map[string]hub.Identity
+
+func (r rightsTokens) Verify(tok string) (hub.Identity, error) {
+	if who, ok := r[tok]; ok {
+		return who, nil
+	}
+	return hub.Identity{}, errors.New("bad token")
+}
+
+// A refresh whose token claims the same rooms in another order is taken;
+// one whose rooms claim differs, with the same user and admin role, is
+// refused with forbidden.
+func TestRefreshComparesTheRoomsClaim(t *testing.T) {
+	ctx := context.Background()
+	later := time.Now().Add(time.Hour)
+	alice := func(rooms ...string) hub.Identity {
+		return hub.Identity{UserID: "alice", Name: "alice", Rooms: rooms, Expires: later}
+	}
+	h := hub.New(hub.Config{Tokens: rightsTokens{
+		"reordered": alice("team-*", "ops"),
+		"widened":   alice("ops", "team-*", "hr"),
+		"narrowed":  alice("ops"),
+	}}, memory.New())
+	tr := &closingTransport{}
+	s, err := h.Open(ctx, alice("ops", "team-*"), tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	answers := func() int { return tr.count("refreshed ") + tr.count("error ") }
+	for i, tc := range []struct{ token, want string }{
+		{"reordered", "refreshed  reordered"},
+		{"widened", "error forbidden widened"},
+		{"narrowed", "error forbidden narrowed"},
+	} {
+		s.Handle(ctx, hub.Command{Kind: hub.CmdRefresh, ID: tc.token, Token: tc.token})
+		waitFor(t, "the answer to "+tc.token, func() bool { return answers() > i })
+		if n := tr.count(tc.want); n != 1 {
+			t.Errorf("refresh with the %s rooms claim: %d frames %q, want 1", tc.token, n, tc.want)
+		}
+	}
+}

@@ -35,3 +35,13 @@ func PauseAnnouncements(h *Hub) (resume func()) {
 
 // AnnounceDelay is the longest a held announcement waits.
 const AnnounceDelay = announceDelay
+
+// Held reports how many events s holds back on topic while it catches up.
+func Held(s *Session, topic string) int {
+	s.catch.mu.Lock()
+	defer s.catch.mu.Unlock()
+	if h := s.catch.find(topic); h != nil {
+		return len(h.held)
+	}
+	return 0
+}

@@ -205,9 +205,9 @@ const moderationTimeout = 5 * time.Second
 
 // moderate carries out a moderation order on this node's sessions of the
 // user whose topic it came on. It runs as the broker's handler and must
-// not block: the order is carried out on a goroutine of its own, since
-// closing a transport may wait a moment and a kick talks to the broker. A
-// kick has a goroutine per session: each waits for its session's command
+// not block: closing a transport may wait a moment, so a disconnect is
+// carried out on a goroutine of its own, and a kick talks to the broker, so
+// it has a goroutine per session: each waits for its session's command
 // under way (see kick), and one slow join must not hold back the others.
 func (h *Hub) moderate(topic string, ev *Event) {
 	g := h.lookup(topic)
@@ -220,23 +220,26 @@ func (h *Hub) moderate(topic string, ev *Event) {
 	if len(sessions) == 0 {
 		return
 	}
-	go func() {
-		switch ev.Kind {
-		case KindDisconnect:
-			code := DisconnectKicked
-			if ev.Code == CodeBanned {
-				code = DisconnectBanned
-			}
-			for _, s := range sessions {
-				h.log.Info("disconnecting by order", "conn", s.id, "user", s.who.UserID, "code", ev.Code)
-				s.out.drain(Disconnect{Code: code, Reason: ev.Message})
-			}
-		case KindKick:
-			for _, s := range sessions {
-				go s.kick(ev.Room)
-			}
+	switch ev.Kind {
+	case KindDisconnect:
+		go h.disconnect(sessions, ev)
+	case KindKick:
+		for _, s := range sessions {
+			go s.kick(ev.Room)
 		}
-	}()
+	}
+}
+
+// disconnect ends sessions as an order ev of KindDisconnect says.
+func (h *Hub) disconnect(sessions []*Session, ev *Event) {
+	code := DisconnectKicked
+	if ev.Code == CodeBanned {
+		code = DisconnectBanned
+	}
+	for _, s := range sessions {
+		h.log.Info("disconnecting by order", "conn", s.id, "user", s.who.UserID, "code", ev.Code)
+		s.out.drain(Disconnect{Code: code, Reason: ev.Message})
+	}
 }
 
 // kick takes s out of room, if it is there, as a leave would, with kicked

@@ -72,6 +72,14 @@ func (o *outbox) fits(frames, size int) bool {
 	return frames <= o.maxFrames && size <= o.maxBytes
 }
 
+// open reports whether frames pushed now may still go out: o is neither
+// closed (overflowed, or its writer ended) nor draining.
+func (o *outbox) open() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return !o.closed && o.closing == nil
+}
+
 // overflow closes the outbox as slow and drops its queue, as a push past
 // its bounds does, and reports whether it was open: the caller must then
 // close the transport as slow.
@@ -106,7 +114,7 @@ func (o *outbox) add(b []byte, later bool) bool {
 		o.mu.Unlock()
 		return true
 	}
-	if len(o.queue) >= o.maxFrames || o.queued+len(b) > o.maxBytes {
+	if !o.fits(len(o.queue)+1, o.queued+len(b)) {
 		o.overflowLocked()
 		return false
 	}
