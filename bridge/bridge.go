@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"google.golang.org/grpc/status"
 
 	"github.com/tertulia/tertulia/server/auth"
 	"github.com/tertulia/tertulia/server/hub"
@@ -203,30 +202,20 @@ func (b *Bridge) finish(c *Conn, err error) {
 	}
 	c.Close(ws.StatusNormalClosure, "")
 	c.closeSocket()
-	b.untrack(c)
-	// A session the core could not run (1011, 1012: Connect or Recv failed,
-	// the cluster is out of reach) is the operator's business, with why;
-	// refusals, the browser's doing and normal ends are not.
-	level := slog.LevelDebug
-	if upstreamFailed(err) {
-		level = slog.LevelWarn
+	// Why a session ended is no warning here: a restart ends every session
+	// with 1012, refusals and the browser's doing are not the operator's
+	// business, and where the core failed a session it said why itself
+	// (grpcapi's failed). A core the remote bridge cannot reach is warned
+	// of by Remote.
+	if b.log.Enabled(context.Background(), slog.LevelDebug) { // not a formatted address per connection for nothing
+		b.log.Debug("websocket closed", "remote", c.nc.RemoteAddr().String(), "code", int(c.CloseCode()), "err", err)
 	}
-	if b.log.Enabled(context.Background(), level) { // not a formatted address per connection for nothing
-		b.log.Log(context.Background(), level, "websocket closed", "remote", c.nc.RemoteAddr().String(), "code", int(c.CloseCode()), "err", err)
-	}
+	b.untrack(c) // logged first: Shutdown's return finds the lines written
 }
 
-// upstreamFailed reports whether a session ended with err because the
-// core failed it: a gRPC status that closes with 1011 or 1012. A read error
-// of the browser's connection is no status (and a reset browser is no
-// failure of the server's).
-func upstreamFailed(err error) bool {
-	if _, ok := status.FromError(err); !ok || sessionOver(err) {
-		return false
-	}
-	code, _ := closeForStatus(err)
-	return code == ws.StatusInternalServerError || code == StatusServiceRestart
-}
+// reasonAuthRequired is the reason of the close of a connection that sent
+// no auth frame within AuthTimeout.
+const reasonAuthRequired = "authentication required"
 
 // authFrameSlack is what an auth frame may hold besides its token.
 const authFrameSlack = 1 << 10
@@ -237,10 +226,9 @@ const authFrameSlack = 1 << 10
 // sets: nobody unauthenticated makes the bridge hold more).
 func (b *Bridge) authFrame(c *Conn) string {
 	wait := b.cfg.AuthTimeout // for the auth frame, not for each frame
-	data, err := c.readMessage(wait, time.Now().Add(wait), min(b.cfg.MaxTokenBytes+authFrameSlack, b.cfg.MaxFrameBytes))
+	data, err := c.readMessage(wait, time.Now().Add(wait), reasonAuthRequired, min(b.cfg.MaxTokenBytes+authFrameSlack, b.cfg.MaxFrameBytes))
 	if err != nil {
-		c.Close(ws.StatusPolicyViolation, "authentication required") // unless the read failure closed it
-		return ""
+		return "" // the read failure closed c: 1008 reasonAuthRequired if the wait ran out
 	}
 	m, err := DecodeFrame(data)
 	if err != nil || m.Frame != nil || m.Token == "" {

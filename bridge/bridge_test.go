@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -255,9 +256,10 @@ func TestAuthWaitIsNotExtendedByPings(t *testing.T) {
 			}
 		}()
 		defer func() { close(stop); <-stopped }()
-		// The pongs are read and skipped.
-		if code, _ := u.closed(); code != ws.StatusPolicyViolation {
-			t.Errorf("close %d, want 1008", code)
+		// The pongs are read and skipped; the close says what was missing,
+		// not that the connection was idle.
+		if code, reason := u.closed(); code != ws.StatusPolicyViolation || reason != "authentication required" {
+			t.Errorf("close %d %q, want 1008 \"authentication required\"", code, reason)
 		}
 	})
 }
@@ -375,10 +377,13 @@ func awaitGRPC(t *testing.T, s *client.Session, what string, match func(*chatv1.
 }
 
 // A server going away closes browsers with 1012 "service restart": they
-// come back after a random wait, to whichever node answers.
+// come back after a random wait, to whichever node answers. A restart is
+// routine: nothing is warned of, session by session.
 func TestShutdownCloses1012(t *testing.T) {
 	runModesAndTLS(t, func(t *testing.T, m mode) {
-		tg := start(t, m, node.Config{}, bridge.Config{AuthTimeout: time.Minute})
+		var logs logBuffer
+		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		tg := start(t, m, node.Config{Logger: log}, bridge.Config{AuthTimeout: time.Minute, Logger: log})
 		u := login(t, tg, "alice")
 		waiting, err := dialRaw(t, tg, "/api/v1/ws/authenticated", dialOpts{}) // still to send its auth frame
 		if err != nil {
@@ -392,6 +397,15 @@ func TestShutdownCloses1012(t *testing.T) {
 		if m == inProcess { // the remote bridge itself is not shutting down
 			if code, _ := waiting.closed(); code != bridge.StatusServiceRestart {
 				t.Errorf("waiting connection: close %d, want 1012", code)
+			}
+		}
+		u.conn.Close()
+		if logs.await(`msg="websocket closed"`, "code=1012") == "" {
+			t.Fatalf("the close is not logged, so the test proves nothing; logs:\n%s", logs.String())
+		}
+		for line := range strings.Lines(logs.String()) {
+			if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+				t.Errorf("a restart is warned of: %s", line)
 			}
 		}
 	})

@@ -66,11 +66,21 @@ func start(t *testing.T, m mode, cfg node.Config, bcfg bridge.Config) *target {
 	if err != nil {
 		t.Fatalf("dial node: %v", err)
 	}
+	t.Cleanup(func() { cc.Close() }) // after the bridge's shutdown
 	bcfg.Upstream = bridge.Remote{Client: chatv1.NewChatServiceClient(cc)}
 	if len(bcfg.Origins.Allowed) == 0 {
 		bcfg.Origins = bridge.Origins{Allowed: cfg.AllowedOrigins, Dev: cfg.Dev}
 	}
-	b, err := bridge.New(bcfg)
+	tg := serve(t, bcfg)
+	tg.node = srv
+	return tg
+}
+
+// serve runs a bridge with cfg on a test server until the test ends; the
+// target has no node.
+func serve(t testing.TB, cfg bridge.Config) *target {
+	t.Helper()
+	b, err := bridge.New(cfg)
 	if err != nil {
 		t.Fatalf("bridge.New: %v", err)
 	}
@@ -86,10 +96,9 @@ func start(t *testing.T, m mode, cfg node.Config, bcfg bridge.Config) *target {
 			t.Errorf("bridge shutdown: %v", err)
 		}
 		hs.Close()
-		cc.Close()
 	})
 	u, _ := url.Parse(hs.URL)
-	return &target{node: srv, wsBase: "ws://" + u.Host, host: u.Host}
+	return &target{wsBase: "ws://" + u.Host, host: u.Host}
 }
 
 // frame is a JSON frame as a test reads it.

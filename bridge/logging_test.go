@@ -30,6 +30,30 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
+// await waits up to waitTimeout for a line that holds every one of subs,
+// and returns it ("" if none came).
+func (l *logBuffer) await(subs ...string) string {
+	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(10 * time.Millisecond) {
+		for line := range strings.Lines(l.String()) {
+			if containsAll(line, subs) {
+				return line
+			}
+		}
+		if time.Now().After(deadline) {
+			return ""
+		}
+	}
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
 // Tokens never reach the logs, even at debug level: not from the URL, not
 // from a subprotocol, not when refused.
 func TestTokensAreNeverLogged(t *testing.T) {
@@ -56,10 +80,7 @@ func TestTokensAreNeverLogged(t *testing.T) {
 		}
 		alice.conn.Close()
 
-		deadline := time.Now().Add(waitTimeout)
-		for !strings.Contains(logs.String(), "websocket closed") && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
+		logs.await("websocket closed")
 		out := logs.String()
 		if !strings.Contains(out, "websocket closed") {
 			t.Fatalf("nothing logged at debug level, so the test proves nothing:\n%s", out)

@@ -22,7 +22,7 @@ import (
 // over the size limit).
 func (c *Conn) recv(refuse func(*FrameError)) (*chatv1.ClientFrame, error) {
 	for {
-		data, err := c.readMessage(c.idleTimeout(), time.Time{}, c.b.cfg.MaxFrameBytes)
+		data, err := c.readMessage(c.idleTimeout(), time.Time{}, reasonIdle, c.b.cfg.MaxFrameBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -84,7 +84,7 @@ func (c *Conn) serve(burst func(), bursts chan error, done func(error)) {
 // then as many as are already buffered.
 func (c *Conn) burst(handle func(*chatv1.ClientFrame), refuse func(*FrameError)) error {
 	for {
-		data, more, err := c.readFrame(c.idleTimeout(), c.b.cfg.MaxFrameBytes)
+		data, more, err := c.readFrame(c.idleTimeout(), reasonIdle, c.b.cfg.MaxFrameBytes)
 		if err != nil {
 			return err
 		}
@@ -120,14 +120,15 @@ func (c *Conn) clientFrame(data []byte, refuse func(*FrameError)) *chatv1.Client
 // readMessage returns the payload of the next data message, waiting at
 // most idle for each frame and, unless by is zero, until by at the latest,
 // however many control frames come meanwhile: a ping or a pong is life,
-// not the auth frame the wait before authentication is for.
-func (c *Conn) readMessage(idle time.Duration, by time.Time, limit int) ([]byte, error) {
+// not the auth frame the wait before authentication is for. If the wait
+// runs out, the connection is closed with 1008 and the reason late.
+func (c *Conn) readMessage(idle time.Duration, by time.Time, late string, limit int) ([]byte, error) {
 	for {
 		wait := idle
 		if !by.IsZero() {
 			wait = min(wait, time.Until(by))
 		}
-		data, _, err := c.readFrame(wait, limit)
+		data, _, err := c.readFrame(wait, late, limit)
 		if err != nil || data != nil {
 			return data, err
 		}
@@ -148,7 +149,7 @@ func (c *Conn) awaitBytes() error {
 		return nil
 	}
 	if err := waitReadable(c.raw); err != nil {
-		return c.readFailed(err, 0)
+		return c.readFailed(err, reasonIdle, 0)
 	}
 	return nil
 }
@@ -170,8 +171,9 @@ func (c *Conn) armRead(idle time.Duration) error {
 // payload of a data message (nil for a control frame, which it handles) and
 // whether more bytes are buffered. A data message is read whole, with the
 // frames that continue it. The read buffer is let go whenever it is empty,
-// and the deadline of the wait for the next frame is armed then.
-func (c *Conn) readFrame(idle time.Duration, limit int) (data []byte, more bool, err error) {
+// and the deadline of the wait for the next frame is armed then. A wait that
+// runs out closes the connection with 1008 and the reason late.
+func (c *Conn) readFrame(idle time.Duration, late string, limit int) (data []byte, more bool, err error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	if err := c.armRead(idle); err != nil {
@@ -204,7 +206,7 @@ func (c *Conn) readFrame(idle time.Duration, limit int) (data []byte, more bool,
 	}()
 	h, err := c.rd.NextFrame()
 	if err != nil {
-		return nil, false, c.readFailed(err, limit)
+		return nil, false, c.readFailed(err, late, limit)
 	}
 	if h.OpCode.IsControl() {
 		return nil, false, c.control(h, c.rd)
@@ -213,7 +215,7 @@ func (c *Conn) readFrame(idle time.Duration, limit int) (data []byte, more bool,
 	// buffer, never beyond what the limit allows.
 	data, err = io.ReadAll(c.rd)
 	if err != nil {
-		return nil, false, c.readFailed(err, limit)
+		return nil, false, c.readFailed(err, late, limit)
 	}
 	return data, false, nil
 }
@@ -255,9 +257,10 @@ var (
 const readBufferSize = 1 << 10
 
 // readFailed closes the connection with the code the failure calls for and
-// returns the error recv reports; limit is the size the message read was
-// held to (0 where no message was being read).
-func (c *Conn) readFailed(err error, limit int) error {
+// returns the error recv reports; late is the reason of a close for a
+// timeout, limit the size the message read was held to (0 where no message
+// was being read).
+func (c *Conn) readFailed(err error, late string, limit int) error {
 	switch {
 	case errors.Is(err, wsutil.ErrMessageTooLarge), errors.Is(err, wsutil.ErrFrameTooLarge):
 		c.Close(ws.StatusMessageTooBig, fmt.Sprintf("frame larger than %d bytes", limit))
@@ -268,7 +271,7 @@ func (c *Conn) readFailed(err error, limit int) error {
 		c.Close(ws.StatusNormalClosure, "")
 		return errPeerClosed
 	case isTimeout(err):
-		c.Close(ws.StatusPolicyViolation, "no frame or pong within the idle timeout")
+		c.Close(ws.StatusPolicyViolation, late)
 	case isProtocolError(err):
 		c.Close(ws.StatusProtocolError, err.Error())
 	default:
@@ -276,6 +279,10 @@ func (c *Conn) readFailed(err error, limit int) error {
 	}
 	return fmt.Errorf("read websocket: %w", err)
 }
+
+// reasonIdle is the reason of the close of a connection silent for longer
+// than the idle timeout (two ping intervals).
+const reasonIdle = "no frame or pong within the idle timeout"
 
 func isTimeout(err error) bool {
 	var ne net.Error
@@ -294,7 +301,7 @@ func isProtocolError(err error) bool {
 func (c *Conn) control(h ws.Header, body io.Reader) error {
 	payload := make([]byte, h.Length) // at most 125 bytes: CheckHeader saw to it
 	if _, err := io.ReadFull(body, payload); err != nil {
-		return c.readFailed(err, 0)
+		return c.readFailed(err, reasonIdle, 0)
 	}
 	switch h.OpCode {
 	case ws.OpPing:

@@ -51,6 +51,13 @@ func (u Remote) run(ctx context.Context, token string, c *Conn) error {
 	}
 	st, err := u.Client.Connect(ctx)
 	if err != nil {
+		// Connect fails only where the stream could not be opened: the core
+		// is out of reach (a refusal of the core's comes with the first
+		// Recv, and the core logs what it failed itself). That is the
+		// operator's business, with why; the browser is told 1012.
+		if ctx.Err() == nil {
+			c.b.log.Warn("core unreachable: session not started", "remote", c.nc.RemoteAddr().String(), "err", err)
+		}
 		return err
 	}
 	// The first frame is the welcome, or the refusal of the token: nothing

@@ -188,7 +188,7 @@ func TestFailedWriteEndsTheConnection(t *testing.T) {
 			c := newConn(b, server, nil, nil)
 			defer c.ping.Stop()
 			read := make(chan error, 1)
-			go func() { _, err := c.readMessage(c.idleTimeout(), time.Time{}, 1024); read <- err }()
+			go func() { _, err := c.readMessage(c.idleTimeout(), time.Time{}, reasonIdle, 1024); read <- err }()
 
 			tc.provoke(t, c, client)
 			select {
