@@ -15,6 +15,8 @@ import (
 // Limits are every limit of DESIGN.md's "Limits" a node applies: the
 // core's rates and connection counts, and its transports' bounds. The zero
 // value of each field means its default; hub.Off turns it off.
+// ConnsPerIP bounds, besides an address's sessions, the TCP connections it
+// holds open to the gRPC port (see capPerAddress).
 type Limits struct {
 	hub.Limits `yaml:",inline"`
 	// GRPCStreamsPerConn bounds the concurrent streams of one gRPC

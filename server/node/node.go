@@ -245,7 +245,8 @@ func (n *Node) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	httpLis = n.bridge.Listener(httpLis, httpedge.ReadHeaderTimeout)
 
 	errc := make(chan error, 2)
-	go func() { errc <- n.grpc.Serve(grpcLis) }()
+	capped := capPerAddress(grpcLis, n.cfg.Limits.ConnsPerIP, &n.hub.Metrics().Limits.RefusedIP)
+	go func() { errc <- n.grpc.Serve(capped) }()
 	go func() { errc <- httpSrv.Serve(httpLis) }()
 	n.setServing(healthpb.HealthCheckResponse_SERVING)
 	readyCtx, stopReady := context.WithCancel(ctx)
