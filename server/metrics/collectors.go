@@ -30,7 +30,7 @@ var (
 	historyBytesDesc   = desc("tertulia_history_bytes", "Bytes of message text in the history this node holds (memory broker only).")
 	floodDesc          = desc("tertulia_flood_disconnects_total", "Sessions closed for sending over their rate limits after rate_limited.")
 	idTooLongDesc      = desc("tertulia_id_too_long_total", "Client frames refused for an id over 64 bytes.")
-	connsRefusedDesc   = desc("tertulia_connections_refused_total", "Sessions refused by a connection cap, by limit (user, ip, node).", "limit")
+	connsRefusedDesc   = desc("tertulia_connections_refused_total", "Sessions, or connections to the gRPC port, refused by a connection cap, by limit (user, ip, node).", "limit")
 )
 
 // hubCollector reads a hub's counters at scrape time.

@@ -2,9 +2,11 @@ package node_test
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 
@@ -72,4 +74,20 @@ func TestConnsPerIPBoundsGRPCConnections(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// A connection to the gRPC port that never sends its HTTP/2 preface (or
+// never finishes its TLS handshake) is closed after the request wait, not
+// held for grpc-go's 120 s: before, nothing bounded it.
+func TestGRPCConnectionWithoutItsPrefaceIsClosed(t *testing.T) {
+	srv := nodetest.Start(t, node.Config{RequestWait: 200 * time.Millisecond})
+	c, err := net.Dial("tcp", srv.GRPCAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(waitTimeout))
+	if _, err := io.ReadAll(c); err != nil {
+		t.Errorf("a connection that sent nothing: %v, want it closed by the server within %v", err, waitTimeout)
+	}
 }

@@ -85,8 +85,10 @@ type Config struct {
 	// closes it.
 	AdminListener net.Listener
 	// RequestWait bounds the wait for a request once its head has come: a
-	// REST body, a unary gRPC call's message (see grpcapi.RequestWait).
-	// Default httpedge.ReadHeaderTimeout.
+	// REST body, a unary gRPC call's message (see grpcapi.RequestWait);
+	// and a new gRPC connection's wait for its TLS handshake and HTTP/2
+	// preface (grpc.ConnectionTimeout, 120 s otherwise). Default
+	// httpedge.ReadHeaderTimeout.
 	RequestWait time.Duration
 }
 
@@ -168,6 +170,7 @@ func New(cfg Config) (*Node, error) {
 	n.chat = grpcapi.NewChatService(n.hub, cfg.Logger)
 	n.grpc = grpc.NewServer(append(append(append(grpcapi.RequestWait(cfg.RequestWait), n.observers()...),
 		serverCreds(cfg.TLS),
+		grpc.ConnectionTimeout(cfg.RequestWait),
 		grpcapi.ServerCodec(),
 		grpc.ChainUnaryInterceptor(grpcapi.UnaryAuth(a), grpcapi.UnaryReads(!cfg.Dev)),
 		grpc.ChainStreamInterceptor(grpcapi.StreamAuth(n.gate), grpcapi.StreamReads(a, !cfg.Dev)),
