@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"github.com/tertulia/tertulia/server/grpcapi"
 )
 
 // capPerAddress returns l with at most max connections open at once from
@@ -46,6 +48,9 @@ func (l *capListener) Accept() (net.Conn, error) {
 		}
 		addr := from.Addr().Unmap()
 		if l.admit(addr) {
+			// grpc-go sets TCP_USER_TIMEOUT only on a *net.TCPConn,
+			// which the wrapper hides from it: set it here.
+			keepUserTimeout(c, grpcapi.KeepaliveTimeout)
 			return &cappedConn{Conn: c, release: func() { l.release(addr) }}, nil
 		}
 		l.refused.Add(1)
