@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -238,7 +239,7 @@ func DecodeFrame(data []byte) (ClientMessage, error) {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
 			if typeErr.Field != "" {
-				return ClientMessage{}, frameError(j.ID, CodeInvalidFrame, "field %q must be a %s, not a JSON %s", typeErr.Field, typeErr.Type.String(), typeErr.Value)
+				return ClientMessage{}, frameError(j.ID, CodeInvalidFrame, "field %q must be a JSON %s, not a JSON %s", typeErr.Field, jsonKind(typeErr.Type), typeErr.Value)
 			}
 			return ClientMessage{}, frameError(j.ID, CodeInvalidFrame, "frame must be a JSON object")
 		}
@@ -271,4 +272,27 @@ func DecodeFrame(data []byte) (ClientMessage, error) {
 		return ClientMessage{}, frameError(j.ID, CodeUnknownType, "unknown frame type %.64q", typ)
 	}
 	return ClientMessage{Frame: f}, nil
+}
+
+// jsonKind names, in JSON's words, the kind of value a field of type t
+// takes: a client is told what to send, not the Go type it is decoded
+// into ("bridge.positionJSON"). The words are JSON's, in every language.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Struct, reflect.Map:
+		return "object"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "non-negative integer"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "integer"
+	}
+	return "number"
 }

@@ -109,6 +109,7 @@ func TestDecodeFrameGolden(t *testing.T) {
 		{"recover_private", `{"type": "recover_private", "since": {"offset": 3, "epoch": "e7"}}`},
 		{"recover_private_no_since", `{"type": "recover_private", "id": "r1"}`},
 		{"wrong_type_since", `{"type": "join_room", "room": "lounge", "since": {"offset": "12"}}`},
+		{"wrong_type_since_object", `{"type": "join_room", "room": "lounge", "since": "12"}`},
 		{"leave_room", `{"type": "leave_room", "room": "lounge"}`},
 		{"private_message", `{"type": "private_message", "target_user": "bob", "message": "psst"}`},
 		{"auth", `{"type": "auth", "token": "eyJ.x.y"}`},

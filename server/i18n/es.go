@@ -36,7 +36,7 @@ var spanish = map[string]string{
 	"unknown frame type %.64q":                            "tipo de mensaje desconocido: %.64q",
 	"frame is not valid JSON":                             "Formato de mensaje inválido: no es JSON válido",
 	"frame must be a JSON object":                         "Formato de mensaje inválido: debe ser un objeto JSON",
-	"field %q must be a %s, not a JSON %s":                "el campo %q debe ser de tipo %s, no %s de JSON",
+	"field %q must be a JSON %s, not a JSON %s":           "el campo %q debe ser de tipo %s de JSON, no %s",
 	"this connection is already authenticated":            "esta conexión ya está autenticada",
 	"join room %q before sending to it":                   "únete a la sala %q antes de escribir en ella",
 	"message not sent: the broker is unavailable":         "mensaje no enviado: el servicio de mensajería no está disponible",
