@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -213,8 +214,11 @@ func (a *Authenticator) verify(token string) (hub.Identity, error) {
 	if c.Subject == "" {
 		return hub.Identity{}, fmt.Errorf("%w: sub is required", ErrInvalidToken)
 	}
-	if err := hub.CheckUserText(c.Subject); err != nil {
+	if err := CheckUser(c.Subject); err != nil {
 		return hub.Identity{}, fmt.Errorf("%w: sub %w", ErrInvalidToken, err)
+	}
+	if c.ExpiresAt.date != nil && c.ExpiresAt.date.Year() > 9999 {
+		return hub.Identity{}, fmt.Errorf("%w: exp is past the year 9999", ErrInvalidToken) // expires_at could not be written in RFC 3339
 	}
 	if err := hub.CheckUserText(c.Username); err != nil {
 		return hub.Identity{}, fmt.Errorf("%w: username %w", ErrInvalidToken, err)
@@ -258,13 +262,26 @@ func (a *Authenticator) keyFor(t *jwt.Token) (any, error) {
 	return set, nil
 }
 
+// CheckUser checks a user id as a token's sub carries it: the rules of
+// hub.CheckUserText, and not an anonymous guest's (hub.GuestIDPrefix), so
+// that no token takes a guest's id and its private messages.
+func CheckUser(user string) error {
+	if err := hub.CheckUserText(user); err != nil {
+		return err
+	}
+	if strings.HasPrefix(user, hub.GuestIDPrefix) {
+		return fmt.Errorf("%q starts %q, which only anonymous guests' ids do", user, hub.GuestIDPrefix)
+	}
+	return nil
+}
+
 // Issue mints an HS256 token for user, with the admin role if admin is set
 // and rooms as its rooms claim.
 func (a *Authenticator) Issue(user string, admin bool, rooms ...string) (string, error) {
 	if user == "" {
 		return "", errors.New("user is required")
 	}
-	if err := hub.CheckUserText(user); err != nil {
+	if err := CheckUser(user); err != nil {
 		return "", fmt.Errorf("user %w", err) // Verify would refuse the token
 	}
 	if len(a.cfg.Secret) == 0 {

@@ -60,6 +60,8 @@ func TestVerifyRefuses(t *testing.T) {
 		{"username with a line break", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "username": "eve\nadmin: hi", "exp": exp(time.Hour)})},
 		{"username with a right-to-left override", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "username": "eve\u202egnp.exe", "exp": exp(time.Hour)})},
 		{"sub with an isolate", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a\u2067b", "exp": exp(time.Hour)})},
+		{"sub of an anonymous guest", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "guest-1a2b3c4d", "exp": exp(time.Hour)})},
+		{"exp past the year 9999", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": int64(1e18)})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := a.Verify(tc.token); !errors.Is(err, auth.ErrInvalidToken) {

@@ -12,7 +12,6 @@ import (
 
 	chatv1 "github.com/tertulia/tertulia/proto/chat/v1"
 	"github.com/tertulia/tertulia/server/auth"
-	"github.com/tertulia/tertulia/server/hub"
 )
 
 // AuthService implements chat.v1.AuthService. Serve it in dev mode only.
@@ -60,7 +59,7 @@ func (s *AuthService) IssueToken(ctx context.Context, req *chatv1.IssueTokenRequ
 	if name == "" || len(name) > maxUsername {
 		return nil, status.Errorf(codes.InvalidArgument, "username must be 1 to %d characters", maxUsername)
 	}
-	if err := hub.CheckUserText(name); err != nil {
+	if err := auth.CheckUser(name); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "username %v", err)
 	}
 	tok, err := s.auth.Issue(name, req.GetAdmin())

@@ -73,7 +73,7 @@ func TestTestTokenOnlyInDevMode(t *testing.T) {
 	}
 	t.Run("bad username", func(t *testing.T) {
 		srv := nodetest.Start(t, node.Config{Dev: true})
-		for _, name := range []string{``, `eve\u202egnp.exe`, `a\u0000b`} {
+		for _, name := range []string{``, `eve\u202egnp.exe`, `a\u0000b`, `guest-1a2b3c4d`} {
 			resp, err := http.Post(srv.URL("/api/v1/websocket/test-token"), "application/json", strings.NewReader(`{"username":"`+name+`"}`))
 			if err != nil {
 				t.Fatal(err)

@@ -294,5 +294,10 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// GuestIDPrefix starts every anonymous user's id, and no other: a token
+// whose sub starts with it is refused, so that no one takes a guest's id
+// (and its private messages).
+const GuestIDPrefix = "guest-"
+
 // NewGuestID returns a fresh id for an anonymous user.
-func NewGuestID() string { return "guest-" + newID()[:8] }
+func NewGuestID() string { return GuestIDPrefix + newID()[:8] }
