@@ -274,9 +274,10 @@ func DecodeFrame(data []byte) (ClientMessage, error) {
 	return ClientMessage{Frame: f}, nil
 }
 
-// jsonKind names, in JSON's words, the kind of value a field of type t
-// takes: a client is told what to send, not the Go type it is decoded
-// into ("bridge.positionJSON"). The words are JSON's, in every language.
+// jsonKind names the kind of JSON value a field of type t takes: a client
+// is told what to send, not the Go type it is decoded into
+// ("bridge.positionJSON"). The words are English type names, left
+// untranslated, as the codes are.
 func jsonKind(t reflect.Type) string {
 	switch t.Kind() {
 	case reflect.Pointer:

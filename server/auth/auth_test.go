@@ -77,6 +77,13 @@ func TestVerifyRefuses(t *testing.T) {
 			t.Errorf("token for %q: %+v, %v; want accepted with that name", name, who, err)
 		}
 	}
+	// The last second RFC 3339 can write is a valid exp; the next is not.
+	if _, err := a.Verify(sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": 253402300799})); err != nil {
+		t.Errorf("exp 9999-12-31T23:59:59Z: %v, want accepted", err)
+	}
+	if _, err := a.Verify(sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": 253402300800})); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Errorf("exp 10000-01-01T00:00:00Z: %v, want ErrInvalidToken", err)
+	}
 	// Within the leeway an expired token still passes: clocks drift.
 	if _, err := a.Verify(sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": exp(0)})); err != nil {
 		t.Errorf("token expiring now, 1s leeway: %v, want accepted", err)

@@ -76,10 +76,19 @@ func (d *numericDate) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return errDateNotNumber
 	}
+	if f > maxDate || f < -maxDate {
+		return errDateOutOfRange
+	}
 	secs, frac := math.Modf(f)
 	d.date = jwt.NewNumericDate(time.Unix(int64(secs), int64(frac*1e9)))
 	return nil
 }
+
+// maxDate is 9999-12-31T23:59:59Z, in seconds: the latest time RFC 3339
+// (and a protobuf Timestamp) can write, as the welcome's expires_at is.
+const maxDate = 253402300799
+
+var errDateOutOfRange = errors.New("exp, nbf and iat must be before the year 10000")
 
 // claimStrings is aud or rooms: one string or a list of strings, as
 // jwt.ClaimStrings reads them (null is no list; a list holding anything

@@ -102,14 +102,15 @@ func (s *ChatService) ListUsers(ctx context.Context, _ *chatv1.ListUsersRequest)
 }
 
 // readableRooms is rooms with their member counts, less those the caller
-// may not read: a private namespace's room is listed, like its members and
-// its history, only to those who may join it (MayRead), so that its name
-// does not tell others what it is about.
+// may not join (MayRead): a private namespace's rooms unless the token
+// grants them, and a guest-free namespace's rooms to a guest. A room is
+// listed, like its members and its history, only to those who may join
+// it, so that its name does not tell others what it is about.
 func (s *ChatService) readableRooms(ctx context.Context, rooms map[string]int) map[string]int32 {
 	who, ns := caller(ctx), s.hub.Namespaces()
 	out := make(map[string]int32, len(rooms))
 	for r, n := range rooms {
-		if ns.MayJoin(who, r) == nil {
+		if who.Admin || ns.MayJoin(who, r) == nil {
 			out[r] = int32(n)
 		}
 	}

@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -59,10 +60,10 @@ func (s *AuthService) IssueToken(ctx context.Context, req *chatv1.IssueTokenRequ
 	if name == "" || len(name) > maxUsername {
 		return nil, status.Errorf(codes.InvalidArgument, "username must be 1 to %d characters", maxUsername)
 	}
-	if err := auth.CheckUser(name); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "username %v", err)
-	}
 	tok, err := s.auth.Issue(name, req.GetAdmin())
+	if errors.Is(err, auth.ErrInvalidUser) {
+		return nil, status.Errorf(codes.InvalidArgument, "username: %v", err)
+	}
 	if err != nil {
 		return nil, status.Error(codes.Internal, "could not sign token")
 	}

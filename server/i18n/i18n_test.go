@@ -60,6 +60,7 @@ func TestSpanishTexts(t *testing.T) {
 		{"%s joined room %s", []any{"ana", "café con leche"}, "ana joined room café con leche", "ana se unió a la sala café con leche"},
 		{"User %s is not connected", []any{"zed"}, "User zed is not connected", "Usuario zed no está conectado"},
 		{"not in room %q", []any{"sala"}, `not in room "sala"`, `no estás en la sala "sala"`},
+		{"field %q must be a JSON %s, not a JSON %s", []any{"since", "object", "string"}, `field "since" must be a JSON object, not a JSON string`, `el campo "since" debe ser de tipo object de JSON, no string`},
 		{"a text with no translation", nil, "a text with no translation", "a text with no translation"},
 	} {
 		if got := c.Sprintf(0, tc.key, tc.args...); got != tc.en {
