@@ -1,6 +1,8 @@
 package bridge_test
 
 import (
+	"github.com/tertulia/tertulia/server/logs/logstest"
+
 	"bytes"
 	"context"
 	"errors"
@@ -381,7 +383,7 @@ func awaitGRPC(t *testing.T, s *client.Session, what string, match func(*chatv1.
 // routine: nothing is warned of, session by session.
 func TestShutdownCloses1012(t *testing.T) {
 	runModesAndTLS(t, func(t *testing.T, m mode) {
-		var logs logBuffer
+		var logs logstest.Buffer
 		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		tg := start(t, m, node.Config{Logger: log}, bridge.Config{AuthTimeout: time.Minute, Logger: log})
 		u := login(t, tg, "alice")
@@ -400,7 +402,7 @@ func TestShutdownCloses1012(t *testing.T) {
 			}
 		}
 		u.conn.Close()
-		if logs.await(`msg="websocket closed"`, "code=1012") == "" {
+		if logs.Await(waitTimeout, `msg="websocket closed"`, "code=1012") == "" {
 			t.Fatalf("the close is not logged, so the test proves nothing; logs:\n%s", logs.String())
 		}
 		for line := range strings.Lines(logs.String()) {

@@ -1,64 +1,22 @@
 package bridge_test
 
 import (
+	"github.com/tertulia/tertulia/server/logs/logstest"
+
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/tertulia/tertulia/bridge"
 	"github.com/tertulia/tertulia/server/auth"
 	"github.com/tertulia/tertulia/server/node"
 )
 
-// logBuffer collects log output from every goroutine of a node and bridge.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// await waits up to waitTimeout for a line that holds every one of subs,
-// and returns it ("" if none came).
-func (l *logBuffer) await(subs ...string) string {
-	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(10 * time.Millisecond) {
-		for line := range strings.Lines(l.String()) {
-			if containsAll(line, subs) {
-				return line
-			}
-		}
-		if time.Now().After(deadline) {
-			return ""
-		}
-	}
-}
-
-func containsAll(s string, subs []string) bool {
-	for _, sub := range subs {
-		if !strings.Contains(s, sub) {
-			return false
-		}
-	}
-	return true
-}
-
 // Tokens never reach the logs, even at debug level: not from the URL, not
 // from a subprotocol, not when refused.
 func TestTokensAreNeverLogged(t *testing.T) {
 	runModes(t, func(t *testing.T, m mode) {
-		var logs logBuffer
+		var logs logstest.Buffer
 		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		tg := start(t, m, node.Config{Logger: log}, bridge.Config{Logger: log})
 
@@ -80,7 +38,7 @@ func TestTokensAreNeverLogged(t *testing.T) {
 		}
 		alice.conn.Close()
 
-		logs.await("websocket closed")
+		logs.Await(waitTimeout, "websocket closed")
 		out := logs.String()
 		if !strings.Contains(out, "websocket closed") {
 			t.Fatalf("nothing logged at debug level, so the test proves nothing:\n%s", out)

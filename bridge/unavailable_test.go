@@ -1,6 +1,8 @@
 package bridge_test
 
 import (
+	"github.com/tertulia/tertulia/server/logs/logstest"
+
 	"log/slog"
 	"net"
 	"strings"
@@ -30,7 +32,7 @@ func TestOpenWithoutTheClusterCloses1012(t *testing.T) {
 	runModes(t, func(t *testing.T, m mode) {
 		rs := redistest.Start(t)
 		b := nodetest.RedisBroker(t, rs.URL(), func(c *redis.Config) { c.CallTimeout = 200 * time.Millisecond })
-		var logs logBuffer
+		var logs logstest.Buffer
 		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		tg := start(t, m, node.Config{Broker: b, Logger: log}, bridge.Config{Logger: log})
 		rs.Stop(t)
@@ -42,7 +44,7 @@ func TestOpenWithoutTheClusterCloses1012(t *testing.T) {
 			t.Errorf("open while redis is down: close %d %q, want %d %q", code, reason, bridge.StatusServiceRestart, bridge.ReasonServiceRestart)
 		}
 		u.conn.Close()
-		if logs.await("level=WARN", "open session for alice") == "" {
+		if logs.Await(waitTimeout, "level=WARN", "open session for alice") == "" {
 			t.Errorf("want a warning of the failed open, with why; logs:\n%s", logs.String())
 		}
 		if strings.Contains(logs.String(), `msg="websocket closed"`) {
@@ -65,7 +67,7 @@ func TestUnreachableCoreIsWarnedOf(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() }) // after the bridge's shutdown
-	var logs logBuffer
+	var logs logstest.Buffer
 	tg := serve(t, bridge.Config{
 		Upstream: bridge.Remote{Client: chatv1.NewChatServiceClient(cc)},
 		Logger:   slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -78,7 +80,7 @@ func TestUnreachableCoreIsWarnedOf(t *testing.T) {
 		t.Errorf("core out of reach: close %d %q, want %d %q", code, reason, bridge.StatusServiceRestart, bridge.ReasonServiceRestart)
 	}
 	u.conn.Close()
-	if logs.await("level=WARN", "core unreachable", addr) == "" {
+	if logs.Await(waitTimeout, "level=WARN", "core unreachable", addr) == "" {
 		t.Errorf("want a warning that names the core's address; logs:\n%s", logs.String())
 	}
 }

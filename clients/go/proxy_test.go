@@ -5,7 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // gate stops one direction of a proxy's connections: shut, the bytes
@@ -105,18 +104,5 @@ func pipe(dst, src net.Conn, g *gate) {
 		if err != nil {
 			return
 		}
-	}
-}
-
-// awaitPassed waits, up to a bound, until at least n bytes more than
-// since went through g: a frame of that size at least was written.
-func awaitPassed(t *testing.T, g *gate, since, n int64) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for g.passed.Load()-since < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d bytes through the gate in 10s, want %d", g.passed.Load()-since, n)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

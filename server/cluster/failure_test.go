@@ -1,7 +1,8 @@
 package cluster_test
 
 import (
-	"bytes"
+	"github.com/tertulia/tertulia/server/logs/logstest"
+
 	"context"
 	"fmt"
 	"os/exec"
@@ -9,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,7 +38,7 @@ func buildTertulia(t *testing.T) string {
 // process is a tertulia command running beside the test.
 type process struct {
 	cmd  *exec.Cmd
-	logs *logLines
+	logs *logstest.Buffer
 	done chan struct{} // closed once it has exited
 }
 
@@ -51,7 +51,7 @@ func (c *cluster) run(t *testing.T, bin string, extra ...string) *process {
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		// The tests poll with messages faster than a person types.
 		"--limit-messages-per-second", "0", "--limit-user-messages-per-second", "0"}, extra...)
-	p := &process{cmd: exec.Command(bin, args...), logs: &logLines{}, done: make(chan struct{})}
+	p := &process{cmd: exec.Command(bin, args...), logs: &logstest.Buffer{}, done: make(chan struct{})}
 	p.cmd.Stderr = p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start tertulia: %v", err)
@@ -91,24 +91,6 @@ func (p *process) grpcAddr(t *testing.T, within time.Duration) string {
 		return false
 	})
 	return addr
-}
-
-// logLines collects a process's log, written by exec's copying goroutine.
-type logLines struct {
-	mu sync.Mutex // protects b
-	b  bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // tokenFor returns a token for user signed with nodetest.Secret, the secret

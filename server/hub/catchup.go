@@ -77,8 +77,9 @@ func (s *Session) holdBack(topic string) {
 // heldBack keeps ev (encoded as b) if s holds topic back, or drops it if it
 // is below topic's floor, and reports whether it did either. The hub's
 // fan-out calls it for each member while any member of the topic's group
-// catches up on it (see group.catching). The held events count against the
-// session's queue bounds: past them they are dropped and the session is
+// catches up on it (see group.catching). The held events alone are held
+// to the session's queue bounds (what is queued besides them is counted
+// when they are released): past them they are dropped and the session is
 // disconnected as slow, as a queue that overflows is.
 func (s *Session) heldBack(topic string, ev *Event, b []byte) bool {
 	if s.catch.n.Load() == 0 {

@@ -1,13 +1,13 @@
 package node_test
 
 import (
+	"github.com/tertulia/tertulia/server/logs/logstest"
+
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +15,6 @@ import (
 	"github.com/tertulia/tertulia/server/node"
 	"github.com/tertulia/tertulia/server/node/nodetest"
 )
-
-// syncBuffer is a log destination safe for the node's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // records parses JSON log lines.
 func records(t *testing.T, out string) []map[string]any {
@@ -50,7 +32,7 @@ func records(t *testing.T, out string) []map[string]any {
 }
 
 func TestLogsHoldNoTokenNorMessageBody(t *testing.T) {
-	var out syncBuffer
+	var out logstest.Buffer
 	log, err := logs.New(&out, "json", "info") // the default level
 	if err != nil {
 		t.Fatal(err)

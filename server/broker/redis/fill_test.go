@@ -1,7 +1,8 @@
 package redis
 
 import (
-	"bytes"
+	"github.com/tertulia/tertulia/server/logs/logstest"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -461,24 +462,6 @@ func TestHangingReadBackIsGivenUpAfterSyncTimeout(t *testing.T) {
 	r.expect("m5")
 }
 
-// logLines collects a broker's log lines.
-type logLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // A node's own append held behind a gap that Redis does not let it read,
 // in a room where nothing more comes, returns once the gap has been given
 // up, SyncTimeout after the append was held, and its message handed over:
@@ -486,7 +469,7 @@ func (l *logLines) String() string {
 // back. (The read is tried again 2 s after it failed: were the gap looked
 // at only then, the append's wait would run out first.)
 func TestOwnAppendBehindAGapIsGivenUpOnTimeInAQuietRoom(t *testing.T) {
-	var logs logLines
+	var logs logstest.Buffer
 	r := newCutRigWith(t, quiet, func(cfg *Config) {
 		cfg.SyncTimeout, cfg.ProbeInterval = 250*time.Millisecond, 2*time.Second
 		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))

@@ -166,20 +166,19 @@ func (b *Broker) noteFloor(ctx context.Context, topic string, st *topicState) {
 	pos, err := b.logPositions(ctx, []string{topic})
 	t := &st.gap
 	t.mu.Lock()
+	why := "" // what a failed read leaves, for its warning
 	switch {
 	case t.known: // an event was handed over meanwhile: it knows better
 	case err == nil:
 		t.gapMark = gapMark{last: pos[0], known: true, floor: true, noted: t.noted}
 	case t.preKnown:
 		t.gapMark = gapMark{last: t.pre, known: true, noted: t.noted}
+		why = "what is missed is read back from where it stood before subscribing"
+	default:
+		why = "what is missed before the first event is not read back"
 	}
-	known := t.known
 	t.mu.Unlock()
-	if err != nil {
-		why := "what is missed is read back from where it stood before subscribing"
-		if !known {
-			why = "what is missed before the first event is not read back"
-		}
+	if err != nil && why != "" {
 		b.log.Warn("where the log stands is unknown: "+why, "topic", topic, "err", err)
 	}
 	if b.metrics.Reconnects.Load() != returns {
